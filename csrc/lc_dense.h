@@ -1,0 +1,54 @@
+/* lc_dense.h: dense layers and whole-network forward, gradient and training epochs.
+ *
+ * Every function exists for float (_f32) and double (_f64); lc_dense_impl.h holds the one
+ * definition both are made from.  Shapes are row-major; B is the number of samples.
+ * No function here allocates unless its comment says so, and none touches Python. */
+#ifndef LC_DENSE_H
+#define LC_DENSE_H
+
+#include "lc_common.h"
+
+#define LC_DECLARE_DENSE(REAL, SFX)                                                              \
+    /* h := act(z), elementwise over n values. */                                                \
+    void lc_act_forward_##SFX(int32_t act, const REAL *z, REAL *h, int64_t n);                   \
+    /* z := x W + b;  h := act(z);  a := clip(h, -1, 1) if clip else h.                          \
+     * x (B, n_in), W (n_in, n_out), b (n_out) or NULL; z, h, a (B, n_out). */                   \
+    void lc_dense_forward_##SFX(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,           \
+                                const REAL *W, const REAL *b, int32_t act, int32_t clip,         \
+                                REAL *z, REAL *h, REAL *a);                                      \
+    /* Backward of lc_dense_forward for the upstream gradient da = dL/da (B, n_out):             \
+     * dz := da * [|h| <= 1 if clip] * act'(z);  gW := x^T dz;  gb := sum_rows dz (if gb);       \
+     * dx := dz W^T (if dx).  dz_work (B, n_out) is scratch; wt_work (n_out, n_in) is scratch,   \
+     * needed only when dx is wanted. */                                                         \
+    void lc_dense_backward_##SFX(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,          \
+                                 const REAL *W, const REAL *z, const REAL *h, const REAL *da,    \
+                                 int32_t act, int32_t clip, REAL *dz_work, REAL *wt_work,        \
+                                 REAL *gW, REAL *gb, REAL *dx);                                  \
+    /* Loss of predictions f against targets y (B, m), accumulated in double; when dloss is      \
+     * not NULL it receives dL/df (B, m). */                                                     \
+    double lc_loss_grad_##SFX(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,  \
+                              REAL *dloss);                                                      \
+    /* Y := net(X) for N samples; X (N, sizes[0]), Y (N, sizes[L]).  Allocates workspace. */     \
+    int lc_net_forward_##SFX(const lc_net *net, const REAL *theta, const REAL *X, int64_t N,     \
+                             REAL *Y);                                                           \
+    /* Loss of the whole set (one batch) at theta and its gradient in theta's layout (and        \
+     * dL/dX when dX is not NULL).  Allocates workspace. */                                      \
+    int lc_net_loss_grad_##SFX(const lc_net *net, const REAL *theta, const REAL *X,              \
+                               const REAL *Y, int64_t N, int32_t loss, REAL *grad, REAL *dX,     \
+                               double *loss_out);                                                \
+    /* One training epoch: mini-batches of batch_size samples taken from X, Y in the order of    \
+     * perm (N indices; NULL keeps the stored order), the last batch partial.  Per batch:        \
+     * forward, loss, backward, optimizer step (*step counts steps done, Keras "iterations"),    \
+     * then parameters clipped to [-1, 1] when clip_params.  *loss_sum receives the sum over     \
+     * completed batches of (batch loss * batch size) and *n_done their sample count.            \
+     * Stops at the first non-finite loss or parameter, leaving theta as before that batch.      \
+     * Allocates workspace. */                                                                   \
+    int lc_train_epoch_##SFX(const lc_net *net, REAL *theta, const REAL *X, const REAL *Y,       \
+                             int64_t N, const int64_t *perm, int64_t batch_size, int32_t loss,   \
+                             const lc_optim *opt, REAL *m, REAL *v, int64_t *step,               \
+                             int32_t clip_params, double *loss_sum, int64_t *n_done);
+
+LC_DECLARE_DENSE(float, f32)
+LC_DECLARE_DENSE(double, f64)
+
+#endif

@@ -1,0 +1,329 @@
+/* lc_dense_impl.h: the one definition of the dense kernels, included by lc_dense.c once per
+ * floating type with REAL (float or double), SFX (f32 or f64) and the math functions
+ * EXP, TANH, LOG1P, FABS, SQRT defined.  Not a public header. */
+
+#define LC_CAT_(a, b) a##_##b
+#define LC_CAT(a, b) LC_CAT_(a, b)
+#define FN(name) LC_CAT(name, SFX)
+
+static inline REAL FN(act_one)(int32_t act, REAL z)
+{
+    switch (act) {
+    case LC_ACT_RELU: return z > 0 ? z : (REAL)0;
+    case LC_ACT_TANH: return TANH(z);
+    case LC_ACT_SIGMOID: return (REAL)1 / ((REAL)1 + EXP(-z));
+    case LC_ACT_SOFTSIGN: return z / ((REAL)1 + FABS(z));
+    case LC_ACT_LEAKY_RELU: return z > 0 ? z : (REAL)LC_LEAKY_SLOPE * z;
+    case LC_ACT_SOFTPLUS: return LOG1P(EXP(-FABS(z))) + (z > 0 ? z : (REAL)0);
+    default: return z;
+    }
+}
+
+/* d act / d z, from the pre-activation z and the activation h = act(z). */
+static inline REAL FN(act_deriv)(int32_t act, REAL z, REAL h)
+{
+    switch (act) {
+    case LC_ACT_RELU: return z > 0 ? (REAL)1 : (REAL)0;
+    case LC_ACT_TANH: return (REAL)1 - h * h;
+    case LC_ACT_SIGMOID: return h * ((REAL)1 - h);
+    case LC_ACT_SOFTSIGN: { REAL d = (REAL)1 + FABS(z); return (REAL)1 / (d * d); }
+    case LC_ACT_LEAKY_RELU: return z > 0 ? (REAL)1 : (REAL)LC_LEAKY_SLOPE;
+    case LC_ACT_SOFTPLUS: return (REAL)1 / ((REAL)1 + EXP(-z));
+    default: return (REAL)1;
+    }
+}
+
+void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
+{
+    int64_t i;
+    switch (act) {
+    case LC_ACT_LINEAR:
+        for (i = 0; i < n; i++) h[i] = z[i];
+        break;
+    case LC_ACT_RELU:
+        for (i = 0; i < n; i++) h[i] = z[i] > 0 ? z[i] : (REAL)0;
+        break;
+    default:
+        for (i = 0; i < n; i++) h[i] = FN(act_one)(act, z[i]);
+    }
+}
+
+void FN(lc_dense_forward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,
+                          const REAL *W, const REAL *b, int32_t act, int32_t clip,
+                          REAL *z, REAL *h, REAL *a)
+{
+    for (int64_t i = 0; i < B; i++) {
+        REAL *restrict zi = z + i * n_out;
+        const REAL *xi = x + i * n_in;
+        for (int64_t j = 0; j < n_out; j++) zi[j] = 0;
+        for (int64_t k = 0; k < n_in; k++) {
+            const REAL xk = xi[k];
+            const REAL *restrict wk = W + k * n_out;
+            for (int64_t j = 0; j < n_out; j++) zi[j] += xk * wk[j];
+        }
+        if (b)
+            for (int64_t j = 0; j < n_out; j++) zi[j] += b[j];
+    }
+    FN(lc_act_forward)(act, z, h, B * n_out);
+    if (clip) {
+        for (int64_t i = 0; i < B * n_out; i++) {
+            REAL v = h[i];
+            a[i] = v < (REAL)-1 ? (REAL)-1 : (v > (REAL)1 ? (REAL)1 : v);
+        }
+    } else if (a != h) {
+        for (int64_t i = 0; i < B * n_out; i++) a[i] = h[i];
+    }
+}
+
+void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,
+                           const REAL *W, const REAL *z, const REAL *h, const REAL *da,
+                           int32_t act, int32_t clip, REAL *dz_work, REAL *wt_work,
+                           REAL *gW, REAL *gb, REAL *dx)
+{
+    REAL *restrict dz = dz_work;
+    const int64_t n = B * n_out;
+    /* dz := da * clip mask * act'(z) */
+    if (act == LC_ACT_LINEAR && !clip) {
+        for (int64_t i = 0; i < n; i++) dz[i] = da[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            REAL d = da[i] * FN(act_deriv)(act, z[i], h[i]);
+            if (clip && !(h[i] >= (REAL)-1 && h[i] <= (REAL)1)) d = 0;
+            dz[i] = d;
+        }
+    }
+    /* gW := x^T dz */
+    for (int64_t k = 0; k < n_in * n_out; k++) gW[k] = 0;
+    for (int64_t i = 0; i < B; i++) {
+        const REAL *xi = x + i * n_in;
+        const REAL *restrict dzi = dz + i * n_out;
+        for (int64_t k = 0; k < n_in; k++) {
+            const REAL xk = xi[k];
+            REAL *restrict gk = gW + k * n_out;
+            for (int64_t j = 0; j < n_out; j++) gk[j] += xk * dzi[j];
+        }
+    }
+    if (gb) {
+        for (int64_t j = 0; j < n_out; j++) gb[j] = 0;
+        for (int64_t i = 0; i < B; i++) {
+            const REAL *restrict dzi = dz + i * n_out;
+            for (int64_t j = 0; j < n_out; j++) gb[j] += dzi[j];
+        }
+    }
+    if (dx) {
+        /* dx := dz W^T, through a transposed copy so the inner loop runs over contiguous
+         * memory */
+        REAL *restrict wt = wt_work;
+        for (int64_t k = 0; k < n_in; k++)
+            for (int64_t j = 0; j < n_out; j++) wt[j * n_in + k] = W[k * n_out + j];
+        for (int64_t i = 0; i < B; i++) {
+            REAL *restrict dxi = dx + i * n_in;
+            const REAL *dzi = dz + i * n_out;
+            for (int64_t k = 0; k < n_in; k++) dxi[k] = 0;
+            for (int64_t j = 0; j < n_out; j++) {
+                const REAL d = dzi[j];
+                const REAL *restrict wj = wt + j * n_in;
+                for (int64_t k = 0; k < n_in; k++) dxi[k] += d * wj[k];
+            }
+        }
+    }
+}
+
+double FN(lc_loss_grad)(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,
+                        REAL *dloss)
+{
+    const int64_t n = B * m;
+    double total = 0.0;
+    if (loss == LC_LOSS_MAE) {
+        const REAL s = (REAL)(1.0 / (double)n);
+        for (int64_t i = 0; i < n; i++) {
+            const REAL r = f[i] - y[i];
+            total += (double)FABS(r);
+            if (dloss) dloss[i] = r > 0 ? s : (r < 0 ? -s : (r == 0 ? (REAL)0 : r));
+        }
+        return total / (double)n;
+    }
+    const double denom = loss == LC_LOSS_HALF_MSE ? 2.0 * (double)B : (double)n;
+    const REAL s = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)B) : (REAL)(2.0 / (double)n);
+    for (int64_t i = 0; i < n; i++) {
+        const REAL r = f[i] - y[i];
+        total += (double)r * (double)r;
+        if (dloss) dloss[i] = s * r;
+    }
+    return total / denom;
+}
+
+/* Workspace for a batch of up to B samples: per layer z, h, a (B, width), plus two gradient
+ * buffers, dz and a transposed kernel. */
+typedef struct {
+    REAL *block;
+    REAL **z, **h, **a;
+    REAL *da0, *da1, *dz, *wt;
+} FN(ws);
+
+static void FN(ws_free)(FN(ws) *w)
+{
+    free(w->block);
+    free(w->z);
+    w->block = NULL;
+    w->z = NULL;
+}
+
+static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, int64_t B)
+{
+    const int64_t L = net->n_layers, maxw = lc_net_max_width(net);
+    int64_t total = 0;
+    for (int64_t l = 0; l < L; l++) total += 3 * B * net->sizes[l + 1];
+    total += 3 * B * maxw + maxw * maxw;
+    w->block = (REAL *)malloc((size_t)(total > 0 ? total : 1) * sizeof(REAL));
+    w->z = (REAL **)malloc((size_t)(3 * L + 1) * sizeof(REAL *));
+    if (!w->block || !w->z) {
+        FN(ws_free)(w);
+        return LC_ERR_NOMEM;
+    }
+    w->h = w->z + L;
+    w->a = w->h + L;
+    REAL *p = w->block;
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t s = B * net->sizes[l + 1];
+        w->z[l] = p; p += s;
+        w->h[l] = p; p += s;
+        w->a[l] = p; p += s;
+    }
+    w->da0 = p; p += B * maxw;
+    w->da1 = p; p += B * maxw;
+    w->dz = p; p += B * maxw;
+    w->wt = p;
+    return LC_OK;
+}
+
+/* Forward of B samples through every layer, keeping z, h, a of each in the workspace. */
+static void FN(net_forward_ws)(const lc_net *net, const REAL *theta, const int64_t *w_off,
+                               const int64_t *b_off, const REAL *X, int64_t B, FN(ws) *w)
+{
+    const REAL *in = X;
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        const REAL *b = b_off[l] >= 0 ? theta + b_off[l] : NULL;
+        FN(lc_dense_forward)(in, B, net->sizes[l], net->sizes[l + 1], theta + w_off[l], b,
+                             net->acts[l], net->clip_out, w->z[l], w->h[l], w->a[l]);
+        in = w->a[l];
+    }
+}
+
+/* Loss and gradient of B samples; forward state already in w.  dX, when not NULL, receives
+ * dL/dX (B, sizes[0]). */
+static double FN(net_backward_ws)(const lc_net *net, const REAL *theta, const int64_t *w_off,
+                                  const int64_t *b_off, const REAL *X, const REAL *Y, int64_t B,
+                                  int32_t loss, FN(ws) *w, REAL *grad, REAL *dX)
+{
+    const int64_t L = net->n_layers;
+    double value = FN(lc_loss_grad)(loss, w->a[L - 1], Y, B, net->sizes[L], w->da0);
+    REAL *da = w->da0, *da_prev = w->da1;
+    for (int64_t l = L - 1; l >= 0; l--) {
+        const REAL *in = l > 0 ? w->a[l - 1] : X;
+        REAL *dx = l > 0 ? da_prev : dX;
+        FN(lc_dense_backward)(in, B, net->sizes[l], net->sizes[l + 1], theta + w_off[l],
+                              w->z[l], w->h[l], da, net->acts[l], net->clip_out, w->dz, w->wt,
+                              grad + w_off[l], b_off[l] >= 0 ? grad + b_off[l] : NULL, dx);
+        REAL *t = da; da = da_prev; da_prev = t;
+    }
+    return value;
+}
+
+int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *X, int64_t N, REAL *Y)
+{
+    const int64_t L = net->n_layers, chunk = N < 256 ? (N > 0 ? N : 1) : 256;
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
+    int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
+    FN(ws) w = {0};
+    if (!off || FN(ws_alloc)(&w, net, chunk) != LC_OK) {
+        free(off);
+        return LC_ERR_NOMEM;
+    }
+    lc_net_offsets(net, off, off + L);
+    for (int64_t s = 0; s < N; s += chunk) {
+        const int64_t B = N - s < chunk ? N - s : chunk;
+        FN(net_forward_ws)(net, theta, off, off + L, X + s * n_in, B, &w);
+        memcpy(Y + s * n_out, w.a[L - 1], (size_t)(B * n_out) * sizeof(REAL));
+    }
+    FN(ws_free)(&w);
+    free(off);
+    return LC_OK;
+}
+
+int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,
+                         int64_t N, int32_t loss, REAL *grad, REAL *dX, double *loss_out)
+{
+    const int64_t L = net->n_layers;
+    int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
+    FN(ws) w = {0};
+    if (!off || FN(ws_alloc)(&w, net, N) != LC_OK) {
+        free(off);
+        return LC_ERR_NOMEM;
+    }
+    lc_net_offsets(net, off, off + L);
+    FN(net_forward_ws)(net, theta, off, off + L, X, N, &w);
+    *loss_out = FN(net_backward_ws)(net, theta, off, off + L, X, Y, N, loss, &w, grad, dX);
+    FN(ws_free)(&w);
+    free(off);
+    return LC_OK;
+}
+
+int FN(lc_train_epoch)(const lc_net *net, REAL *theta, const REAL *X, const REAL *Y, int64_t N,
+                       const int64_t *perm, int64_t batch_size, int32_t loss,
+                       const lc_optim *opt, REAL *m, REAL *v, int64_t *step,
+                       int32_t clip_params, double *loss_sum, int64_t *n_done)
+{
+    const int64_t L = net->n_layers, P = lc_net_n_params(net);
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
+    const int64_t B_max = batch_size < N ? batch_size : N;
+    int status = LC_OK;
+    *loss_sum = 0.0;
+    *n_done = 0;
+    if (batch_size <= 0) return LC_ERR_ARGS;
+    if (N == 0) return LC_OK;
+    int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
+    REAL *buf = (REAL *)malloc((size_t)(2 * P + B_max * (n_in + n_out)) * sizeof(REAL));
+    FN(ws) w = {0};
+    if (!off || !buf || FN(ws_alloc)(&w, net, B_max) != LC_OK) {
+        free(off);
+        free(buf);
+        return LC_ERR_NOMEM;
+    }
+    lc_net_offsets(net, off, off + L);
+    REAL *grad = buf, *backup = buf + P, *Xb = buf + 2 * P, *Yb = Xb + B_max * n_in;
+    for (int64_t s = 0; s < N; s += batch_size) {
+        const int64_t B = N - s < batch_size ? N - s : batch_size;
+        for (int64_t i = 0; i < B; i++) {
+            const int64_t r = perm ? perm[s + i] : s + i;
+            memcpy(Xb + i * n_in, X + r * n_in, (size_t)n_in * sizeof(REAL));
+            memcpy(Yb + i * n_out, Y + r * n_out, (size_t)n_out * sizeof(REAL));
+        }
+        FN(net_forward_ws)(net, theta, off, off + L, Xb, B, &w);
+        const double value =
+            FN(net_backward_ws)(net, theta, off, off + L, Xb, Yb, B, loss, &w, grad, NULL);
+        if (!isfinite(value)) {
+            status = LC_ERR_NONFINITE_LOSS;
+            break;
+        }
+        memcpy(backup, theta, (size_t)P * sizeof(REAL));
+        FN(lc_optim_step)(opt, theta, grad, m, v, P, *step + 1);
+        if (clip_params) FN(lc_clip)(theta, P, (REAL)-1, (REAL)1);
+        if (!FN(lc_all_finite)(theta, P)) {
+            memcpy(theta, backup, (size_t)P * sizeof(REAL));
+            status = LC_ERR_NONFINITE_PARAMS;
+            break;
+        }
+        *step += 1;
+        *loss_sum += value * (double)B;
+        *n_done += B;
+    }
+    FN(ws_free)(&w);
+    free(buf);
+    free(off);
+    return status;
+}
+
+#undef FN
+#undef LC_CAT
+#undef LC_CAT_

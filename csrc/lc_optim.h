@@ -1,0 +1,22 @@
+/* lc_optim.h: optimizer updates over one flat parameter vector (Keras 3 rules), and clipping.
+ *
+ * Scalars are computed in the parameters' own precision, as Keras does for its variables. */
+#ifndef LC_OPTIM_H
+#define LC_OPTIM_H
+
+#include "lc_common.h"
+
+#define LC_DECLARE_OPTIM(REAL, SFX)                                                              \
+    /* One step t (counted from 1) of opt on theta (P) with gradient g; m and v are the          \
+     * optimizer state (Adam: first and second moments; SGD: m is the velocity, v unused). */    \
+    void lc_optim_step_##SFX(const lc_optim *opt, REAL *theta, const REAL *g, REAL *m, REAL *v,  \
+                             int64_t P, int64_t t);                                              \
+    /* theta := clip(theta, lo, hi); NaN stays NaN. */                                           \
+    void lc_clip_##SFX(REAL *theta, int64_t P, REAL lo, REAL hi);                                \
+    /* 1 when all P values are finite. */                                                        \
+    int lc_all_finite_##SFX(const REAL *x, int64_t P);
+
+LC_DECLARE_OPTIM(float, f32)
+LC_DECLARE_OPTIM(double, f64)
+
+#endif

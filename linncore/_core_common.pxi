@@ -1,0 +1,98 @@
+# Declarations shared by every kernel family, and the argument checks the wrappers use.
+
+cdef extern from "lc_common.h":
+    ctypedef struct lc_net:
+        int64_t n_layers
+        const int64_t *sizes
+        const int32_t *acts
+        const int32_t *has_bias
+        int32_t clip_out
+    ctypedef struct lc_optim:
+        int32_t kind
+        double lr
+        double beta_1
+        double beta_2
+        double epsilon
+        double momentum
+        int32_t nesterov
+    int64_t lc_net_n_params(const lc_net *net)
+    int LC_OK, LC_ERR_NOMEM, LC_ERR_ARGS
+    int LC_N_ACTIVATIONS
+
+ctypedef fused real:
+    float
+    double
+
+
+def constants():
+    """The enum values compiled into the core (checked against linncore._codes by the tests)."""
+    return {"LC_N_ACTIVATIONS": LC_N_ACTIVATIONS, "LC_OK": LC_OK}
+
+
+cdef object _arr(object a, object dtype, tuple shape, str name):
+    """Check that ``a`` is a C-contiguous ndarray of ``dtype`` and ``shape`` (-1: any)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    if a.ndim != len(shape):
+        raise ValueError(f"{name}: expected {len(shape)} dimensions, got shape {a.shape}")
+    for got, want in zip(a.shape, shape):
+        if want >= 0 and got != want:
+            raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+    return a
+
+
+cdef object _float_dtype(object a, str name):
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected a float32 or float64 numpy.ndarray")
+    return a.dtype
+
+
+cdef class _Net:
+    """An lc_net view of a NetSpec; keeps the index arrays alive while C reads them."""
+    cdef lc_net net
+    cdef object sizes, acts, has_bias
+    cdef public int64_t n_params
+
+    def __cinit__(self, spec):
+        self.sizes = np.ascontiguousarray(spec.sizes, dtype=np.int64)
+        self.acts = np.ascontiguousarray(spec.acts, dtype=np.int32)
+        self.has_bias = np.ascontiguousarray(spec.has_bias, dtype=np.int32)
+        if self.sizes.ndim != 1 or self.sizes.shape[0] < 2:
+            raise ValueError("spec.sizes: expected at least two widths")
+        if self.acts.shape[0] != self.sizes.shape[0] - 1 or self.has_bias.shape[0] != self.acts.shape[0]:
+            raise ValueError("spec: acts and has_bias need one entry per layer")
+        if np.any(self.acts < 0) or np.any(self.acts >= LC_N_ACTIVATIONS):
+            raise ValueError(f"spec.acts: codes must lie in [0, {LC_N_ACTIVATIONS})")
+        cdef const int64_t[::1] s = self.sizes
+        cdef const int32_t[::1] a = self.acts
+        cdef const int32_t[::1] h = self.has_bias
+        self.net.n_layers = self.acts.shape[0]
+        self.net.sizes = &s[0]
+        self.net.acts = &a[0]
+        self.net.has_bias = &h[0]
+        self.net.clip_out = 1 if spec.clip_out else 0
+        self.n_params = lc_net_n_params(&self.net)
+
+
+cdef lc_optim _optim(tuple cfg):
+    """An lc_optim from (kind, lr, beta_1, beta_2, epsilon, momentum, nesterov)."""
+    cdef lc_optim o
+    o.kind = cfg[0]
+    o.lr = cfg[1]
+    o.beta_1 = cfg[2]
+    o.beta_2 = cfg[3]
+    o.epsilon = cfg[4]
+    o.momentum = cfg[5]
+    o.nesterov = 1 if cfg[6] else 0
+    return o
+
+
+cdef _raise_status(int status, str where):
+    if status == LC_ERR_NOMEM:
+        raise MemoryError(f"{where}: the kernel could not allocate its workspace")
+    if status == LC_ERR_ARGS:
+        raise ValueError(f"{where}: inconsistent arguments")
