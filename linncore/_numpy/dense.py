@@ -1,0 +1,214 @@
+"""NumPy twins of csrc/lc_dense.c and csrc/lc_optim.c.
+
+Written for clarity: each function states the mathematics its C twin implements, works in
+the dtype of its inputs and returns what the compiled wrapper returns.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._codes import LEAKY_SLOPE, LOSSES, OPT_ADAM, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+
+__all__ = [
+    "constants",
+    "act_forward",
+    "act_deriv",
+    "dense_forward",
+    "dense_backward",
+    "loss_grad",
+    "net_forward",
+    "net_loss_grad",
+    "optim_step",
+    "train_epoch",
+]
+
+_N_ACTIVATIONS = 7
+
+
+def constants() -> dict[str, int]:
+    """The enum values this engine implements."""
+    return {"LC_N_ACTIVATIONS": _N_ACTIVATIONS, "LC_OK": 0}
+
+
+def act_forward(act: int, z: np.ndarray) -> np.ndarray:
+    """h = act(z) elementwise."""
+    one = z.dtype.type(1)
+    if act == 0:
+        return z.copy()
+    if act == 1:
+        return np.where(z > 0, z, z.dtype.type(0))
+    if act == 2:
+        return np.tanh(z)
+    if act == 3:
+        with np.errstate(over="ignore"):
+            return one / (one + np.exp(-z))
+    if act == 4:
+        return z / (one + np.abs(z))
+    if act == 5:
+        return np.where(z > 0, z, z.dtype.type(LEAKY_SLOPE) * z)
+    if act == 6:
+        return np.log1p(np.exp(-np.abs(z))) + np.where(z > 0, z, z.dtype.type(0))
+    raise ValueError(f"act: expected a code in [0, {_N_ACTIVATIONS}), got {act}")
+
+
+def act_deriv(act: int, z: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """d act / d z from the pre-activation z and h = act(z)."""
+    one = z.dtype.type(1)
+    if act == 0:
+        return np.ones_like(z)
+    if act == 1:
+        return np.where(z > 0, one, z.dtype.type(0))
+    if act == 2:
+        return one - h * h
+    if act == 3:
+        return h * (one - h)
+    if act == 4:
+        d = one + np.abs(z)
+        return one / (d * d)
+    if act == 5:
+        return np.where(z > 0, one, z.dtype.type(LEAKY_SLOPE))
+    if act == 6:
+        with np.errstate(over="ignore"):
+            return one / (one + np.exp(-z))
+    raise ValueError(f"act: expected a code in [0, {_N_ACTIVATIONS}), got {act}")
+
+
+def dense_forward(x, W, b, act: int, clip: bool):
+    """(z, h, a): z = x W + b, h = act(z), a = clip(h, -1, 1) if clip else h."""
+    z = x @ W
+    if b is not None:
+        z = z + b
+    h = act_forward(act, z)
+    a = np.clip(h, -1, 1) if clip else h.copy()
+    return z, h, a
+
+
+def dense_backward(x, W, z, h, da, act: int, clip: bool, need_bias: bool = True,
+                   need_dx: bool = True):
+    """(gW, gb, dx) for upstream da: dz = da * [|h| <= 1] * act'(z), gW = x^T dz,
+    gb = sum of dz over samples, dx = dz W^T (None where not asked)."""
+    dz = da * act_deriv(act, z, h)
+    if clip:
+        dz = np.where((h >= -1) & (h <= 1), dz, dz.dtype.type(0))
+    gW = x.T @ dz
+    gb = dz.sum(axis=0) if need_bias else None
+    dx = dz @ W.T if need_dx else None
+    return gW, gb, dx
+
+
+def loss_grad(loss: int, f, y):
+    """(value, dL/df) of a loss over predictions f and targets y, both (B, m).
+
+    mse: sum r^2 / (B m); half_mse: sum r^2 / (2 B); mae: sum |r| / (B m), r = f - y.
+    The value is accumulated in float64."""
+    B, m = f.shape
+    r = f - y
+    r64 = r.astype(np.float64)
+    dt = f.dtype.type
+    if loss == LOSSES["mae"]:
+        return float(np.abs(r64).sum() / (B * m)), dt(1.0 / (B * m)) * np.sign(r)
+    if loss == LOSSES["half_mse"]:
+        return float((r64 * r64).sum() / (2.0 * B)), dt(1.0 / B) * r
+    if loss == LOSSES["mse"]:
+        return float((r64 * r64).sum() / (B * m)), dt(2.0 / (B * m)) * r
+    raise ValueError(f"loss: unknown loss code {loss}")
+
+
+def _layers(spec, theta):
+    """(W, b) views of every layer in theta's layout."""
+    out, p = [], 0
+    for l in range(len(spec.acts)):
+        n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
+        W = theta[p:p + n_in * n_out].reshape(n_in, n_out)
+        p += n_in * n_out
+        b = None
+        if spec.has_bias[l]:
+            b = theta[p:p + n_out]
+            p += n_out
+        out.append((W, b))
+    return out
+
+
+def _forward_all(spec, theta, X):
+    states, a = [], X
+    for l, (W, b) in enumerate(_layers(spec, theta)):
+        z, h, a_next = dense_forward(a, W, b, int(spec.acts[l]), bool(spec.clip_out))
+        states.append((a, z, h))
+        a = a_next
+    return states, a
+
+
+def net_forward(spec, theta, X):
+    """Y = net(X)."""
+    return _forward_all(spec, theta, X)[1]
+
+
+def net_loss_grad(spec, theta, X, Y, loss: int, need_dx: bool = False):
+    """(loss, grad in theta's layout, dL/dX or None) over the whole set as one batch."""
+    states, out = _forward_all(spec, theta, X)
+    value, da = loss_grad(loss, out, Y)
+    grad = np.empty_like(theta)
+    layers = _layers(spec, theta)
+    gl = _layers(spec, grad)
+    dx = None
+    for l in range(len(layers) - 1, -1, -1):
+        W, b = layers[l]
+        a_in, z, h = states[l]
+        gW, gb, dx = dense_backward(a_in, W, z, h, da, int(spec.acts[l]), bool(spec.clip_out),
+                                    b is not None, l > 0 or need_dx)
+        gl[l][0][...] = gW
+        if b is not None:
+            gl[l][1][...] = gb
+        da = dx
+    return value, grad, (dx if need_dx else None)
+
+
+def optim_step(opt: tuple, theta, g, m, v, t: int) -> None:
+    """One step t (from 1) in place.  opt = (kind, lr, beta_1, beta_2, epsilon, momentum,
+    nesterov).  Adam (Keras 3): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+    alpha = lr sqrt(1 - b2^t) / (1 - b1^t); theta -= m alpha / (sqrt(v) + eps).
+    SGD: theta -= lr g; with momentum mu: m = mu m - lr g, theta += m (Nesterov:
+    theta += mu m - lr g)."""
+    kind, lr, b1, b2, eps, mu, nesterov = opt
+    T = theta.dtype.type
+    lr = T(lr)
+    if kind == OPT_ADAM:
+        b1, b2, eps, tt = T(b1), T(b2), T(eps), T(t)
+        alpha = lr * np.sqrt(T(1) - b2 ** tt) / (T(1) - b1 ** tt)
+        m += (g - m) * (T(1) - b1)
+        v += (g * g - v) * (T(1) - b2)
+        theta -= (m * alpha) / (np.sqrt(v) + eps)
+    elif mu == 0.0:
+        theta -= g * lr
+    else:
+        m[...] = -g * lr + m * T(mu)
+        if nesterov:
+            theta += -g * lr + m * T(mu)
+        else:
+            theta += m
+
+
+def train_epoch(spec, theta, X, Y, perm, batch_size: int, loss: int, opt: tuple, m, v,
+                step: int, clip_params: bool):
+    """One training epoch in place; returns (status, loss_sum, n_done, step) as the C kernel."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    N = X.shape[0]
+    order = np.arange(N) if perm is None else perm
+    loss_sum, n_done = 0.0, 0
+    for s in range(0, N, batch_size):
+        idx = order[s:s + batch_size]
+        value, grad, _ = net_loss_grad(spec, theta, X[idx], Y[idx], loss)
+        if not np.isfinite(value):
+            return STATUS_NONFINITE_LOSS, loss_sum, n_done, step
+        backup = theta.copy()
+        optim_step(opt, theta, grad, m, v, step + 1)
+        if clip_params:
+            np.clip(theta, -1, 1, out=theta)
+        if not np.all(np.isfinite(theta)):
+            theta[...] = backup
+            return STATUS_NONFINITE_PARAMS, loss_sum, n_done, step
+        step += 1
+        loss_sum += value * len(idx)
+        n_done += len(idx)
+    return 0, loss_sum, n_done, step

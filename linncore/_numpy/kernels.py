@@ -1,0 +1,2 @@
+"""Every NumPy kernel under the name its compiled twin has in ``linncore._core``."""
+from .dense import *  # noqa: F401,F403
