@@ -1,0 +1,27 @@
+"""linncore: a dependency-light engine for small dense neural networks.
+
+Keras-compatible training on a compiled core, fixed-point arithmetic, exact Hessians and
+``.linn`` export for the Moku Neural Network instrument.
+"""
+from ._backend import backend
+from .callbacks import Callback, EarlyStopping, History, LambdaCallback
+from .layers import Dense, list_activations
+from .network import Network, TrainingDivergedWarning
+from .optimizers import SGD, Adam
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "backend",
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LambdaCallback",
+    "Dense",
+    "list_activations",
+    "Network",
+    "TrainingDivergedWarning",
+    "SGD",
+    "Adam",
+    "__version__",
+]
