@@ -198,7 +198,8 @@ def train_epoch(spec, theta, X, Y, perm, batch_size: int, loss: int, opt: tuple,
     loss_sum, n_done = 0.0, 0
     for s in range(0, N, batch_size):
         idx = order[s:s + batch_size]
-        value, grad, _ = net_loss_grad(spec, theta, X[idx], Y[idx], loss)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
+            value, grad, _ = net_loss_grad(spec, theta, X[idx], Y[idx], loss)
         if not np.isfinite(value):
             return STATUS_NONFINITE_LOSS, loss_sum, n_done, step
         backup = theta.copy()
