@@ -7,6 +7,15 @@
 
 #include <stdint.h>
 
+/* LC_HOT marks the few loops worth compiling twice on x86-64 Linux with GCC: for the baseline
+ * instruction set and for AVX2, picked at load time.  No FMA contraction either way (the build
+ * passes -ffp-contract=off), so both versions give the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LC_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define LC_HOT
+#endif
+
 /* Activations: y := act(z). */
 typedef enum {
     LC_ACT_LINEAR = 0,      /* z */

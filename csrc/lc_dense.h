@@ -8,6 +8,9 @@
 
 #include "lc_common.h"
 
+/* Scratch values lc_dense_backward needs for B samples of a layer (n_in, n_out). */
+#define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * ((B) + (n_out)))
+
 #define LC_DECLARE_DENSE(REAL, SFX)                                                              \
     /* h := act(z), elementwise over n values. */                                                \
     void lc_act_forward_##SFX(int32_t act, const REAL *z, REAL *h, int64_t n);                   \
@@ -18,12 +21,11 @@
                                 REAL *z, REAL *h, REAL *a);                                      \
     /* Backward of lc_dense_forward for the upstream gradient da = dL/da (B, n_out):             \
      * dz := da * [|h| <= 1 if clip] * act'(z);  gW := x^T dz;  gb := sum_rows dz (if gb);       \
-     * dx := dz W^T (if dx).  dz_work (B, n_out) is scratch; wt_work (n_out, n_in) is scratch,   \
-     * needed only when dx is wanted. */                                                         \
+     * dx := dz W^T (if dx).  work is scratch of LC_BACKWARD_WORK(B, n_in, n_out) values. */    \
     void lc_dense_backward_##SFX(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,          \
                                  const REAL *W, const REAL *z, const REAL *h, const REAL *da,    \
-                                 int32_t act, int32_t clip, REAL *dz_work, REAL *wt_work,        \
-                                 REAL *gW, REAL *gb, REAL *dx);                                  \
+                                 int32_t act, int32_t clip, REAL *work, REAL *gW, REAL *gb,      \
+                                 REAL *dx);                                                      \
     /* Loss of predictions f against targets y (B, m), accumulated in double; when dloss is      \
      * not NULL it receives dL/df (B, m). */                                                     \
     double lc_loss_grad_##SFX(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,  \

@@ -11,12 +11,10 @@ cdef extern from "lc_dense.h" nogil:
                               double *z, double *h, double *a)
     void lc_dense_backward_f32(const float *x, int64_t B, int64_t n_in, int64_t n_out,
                                const float *W, const float *z, const float *h, const float *da,
-                               int32_t act, int32_t clip, float *dz_work, float *wt_work,
-                               float *gW, float *gb, float *dx)
+                               int32_t act, int32_t clip, float *work, float *gW, float *gb, float *dx)
     void lc_dense_backward_f64(const double *x, int64_t B, int64_t n_in, int64_t n_out,
                                const double *W, const double *z, const double *h, const double *da,
-                               int32_t act, int32_t clip, double *dz_work, double *wt_work,
-                               double *gW, double *gb, double *dx)
+                               int32_t act, int32_t clip, double *work, double *gW, double *gb, double *dx)
     double lc_loss_grad_f32(int32_t loss, const float *f, const float *y, int64_t B, int64_t m,
                             float *dloss)
     double lc_loss_grad_f64(int32_t loss, const double *f, const double *y, int64_t B, int64_t m,
@@ -110,8 +108,7 @@ def dense_backward(x, W, z, h, da, int act, bint clip, bint need_bias=True, bint
     gW = np.empty((n_in, n_out), dtype=dt)
     gb = np.empty(n_out, dtype=dt) if need_bias else None
     dx = np.empty((B, n_in), dtype=dt) if need_dx else None
-    dz = np.empty((B, n_out), dtype=dt)
-    wt = np.empty((n_out, n_in), dtype=dt)
+    work = np.empty(B * n_out + n_in * (B + n_out), dtype=dt)
     cdef void *xc = _ptr(x)
     cdef void *Wc = _ptr(W)
     cdef void *zc = _ptr(z)
@@ -120,19 +117,18 @@ def dense_backward(x, W, z, h, da, int act, bint clip, bint need_bias=True, bint
     cdef void *gWc = _ptr(gW)
     cdef void *gbc = _ptr(gb)
     cdef void *dxc = _ptr(dx)
-    cdef void *dzc = _ptr(dz)
-    cdef void *wtc = _ptr(wt)
+    cdef void *wkc = _ptr(work)
     cdef bint f32 = dt == np.float32
     with nogil:
         if f32:
             lc_dense_backward_f32(<float*>xc, B, n_in, n_out, <float*>Wc,
                                   <float*>zc, <float*>hc, <float*>dac, act, clip,
-                                  <float*>dzc, <float*>wtc, <float*>gWc,
+                                  <float*>wkc, <float*>gWc,
                                   <float*>gbc, <float*>dxc)
         else:
             lc_dense_backward_f64(<double*>xc, B, n_in, n_out, <double*>Wc,
                                   <double*>zc, <double*>hc, <double*>dac, act, clip,
-                                  <double*>dzc, <double*>wtc, <double*>gWc,
+                                  <double*>wkc, <double*>gWc,
                                   <double*>gbc, <double*>dxc)
     return gW, gb, dx
 

@@ -228,3 +228,12 @@ def test_dense_initialisers_are_reproducible_and_bounded():
 
 def test_backend_reports_its_engine():
     assert linncore.backend() in ("native", "numpy")
+
+
+def test_compiled_core_is_in_use_when_required():
+    """CI sets LINNCORE_REQUIRE_NATIVE=1: an install that silently lost the core fails here."""
+    import os
+
+    if os.environ.get("LINNCORE_REQUIRE_NATIVE") != "1":
+        pytest.skip("LINNCORE_REQUIRE_NATIVE is not set")
+    assert linncore.backend() == "native"
