@@ -9,7 +9,7 @@
 #include "lc_common.h"
 
 /* Scratch values lc_dense_backward needs for B samples of a layer (n_in, n_out). */
-#define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * ((B) + (n_out)))
+#define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * (n_out))
 
 #define LC_DECLARE_DENSE(REAL, SFX)                                                              \
     /* h := act(z), elementwise over n values. */                                                \

@@ -33,7 +33,7 @@ static inline REAL FN(act_deriv)(int32_t act, REAL z, REAL h)
     }
 }
 
-void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
+LC_HOT void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
 {
     int64_t i;
     switch (act) {
@@ -48,7 +48,8 @@ void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
     }
 }
 
-/* C := A M for A (rows, K) and M (K, N), all row-major.  Every C[i][j] is the sum over k in
+/* C := A M for A (rows, K) read with strides (A[i][k] = A[i * ars + k * acs], so A may be
+ * the transpose of a row-major array) and M (K, N), C (rows, N) row-major.  Every C[i][j] is the sum over k in
  * increasing order of A[i][k] M[k][j], starting from zero, whichever path computes it: so the
  * result is the same bit for bit for any vector width.  Register blocking: 4 rows by 32 bytes
  * of columns of C stay in registers across the whole k loop (GCC/Clang vector extensions; a
@@ -57,24 +58,25 @@ void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
 typedef REAL FN(lc_vec) __attribute__((vector_size(32)));
 #endif
 
-LC_HOT static void FN(matmul)(const REAL *restrict A, const REAL *restrict M, REAL *restrict C,
-                             int64_t rows, int64_t K, int64_t N)
+LC_HOT static void FN(matmul_s)(const REAL *restrict A, int64_t ars, int64_t acs,
+                               const REAL *restrict M, REAL *restrict C, int64_t rows, int64_t K,
+                               int64_t N)
 {
     int64_t i = 0;
 #if defined(__GNUC__)
     typedef FN(lc_vec) vec;
     enum { JB = (int)(sizeof(vec) / sizeof(REAL)) };
     for (; i + 4 <= rows; i += 4) {
-        const REAL *a = A + i * K;
+        const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
         int64_t j = 0;
         for (; j + JB <= N; j += JB) {
             vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
             for (int64_t k = 0; k < K; k++) {
                 memcpy(&m, M + k * N + j, sizeof m);
-                c0 += a[k] * m;
-                c1 += a[K + k] * m;
-                c2 += a[2 * K + k] * m;
-                c3 += a[3 * K + k] * m;
+                c0 += a0[k * acs] * m;
+                c1 += a1[k * acs] * m;
+                c2 += a2[k * acs] * m;
+                c3 += a3[k * acs] * m;
             }
             memcpy(C + i * N + j, &c0, sizeof m);
             memcpy(C + (i + 1) * N + j, &c1, sizeof m);
@@ -85,10 +87,10 @@ LC_HOT static void FN(matmul)(const REAL *restrict A, const REAL *restrict M, RE
             REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             for (int64_t k = 0; k < K; k++) {
                 const REAL mk = M[k * N + j];
-                s0 += a[k] * mk;
-                s1 += a[K + k] * mk;
-                s2 += a[2 * K + k] * mk;
-                s3 += a[3 * K + k] * mk;
+                s0 += a0[k * acs] * mk;
+                s1 += a1[k * acs] * mk;
+                s2 += a2[k * acs] * mk;
+                s3 += a3[k * acs] * mk;
             }
             C[i * N + j] = s0;
             C[(i + 1) * N + j] = s1;
@@ -101,15 +103,22 @@ LC_HOT static void FN(matmul)(const REAL *restrict A, const REAL *restrict M, RE
         REAL *restrict c = C + i * N;
         for (int64_t j = 0; j < N; j++) c[j] = 0;
         for (int64_t k = 0; k < K; k++) {
-            const REAL a = A[i * K + k];
+            const REAL a = A[i * ars + k * acs];
             const REAL *restrict m = M + k * N;
             for (int64_t j = 0; j < N; j++) c[j] += a * m[j];
         }
     }
 }
 
+/* C := A M for row-major A (rows, K), M (K, N). */
+static inline void FN(matmul)(const REAL *A, const REAL *M, REAL *C, int64_t rows, int64_t K,
+                              int64_t N)
+{
+    FN(matmul_s)(A, K, 1, M, C, rows, K, N);
+}
+
 /* out (cols, rows) := in (rows, cols) transposed. */
-static void FN(transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
+LC_HOT static void FN(transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) out[c * rows + r] = in[r * cols + c];
@@ -166,11 +175,10 @@ void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out
                            const REAL *W, const REAL *z, const REAL *h, const REAL *da,
                            int32_t act, int32_t clip, REAL *work, REAL *gW, REAL *gb, REAL *dx)
 {
-    REAL *dz = work, *xt = work + B * n_out, *wt = xt + n_in * B;
+    REAL *dz = work, *wt = work + B * n_out;
     FN(act_backward)(act, clip, z, h, da, dz, B * n_out);
-    /* gW := x^T dz (summing over samples in order) */
-    FN(transpose)(x, xt, B, n_in);
-    FN(matmul)(xt, dz, gW, n_in, B, n_out);
+    /* gW := x^T dz (summing over samples in order), reading x transposed in place */
+    FN(matmul_s)(x, 1, n_in, dz, gW, n_in, B, n_out);
     if (gb) {
         for (int64_t j = 0; j < n_out; j++) gb[j] = 0;
         for (int64_t i = 0; i < B; i++) {

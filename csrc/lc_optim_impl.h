@@ -5,7 +5,7 @@
 #define LC_CAT(a, b) LC_CAT_(a, b)
 #define FN(name) LC_CAT(name, SFX)
 
-void FN(lc_optim_step)(const lc_optim *opt, REAL *restrict theta, const REAL *restrict g,
+LC_HOT void FN(lc_optim_step)(const lc_optim *opt, REAL *restrict theta, const REAL *restrict g,
                        REAL *restrict m, REAL *restrict v, int64_t P, int64_t t)
 {
     const REAL lr = (REAL)opt->lr;
@@ -41,7 +41,7 @@ void FN(lc_optim_step)(const lc_optim *opt, REAL *restrict theta, const REAL *re
     }
 }
 
-void FN(lc_clip)(REAL *theta, int64_t P, REAL lo, REAL hi)
+LC_HOT void FN(lc_clip)(REAL *theta, int64_t P, REAL lo, REAL hi)
 {
     for (int64_t i = 0; i < P; i++) {
         const REAL x = theta[i];

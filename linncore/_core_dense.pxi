@@ -108,7 +108,7 @@ def dense_backward(x, W, z, h, da, int act, bint clip, bint need_bias=True, bint
     gW = np.empty((n_in, n_out), dtype=dt)
     gb = np.empty(n_out, dtype=dt) if need_bias else None
     dx = np.empty((B, n_in), dtype=dt) if need_dx else None
-    work = np.empty(B * n_out + n_in * (B + n_out), dtype=dt)
+    work = np.empty(B * n_out + n_in * n_out, dtype=dt)
     cdef void *xc = _ptr(x)
     cdef void *Wc = _ptr(W)
     cdef void *zc = _ptr(z)
