@@ -8,6 +8,11 @@ from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .layers import Dense, list_activations
 from .network import Network, TrainingDivergedWarning
 from .optimizers import SGD, Adam
+from .datasets import BaseDataset, LinearTeacherDataset
+from .history import FitHistory
+from .ablation import train_instrumented
+from .models import LinearBlockModel
+from .sweep import sweep, SweepResult
 
 __version__ = "0.1.0"
 
@@ -23,5 +28,12 @@ __all__ = [
     "TrainingDivergedWarning",
     "SGD",
     "Adam",
+    "BaseDataset",
+    "LinearTeacherDataset",
+    "FitHistory",
+    "train_instrumented",
+    "LinearBlockModel",
+    "sweep",
+    "SweepResult",
     "__version__",
 ]

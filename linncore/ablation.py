@@ -1,0 +1,416 @@
+"""Instrumented training for ablation studies: plain SGD with a curvature-driven learning-rate
+controller, logging every metric of ``ablation-metrics.md`` at every step.
+
+The loop trains a :class:`~linncore.Network` from its current weights.  Each step, on the
+step's mini-batch at the parameters ``theta_t`` before the update:
+
+- loss (``half_mse`` or ``keras_mse``), ``rmse`` and the gradient ``g_t`` (through the
+  quantizers of a precision config with the straight-through estimator, and quantized with
+  the ``gradient`` formats when given);
+- the controller: ``C_t = ||g_t - g_{t-1}|| / (||theta_t - theta_{t-1}|| + eps)`` (0 at the
+  first step), ``E_t = (1 - rho) E_{t-1} + rho C_t`` (``E_0 = C_0``),
+  ``alpha_would = min(1, chi / (eta (max(C_t, E_t) + eps)))`` (1 when the control is 0),
+  ``alpha = alpha_would`` with the controller on, else 1, ``eta_eff = alpha eta``;
+- the update ``u_t = -eta_eff g_t``, applied through the ``update`` formats, clipped to
+  ``[-1, 1]`` when the network clips, and stored through the ``weight``/``bias`` formats; the
+  actual update ``a_t = theta_{t+1} - theta_t`` and its geometry against ``u_t``;
+- the Hessian quantities every ``hessian_every`` steps (NaN between): the closed form for one
+  dense layer with a linear activation whose output clip is inactive on the batch, exact
+  Hessian-vector products and Lanczos otherwise;
+- after the update: ``theta_norm``, ``forward_gain_spectral``, ``weight_error_fro``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _backend
+from ._codes import ACTIVATIONS, LOSSES
+from ._validate import as_samples, finite_float, non_negative_int, positive_int
+from .history import FitHistory
+from .network import Network
+
+__all__ = ["train_instrumented", "METRICS", "RAIL_METRICS"]
+
+METRICS = (
+    "loss", "rmse", "theta_norm", "grad_norm", "raw_update_norm", "actual_update_norm",
+    "update_cosine", "update_angle_rad", "update_radius_ratio", "curvature_proxy", "curvature_ema",
+    "alpha", "alpha_would", "eta_eff", "forward_gain_spectral", "hessian_lambda_max",
+    "hessian_lambda_min", "stability_margin_lambda_raw", "stability_margin_lambda_ctrl",
+    "spectral_radius_raw", "spectral_radius_ctrl", "weight_error_fro", "finite", "diverged",
+)
+RAIL_METRICS = (
+    "weight_saturation_fraction_max", "weight_near_rail_fraction_max",
+    "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
+    "update_saturation_fraction_max", "update_underflow_fraction_max",
+)
+_LOSS_MODES = {"half_mse": "half_mse", "keras_mse": "mse", "mse": "mse"}
+
+
+def _norm(v: np.ndarray) -> float:
+    return float(np.sqrt(np.dot(v, v)))
+
+
+def _layer_slices(net: Network) -> list[tuple[str, str, slice, tuple[int, ...]]]:
+    """(layer name, field, slice of theta, shape) of every parameter array, in theta's order."""
+    out, p = [], 0
+    for layer in net.layers:
+        n = layer.weight.size
+        out.append((layer.name, "weight", slice(p, p + n), layer.weight.shape))
+        p += n
+        if layer.has_bias:
+            out.append((layer.name, "bias", slice(p, p + layer.size_out), (layer.size_out,)))
+            p += layer.size_out
+    return out
+
+
+def forward_gain_spectral(net: Network) -> float:
+    """Product over layers of the largest singular value of each kernel."""
+    gain = 1.0
+    for layer in net.layers:
+        gain *= float(np.linalg.norm(layer.weight.astype(np.float64), 2))
+    return gain
+
+
+def _end_to_end_kernel(net: Network) -> np.ndarray:
+    W = net.layers[0].weight.astype(np.float64)
+    for layer in net.layers[1:]:
+        W = W @ layer.weight
+    return W
+
+
+class _Quantizer:
+    """The precision config of one run, resolved per variable and role."""
+
+    def __init__(self, precision: Any, net: Network, seed: int, near_rail: float) -> None:
+        from .precision import ensure_precision_dict
+
+        self.pd = ensure_precision_dict(precision)
+        self.pd.validate([layer.name for layer in net.layers])
+        self.seed = seed
+        self.near_rail = near_rail
+        self.counter = 0
+
+    def fmt(self, layer: str, field: str):
+        return self.pd.dtype(layer, field)
+
+    def __call__(self, x: np.ndarray, fmt, stats: bool = False):
+        """(quantized x in x's dtype, STE mask, rail stats or None); identity when fmt is None."""
+        from .fixed import quantize
+
+        if fmt is None:
+            return x, None, None
+        self.counter += 1
+        q = quantize(x, fmt, seed=(self.seed * 1_000_003 + self.counter) & 0xFFFFFFFF,
+                     return_stats=stats, near_rail=self.near_rail)
+        q, st = q if stats else (q, None)
+        mask = (x >= fmt.lo) & (x <= fmt.hi)
+        return np.asarray(q, dtype=x.dtype), mask, st
+
+
+def _act(code: int, z: np.ndarray):
+    k = _backend.kernels()
+    h = k.act_forward(code, np.ascontiguousarray(z))
+    return h
+
+
+def _quantized_loss_grad(net: Network, q: _Quantizer, xb, yb, loss: str):
+    """Loss and gradient through the quantized forward path (straight-through estimator)."""
+    from ._numpy.dense import act_deriv, loss_grad
+
+    caches, a = [], xb
+    for i, layer in enumerate(net.layers):
+        a, m_in, _ = q(a, q.fmt(layer.name, "input"))
+        Wq, m_w, _ = q(layer.weight, q.fmt(layer.name, "weight"))
+        acc, m_acc, _ = q(a @ Wq, q.fmt(layer.name, "accumulator"))
+        if layer.has_bias:
+            bq, m_b, _ = q(layer.bias, q.fmt(layer.name, "bias"))
+            z = acc + bq
+        else:
+            m_b, z = None, acc
+        code = ACTIVATIONS[layer.activation]
+        h = _act(code, z)
+        c = np.clip(h, -1, 1) if net.clip else h
+        out, m_act, _ = q(c, q.fmt(layer.name, "activation"))
+        caches.append((a, m_in, Wq, m_w, m_acc, m_b, z, h, m_act, code))
+        a = out
+    value, d = loss_grad(LOSSES[loss], a, yb)
+    grads = []
+    for i in range(len(net.layers) - 1, -1, -1):
+        a_in, m_in, Wq, m_w, m_acc, m_b, z, h, m_act, code = caches[i]
+        if m_act is not None:
+            d = d * m_act
+        if net.clip:
+            d = np.where((h >= -1) & (h <= 1), d, 0)
+        dz = d * act_deriv(code, z, h)
+        gb = dz.sum(axis=0)
+        if m_b is not None:
+            gb = gb * m_b
+        dacc = dz * m_acc if m_acc is not None else dz
+        gW = a_in.T @ dacc
+        if m_w is not None:
+            gW = gW * m_w
+        layer = net.layers[i]
+        grads.append((gW, gb if layer.has_bias else None))
+        d = dacc @ Wq.T
+        if m_in is not None:
+            d = d * m_in
+    flat = []
+    for gW, gb in reversed(grads):
+        flat.append(gW.ravel())
+        if gb is not None:
+            flat.append(gb)
+    return value, np.concatenate(flat).astype(net.dtype, copy=False)
+
+
+def _hessian_extremes(net: Network, xb: np.ndarray, yb: np.ndarray, loss: str, seed: int) -> tuple[float, float]:
+    """(lambda_min, lambda_max) of the loss Hessian on the batch at the current parameters."""
+    from . import hessian
+
+    return hessian.lambda_min(net, xb, yb, loss=loss, seed=seed), hessian.lambda_max(net, xb, yb, loss=loss, seed=seed)
+
+
+def train_instrumented(
+    net: Network,
+    X: Any,
+    Y: Any,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 0.05,
+    shuffle: bool = True,
+    loss_mode: str = "half_mse",
+    curvature_ema_rho: float = 0.05,
+    chi: float = 1.5,
+    eps: float = 1e-12,
+    use_controller: bool = False,
+    compute_analytic_hessian: bool = True,
+    reference_A: Any = None,
+    precision_dict: Any = None,
+    seed: int | None = None,
+    hessian_every: int = 1,
+    divergence_factor: float = 1e6,
+    near_rail: float = 0.9,
+) -> FitHistory:
+    """Train ``net`` from its current weights with plain SGD and the curvature controller,
+    logging every metric per step.
+
+    Parameters
+    ----------
+    net : Network
+        Trained in place.  Its ``clip`` setting applies (outputs and parameters clipped to
+        ``[-1, 1]``).
+    X, Y : array_like
+        Training data ``(n, n_in)`` and ``(n, n_out)``.
+    epochs, batch_size : int
+        The last batch of an epoch may be partial.
+    learning_rate : float
+        The base learning rate ``eta``.
+    shuffle : bool
+        Reshuffle every epoch (from ``seed``).
+    loss_mode : {"half_mse", "keras_mse"}
+        ``0.5 / B * sum ||r||^2`` or Keras's ``sum r^2 / (B m)``.
+    curvature_ema_rho, chi, eps : float
+        Controller constants (see the module docstring).
+    use_controller : bool
+        Apply ``alpha``; when False it is still computed and logged as ``alpha_would``.
+    compute_analytic_hessian : bool
+        Log the Hessian quantities (NaN when False).
+    reference_A : array_like, optional
+        Teacher matrix ``(n_in, n_out)`` for ``weight_error_fro`` (the end-to-end kernel of a
+        network whose activations are all linear).
+    precision_dict : PrecisionDict or dict, optional
+        Fixed-point formats per ``(layer, field)``; None is the full-float path.
+    seed : int, optional
+        Seeds the shuffling, stochastic rounding and the Lanczos start vectors.
+    hessian_every : int
+        Compute the Hessian quantities every this many steps (NaN between).
+    divergence_factor : float
+        A loss above this times the first step's loss counts as divergence.
+    near_rail : float
+        Threshold of the near-rail fraction (fraction of the format's largest magnitude).
+
+    Returns
+    -------
+    FitHistory
+        One array per metric in :data:`METRICS` (plus :data:`RAIL_METRICS` when a precision
+        config is given), ``epoch`` and ``step``.  On divergence the run stops, the history
+        keeps every step up to and including the diverging one, and ``stop_reason`` says so.
+
+    Examples
+    --------
+    >>> from linncore import Dense, Network, LinearTeacherDataset
+    >>> ds = LinearTeacherDataset(256, 4, 2, seed=0)
+    >>> net = Network([Dense((4, 2), has_bias=False, seed=0)], clip=False, dtype="float64")
+    >>> h = train_instrumented(net, ds.X, ds.Y, epochs=2, learning_rate=0.1, reference_A=ds.A, seed=0)
+    >>> len(h), bool(h.weight_error_fro[-1] < h.weight_error_fro[0])
+    (16, True)
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net: expected a linncore.Network, got {type(net).__name__}")
+    epochs = non_negative_int(epochs, "epochs")
+    batch_size = positive_int(batch_size, "batch_size")
+    eta = finite_float(learning_rate, "learning_rate", lo=0.0, lo_open=True)
+    if not isinstance(loss_mode, str) or loss_mode not in _LOSS_MODES:
+        raise ValueError(f"loss_mode: expected 'half_mse' or 'keras_mse', got {loss_mode!r}")
+    loss = _LOSS_MODES[loss_mode]
+    rho = finite_float(curvature_ema_rho, "curvature_ema_rho", lo=0.0, hi=1.0)
+    chi = finite_float(chi, "chi", lo=0.0, lo_open=True)
+    eps = finite_float(eps, "eps", lo=0.0)
+    hessian_every = positive_int(hessian_every, "hessian_every")
+    divergence_factor = finite_float(divergence_factor, "divergence_factor", lo=0.0, lo_open=True)
+    near_rail = finite_float(near_rail, "near_rail", lo=0.0, hi=1.0)
+    x, y = net._samples(X, Y)
+    A = None
+    if reference_A is not None:
+        A = np.asarray(reference_A, dtype=np.float64)
+        if A.shape != (net.input_size, net.output_size):
+            raise ValueError(f"reference_A: expected shape ({net.input_size}, {net.output_size}), got {A.shape}")
+        if any(layer.activation != "linear" for layer in net.layers):
+            raise ValueError("reference_A: weight_error_fro needs a network whose activations are all linear")
+    run_seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
+    quant = _Quantizer(precision_dict, net, run_seed, near_rail) if precision_dict is not None else None
+    rng = np.random.default_rng(run_seed)
+    kernels = _backend.kernels()
+    slices = _layer_slices(net)
+    n = x.shape[0]
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = epochs * steps_per_epoch
+    keys = METRICS + (RAIL_METRICS if quant is not None else ())
+    log = {k: np.full(total, np.nan) for k in keys}
+    log["epoch"] = np.zeros(total, dtype=np.int64)
+    log["step"] = np.arange(total, dtype=np.int64)
+    theta = net.theta
+    prev_theta = prev_grad = None
+    ema = 0.0
+    first_loss = None
+    step = 0
+    stop_reason = None
+    for epoch in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for s in range(0, n, batch_size):
+            idx = order[s:s + batch_size]
+            xb, yb = np.ascontiguousarray(x[idx]), np.ascontiguousarray(y[idx])
+            theta_t = theta.copy()
+            # -- loss and gradient at theta_t
+            if quant is None:
+                value, g, _ = kernels.net_loss_grad(net.spec, theta, xb, yb, LOSSES[loss])
+            else:
+                value, g = _quantized_loss_grad(net, quant, xb, yb, loss)
+                sat = near = 0.0
+                any_q = False
+                for name, field, sl, shape in slices:
+                    fmt = quant.fmt(name, "gradient")
+                    if fmt is not None:
+                        gq, _, st = quant(g[sl], fmt, stats=True)
+                        g[sl] = gq
+                        sat, near, any_q = max(sat, st.saturation_fraction), max(near, st.near_rail_fraction), True
+                if any_q:
+                    log["gradient_saturation_fraction_max"][step] = sat
+                    log["gradient_near_rail_fraction_max"][step] = near
+            m = net.output_size
+            log["loss"][step] = value
+            log["rmse"][step] = math.sqrt(max(value, 0.0) * (2.0 / m if loss == "half_mse" else 1.0))
+            log["grad_norm"][step] = _norm(g)
+            # -- Hessian quantities at theta_t on the batch
+            if compute_analytic_hessian and step % hessian_every == 0 and math.isfinite(value):
+                lmin, lmax = _hessian_extremes(net, xb, yb, loss, run_seed + step)
+                log["hessian_lambda_min"][step] = lmin
+                log["hessian_lambda_max"][step] = lmax
+            # -- controller
+            if prev_grad is None:
+                c = 0.0
+                ema = 0.0
+            else:
+                c = _norm(g - prev_grad) / (_norm(theta_t - prev_theta) + eps)
+                ema = (1.0 - rho) * ema + rho * c
+            control = max(c, ema)
+            alpha_would = 1.0 if control == 0.0 else min(1.0, chi / (eta * (control + eps)))
+            alpha = alpha_would if use_controller else 1.0
+            eta_eff = alpha * eta
+            log["curvature_proxy"][step], log["curvature_ema"][step] = c, ema
+            log["alpha_would"][step], log["alpha"][step], log["eta_eff"][step] = alpha_would, alpha, eta_eff
+            # -- update
+            u = (-eta_eff) * g.astype(np.float64)
+            if quant is None:
+                theta += u.astype(theta.dtype)
+                if net.clip:
+                    np.clip(theta, -1, 1, out=theta)
+            else:
+                _quantized_update(net, quant, slices, theta, u, step, log)
+            a = theta.astype(np.float64) - theta_t
+            un, an = _norm(u), _norm(a)
+            cos = float(np.dot(a, u) / (an * un)) if an > 0 and un > 0 else 0.0
+            log["raw_update_norm"][step], log["actual_update_norm"][step] = un, an
+            log["update_cosine"][step] = cos
+            log["update_angle_rad"][step] = math.acos(min(1.0, max(-1.0, cos)))
+            log["update_radius_ratio"][step] = an / (un + eps)
+            # -- after the update
+            log["theta_norm"][step] = _norm(theta.astype(np.float64))
+            log["forward_gain_spectral"][step] = forward_gain_spectral(net)
+            if A is not None:
+                log["weight_error_fro"][step] = float(np.linalg.norm(_end_to_end_kernel(net) - A))
+            lmin, lmax = log["hessian_lambda_min"][step], log["hessian_lambda_max"][step]
+            if not math.isnan(lmax):
+                log["stability_margin_lambda_raw"][step] = eta * lmax
+                log["stability_margin_lambda_ctrl"][step] = eta_eff * lmax
+                log["spectral_radius_raw"][step] = max(abs(1 - eta * lmin), abs(1 - eta * lmax))
+                log["spectral_radius_ctrl"][step] = max(abs(1 - eta_eff * lmin), abs(1 - eta_eff * lmax))
+            finite = math.isfinite(value) and bool(np.all(np.isfinite(theta)))
+            if first_loss is None:
+                first_loss = value
+            diverged = (not math.isfinite(value)) or value > divergence_factor * first_loss
+            log["finite"][step], log["diverged"][step] = float(finite), float(diverged)
+            log["epoch"][step] = epoch
+            prev_theta, prev_grad = theta_t, g.astype(np.float64)
+            step += 1
+            if diverged or not finite:
+                stop_reason = (f"diverged at step {step - 1} (epoch {epoch}): loss {value!r}"
+                               + ("" if finite else ", parameters non-finite"))
+                break
+        if stop_reason:
+            break
+    history = FitHistory({k: v[:step] for k, v in log.items()}, seed=run_seed, stop_reason=stop_reason, config={
+        "epochs": epochs, "batch_size": batch_size, "learning_rate": eta, "shuffle": shuffle,
+        "loss_mode": loss_mode, "curvature_ema_rho": rho, "chi": chi, "eps": eps,
+        "use_controller": bool(use_controller), "compute_analytic_hessian": bool(compute_analytic_hessian),
+        "hessian_every": hessian_every, "divergence_factor": divergence_factor, "near_rail": near_rail,
+        "precision": None if quant is None else quant.pd.to_dict() if hasattr(quant.pd, "to_dict") else str(quant.pd),
+        "network": repr(net),
+    })
+    if stop_reason:
+        import warnings
+
+        from .network import TrainingDivergedWarning
+
+        warnings.warn(f"train_instrumented: {stop_reason}; the history up to that step is kept",
+                      TrainingDivergedWarning, stacklevel=2)
+    return history
+
+
+def _quantized_update(net: Network, quant: _Quantizer, slices, theta: np.ndarray, u: np.ndarray,
+                      step: int, log: dict) -> None:
+    """theta += Q_update(u); clip; store through the weight/bias formats; rail statistics."""
+    upd_sat = upd_under = w_sat = w_near = 0.0
+    any_u = any_w = False
+    for name, field, sl, shape in slices:
+        delta = u[sl].astype(theta.dtype)
+        fmt = quant.fmt(name, "update")
+        if fmt is not None:
+            delta, _, st = quant(delta, fmt, stats=True)
+            upd_sat, upd_under, any_u = max(upd_sat, st.saturation_fraction), max(upd_under, st.underflow_fraction), True
+        theta[sl] += delta
+        if net.clip:
+            np.clip(theta[sl], -1, 1, out=theta[sl])
+        sfmt = quant.fmt(name, field)
+        if sfmt is not None:
+            stored, _, st = quant(theta[sl].copy(), sfmt, stats=True)
+            theta[sl] = stored
+            w_sat, w_near, any_w = max(w_sat, st.saturation_fraction), max(w_near, st.near_rail_fraction), True
+    if any_u:
+        log["update_saturation_fraction_max"][step] = upd_sat
+        log["update_underflow_fraction_max"][step] = upd_under
+    if any_w:
+        log["weight_saturation_fraction_max"][step] = w_sat
+        log["weight_near_rail_fraction_max"][step] = w_near
