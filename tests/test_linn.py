@@ -190,11 +190,11 @@ def test_es_config_restore_best_weights_synonym_and_unknown_key_warning():
 
 
 def test_es_config_patience_counts_epochs_without_improvement():
-    # a frozen network (learning rate 0, fixed order) never improves after its first epoch
+    # a frozen network (a learning rate far below float32 resolution, fixed order) never improves after its first epoch
     x = np.linspace(0.0, 4.0, 40)
     lm = LinnModel()
     lm.set_training_data(x, 2.0 * x - 3.0)
-    lm.construct_model([(8, "tanh"), (1,)], optimizer=linncore.SGD(learning_rate=0.0), seed=0)
+    lm.construct_model([(8, "tanh"), (1,)], optimizer=linncore.SGD(learning_rate=1e-30), seed=0)
     history = lm.fit_model(epochs=50, es_config={"monitor": "loss", "patience": 3}, verbose=0, shuffle=False)
     assert len(history.history["loss"]) == 4
 
