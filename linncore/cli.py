@@ -289,6 +289,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra = sorted(set(cfg.get(section, {})) - keys)
         if extra:
             raise CliError(f"{cfg_path}: [{section}] unknown key(s) {extra}; expected some of {sorted(keys)}")
+    es_cfg = cfg.get("training", {}).get("early_stopping")
+    if es_cfg is not None:
+        es_keys = {"monitor", "patience", "restore", "restore_best_weights"}
+        if not isinstance(es_cfg, dict):
+            raise CliError(f"{cfg_path}: [training.early_stopping] must be a table")
+        extra = sorted(set(es_cfg) - es_keys)
+        if extra:
+            raise CliError(f"{cfg_path}: [training.early_stopping] unknown key(s) {extra}; expected some of {sorted(es_keys)}")
     for section in ("data", "model", "output"):
         if section not in cfg:
             raise CliError(f"{cfg_path}: missing section [{section}] (see linncore train --help)")
