@@ -5,7 +5,8 @@ Keras-compatible training on a compiled core, fixed-point arithmetic, exact Hess
 """
 from ._backend import backend
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
-from .layers import Dense, list_activations
+from .layers import Dense, all_activations
+from .linn import LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn, save_linn
 from .network import Network, TrainingDivergedWarning
 from .optimizers import SGD, Adam
 from .datasets import BaseDataset, LinearTeacherDataset
@@ -23,7 +24,14 @@ __all__ = [
     "History",
     "LambdaCallback",
     "Dense",
+    "all_activations",
     "list_activations",
+    "LinnModel",
+    "LinnError",
+    "get_linn",
+    "save_linn",
+    "load_linn",
+    "describe_linn",
     "Network",
     "TrainingDivergedWarning",
     "SGD",

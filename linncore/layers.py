@@ -15,11 +15,11 @@ from . import initializers
 from ._codes import ACTIVATIONS
 from ._validate import as_float_array, check_finite, choice, positive_int
 
-__all__ = ["Dense", "list_activations"]
+__all__ = ["Dense", "all_activations"]
 
 
-def list_activations() -> list[str]:
-    """The activation names every layer accepts.
+def all_activations() -> list[str]:
+    """The activation names every :class:`Dense` layer accepts.
 
     The first five (``relu``, ``tanh``, ``sigmoid``, ``softsign``, ``linear``) are those the
     Moku Neural Network instrument runs; ``leaky_relu`` (slope 0.2 below zero, as Keras's
@@ -27,7 +27,7 @@ def list_activations() -> list[str]:
 
     Examples
     --------
-    >>> list_activations()[:5]
+    >>> all_activations()[:5]
     ['relu', 'tanh', 'sigmoid', 'softsign', 'linear']
     """
     return ["relu", "tanh", "sigmoid", "softsign", "linear", "leaky_relu", "softplus"]
@@ -41,7 +41,8 @@ class Dense:
     shape : tuple of int
         ``(n_in, n_out)``.
     activation : str
-        One of :func:`list_activations`; default ``"linear"``.
+        One of :func:`all_activations`; default ``"linear"``.  The instrument runs the
+        first five (:func:`linncore.list_activations`).
     has_bias : bool
         Whether the layer has a bias (default True, as Keras).
     weight_init, bias_init : str or callable
