@@ -219,6 +219,14 @@ static inline int64_t quantize_one(const fixinfo *fi, double x, uint64_t seed, u
     return fix_cast(fi, (i128)M, -(E + fi->frac), seed, idx, ovf);
 }
 
+/* quantize_one kept out of line: the fast loop stays small (gcc/clang attribute). */
+__attribute__((noinline)) static int64_t quantize_slow(const fixinfo *fi, double x,
+                                                       uint64_t seed, uint64_t idx, int *ovf,
+                                                       int *status)
+{
+    return quantize_one(fi, x, seed, idx, ovf, status);
+}
+
 static inline void count_code(lc_rail_counts *st, double thr, int nonzero_in,
                               int64_t c, int ovf)
 {
@@ -233,34 +241,29 @@ static double near_threshold(const fixinfo *fi, double near_rail)
     return near_rail * (double)m;
 }
 
-#define LC_DEFINE_QUANTIZE(REAL, SFX)                                                             \
-    int lc_quantize_##SFX(const lc_fixfmt *fmt, const REAL *x, int64_t n, int64_t *codes,        \
-                          double *out, uint64_t seed, lc_rail_counts *stats, double near_rail,   \
-                          int64_t *bad_index)                                                    \
-    {                                                                                            \
-        fixinfo fi;                                                                              \
-        if (info_of(fmt, &fi) != LC_OK) return LC_FIX_ERR_FORMAT;                                \
-        if (n < 0) return LC_ERR_ARGS;                                                           \
-        double thr = near_threshold(&fi, near_rail);                                             \
-        lc_rail_counts st = {0, 0, 0};                                                           \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-            int ovf = 0, status = LC_OK;                                                         \
-            double xi = (double)x[i];                                                            \
-            int64_t c = quantize_one(&fi, xi, seed, (uint64_t)i, &ovf, &status);                 \
-            if (status != LC_OK) {                                                               \
-                if (bad_index) *bad_index = i;                                                   \
-                return status;                                                                   \
-            }                                                                                    \
-            if (codes) codes[i] = c;                                                             \
-            if (out) out[i] = (double)c * fi.lsb;                                                \
-            if (stats) count_code(&st, thr, xi != 0.0, c, ovf);                             \
-        }                                                                                        \
-        if (stats) *stats = st;                                                                  \
-        return LC_OK;                                                                            \
-    }
+/* Round-up decision of the fast path for y = t + f (t = floor(y), 0 <= f < 1 exact), one
+ * expression per mode, written with & and | so that it compiles without branches; the quantize loop is instantiated once per mode so that the decision
+ * is resolved at compile time (lc_fixed_impl.h). */
+#define LC_UP_TRN (0)
+#define LC_UP_TRN_ZERO ((f != 0.0) & (y < 0.0))
+#define LC_UP_RND (f >= 0.5)
+#define LC_UP_RND_ZERO ((f > 0.5) | ((f == 0.5) & (y < 0.0)))
+#define LC_UP_RND_INF ((f > 0.5) | ((f == 0.5) & (y > 0.0)))
+#define LC_UP_RND_MIN_INF (f > 0.5)
+#define LC_UP_RND_CONV ((f > 0.5) | ((f == 0.5) & (int)((uint64_t)t & 1u)))
+#define LC_UP_STOCH (f != 0.0 && (double)lc_rng_unit53(seed, (uint64_t)i) < f * 0x1p53)
 
-LC_DEFINE_QUANTIZE(double, f64)
-LC_DEFINE_QUANTIZE(float, f32)
+#define REAL double
+#define SFX f64
+#include "lc_fixed_impl.h"
+#undef REAL
+#undef SFX
+
+#define REAL float
+#define SFX f32
+#include "lc_fixed_impl.h"
+#undef REAL
+#undef SFX
 
 /* LC_OK when every code of x (n values) fits the width of fi; else the first bad index. */
 static int check_codes(const fixinfo *fi, const int64_t *x, int64_t n, int64_t offset,
