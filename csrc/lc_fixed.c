@@ -13,6 +13,7 @@
  * types, so nothing relies on signed overflow or on shifting negative numbers left. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lc_fixed.h"
@@ -162,6 +163,23 @@ static inline int64_t fix_cast(const fixinfo *fi, i128 v, int64_t s, uint64_t se
     return overflow_i128(fi, v * ((i128)1 << L), ovf);
 }
 
+/* fix_cast for an int64 v with |v| < 2^62: the same result, in 64-bit arithmetic when
+ * 1 <= s <= 62 (the common case of a product or sum rounded to a coarser grid). */
+static inline int64_t fix_cast64(const fixinfo *fi, int64_t v, int64_t s, uint64_t seed,
+                                 uint64_t idx, int *ovf)
+{
+    if (s < 1 || s > 62) return fix_cast(fi, (i128)v, s, seed, idx, ovf);
+    uint64_t mask = (UINT64_C(1) << s) - 1u;
+    uint64_t r = (uint64_t)v & mask;
+    /* floor(v / 2^s) without shifting a negative number: (v - r) is a multiple of 2^s */
+    int64_t fl = (v - (int64_t)r) / (int64_t)(UINT64_C(1) << s);
+    int up = r != 0 && round_up(fi->rounding, (u128)r, (int)s, v < 0, (int)((uint64_t)fl & 1u),
+                                seed, idx);
+    int64_t c = fl + up;
+    if (c >= fi->lo && c <= fi->hi) return c;
+    return overflow_i128(fi, (i128)c, ovf);
+}
+
 /* One double -> code.  *status receives an error for NaN and for inf under WRAP. */
 static inline int64_t quantize_one(const fixinfo *fi, double x, uint64_t seed, uint64_t idx,
                                    int *ovf, int *status)
@@ -304,7 +322,7 @@ int lc_requantize(const lc_fixfmt *src, const int64_t *codes, int64_t n, const l
     lc_rail_counts cnt = {0, 0, 0};
     for (int64_t i = 0; i < n; i++) {
         int ovf = 0;
-        int64_t c = fix_cast(&fd, (i128)codes[i], s, seed, (uint64_t)i, &ovf);
+        int64_t c = fix_cast64(&fd, codes[i], s, seed, (uint64_t)i, &ovf); /* |code| < 2^33 */
         out[i] = c;
         if (stats) count_code(&cnt, thr, codes[i] != 0, c, ovf);
     }
@@ -325,7 +343,7 @@ int lc_fix_add(const lc_fixfmt *fmt, const int64_t *a, const int64_t *b, int64_t
     for (int64_t i = 0; i < n; i++) {
         int ovf = 0;
         /* |a|, |b| < 2^32: the int64 sum is exact. */
-        out[i] = fix_cast(&fo, (i128)(a[i] + b[i]), s, seed, (uint64_t)i, &ovf);
+        out[i] = fix_cast64(&fo, a[i] + b[i], s, seed, (uint64_t)i, &ovf);
     }
     return LC_OK;
 }
@@ -373,8 +391,37 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
 
     if (acc == NULL) {
         int64_t s = F_prod - fo.frac;
-        /* max|a| * max|b| * k < 2^63 bounds every partial sum: int64 accumulation is exact. */
-        int narrow = max_abs_code(&ia) * max_abs_code(&ib) * (u128)k < ((u128)1 << 63);
+        u128 bound = max_abs_code(&ia) * max_abs_code(&ib) * (u128)k;
+        /* bound < 2^53: every product and partial sum is an integer below 2^53, so double
+         * arithmetic is exact (and vectorizes); bound < 2^63: int64 accumulation is exact;
+         * otherwise 128-bit accumulation (|product| < 2^64, k < 2^62). */
+        if (bound < ((u128)1 << 53) && k > 0 && m > 0) {
+            double *Bd = (double *)malloc(sizeof(double) * (size_t)k * LC_MM_BLOCK);
+            if (Bd == NULL) return LC_ERR_NOMEM;
+            for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {
+                int64_t nb = m - j0 < LC_MM_BLOCK ? m - j0 : LC_MM_BLOCK;
+                for (int64_t p = 0; p < k; p++)
+                    for (int64_t jj = 0; jj < nb; jj++) Bd[p * nb + jj] = (double)B[p * m + j0 + jj];
+                for (int64_t i = 0; i < n; i++) {
+                    const int64_t *Ai = A + i * k;
+                    double sum[LC_MM_BLOCK];
+                    for (int64_t jj = 0; jj < nb; jj++) sum[jj] = 0.0;
+                    for (int64_t p = 0; p < k; p++) {
+                        double a = (double)Ai[p];
+                        const double *Bp = Bd + p * nb;
+                        for (int64_t jj = 0; jj < nb; jj++) sum[jj] += a * Bp[jj];
+                    }
+                    for (int64_t jj = 0; jj < nb; jj++) {
+                        int ovf = 0;
+                        C[i * m + j0 + jj] = fix_cast64(&fo, (int64_t)sum[jj], s, seed, /* < 2^53 */
+                                                      (uint64_t)(i * m + j0 + jj), &ovf);
+                    }
+                }
+            }
+            free(Bd);
+            return LC_OK;
+        }
+        int narrow = bound < ((u128)1 << 63);
         for (int64_t i = 0; i < n; i++) {
             const int64_t *Ai = A + i * k;
             for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {

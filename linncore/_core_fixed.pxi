@@ -91,6 +91,8 @@ cdef _fix_raise(int status, int64_t bad, list names, list arrays, list fmts):
     """Raise the error for a failed fixed-point kernel; bad counts over arrays in order."""
     if status == LC_OK:
         return
+    if status == LC_ERR_NOMEM:
+        raise MemoryError("the fixed-point kernel could not allocate its workspace")
     cdef int64_t off = 0
     for name, a, f in zip(names, arrays, fmts):
         if bad < off + a.size:
