@@ -147,3 +147,71 @@ def test_bad_arguments_are_named(engine):
         train_instrumented(net, ds.X, ds.Y, learning_rate=0.0)
     with pytest.raises(TypeError, match="net: expected a linncore.Network"):
         train_instrumented(object(), ds.X, ds.Y)
+
+
+def _on_grid_net(ds, fmt, seed=0):
+    from linncore.fixed import quantize
+
+    net = Network([Dense((ds.X.shape[1], ds.Y.shape[1]), has_bias=False, seed=seed)], clip=False, dtype="float64")
+    net.layers[0].weight[...] = quantize(net.layers[0].weight, fmt)
+    return net
+
+
+def test_updates_that_underflow_are_reported_as_silent_death(engine):
+    from linncore.fixed import FixedFormat
+
+    ds = LinearTeacherDataset(256, 4, 2, seed=0)
+    fmt = FixedFormat.parse("fixed<8,1>")  # lsb 2^-7; every update below is under half an lsb
+    pd = {"default": {"weight": str(fmt), "update": str(fmt)}}
+    net = _on_grid_net(ds, fmt)
+    before = net.theta.copy()
+    h = train_instrumented(net, ds.X, ds.Y, epochs=4, learning_rate=0.01, precision_dict=pd,
+                           compute_analytic_hessian=False, seed=0)
+    assert np.all(h.actual_update_norm == 0) and np.all(h.raw_update_norm > 0)
+    assert np.min(h.update_underflow_fraction_max) == 1.0
+    np.testing.assert_array_equal(net.theta, before)
+    assert np.all(h.update_cosine == 0)
+    s = h.summary()
+    assert s["silent_death"] == 1.0 and s["diverged"] == 0.0 and s["max_update_underflow_fraction"] == 1.0
+
+
+def test_stochastic_rounding_of_updates_keeps_learning(engine):
+    from linncore.fixed import FixedFormat
+
+    ds = LinearTeacherDataset(256, 4, 2, seed=0)
+    fmt = FixedFormat.parse("fixed<8,1>")
+    pd = {"default": {"weight": str(fmt), "update": "fixed<8,1,STOCH,SAT>"}}
+    net = _on_grid_net(ds, fmt)
+    h = train_instrumented(net, ds.X, ds.Y, epochs=20, learning_rate=0.01, precision_dict=pd,
+                           compute_analytic_hessian=False, reference_A=ds.A, seed=0)
+    assert np.max(h.raw_update_norm) < fmt.lsb  # the same regime as the silent-death case
+    assert np.mean(h.actual_update_norm > 0) > 0.3
+    assert h.weight_error_fro[-1] < 0.7 * h.weight_error_fro[0]
+    assert h.summary()["silent_death"] == 0.0
+    assert 0 < np.max(h.update_underflow_fraction_max) <= 1
+
+
+def test_quantized_run_logs_rail_pressure(engine):
+    ds = LinearTeacherDataset(128, 4, 2, teacher_scale=0.9, seed=1)
+    pd = {"default": {"weight": "fixed<8,1>", "gradient": "fixed<8,0>", "update": "fixed<16,0>",
+                      "input": "fixed<8,1>", "accumulator": "fixed<16,2>", "activation": "fixed<12,2>"}}
+    net = Network([Dense((4, 8), "tanh", seed=1), Dense((8, 2), seed=2)], clip=True, dtype="float64")
+    h = train_instrumented(net, ds.X, ds.Y, epochs=2, learning_rate=0.5, precision_dict=pd, seed=3)
+    for k in ("weight_saturation_fraction_max", "weight_near_rail_fraction_max", "gradient_saturation_fraction_max",
+              "gradient_near_rail_fraction_max", "update_saturation_fraction_max", "update_underflow_fraction_max"):
+        assert np.all((h[k] >= 0) & (h[k] <= 1)), k
+    # stored weights stay on the fixed<8,1> grid
+    codes = net.theta * 2 ** 7
+    np.testing.assert_array_equal(codes, np.round(codes))
+    assert np.all(np.isfinite(h.hessian_lambda_max))
+
+
+def test_precision_dict_with_a_missing_layer_or_field_fails_before_training(engine):
+    ds = LinearTeacherDataset(32, 2, 1, seed=0)
+    net = Network([Dense((2, 1), seed=0)], clip=False, dtype="float64")
+    before = net.theta.copy()
+    with pytest.raises(ValueError, match="dense3"):
+        train_instrumented(net, ds.X, ds.Y, precision_dict={"dense3": {"weight": "fixed<8,1>"}})
+    with pytest.raises(ValueError, match="unknown field 'weights'"):
+        train_instrumented(net, ds.X, ds.Y, precision_dict={"dense0": {"weights": "fixed<8,1>"}})
+    np.testing.assert_array_equal(net.theta, before)
