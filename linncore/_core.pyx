@@ -14,3 +14,4 @@ cnp.import_array()
 
 include "_core_common.pxi"
 include "_core_dense.pxi"
+include "_core_hessian.pxi"
