@@ -68,13 +68,20 @@ def report(name: str, ours: float, theirs: float | None) -> None:
 def main() -> None:
     try:
         import torch
-
-        torch.set_num_threads(1)
-        tname = f"torch {torch.__version__}, 1 thread"
     except ImportError:
         torch = None
-        tname = "torch not importable"
-    print(f"linncore engine: {backend()}; {tname}; float64 throughout")
+    threads = [None] if torch is None else sorted({torch.get_num_threads(), 1}, reverse=True)
+    for n in threads:
+        if torch is not None:
+            torch.set_num_threads(n)
+            tname = f"torch {torch.__version__}, {n} thread(s) (linncore: 1 thread)"
+        else:
+            tname = "torch not importable"
+        print(f"\n=== linncore engine: {backend()}; {tname}; float64 throughout")
+        run(torch)
+
+
+def run(torch) -> None:
 
     # -- 1. full Hessian -------------------------------------------------------------------
     rng = np.random.default_rng(0)

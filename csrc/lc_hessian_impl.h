@@ -69,6 +69,61 @@ static inline REAL FN(hess_dot)(const REAL *restrict x, const REAL *restrict y, 
     return (s0 + s1) + (s2 + s3);
 }
 
+/* y += sum_t a[t] x[t] over n values; four sources per sweep over y. */
+static inline void FN(hess_axpy_many)(REAL *restrict y, const REAL *a, const REAL *const *x,
+                                      int64_t cnt, int64_t n)
+{
+    int64_t t = 0;
+    for (; t + 4 <= cnt; t += 4) {
+        const REAL a0 = a[t], a1 = a[t + 1], a2 = a[t + 2], a3 = a[t + 3];
+        const REAL *restrict x0 = x[t], *restrict x1 = x[t + 1];
+        const REAL *restrict x2 = x[t + 2], *restrict x3 = x[t + 3];
+        for (int64_t i = 0; i < n; i++)
+            y[i] += (a0 * x0[i] + a1 * x1[i]) + (a2 * x2[i] + a3 * x3[i]);
+    }
+    for (; t < cnt; t++) FN(hess_axpy)(y, a[t], x[t], n);
+}
+
+/* out[c] = sum_i x[i] y_c[i] for c < 4: four dot products sharing x, two partial sums each. */
+static inline void FN(hess_dot4)(const REAL *restrict x, const REAL *restrict y0,
+                                 const REAL *restrict y1, const REAL *restrict y2,
+                                 const REAL *restrict y3, int64_t n, REAL *out)
+{
+    REAL a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        const REAL u = x[i], w = x[i + 1];
+        a0 += u * y0[i]; b0 += w * y0[i + 1];
+        a1 += u * y1[i]; b1 += w * y1[i + 1];
+        a2 += u * y2[i]; b2 += w * y2[i + 1];
+        a3 += u * y3[i]; b3 += w * y3[i + 1];
+    }
+    if (i < n) {
+        a0 += x[i] * y0[i]; a1 += x[i] * y1[i]; a2 += x[i] * y2[i]; a3 += x[i] * y3[i];
+    }
+    out[0] = a0 + b0; out[1] = a1 + b1; out[2] = a2 + b2; out[3] = a3 + b3;
+}
+
+/* gW[i * n_out + j] (+)= x_i . y_j for i < n_in, j < n_out; x_i = x + i sx, y_j = y + j sy. */
+static void FN(hess_outer_dots)(const REAL *x, int64_t sx, const REAL *y, int64_t sy,
+                                int64_t n_in, int64_t n_out, int64_t n, int add, REAL *gW)
+{
+    REAL d[4];
+    for (int64_t i = 0; i < n_in; i++) {
+        const REAL *xi = x + i * sx;
+        REAL *g = gW + i * n_out;
+        int64_t j = 0;
+        for (; j + 4 <= n_out; j += 4) {
+            FN(hess_dot4)(xi, y + j * sy, y + (j + 1) * sy, y + (j + 2) * sy, y + (j + 3) * sy, n, d);
+            for (int c = 0; c < 4; c++) g[j + c] = add ? g[j + c] + d[c] : d[c];
+        }
+        for (; j < n_out; j++) {
+            const REAL e = FN(hess_dot)(xi, y + j * sy, n);
+            g[j] = add ? g[j] + e : e;
+        }
+    }
+}
+
 static inline REAL FN(hess_sum)(const REAL *restrict x, int64_t n)
 {
     REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -182,8 +237,11 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
 
     int64_t *ib = (int64_t *)malloc((size_t)(5 * L) * sizeof(int64_t));
     REAL **rp = (REAL **)malloc((size_t)(2 * L) * sizeof(REAL *));
-    REAL *buf = (REAL *)malloc((size_t)(2 * P + 2 * widths * C + 3 * maxw * C) * sizeof(REAL));
-    if (!ib || !rp || !buf) {
+    REAL *buf = (REAL *)malloc((size_t)(2 * P + 2 * widths * C + 3 * maxw * C + 2 * maxw) *
+                               sizeof(REAL));
+    const REAL **src = (const REAL **)malloc((size_t)(2 * maxw) * sizeof(REAL *));
+    if (!ib || !rp || !buf || !src) {
+        free(src);
         free(ib);
         free(rp);
         free(buf);
@@ -199,7 +257,7 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
         Rz[l] = p; p += net->sizes[l + 1] * C;
         Ra[l] = p; p += net->sizes[l + 1] * C;
     }
-    REAL *rda_a = p, *rda_b = p + maxw * C, *rdz = p + 2 * maxw * C;
+    REAL *rda_a = p, *rda_b = p + maxw * C, *rdz = p + 2 * maxw * C, *coef = p + 3 * maxw * C;
 
     for (int64_t s = 0; s < N; s += C) {
         const int64_t B = N - s < C ? N - s : C;
@@ -225,14 +283,21 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
                     REAL *restrict rz = Rz[l] + j * C;
                     const REAL b0 = vb ? vb[j] : (REAL)0;
                     for (int64_t n = 0; n < B; n++) rz[n] = b0;
+                    int64_t cnt = 0;
                     if (!prev_zero)
-                        for (int64_t i = 0; i < n_in; i++)
-                            FN(hess_axpy)(rz, W[i * n_out + j], Ra[l - 1] + i * C, B);
+                        for (int64_t i = 0; i < n_in; i++) {
+                            coef[cnt] = W[i * n_out + j];
+                            src[cnt++] = Ra[l - 1] + i * C;
+                        }
                     if (!vz)
                         for (int64_t i = 0; i < n_in; i++) {
                             const REAL w = vW[i * n_out + j];
-                            if (w != 0) FN(hess_axpy)(rz, w, Ain + i * N, B);
+                            if (w != 0) {
+                                coef[cnt] = w;
+                                src[cnt++] = Ain + i * N;
+                            }
                         }
+                    FN(hess_axpy_many)(rz, coef, src, cnt, B);
                     REAL *restrict ra = Ra[l] + j * C;
                     const REAL *restrict d1 = D1 + j * N;
                     for (int64_t n = 0; n < B; n++) ra[n] = d1[n] * rz[n];
@@ -271,16 +336,10 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
                     }
                 }
                 REAL *gW = hv + w_off[l];
-                if (!rdz_zero || use_ra_in) {
-                    for (int64_t i = 0; i < n_in; i++) {
-                        for (int64_t j = 0; j < n_out; j++) {
-                            REAL acc = 0;
-                            if (!rdz_zero) acc += FN(hess_dot)(Ain + i * N, rdz + j * C, B);
-                            if (use_ra_in) acc += FN(hess_dot)(Ra[l - 1] + i * C, DZ + j * N, B);
-                            gW[i * n_out + j] = acc;
-                        }
-                    }
-                }
+                if (!rdz_zero)
+                    FN(hess_outer_dots)(Ain, N, rdz, C, n_in, n_out, B, 0, gW);
+                if (use_ra_in)
+                    FN(hess_outer_dots)(Ra[l - 1], C, DZ, N, n_in, n_out, B, !rdz_zero, gW);
                 if (b_off[l] >= 0 && !rdz_zero)
                     for (int64_t j = 0; j < n_out; j++)
                         hv[b_off[l] + j] = FN(hess_sum)(rdz + j * C, B);
@@ -291,14 +350,21 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
                     for (int64_t i = 0; i < n_in; i++) {
                         REAL *restrict r = rda_prev + i * C;
                         for (int64_t n = 0; n < B; n++) r[n] = 0;
+                        int64_t cnt = 0;
                         if (!rdz_zero)
-                            for (int64_t j = 0; j < n_out; j++)
-                                FN(hess_axpy)(r, W[i * n_out + j], rdz + j * C, B);
+                            for (int64_t j = 0; j < n_out; j++) {
+                                coef[cnt] = W[i * n_out + j];
+                                src[cnt++] = rdz + j * C;
+                            }
                         if (use_v)
                             for (int64_t j = 0; j < n_out; j++) {
                                 const REAL w = vW[i * n_out + j];
-                                if (w != 0) FN(hess_axpy)(r, w, DZ + j * N, B);
+                                if (w != 0) {
+                                    coef[cnt] = w;
+                                    src[cnt++] = DZ + j * N;
+                                }
                             }
+                        FN(hess_axpy_many)(r, coef, src, cnt, B);
                     }
                 }
                 rda_zero = rdz_zero && !use_v;
@@ -307,6 +373,7 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
             for (int64_t q = 0; q < P; q++) HV[q * k + c] += hv[q];
         }
     }
+    free(src);
     free(buf);
     free(rp);
     free(ib);
