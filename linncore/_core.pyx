@@ -15,3 +15,4 @@ cnp.import_array()
 include "_core_common.pxi"
 include "_core_dense.pxi"
 include "_core_fixed.pxi"
+include "_core_hessian.pxi"

@@ -1,0 +1,158 @@
+"""Benchmark of linncore.hessian against PyTorch (when importable), both in float64.
+
+1. Full Hessian of a 4 -> 16 tanh -> 2 linear network (114 parameters) on 1000 samples:
+   linncore.hessian.full_hessian against torch.func.hessian.
+2. lambda_max of the Simple_sine tutorial network (1 -> 32 relu -> 32 relu -> 32 tanh -> 1
+   linear, outputs clipped to [-1, 1], 2209 parameters) on its 629 samples, after a short
+   training so the point is not the initialisation: linncore.hessian.lambda_max (Lanczos on
+   exact HVPs) against power iteration on PyTorch double-backward HVPs; also the time of one
+   HVP in each.
+
+Prints times, ratios and whether the 10x target is met; never fails.
+Run: python bench/bench_hessian.py
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from linncore import Dense, Network, backend
+from linncore import hessian as hs
+
+TARGET = 10.0
+
+
+def best_of(fn, reps: int = 5) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def torch_loss(torch, net: Network):
+    acts = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda z: z}
+    shapes = [(l.size_in, l.size_out, l.has_bias, acts[l.activation]) for l in net.layers]
+    clip = net.clip
+    half = True
+
+    def loss(theta, x, y):
+        p, a = 0, x
+        for n_in, n_out, has_b, act in shapes:
+            z = a @ theta[p:p + n_in * n_out].reshape(n_in, n_out)
+            p += n_in * n_out
+            if has_b:
+                z = z + theta[p:p + n_out]
+                p += n_out
+            a = act(z)
+            if clip:
+                a = torch.clamp(a, -1.0, 1.0)
+        r = a - y
+        return 0.5 * (r * r).sum() / x.shape[0] if half else (r * r).mean()
+
+    return loss
+
+
+def report(name: str, ours: float, theirs: float | None) -> None:
+    if theirs is None:
+        print(f"  {name}: linncore {ours * 1e3:.2f} ms (PyTorch not importable: no ratio)")
+        return
+    ratio = theirs / ours
+    verdict = "met" if ratio >= TARGET else "NOT met"
+    print(f"  {name}: linncore {ours * 1e3:.2f} ms, PyTorch {theirs * 1e3:.2f} ms, "
+          f"ratio {ratio:.1f}x (target >= {TARGET:.0f}x: {verdict})")
+
+
+def main() -> None:
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    threads = [None] if torch is None else sorted({torch.get_num_threads(), 1}, reverse=True)
+    for n in threads:
+        if torch is not None:
+            torch.set_num_threads(n)
+            tname = f"torch {torch.__version__}, {n} thread(s) (linncore: 1 thread)"
+        else:
+            tname = "torch not importable"
+        print(f"\n=== linncore engine: {backend()}; {tname}; float64 throughout")
+        run(torch)
+
+
+def run(torch) -> None:
+
+    # -- 1. full Hessian -------------------------------------------------------------------
+    rng = np.random.default_rng(0)
+    net = Network([Dense((4, 16), "tanh", seed=0), Dense((16, 2), seed=1)], clip=False)
+    X, Y = rng.normal(size=(1000, 4)), rng.normal(size=(1000, 2))
+    t_ours, H = best_of(lambda: hs.full_hessian(net, X, Y))
+    print(f"\n1. full Hessian, 4 -> 16 tanh -> 2, P = {net.n_params}, N = 1000")
+    t_torch = None
+    if torch is not None:
+        from torch.func import hessian
+
+        f = torch_loss(torch, net)
+        th = torch.tensor(np.array(net.theta, dtype=np.float64))
+        xt, yt = torch.tensor(X), torch.tensor(Y)
+        hessian(f)(th, xt, yt)  # warm-up
+        t_torch, Ht = best_of(lambda: hessian(f)(th, xt, yt), reps=3)
+        err = np.abs(H - Ht.numpy()).max() / np.abs(Ht.numpy()).max()
+        print(f"  max |H_linncore - H_torch| / max |H_torch| = {err:.1e}")
+    report("full Hessian", t_ours, t_torch)
+
+    # -- 2. lambda_max of Simple_sine ------------------------------------------------------
+    x = np.arange(0.0, 2 * np.pi, 0.01)
+    xs = 2 * (x - x.min()) / (x.max() - x.min()) - 1
+    Xs, Ys = xs[:, None], np.cos(5 * x)[:, None]
+    sine = Network([Dense((1, 32), "relu", seed=0), Dense((32, 32), "relu", seed=1),
+                    Dense((32, 32), "tanh", seed=2), Dense((32, 1), seed=3)], clip=True)
+    sine.fit(Xs, Ys, epochs=50, batch_size=32, verbose=0, seed=0)
+    P = sine.n_params
+    print(f"\n2. lambda_max, Simple_sine 1 -> 32 relu -> 32 relu -> 32 tanh -> 1, P = {P}, N = {len(x)}")
+    hs.lambda_max(sine, Xs, Ys)  # warm-up (imports scipy)
+    t_lmax, lmax = best_of(lambda: hs.lambda_max(sine, Xs, Ys), reps=3)
+    v = rng.normal(size=P)
+    t_hvp1, _ = best_of(lambda: hs.hvp(sine, Xs, Ys, v), reps=20)
+    cur = hs._Curvature(sine, Xs, Ys, "half_mse")
+    t_apply, _ = best_of(lambda: cur.apply(v[:, None]), reps=50)
+    print(f"  linncore: lambda_max = {lmax:.10g} (Lanczos, tol 1e-10)")
+    print(f"  linncore HVP: {t_apply * 1e3:.3f} ms per product on a prepared pass, "
+          f"{t_hvp1 * 1e3:.3f} ms as one hvp() call (with its forward/backward pass)")
+    t_pow = None
+    if torch is not None:
+        f = torch_loss(torch, sine)
+        th = torch.tensor(np.array(sine.theta, dtype=np.float64), requires_grad=True)
+        xt, yt = torch.tensor(Xs), torch.tensor(Ys)
+
+        def power_iteration(tol: float = 1e-6, max_iter: int = 2000):
+            (g,) = torch.autograd.grad(f(th, xt, yt), th, create_graph=True)
+            gen = torch.Generator().manual_seed(0)
+            vv = torch.randn(P, dtype=torch.float64, generator=gen)
+            vv /= vv.norm()
+            lam, it = 0.0, 0
+            for it in range(1, max_iter + 1):
+                (hv,) = torch.autograd.grad(g, th, vv, retain_graph=True)
+                new = float(vv @ hv)
+                vv = hv / hv.norm()
+                if abs(new - lam) <= tol * abs(new):
+                    lam = new
+                    break
+                lam = new
+            return lam, it
+
+        power_iteration()
+        t_pow, (lam_t, iters) = best_of(power_iteration, reps=3)
+        (g,) = torch.autograd.grad(f(th, xt, yt), th, create_graph=True)
+        vt = torch.tensor(v)
+        t_thvp, _ = best_of(lambda: torch.autograd.grad(g, th, vt, retain_graph=True), reps=50)
+        print(f"  PyTorch: lambda_max = {lam_t:.10g} after {iters} power iterations (tol 1e-6), "
+              f"relative difference {abs(lam_t - lmax) / abs(lmax):.1e}")
+        print(f"  PyTorch HVP: {t_thvp * 1e3:.3f} ms per double-backward product "
+              f"(ratio {t_thvp / t_apply:.1f}x per product)")
+    report("lambda_max", t_lmax, t_pow)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+/* lc_hessian.h: exact Hessian-vector products of a network's loss by the R-operator
+ * (Pearlmutter 1994), and the Gauss-Newton product J^T H_loss J v.
+ *
+ * Notation for layer l (input a_{l-1}, a_{-1} = X):  z = a_{l-1} W + b,  h = act(z),
+ * a = clip(h) (identity without clipping).  The clip has derivative 1 on [-1, 1] (bounds
+ * included), 0 outside, and second derivative 0.  Loss L = s * sum r^2, r = a_{L-1} - Y,
+ * s = 1/(2N) (half_mse, code 1) or 1/(N m) (mse, code 0); the whole set is one batch.
+ *
+ * Two steps, so that many products share one forward and backward pass:
+ *   lc_hvp_prepare: forward and backward pass at theta; stores in `state` (caller-allocated,
+ *                   lc_hvp_state_len values) per layer, every row transposed to (width, N):
+ *                   a, d1 = clip'(h) act'(z), d2 = clip'(h) act''(z) dL/da, dz = dL/dz,
+ *                   preceded by X^T.  Also gives the loss and its gradient.
+ *   lc_hvp_apply:   HV := H V for k directions, V and HV (P, k) row-major (column c is one
+ *                   direction in theta's order).  Per direction:
+ *                   forward   Rz = Ra_{l-1} W + a_{l-1} V_l + vb_l,  Ra = d1 Rz
+ *                   backward  Rda_{L-1} = 2 s Ra_{L-1}
+ *                             Rdz = d1 Rda + d2 Rz
+ *                             H v|W_l = a_{l-1}^T Rdz + Ra_{l-1}^T dz,  H v|b_l = sum_n Rdz
+ *                             Rda_{l-1} = Rdz W^T + dz V_l^T
+ *                   With gauss_newton the terms in d2, Ra_{l-1}^T dz and dz V_l^T are dropped,
+ *                   which leaves J^T (2 s I) J v.
+ * Functions exist for float (_f32) and double (_f64) from one definition (lc_hessian_impl.h);
+ * they return an lc_status: LC_ERR_ARGS for a loss other than mse / half_mse or k < 0,
+ * LC_ERR_NOMEM when workspace allocation fails. */
+#ifndef LC_HESSIAN_H
+#define LC_HESSIAN_H
+
+#include "lc_common.h"
+
+/* Number of REAL values lc_hvp_prepare stores for N samples:
+ * N * (sizes[0] + 4 * (sizes[1] + ... + sizes[L])). */
+int64_t lc_hvp_state_len(const lc_net *net, int64_t N);
+
+#define LC_DECLARE_HESSIAN(REAL, SFX)                                                            \
+    /* d2 := act''(z) elementwise over n values, from z and h = act(z); 0 for linear, relu and   \
+     * leaky_relu (their kinks are measure-zero). */                                             \
+    void lc_act_deriv2_##SFX(int32_t act, const REAL *z, const REAL *h, REAL *d2, int64_t n);    \
+    /* state := (X^T, then per layer a^T, d1^T, d2^T, dz^T);  grad := dL/dtheta;                 \
+     * *loss_out := L.  X (N, sizes[0]), Y (N, sizes[L]).  Allocates workspace. */               \
+    int lc_hvp_prepare_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y, \
+                             int64_t N, int32_t loss, REAL *state, REAL *grad,                   \
+                             double *loss_out);                                                  \
+    /* HV := H V (or the Gauss-Newton product) from a prepared state; V, HV (P, k).              \
+     * Allocates workspace. */                                                                   \
+    int lc_hvp_apply_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,        \
+                           int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k,    \
+                           REAL *HV);                                                            \
+    /* prepare + apply in one call; grad and loss_out may be NULL.  Allocates workspace. */      \
+    int lc_net_hvp_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,     \
+                         int64_t N, int32_t loss, int32_t gauss_newton, const REAL *V,           \
+                         int64_t k, REAL *HV, REAL *grad, double *loss_out);
+
+LC_DECLARE_HESSIAN(float, f32)
+LC_DECLARE_HESSIAN(double, f64)
+
+#endif
