@@ -178,7 +178,9 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
         h[l] = p; p += s;
         a[l] = p; p += s;
     }
-    REAL *da = p, *da_prev = p + N * maxw, *dz = p + 2 * N * maxw, *wt = p + 3 * N * maxw;
+    /* dz is also lc_dense_backward's scratch: dz (N, n_out) then the transposed kernel, which
+     * fits in the N * maxw + maxw * maxw values that follow */
+    REAL *da = p, *da_prev = p + N * maxw, *dz = p + 2 * N * maxw;
 
     /* forward */
     const REAL *in = X;
@@ -208,7 +210,7 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
         }
         FN(hess_transpose)(a[l], N, n_out, A);
         FN(lc_dense_backward)(l > 0 ? a[l - 1] : X, N, n_in, n_out, theta + off[l], z[l], h[l],
-                              da, act, net->clip_out, dz, wt, grad + off[l],
+                              da, act, net->clip_out, dz, grad + off[l],
                               off[L + l] >= 0 ? grad + off[L + l] : NULL, l > 0 ? da_prev : NULL);
         FN(hess_transpose)(dz, N, n_out, DZ);
         REAL *t = da; da = da_prev; da_prev = t;
