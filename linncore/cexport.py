@@ -339,7 +339,8 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
     """Write a plain C99 header with the network's weights and ``void NAME_predict(const float *x, float *y)``.
 
     The header defines ``NAME_N_IN`` and ``NAME_N_OUT``, the parameters as ``static const``
-    arrays (kernels row-major ``(n_in, n_out)``) and a ``static`` inference function; it
+    arrays (kernels row-major ``(n_in, n_out)``) and a ``static inline`` inference function
+    (so several translation units may include it); it
     includes ``<math.h>`` and ``<stdint.h>`` (link with ``-lm``).
 
     * ``fixed=None``: float.  Weights exact (hexadecimal literals) in the network's dtype;
@@ -369,7 +370,7 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
     >>> from linncore import Dense, Network
     >>> net = Network([Dense((2, 1), "relu", weight=[[0.5], [0.25]], bias=[0.125])])
     >>> text = export_c_header(net, None, name="tiny")
-    >>> "static void tiny_predict(const float *x, float *y)" in text
+    >>> "static inline void tiny_predict(const float *x, float *y)" in text
     True
     """
     net = _network(model)
@@ -415,7 +416,7 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
         lines += [
             "",
             f"/* c = sat(round_half_even(x * 2^{f.frac_bits})); NaN -> 0 (x * 2^F is exact in double) */",
-            f"static int64_t {name}_quantize(float x)",
+            f"static inline int64_t {name}_quantize(float x)",
             "{",
             f"    double v = (double)x * {float(one).hex()};",
             "    if (v != v) return 0;",
@@ -425,7 +426,7 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
             "}",
             "",
             f"/* round_half_even(acc / 2^{f.frac_bits}); |acc| < 2^63, so -acc cannot overflow */",
-            f"static int64_t {name}_requantize(int64_t acc)",
+            f"static inline int64_t {name}_requantize(int64_t acc)",
             "{",
         ]
         if f.frac_bits == 0:
@@ -441,7 +442,7 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
                 "}",
                 "",
             ]
-    lines += [f"static void {name}_predict(const float *x, float *y)", "{"]
+    lines += [f"static inline void {name}_predict(const float *x, float *y)", "{"]
     maxw = max(widths)
     if f is None:
         lines += [f"    double a[{maxw}], b[{maxw}], s;", "    int i, j;",

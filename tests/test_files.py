@@ -389,9 +389,12 @@ def run_c(header: str, X: np.ndarray, n_out: int, tmp_path) -> np.ndarray:
         pytest.skip("no C compiler (cc) on PATH")
     (tmp_path / "net.h").write_text(header)
     (tmp_path / "main.c").write_text(MAIN)
+    # a second translation unit including the header without using it: no duplicate symbols, no warnings
+    (tmp_path / "other.c").write_text('#include "net.h"\nint other_unit(void) { return NET_N_IN; }\n')
     exe = tmp_path / "prog"
-    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", str(tmp_path / "main.c"),
-                    "-o", str(exe), "-lm"], check=True, capture_output=True, text=True)
+    done = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", str(tmp_path / "main.c"),
+                           str(tmp_path / "other.c"), "-o", str(exe), "-lm"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
     x32 = np.asarray(X, dtype=np.float32)
     lines = [str(x32.shape[0])] + [" ".join(float(v).hex() for v in row) for row in x32]
     out = subprocess.run([str(exe)], input="\n".join(lines) + "\n", check=True, capture_output=True,
