@@ -6,42 +6,41 @@ Keras-compatible training on a compiled core, fixed-point arithmetic, exact Hess
 from ._backend import backend
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .layers import Dense, all_activations
-from .linn import LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn, save_linn
 from .network import Network, TrainingDivergedWarning
 from .optimizers import SGD, Adam
+from .fixed import (FixedFormat, Overflow, RailStats, Rounding, fixed_matmul, quantize, rail_stats,
+                    requantize, sat_add, sat_mul)
+from .precision import PrecisionDict
+from . import hessian
+from .linn import LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn, save_linn
+from .evaluation import DeviationReport, EvaluationCallback, evaluate
+from .files import (ModelFile, ModelFileError, export_c_header, export_codes, load_bundle, load_model,
+                    save_bundle, save_model)
 from .datasets import BaseDataset, LinearTeacherDataset
 from .history import FitHistory
 from .ablation import train_instrumented
 from .models import LinearBlockModel
-from .sweep import sweep, SweepResult
+from .sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "backend",
-    "Callback",
-    "EarlyStopping",
-    "History",
-    "LambdaCallback",
-    "Dense",
-    "all_activations",
-    "list_activations",
-    "LinnModel",
-    "LinnError",
-    "get_linn",
-    "save_linn",
-    "load_linn",
-    "describe_linn",
-    "Network",
-    "TrainingDivergedWarning",
-    "SGD",
-    "Adam",
-    "BaseDataset",
-    "LinearTeacherDataset",
-    "FitHistory",
-    "train_instrumented",
-    "LinearBlockModel",
-    "sweep",
-    "SweepResult",
+    # the engine
+    "Dense", "Network", "all_activations", "SGD", "Adam",
+    "Callback", "EarlyStopping", "History", "LambdaCallback", "TrainingDivergedWarning",
+    # fixed point
+    "FixedFormat", "Rounding", "Overflow", "RailStats", "quantize", "rail_stats", "requantize",
+    "sat_add", "sat_mul", "fixed_matmul", "PrecisionDict",
+    # second order
+    "hessian",
+    # the vendor workflow
+    "LinnModel", "LinnError", "get_linn", "save_linn", "load_linn", "describe_linn", "list_activations",
+    # evaluation and files
+    "evaluate", "DeviationReport", "EvaluationCallback", "save_model", "load_model", "save_bundle",
+    "load_bundle", "ModelFile", "ModelFileError", "export_codes", "export_c_header",
+    # ablation
+    "BaseDataset", "LinearTeacherDataset", "FitHistory", "train_instrumented", "LinearBlockModel",
+    "sweep", "SweepResult",
     "__version__",
 ]

@@ -1,26 +1,39 @@
-"""Atomic file writes: a file is either fully written or not replaced at all."""
+"""Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
+
+A reader sees either the old file or the complete new one; a write that fails part way
+(full disk, killed process, an exception while writing) leaves an earlier file intact and
+removes its temporary file.
+"""
 from __future__ import annotations
 
 import os
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
+
+
+def _target(path: Any, name: str) -> str:
+    try:
+        target = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {type(path).__name__}") from None
+    if isinstance(target, bytes):
+        target = os.fsdecode(target)
+    return target
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success it replaces ``path`` in one step.
-
-    On any error the temporary file is removed and an earlier file at ``path`` is untouched.
-    """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"path: the folder {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+def atomic_write(path: Any, mode: str = "w", name: str = "path") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; when the block ends without error it replaces
+    ``path`` in one step, otherwise it is removed and ``path`` is untouched."""
+    target = _target(path, name)
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{name}: the folder {folder!r} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(target) + ".", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
+        text = "b" not in mode
+        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": "\n"} if text else {})) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -28,6 +41,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     except BaseException:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
         raise
+
+
+def write_text_atomic(path: Any, text: str, name: str = "path") -> str:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path as a string."""
+    with atomic_write(path, "w", name) as fh:
+        fh.write(text)
+    return _target(path, name)
