@@ -30,8 +30,11 @@ def atomic_write(path: Any, mode: str = "w", name: str = "path") -> Iterator[IO]
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{name}: the folder {folder!r} does not exist")
+    # keep an existing file's permissions; a new one gets the usual 0644 (mkstemp makes 0600)
+    perms = (os.stat(target).st_mode & 0o777) if os.path.exists(target) else 0o644
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(target) + ".", suffix=".tmp")
     try:
+        os.chmod(tmp, perms)
         text = "b" not in mode
         with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": "\n"} if text else {})) as fh:
             yield fh

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _backend
 from ._codes import ACTIVATIONS, LOSSES
-from ._validate import as_samples, finite_float, non_negative_int, positive_int
+from ._validate import finite_float, non_negative_int, positive_int
 from .history import FitHistory
 from .network import Network
 

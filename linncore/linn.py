@@ -26,10 +26,8 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import optimizers as _optimizers
+from ._atomic import atomic_write
 from ._keras_facade import KerasModelView
 from ._linn_doc import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
                         LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
@@ -572,21 +571,8 @@ def save_linn(model: Any, input_channels: int, output_channels: int, file_name: 
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"file_name: folder {str(folder)!r} does not exist")
-    mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path, "w", name="file_name") as fh:
+        json.dump(doc, fh, allow_nan=False)
     return path
 
 

@@ -20,7 +20,7 @@ from . import optimizers as _optimizers
 from ._codes import ACTIVATIONS, STATUS_NONFINITE_LOSS, STATUS_OK
 from ._validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
                         non_negative_int, positive_int)
-from .callbacks import Callback, History, ProgressLogger
+from .callbacks import History, ProgressLogger
 from .layers import Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]

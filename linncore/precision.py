@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from ._atomic import write_text_atomic
 from .fixed import FixedFormat
 
 __all__ = ["FIELDS", "PrecisionDict", "ensure_precision_dict"]
@@ -156,19 +156,7 @@ class PrecisionDict:
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write :meth:`to_json` to ``path`` atomically (a temporary file in the same folder,
         then ``os.replace``)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".precision-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "PrecisionDict":

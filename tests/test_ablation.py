@@ -1,7 +1,6 @@
 """The instrumented loop against an independent NumPy implementation of ablation-metrics.md."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Network and fit: Keras 3 semantics, reproducibility, early stopping, divergence."""
 from __future__ import annotations
 
-import io
 import math
 import threading
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 import linncore
-from linncore import SGD, Adam, Dense, EarlyStopping, LambdaCallback, Network, TrainingDivergedWarning
+from linncore import SGD, Dense, EarlyStopping, LambdaCallback, Network, TrainingDivergedWarning
 
 
 def _net(seed=0, dtype="float64", clip=True, acts=("tanh", "linear")):
