@@ -12,6 +12,15 @@
 #define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * (n_out))
 
 #define LC_DECLARE_DENSE(REAL, SFX)                                                              \
+    /* C := A M, A (rows, K) read with strides (A[i][k] = A[i * ars + k * acs]), M (K, N),      \
+     * C (rows, N); each C[i][j] an ordered sum over k from zero. */                              \
+    void lc_matmul_##SFX(const REAL *A, int64_t ars, int64_t acs, const REAL *M, REAL *C,        \
+                         int64_t rows, int64_t K, int64_t N);                                    \
+    /* out (cols, rows) := in (rows, cols) transposed. */                                        \
+    void lc_transpose_##SFX(const REAL *in, REAL *out, int64_t rows, int64_t cols);              \
+    /* dz := da * [|h| <= 1 if clip] * act'(z), elementwise over n values. */                    \
+    void lc_act_backward_##SFX(int32_t act, int32_t clip, const REAL *z, const REAL *h,          \
+                               const REAL *da, REAL *dz, int64_t n);                             \
     /* h := act(z), elementwise over n values. */                                                \
     void lc_act_forward_##SFX(int32_t act, const REAL *z, REAL *h, int64_t n);                   \
     /* z := x W + b;  h := act(z);  a := clip(h, -1, 1) if clip else h.                          \

@@ -58,7 +58,7 @@ LC_HOT void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
 typedef REAL FN(lc_vec) __attribute__((vector_size(32)));
 #endif
 
-LC_HOT static void FN(matmul_s)(const REAL *restrict A, int64_t ars, int64_t acs,
+LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
                                const REAL *restrict M, REAL *restrict C, int64_t rows, int64_t K,
                                int64_t N)
 {
@@ -114,18 +114,18 @@ LC_HOT static void FN(matmul_s)(const REAL *restrict A, int64_t ars, int64_t acs
 static inline void FN(matmul)(const REAL *A, const REAL *M, REAL *C, int64_t rows, int64_t K,
                               int64_t N)
 {
-    FN(matmul_s)(A, K, 1, M, C, rows, K, N);
+    FN(lc_matmul)(A, K, 1, M, C, rows, K, N);
 }
 
 /* out (cols, rows) := in (rows, cols) transposed. */
-LC_HOT static void FN(transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
+LC_HOT void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) out[c * rows + r] = in[r * cols + c];
 }
 
 /* dz := da * [|h| <= 1 if clip] * act'(z), one loop per activation so each vectorizes. */
-LC_HOT static void FN(act_backward)(int32_t act, int32_t clip, const REAL *restrict z,
+LC_HOT void FN(lc_act_backward)(int32_t act, int32_t clip, const REAL *restrict z,
                                    const REAL *restrict h, const REAL *restrict da,
                                    REAL *restrict dz, int64_t n)
 {
@@ -176,9 +176,9 @@ void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out
                            int32_t act, int32_t clip, REAL *work, REAL *gW, REAL *gb, REAL *dx)
 {
     REAL *dz = work, *wt = work + B * n_out;
-    FN(act_backward)(act, clip, z, h, da, dz, B * n_out);
+    FN(lc_act_backward)(act, clip, z, h, da, dz, B * n_out);
     /* gW := x^T dz (summing over samples in order), reading x transposed in place */
-    FN(matmul_s)(x, 1, n_in, dz, gW, n_in, B, n_out);
+    FN(lc_matmul)(x, 1, n_in, dz, gW, n_in, B, n_out);
     if (gb) {
         for (int64_t j = 0; j < n_out; j++) gb[j] = 0;
         for (int64_t i = 0; i < B; i++) {
@@ -187,7 +187,7 @@ void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out
         }
     }
     if (dx) { /* dx := dz W^T */
-        FN(transpose)(W, wt, n_in, n_out);
+        FN(lc_transpose)(W, wt, n_in, n_out);
         FN(matmul)(dz, wt, dx, B, n_out, n_in);
     }
 }

@@ -11,6 +11,9 @@
      * optimizer state (Adam: first and second moments; SGD: m is the velocity, v unused). */    \
     void lc_optim_step_##SFX(const lc_optim *opt, REAL *theta, const REAL *g, REAL *m, REAL *v,  \
                              int64_t P, int64_t t);                                              \
+    /* The step of lc_optim_step as an increment: delta := the change to theta (m, v updated). */\
+    void lc_optim_delta_##SFX(const lc_optim *opt, const REAL *g, REAL *m, REAL *v, int64_t P,    \
+                              int64_t t, REAL *delta);                                           \
     /* theta := clip(theta, lo, hi); NaN stays NaN. */                                           \
     void lc_clip_##SFX(REAL *theta, int64_t P, REAL lo, REAL hi);                                \
     /* 1 when all P values are finite. */                                                        \

@@ -41,6 +41,37 @@ LC_HOT void FN(lc_optim_step)(const lc_optim *opt, REAL *restrict theta, const R
     }
 }
 
+LC_HOT void FN(lc_optim_delta)(const lc_optim *opt, const REAL *restrict g, REAL *restrict m,
+                        REAL *restrict v, int64_t P, int64_t t, REAL *restrict delta)
+{
+    /* The same arithmetic as lc_optim_step, with theta += delta left to the caller: since
+     * a - x == a + (-x) in IEEE arithmetic, both give the same bits. */
+    const REAL lr = (REAL)opt->lr;
+    if (opt->kind == LC_OPT_ADAM) {
+        const REAL b1 = (REAL)opt->beta_1, b2 = (REAL)opt->beta_2, eps = (REAL)opt->epsilon;
+        const REAL tt = (REAL)t;
+        const REAL b1p = POW(b1, tt), b2p = POW(b2, tt);
+        const REAL alpha = lr * SQRT((REAL)1 - b2p) / ((REAL)1 - b1p);
+        const REAL c1 = (REAL)1 - b1, c2 = (REAL)1 - b2;
+        for (int64_t i = 0; i < P; i++) {
+            const REAL gi = g[i];
+            m[i] += (gi - m[i]) * c1;
+            v[i] += (gi * gi - v[i]) * c2;
+            delta[i] = -((m[i] * alpha) / (SQRT(v[i]) + eps));
+        }
+    } else {
+        const REAL mu = (REAL)opt->momentum;
+        if (opt->momentum == 0.0) {
+            for (int64_t i = 0; i < P; i++) delta[i] = -(g[i] * lr);
+        } else {
+            for (int64_t i = 0; i < P; i++) {
+                m[i] = -g[i] * lr + m[i] * mu;
+                delta[i] = opt->nesterov ? -g[i] * lr + m[i] * mu : m[i];
+            }
+        }
+    }
+}
+
 LC_HOT void FN(lc_clip)(REAL *theta, int64_t P, REAL lo, REAL hi)
 {
     for (int64_t i = 0; i < P; i++) {

@@ -25,6 +25,24 @@ from .layers import Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
 
+#: The per-layer fields quantization-aware training reads, in the compiled core's order.
+QAT_FIELDS = ("input", "weight", "bias", "accumulator", "activation", "gradient", "update")
+#: The per-step rail statistics of quantization-aware training, in the compiled core's order.
+RAIL_NAMES = ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
+              "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
+              "update_saturation_fraction_max", "update_underflow_fraction_max")
+
+
+def _side_seed(rng: np.random.Generator) -> int:
+    """A 64-bit seed derived from ``rng``'s seed sequence without drawing from ``rng`` (so the
+    shuffling order does not depend on whether stochastic rounding needs a seed)."""
+    seq = getattr(rng.bit_generator, "seed_seq", None)
+    entropy = getattr(seq, "entropy", None)
+    if entropy is None:
+        return 0
+    child = np.random.SeedSequence(entropy, spawn_key=tuple(getattr(seq, "spawn_key", ())) + (0x51A7,))
+    return int(child.generate_state(1, np.uint64)[0])
+
 
 class TrainingDivergedWarning(RuntimeWarning):
     """Training met a non-finite loss or parameter and stopped, keeping the last finite weights."""
@@ -291,6 +309,7 @@ class Network:
         callbacks: Sequence[Any] | None = None,
         verbose: int = 1,
         seed: int | np.random.Generator | None = None,
+        precision: Any = None,
     ) -> History:
         """Train with Keras 3's semantics.
 
@@ -319,7 +338,17 @@ class Network:
         verbose : int
             0 silent, 1 a progress line (default), 2 a line per epoch.
         seed : int or numpy.random.Generator, optional
-            Seed of the shuffling; the same seed and initial weights give bit-identical weights.
+            Seed of the shuffling (and of stochastic rounding); the same seed and initial
+            weights give bit-identical weights.
+        precision : PrecisionDict or dict, optional
+            Quantization-aware training, in the compiled epoch like plain training: per layer
+            ``input``, ``weight``, ``bias``, ``accumulator`` and ``activation`` formats on the
+            forward path (gradients through the straight-through estimator), ``gradient``
+            formats on the gradients, ``update`` formats on the optimizer's increments
+            (``STOCH`` rounding answers update underflow), and kernels and biases stored
+            through their ``weight`` and ``bias`` formats after every step.  Fields left float
+            cost nothing; with every field float the result equals plain training bit for bit.
+            The per-step rail statistics are in ``history.rail``.
 
         Returns
         -------
@@ -328,7 +357,11 @@ class Network:
             weighted by batch size) and ``"val_loss"`` (after the epoch, with its final
             weights) per epoch.  When training meets a non-finite loss it stops with a
             :class:`TrainingDivergedWarning`, keeps the last finite weights and sets
-            ``history.diverged``.
+            ``history.diverged``.  With ``precision``, ``history.rail`` maps each rail
+            statistic (``weight_saturation_fraction_max``, ``weight_near_rail_fraction_max``,
+            ``gradient_saturation_fraction_max``, ``gradient_near_rail_fraction_max``,
+            ``update_saturation_fraction_max``, ``update_underflow_fraction_max``) to one value
+            per step (NaN where that role is not quantized).
         """
         epochs = non_negative_int(epochs, "epochs")
         batch_size = positive_int(batch_size, "batch_size")
@@ -371,8 +404,11 @@ class Network:
         cbs.append(history)
         if verbose:
             cbs.append(ProgressLogger(epochs, verbose))
+        qat = self._qat_arrays(precision) if precision is not None else None
         m, v = opt._state(self.n_params, self._dtype)
         kernels = _backend.kernels()
+        rails: list[np.ndarray] = []
+        qseed = _side_seed(rng) if qat is not None else 0
         loss_code = _losses.code(loss)
         self.stop_training = False
         self._call(cbs, "set_model", self)
@@ -380,9 +416,16 @@ class Network:
         for epoch in range(epochs):
             self._call(cbs, "on_epoch_begin", epoch, {})
             perm = rng.permutation(n).astype(np.int64) if shuffle else None
-            status, loss_sum, n_done, opt.iterations = kernels.train_epoch(
-                self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
-                opt.iterations, self.clip)
+            if qat is None:
+                status, loss_sum, n_done, opt.iterations = kernels.train_epoch(
+                    self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
+                    opt.iterations, self.clip)
+            else:
+                rail = np.full((math.ceil(n / batch_size), 6), np.nan)
+                status, loss_sum, n_done, opt.iterations = kernels.train_epoch_qat(
+                    self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
+                    opt.iterations, self.clip, qat[0], qat[1], qseed, qat[2], rail)
+                rails.append(rail[:math.ceil(n_done / batch_size)])
             if status != STATUS_OK:
                 what = "loss" if status == STATUS_NONFINITE_LOSS else "parameter update"
                 history.diverged = True
@@ -400,7 +443,31 @@ class Network:
                 break
         self._call(cbs, "on_train_end", {})
         history.model = self
+        if qat is not None:
+            table = np.concatenate(rails) if rails else np.zeros((0, 6))
+            history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
+
+    def _qat_arrays(self, precision: Any) -> tuple[np.ndarray, np.ndarray, float]:
+        """(fmts (L, 7, 5) int32, on (L, 7) int32, near_rail) of a precision config."""
+        from .precision import ensure_precision_dict
+
+        pd = ensure_precision_dict(precision)
+        names = [layer.name for layer in self._layers]
+        pd.validate(names)
+        fmts = np.zeros((len(names), len(QAT_FIELDS), 5), dtype=np.int32)
+        on = np.zeros((len(names), len(QAT_FIELDS)), dtype=np.int32)
+        for l, name in enumerate(names):
+            for field in ("momentum", "adam_m", "adam_v"):
+                if pd.dtype(name, field) is not None:
+                    raise ValueError(f"precision: the {field!r} field ({name}) is not supported in training yet; "
+                                     "optimizer state stays float")
+            for f, field in enumerate(QAT_FIELDS):
+                fmt = pd.dtype(name, field)
+                if fmt is not None:
+                    fmts[l, f] = fmt.as_tuple()
+                    on[l, f] = 1
+        return fmts, on, 0.9
 
     @staticmethod
     def _call(cbs: list[Any], hook: str, *args: Any) -> None:

@@ -10,15 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import linncore
 from linncore import Dense, Network, load_linn, save_linn
 from linncore.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_HOME = Path(linncore.__file__).resolve().parents[1]
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
 
 
 def run(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # the subprocess must import the same linncore as this process (the installed package in
+    # CI, the in-place build in a checkout), never an unbuilt source tree
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-m", "linncore", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 

@@ -2,3 +2,4 @@
 from .dense import *  # noqa: F401,F403
 from .fixed import *  # noqa: F401,F403
 from .hessian import *  # noqa: F401,F403
+from .qat import *  # noqa: F401,F403
