@@ -11,6 +11,7 @@ from .optimizers import SGD, Adam
 from .fixed import (FixedFormat, Overflow, RailStats, Rounding, fixed_matmul, quantize, rail_stats,
                     requantize, sat_add, sat_mul)
 from .precision import PrecisionDict
+from .quantized import INSTRUMENT_ASSUMPTIONS, QuantizedNetwork
 from . import hessian
 from .linn import LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn, save_linn
 from .evaluation import DeviationReport, EvaluationCallback, evaluate
@@ -31,7 +32,7 @@ __all__ = [
     "Callback", "EarlyStopping", "History", "LambdaCallback", "TrainingDivergedWarning",
     # fixed point
     "FixedFormat", "Rounding", "Overflow", "RailStats", "quantize", "rail_stats", "requantize",
-    "sat_add", "sat_mul", "fixed_matmul", "PrecisionDict",
+    "sat_add", "sat_mul", "fixed_matmul", "PrecisionDict", "QuantizedNetwork", "INSTRUMENT_ASSUMPTIONS",
     # second order
     "hessian",
     # the vendor workflow
