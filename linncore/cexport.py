@@ -42,9 +42,10 @@ import numpy as np
 
 from ._atomic import write_text_atomic
 from ._validate import as_samples, choice
+from .fixed import FixedFormat
 from .network import Network
 
-__all__ = ["QuantizedParams", "FixedSpec", "export_codes", "predict_fixed", "export_c_header"]
+__all__ = ["QuantizedParams", "export_format", "export_codes", "predict_fixed", "export_c_header"]
 
 _INT_BITS = {"int8": 8, "int16": 16, "int32": 32}
 _FIXED_ACTS = ("linear", "relu")
@@ -141,75 +142,63 @@ def export_codes(model: Any, dtype: str = "int8") -> QuantizedParams:
 
 
 # -- fixed point -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FixedSpec:
-    """``fixed<bits, bits - frac_bits>``, signed, round-half-even, saturating.
+def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
+    """The :class:`~linncore.FixedFormat` of a fixed-point export: signed, rounding half to
+    even and saturating (what the exported C code implements).
 
-    Built from ``{"bits": 16, "frac_bits": 14}`` (or ``"int_bits"`` instead of
-    ``"frac_bits"``), or from any object with ``bits`` and ``frac_bits`` attributes (such as
-    a fixed-point format object) whose rounding is convergent and overflow saturating.
+    ``spec`` is a FixedFormat, a format string (``"fixed<16,2>"``, ``"Q2.14"``) or a dict
+    ``{"bits": 16, "frac_bits": 14}`` (``"int_bits"`` may replace ``"frac_bits"``).
+
+    Examples
+    --------
+    >>> str(export_format({"bits": 16, "int_bits": 2}))
+    'fixed<16,2,RND_CONV,SAT>'
     """
-
-    bits: int
-    frac_bits: int
-
-    @property
-    def int_bits(self) -> int:
-        return self.bits - self.frac_bits
-
-    @property
-    def lo(self) -> int:
-        return -(1 << (self.bits - 1))
-
-    @property
-    def hi(self) -> int:
-        return (1 << (self.bits - 1)) - 1
-
-    @property
-    def ctype(self) -> str:
-        return "int8_t" if self.bits <= 8 else "int16_t" if self.bits <= 16 else "int32_t"
-
-    def __str__(self) -> str:
-        return f"fixed<{self.bits},{self.int_bits}>"
-
-    @classmethod
-    def of(cls, spec: Any, name: str = "fixed") -> "FixedSpec":
-        if isinstance(spec, FixedSpec):
-            return spec
-        if isinstance(spec, Mapping):
-            unknown = set(spec) - {"bits", "frac_bits", "int_bits", "rounding", "overflow", "signed"}
-            if unknown:
-                raise ValueError(f"{name}: unknown key(s) {sorted(unknown)}; expected bits and frac_bits or int_bits")
-            get = spec.get
-        else:
-            get = lambda k, d=None: getattr(spec, k, d)  # noqa: E731
-        bits = get("bits")
-        frac = get("frac_bits")
-        if frac is None and get("int_bits") is not None and isinstance(bits, int):
-            frac = bits - get("int_bits")
+    if isinstance(spec, FixedFormat):
+        fmt = spec
+    elif isinstance(spec, str):
+        try:
+            fmt = FixedFormat.parse(spec)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    elif isinstance(spec, Mapping):
+        unknown = set(spec) - {"bits", "frac_bits", "int_bits", "rounding", "overflow", "signed"}
+        if unknown:
+            raise ValueError(f"{name}: unknown key(s) {sorted(unknown)}; expected bits and frac_bits or int_bits")
+        bits, frac = spec.get("bits"), spec.get("frac_bits")
+        if frac is None and spec.get("int_bits") is not None and isinstance(bits, int):
+            frac = bits - spec["int_bits"]
         if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
             raise ValueError(f"{name}: expected bits, an integer in [2, 32], got {bits!r}")
-        bits = int(bits)
-        if isinstance(frac, bool) or not isinstance(frac, (int, np.integer)) or not 0 <= frac <= bits - 1:
-            raise ValueError(f"{name}: expected frac_bits, an integer in [0, {bits - 1}] for {bits} bits, got {frac!r}")
-        if get("signed", True) is not True and get("signed", True) != 1:
-            raise ValueError(f"{name}: only signed formats are supported, got signed={get('signed')!r}")
-        for key, ok in (("rounding", ("RND_CONV", "HALF_EVEN", "CONV")), ("overflow", ("SAT",))):
-            v = get(key)
-            if v is not None:
-                label = str(getattr(v, "name", v)).upper()
-                if label not in ok:
-                    raise ValueError(f"{name}: {key} {label!r} is not supported; the export rounds half to even "
-                                     "and saturates")
-        return cls(bits, int(frac))
+        if isinstance(frac, bool) or not isinstance(frac, (int, np.integer)):
+            raise ValueError(f"{name}: expected frac_bits (or int_bits), an integer, got {frac!r}")
+        try:
+            fmt = FixedFormat(int(bits), int(bits) - int(frac), signed=bool(spec.get("signed", True)),
+                              rounding=spec.get("rounding", "RND_CONV"), overflow=spec.get("overflow", "SAT"))
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    else:
+        raise TypeError(f"{name}: expected a FixedFormat, a format string or a dict, got {type(spec).__name__}")
+    if not fmt.signed:
+        raise ValueError(f"{name}: only signed formats are supported, got {fmt}")
+    if not 0 <= fmt.frac_bits <= fmt.bits - 1:
+        raise ValueError(f"{name}: expected frac_bits in [0, {fmt.bits - 1}] for {fmt.bits} bits, got {fmt.frac_bits}")
+    if fmt.rounding.name != "RND_CONV" or fmt.overflow.name != "SAT":
+        raise ValueError(f"{name}: {fmt} is not supported; the export rounds half to even (RND_CONV) and "
+                         "saturates (SAT)")
+    return fmt
 
 
-def _quantize(v: np.ndarray, f: FixedSpec) -> tuple[np.ndarray, np.ndarray]:
+def _ctype(f: FixedFormat) -> str:
+    return "int8_t" if f.bits <= 8 else "int16_t" if f.bits <= 16 else "int32_t"
+
+
+def _quantize(v: np.ndarray, f: FixedFormat) -> tuple[np.ndarray, np.ndarray]:
     """(codes int64, saturated mask) of float64 values: sat(rhe(v 2^F)), NaN -> 0."""
     scaled = np.ldexp(v.astype(np.float64), f.frac_bits)
     r = np.rint(scaled)
-    sat = (r < f.lo) | (r > f.hi)
-    r = np.clip(r, f.lo, f.hi)
+    sat = (r < f.code_min) | (r > f.code_max)
+    r = np.clip(r, f.code_min, f.code_max)
     r[np.isnan(r)] = 0
     return r.astype(np.int64), sat
 
@@ -224,7 +213,7 @@ def _rhe_shift(acc: np.ndarray, frac: int) -> np.ndarray:
     return q + ((r > half) | ((r == half) & ((q & 1) == 1))).astype(np.int64)
 
 
-def _fixed_layers(net: Network, f: FixedSpec) -> list[tuple[np.ndarray, np.ndarray | None, str]]:
+def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.ndarray | None, str]]:
     """Weight and bias codes of every layer, refusing what the fixed path cannot run."""
     out = []
     for layer in net.layers:
@@ -239,7 +228,7 @@ def _fixed_layers(net: Network, f: FixedSpec) -> list[tuple[np.ndarray, np.ndarr
             codes, sat = _quantize(arr, f)
             if sat.any():
                 idx = tuple(int(i) for i in np.argwhere(sat)[0])
-                lo, hi = math.ldexp(f.lo, -f.frac_bits), math.ldexp(f.hi, -f.frac_bits)
+                lo, hi = math.ldexp(f.code_min, -f.frac_bits), math.ldexp(f.code_max, -f.frac_bits)
                 raise ValueError(f"fixed: {layer.name}.{what}[{', '.join(map(str, idx))}] = {float(arr[idx])!r} is "
                                  f"outside the range [{lo}, {hi}] of {f}; use more integer bits")
             parts.append(codes)
@@ -267,7 +256,7 @@ def predict_fixed(model: Any, X: Any, fixed: Any, *, return_codes: bool = False)
         Layers with ``relu`` or ``linear`` activations only.
     X : array_like, shape (n, n_in)
     fixed : dict or format object
-        ``{"bits": W, "frac_bits": F}``; see :class:`FixedSpec`.
+        ``{"bits": W, "frac_bits": F}``; see :func:`export_format`.
     return_codes : bool
         Return the int64 output codes instead of the float32 values.
 
@@ -284,12 +273,12 @@ def predict_fixed(model: Any, X: Any, fixed: Any, *, return_codes: bool = False)
     [[0.4375]]
     """
     net = _network(model)
-    f = FixedSpec.of(fixed)
+    f = export_format(fixed)
     layers = _fixed_layers(net, f)
     x = as_samples(X, net.input_size, "X", dtype=np.float32)
     a, _ = _quantize(x, f)
     one = 1 << f.frac_bits
-    clip_hi = min(one, f.hi)
+    clip_hi = min(one, f.code_max)
     for W, b, act in layers:
         acc = a @ W
         if b is not None:
@@ -297,7 +286,7 @@ def predict_fixed(model: Any, X: Any, fixed: Any, *, return_codes: bool = False)
         q = _rhe_shift(acc, f.frac_bits)
         if act == "relu":
             q = np.maximum(q, 0)
-        q = np.clip(q, f.lo, f.hi)
+        q = np.clip(q, f.code_min, f.code_max)
         if net.clip:
             q = np.clip(q, -one, clip_hi)
         a = q
@@ -376,7 +365,7 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
     net = _network(model)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
         raise ValueError(f"name: expected a C identifier (letters, digits, _; at most 63), got {name!r}")
-    f = FixedSpec.of(fixed) if fixed is not None else None
+    f = export_format(fixed) if fixed is not None else None
     guard = name.upper() + "_H_"
     widths = [net.input_size] + [layer.size_out for layer in net.layers]
     arch = " -> ".join([str(net.input_size)] + [f"{l.size_out} {l.activation}" for l in net.layers])
@@ -392,7 +381,7 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
         head.append(f" * Arithmetic: {ctype} parameters, double accumulation, float outputs. */")
     else:
         single = False
-        ctype = f.ctype
+        ctype = _ctype(f)
         head += [
             f" * Arithmetic: {f} (code c means c * 2^-{f.frac_bits}), round half to even, saturation;",
             f" * accumulator int64 fixed<64,{64 - 2 * f.frac_bits}>, its bound checked at export. */",
@@ -420,8 +409,8 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
             "{",
             f"    double v = (double)x * {float(one).hex()};",
             "    if (v != v) return 0;",
-            f"    if (v <= {float(f.lo).hex()}) return {_i64(f.lo)};",
-            f"    if (v >= {float(f.hi).hex()}) return {_i64(f.hi)};",
+            f"    if (v <= {float(f.code_min).hex()}) return {_i64(f.code_min)};",
+            f"    if (v >= {float(f.code_max).hex()}) return {_i64(f.code_max)};",
             "    return (int64_t)nearbyint(v); /* the default rounding mode: to nearest, ties to even */",
             "}",
             "",
@@ -469,11 +458,11 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
             lines.append(f"        s = {name}_requantize(s);")
             if layer.activation == "relu":
                 lines.append("        if (s < 0) s = 0;")
-            lines.append(f"        if (s < {_i64(f.lo)}) s = {_i64(f.lo)}; else if (s > {_i64(f.hi)}) s = {_i64(f.hi)};")
+            lines.append(f"        if (s < {_i64(f.code_min)}) s = {_i64(f.code_min)}; else if (s > {_i64(f.code_max)}) s = {_i64(f.code_max)};")
             if net.clip:
                 one = 1 << f.frac_bits
                 lines.append(f"        if (s < {_i64(-one)}) s = {_i64(-one)}; "
-                             f"else if (s > {_i64(min(one, f.hi))}) s = {_i64(min(one, f.hi))};")
+                             f"else if (s > {_i64(min(one, f.code_max))}) s = {_i64(min(one, f.code_max))};")
         lines.append(f"        {dst}[j] = s;")
         lines.append("    }")
         src, dst = dst, src

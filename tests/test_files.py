@@ -11,7 +11,8 @@ import pytest
 
 import linncore
 from linncore import Dense, Network, _backend
-from linncore.cexport import FixedSpec, predict_fixed
+from linncore import FixedFormat
+from linncore.cexport import export_format, predict_fixed
 from linncore.files import (FORMAT_VERSION, LIMITS, ModelFile, ModelFileError, bundle_from_json, bundle_to_json,
                             export_c_header, export_codes, from_json, load_bundle, load_model, save_bundle,
                             save_model, to_json)
@@ -352,8 +353,8 @@ def test_fixed_export_refuses_what_it_cannot_run_exactly():
     for bad in ({"bits": 1, "frac_bits": 0}, {"bits": 16, "frac_bits": 16}, {"bits": 16},
                 {"bits": 16, "frac_bits": 4, "rounding": "TRN"}, {"bits": 16, "frac_bits": 4, "x": 1}):
         with pytest.raises(ValueError, match="fixed"):
-            FixedSpec.of(bad)
-    assert FixedSpec.of({"bits": 16, "int_bits": 2}) == FixedSpec(16, 14)
+            export_format(bad)
+    assert export_format({"bits": 16, "int_bits": 2}) == FixedFormat(16, 2) == export_format("fixed<16,2>")
     with pytest.raises(ValueError, match="name"):
         export_c_header(tanh, None, name="1bad")
 
@@ -432,8 +433,8 @@ def test_float_header_compiles_and_agrees_with_predict(dtype, clip, acts, tmp_pa
 ])
 def test_fixed_header_compiles_and_equals_the_numpy_reference_bit_for_bit(fixed, clip, scale, tmp_path):
     rng = np.random.default_rng(11)
-    f = FixedSpec.of(fixed)
-    lim = min(scale, (f.hi) / 2 ** f.frac_bits)
+    f = export_format(fixed)
+    lim = min(scale, f.code_max / 2 ** f.frac_bits)
     layers = [Dense((3, 6), "relu", weight=rng.uniform(-lim, lim, (3, 6)), bias=rng.uniform(-lim, lim, 6)),
               Dense((6, 5), "linear", has_bias=False, weight=rng.uniform(-lim, lim, (6, 5))),
               Dense((5, 2), "relu", weight=rng.uniform(-lim, lim, (5, 2)), bias=rng.uniform(-lim, lim, 2))]
