@@ -5,72 +5,71 @@
 #define LC_CAT(a, b) LC_CAT_(a, b)
 #define FN(name) LC_CAT(name, SFX)
 
-LC_HOT void FN(lc_optim_step)(const lc_optim *opt, REAL *restrict theta, const REAL *restrict g,
-                       REAL *restrict m, REAL *restrict v, int64_t P, int64_t t)
+/* The scalars of step t, in the parameters' precision (as Keras computes them). */
+typedef struct {
+    REAL lr, mu, alpha, c1, c2, eps;
+} FN(ostep);
+
+static FN(ostep) FN(ostep_init)(const lc_optim *opt, int64_t t)
 {
-    const REAL lr = (REAL)opt->lr;
+    FN(ostep) s = {(REAL)opt->lr, (REAL)opt->momentum, 0, 0, 0, (REAL)opt->epsilon};
     if (opt->kind == LC_OPT_ADAM) {
-        /* Keras 3: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
-         * alpha = lr sqrt(1 - b2^t) / (1 - b1^t); theta -= m alpha / (sqrt(v) + eps) */
-        const REAL b1 = (REAL)opt->beta_1, b2 = (REAL)opt->beta_2, eps = (REAL)opt->epsilon;
-        const REAL tt = (REAL)t;
-        const REAL b1p = POW(b1, tt), b2p = POW(b2, tt);
-        const REAL alpha = lr * SQRT((REAL)1 - b2p) / ((REAL)1 - b1p);
-        const REAL c1 = (REAL)1 - b1, c2 = (REAL)1 - b2;
-        for (int64_t i = 0; i < P; i++) {
-            const REAL gi = g[i];
-            m[i] += (gi - m[i]) * c1;
-            v[i] += (gi * gi - v[i]) * c2;
-            theta[i] -= (m[i] * alpha) / (SQRT(v[i]) + eps);
-        }
-    } else {
-        const REAL mu = (REAL)opt->momentum;
-        if (opt->momentum == 0.0) {
-            for (int64_t i = 0; i < P; i++) theta[i] -= g[i] * lr;
-        } else if (opt->nesterov) {
-            for (int64_t i = 0; i < P; i++) {
-                m[i] = -g[i] * lr + m[i] * mu;
-                theta[i] += -g[i] * lr + m[i] * mu;
-            }
-        } else {
-            for (int64_t i = 0; i < P; i++) {
-                m[i] = -g[i] * lr + m[i] * mu;
-                theta[i] += m[i];
-            }
-        }
+        /* alpha = lr sqrt(1 - b2^t) / (1 - b1^t) */
+        const REAL b1 = (REAL)opt->beta_1, b2 = (REAL)opt->beta_2, tt = (REAL)t;
+        s.alpha = s.lr * SQRT((REAL)1 - POW(b2, tt)) / ((REAL)1 - POW(b1, tt));
+        s.c1 = (REAL)1 - b1;
+        s.c2 = (REAL)1 - b2;
     }
+    return s;
+}
+
+/* The increments of one parameter; each updates the optimizer state it is given.
+ * Adam (Keras 3): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); -m alpha / (sqrt(v) + eps). */
+static inline REAL FN(adam_inc)(const FN(ostep) *s, REAL g, REAL *m, REAL *v)
+{
+    *m += (g - *m) * s->c1;
+    *v += (g * g - *v) * s->c2;
+    return -((*m * s->alpha) / (SQRT(*v) + s->eps));
+}
+
+/* SGD with momentum mu: vel = mu vel - lr g; the increment is vel (Nesterov: mu vel - lr g). */
+static inline REAL FN(momentum_inc)(const FN(ostep) *s, REAL g, REAL *vel, int nesterov)
+{
+    *vel = -g * s->lr + *vel * s->mu;
+    return nesterov ? -g * s->lr + *vel * s->mu : *vel;
+}
+
+/* One loop per optimizer kind, so each vectorizes; OUT(i, inc) stores the increment. */
+#define LC_OPTIM_LOOPS(OUT)                                                                      \
+    const FN(ostep) s = FN(ostep_init)(opt, t);                                                  \
+    if (opt->kind == LC_OPT_ADAM) {                                                              \
+        for (int64_t i = 0; i < P; i++) OUT(i, FN(adam_inc)(&s, g[i], &m[i], &v[i]));            \
+    } else if (opt->momentum == 0.0) {                                                           \
+        for (int64_t i = 0; i < P; i++) OUT(i, -(g[i] * s.lr));                                  \
+    } else {                                                                                     \
+        for (int64_t i = 0; i < P; i++) OUT(i, FN(momentum_inc)(&s, g[i], &m[i], opt->nesterov)); \
+    }
+
+/* theta += increment: the same bits as theta -= (the increment's magnitude), since
+ * a - x == a + (-x) in IEEE arithmetic. */
+#define LC_ADD_THETA(i, inc) theta[i] += (inc)
+#define LC_SET_DELTA(i, inc) delta[i] = (inc)
+
+LC_HOT void FN(lc_optim_step)(const lc_optim *opt, REAL *restrict theta, const REAL *restrict g,
+                              REAL *restrict m, REAL *restrict v, int64_t P, int64_t t)
+{
+    LC_OPTIM_LOOPS(LC_ADD_THETA)
 }
 
 LC_HOT void FN(lc_optim_delta)(const lc_optim *opt, const REAL *restrict g, REAL *restrict m,
-                        REAL *restrict v, int64_t P, int64_t t, REAL *restrict delta)
+                               REAL *restrict v, int64_t P, int64_t t, REAL *restrict delta)
 {
-    /* The same arithmetic as lc_optim_step, with theta += delta left to the caller: since
-     * a - x == a + (-x) in IEEE arithmetic, both give the same bits. */
-    const REAL lr = (REAL)opt->lr;
-    if (opt->kind == LC_OPT_ADAM) {
-        const REAL b1 = (REAL)opt->beta_1, b2 = (REAL)opt->beta_2, eps = (REAL)opt->epsilon;
-        const REAL tt = (REAL)t;
-        const REAL b1p = POW(b1, tt), b2p = POW(b2, tt);
-        const REAL alpha = lr * SQRT((REAL)1 - b2p) / ((REAL)1 - b1p);
-        const REAL c1 = (REAL)1 - b1, c2 = (REAL)1 - b2;
-        for (int64_t i = 0; i < P; i++) {
-            const REAL gi = g[i];
-            m[i] += (gi - m[i]) * c1;
-            v[i] += (gi * gi - v[i]) * c2;
-            delta[i] = -((m[i] * alpha) / (SQRT(v[i]) + eps));
-        }
-    } else {
-        const REAL mu = (REAL)opt->momentum;
-        if (opt->momentum == 0.0) {
-            for (int64_t i = 0; i < P; i++) delta[i] = -(g[i] * lr);
-        } else {
-            for (int64_t i = 0; i < P; i++) {
-                m[i] = -g[i] * lr + m[i] * mu;
-                delta[i] = opt->nesterov ? -g[i] * lr + m[i] * mu : m[i];
-            }
-        }
-    }
+    LC_OPTIM_LOOPS(LC_SET_DELTA)
 }
+
+#undef LC_OPTIM_LOOPS
+#undef LC_ADD_THETA
+#undef LC_SET_DELTA
 
 LC_HOT void FN(lc_clip)(REAL *theta, int64_t P, REAL lo, REAL hi)
 {

@@ -35,6 +35,10 @@ cdef extern from "lc_dense.h" nogil:
                            int32_t clip_params, double *loss_sum, int64_t *n_done)
 
 cdef extern from "lc_optim.h" nogil:
+    void lc_optim_delta_f32(const lc_optim *opt, const float *g, float *m, float *v, int64_t P,
+                            int64_t t, float *delta)
+    void lc_optim_delta_f64(const lc_optim *opt, const double *g, double *m, double *v, int64_t P,
+                            int64_t t, double *delta)
     void lc_optim_step_f32(const lc_optim *opt, float *theta, const float *g, float *m, float *v,
                            int64_t P, int64_t t)
     void lc_optim_step_f64(const lc_optim *opt, double *theta, const double *g, double *m, double *v,
@@ -222,6 +226,28 @@ def optim_step(tuple opt, theta, g, m, v, int64_t t):
             lc_optim_step_f32(&o, <float*>tc, <float*>gc, <float*>mc, <float*>vc, P, t)
         else:
             lc_optim_step_f64(&o, <double*>tc, <double*>gc, <double*>mc, <double*>vc, P, t)
+
+
+def optim_delta(tuple opt, g, m, v, int64_t t):
+    """The increment of optimizer step t (from 1) for gradient g; m and v updated in place."""
+    dt = _float_dtype(g, "g")
+    _arr(g, dt, (-1,), "g")
+    cdef int64_t P = g.shape[0]
+    _arr(m, dt, (P,), "m")
+    _arr(v, dt, (P,), "v")
+    delta = np.empty_like(g)
+    cdef lc_optim o = _optim(opt)
+    cdef void *gc = _ptr(g)
+    cdef void *mc = _ptr(m)
+    cdef void *vc = _ptr(v)
+    cdef void *dc = _ptr(delta)
+    cdef bint f32 = dt == np.float32
+    with nogil:
+        if f32:
+            lc_optim_delta_f32(&o, <float*>gc, <float*>mc, <float*>vc, P, t, <float*>dc)
+        else:
+            lc_optim_delta_f64(&o, <double*>gc, <double*>mc, <double*>vc, P, t, <double*>dc)
+    return delta
 
 
 def train_epoch(spec, theta, X, Y, perm, int64_t batch_size, int loss, tuple opt, m, v,

@@ -110,6 +110,23 @@ def test_optim_step_matches_twin_bit_for_bit(core, twin, rng, dt, opt):
 
 
 @pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("opt", [
+    (OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
+    (OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
+])
+def test_optim_delta_is_the_step_as_an_increment(core, twin, rng, dt, opt):
+    theta, g = rng.normal(size=40).astype(dt), rng.normal(size=40).astype(dt)
+    for mod in (core, twin):
+        m1, v1 = np.full(40, 0.1, dt), np.full(40, 0.2, dt)
+        m2, v2 = m1.copy(), v1.copy()
+        stepped = theta.copy()
+        mod.optim_step(opt, stepped, g, m1, v1, 3)
+        np.testing.assert_array_equal(theta + mod.optim_delta(opt, g, m2, v2, 3), stepped)
+        np.testing.assert_array_equal(m1, m2)
+        np.testing.assert_array_equal(v1, v2)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("clip", [False, True])
 def test_train_epoch_matches_twin(core, twin, rng, dt, clip):
     spec, theta0 = _random_net(rng, dt, clip)

@@ -18,6 +18,7 @@ __all__ = [
     "loss_grad",
     "net_forward",
     "net_loss_grad",
+    "optim_delta",
     "optim_step",
     "train_epoch",
 ]
@@ -163,29 +164,31 @@ def net_loss_grad(spec, theta, X, Y, loss: int, need_dx: bool = False):
     return value, grad, (dx if need_dx else None)
 
 
-def optim_step(opt: tuple, theta, g, m, v, t: int) -> None:
-    """One step t (from 1) in place.  opt = (kind, lr, beta_1, beta_2, epsilon, momentum,
-    nesterov).  Adam (Keras 3): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
-    alpha = lr sqrt(1 - b2^t) / (1 - b1^t); theta -= m alpha / (sqrt(v) + eps).
-    SGD: theta -= lr g; with momentum mu: m = mu m - lr g, theta += m (Nesterov:
-    theta += mu m - lr g)."""
+def optim_delta(opt: tuple, g, m, v, t: int):
+    """The increment of step t (from 1) to add to theta; m and v are updated in place.
+
+    opt = (kind, lr, beta_1, beta_2, epsilon, momentum, nesterov).  Adam (Keras 3):
+    m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); alpha = lr sqrt(1 - b2^t) / (1 - b1^t);
+    increment -m alpha / (sqrt(v) + eps).  SGD: -lr g; with momentum mu: m = mu m - lr g,
+    increment m (Nesterov: mu m - lr g)."""
     kind, lr, b1, b2, eps, mu, nesterov = opt
-    T = theta.dtype.type
+    T = g.dtype.type
     lr = T(lr)
     if kind == OPT_ADAM:
         b1, b2, eps, tt = T(b1), T(b2), T(eps), T(t)
         alpha = lr * np.sqrt(T(1) - b2 ** tt) / (T(1) - b1 ** tt)
         m += (g - m) * (T(1) - b1)
         v += (g * g - v) * (T(1) - b2)
-        theta -= (m * alpha) / (np.sqrt(v) + eps)
-    elif mu == 0.0:
-        theta -= g * lr
-    else:
-        m[...] = -g * lr + m * T(mu)
-        if nesterov:
-            theta += -g * lr + m * T(mu)
-        else:
-            theta += m
+        return -((m * alpha) / (np.sqrt(v) + eps))
+    if mu == 0.0:
+        return -(g * lr)
+    m[...] = -g * lr + m * T(mu)
+    return (-g * lr + m * T(mu)) if nesterov else m.copy()
+
+
+def optim_step(opt: tuple, theta, g, m, v, t: int) -> None:
+    """theta += the increment of step t (the same bits as subtracting its magnitude)."""
+    theta += optim_delta(opt, g, m, v, t)
 
 
 def train_epoch(spec, theta, X, Y, perm, batch_size: int, loss: int, opt: tuple, m, v,

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .._codes import OPT_ADAM, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
-from .dense import _layers, act_deriv, act_forward, loss_grad
+from .._codes import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .dense import _layers, act_deriv, act_forward, loss_grad, optim_delta
 from .fixed import fix_quantize
 
 __all__ = ["qat_seed", "train_epoch_qat"]
@@ -41,23 +41,6 @@ def _q(x, fmt, seed, near_rail, want_mask):
         xd = x.astype(np.float64)
         mask = (xd >= cmin * lsb) & (xd <= cmax * lsb)
     return vals.astype(x.dtype), mask, counts
-
-
-def _delta(opt, g, m, v, t):
-    """The increment lc_optim_delta computes (m, v updated in place)."""
-    kind, lr, b1, b2, eps, mu, nesterov = opt
-    T = g.dtype.type
-    lr = T(lr)
-    if kind == OPT_ADAM:
-        b1, b2, eps, tt = T(b1), T(b2), T(eps), T(t)
-        alpha = lr * np.sqrt(T(1) - b2 ** tt) / (T(1) - b1 ** tt)
-        m += (g - m) * (T(1) - b1)
-        v += (g * g - v) * (T(1) - b2)
-        return -((m * alpha) / (np.sqrt(v) + eps))
-    if mu == 0.0:
-        return -(g * lr)
-    m[...] = -g * lr + m * T(mu)
-    return (-g * lr + m * T(mu)) if nesterov else m.copy()
 
 
 def _step(spec, theta, xb, yb, loss, opt, m, v, step, clip_params, fmts, on, seed, near_rail):
@@ -127,7 +110,7 @@ def _step(spec, theta, xb, yb, loss, opt, m, v, step, clip_params, fmts, on, see
             arr[...] = q
             any_g = True
             rail[2], rail[3] = max(rail[2], sat / arr.size), max(rail[3], near / arr.size)
-    delta = _delta(opt, grad, m, v, step + 1)
+    delta = optim_delta(opt, grad, m, v, step + 1)
     dl = _layers(spec, delta)
     for l in range(L):
         if not on[l][UPDATE]:
