@@ -60,6 +60,15 @@ typedef struct {
     const int32_t *acts;     /* n_layers lc_activation codes */
     const int32_t *has_bias; /* n_layers flags */
     int32_t clip_out;        /* 1: every layer output is clipped to [-1, 1] after activation */
+    /* Batch normalisation of a layer's (clipped) output, Keras semantics: in training
+     * y = gamma (a - mean_B) / sqrt(var_B + eps) + beta with the batch's mean and (biased)
+     * variance, and moving := moving * momentum + batch * (1 - momentum); in inference the
+     * moving statistics replace the batch's.  gamma and beta follow the layer's bias in theta;
+     * the moving mean and variance of every such layer, in layer order, form a separate state
+     * vector (lc_net_bn_state_len values). */
+    const int32_t *bn;           /* n_layers flags, or NULL for none */
+    const double *bn_momentum;   /* n_layers (read where bn) */
+    const double *bn_epsilon;    /* n_layers (read where bn) */
 } lc_net;
 
 /* Optimizer hyper-parameters; unused fields are ignored by the kind that does not need them. */
@@ -77,6 +86,15 @@ typedef struct {
 int64_t lc_net_n_params(const lc_net *net);
 /* w_off[l], b_off[l] (b_off[l] = -1 without bias); both arrays n_layers long. */
 void lc_net_offsets(const lc_net *net, int64_t *w_off, int64_t *b_off);
+/* 1 when layer l is batch-normalised; any layer: lc_net_has_bn. */
+int lc_net_bn(const lc_net *net, int64_t l);
+int lc_net_has_bn(const lc_net *net);
+/* Offset of layer l's gamma in theta (beta follows it), or -1 without batch normalisation. */
+int64_t lc_net_bn_offset(const lc_net *net, int64_t l);
+/* Offset of layer l's moving mean in the state vector (the variance follows it), or -1. */
+int64_t lc_net_bn_state_offset(const lc_net *net, int64_t l);
+/* Length of the state vector: 2 n_out per batch-normalised layer. */
+int64_t lc_net_bn_state_len(const lc_net *net);
 /* Widest layer (including the input). */
 int64_t lc_net_max_width(const lc_net *net);
 

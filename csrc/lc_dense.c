@@ -6,11 +6,29 @@
 #include "lc_dense.h"
 #include "lc_optim.h"
 
+int lc_net_bn(const lc_net *net, int64_t l)
+{
+    return net->bn != NULL && net->bn[l] != 0;
+}
+
+int lc_net_has_bn(const lc_net *net)
+{
+    for (int64_t l = 0; l < net->n_layers; l++)
+        if (lc_net_bn(net, l)) return 1;
+    return 0;
+}
+
+/* Parameters of layer l: kernel, bias, gamma and beta. */
+static int64_t layer_params(const lc_net *net, int64_t l)
+{
+    const int64_t no = net->sizes[l + 1];
+    return net->sizes[l] * no + (net->has_bias[l] ? no : 0) + (lc_net_bn(net, l) ? 2 * no : 0);
+}
+
 int64_t lc_net_n_params(const lc_net *net)
 {
     int64_t p = 0;
-    for (int64_t l = 0; l < net->n_layers; l++)
-        p += net->sizes[l] * net->sizes[l + 1] + (net->has_bias[l] ? net->sizes[l + 1] : 0);
+    for (int64_t l = 0; l < net->n_layers; l++) p += layer_params(net, l);
     return p;
 }
 
@@ -19,14 +37,34 @@ void lc_net_offsets(const lc_net *net, int64_t *w_off, int64_t *b_off)
     int64_t p = 0;
     for (int64_t l = 0; l < net->n_layers; l++) {
         w_off[l] = p;
-        p += net->sizes[l] * net->sizes[l + 1];
-        if (net->has_bias[l]) {
-            b_off[l] = p;
-            p += net->sizes[l + 1];
-        } else {
-            b_off[l] = -1;
-        }
+        b_off[l] = net->has_bias[l] ? p + net->sizes[l] * net->sizes[l + 1] : -1;
+        p += layer_params(net, l);
     }
+}
+
+int64_t lc_net_bn_offset(const lc_net *net, int64_t l)
+{
+    if (!lc_net_bn(net, l)) return -1;
+    int64_t p = 0;
+    for (int64_t k = 0; k < l; k++) p += layer_params(net, k);
+    return p + net->sizes[l] * net->sizes[l + 1] + (net->has_bias[l] ? net->sizes[l + 1] : 0);
+}
+
+int64_t lc_net_bn_state_offset(const lc_net *net, int64_t l)
+{
+    if (!lc_net_bn(net, l)) return -1;
+    int64_t p = 0;
+    for (int64_t k = 0; k < l; k++)
+        if (lc_net_bn(net, k)) p += 2 * net->sizes[k + 1];
+    return p;
+}
+
+int64_t lc_net_bn_state_len(const lc_net *net)
+{
+    int64_t p = 0;
+    for (int64_t l = 0; l < net->n_layers; l++)
+        if (lc_net_bn(net, l)) p += 2 * net->sizes[l + 1];
+    return p;
 }
 
 int64_t lc_net_max_width(const lc_net *net)

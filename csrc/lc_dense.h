@@ -39,25 +39,30 @@
      * not NULL it receives dL/df (B, m). */                                                     \
     double lc_loss_grad_##SFX(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,  \
                               REAL *dloss);                                                      \
-    /* Y := net(X) for N samples; X (N, sizes[0]), Y (N, sizes[L]).  Allocates workspace. */     \
-    int lc_net_forward_##SFX(const lc_net *net, const REAL *theta, const REAL *X, int64_t N,     \
-                             REAL *Y);                                                           \
-    /* Loss of the whole set (one batch) at theta and its gradient in theta's layout (and        \
-     * dL/dX when dX is not NULL).  Allocates workspace. */                                      \
+    /* Y := net(X) for N samples; X (N, sizes[0]), Y (N, sizes[L]); batch normalisation with    \
+     * the moving statistics bn_state (NULL only without it).  Allocates workspace. */          \
+    int lc_net_forward_##SFX(const lc_net *net, const REAL *theta, const REAL *bn_state,         \
+                             const REAL *X, int64_t N, REAL *Y);                                 \
+    /* Loss of the whole set (one batch, training mode) at theta and its gradient in theta's    \
+     * layout (and dL/dX when dX is not NULL); bn_state, when not NULL, takes the moving        \
+     * average update of this batch.  Allocates workspace. */                                    \
     int lc_net_loss_grad_##SFX(const lc_net *net, const REAL *theta, const REAL *X,              \
                                const REAL *Y, int64_t N, int32_t loss, REAL *grad, REAL *dX,     \
-                               double *loss_out);                                                \
+                               REAL *bn_state, double *loss_out);                                \
     /* One training epoch: mini-batches of batch_size samples taken from X, Y in the order of    \
      * perm (N indices; NULL keeps the stored order), the last batch partial.  Per batch:        \
      * forward, loss, backward, optimizer step (*step counts steps done, Keras "iterations"),    \
      * then parameters clipped to [-1, 1] when clip_params.  *loss_sum receives the sum over     \
      * completed batches of (batch loss * batch size) and *n_done their sample count.            \
+     * Batch-normalised layers use batch statistics and, after each completed step, move       \
+     * bn_state (required for such networks).                                                    \
      * Stops at the first non-finite loss or parameter, leaving theta as before that batch.      \
      * Allocates workspace. */                                                                   \
     int lc_train_epoch_##SFX(const lc_net *net, REAL *theta, const REAL *X, const REAL *Y,       \
                              int64_t N, const int64_t *perm, int64_t batch_size, int32_t loss,   \
                              const lc_optim *opt, REAL *m, REAL *v, int64_t *step,               \
-                             int32_t clip_params, double *loss_sum, int64_t *n_done);
+                             int32_t clip_params, REAL *bn_state, double *loss_sum,              \
+                             int64_t *n_done);
 
 LC_DECLARE_DENSE(float, f32)
 LC_DECLARE_DENSE(double, f64)

@@ -221,7 +221,10 @@ double FN(lc_loss_grad)(int32_t loss, const REAL *f, const REAL *y, int64_t B, i
 typedef struct {
     REAL *block;
     REAL **z, **h, **a;
-    REAL *da0, *da1, *work;
+    REAL **out;                   /* each layer's final output: a, or the normalised y */
+    REAL **bn_hat, **bn_inv;      /* normalised outputs (B, n_out) and 1/sqrt(var + eps) */
+    REAL **bn_mean, **bn_var;     /* the batch's statistics, applied to the state on success */
+    REAL *da0, *da1, *dbn, *work;
 } FN(ws);
 
 static void FN(ws_free)(FN(ws) *w)
@@ -236,68 +239,171 @@ static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, int64_t B)
 {
     const int64_t L = net->n_layers, maxw = lc_net_max_width(net);
     int64_t total = 0;
-    for (int64_t l = 0; l < L; l++) total += 3 * B * net->sizes[l + 1];
-    total += 2 * B * maxw + LC_BACKWARD_WORK(B, maxw, maxw);
+    for (int64_t l = 0; l < L; l++)
+        total += 3 * B * net->sizes[l + 1] + (lc_net_bn(net, l) ? 2 * B * net->sizes[l + 1] + 3 * net->sizes[l + 1] : 0);
+    total += 3 * B * maxw + LC_BACKWARD_WORK(B, maxw, maxw);
     w->block = (REAL *)malloc((size_t)(total > 0 ? total : 1) * sizeof(REAL));
-    w->z = (REAL **)malloc((size_t)(3 * L + 1) * sizeof(REAL *));
+    w->z = (REAL **)malloc((size_t)(8 * L + 1) * sizeof(REAL *));
     if (!w->block || !w->z) {
         FN(ws_free)(w);
         return LC_ERR_NOMEM;
     }
     w->h = w->z + L;
     w->a = w->h + L;
+    w->out = w->a + L;
+    w->bn_hat = w->out + L;
+    w->bn_inv = w->bn_hat + L;
+    w->bn_mean = w->bn_inv + L;
+    w->bn_var = w->bn_mean + L;
     REAL *p = w->block;
     for (int64_t l = 0; l < L; l++) {
-        const int64_t s = B * net->sizes[l + 1];
+        const int64_t no = net->sizes[l + 1], s = B * no;
         w->z[l] = p; p += s;
         w->h[l] = p; p += s;
         w->a[l] = p; p += s;
+        w->out[l] = w->a[l];
+        w->bn_hat[l] = w->bn_inv[l] = w->bn_mean[l] = w->bn_var[l] = NULL;
+        if (lc_net_bn(net, l)) {
+            w->out[l] = p; p += s;
+            w->bn_hat[l] = p; p += s;
+            w->bn_inv[l] = p; p += no;
+            w->bn_mean[l] = p; p += no;
+            w->bn_var[l] = p; p += no;
+        }
     }
     w->da0 = p; p += B * maxw;
     w->da1 = p; p += B * maxw;
+    w->dbn = p; p += B * maxw;
     w->work = p;
     return LC_OK;
 }
 
-/* Forward of B samples through every layer, keeping z, h, a of each in the workspace. */
-static void FN(net_forward_ws)(const lc_net *net, const REAL *theta, const int64_t *w_off,
-                               const int64_t *b_off, const REAL *X, int64_t B, FN(ws) *w)
+/* Batch normalisation of a (B, n) into y.  Training (state_in NULL): the batch's mean and
+ * biased variance, kept with 1/sqrt(var + eps) and the normalised values for the backward
+ * pass.  Inference: the moving mean and variance state_in[0..n), state_in[n..2n). */
+static void FN(bn_forward)(const REAL *a, int64_t B, int64_t n, const REAL *gamma, const REAL *beta,
+                           REAL eps, const REAL *state_in, REAL *mean, REAL *var, REAL *inv,
+                           REAL *hat, REAL *y)
 {
-    const REAL *in = X;
-    for (int64_t l = 0; l < net->n_layers; l++) {
-        const REAL *b = b_off[l] >= 0 ? theta + b_off[l] : NULL;
-        FN(lc_dense_forward)(in, B, net->sizes[l], net->sizes[l + 1], theta + w_off[l], b,
-                             net->acts[l], net->clip_out, w->z[l], w->h[l], w->a[l]);
-        in = w->a[l];
+    for (int64_t j = 0; j < n; j++) {
+        REAL mu, va;
+        if (state_in) {
+            mu = state_in[j];
+            va = state_in[n + j];
+        } else {
+            REAL sm = 0, sv = 0;
+            for (int64_t i = 0; i < B; i++) sm += a[i * n + j];
+            mu = sm / (REAL)B;
+            for (int64_t i = 0; i < B; i++) {
+                const REAL d = a[i * n + j] - mu;
+                sv += d * d;
+            }
+            va = sv / (REAL)B;
+            mean[j] = mu;
+            var[j] = va;
+        }
+        const REAL iv = (REAL)1 / SQRT(va + eps);
+        if (inv) inv[j] = iv;
+        for (int64_t i = 0; i < B; i++) {
+            const REAL t = (a[i * n + j] - mu) * iv;
+            if (hat) hat[i * n + j] = t;
+            y[i * n + j] = gamma[j] * t + beta[j];
+        }
     }
 }
 
-/* Loss and gradient of B samples; forward state already in w.  dX, when not NULL, receives
- * dL/dX (B, sizes[0]). */
+/* Forward of B samples through every layer, keeping z, h, a (and the batch-normalisation
+ * intermediates) of each in the workspace.  bn_state NULL: training (batch statistics);
+ * else inference with the moving statistics. */
+static void FN(net_forward_ws)(const lc_net *net, const REAL *theta, const int64_t *w_off,
+                               const int64_t *b_off, const REAL *X, int64_t B, FN(ws) *w,
+                               const REAL *bn_state)
+{
+    const REAL *in = X;
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        const int64_t no = net->sizes[l + 1];
+        const REAL *b = b_off[l] >= 0 ? theta + b_off[l] : NULL;
+        FN(lc_dense_forward)(in, B, net->sizes[l], no, theta + w_off[l], b,
+                             net->acts[l], net->clip_out, w->z[l], w->h[l], w->a[l]);
+        if (lc_net_bn(net, l)) {
+            const REAL *g = theta + lc_net_bn_offset(net, l);
+            const REAL *st = bn_state ? bn_state + lc_net_bn_state_offset(net, l) : NULL;
+            FN(bn_forward)(w->a[l], B, no, g, g + no, (REAL)net->bn_epsilon[l], st, w->bn_mean[l],
+                           w->bn_var[l], w->bn_inv[l], w->bn_hat[l], w->out[l]);
+        }
+        in = w->out[l];
+    }
+}
+
+/* moving := moving * momentum + batch * (1 - momentum), per batch-normalised layer. */
+static void FN(bn_update_state)(const lc_net *net, const FN(ws) *w, REAL *bn_state)
+{
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        if (!lc_net_bn(net, l)) continue;
+        const int64_t no = net->sizes[l + 1];
+        const REAL mom = (REAL)net->bn_momentum[l], c = (REAL)1 - mom;
+        REAL *st = bn_state + lc_net_bn_state_offset(net, l);
+        for (int64_t j = 0; j < no; j++) {
+            st[j] = st[j] * mom + w->bn_mean[l][j] * c;
+            st[no + j] = st[no + j] * mom + w->bn_var[l][j] * c;
+        }
+    }
+}
+
+/* Loss and gradient of B samples; forward state (training mode) already in w.  dX, when not
+ * NULL, receives dL/dX (B, sizes[0]). */
 static double FN(net_backward_ws)(const lc_net *net, const REAL *theta, const int64_t *w_off,
                                   const int64_t *b_off, const REAL *X, const REAL *Y, int64_t B,
                                   int32_t loss, FN(ws) *w, REAL *grad, REAL *dX)
 {
     const int64_t L = net->n_layers;
-    double value = FN(lc_loss_grad)(loss, w->a[L - 1], Y, B, net->sizes[L], w->da0);
+    double value = FN(lc_loss_grad)(loss, w->out[L - 1], Y, B, net->sizes[L], w->da0);
     REAL *da = w->da0, *da_prev = w->da1;
     for (int64_t l = L - 1; l >= 0; l--) {
-        const REAL *in = l > 0 ? w->a[l - 1] : X;
+        const int64_t no = net->sizes[l + 1];
+        const REAL *in = l > 0 ? w->out[l - 1] : X;
         REAL *dx = l > 0 ? da_prev : dX;
-        FN(lc_dense_backward)(in, B, net->sizes[l], net->sizes[l + 1], theta + w_off[l],
-                              w->z[l], w->h[l], da, net->acts[l], net->clip_out, w->work,
+        const REAL *dlayer = da;
+        if (lc_net_bn(net, l)) {
+            /* dgamma = sum da hat; dbeta = sum da; with dh = da gamma,
+             * da_pre = inv / B (B dh - sum dh - hat sum dh hat) */
+            const int64_t go = lc_net_bn_offset(net, l);
+            const REAL *g = theta + go, *hat = w->bn_hat[l], *inv = w->bn_inv[l];
+            REAL *dg = grad + go, *db = grad + go + no, *out = w->dbn;
+            for (int64_t j = 0; j < no; j++) {
+                REAL sd = 0, sdh = 0, sg = 0;
+                for (int64_t i = 0; i < B; i++) {
+                    const REAL d = da[i * no + j];
+                    sg += d * hat[i * no + j];
+                    sd += d;
+                }
+                dg[j] = sg;
+                db[j] = sd;
+                sd *= g[j];
+                sdh = sg * g[j];
+                for (int64_t i = 0; i < B; i++) {
+                    const REAL dh = da[i * no + j] * g[j];
+                    out[i * no + j] = inv[j] / (REAL)B * ((REAL)B * dh - sd - hat[i * no + j] * sdh);
+                }
+            }
+            dlayer = out;
+        }
+        FN(lc_dense_backward)(in, B, net->sizes[l], no, theta + w_off[l],
+                              w->z[l], w->h[l], dlayer, net->acts[l], net->clip_out, w->work,
                               grad + w_off[l], b_off[l] >= 0 ? grad + b_off[l] : NULL, dx);
         REAL *t = da; da = da_prev; da_prev = t;
     }
     return value;
 }
 
-int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *X, int64_t N, REAL *Y)
+int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *bn_state, const REAL *X,
+                      int64_t N, REAL *Y)
 {
     const int64_t L = net->n_layers, chunk = N < 256 ? (N > 0 ? N : 1) : 256;
     const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
     int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
     FN(ws) w = {0};
+    if (lc_net_has_bn(net) && !bn_state) return LC_ERR_ARGS;
     if (!off || FN(ws_alloc)(&w, net, chunk) != LC_OK) {
         free(off);
         return LC_ERR_NOMEM;
@@ -305,8 +411,8 @@ int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *X, int6
     lc_net_offsets(net, off, off + L);
     for (int64_t s = 0; s < N; s += chunk) {
         const int64_t B = N - s < chunk ? N - s : chunk;
-        FN(net_forward_ws)(net, theta, off, off + L, X + s * n_in, B, &w);
-        memcpy(Y + s * n_out, w.a[L - 1], (size_t)(B * n_out) * sizeof(REAL));
+        FN(net_forward_ws)(net, theta, off, off + L, X + s * n_in, B, &w, bn_state);
+        memcpy(Y + s * n_out, w.out[L - 1], (size_t)(B * n_out) * sizeof(REAL));
     }
     FN(ws_free)(&w);
     free(off);
@@ -314,7 +420,8 @@ int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *X, int6
 }
 
 int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,
-                         int64_t N, int32_t loss, REAL *grad, REAL *dX, double *loss_out)
+                         int64_t N, int32_t loss, REAL *grad, REAL *dX, REAL *bn_state,
+                         double *loss_out)
 {
     const int64_t L = net->n_layers;
     int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
@@ -324,8 +431,9 @@ int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, co
         return LC_ERR_NOMEM;
     }
     lc_net_offsets(net, off, off + L);
-    FN(net_forward_ws)(net, theta, off, off + L, X, N, &w);
+    FN(net_forward_ws)(net, theta, off, off + L, X, N, &w, NULL);
     *loss_out = FN(net_backward_ws)(net, theta, off, off + L, X, Y, N, loss, &w, grad, dX);
+    if (bn_state) FN(bn_update_state)(net, &w, bn_state);
     FN(ws_free)(&w);
     free(off);
     return LC_OK;
@@ -334,7 +442,7 @@ int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, co
 int FN(lc_train_epoch)(const lc_net *net, REAL *theta, const REAL *X, const REAL *Y, int64_t N,
                        const int64_t *perm, int64_t batch_size, int32_t loss,
                        const lc_optim *opt, REAL *m, REAL *v, int64_t *step,
-                       int32_t clip_params, double *loss_sum, int64_t *n_done)
+                       int32_t clip_params, REAL *bn_state, double *loss_sum, int64_t *n_done)
 {
     const int64_t L = net->n_layers, P = lc_net_n_params(net);
     const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
@@ -342,7 +450,7 @@ int FN(lc_train_epoch)(const lc_net *net, REAL *theta, const REAL *X, const REAL
     int status = LC_OK;
     *loss_sum = 0.0;
     *n_done = 0;
-    if (batch_size <= 0) return LC_ERR_ARGS;
+    if (batch_size <= 0 || (lc_net_has_bn(net) && !bn_state)) return LC_ERR_ARGS;
     if (N == 0) return LC_OK;
     int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
     REAL *buf = (REAL *)malloc((size_t)(2 * P + B_max * (n_in + n_out)) * sizeof(REAL));
@@ -361,7 +469,7 @@ int FN(lc_train_epoch)(const lc_net *net, REAL *theta, const REAL *X, const REAL
             memcpy(Xb + i * n_in, X + r * n_in, (size_t)n_in * sizeof(REAL));
             memcpy(Yb + i * n_out, Y + r * n_out, (size_t)n_out * sizeof(REAL));
         }
-        FN(net_forward_ws)(net, theta, off, off + L, Xb, B, &w);
+        FN(net_forward_ws)(net, theta, off, off + L, Xb, B, &w, NULL);
         const double value =
             FN(net_backward_ws)(net, theta, off, off + L, Xb, Yb, B, loss, &w, grad, NULL);
         if (!isfinite(value)) {
@@ -376,6 +484,7 @@ int FN(lc_train_epoch)(const lc_net *net, REAL *theta, const REAL *X, const REAL
             status = LC_ERR_NONFINITE_PARAMS;
             break;
         }
+        if (bn_state) FN(bn_update_state)(net, &w, bn_state);
         *step += 1;
         *loss_sum += value * (double)B;
         *n_done += B;

@@ -289,7 +289,7 @@ int FN(lc_train_epoch_qat)(const lc_net *net, REAL *theta, const REAL *X, const 
     int status = LC_OK;
     *loss_sum = 0.0;
     *n_done = 0;
-    if (batch_size <= 0) return LC_ERR_ARGS;
+    if (batch_size <= 0 || lc_net_has_bn(net)) return LC_ERR_ARGS; /* no QAT of batch norm yet */
     if (N == 0) return LC_OK;
     for (int64_t i = 0; i < L * LC_QF_N; i++)
         if (q->on[i] && lc_fixfmt_check(q->fmts + i) != LC_OK) return LC_FIX_ERR_FORMAT;

@@ -5,7 +5,7 @@ Keras-compatible training on a compiled core, fixed-point arithmetic, exact Hess
 """
 from ._backend import backend
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
-from .layers import Dense, all_activations
+from .layers import BatchNormalization, Dense, all_activations
 from .network import Network, TrainingDivergedWarning
 from .optimizers import SGD, Adam
 from .fixed import (FixedFormat, Overflow, RailStats, Rounding, fixed_matmul, quantize, rail_stats,
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "backend",
     # the engine
-    "Dense", "Network", "all_activations", "SGD", "Adam",
+    "Dense", "BatchNormalization", "Network", "all_activations", "SGD", "Adam",
     "Callback", "EarlyStopping", "History", "LambdaCallback", "TrainingDivergedWarning",
     # fixed point
     "FixedFormat", "Rounding", "Overflow", "RailStats", "quantize", "rail_stats", "requantize",

@@ -7,6 +7,9 @@ cdef extern from "lc_common.h":
         const int32_t *acts
         const int32_t *has_bias
         int32_t clip_out
+        const int32_t *bn
+        const double *bn_momentum
+        const double *bn_epsilon
     ctypedef struct lc_optim:
         int32_t kind
         double lr
@@ -16,6 +19,7 @@ cdef extern from "lc_common.h":
         double momentum
         int32_t nesterov
     int64_t lc_net_n_params(const lc_net *net)
+    int64_t lc_net_bn_state_len(const lc_net *net)
     int LC_OK, LC_ERR_NOMEM, LC_ERR_ARGS
     int LC_N_ACTIVATIONS
 
@@ -54,8 +58,8 @@ cdef object _float_dtype(object a, str name):
 cdef class _Net:
     """An lc_net view of a NetSpec; keeps the index arrays alive while C reads them."""
     cdef lc_net net
-    cdef object sizes, acts, has_bias
-    cdef public int64_t n_params
+    cdef object sizes, acts, has_bias, bn, bn_momentum, bn_epsilon
+    cdef public int64_t n_params, n_state
 
     def __cinit__(self, spec):
         self.sizes = np.ascontiguousarray(spec.sizes, dtype=np.int64)
@@ -67,6 +71,15 @@ cdef class _Net:
             raise ValueError("spec: acts and has_bias need one entry per layer")
         if np.any(self.acts < 0) or np.any(self.acts >= LC_N_ACTIVATIONS):
             raise ValueError(f"spec.acts: codes must lie in [0, {LC_N_ACTIVATIONS})")
+        L = self.acts.shape[0]
+        bn = getattr(spec, "bn", None)
+        self.bn = np.ascontiguousarray(np.zeros(L) if bn is None else bn, dtype=np.int32)
+        self.bn_momentum = np.ascontiguousarray(getattr(spec, "bn_momentum", None) if bn is not None else np.zeros(L),
+                                                dtype=np.float64)
+        self.bn_epsilon = np.ascontiguousarray(getattr(spec, "bn_epsilon", None) if bn is not None else np.zeros(L),
+                                               dtype=np.float64)
+        if self.bn.shape != (L,) or self.bn_momentum.shape != (L,) or self.bn_epsilon.shape != (L,):
+            raise ValueError("spec: bn, bn_momentum and bn_epsilon need one entry per layer")
         cdef const int64_t[::1] s = self.sizes
         cdef const int32_t[::1] a = self.acts
         cdef const int32_t[::1] h = self.has_bias
@@ -75,7 +88,14 @@ cdef class _Net:
         self.net.acts = &a[0]
         self.net.has_bias = &h[0]
         self.net.clip_out = 1 if spec.clip_out else 0
+        cdef const int32_t[::1] nb = self.bn
+        cdef const double[::1] nm = self.bn_momentum
+        cdef const double[::1] ne = self.bn_epsilon
+        self.net.bn = &nb[0]
+        self.net.bn_momentum = &nm[0]
+        self.net.bn_epsilon = &ne[0]
         self.n_params = lc_net_n_params(&self.net)
+        self.n_state = lc_net_bn_state_len(&self.net)
 
 
 cdef lc_optim _optim(tuple cfg):

@@ -19,20 +19,20 @@ cdef extern from "lc_dense.h" nogil:
                             float *dloss)
     double lc_loss_grad_f64(int32_t loss, const double *f, const double *y, int64_t B, int64_t m,
                             double *dloss)
-    int lc_net_forward_f32(const lc_net *net, const float *theta, const float *X, int64_t N, float *Y)
-    int lc_net_forward_f64(const lc_net *net, const double *theta, const double *X, int64_t N, double *Y)
+    int lc_net_forward_f32(const lc_net *net, const float *theta, const float *bn_state, const float *X, int64_t N, float *Y)
+    int lc_net_forward_f64(const lc_net *net, const double *theta, const double *bn_state, const double *X, int64_t N, double *Y)
     int lc_net_loss_grad_f32(const lc_net *net, const float *theta, const float *X, const float *Y,
-                             int64_t N, int32_t loss, float *grad, float *dX, double *loss_out)
+                             int64_t N, int32_t loss, float *grad, float *dX, float *bn_state, double *loss_out)
     int lc_net_loss_grad_f64(const lc_net *net, const double *theta, const double *X, const double *Y,
-                             int64_t N, int32_t loss, double *grad, double *dX, double *loss_out)
+                             int64_t N, int32_t loss, double *grad, double *dX, double *bn_state, double *loss_out)
     int lc_train_epoch_f32(const lc_net *net, float *theta, const float *X, const float *Y,
                            int64_t N, const int64_t *perm, int64_t batch_size, int32_t loss,
                            const lc_optim *opt, float *m, float *v, int64_t *step,
-                           int32_t clip_params, double *loss_sum, int64_t *n_done)
+                           int32_t clip_params, float *bn_state, double *loss_sum, int64_t *n_done)
     int lc_train_epoch_f64(const lc_net *net, double *theta, const double *X, const double *Y,
                            int64_t N, const int64_t *perm, int64_t batch_size, int32_t loss,
                            const lc_optim *opt, double *m, double *v, int64_t *step,
-                           int32_t clip_params, double *loss_sum, int64_t *n_done)
+                           int32_t clip_params, double *bn_state, double *loss_sum, int64_t *n_done)
 
 cdef extern from "lc_optim.h" nogil:
     void lc_optim_delta_f32(const lc_optim *opt, const float *g, float *m, float *v, int64_t P,
@@ -157,11 +157,22 @@ def loss_grad(int loss, f, y):
     return value, d
 
 
-def net_forward(spec, theta, X):
-    """Y = net(X) for a NetSpec and flat parameters theta."""
+def _bn_state(_Net n, bn_state, dt):
+    if n.n_state and bn_state is None:
+        raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
+    if bn_state is not None:
+        _arr(bn_state, dt, (n.n_state,), "bn_state")
+    return bn_state
+
+
+def net_forward(spec, theta, X, bn_state=None):
+    """Y = net(X) for a NetSpec and flat parameters theta (inference: batch normalisation
+    with the moving statistics bn_state)."""
     cdef _Net n = _Net(spec)
     dt = _float_dtype(theta, "theta")
     _arr(theta, dt, (n.n_params,), "theta")
+    _bn_state(n, bn_state, dt)
+    cdef void *sc = _ptr(bn_state)
     _arr(X, dt, (-1, spec.sizes[0]), "X")
     cdef int64_t N = X.shape[0]
     Y = np.empty((N, spec.sizes[len(spec.sizes) - 1]), dtype=dt)
@@ -172,18 +183,22 @@ def net_forward(spec, theta, X):
     cdef bint f32 = dt == np.float32
     with nogil:
         if f32:
-            status = lc_net_forward_f32(&n.net, <float*>tc, <float*>Xc, N, <float*>Yc)
+            status = lc_net_forward_f32(&n.net, <float*>tc, <float*>sc, <float*>Xc, N, <float*>Yc)
         else:
-            status = lc_net_forward_f64(&n.net, <double*>tc, <double*>Xc, N, <double*>Yc)
+            status = lc_net_forward_f64(&n.net, <double*>tc, <double*>sc, <double*>Xc, N, <double*>Yc)
     _raise_status(status, "net_forward")
     return Y
 
 
-def net_loss_grad(spec, theta, X, Y, int loss, bint need_dx=False):
-    """(loss, grad, dX) over the whole set as one batch; dX is None unless asked."""
+def net_loss_grad(spec, theta, X, Y, int loss, bint need_dx=False, bn_state=None):
+    """(loss, grad, dX) over the whole set as one batch (training mode); dX is None unless
+    asked; bn_state, when given, takes this batch's moving-average update."""
     cdef _Net n = _Net(spec)
     dt = _float_dtype(theta, "theta")
     _arr(theta, dt, (n.n_params,), "theta")
+    if bn_state is not None:
+        _arr(bn_state, dt, (n.n_state,), "bn_state")
+    cdef void *sc = _ptr(bn_state)
     _arr(X, dt, (-1, spec.sizes[0]), "X")
     cdef int64_t N = X.shape[0]
     _arr(Y, dt, (N, spec.sizes[len(spec.sizes) - 1]), "Y")
@@ -200,10 +215,10 @@ def net_loss_grad(spec, theta, X, Y, int loss, bint need_dx=False):
     with nogil:
         if f32:
             status = lc_net_loss_grad_f32(&n.net, <float*>tc, <float*>Xc, <float*>Yc,
-                                          N, loss, <float*>gc, <float*>dXc, &value)
+                                          N, loss, <float*>gc, <float*>dXc, <float*>sc, &value)
         else:
             status = lc_net_loss_grad_f64(&n.net, <double*>tc, <double*>Xc, <double*>Yc,
-                                          N, loss, <double*>gc, <double*>dXc, &value)
+                                          N, loss, <double*>gc, <double*>dXc, <double*>sc, &value)
     _raise_status(status, "net_loss_grad")
     return value, grad, dX
 
@@ -251,7 +266,7 @@ def optim_delta(tuple opt, g, m, v, int64_t t):
 
 
 def train_epoch(spec, theta, X, Y, perm, int64_t batch_size, int loss, tuple opt, m, v,
-                int64_t step, bint clip_params):
+                int64_t step, bint clip_params, bn_state=None):
     """One fused training epoch in C with the GIL released.
 
     Updates theta, m, v in place and returns (status, loss_sum, n_done, step): status 0 when
@@ -270,6 +285,8 @@ def train_epoch(spec, theta, X, Y, perm, int64_t batch_size, int loss, tuple opt
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
     cdef lc_optim o = _optim(opt)
+    _bn_state(n, bn_state, dt)
+    cdef void *sc = _ptr(bn_state)
     cdef void *tc = _ptr(theta)
     cdef void *Xc = _ptr(X)
     cdef void *Yc = _ptr(Y)
@@ -285,11 +302,11 @@ def train_epoch(spec, theta, X, Y, perm, int64_t batch_size, int loss, tuple opt
             status = lc_train_epoch_f32(&n.net, <float*>tc, <float*>Xc, <float*>Yc,
                                         N, <int64_t*>pc, batch_size, loss, &o,
                                         <float*>mc, <float*>vc, &step, clip_params,
-                                        &loss_sum, &n_done)
+                                        <float*>sc, &loss_sum, &n_done)
         else:
             status = lc_train_epoch_f64(&n.net, <double*>tc, <double*>Xc, <double*>Yc,
                                         N, <int64_t*>pc, batch_size, loss, &o,
                                         <double*>mc, <double*>vc, &step, clip_params,
-                                        &loss_sum, &n_done)
+                                        <double*>sc, &loss_sum, &n_done)
     _raise_status(status, "train_epoch")
     return status, loss_sum, n_done, step

@@ -269,6 +269,13 @@ def train_instrumented(
             raise ValueError(f"reference_A: expected shape ({net.input_size}, {net.output_size}), got {A.shape}")
         if any(layer.activation != "linear" for layer in net.layers):
             raise ValueError("reference_A: weight_error_fro needs a network whose activations are all linear")
+    if net.has_batchnorm:
+        if compute_analytic_hessian:
+            raise ValueError("compute_analytic_hessian: exact Hessians of networks with batch normalisation are not "
+                             "implemented; pass compute_analytic_hessian=False")
+        if precision_dict is not None:
+            raise ValueError("precision_dict: quantized training of networks with batch normalisation is not "
+                             "implemented")
     run_seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
     quant = _Quantizer(precision_dict, net, run_seed, near_rail) if precision_dict is not None else None
     rng = np.random.default_rng(run_seed)
@@ -295,7 +302,7 @@ def train_instrumented(
             theta_t = theta.copy()
             # -- loss and gradient at theta_t
             if quant is None:
-                value, g, _ = kernels.net_loss_grad(net.spec, theta, xb, yb, LOSSES[loss])
+                value, g, _ = kernels.net_loss_grad(net.spec, theta, xb, yb, LOSSES[loss], False, net._state())
             else:
                 value, g = _quantized_loss_grad(net, quant, xb, yb, loss)
                 sat = near = 0.0

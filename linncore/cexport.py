@@ -55,6 +55,7 @@ def _network(model: Any) -> Network:
     net = getattr(model, "network", model)
     if not isinstance(net, Network):
         raise TypeError(f"model: expected a Network or a ModelFile, got {type(model).__name__}")
+    net._refuse_batchnorm("exporting codes or a C header")
     return net
 
 

@@ -327,6 +327,7 @@ def _decode_array(v: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -
 
 
 def _network_doc(net: Network) -> dict[str, Any]:
+    net._refuse_batchnorm("saving to a model file")
     layers = []
     for layer in net.layers:
         layers.append({

@@ -15,7 +15,7 @@ from . import initializers
 from ._codes import ACTIVATIONS
 from ._validate import as_float_array, check_finite, choice, positive_int
 
-__all__ = ["Dense", "all_activations"]
+__all__ = ["Dense", "BatchNormalization", "all_activations"]
 
 
 def all_activations() -> list[str]:
@@ -202,3 +202,64 @@ class Dense:
         dt = self._weight.dtype
         xs = as_samples(x, self.size_in, "x", dtype=dt)
         return kernels().dense_forward(xs, self._weight, self._bias, ACTIVATIONS[self._activation], False)[2]
+
+
+class BatchNormalization:
+    """Batch normalisation of the preceding :class:`Dense` layer's output (Keras semantics).
+
+    In training, ``y = gamma * (a - mean) / sqrt(var + epsilon) + beta`` with the batch's mean
+    and (biased) variance, and the moving statistics move as
+    ``moving = moving * momentum + batch * (1 - momentum)`` after each step; in inference
+    (``predict``, validation) the moving statistics replace the batch's.  ``gamma`` starts
+    at 1, ``beta`` at 0, the moving mean at 0 and the moving variance at 1.
+
+    Place it right after a ``Dense`` in a :class:`~linncore.Network`'s layer list; ``gamma``
+    and ``beta`` are trainable parameters (after that layer's bias in ``theta``), the moving
+    statistics are state (``Network.bn_state``).
+
+    Parameters
+    ----------
+    momentum : float
+        Default 0.99 (Keras).
+    epsilon : float
+        Default 1e-3 (Keras).
+
+    Examples
+    --------
+    >>> from linncore import Network
+    >>> net = Network([Dense((2, 4), "relu", seed=0), BatchNormalization(), Dense((4, 1), seed=1)])
+    >>> [w.shape for w in net.get_weights()]
+    [(2, 4), (4,), (4,), (4,), (4,), (4,), (4, 1), (1,)]
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, name: str | None = None) -> None:
+        from ._validate import finite_float
+
+        self.momentum = finite_float(momentum, "momentum", lo=0.0, hi=1.0)
+        self.epsilon = finite_float(epsilon, "epsilon", lo=0.0, lo_open=True)
+        self.name = name
+        self.size: int | None = None
+        self.gamma: np.ndarray | None = None
+        self.beta: np.ndarray | None = None
+        self.moving_mean: np.ndarray | None = None
+        self.moving_variance: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"BatchNormalization(momentum={self.momentum}, epsilon={self.epsilon})"
+
+    def _bind(self, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
+        """Views into a network's parameters and state; values carried over when already set."""
+        if self.gamma is not None and self.gamma.shape == gamma.shape:
+            gamma[...], beta[...], mean[...], var[...] = self.gamma, self.beta, self.moving_mean, self.moving_variance
+        else:
+            gamma[...], beta[...], mean[...], var[...] = 1.0, 0.0, 0.0, 1.0
+        self.gamma, self.beta, self.moving_mean, self.moving_variance = gamma, beta, mean, var
+        self.size = gamma.shape[0]
+
+    def copy(self) -> "BatchNormalization":
+        other = BatchNormalization(self.momentum, self.epsilon, self.name)
+        if self.gamma is not None:
+            other.gamma, other.beta = self.gamma.astype(np.float64), self.beta.astype(np.float64)
+            other.moving_mean = self.moving_mean.astype(np.float64)
+            other.moving_variance = self.moving_variance.astype(np.float64)
+        return other

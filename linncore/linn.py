@@ -534,7 +534,13 @@ def get_linn(model: Any, input_channels: int, output_channels: int, output_mappi
     if not net.clip:
         warnings.warn("model: this network does not clip its layers' outputs, while the instrument clips every "
                       "layer's output to [-1, 1]; the instrument may compute something else", UserWarning, stacklevel=2)
-    layers = [(l.weight, l.bias, l.activation) for l in net.layers]
+    if net.has_batchnorm:  # the instrument has no normalisation: fold it into the next layer
+        try:
+            layers = net.folded_layers()
+        except ValueError as e:
+            raise LinnError("only dense layers", str(e)) from None
+    else:
+        layers = [(l.weight, l.bias, l.activation) for l in net.layers]
     return build_document(layers, input_channels, output_channels, output_mapping, clip, device, slots)
 
 

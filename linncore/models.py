@@ -9,7 +9,7 @@ from ._validate import positive_int
 from .callbacks import History
 from .datasets import BaseDataset
 from .history import FitHistory
-from .layers import Dense
+from .layers import BatchNormalization, Dense
 from .network import Network
 
 __all__ = ["LinearBlockModel"]
@@ -32,8 +32,11 @@ class LinearBlockModel:
     seed : int, optional
         Seeds the initial weights; :meth:`reinitialize_weights` draws the same ones again.
     use_batchnorm : bool
-        Not available yet: batch normalisation in the compiled core is future work, and
-        asking for it raises ``NotImplementedError`` rather than training something else.
+        Batch normalisation after each block's activation (Keras's defaults: momentum 0.99,
+        epsilon 1e-3; batch statistics in training, moving averages for inference).  Such a
+        network folds the normalisation into the following layer when written to ``.linn``;
+        its instrumented runs need ``compute_analytic_hessian=False`` (no exact Hessian of
+        batch normalisation yet).
     clip : bool
         Instrument-style clipping (default False for research runs).
     dtype : {"float64", "float32"}
@@ -52,12 +55,11 @@ class LinearBlockModel:
                  clip: bool = False, dtype: str = "float64", name: str = "LinearBlockModel") -> None:
         if not isinstance(dataset, BaseDataset):
             raise TypeError(f"dataset: expected a BaseDataset, got {type(dataset).__name__}")
-        if use_batchnorm:
-            raise NotImplementedError("use_batchnorm: batch normalisation is not implemented in linncore yet")
         self.dataset = dataset
         self.num_hidden = [positive_int(w, f"num_hidden[{i}]") for i, w in enumerate(num_hidden)]
         self.activation = activation or "linear"
         self.use_bias = bool(use_bias)
+        self.use_batchnorm = bool(use_batchnorm)
         self.seed = seed
         self.clip = bool(clip)
         self.dtype = dtype
@@ -68,8 +70,11 @@ class LinearBlockModel:
         d_in, d_out = self.dataset.X.shape[1], self.dataset.Y.shape[1]
         rng = np.random.default_rng(self.seed)
         widths = [d_in] + self.num_hidden
-        layers = [Dense((widths[i], widths[i + 1]), self.activation, has_bias=self.use_bias, seed=rng)
-                  for i in range(len(self.num_hidden))]
+        layers: list = []
+        for i in range(len(self.num_hidden)):
+            layers.append(Dense((widths[i], widths[i + 1]), self.activation, has_bias=self.use_bias, seed=rng))
+            if self.use_batchnorm:
+                layers.append(BatchNormalization())
         if widths[-1] != d_out or not layers:
             layers.append(Dense((widths[-1], d_out), "linear", has_bias=self.use_bias, seed=rng))
         return Network(layers, clip=self.clip, dtype=self.dtype)

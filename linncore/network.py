@@ -21,7 +21,7 @@ from ._codes import ACTIVATIONS, STATUS_NONFINITE_LOSS, STATUS_OK
 from ._validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
                         non_negative_int, positive_int)
 from .callbacks import History, ProgressLogger
-from .layers import Dense
+from .layers import BatchNormalization, Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
 
@@ -56,6 +56,9 @@ class NetSpec:
     acts: np.ndarray      # int32 activation codes
     has_bias: np.ndarray  # int32 flags
     clip_out: bool
+    bn: np.ndarray | None = None           # int32 flags: batch normalisation after the layer
+    bn_momentum: np.ndarray | None = None  # float64 per layer
+    bn_epsilon: np.ndarray | None = None   # float64 per layer
 
 
 class Network:
@@ -101,22 +104,36 @@ class Network:
         layers = list(layers) if isinstance(layers, Iterable) else layers
         if not isinstance(layers, list) or not layers:
             raise ValueError(f"layers: expected a non-empty sequence of Dense layers, got {layers!r}")
+        dense: list[Dense] = []
+        norms: list[BatchNormalization | None] = []
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
+            if isinstance(layer, BatchNormalization):
+                if not dense or norms[-1] is not None:
+                    raise ValueError(f"layers[{i}]: a BatchNormalization must follow a Dense layer "
+                                     "(one per Dense)")
+                norms[-1] = layer
+            elif isinstance(layer, Dense):
+                dense.append(layer)
+                norms.append(None)
+            else:
                 raise TypeError(f"layers[{i}]: expected a Dense layer, got {type(layer).__name__}")
-        for i in range(1, len(layers)):
-            if layers[i].size_in != layers[i - 1].size_out:
+        for i in range(1, len(dense)):
+            if dense[i].size_in != dense[i - 1].size_out:
                 raise ValueError(
-                    f"layers[{i}]: expected {layers[i - 1].size_out} inputs (the outputs of layers[{i - 1}]), "
-                    f"got shape {layers[i].shape}"
+                    f"layers[{i}]: expected {dense[i - 1].size_out} inputs (the outputs of layers[{i - 1}]), "
+                    f"got shape {dense[i].shape}"
                 )
         self._dtype = float_dtype(dtype)
         self.clip = bool(clip)
         self.stop_training = False
-        owned = [layer if layer._owner is None else layer.copy() for layer in layers]
-        self._theta = np.zeros(sum(layer.n_params for layer in owned), dtype=self._dtype)
-        p = 0
-        for i, layer in enumerate(owned):
+        owned = [layer if layer._owner is None else layer.copy() for layer in dense]
+        bns = [None if bn is None else (bn if bn.gamma is None or bn.gamma.base is None else bn.copy())
+               for bn in norms]
+        self._theta = np.zeros(sum(layer.n_params + (2 * layer.size_out if bn else 0)
+                                   for layer, bn in zip(owned, bns)), dtype=self._dtype)
+        self._bn_state = np.zeros(sum(2 * layer.size_out for layer, bn in zip(owned, bns) if bn), dtype=self._dtype)
+        p = q = 0
+        for i, (layer, bn) in enumerate(zip(owned, bns)):
             n_in, n_out = layer.shape
             w = self._theta[p:p + n_in * n_out].reshape(n_in, n_out)
             p += n_in * n_out
@@ -127,21 +144,81 @@ class Network:
             layer._bind(w, b, self)
             if layer.name is None:
                 layer.name = f"dense{i}"
+            if bn is not None:
+                bn._bind(self._theta[p:p + n_out], self._theta[p + n_out:p + 2 * n_out],
+                         self._bn_state[q:q + n_out], self._bn_state[q + n_out:q + 2 * n_out])
+                if bn.name is None:
+                    bn.name = f"batchnorm{i}"
+                p += 2 * n_out
+                q += 2 * n_out
         names = [layer.name for layer in owned]
         if len(set(names)) != len(names):
             raise ValueError(f"layers: layer names must be unique, got {names}")
         self._layers = tuple(owned)
+        self._norms = tuple(bns)
+        has_bn = any(bn is not None for bn in bns)
         self._spec = NetSpec(
             sizes=np.array([owned[0].size_in] + [layer.size_out for layer in owned], dtype=np.int64),
             acts=np.array([ACTIVATIONS[layer.activation] for layer in owned], dtype=np.int32),
             has_bias=np.array([layer.has_bias for layer in owned], dtype=np.int32),
             clip_out=self.clip,
+            bn=np.array([bn is not None for bn in bns], dtype=np.int32) if has_bn else None,
+            bn_momentum=np.array([bn.momentum if bn else 0.0 for bn in bns]) if has_bn else None,
+            bn_epsilon=np.array([bn.epsilon if bn else 0.0 for bn in bns]) if has_bn else None,
         )
 
     # -- structure -----------------------------------------------------------------------
     @property
     def layers(self) -> tuple[Dense, ...]:
         return self._layers
+
+    @property
+    def batch_norms(self) -> tuple[BatchNormalization | None, ...]:
+        """Per dense layer, the batch normalisation of its output, or None."""
+        return self._norms
+
+    @property
+    def has_batchnorm(self) -> bool:
+        return self._spec.bn is not None
+
+    @property
+    def bn_state(self) -> np.ndarray:
+        """The moving means and variances of every batch normalisation (state, not trained)."""
+        return self._bn_state
+
+    def folded_layers(self) -> list[tuple[np.ndarray, np.ndarray, str]]:
+        """``(kernel, bias, activation)`` per dense layer with every batch normalisation folded
+        into the following layer, in float64: inference-mode normalisation ``y = s a + t``
+        (``s = gamma / sqrt(moving_variance + epsilon)``, ``t = beta - s moving_mean``) feeds
+        ``y W + b = a (s W) + (t W + b)``.  A layer without bias gets a zero bias.
+
+        Raises
+        ------
+        ValueError
+            When the last layer is batch-normalised: no following layer can absorb it.
+        """
+        out: list[tuple[np.ndarray, np.ndarray, str]] = []
+        pending: tuple[np.ndarray, np.ndarray] | None = None
+        for layer, bn in zip(self._layers, self._norms):
+            W = layer.weight.astype(np.float64)
+            b = layer.bias.astype(np.float64) if layer.has_bias else np.zeros(layer.size_out)
+            if pending is not None:
+                scale, shift = pending
+                W, b = scale[:, None] * W, shift @ W + b
+            out.append((W, b, layer.activation))
+            pending = None
+            if bn is not None:
+                scale = bn.gamma.astype(np.float64) / np.sqrt(bn.moving_variance.astype(np.float64) + bn.epsilon)
+                pending = (scale, bn.beta.astype(np.float64) - scale * bn.moving_mean.astype(np.float64))
+        if pending is not None:
+            raise ValueError(f"batch normalisation after the last dense layer ({self._layers[-1].name}) cannot be "
+                             "folded: no following layer can absorb it; remove it or end the network with a "
+                             "dense layer")
+        return out
+
+    def _refuse_batchnorm(self, what: str) -> None:
+        if self.has_batchnorm:
+            raise ValueError(f"{what} is not available for networks with batch normalisation yet")
 
     @property
     def dtype(self) -> np.dtype:
@@ -176,8 +253,10 @@ class Network:
     def summary_text(self) -> str:
         """A table of the layers, their activations and parameter counts."""
         rows = [f"{'layer':<10}{'shape':<14}{'activation':<12}{'params':>8}"]
-        for layer in self._layers:
+        for layer, bn in zip(self._layers, self._norms):
             rows.append(f"{layer.name:<10}{str(layer.shape):<14}{layer.activation:<12}{layer.n_params:>8}")
+            if bn is not None:
+                rows.append(f"{bn.name:<10}{str((bn.size,)):<14}{'batchnorm':<12}{2 * bn.size:>8}")
         rows.append(f"total parameters: {self.n_params} ({self._dtype.name}); "
                     f"outputs clipped to [-1, 1]: {'yes' if self.clip else 'no'}")
         return "\n".join(rows)
@@ -188,25 +267,33 @@ class Network:
 
     def copy(self) -> "Network":
         """An independent network with the same layers, parameters, clipping and dtype."""
-        return Network([layer.copy() for layer in self._layers], clip=self.clip, dtype=self._dtype)
+        layers: list[Any] = []
+        for layer, bn in zip(self._layers, self._norms):
+            layers.append(layer.copy())
+            if bn is not None:
+                layers.append(bn.copy())
+        return Network(layers, clip=self.clip, dtype=self._dtype)
 
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters in Keras's layout: ``[kernel_0 (n_in, n_out), bias_0, kernel_1, ...]``
-        (a layer without bias contributes its kernel only)."""
-        out = []
-        for layer in self._layers:
-            out.append(layer.weight.copy())
-            if layer.has_bias:
-                out.append(layer.bias.copy())
-        return out
+        (a layer without bias contributes its kernel only; a batch normalisation adds
+        ``gamma, beta, moving_mean, moving_variance`` after its layer, as in Keras)."""
+        return [arr.copy() for _, arr in self._weight_slots(trainable_only=False)]
 
-    def _weight_slots(self) -> list[tuple[str, np.ndarray]]:
+    def _weight_slots(self, trainable_only: bool = True) -> list[tuple[str, np.ndarray]]:
+        """(name, live array) of every parameter in get_weights order; trainable ones only (the
+        order of theta) unless asked."""
         slots = []
-        for layer in self._layers:
+        for layer, bn in zip(self._layers, self._norms):
             slots.append((f"{layer.name} kernel", layer.weight))
             if layer.has_bias:
                 slots.append((f"{layer.name} bias", layer.bias))
+            if bn is not None:
+                slots += [(f"{bn.name} gamma", bn.gamma), (f"{bn.name} beta", bn.beta)]
+                if not trainable_only:
+                    slots += [(f"{bn.name} moving_mean", bn.moving_mean),
+                              (f"{bn.name} moving_variance", bn.moving_variance)]
         return slots
 
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -218,7 +305,7 @@ class Network:
             When the list has the wrong length, or an array the wrong shape or a non-finite
             value; nothing is changed then.
         """
-        slots = self._weight_slots()
+        slots = self._weight_slots(trainable_only=False)
         if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
             raise TypeError(f"weights: expected a list of {len(slots)} arrays, got {type(weights).__name__}")
         if len(weights) != len(slots):
@@ -242,6 +329,10 @@ class Network:
         self._theta[...] = arr
 
     # -- evaluation ----------------------------------------------------------------------
+    def _state(self) -> np.ndarray | None:
+        """The batch-normalisation state the kernels take (None without batch normalisation)."""
+        return self._bn_state if self.has_batchnorm else None
+
     def _samples(self, X: Any, Y: Any | None, name_x: str = "X", name_y: str = "Y"):
         x = as_samples(X, self.input_size, name_x, dtype=self._dtype)
         if Y is None:
@@ -257,7 +348,7 @@ class Network:
         A 1-D ``X`` is read as ``n`` samples when the network has one input, else as one sample.
         """
         x, _ = self._samples(X, None)
-        return _backend.kernels().net_forward(self._spec, self._theta, x)
+        return _backend.kernels().net_forward(self._spec, self._theta, x, self._state())
 
     __call__ = predict
 
@@ -404,6 +495,8 @@ class Network:
         cbs.append(history)
         if verbose:
             cbs.append(ProgressLogger(epochs, verbose))
+        if precision is not None:
+            self._refuse_batchnorm("quantization-aware training (precision=...)")
         qat = self._qat_arrays(precision) if precision is not None else None
         m, v = opt._state(self.n_params, self._dtype)
         kernels = _backend.kernels()
@@ -419,7 +512,7 @@ class Network:
             if qat is None:
                 status, loss_sum, n_done, opt.iterations = kernels.train_epoch(
                     self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
-                    opt.iterations, self.clip)
+                    opt.iterations, self.clip, self._state())
             else:
                 rail = np.full((math.ceil(n / batch_size), 6), np.nan)
                 status, loss_sum, n_done, opt.iterations = kernels.train_epoch_qat(
@@ -435,7 +528,7 @@ class Network:
                 break
             logs: dict[str, float] = {"loss": loss_sum / n_done}
             if x_val is not None:
-                out = kernels.net_forward(self._spec, self._theta, x_val)
+                out = kernels.net_forward(self._spec, self._theta, x_val, self._state())
                 logs["val_loss"] = kernels.loss_grad(loss_code, out, y_val)[0]
             self._call(cbs, "on_epoch_end", epoch, logs)
             if self.stop_training:

@@ -90,6 +90,7 @@ class QuantizedNetwork:
 
     def __init__(self, model: Any, precision: Any = None, accumulate: str = "exact") -> None:
         net = _as_network(model)
+        net._refuse_batchnorm("quantized inference")
         self.network = net.copy() if net.dtype == np.float64 else Network(
             [layer.copy() for layer in net.layers], clip=net.clip, dtype="float64")
         if accumulate not in ("exact", "saturate"):

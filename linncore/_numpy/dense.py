@@ -115,8 +115,14 @@ def loss_grad(loss: int, f, y):
     raise ValueError(f"loss: unknown loss code {loss}")
 
 
+def _bn(spec, l: int) -> bool:
+    bn = getattr(spec, "bn", None)
+    return bn is not None and bool(bn[l])
+
+
 def _layers(spec, theta):
-    """(W, b) views of every layer in theta's layout."""
+    """(W, b) views of every layer in theta's layout (per layer: kernel, bias, then gamma and
+    beta of a batch-normalised layer)."""
     out, p = [], 0
     for l in range(len(spec.acts)):
         n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
@@ -126,41 +132,120 @@ def _layers(spec, theta):
         if spec.has_bias[l]:
             b = theta[p:p + n_out]
             p += n_out
+        if _bn(spec, l):
+            p += 2 * n_out
         out.append((W, b))
     return out
 
 
-def _forward_all(spec, theta, X):
-    states, a = [], X
+def _bn_params(spec, theta):
+    """Per layer (gamma, beta) views into theta, or None without batch normalisation."""
+    out, p = [], 0
+    for l in range(len(spec.acts)):
+        n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
+        p += n_in * n_out + (n_out if spec.has_bias[l] else 0)
+        if _bn(spec, l):
+            out.append((theta[p:p + n_out], theta[p + n_out:p + 2 * n_out]))
+            p += 2 * n_out
+        else:
+            out.append(None)
+    return out
+
+
+def _bn_state_views(spec, state):
+    """Per layer (moving mean, moving variance) views into the state vector, or None."""
+    out, p = [], 0
+    for l in range(len(spec.acts)):
+        n_out = int(spec.sizes[l + 1])
+        if _bn(spec, l):
+            out.append((state[p:p + n_out], state[p + n_out:p + 2 * n_out]))
+            p += 2 * n_out
+        else:
+            out.append(None)
+    return out
+
+
+def _forward_full(spec, theta, X, bn_state=None):
+    """Forward pass keeping (input, z, h) per layer and, for batch-normalised layers, (mean,
+    var, inv, hat).  bn_state None: training (batch statistics); else inference."""
+    states, caches, a = [], [], X
+    bnp = _bn_params(spec, theta)
+    stv = _bn_state_views(spec, bn_state) if bn_state is not None else None
     for l, (W, b) in enumerate(_layers(spec, theta)):
         z, h, a_next = dense_forward(a, W, b, int(spec.acts[l]), bool(spec.clip_out))
         states.append((a, z, h))
+        cache = None
+        if bnp[l] is not None:
+            gamma, beta = bnp[l]
+            if stv is None:  # y = gamma (a - mean) / sqrt(var + eps) + beta, biased variance
+                mean = a_next.mean(axis=0)
+                var = ((a_next - mean) ** 2).mean(axis=0)
+            else:
+                mean, var = stv[l]
+            T = a_next.dtype.type
+            inv = T(1) / np.sqrt(var + T(spec.bn_epsilon[l]))
+            hat = (a_next - mean) * inv
+            cache = (mean, var, inv, hat)
+            a_next = gamma * hat + beta
+        caches.append(cache)
         a = a_next
+    return states, caches, a
+
+
+def _forward_all(spec, theta, X):
+    states, _, a = _forward_full(spec, theta, X)
     return states, a
 
 
-def net_forward(spec, theta, X):
-    """Y = net(X)."""
-    return _forward_all(spec, theta, X)[1]
+def _bn_update(spec, caches, bn_state) -> None:
+    """moving := moving * momentum + batch * (1 - momentum)."""
+    for l, (views, cache) in enumerate(zip(_bn_state_views(spec, bn_state), caches)):
+        if views is not None:
+            T = bn_state.dtype.type
+            mom = T(spec.bn_momentum[l])
+            for moving, batch in zip(views, cache[:2]):
+                moving[...] = moving * mom + batch * (T(1) - mom)
 
 
-def net_loss_grad(spec, theta, X, Y, loss: int, need_dx: bool = False):
-    """(loss, grad in theta's layout, dL/dX or None) over the whole set as one batch."""
-    states, out = _forward_all(spec, theta, X)
+def net_forward(spec, theta, X, bn_state=None):
+    """Y = net(X) (inference: batch normalisation with the moving statistics bn_state)."""
+    if bn_state is None and any(_bn(spec, l) for l in range(len(spec.acts))):
+        raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
+    return _forward_full(spec, theta, X, bn_state)[2]
+
+
+def net_loss_grad(spec, theta, X, Y, loss: int, need_dx: bool = False, bn_state=None):
+    """(loss, grad in theta's layout, dL/dX or None) over the whole set as one batch in
+    training mode; bn_state, when given, takes this batch's moving-average update."""
+    states, caches, out = _forward_full(spec, theta, X)
     value, da = loss_grad(loss, out, Y)
     grad = np.empty_like(theta)
     layers = _layers(spec, theta)
     gl = _layers(spec, grad)
+    bnp, gbn = _bn_params(spec, theta), _bn_params(spec, grad)
     dx = None
+    B = X.shape[0]
     for l in range(len(layers) - 1, -1, -1):
         W, b = layers[l]
         a_in, z, h = states[l]
+        if caches[l] is not None:
+            # dgamma = sum da hat; dbeta = sum da; dh = da gamma;
+            # da_pre = inv / B (B dh - sum dh - hat sum dh hat)
+            _, _, inv, hat = caches[l]
+            gamma = bnp[l][0]
+            gbn[l][0][...] = (da * hat).sum(axis=0)
+            gbn[l][1][...] = da.sum(axis=0)
+            dh = da * gamma
+            T = da.dtype.type
+            da = inv / T(B) * (T(B) * dh - dh.sum(axis=0) - hat * (dh * hat).sum(axis=0))
         gW, gb, dx = dense_backward(a_in, W, z, h, da, int(spec.acts[l]), bool(spec.clip_out),
                                     b is not None, l > 0 or need_dx)
         gl[l][0][...] = gW
         if b is not None:
             gl[l][1][...] = gb
         da = dx
+    if bn_state is not None:
+        _bn_update(spec, caches, bn_state)
     return value, grad, (dx if need_dx else None)
 
 
@@ -192,17 +277,20 @@ def optim_step(opt: tuple, theta, g, m, v, t: int) -> None:
 
 
 def train_epoch(spec, theta, X, Y, perm, batch_size: int, loss: int, opt: tuple, m, v,
-                step: int, clip_params: bool):
+                step: int, clip_params: bool, bn_state=None):
     """One training epoch in place; returns (status, loss_sum, n_done, step) as the C kernel."""
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    if bn_state is None and any(_bn(spec, l) for l in range(len(spec.acts))):
+        raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
     N = X.shape[0]
     order = np.arange(N) if perm is None else perm
     loss_sum, n_done = 0.0, 0
     for s in range(0, N, batch_size):
         idx = order[s:s + batch_size]
+        batch_state = None if bn_state is None else bn_state.copy()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
-            value, grad, _ = net_loss_grad(spec, theta, X[idx], Y[idx], loss)
+            value, grad, _ = net_loss_grad(spec, theta, X[idx], Y[idx], loss, bn_state=batch_state)
         if not np.isfinite(value):
             return STATUS_NONFINITE_LOSS, loss_sum, n_done, step
         backup = theta.copy()
@@ -212,6 +300,8 @@ def train_epoch(spec, theta, X, Y, perm, batch_size: int, loss: int, opt: tuple,
         if not np.all(np.isfinite(theta)):
             theta[...] = backup
             return STATUS_NONFINITE_PARAMS, loss_sum, n_done, step
+        if bn_state is not None:  # the moving statistics move only with a completed step
+            bn_state[...] = batch_state
         step += 1
         loss_sum += value * len(idx)
         n_done += len(idx)
