@@ -52,7 +52,7 @@ import numpy as np
 
 from ._atomic import write_text_atomic
 from ._codes import ACTIVATIONS
-from .layers import Dense
+from .layers import BatchNormalization, Dense
 from .network import Network
 
 __all__ = [
@@ -204,6 +204,12 @@ def _floats(v: Any, n: int, where: str) -> list[float]:
     return out
 
 
+def _float(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise ModelFileError(where, f"expected a finite number, got {_type(v)}")
+    return float(v)
+
+
 def _version(doc: dict, fmt: str, where: str) -> int:
     got = doc.get("format")
     if got != fmt:
@@ -327,10 +333,9 @@ def _decode_array(v: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -
 
 
 def _network_doc(net: Network) -> dict[str, Any]:
-    net._refuse_batchnorm("saving to a model file")
     layers = []
-    for layer in net.layers:
-        layers.append({
+    for layer, bn in zip(net.layers, net.batch_norms):
+        doc = {
             "name": layer.name,
             "n_in": layer.size_in,
             "n_out": layer.size_out,
@@ -338,8 +343,31 @@ def _network_doc(net: Network) -> dict[str, Any]:
             "has_bias": layer.has_bias,
             "weight": _encode_array(layer.weight, net.dtype),
             "bias": _encode_array(layer.bias, net.dtype) if layer.has_bias else None,
-        })
+        }
+        if bn is not None:  # optional key: files without it read as before
+            doc["batchnorm"] = {"momentum": bn.momentum, "epsilon": bn.epsilon,
+                                **{k: _encode_array(getattr(bn, k), net.dtype) for k in _BN_ARRAYS}}
+        layers.append(doc)
     return {"dtype": net.dtype.name, "clip": net.clip, "layers": layers}
+
+
+_BN_ARRAYS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _batchnorm_from(v: Any, n_out: int, dtype: np.dtype, where: str) -> BatchNormalization:
+    d = _obj(v, where)
+    _keys(d, {"momentum", "epsilon", *_BN_ARRAYS}, set(), where)
+    momentum, epsilon = (_float(d[k], f"{where}.{k}") for k in ("momentum", "epsilon"))
+    if not 0.0 <= momentum <= 1.0:
+        raise ModelFileError(f"{where}.momentum", f"expected a number in [0, 1], got {momentum!r}")
+    if not epsilon > 0.0:
+        raise ModelFileError(f"{where}.epsilon", f"expected a positive number, got {epsilon!r}")
+    bn = BatchNormalization(momentum, epsilon)
+    for k in _BN_ARRAYS:
+        setattr(bn, k, _decode_array(d[k], (n_out,), dtype, f"{where}.{k}").astype(np.float64))
+    if np.any(bn.moving_variance < 0):
+        raise ModelFileError(f"{where}.moving_variance", "expected non-negative variances")
+    return bn
 
 
 def _model_doc(model: Any, scaling: Any, precision: Any, training: Any) -> dict[str, Any]:
@@ -417,7 +445,7 @@ def _network_from(v: Any, where: str) -> Network:
     for i, ld in enumerate(layers_doc):
         w = f"{where}.layers[{i}]"
         ld = _obj(ld, w)
-        _keys(ld, {"name", "n_in", "n_out", "activation", "has_bias", "weight", "bias"}, set(), w)
+        _keys(ld, {"name", "n_in", "n_out", "activation", "has_bias", "weight", "bias"}, {"batchnorm"}, w)
         name = _name(ld["name"], f"{w}.name")
         if name in names:
             raise ModelFileError(f"{w}.name", f"{name!r} is already the name of layers[{names[name]}]")
@@ -432,7 +460,7 @@ def _network_from(v: Any, where: str) -> Network:
         has_bias = _bool(ld["has_bias"], f"{w}.has_bias")
         if not has_bias and ld["bias"] is not None:
             raise ModelFileError(f"{w}.bias", f"expected null for a layer without bias, got {_type(ld['bias'])}")
-        total += n_in * n_out + (n_out if has_bias else 0)
+        total += n_in * n_out + (n_out if has_bias else 0) + (4 * n_out if "batchnorm" in ld else 0)
         if total > LIMITS["params"]:
             raise ModelFileError(f"{where}.layers", f"more than {LIMITS['params']} parameters")
         heads.append((name, n_in, n_out, act, has_bias))
@@ -442,6 +470,8 @@ def _network_from(v: Any, where: str) -> Network:
         weight = _decode_array(ld["weight"], (n_in, n_out), dtype, f"{w}.weight")
         bias = _decode_array(ld["bias"], (n_out,), dtype, f"{w}.bias") if has_bias else None
         built.append(Dense((n_in, n_out), act, has_bias, weight=weight, bias=bias, name=name))
+        if "batchnorm" in ld:
+            built.append(_batchnorm_from(ld["batchnorm"], n_out, dtype, f"{w}.batchnorm"))
     try:
         return Network(built, clip=clip, dtype=dtype)
     except (ValueError, TypeError) as exc:  # a safety net: the checks above should catch all

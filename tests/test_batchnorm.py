@@ -140,13 +140,29 @@ def test_linear_block_model_with_batchnorm_trains_and_runs_instrumented(engine):
         model.train_instrumented(epochs=1)
 
 
+def test_model_files_keep_batch_normalisation_exactly(engine, tmp_path):
+    from linncore import load_model
+    from linncore.files import ModelFileError, from_json, to_json
+
+    net = _net()
+    X, Y = _data()
+    net.fit(X, Y, epochs=2, verbose=0, seed=0)
+    save_model(net, tmp_path / "m.json")
+    back = load_model(tmp_path / "m.json").network
+    for a, b in zip(back.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
+    assert back.batch_norms[2 - 1].momentum == 0.9 and back.batch_norms[1].epsilon == 1e-2
+    bad = to_json(net).replace('"momentum": 0.9,', '"momentum": 1.5,')  # the second layer's (0.99 stays)
+    with pytest.raises(ModelFileError, match=r"network.layers\[1\].batchnorm.momentum: expected a number in \[0, 1\]"):
+        from_json(bad)
+
+
 def test_paths_without_batch_normalisation_support_say_so(engine, tmp_path):
     net = _net()
     X, Y = _data()
     with pytest.raises(ValueError, match="quantization-aware training.*batch normalisation"):
         net.fit(X, Y, verbose=0, precision={"default": {"weight": "fixed<8,1>"}})
-    with pytest.raises(ValueError, match="saving to a model file.*batch normalisation"):
-        save_model(net, tmp_path / "m.json")
     with pytest.raises(ValueError, match="quantized inference.*batch normalisation"):
         QuantizedNetwork(net)
     with pytest.raises(ValueError, match="precision_dict"):
