@@ -166,10 +166,33 @@ def _quantized_loss_grad(net: Network, q: _Quantizer, xb, yb, loss: str):
 
 
 def _hessian_extremes(net: Network, xb: np.ndarray, yb: np.ndarray, loss: str, seed: int) -> tuple[float, float]:
-    """(lambda_min, lambda_max) of the loss Hessian on the batch at the current parameters."""
-    from . import hessian
+    """(lambda_min, lambda_max) of the loss Hessian on the batch at the current parameters.
 
-    return hessian.lambda_min(net, xb, yb, loss=loss, seed=seed), hessian.lambda_max(net, xb, yb, loss=loss, seed=seed)
+    The same numbers as :func:`linncore.hessian.lambda_min` and :func:`~linncore.hessian.lambda_max`
+    at one pass: the closed form computes the small ``eigvalsh`` of ``X_b^T X_b / B`` once
+    (bit for bit the values of the two calls); otherwise one forward/backward pass serves
+    both ends, from one dense ``eigvalsh`` up to ``DENSE_MAX_PARAMS`` parameters, or from one
+    Lanczos run for both ends of the spectrum (``which="BE"``, to the same tolerance 1e-10)
+    instead of two runs, the one for lambda_min converging slowly.
+    """
+    from . import hessian as hs
+
+    x = np.asarray(xb, dtype=np.float64)
+    if hs._closed_form_applies(net, x):
+        if net.layers[0].has_bias:
+            x = np.hstack([x, np.ones((x.shape[0], 1))])
+        ev = np.linalg.eigvalsh((x.T @ x) / x.shape[0]) * hs._loss_scale(loss, net.output_size)
+        return float(ev[0]), float(ev[-1])
+    cur = hs._Curvature(net, x, yb, loss)
+    P = cur.P
+    if P <= hs.DENSE_MAX_PARAMS:
+        ev = np.linalg.eigvalsh(cur.dense())
+        return float(ev[0]), float(ev[-1])
+    from scipy.sparse.linalg import eigsh
+
+    v0 = np.random.default_rng(seed).standard_normal(P)
+    ev = eigsh(cur.operator(), k=2, which="BE", tol=1e-10, ncv=min(P - 1, 20), v0=v0, return_eigenvectors=False)
+    return float(np.min(ev)), float(np.max(ev))
 
 
 def train_instrumented(
