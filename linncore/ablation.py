@@ -70,7 +70,9 @@ def forward_gain_spectral(net: Network) -> float:
     """Product over layers of the largest singular value of each kernel."""
     gain = 1.0
     for layer in net.layers:
-        gain *= float(np.linalg.norm(layer.weight.astype(np.float64), 2))
+        # what numpy.linalg.norm(W, 2) computes (the largest singular value), without its
+        # axis bookkeeping, which cost more than the SVD of a small kernel
+        gain *= float(np.max(np.linalg.svd(np.asarray(layer.weight, dtype=np.float64), compute_uv=False)))
     return gain
 
 
@@ -355,7 +357,8 @@ def train_instrumented(
             log["curvature_proxy"][step], log["curvature_ema"][step] = c, ema
             log["alpha_would"][step], log["alpha"][step], log["eta_eff"][step] = alpha_would, alpha, eta_eff
             # -- update
-            u = (-eta_eff) * g.astype(np.float64)
+            g64 = g if g.dtype == np.float64 else g.astype(np.float64)
+            u = (-eta_eff) * g64
             if quant is None:
                 theta += u.astype(theta.dtype)
                 if net.clip:
@@ -386,7 +389,7 @@ def train_instrumented(
             diverged = (not math.isfinite(value)) or value > divergence_factor * first_loss
             log["finite"][step], log["diverged"][step] = float(finite), float(diverged)
             log["epoch"][step] = epoch
-            prev_theta, prev_grad = theta_t, g.astype(np.float64)
+            prev_theta, prev_grad = theta_t, g64
             step += 1
             if diverged or not finite:
                 stop_reason = (f"diverged at step {step - 1} (epoch {epoch}): loss {value!r}"
