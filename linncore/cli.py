@@ -1,8 +1,8 @@
 """The ``linncore`` command (also ``python -m linncore``).
 
 Commands: ``demo`` (train the vendor's Simple_sine tutorial), ``inspect`` (validate and
-describe a ``.linn`` file), ``predict`` (run a ``.linn`` file on data) and ``train`` (train
-from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run, 2 a usage error.
+describe a ``.linn`` file), ``predict`` (run a ``.linn`` file on data), ``train`` (train
+from a TOML config) and ``ablate`` (an ablation sweep from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run, 2 a usage error.
 """
 from __future__ import annotations
 
@@ -352,6 +352,153 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- ablate ---------------------------------------------------------------------------------
+_ABLATE_HELP = """\
+CONFIG.toml (paths are relative to the config file):
+
+  seeds = [0, 1]                   # every grid point runs once per seed
+
+  [base.dataset]                   # a linear teacher Y = X A (+ noise)
+  n = 1000
+  d_in = 4
+  d_out = 2
+  noise = 0.0
+
+  [base.model]                     # LinearBlockModel: dense blocks, then a linear output
+  num_hidden = []                  # [] is one dense layer
+  activation = "linear"
+  use_bias = false
+
+  [base.train]                     # train_instrumented's arguments
+  epochs = 10
+  batch_size = 32
+  learning_rate = 0.05
+  precision_dict = { default = { weight = "fixed<8,1>", update = "fixed<8,1>" } }
+  # or precision_dict = "precision.json" (a PrecisionDict file), or "float" (no quantization)
+
+  [grid]                           # dotted keys, quoted; the Cartesian product of the lists
+  "train.learning_rate" = [0.05, 0.5]
+  "train.use_controller" = [false, true]
+  "train.precision_dict" = ["float", "precision.json"]
+
+Writes into the output folder: summary.csv, summary.json (one row per run),
+histories/<run>.npz (FitHistory.load reads them) and, when matplotlib is installed,
+plots/<run>.png (FitHistory.plot_results).
+"""
+_ABLATE_KEYS = {"seeds", "base", "grid"}
+_FLOAT_WORDS = ("float", "none")
+
+
+def _precision_value(value: Any, key: str, base: Path) -> Any:
+    """TOML has no null: "float"/"none" mean no precision config; any other string is the
+    path of a PrecisionDict JSON file (relative to the config file)."""
+    if isinstance(value, str):
+        if value.strip().lower() in _FLOAT_WORDS:
+            return None
+        path = base / value
+        if not path.is_file():
+            raise CliError(f"{key}: no PrecisionDict file {str(path)!r}")
+        return str(path.resolve())
+    if value is not None and not isinstance(value, dict):
+        raise CliError(f"{key}: expected an inline table, a PrecisionDict file name or \"float\", got {value!r}")
+    return value
+
+
+def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
+    try:
+        cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"{cfg_path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{cfg_path}: is a folder, not a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CliError(f"{cfg_path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(cfg) - _ABLATE_KEYS)
+    if unknown:
+        raise CliError(f"{cfg_path}: unknown key {unknown[0]!r}; expected {sorted(_ABLATE_KEYS)} "
+                       f"(see linncore ablate --help)")
+    seeds = cfg.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise CliError(f"{cfg_path}: seeds: expected a non-empty list of integers, got {seeds!r}")
+    base = cfg.get("base", {})
+    if not isinstance(base, dict):
+        raise CliError(f"{cfg_path}: base: expected tables [base.dataset], [base.model], [base.train]")
+    for section, value in base.items():
+        if section not in ("dataset", "model", "train"):
+            raise CliError(f"{cfg_path}: base.{section}: unknown section; expected base.dataset, base.model, base.train")
+        if not isinstance(value, dict):
+            raise CliError(f"{cfg_path}: base.{section}: expected a table, got {value!r}")
+    grid = cfg.get("grid", {})
+    if not isinstance(grid, dict):
+        raise CliError(f"{cfg_path}: grid: expected a table of dotted keys to lists")
+    for key, values in grid.items():
+        if isinstance(values, dict):
+            raise CliError(f"{cfg_path}: grid.{key}: a nested table; write dotted keys quoted, "
+                           f"e.g. \"{key}.{next(iter(values), 'name')}\" = [...]")
+        if not isinstance(values, list) or not values:
+            raise CliError(f"{cfg_path}: grid[{key!r}]: expected a non-empty list of values, got {values!r}")
+    folder = cfg_path.parent
+    try:
+        train = base.get("train", {})
+        if "precision_dict" in train:
+            train["precision_dict"] = _precision_value(train["precision_dict"], "base.train.precision_dict", folder)
+        if "train.precision_dict" in grid:
+            grid["train.precision_dict"] = [_precision_value(v, f"grid['train.precision_dict'][{i}]", folder)
+                                            for i, v in enumerate(grid["train.precision_dict"])]
+    except CliError as exc:
+        raise CliError(f"{cfg_path}: {exc}") from None
+    return seeds, base, grid
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .history import _pyplot
+    from .sweep import sweep
+
+    cfg_path = Path(args.config)
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers: expected a positive integer, got {args.workers}", EXIT_USAGE)
+    seeds, base, grid = _ablate_config(cfg_path)
+    out = Path(args.out) if args.out else cfg_path.parent / cfg_path.stem
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out: {str(out)!r} exists and is not a folder", EXIT_USAGE)
+
+    def progress(done: int, total: int, row: dict) -> None:
+        flags = [f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death")) if row.get(k)]
+        if not args.quiet:
+            print(f"[{done}/{total}] {row['run']}  final_loss {row['final_loss']:.6g}  "
+                  f"{' '.join(flags) or 'ok'}", flush=True)
+
+    executor = ProcessPoolExecutor(args.workers) if args.workers else None
+    try:
+        try:
+            result = sweep(grid or [{}], seeds=seeds, base=base, executor=executor, progress=progress)
+        except (ValueError, TypeError) as exc:
+            raise CliError(f"{cfg_path}: {exc}") from None
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    result.save(out)
+    n = len(result.rows)
+    print(f"wrote {out / 'summary.csv'}, {out / 'summary.json'} and {n} histor{'y' if n == 1 else 'ies'} "
+          f"in {out / 'histories'}")
+    try:
+        plt = _pyplot()
+    except ImportError as exc:
+        print(f"no plots ({exc})")
+        return EXIT_OK
+    (out / "plots").mkdir(exist_ok=True)
+    for run_id, history in result.histories.items():
+        fig = history.plot_results(out / "plots" / f"{run_id}.png")
+        plt.close(fig)
+    print(f"wrote {n} plot(s) in {out / 'plots'}")
+    return EXIT_OK
+
+
 # -- parser ---------------------------------------------------------------------------------
 def _slots(value: str) -> int:
     try:
@@ -399,6 +546,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="the CONFIG.toml")
     t.add_argument("-q", "--quiet", action="store_true", help="no training progress")
     t.set_defaults(func=_cmd_train)
+    a = sub.add_parser("ablate", help="run an ablation sweep from a TOML config",
+                       description="Run every point of the config's [grid] on top of its [base] once per seed "
+                                   "with linncore.sweep (instrumented training, one process per worker), print "
+                                   "one line per finished run (run id, final loss, DIVERGED / SILENT-DEATH "
+                                   "flags) and write the table, the histories and the plots into a folder.",
+                       epilog=_ABLATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("config", help="the CONFIG.toml")
+    a.add_argument("--out", help="output folder (default: a folder named after the config file's stem, "
+                                 "next to the config file)")
+    a.add_argument("--workers", type=int, help="worker processes (default: one per CPU, at most one per run)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
+    a.set_defaults(func=_cmd_ablate)
     return p
 
 
