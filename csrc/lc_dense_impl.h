@@ -48,6 +48,25 @@ LC_HOT void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
     }
 }
 
+/* d := act'(z) elementwise, one loop per common activation so each vectorizes. */
+LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *restrict h,
+                             REAL *restrict d, int64_t n)
+{
+    switch (act) {
+    case LC_ACT_LINEAR:
+        for (int64_t i = 0; i < n; i++) d[i] = (REAL)1;
+        break;
+    case LC_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) d[i] = z[i] > 0 ? (REAL)1 : (REAL)0;
+        break;
+    case LC_ACT_TANH:
+        for (int64_t i = 0; i < n; i++) d[i] = (REAL)1 - h[i] * h[i];
+        break;
+    default:
+        for (int64_t i = 0; i < n; i++) d[i] = FN(act_deriv)(act, z[i], h[i]);
+    }
+}
+
 /* C := A M for A (rows, K) read with strides (A[i][k] = A[i * ars + k * acs], so A may be
  * the transpose of a row-major array) and M (K, N), C (rows, N) row-major.  Every C[i][j] is the sum over k in
  * increasing order of A[i][k] M[k][j], starting from zero, whichever path computes it: so the
