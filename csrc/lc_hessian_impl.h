@@ -127,7 +127,7 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
 }
 
 /* Y[c] := D * X[c] (+ E * Z[c] when E) for the k direction blocks c of n values each. */
-static void FN(hess_scale_blocks)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X,
+LC_HOT static void FN(hess_scale_blocks)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X,
                                   const REAL *restrict E, const REAL *restrict Z, int64_t k,
                                   int64_t n)
 {
@@ -144,15 +144,66 @@ static void FN(hess_scale_blocks)(REAL *restrict Y, const REAL *restrict D, cons
 }
 
 /* Y := D * X over n values. */
-static void FN(hess_mul)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X, int64_t n)
+LC_HOT static void FN(hess_mul)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X, int64_t n)
 {
     for (int64_t q = 0; q < n; q++) Y[q] = D[q] * X[q];
 }
 
 /* y += x over n values. */
-static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n)
+LC_HOT static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n)
 {
     for (int64_t q = 0; q < n; q++) y[q] += x[q];
+}
+
+/* y (n) += the sum of the rows of X (rows, n), in row order. */
+LC_HOT static void FN(hess_add_rows)(REAL *restrict y, const REAL *restrict X, int64_t rows,
+                                     int64_t n)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < n; j++) y[j] += X[i * n + j];
+}
+
+/* Y := (T + b) (+ Y when acc) for T, Y (rows, n), b (n). */
+LC_HOT static void FN(hess_add_bias)(REAL *restrict Y, const REAL *restrict T,
+                                     const REAL *restrict b, int64_t rows, int64_t n, int acc)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        REAL *restrict y = Y + i * n;
+        const REAL *restrict t = T + i * n;
+        if (acc)
+            for (int64_t j = 0; j < n; j++) y[j] = (t[j] + b[j]) + y[j];
+        else
+            for (int64_t j = 0; j < n; j++) y[j] = t[j] + b[j];
+    }
+}
+
+/* C := A M for A (rows, K) row-major and M (K, N) of which only the rows listed in nz (cnt
+ * of them) are non-zero: the other terms of each ordered sum are exact zeros, so they are
+ * skipped (a unit direction has one such row).  Falls back to lc_matmul when most rows are
+ * non-zero. */
+static void FN(hess_matmul_sparse_rows)(const REAL *restrict A, const REAL *restrict M,
+                                        REAL *restrict C, int64_t rows, int64_t K, int64_t N,
+                                        int64_t *nz)
+{
+    int64_t cnt = 0;
+    for (int64_t k = 0; k < K; k++) {
+        int z = 1;
+        for (int64_t j = 0; j < N && z; j++) z = M[k * N + j] == 0;
+        if (!z) nz[cnt++] = k;
+    }
+    if (4 * cnt > K) {
+        FN(lc_matmul)(A, K, 1, M, C, rows, K, N);
+        return;
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        REAL *restrict c = C + i * N;
+        for (int64_t j = 0; j < N; j++) c[j] = 0;
+        for (int64_t t = 0; t < cnt; t++) {
+            const REAL a = A[i * K + nz[t]];
+            const REAL *restrict m = M + nz[t] * N;
+            for (int64_t j = 0; j < N; j++) c[j] += a * m[j];
+        }
+    }
 }
 
 int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
@@ -167,9 +218,9 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     const int64_t m = net->sizes[L];
     const REAL s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
                                              : (REAL)(2.0 / ((double)N * (double)m));
-    int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
+    int64_t *ib = (int64_t *)malloc((size_t)(3 * L + maxw) * sizeof(int64_t));
     if (!ib) return LC_ERR_NOMEM;
-    int64_t *w_off = ib, *b_off = ib + L, *vzero = ib + 2 * L;
+    int64_t *w_off = ib, *b_off = ib + L, *vzero = ib + 2 * L, *nzrow = ib + 3 * L;
     lc_net_offsets(net, w_off, b_off);
 
     /* Layers whose block of V is zero in every direction contribute no a V_l, dz V_l^T term;
@@ -197,6 +248,7 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     int64_t C = LC_HVP_CHUNK_VALUES / per_sample;
     if (C < LC_HVP_MIN_CHUNK) C = LC_HVP_MIN_CHUNK;
     if (C > N) C = N;
+    C = (N + (N + C - 1) / C - 1) / ((N + C - 1) / C); /* equal chunks: none left nearly empty */
     const int64_t total = k * P + P + vlen + C * per_sample + 2 * maxw * maxw;
     REAL **rp = (REAL **)malloc((size_t)(4 * L) * sizeof(REAL *));
     REAL *buf = (REAL *)malloc((size_t)total * sizeof(REAL));
@@ -251,12 +303,8 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
                 for (int64_t c = 0; c < k; c++) {
                     const REAL *vc = Vl[l] + c * vs, *vb = vc + 2 * n_in * n_out;
                     REAL *rz = Rz[l] + c * n;
-                    FN(lc_matmul)(Ain, n_in, 1, vc, tmp, B, n_in, n_out);
-                    for (int64_t i = 0; i < B; i++)
-                        for (int64_t j = 0; j < n_out; j++) {
-                            const REAL t = tmp[i * n_out + j] + vb[j];
-                            rz[i * n_out + j] = l > first ? t + rz[i * n_out + j] : t;
-                        }
+                    FN(hess_matmul_sparse_rows)(Ain, vc, tmp, B, n_in, n_out, nzrow);
+                    FN(hess_add_bias)(rz, tmp, vb, B, n_out, l > first);
                 }
             }
             for (int64_t c = 0; c < k; c++) FN(hess_mul)(Ra[l] + c * n, D1, Rz[l] + c * n, n);
@@ -293,7 +341,7 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
                 }
                 if (b_off[l] >= 0) {
                     REAL *hb = h + b_off[l];
-                    for (int64_t i = 0; i < B; i++) FN(hess_add)(hb, rdzc + i * n_out, n_out);
+                    FN(hess_add_rows)(hb, rdzc, B, n_out);
                 }
             }
             if (l == 0) break;
@@ -301,7 +349,8 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
             if (use_v) {
                 const int64_t vs = 2 * n_in * n_out + n_out;
                 for (int64_t c = 0; c < k; c++) {
-                    FN(lc_matmul)(DZ, n_out, 1, Vl[l] + c * vs + n_in * n_out, tmp, B, n_out, n_in);
+                    FN(hess_matmul_sparse_rows)(DZ, Vl[l] + c * vs + n_in * n_out, tmp, B, n_out,
+                                                n_in, nzrow);
                     FN(hess_add)(rda_prev + c * B * n_in, tmp, B * n_in);
                 }
             }
