@@ -21,6 +21,8 @@
     /* dz := da * [|h| <= 1 if clip] * act'(z), elementwise over n values. */                    \
     void lc_act_backward_##SFX(int32_t act, int32_t clip, const REAL *z, const REAL *h,          \
                                const REAL *da, REAL *dz, int64_t n);                             \
+    /* d := act'(z), elementwise over n values, from z and h = act(z). */                        \
+    void lc_act_deriv_##SFX(int32_t act, const REAL *z, const REAL *h, REAL *d, int64_t n);      \
     /* h := act(z), elementwise over n values. */                                                \
     void lc_act_forward_##SFX(int32_t act, const REAL *z, REAL *h, int64_t n);                   \
     /* z := x W + b;  h := act(z);  a := clip(h, -1, 1) if clip else h.                          \

@@ -8,9 +8,9 @@
  *
  * Two steps, so that many products share one forward and backward pass:
  *   lc_hvp_prepare: forward and backward pass at theta; stores in `state` (caller-allocated,
- *                   lc_hvp_state_len values) per layer, every row transposed to (width, N):
+ *                   lc_hvp_state_len values) per layer, each (N, width) row-major:
  *                   a, d1 = clip'(h) act'(z), d2 = clip'(h) act''(z) dL/da, dz = dL/dz,
- *                   preceded by X^T.  Also gives the loss and its gradient.
+ *                   preceded by X.  Also gives the loss and its gradient.
  *   lc_hvp_apply:   HV := H V for k directions, V and HV (P, k) row-major (column c is one
  *                   direction in theta's order).  Per direction:
  *                   forward   Rz = Ra_{l-1} W + a_{l-1} V_l + vb_l,  Ra = d1 Rz
@@ -36,7 +36,7 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N);
     /* d2 := act''(z) elementwise over n values, from z and h = act(z); 0 for linear, relu and   \
      * leaky_relu (their kinks are measure-zero). */                                             \
     void lc_act_deriv2_##SFX(int32_t act, const REAL *z, const REAL *h, REAL *d2, int64_t n);    \
-    /* state := (X^T, then per layer a^T, d1^T, d2^T, dz^T);  grad := dL/dtheta;                 \
+    /* state := (X, then per layer a, d1, d2, dz), each (N, width);  grad := dL/dtheta;       \
      * *loss_out := L.  X (N, sizes[0]), Y (N, sizes[L]).  Allocates workspace. */               \
     int lc_hvp_prepare_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y, \
                              int64_t N, int32_t loss, REAL *state, REAL *grad,                   \

@@ -1,28 +1,23 @@
 /* lc_hessian_impl.h: the one definition of the Hessian kernels, included by lc_hessian.c once
  * per floating type with REAL, SFX and the math functions EXP, FABS defined.  Not a public
- * header.  The mathematics is stated in lc_hessian.h. */
+ * header.  The mathematics is stated in lc_hessian.h.
+ *
+ * lc_hvp_apply runs the R-operator for all k directions at once, so that every product is one
+ * call of lc_matmul (the register-blocked kernel of lc_dense) rather than k scalar loops.  For
+ * a chunk of B samples the per-direction values (Rz, Ra, Rda, Rdz) of one layer are stored
+ * direction-major, (k, B, width): stacked, they form one (k B, width) matrix, so the terms
+ * through the kernel W (Ra W, Rdz W^T) are one product each for all directions; the terms
+ * through a direction's own kernel block (a V_c, dz V_c^T) and the gradient terms
+ * (a^T Rdz_c, Ra_c^T dz) are one product per direction. */
 
 #define LC_CAT_(a, b) a##_##b
 #define LC_CAT(a, b) LC_CAT_(a, b)
 #define FN(name) LC_CAT(name, SFX)
 
-/* Samples per chunk in lc_hvp_apply: the per-direction buffers of one chunk stay in cache
- * while every direction runs over it. */
-#define LC_HVP_CHUNK 128
-
-/* act'(z) from z and h = act(z); the same formulas as act_deriv in lc_dense_impl.h. */
-static inline REAL FN(hess_d1)(int32_t act, REAL z, REAL h)
-{
-    switch (act) {
-    case LC_ACT_RELU: return z > 0 ? (REAL)1 : (REAL)0;
-    case LC_ACT_TANH: return (REAL)1 - h * h;
-    case LC_ACT_SIGMOID: return h * ((REAL)1 - h);
-    case LC_ACT_SOFTSIGN: { REAL d = (REAL)1 + FABS(z); return (REAL)1 / (d * d); }
-    case LC_ACT_LEAKY_RELU: return z > 0 ? (REAL)1 : (REAL)LC_LEAKY_SLOPE;
-    case LC_ACT_SOFTPLUS: return (REAL)1 / ((REAL)1 + EXP(-z));
-    default: return (REAL)1;
-    }
-}
+/* Values of per-direction buffers one chunk of samples may hold (chunk size is this divided
+ * by the values one sample needs, within [LC_HVP_MIN_CHUNK, N]): about 512 KiB in double. */
+#define LC_HVP_CHUNK_VALUES 65536
+#define LC_HVP_MIN_CHUNK 64
 
 /* act''(z) from z and h = act(z). */
 static inline REAL FN(hess_d2)(int32_t act, REAL z, REAL h)
@@ -43,106 +38,20 @@ static inline REAL FN(hess_d2)(int32_t act, REAL z, REAL h)
     }
 }
 
+/* act'' is identically zero for these (their kinks have measure zero). */
+static inline int FN(hess_d2_is_zero)(int32_t act)
+{
+    return act == LC_ACT_LINEAR || act == LC_ACT_RELU || act == LC_ACT_LEAKY_RELU;
+}
+
 void FN(lc_act_deriv2)(int32_t act, const REAL *z, const REAL *h, REAL *d2, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) d2[i] = FN(hess_d2)(act, z[i], h[i]);
-}
-
-/* y += a x over n values. */
-static inline void FN(hess_axpy)(REAL *restrict y, REAL a, const REAL *restrict x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-/* sum_i x[i] y[i] with four independent partial sums (a fixed order: reproducible). */
-static inline REAL FN(hess_dot)(const REAL *restrict x, const REAL *restrict y, int64_t n)
-{
-    REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += x[i] * y[i];
-        s1 += x[i + 1] * y[i + 1];
-        s2 += x[i + 2] * y[i + 2];
-        s3 += x[i + 3] * y[i + 3];
-    }
-    for (; i < n; i++) s0 += x[i] * y[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* y += sum_t a[t] x[t] over n values; four sources per sweep over y. */
-static inline void FN(hess_axpy_many)(REAL *restrict y, const REAL *a, const REAL *const *x,
-                                      int64_t cnt, int64_t n)
-{
-    int64_t t = 0;
-    for (; t + 4 <= cnt; t += 4) {
-        const REAL a0 = a[t], a1 = a[t + 1], a2 = a[t + 2], a3 = a[t + 3];
-        const REAL *restrict x0 = x[t], *restrict x1 = x[t + 1];
-        const REAL *restrict x2 = x[t + 2], *restrict x3 = x[t + 3];
-        for (int64_t i = 0; i < n; i++)
-            y[i] += (a0 * x0[i] + a1 * x1[i]) + (a2 * x2[i] + a3 * x3[i]);
-    }
-    for (; t < cnt; t++) FN(hess_axpy)(y, a[t], x[t], n);
-}
-
-/* out[c] = sum_i x[i] y_c[i] for c < 4: four dot products sharing x, two partial sums each. */
-static inline void FN(hess_dot4)(const REAL *restrict x, const REAL *restrict y0,
-                                 const REAL *restrict y1, const REAL *restrict y2,
-                                 const REAL *restrict y3, int64_t n, REAL *out)
-{
-    REAL a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-    int64_t i = 0;
-    for (; i + 2 <= n; i += 2) {
-        const REAL u = x[i], w = x[i + 1];
-        a0 += u * y0[i]; b0 += w * y0[i + 1];
-        a1 += u * y1[i]; b1 += w * y1[i + 1];
-        a2 += u * y2[i]; b2 += w * y2[i + 1];
-        a3 += u * y3[i]; b3 += w * y3[i + 1];
-    }
-    if (i < n) {
-        a0 += x[i] * y0[i]; a1 += x[i] * y1[i]; a2 += x[i] * y2[i]; a3 += x[i] * y3[i];
-    }
-    out[0] = a0 + b0; out[1] = a1 + b1; out[2] = a2 + b2; out[3] = a3 + b3;
-}
-
-/* gW[i * n_out + j] (+)= x_i . y_j for i < n_in, j < n_out; x_i = x + i sx, y_j = y + j sy. */
-static void FN(hess_outer_dots)(const REAL *x, int64_t sx, const REAL *y, int64_t sy,
-                                int64_t n_in, int64_t n_out, int64_t n, int add, REAL *gW)
-{
-    REAL d[4];
-    for (int64_t i = 0; i < n_in; i++) {
-        const REAL *xi = x + i * sx;
-        REAL *g = gW + i * n_out;
-        int64_t j = 0;
-        for (; j + 4 <= n_out; j += 4) {
-            FN(hess_dot4)(xi, y + j * sy, y + (j + 1) * sy, y + (j + 2) * sy, y + (j + 3) * sy, n, d);
-            for (int c = 0; c < 4; c++) g[j + c] = add ? g[j + c] + d[c] : d[c];
-        }
-        for (; j < n_out; j++) {
-            const REAL e = FN(hess_dot)(xi, y + j * sy, n);
-            g[j] = add ? g[j] + e : e;
-        }
-    }
-}
-
-static inline REAL FN(hess_sum)(const REAL *restrict x, int64_t n)
-{
-    REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += x[i];
-        s1 += x[i + 1];
-        s2 += x[i + 2];
-        s3 += x[i + 3];
-    }
-    for (; i < n; i++) s0 += x[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* dst (cols, rows) := src (rows, cols)^T */
-static void FN(hess_transpose)(const REAL *src, int64_t rows, int64_t cols, REAL *dst)
-{
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
+    if (FN(hess_d2_is_zero)(act))
+        for (int64_t i = 0; i < n; i++) d2[i] = 0;
+    else if (act == LC_ACT_TANH)
+        for (int64_t i = 0; i < n; i++) d2[i] = (REAL)-2 * h[i] * ((REAL)1 - h[i] * h[i]);
+    else
+        for (int64_t i = 0; i < n; i++) d2[i] = FN(hess_d2)(act, z[i], h[i]);
 }
 
 /* Offset of layer l's block (a, d1, d2, dz) in the state. */
@@ -158,11 +67,12 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
 {
     const int64_t L = net->n_layers, maxw = lc_net_max_width(net);
     if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1) return LC_ERR_ARGS;
-    int64_t zha = 0;
-    for (int64_t l = 0; l < L; l++) zha += 3 * N * net->sizes[l + 1];
+    int64_t zh = 0;
+    for (int64_t l = 0; l < L; l++) zh += 2 * N * net->sizes[l + 1];
     int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
-    REAL **zp = (REAL **)malloc((size_t)(3 * L) * sizeof(REAL *));
-    REAL *buf = (REAL *)malloc((size_t)(zha + 3 * N * maxw + maxw * maxw) * sizeof(REAL));
+    REAL **zp = (REAL **)malloc((size_t)(2 * L) * sizeof(REAL *));
+    REAL *buf = (REAL *)malloc((size_t)(zh + 2 * N * maxw + LC_BACKWARD_WORK(N, maxw, maxw)) *
+                               sizeof(REAL));
     if (!off || !zp || !buf) {
         free(off);
         free(zp);
@@ -170,55 +80,130 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
         return LC_ERR_NOMEM;
     }
     lc_net_offsets(net, off, off + L);
-    REAL **z = zp, **h = zp + L, **a = zp + 2 * L;
+    REAL **z = zp, **h = zp + L;
     REAL *p = buf;
     for (int64_t l = 0; l < L; l++) {
         const int64_t s = N * net->sizes[l + 1];
         z[l] = p; p += s;
         h[l] = p; p += s;
-        a[l] = p; p += s;
     }
-    /* dz is also lc_dense_backward's scratch: dz (N, n_out) then the transposed kernel, which
-     * fits in the N * maxw + maxw * maxw values that follow */
-    REAL *da = p, *da_prev = p + N * maxw, *dz = p + 2 * N * maxw;
+    REAL *da = p, *da_prev = p + N * maxw, *work = p + 2 * N * maxw;
 
-    /* forward */
+    /* forward, writing every layer's output a straight into the state */
+    memcpy(state, X, (size_t)(N * net->sizes[0]) * sizeof(REAL));
     const REAL *in = X;
     for (int64_t l = 0; l < L; l++) {
         const REAL *b = off[L + l] >= 0 ? theta + off[L + l] : NULL;
+        REAL *A = state + FN(hess_layer_base)(net, N, l);
         FN(lc_dense_forward)(in, N, net->sizes[l], net->sizes[l + 1], theta + off[l], b,
-                             net->acts[l], net->clip_out, z[l], h[l], a[l]);
-        in = a[l];
+                             net->acts[l], net->clip_out, z[l], h[l], A);
+        in = A;
     }
-    *loss_out = FN(lc_loss_grad)(loss, a[L - 1], Y, N, net->sizes[L], da);
+    *loss_out = FN(lc_loss_grad)(loss, in, Y, N, net->sizes[L], da);
 
     /* backward, recording d1, d2 and dz of every layer */
-    FN(hess_transpose)(X, N, net->sizes[0], state);
     for (int64_t l = L - 1; l >= 0; l--) {
         const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = N * n_out;
         const int32_t act = net->acts[l];
         REAL *base = state + FN(hess_layer_base)(net, N, l);
-        REAL *A = base, *D1 = base + n, *D2 = base + 2 * n, *DZ = base + 3 * n;
-        for (int64_t i = 0; i < N; i++) {
-            for (int64_t j = 0; j < n_out; j++) {
-                const int64_t q = i * n_out + j;
-                const REAL hv = h[l][q];
-                const int inside = !net->clip_out || (hv >= (REAL)-1 && hv <= (REAL)1);
-                D1[j * N + i] = inside ? FN(hess_d1)(act, z[l][q], hv) : (REAL)0;
-                D2[j * N + i] = inside ? FN(hess_d2)(act, z[l][q], hv) * da[q] : (REAL)0;
-            }
-        }
-        FN(hess_transpose)(a[l], N, n_out, A);
-        FN(lc_dense_backward)(l > 0 ? a[l - 1] : X, N, n_in, n_out, theta + off[l], z[l], h[l],
-                              da, act, net->clip_out, dz, grad + off[l],
+        REAL *D1 = base + n, *D2 = base + 2 * n, *DZ = base + 3 * n;
+        FN(lc_act_deriv)(act, z[l], h[l], D1, n);
+        FN(lc_act_deriv2)(act, z[l], h[l], D2, n);
+        for (int64_t q = 0; q < n; q++) D2[q] *= da[q];
+        if (net->clip_out)
+            for (int64_t q = 0; q < n; q++)
+                if (!(h[l][q] >= (REAL)-1 && h[l][q] <= (REAL)1)) D1[q] = D2[q] = 0;
+        const REAL *x = l > 0 ? state + FN(hess_layer_base)(net, N, l - 1) : X;
+        FN(lc_dense_backward)(x, N, n_in, n_out, theta + off[l], z[l], h[l], da, act,
+                              net->clip_out, work, grad + off[l],
                               off[L + l] >= 0 ? grad + off[L + l] : NULL, l > 0 ? da_prev : NULL);
-        FN(hess_transpose)(dz, N, n_out, DZ);
+        memcpy(DZ, work, (size_t)n * sizeof(REAL)); /* lc_dense_backward leaves dz first in work */
         REAL *t = da; da = da_prev; da_prev = t;
     }
     free(buf);
     free(zp);
     free(off);
     return LC_OK;
+}
+
+/* Y[c] := D * X[c] (+ E * Z[c] when E) for the k direction blocks c of n values each. */
+LC_HOT static void FN(hess_scale_blocks)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X,
+                                  const REAL *restrict E, const REAL *restrict Z, int64_t k,
+                                  int64_t n)
+{
+    for (int64_t c = 0; c < k; c++) {
+        REAL *restrict y = Y + c * n;
+        const REAL *restrict x = X + c * n;
+        if (E) {
+            const REAL *restrict zc = Z + c * n;
+            for (int64_t q = 0; q < n; q++) y[q] = D[q] * x[q] + E[q] * zc[q];
+        } else {
+            for (int64_t q = 0; q < n; q++) y[q] = D[q] * x[q];
+        }
+    }
+}
+
+/* Y := D * X over n values. */
+LC_HOT static void FN(hess_mul)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X, int64_t n)
+{
+    for (int64_t q = 0; q < n; q++) Y[q] = D[q] * X[q];
+}
+
+/* y += x over n values. */
+LC_HOT static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n)
+{
+    for (int64_t q = 0; q < n; q++) y[q] += x[q];
+}
+
+/* y (n) += the sum of the rows of X (rows, n), in row order. */
+LC_HOT static void FN(hess_add_rows)(REAL *restrict y, const REAL *restrict X, int64_t rows,
+                                     int64_t n)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < n; j++) y[j] += X[i * n + j];
+}
+
+/* Y := (T + b) (+ Y when acc) for T, Y (rows, n), b (n). */
+LC_HOT static void FN(hess_add_bias)(REAL *restrict Y, const REAL *restrict T,
+                                     const REAL *restrict b, int64_t rows, int64_t n, int acc)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        REAL *restrict y = Y + i * n;
+        const REAL *restrict t = T + i * n;
+        if (acc)
+            for (int64_t j = 0; j < n; j++) y[j] = (t[j] + b[j]) + y[j];
+        else
+            for (int64_t j = 0; j < n; j++) y[j] = t[j] + b[j];
+    }
+}
+
+/* C := A M for A (rows, K) row-major and M (K, N) of which only the rows listed in nz (cnt
+ * of them) are non-zero: the other terms of each ordered sum are exact zeros, so they are
+ * skipped (a unit direction has one such row).  Falls back to lc_matmul when most rows are
+ * non-zero. */
+static void FN(hess_matmul_sparse_rows)(const REAL *restrict A, const REAL *restrict M,
+                                        REAL *restrict C, int64_t rows, int64_t K, int64_t N,
+                                        int64_t *nz)
+{
+    int64_t cnt = 0;
+    for (int64_t k = 0; k < K; k++) {
+        int z = 1;
+        for (int64_t j = 0; j < N && z; j++) z = M[k * N + j] == 0;
+        if (!z) nz[cnt++] = k;
+    }
+    if (4 * cnt > K) {
+        FN(lc_matmul)(A, K, 1, M, C, rows, K, N);
+        return;
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        REAL *restrict c = C + i * N;
+        for (int64_t j = 0; j < N; j++) c[j] = 0;
+        for (int64_t t = 0; t < cnt; t++) {
+            const REAL a = A[i * K + nz[t]];
+            const REAL *restrict m = M + nz[t] * N;
+            for (int64_t j = 0; j < N; j++) c[j] += a * m[j];
+        }
+    }
 }
 
 int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
@@ -233,149 +218,147 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     const int64_t m = net->sizes[L];
     const REAL s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
                                              : (REAL)(2.0 / ((double)N * (double)m));
-    const int64_t C = N < LC_HVP_CHUNK ? N : LC_HVP_CHUNK;
-    int64_t widths = 0;
-    for (int64_t l = 0; l < L; l++) widths += net->sizes[l + 1];
+    int64_t *ib = (int64_t *)malloc((size_t)(3 * L + maxw) * sizeof(int64_t));
+    if (!ib) return LC_ERR_NOMEM;
+    int64_t *w_off = ib, *b_off = ib + L, *vzero = ib + 2 * L, *nzrow = ib + 3 * L;
+    lc_net_offsets(net, w_off, b_off);
 
-    int64_t *ib = (int64_t *)malloc((size_t)(5 * L) * sizeof(int64_t));
-    REAL **rp = (REAL **)malloc((size_t)(2 * L) * sizeof(REAL *));
-    REAL *buf = (REAL *)malloc((size_t)(2 * P + 2 * widths * C + 3 * maxw * C + 2 * maxw) *
-                               sizeof(REAL));
-    const REAL **src = (const REAL **)malloc((size_t)(2 * maxw) * sizeof(REAL *));
-    if (!ib || !rp || !buf || !src) {
-        free(src);
+    /* Layers whose block of V is zero in every direction contribute no a V_l, dz V_l^T term;
+     * before the first layer with a non-zero block, Rz and Ra are zero. */
+    int64_t first = L;
+    for (int64_t l = L - 1; l >= 0; l--) {
+        const int64_t n_out = net->sizes[l + 1];
+        const int64_t lo = w_off[l], hi = b_off[l] >= 0 ? b_off[l] + n_out : lo + net->sizes[l] * n_out;
+        int vz = 1;
+        for (int64_t q = lo * k; q < hi * k && vz; q++) vz = V[q] == 0;
+        vzero[l] = vz;
+        if (!vz) first = l;
+    }
+    if (first == L) {
         free(ib);
+        return LC_OK;
+    }
+
+    int64_t widths = 0, vlen = 0;
+    for (int64_t l = 0; l < L; l++) {
+        widths += net->sizes[l + 1];
+        if (!vzero[l]) vlen += 2 * k * (net->sizes[l] + 1) * net->sizes[l + 1];
+    }
+    const int64_t per_sample = k * (2 * widths + 3 * maxw) + maxw;
+    int64_t C = LC_HVP_CHUNK_VALUES / per_sample;
+    if (C < LC_HVP_MIN_CHUNK) C = LC_HVP_MIN_CHUNK;
+    if (C > N) C = N;
+    C = (N + (N + C - 1) / C - 1) / ((N + C - 1) / C); /* equal chunks: none left nearly empty */
+    const int64_t total = k * P + P + vlen + C * per_sample + 2 * maxw * maxw;
+    REAL **rp = (REAL **)malloc((size_t)(4 * L) * sizeof(REAL *));
+    REAL *buf = (REAL *)malloc((size_t)total * sizeof(REAL));
+    if (!rp || !buf) {
         free(rp);
         free(buf);
+        free(ib);
         return LC_ERR_NOMEM;
     }
-    int64_t *w_off = ib, *b_off = ib + L, *lbase = ib + 2 * L, *vzero = ib + 3 * L,
-            *rzero = ib + 4 * L;
-    lc_net_offsets(net, w_off, b_off);
-    for (int64_t l = 0; l < L; l++) lbase[l] = FN(hess_layer_base)(net, N, l);
-    REAL **Rz = rp, **Ra = rp + L;
-    REAL *v = buf, *hv = buf + P, *p = buf + 2 * P;
+    REAL **Rz = rp, **Ra = rp + L, **Vl = rp + 2 * L, **WT = rp + 3 * L;
+    REAL *hv = buf, *p = buf + k * P; /* hv (k, P): one row per direction */
+    for (int64_t q = 0; q < k * P; q++) hv[q] = 0;
     for (int64_t l = 0; l < L; l++) {
-        Rz[l] = p; p += net->sizes[l + 1] * C;
-        Ra[l] = p; p += net->sizes[l + 1] * C;
+        const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1];
+        /* W^T (n_out, n_in) */
+        WT[l] = p;
+        FN(lc_transpose)(theta + w_off[l], p, n_in, n_out);
+        p += n_in * n_out;
+        /* per direction c: V_c (n_in, n_out), V_c^T (n_out, n_in), vb_c (n_out) */
+        Vl[l] = NULL;
+        if (vzero[l]) continue;
+        Vl[l] = p;
+        const int64_t vs = 2 * n_in * n_out + n_out;
+        for (int64_t c = 0; c < k; c++) {
+            REAL *vc = p + c * vs, *vt = vc + n_in * n_out, *vb = vt + n_in * n_out;
+            for (int64_t q = 0; q < n_in * n_out; q++) vc[q] = V[(w_off[l] + q) * k + c];
+            FN(lc_transpose)(vc, vt, n_in, n_out);
+            for (int64_t j = 0; j < n_out; j++)
+                vb[j] = b_off[l] >= 0 ? V[(b_off[l] + j) * k + c] : (REAL)0;
+        }
+        p += k * vs;
     }
-    REAL *rda_a = p, *rda_b = p + maxw * C, *rdz = p + 2 * maxw * C, *coef = p + 3 * maxw * C;
+    for (int64_t l = 0; l < L; l++) {
+        Rz[l] = p; p += k * C * net->sizes[l + 1];
+        Ra[l] = p; p += k * C * net->sizes[l + 1];
+    }
+    REAL *rda = p, *rda_prev = p + k * C * maxw, *rdz = p + 2 * k * C * maxw;
+    REAL *tmp = p + 3 * k * C * maxw; /* C maxw + 2 maxw^2 values: one direction's products */
 
     for (int64_t s = 0; s < N; s += C) {
         const int64_t B = N - s < C ? N - s : C;
-        for (int64_t c = 0; c < k; c++) {
-            for (int64_t q = 0; q < P; q++) v[q] = V[q * k + c];
-            for (int64_t q = 0; q < P; q++) hv[q] = 0;
 
-            /* forward: Rz = Ra_{l-1} W + a_{l-1} V_l + vb_l,  Ra = d1 Rz */
-            int prev_zero = 1; /* the input carries no direction */
-            for (int64_t l = 0; l < L; l++) {
-                const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1];
-                const REAL *W = theta + w_off[l], *vW = v + w_off[l];
-                const REAL *vb = b_off[l] >= 0 ? v + b_off[l] : NULL;
-                const REAL *Ain = l == 0 ? state + s : state + lbase[l - 1] + s;
-                const REAL *D1 = state + lbase[l] + N * n_out + s;
-                int vz = 1;
-                for (int64_t q = 0; q < n_in * n_out && vz; q++) vz = vW[q] == 0;
-                for (int64_t j = 0; vb && j < n_out && vz; j++) vz = vb[j] == 0;
-                vzero[l] = vz;
-                rzero[l] = prev_zero && vz;
-                if (rzero[l]) continue;
-                for (int64_t j = 0; j < n_out; j++) {
-                    REAL *restrict rz = Rz[l] + j * C;
-                    const REAL b0 = vb ? vb[j] : (REAL)0;
-                    for (int64_t n = 0; n < B; n++) rz[n] = b0;
-                    int64_t cnt = 0;
-                    if (!prev_zero)
-                        for (int64_t i = 0; i < n_in; i++) {
-                            coef[cnt] = W[i * n_out + j];
-                            src[cnt++] = Ra[l - 1] + i * C;
-                        }
-                    if (!vz)
-                        for (int64_t i = 0; i < n_in; i++) {
-                            const REAL w = vW[i * n_out + j];
-                            if (w != 0) {
-                                coef[cnt] = w;
-                                src[cnt++] = Ain + i * N;
-                            }
-                        }
-                    FN(hess_axpy_many)(rz, coef, src, cnt, B);
-                    REAL *restrict ra = Ra[l] + j * C;
-                    const REAL *restrict d1 = D1 + j * N;
-                    for (int64_t n = 0; n < B; n++) ra[n] = d1[n] * rz[n];
+        /* forward: Rz = (a_{l-1} V_l + vb_l) + Ra_{l-1} W,  Ra = d1 Rz */
+        for (int64_t l = first; l < L; l++) {
+            const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
+            const REAL *base = state + FN(hess_layer_base)(net, N, l);
+            const REAL *Ain = (l == 0 ? state : state + FN(hess_layer_base)(net, N, l - 1)) + s * n_in;
+            const REAL *D1 = base + N * n_out + s * n_out;
+            if (l > first) FN(lc_matmul)(Ra[l - 1], n_in, 1, theta + w_off[l], Rz[l], k * B, n_in, n_out);
+            if (!vzero[l]) {
+                const int64_t vs = 2 * n_in * n_out + n_out;
+                for (int64_t c = 0; c < k; c++) {
+                    const REAL *vc = Vl[l] + c * vs, *vb = vc + 2 * n_in * n_out;
+                    REAL *rz = Rz[l] + c * n;
+                    FN(hess_matmul_sparse_rows)(Ain, vc, tmp, B, n_in, n_out, nzrow);
+                    FN(hess_add_bias)(rz, tmp, vb, B, n_out, l > first);
                 }
-                prev_zero = 0;
             }
+            for (int64_t c = 0; c < k; c++) FN(hess_mul)(Ra[l] + c * n, D1, Rz[l] + c * n, n);
+        }
 
-            /* backward */
-            const int64_t n_last = net->sizes[L];
-            REAL *rda = rda_a, *rda_prev = rda_b;
-            int rda_zero = (int)rzero[L - 1];
-            if (!rda_zero)
-                for (int64_t q = 0; q < n_last; q++)
-                    for (int64_t n = 0; n < B; n++) rda[q * C + n] = s2 * Ra[L - 1][q * C + n];
-            for (int64_t l = L - 1; l >= 0; l--) {
-                const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1];
-                const REAL *W = theta + w_off[l], *vW = v + w_off[l];
-                const REAL *Ain = l == 0 ? state + s : state + lbase[l - 1] + s;
-                const REAL *D1 = state + lbase[l] + N * n_out + s;
-                const REAL *D2 = state + lbase[l] + 2 * N * n_out + s;
-                const REAL *DZ = state + lbase[l] + 3 * N * n_out + s;
-                const int use_rz = !rzero[l] && !gn;
-                const int rdz_zero = rda_zero && !use_rz;
-                const int use_ra_in = !gn && l > 0 && !rzero[l - 1];
-                if (!rdz_zero) {
-                    for (int64_t j = 0; j < n_out; j++) {
-                        REAL *restrict r = rdz + j * C;
-                        const REAL *restrict d1 = D1 + j * N, *restrict d2 = D2 + j * N;
-                        const REAL *restrict g = rda + j * C, *restrict rz = Rz[l] + j * C;
-                        if (rda_zero)
-                            for (int64_t n = 0; n < B; n++) r[n] = 0;
-                        else
-                            for (int64_t n = 0; n < B; n++) r[n] = d1[n] * g[n];
-                        if (use_rz)
-                            for (int64_t n = 0; n < B; n++) r[n] += d2[n] * rz[n];
-                    }
+        /* backward: Rda_{L-1} = 2 s Ra_{L-1};  Rdz = d1 Rda + d2 Rz;
+         * H v|W_l = a_{l-1}^T Rdz + Ra_{l-1}^T dz,  H v|b_l = sum_n Rdz;
+         * Rda_{l-1} = Rdz W^T + dz V_l^T */
+        {
+            const int64_t n = k * B * m;
+            for (int64_t q = 0; q < n; q++) rda[q] = s2 * Ra[L - 1][q];
+        }
+        for (int64_t l = L - 1; l >= 0; l--) {
+            const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
+            const REAL *base = state + FN(hess_layer_base)(net, N, l);
+            const REAL *Ain = (l == 0 ? state : state + FN(hess_layer_base)(net, N, l - 1)) + s * n_in;
+            const REAL *D1 = base + N * n_out + s * n_out;
+            const REAL *D2 = base + 2 * N * n_out + s * n_out;
+            const REAL *DZ = base + 3 * N * n_out + s * n_out;
+            const int use_d2 = !gn && l >= first && !FN(hess_d2_is_zero)(net->acts[l]);
+            const int use_ra_in = !gn && l - 1 >= first;
+            const int use_v = !gn && !vzero[l] && l > 0;
+            FN(hess_scale_blocks)(rdz, D1, rda, use_d2 ? D2 : NULL, Rz[l], k, n);
+            for (int64_t c = 0; c < k; c++) {
+                const REAL *rdzc = rdz + c * n;
+                REAL *h = hv + c * P;
+                FN(lc_matmul)(Ain, 1, n_in, rdzc, tmp, n_in, B, n_out);
+                if (use_ra_in) {
+                    REAL *t2 = tmp + n_in * n_out;
+                    FN(lc_matmul)(Ra[l - 1] + c * B * n_in, 1, n_in, DZ, t2, n_in, B, n_out);
+                    for (int64_t q = 0; q < n_in * n_out; q++) h[w_off[l] + q] += tmp[q] + t2[q];
+                } else {
+                    FN(hess_add)(h + w_off[l], tmp, n_in * n_out);
                 }
-                REAL *gW = hv + w_off[l];
-                if (!rdz_zero)
-                    FN(hess_outer_dots)(Ain, N, rdz, C, n_in, n_out, B, 0, gW);
-                if (use_ra_in)
-                    FN(hess_outer_dots)(Ra[l - 1], C, DZ, N, n_in, n_out, B, !rdz_zero, gW);
-                if (b_off[l] >= 0 && !rdz_zero)
-                    for (int64_t j = 0; j < n_out; j++)
-                        hv[b_off[l] + j] = FN(hess_sum)(rdz + j * C, B);
-                if (l == 0) break;
-                /* Rda_{l-1} = Rdz W^T + dz V_l^T */
-                const int use_v = !gn && !vzero[l];
-                if (!rdz_zero || use_v) {
-                    for (int64_t i = 0; i < n_in; i++) {
-                        REAL *restrict r = rda_prev + i * C;
-                        for (int64_t n = 0; n < B; n++) r[n] = 0;
-                        int64_t cnt = 0;
-                        if (!rdz_zero)
-                            for (int64_t j = 0; j < n_out; j++) {
-                                coef[cnt] = W[i * n_out + j];
-                                src[cnt++] = rdz + j * C;
-                            }
-                        if (use_v)
-                            for (int64_t j = 0; j < n_out; j++) {
-                                const REAL w = vW[i * n_out + j];
-                                if (w != 0) {
-                                    coef[cnt] = w;
-                                    src[cnt++] = DZ + j * N;
-                                }
-                            }
-                        FN(hess_axpy_many)(r, coef, src, cnt, B);
-                    }
+                if (b_off[l] >= 0) {
+                    REAL *hb = h + b_off[l];
+                    FN(hess_add_rows)(hb, rdzc, B, n_out);
                 }
-                rda_zero = rdz_zero && !use_v;
-                REAL *t = rda; rda = rda_prev; rda_prev = t;
             }
-            for (int64_t q = 0; q < P; q++) HV[q * k + c] += hv[q];
+            if (l == 0) break;
+            FN(lc_matmul)(rdz, n_out, 1, WT[l], rda_prev, k * B, n_out, n_in);
+            if (use_v) {
+                const int64_t vs = 2 * n_in * n_out + n_out;
+                for (int64_t c = 0; c < k; c++) {
+                    FN(hess_matmul_sparse_rows)(DZ, Vl[l] + c * vs + n_in * n_out, tmp, B, n_out,
+                                                n_in, nzrow);
+                    FN(hess_add)(rda_prev + c * B * n_in, tmp, B * n_in);
+                }
+            }
+            REAL *t = rda; rda = rda_prev; rda_prev = t;
         }
     }
-    free(src);
+    for (int64_t c = 0; c < k; c++)
+        for (int64_t q = 0; q < P; q++) HV[q * k + c] = hv[c * P + q];
     free(buf);
     free(rp);
     free(ib);
@@ -404,7 +387,8 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
     return status;
 }
 
-#undef LC_HVP_CHUNK
+#undef LC_HVP_CHUNK_VALUES
+#undef LC_HVP_MIN_CHUNK
 #undef FN
 #undef LC_CAT
 #undef LC_CAT_

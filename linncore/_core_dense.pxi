@@ -1,6 +1,8 @@
 # Wrappers of lc_dense.h and lc_optim.h: dense layers, losses, whole networks, training epochs.
 
 cdef extern from "lc_dense.h" nogil:
+    void lc_act_deriv_f32(int32_t act, const float *z, const float *h, float *d, int64_t n)
+    void lc_act_deriv_f64(int32_t act, const double *z, const double *h, double *d, int64_t n)
     void lc_act_forward_f32(int32_t act, const float *z, float *h, int64_t n)
     void lc_act_forward_f64(int32_t act, const double *z, double *h, int64_t n)
     void lc_dense_forward_f32(const float *x, int64_t B, int64_t n_in, int64_t n_out,
@@ -67,6 +69,27 @@ def act_forward(int act, z):
         else:
             lc_act_forward_f64(act, <double*>zc, <double*>hc, n)
     return h
+
+
+def act_deriv(int act, z, h):
+    """act'(z) elementwise from z and h = act(z) (same shape, float32 or float64)."""
+    dt = _float_dtype(z, "z")
+    _arr(z, dt, z.shape, "z")
+    _arr(h, dt, z.shape, "h")
+    if not 0 <= act < LC_N_ACTIVATIONS:
+        raise ValueError(f"act: expected a code in [0, {LC_N_ACTIVATIONS}), got {act}")
+    d = np.empty_like(z)
+    cdef void *zc = _ptr(z)
+    cdef void *hc = _ptr(h)
+    cdef void *dc = _ptr(d)
+    cdef int64_t n = z.size
+    cdef bint f32 = dt == np.float32
+    with nogil:
+        if f32:
+            lc_act_deriv_f32(act, <float*>zc, <float*>hc, <float*>dc, n)
+        else:
+            lc_act_deriv_f64(act, <double*>zc, <double*>hc, <double*>dc, n)
+    return d
 
 
 def dense_forward(x, W, b, int act, bint clip):

@@ -87,7 +87,16 @@ class _Curvature:
                                       self.code, V, bool(gauss_newton))
 
     def dense(self, gauss_newton: bool = False) -> np.ndarray:
-        H = self.apply(np.eye(self.P), gauss_newton)
+        # one product per layer's block of unit directions: the kernel skips the terms of
+        # every layer whose block of directions is zero
+        H = np.empty((self.P, self.P))
+        p = 0
+        for layer in self.net.layers:
+            q = p + layer.n_params
+            E = np.zeros((self.P, q - p))
+            E[p:q] = np.eye(q - p)
+            H[:, p:q] = self.apply(E, gauss_newton)
+            p = q
         return 0.5 * (H + H.T)
 
     def operator(self, gauss_newton: bool = False):
@@ -307,6 +316,8 @@ def _spectrum(net: Network, X: Any, Y: Any, loss: Any, k: int, which: str, metho
         cur = _Curvature(net, x, y, name)
         if method == "dense" or (method == "auto" and (P <= DENSE_MAX_PARAMS or k >= P - 1)):
             ev = np.linalg.eigvalsh(cur.dense())
+        elif k == 1 and (ev := _lanczos_extreme(cur, which, tol, seed)) is not None:
+            ev = np.array([ev])
         else:
             if k >= P - 1:
                 raise ValueError(f"k: Lanczos finds at most {P - 2} eigenvalues of a {P}-parameter Hessian; "
@@ -321,6 +332,58 @@ def _spectrum(net: Network, X: Any, Y: Any, loss: Any, k: int, which: str, metho
                        return_eigenvectors=False)
     ev = np.sort(np.asarray(ev, dtype=np.float64))
     return ev[::-1][:k].copy() if which == "LA" else ev[:k].copy()
+
+
+#: Most Lanczos steps :func:`_lanczos_extreme` takes before handing over to ARPACK.
+LANCZOS_MAX_STEPS = 200
+
+
+def _lanczos_extreme(cur: _Curvature, which: str, tol: float, seed: int) -> float | None:
+    """The largest ("LA") or smallest ("SA") eigenvalue by Lanczos with full reorthogonalization.
+
+    One Hessian product per step, from the start vector ``default_rng(seed)``.  Stops when the
+    Ritz value ``theta`` (its residual ``r = beta_j |s_j|``, ``gap`` the distance to the next
+    Ritz value) satisfies both ``r^2 / gap <= tol |theta|`` (the eigenvalue error estimate of
+    Kato-Temple / Saad) and ``r <= sqrt(tol) |theta|`` (which bounds the error by Weyl's bound
+    even if ``gap`` is overestimated), or when the Krylov space is invariant (``r = 0``).
+    That needs fewer products than ARPACK's test ``r <= tol |theta|``, which asks the
+    eigenvalue for ``tol^2``.  Returns None if it has not converged after
+    ``LANCZOS_MAX_STEPS`` steps (the caller then uses ARPACK).
+    """
+    from scipy.linalg import eigh_tridiagonal
+
+    P = cur.P
+    steps = min(P, LANCZOS_MAX_STEPS)
+    Q = np.empty((steps + 1, P))
+    alpha, beta = np.empty(steps), np.empty(steps)
+    q = np.random.default_rng(seed).standard_normal(P)
+    Q[0] = q / np.linalg.norm(q)
+    pick = -1 if which == "LA" else 0
+    root_tol = math.sqrt(tol)
+    for j in range(steps):
+        w = cur.apply(Q[j][:, None])[:, 0]
+        alpha[j] = Q[j] @ w
+        B = Q[:j + 1]
+        w -= B.T @ (B @ w)
+        w -= B.T @ (B @ w)  # twice is enough (Kahan, Parlett)
+        b = float(np.linalg.norm(w))
+        beta[j] = b
+        if j == 0:
+            theta, last = np.array([alpha[0]]), np.array([1.0])
+        else:
+            theta, S = eigh_tridiagonal(alpha[:j + 1], beta[:j], lapack_driver="stev")
+            last = S[-1]
+        th = float(theta[pick])
+        r = b * abs(float(last[pick]))
+        if r == 0.0:
+            return th
+        if j > 0:
+            gap = abs(th - float(theta[-2 if which == "LA" else 1]))
+            if r <= root_tol * abs(th) and r * r <= tol * abs(th) * gap:
+                return th
+        if j + 1 < steps:
+            Q[j + 1] = w / b
+    return None
 
 
 def top_eigenvalues(net: Network, X: Any, Y: Any, k: int = 6, loss: str = "half_mse",

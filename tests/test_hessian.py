@@ -274,6 +274,17 @@ def test_compiled_second_derivative_equals_numpy_twin(act):
                                rtol=1e-14, atol=1e-16)
 
 
+@pytest.mark.skipif(_core() is None, reason="compiled core not built")
+@pytest.mark.parametrize("act", ACTS)
+def test_compiled_first_derivative_equals_numpy_twin(act):
+    core = _core()
+    z = np.linspace(-4, 4, 81)
+    code = ACTIVATIONS[act]
+    h = core.act_forward(code, z)
+    np.testing.assert_allclose(core.act_deriv(code, z, h), numpy_kernels.act_deriv(code, z, h),
+                               rtol=1e-14, atol=1e-16)
+
+
 # -- stability metrics -------------------------------------------------------------------------
 def test_stability_metrics_follow_the_spec_definitions():
     ev = np.array([-0.5, 0.2, 3.0])

@@ -5,8 +5,8 @@ z = a_{l-1} W + b, h = act(z), a = clip(h) (identity without clipping; derivativ
 [-1, 1], 0 outside, second derivative 0).  Loss L = s sum r^2, r = a_{L-1} - Y, with
 s = 1/(2N) (half_mse) or 1/(N m) (mse).
 
-The state ``hvp_prepare`` returns has the C kernel's flat layout: X^T (n_0, N), then per layer
-a^T, d1^T, d2^T, dz^T, each (n_l, N), where d1 = clip'(h) act'(z), d2 = clip'(h) act''(z) dL/da
+The state ``hvp_prepare`` returns has the C kernel's flat layout: X (N, n_0), then per layer
+a, d1, d2, dz, each (N, n_l) row-major, where d1 = clip'(h) act'(z), d2 = clip'(h) act''(z) dL/da
 and dz = dL/dz.  Written for clarity: one direction at a time, in matrix form.
 """
 from __future__ import annotations
@@ -50,15 +50,15 @@ def hvp_state_len(spec, N: int) -> int:
 
 
 def _state_views(spec, state, N):
-    """X^T and per layer (a^T, d1^T, d2^T, dz^T) as views of the flat state."""
+    """X and per layer (a, d1, d2, dz), each (N, width), as views of the flat state."""
     n0 = int(spec.sizes[0])
-    XT = state[:n0 * N].reshape(n0, N)
+    Xs = state[:n0 * N].reshape(N, n0)
     p, out = n0 * N, []
     for n in spec.sizes[1:]:
         n = int(n)
-        out.append(tuple(state[p + q * n * N:p + (q + 1) * n * N].reshape(n, N) for q in range(4)))
+        out.append(tuple(state[p + q * n * N:p + (q + 1) * n * N].reshape(N, n) for q in range(4)))
         p += 4 * n * N
-    return XT, out
+    return Xs, out
 
 
 def hvp_prepare(spec, theta, X, Y, loss: int):
@@ -71,8 +71,8 @@ def hvp_prepare(spec, theta, X, Y, loss: int):
     states, out = _forward_all(spec, theta, X)
     value, da = loss_grad(loss, out, Y)
     state = np.empty(hvp_state_len(spec, N), dtype=theta.dtype)
-    XT, views = _state_views(spec, state, N)
-    XT[...] = X.T
+    Xs, views = _state_views(spec, state, N)
+    Xs[...] = X
     grad = np.empty_like(theta)
     layers, gl = _layers(spec, theta), _layers(spec, grad)
     zero = theta.dtype.type(0)
@@ -82,13 +82,13 @@ def hvp_prepare(spec, theta, X, Y, loss: int):
         act = int(spec.acts[l])
         inside = (h >= -1) & (h <= 1) if clip else np.ones(h.shape, dtype=bool)
         A, D1, D2, DZ = views[l]
-        A[...] = (np.clip(h, -1, 1) if clip else h).T
-        D1[...] = np.where(inside, act_deriv(act, z, h), zero).T
-        D2[...] = np.where(inside, act_deriv2(act, z, h) * da, zero).T
+        A[...] = np.clip(h, -1, 1) if clip else h
+        D1[...] = np.where(inside, act_deriv(act, z, h), zero)
+        D2[...] = np.where(inside, act_deriv2(act, z, h) * da, zero)
         dz = da * act_deriv(act, z, h)
         if clip:
             dz = np.where(inside, dz, zero)
-        DZ[...] = dz.T
+        DZ[...] = dz
         gW, gb, dx = dense_backward(a_in, W, z, h, da, act, clip, b is not None, l > 0)
         gl[l][0][...] = gW
         if b is not None:
@@ -113,8 +113,8 @@ def hvp_apply(spec, theta, state, N: int, loss: int, V, gauss_newton: bool = Fal
     m = int(spec.sizes[-1])
     s2 = 1.0 / N if loss == LOSSES["half_mse"] else 2.0 / (N * m)
     s2 = theta.dtype.type(s2)
-    XT, views = _state_views(spec, state, N)
-    inputs = [XT.T] + [views[l][0].T for l in range(L - 1)]  # a_{l-1}, (N, n_in)
+    Xs, views = _state_views(spec, state, N)
+    inputs = [Xs] + [views[l][0] for l in range(L - 1)]  # a_{l-1}, (N, n_in)
     layers = _layers(spec, theta)
     HV = np.empty_like(V)
     for c in range(V.shape[1]):
@@ -131,7 +131,7 @@ def hvp_apply(spec, theta, state, N: int, loss: int, V, gauss_newton: bool = Fal
             if Ra_in is not None:
                 rz = rz + Ra_in @ W
             Rz.append(rz)
-            Ra_in = views[l][1].T * rz
+            Ra_in = views[l][1] * rz
             Ra.append(Ra_in)
         hv = np.empty_like(v)
         hl = _layers(spec, hv)
@@ -140,19 +140,19 @@ def hvp_apply(spec, theta, state, N: int, loss: int, V, gauss_newton: bool = Fal
             W, _ = layers[l]
             VW, _ = vl[l]
             _, D1, D2, DZ = views[l]
-            rdz = D1.T * rda
+            rdz = D1 * rda
             if not gauss_newton:
-                rdz = rdz + D2.T * Rz[l]
+                rdz = rdz + D2 * Rz[l]
             gW = inputs[l].T @ rdz
             if not gauss_newton and l > 0:
-                gW = gW + Ra[l - 1].T @ DZ.T
+                gW = gW + Ra[l - 1].T @ DZ
             hl[l][0][...] = gW
             if hl[l][1] is not None:
                 hl[l][1][...] = rdz.sum(axis=0)
             if l > 0:
                 rda = rdz @ W.T
                 if not gauss_newton:
-                    rda = rda + DZ.T @ VW.T
+                    rda = rda + DZ @ VW.T
         HV[:, c] = hv
     return HV
 
