@@ -55,6 +55,7 @@ def _loss_name(loss: Any) -> str:
 def _check_net(net: Any) -> Network:
     if not isinstance(net, Network):
         raise TypeError(f"net: expected a linncore.Network, got {type(net).__name__}")
+    net._refuse_batchnorm("the exact Hessian")
     return net
 
 

@@ -165,6 +165,12 @@ def test_paths_without_batch_normalisation_support_say_so(engine, tmp_path):
         net.fit(X, Y, verbose=0, precision={"default": {"weight": "fixed<8,1>"}})
     with pytest.raises(ValueError, match="quantized inference.*batch normalisation"):
         QuantizedNetwork(net)
+    from linncore import hessian
+
+    with pytest.raises(ValueError, match="the exact Hessian.*batch normalisation"):
+        hessian.lambda_max(net, X, Y)
+    with pytest.raises(ValueError, match="the exact Hessian.*batch normalisation"):
+        hessian.hvp(net, X, Y, np.ones(net.n_params))
     with pytest.raises(ValueError, match="precision_dict"):
         train_instrumented(net, X, Y, compute_analytic_hessian=False, precision_dict={"default": {}})
 
