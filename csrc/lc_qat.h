@@ -58,6 +58,21 @@ uint64_t lc_qat_seed(uint64_t seed, int64_t step, int64_t n_layers, int64_t laye
                                  int64_t *step, int32_t clip_params, const lc_qat *q,            \
                                  double *rail, double *loss_sum, int64_t *n_done);
 
+#define LC_DECLARE_QAT_STEP(REAL, SFX)                                                           \
+    /* The two halves of a QAT step, for loops that act between them (the ablation           \
+     * controller).  loss_grad: quantized forward, straight-through backward and gradient     \
+     * quantization of the B samples X, Y at theta -> grad (theta's layout), the loss, and     \
+     * rail[LC_RAIL_GRAD_*].  apply: the increment delta through the update formats, theta +=  \
+     * delta, clip when asked, storage through the weight and bias formats -> rail's weight    \
+     * and update columns.  step seeds stochastic rounding (lc_qat_seed) as in the epoch. */    \
+    int lc_qat_loss_grad_##SFX(const lc_net *net, const REAL *theta, const REAL *X,              \
+                               const REAL *Y, int64_t B, int32_t loss, const lc_qat *q,          \
+                               int64_t step, REAL *grad, double *rail, double *loss_out);        \
+    int lc_qat_apply_##SFX(const lc_net *net, REAL *theta, const REAL *delta, const lc_qat *q,   \
+                           int64_t step, int32_t clip_params, double *rail);
+
+LC_DECLARE_QAT_STEP(float, f32)
+LC_DECLARE_QAT_STEP(double, f64)
 LC_DECLARE_QAT(float, f32)
 LC_DECLARE_QAT(double, f64)
 

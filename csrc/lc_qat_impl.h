@@ -119,18 +119,16 @@ static int FN(qws_alloc)(FN(qws) *w, const lc_net *net, int64_t B)
 
 #define QSEED(l, field, part) lc_qat_seed(q->seed, step, L, (l), (field), (part))
 
-/* One QAT step on the batch in w->Xb, w->Yb; see lc_qat.h.  rail: LC_RAIL_N values or NULL. */
-static int FN(qat_step)(const lc_net *net, REAL *theta, int64_t B, int32_t loss, const lc_optim *opt,
-                        REAL *m, REAL *v, int64_t step, int32_t clip_params, const lc_qat *q,
-                        FN(qws) *w, double *rail, double *value_out)
+/* The forward pass, loss, straight-through backward pass and gradient quantization of one
+ * QAT step on the batch in w->Xb, w->Yb: the gradient lands in w->grad, the gradient rail
+ * statistics in r[LC_RAIL_GRAD_*] (any[1] set when a gradient is quantized). */
+static int FN(qat_grad)(const lc_net *net, const REAL *theta, int64_t B, int32_t loss, int64_t step,
+                        const lc_qat *q, FN(qws) *w, double *r, int *any, double *value_out)
 {
-    const int64_t L = net->n_layers, P = lc_net_n_params(net), n_out_net = net->sizes[L];
+    const int64_t L = net->n_layers, n_out_net = net->sizes[L];
     const double nr = q->near_rail;
-    double r[LC_RAIL_N];
-    int any[3] = {0, 0, 0}; /* weight, gradient, update */
     lc_rail_counts st;
     int s;
-    for (int k = 0; k < LC_RAIL_N; k++) r[k] = 0.0;
     /* forward */
     const REAL *in = w->Xb;
     for (int64_t l = 0; l < L; l++) {
@@ -228,8 +226,20 @@ static int FN(qat_step)(const lc_net *net, REAL *theta, int64_t B, int32_t loss,
             if ((double)st.near_rail / (double)n > r[LC_RAIL_GRAD_NEAR]) r[LC_RAIL_GRAD_NEAR] = (double)st.near_rail / (double)n;
         }
     }
+    return LC_OK;
+}
+
+/* The update half of one QAT step for the increment in w->delta: update quantization,
+ * theta += delta, clipping, storage quantization; rail statistics into r (any[0], any[2]).
+ * On a non-finite parameter theta is restored and LC_ERR_NONFINITE_PARAMS returned. */
+static int FN(qat_apply_ws)(const lc_net *net, REAL *theta, int64_t step, int32_t clip_params,
+                            const lc_qat *q, FN(qws) *w, double *r, int *any)
+{
+    const int64_t L = net->n_layers, P = lc_net_n_params(net);
+    const double nr = q->near_rail;
+    lc_rail_counts st;
+    int s;
     /* update */
-    FN(lc_optim_delta)(opt, w->grad, m, v, P, step + 1, w->delta);
     for (int64_t l = 0; l < L; l++) {
         const lc_fixfmt *F = q->fmts + l * LC_QF_N;
         if (!q->on[l * LC_QF_N + LC_QF_UPDATE]) continue;
@@ -267,13 +277,74 @@ static int FN(qat_step)(const lc_net *net, REAL *theta, int64_t B, int32_t loss,
             if ((double)st.near_rail / (double)n > r[LC_RAIL_WEIGHT_NEAR]) r[LC_RAIL_WEIGHT_NEAR] = (double)st.near_rail / (double)n;
         }
     }
-    if (rail) {
-        for (int k = 0; k < LC_RAIL_N; k++) rail[k] = r[k];
-        if (!any[0]) rail[LC_RAIL_WEIGHT_SAT] = rail[LC_RAIL_WEIGHT_NEAR] = NAN;
-        if (!any[1]) rail[LC_RAIL_GRAD_SAT] = rail[LC_RAIL_GRAD_NEAR] = NAN;
-        if (!any[2]) rail[LC_RAIL_UPDATE_SAT] = rail[LC_RAIL_UPDATE_UNDER] = NAN;
-    }
     return LC_OK;
+}
+
+/* rail[k] := r[k], NaN for the roles no variable was quantized in. */
+static void FN(rail_finish)(const double *r, const int *any, double *rail)
+{
+    for (int k = 0; k < LC_RAIL_N; k++) rail[k] = r[k];
+    if (!any[0]) rail[LC_RAIL_WEIGHT_SAT] = rail[LC_RAIL_WEIGHT_NEAR] = NAN;
+    if (!any[1]) rail[LC_RAIL_GRAD_SAT] = rail[LC_RAIL_GRAD_NEAR] = NAN;
+    if (!any[2]) rail[LC_RAIL_UPDATE_SAT] = rail[LC_RAIL_UPDATE_UNDER] = NAN;
+}
+
+/* One QAT step on the batch in w->Xb, w->Yb; see lc_qat.h.  rail: LC_RAIL_N values or NULL. */
+static int FN(qat_step)(const lc_net *net, REAL *theta, int64_t B, int32_t loss, const lc_optim *opt,
+                        REAL *m, REAL *v, int64_t step, int32_t clip_params, const lc_qat *q,
+                        FN(qws) *w, double *rail, double *value_out)
+{
+    double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0};
+    int any[3] = {0, 0, 0}; /* weight, gradient, update */
+    int s = FN(qat_grad)(net, theta, B, loss, step, q, w, r, any, value_out);
+    if (s != LC_OK) return s;
+    FN(lc_optim_delta)(opt, w->grad, m, v, lc_net_n_params(net), step + 1, w->delta);
+    s = FN(qat_apply_ws)(net, theta, step, clip_params, q, w, r, any);
+    if (s != LC_OK) return s;
+    if (rail) FN(rail_finish)(r, any, rail);
+    return LC_OK;
+}
+
+int FN(lc_qat_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,
+                         int64_t B, int32_t loss, const lc_qat *q, int64_t step, REAL *grad,
+                         double *rail, double *loss_out)
+{
+    if (lc_net_has_bn(net) || B <= 0) return LC_ERR_ARGS;
+    FN(qws) w;
+    if (FN(qws_alloc)(&w, net, B) != LC_OK) return LC_ERR_NOMEM;
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
+    memcpy(w.Xb, X, (size_t)(B * n_in) * sizeof(REAL));
+    memcpy(w.Yb, Y, (size_t)(B * n_out) * sizeof(REAL));
+    double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0};
+    int any[3] = {0, 0, 0};
+    const int s = FN(qat_grad)(net, theta, B, loss, step, q, &w, r, any, loss_out);
+    if (s == LC_OK) {
+        memcpy(grad, w.grad, (size_t)lc_net_n_params(net) * sizeof(REAL));
+        rail[LC_RAIL_GRAD_SAT] = any[1] ? r[LC_RAIL_GRAD_SAT] : NAN;
+        rail[LC_RAIL_GRAD_NEAR] = any[1] ? r[LC_RAIL_GRAD_NEAR] : NAN;
+    }
+    FN(qws_free)(&w);
+    return s;
+}
+
+int FN(lc_qat_apply)(const lc_net *net, REAL *theta, const REAL *delta, const lc_qat *q, int64_t step,
+                     int32_t clip_params, double *rail)
+{
+    if (lc_net_has_bn(net)) return LC_ERR_ARGS;
+    FN(qws) w;
+    if (FN(qws_alloc)(&w, net, 1) != LC_OK) return LC_ERR_NOMEM;
+    memcpy(w.delta, delta, (size_t)lc_net_n_params(net) * sizeof(REAL));
+    double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0};
+    int any[3] = {0, 0, 0};
+    const int s = FN(qat_apply_ws)(net, theta, step, clip_params, q, &w, r, any);
+    if (s == LC_OK) {
+        rail[LC_RAIL_WEIGHT_SAT] = any[0] ? r[LC_RAIL_WEIGHT_SAT] : NAN;
+        rail[LC_RAIL_WEIGHT_NEAR] = any[0] ? r[LC_RAIL_WEIGHT_NEAR] : NAN;
+        rail[LC_RAIL_UPDATE_SAT] = any[2] ? r[LC_RAIL_UPDATE_SAT] : NAN;
+        rail[LC_RAIL_UPDATE_UNDER] = any[2] ? r[LC_RAIL_UPDATE_UNDER] : NAN;
+    }
+    FN(qws_free)(&w);
+    return s;
 }
 
 #undef QSEED

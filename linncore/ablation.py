@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from . import _backend
-from ._codes import ACTIVATIONS, LOSSES
+from ._codes import LOSSES
 from ._validate import finite_float, non_negative_int, positive_int
 from .history import FitHistory
-from .network import Network
+from .network import RAIL_NAMES, Network
 
 __all__ = ["train_instrumented", "METRICS", "RAIL_METRICS"]
 
@@ -53,19 +53,6 @@ def _norm(v: np.ndarray) -> float:
     return float(np.sqrt(np.dot(v, v)))
 
 
-def _layer_slices(net: Network) -> list[tuple[str, str, slice, tuple[int, ...]]]:
-    """(layer name, field, slice of theta, shape) of every parameter array, in theta's order."""
-    out, p = [], 0
-    for layer in net.layers:
-        n = layer.weight.size
-        out.append((layer.name, "weight", slice(p, p + n), layer.weight.shape))
-        p += n
-        if layer.has_bias:
-            out.append((layer.name, "bias", slice(p, p + layer.size_out), (layer.size_out,)))
-            p += layer.size_out
-    return out
-
-
 def forward_gain_spectral(net: Network) -> float:
     """Product over layers of the largest singular value of each kernel."""
     gain = 1.0
@@ -81,90 +68,6 @@ def _end_to_end_kernel(net: Network) -> np.ndarray:
     for layer in net.layers[1:]:
         W = W @ layer.weight
     return W
-
-
-class _Quantizer:
-    """The precision config of one run, resolved per variable and role."""
-
-    def __init__(self, precision: Any, net: Network, seed: int, near_rail: float) -> None:
-        from .precision import ensure_precision_dict
-
-        self.pd = ensure_precision_dict(precision)
-        self.pd.validate([layer.name for layer in net.layers])
-        self.seed = seed
-        self.near_rail = near_rail
-        self.counter = 0
-
-    def fmt(self, layer: str, field: str):
-        return self.pd.dtype(layer, field)
-
-    def __call__(self, x: np.ndarray, fmt, stats: bool = False):
-        """(quantized x in x's dtype, STE mask, rail stats or None); identity when fmt is None."""
-        from .fixed import quantize
-
-        if fmt is None:
-            return x, None, None
-        self.counter += 1
-        q = quantize(x, fmt, seed=(self.seed * 1_000_003 + self.counter) & 0xFFFFFFFF,
-                     return_stats=stats, near_rail=self.near_rail)
-        q, st = q if stats else (q, None)
-        mask = (x >= fmt.lo) & (x <= fmt.hi)
-        return np.asarray(q, dtype=x.dtype), mask, st
-
-
-def _act(code: int, z: np.ndarray):
-    k = _backend.kernels()
-    h = k.act_forward(code, np.ascontiguousarray(z))
-    return h
-
-
-def _quantized_loss_grad(net: Network, q: _Quantizer, xb, yb, loss: str):
-    """Loss and gradient through the quantized forward path (straight-through estimator)."""
-    from ._numpy.dense import act_deriv, loss_grad
-
-    caches, a = [], xb
-    for i, layer in enumerate(net.layers):
-        a, m_in, _ = q(a, q.fmt(layer.name, "input"))
-        Wq, m_w, _ = q(layer.weight, q.fmt(layer.name, "weight"))
-        acc, m_acc, _ = q(a @ Wq, q.fmt(layer.name, "accumulator"))
-        if layer.has_bias:
-            bq, m_b, _ = q(layer.bias, q.fmt(layer.name, "bias"))
-            z = acc + bq
-        else:
-            m_b, z = None, acc
-        code = ACTIVATIONS[layer.activation]
-        h = _act(code, z)
-        c = np.clip(h, -1, 1) if net.clip else h
-        out, m_act, _ = q(c, q.fmt(layer.name, "activation"))
-        caches.append((a, m_in, Wq, m_w, m_acc, m_b, z, h, m_act, code))
-        a = out
-    value, d = loss_grad(LOSSES[loss], a, yb)
-    grads = []
-    for i in range(len(net.layers) - 1, -1, -1):
-        a_in, m_in, Wq, m_w, m_acc, m_b, z, h, m_act, code = caches[i]
-        if m_act is not None:
-            d = d * m_act
-        if net.clip:
-            d = np.where((h >= -1) & (h <= 1), d, 0)
-        dz = d * act_deriv(code, z, h)
-        gb = dz.sum(axis=0)
-        if m_b is not None:
-            gb = gb * m_b
-        dacc = dz * m_acc if m_acc is not None else dz
-        gW = a_in.T @ dacc
-        if m_w is not None:
-            gW = gW * m_w
-        layer = net.layers[i]
-        grads.append((gW, gb if layer.has_bias else None))
-        d = dacc @ Wq.T
-        if m_in is not None:
-            d = d * m_in
-    flat = []
-    for gW, gb in reversed(grads):
-        flat.append(gW.ravel())
-        if gb is not None:
-            flat.append(gb)
-    return value, np.concatenate(flat).astype(net.dtype, copy=False)
 
 
 def _hessian_extremes(net: Network, xb: np.ndarray, yb: np.ndarray, loss: str, seed: int) -> tuple[float, float]:
@@ -342,10 +245,15 @@ def train_instrumented(
             raise ValueError("precision_dict: quantized training of networks with batch normalisation is not "
                              "implemented")
     run_seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
-    quant = _Quantizer(precision_dict, net, run_seed, near_rail) if precision_dict is not None else None
+    quant = None
+    if precision_dict is not None:  # (fmts, on) for the compiled QAT step; validated before training
+        fmts, on, _ = net._qat_arrays(precision_dict)
+        quant = (fmts, on)
+        from .precision import ensure_precision_dict
+
+        precision_config = ensure_precision_dict(precision_dict).to_dict()
     rng = np.random.default_rng(run_seed)
     kernels = _backend.kernels()
-    slices = _layer_slices(net)
     n = x.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch
@@ -368,19 +276,12 @@ def train_instrumented(
             # -- loss and gradient at theta_t
             if quant is None:
                 value, g, _ = kernels.net_loss_grad(net.spec, theta, xb, yb, LOSSES[loss], False, net._state())
-            else:
-                value, g = _quantized_loss_grad(net, quant, xb, yb, loss)
-                sat = near = 0.0
-                any_q = False
-                for name, field, sl, shape in slices:
-                    fmt = quant.fmt(name, "gradient")
-                    if fmt is not None:
-                        gq, _, st = quant(g[sl], fmt, stats=True)
-                        g[sl] = gq
-                        sat, near, any_q = max(sat, st.saturation_fraction), max(near, st.near_rail_fraction), True
-                if any_q:
-                    log["gradient_saturation_fraction_max"][step] = sat
-                    log["gradient_near_rail_fraction_max"][step] = near
+            else:  # quantized forward, straight-through backward, quantized gradient: compiled
+                rail = np.full(6, np.nan)
+                status, value, g = kernels.qat_loss_grad(net.spec, theta, xb, yb, LOSSES[loss], quant[0], quant[1],
+                                                         run_seed, near_rail, step, rail)
+                if status:
+                    g = np.full_like(theta, np.nan)
             m = net.output_size
             log["loss"][step] = value
             log["rmse"][step] = math.sqrt(max(value, 0.0) * (2.0 / m if loss == "half_mse" else 1.0))
@@ -410,8 +311,11 @@ def train_instrumented(
                 theta += u.astype(theta.dtype)
                 if net.clip:
                     np.clip(theta, -1, 1, out=theta)
-            else:
-                _quantized_update(net, quant, slices, theta, u, step, log)
+            else:  # update, clip and storage quantization: compiled
+                kernels.qat_apply(net.spec, theta, u.astype(theta.dtype), quant[0], quant[1], run_seed, near_rail, step,
+                                  net.clip, rail)
+                for k, name in enumerate(RAIL_NAMES):
+                    log[name][step] = rail[k]
             a = theta.astype(np.float64) - theta_t
             un, an = _norm(u), _norm(a)
             cos = float(np.dot(a, u) / (an * un)) if an > 0 and un > 0 else 0.0
@@ -449,7 +353,7 @@ def train_instrumented(
         "loss_mode": loss_mode, "curvature_ema_rho": rho, "chi": chi, "eps": eps,
         "use_controller": bool(use_controller), "compute_analytic_hessian": bool(compute_analytic_hessian),
         "hessian_every": hessian_every, "divergence_factor": divergence_factor, "near_rail": near_rail,
-        "precision": None if quant is None else quant.pd.to_dict() if hasattr(quant.pd, "to_dict") else str(quant.pd),
+        "precision": None if quant is None else precision_config,
         "network": repr(net),
     })
     if stop_reason:
@@ -460,30 +364,3 @@ def train_instrumented(
         warnings.warn(f"train_instrumented: {stop_reason}; the history up to that step is kept",
                       TrainingDivergedWarning, stacklevel=2)
     return history
-
-
-def _quantized_update(net: Network, quant: _Quantizer, slices, theta: np.ndarray, u: np.ndarray,
-                      step: int, log: dict) -> None:
-    """theta += Q_update(u); clip; store through the weight/bias formats; rail statistics."""
-    upd_sat = upd_under = w_sat = w_near = 0.0
-    any_u = any_w = False
-    for name, field, sl, shape in slices:
-        delta = u[sl].astype(theta.dtype)
-        fmt = quant.fmt(name, "update")
-        if fmt is not None:
-            delta, _, st = quant(delta, fmt, stats=True)
-            upd_sat, upd_under, any_u = max(upd_sat, st.saturation_fraction), max(upd_under, st.underflow_fraction), True
-        theta[sl] += delta
-        if net.clip:
-            np.clip(theta[sl], -1, 1, out=theta[sl])
-        sfmt = quant.fmt(name, field)
-        if sfmt is not None:
-            stored, _, st = quant(theta[sl].copy(), sfmt, stats=True)
-            theta[sl] = stored
-            w_sat, w_near, any_w = max(w_sat, st.saturation_fraction), max(w_near, st.near_rail_fraction), True
-    if any_u:
-        log["update_saturation_fraction_max"][step] = upd_sat
-        log["update_underflow_fraction_max"][step] = upd_under
-    if any_w:
-        log["weight_saturation_fraction_max"][step] = w_sat
-        log["weight_near_rail_fraction_max"][step] = w_near

@@ -135,13 +135,11 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     ValueError, TypeError
         Naming the offending key as ``section.name``.
     """
-    from .ablation import _Quantizer
-
     cfg, model = _build(config, 0)
     pd = cfg["train"].get("precision_dict")
     if pd is not None:
         try:
-            _Quantizer(pd, model.network, 0, 0.9)
+            model.network._qat_arrays(pd)  # the check train_instrumented makes before training
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"train.precision_dict: {exc}") from None
     return cfg

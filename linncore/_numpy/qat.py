@@ -16,17 +16,15 @@ from .._codes import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
 from .dense import _layers, act_deriv, act_forward, loss_grad, optim_delta
 from .fixed import fix_quantize
 
-__all__ = ["qat_seed", "train_epoch_qat"]
+__all__ = ["qat_seed", "qat_loss_grad", "qat_apply", "train_epoch_qat"]
 
 INPUT, WEIGHT, BIAS, ACC, ACT, GRAD, UPDATE = range(7)
 _M64 = (1 << 64) - 1
-
 
 def qat_seed(seed: int, step: int, n_layers: int, layer: int, field: int, part: int) -> int:
     """seed + golden * (slot + 1) mod 2^64, slot = ((step L + layer) 7 + field) 2 + part."""
     slot = (((step * n_layers + layer) * 7 + field) * 2 + part) & _M64
     return (seed + 0x9E3779B97F4A7C15 * (slot + 1)) & _M64
-
 
 def _q(x, fmt, seed, near_rail, want_mask):
     """(q(x) in x's dtype, STE mask or None, (saturated, near_rail, underflow) counts)."""
@@ -42,13 +40,14 @@ def _q(x, fmt, seed, near_rail, want_mask):
         mask = (xd >= cmin * lsb) & (xd <= cmax * lsb)
     return vals.astype(x.dtype), mask, counts
 
-
-def _step(spec, theta, xb, yb, loss, opt, m, v, step, clip_params, fmts, on, seed, near_rail):
+def _grad(spec, theta, xb, yb, loss, step, fmts, on, seed, near_rail, rail):
+    """Forward, straight-through backward and gradient quantization: (status, loss, grad);
+    rail[2:4] receives the gradient statistics."""
     L = len(spec.acts)
     clip = bool(spec.clip_out)
     params = _layers(spec, theta)
-    rail = np.zeros(6)
-    any_w = any_g = any_u = False
+    rail_g = np.zeros(2)
+    any_g = False
 
     def qs(l, field, part):
         return qat_seed(seed, step, L, l, field, part)
@@ -109,8 +108,21 @@ def _step(spec, theta, xb, yb, loss, opt, m, v, step, clip_params, fmts, on, see
             q, _, (sat, near, _u) = _q(arr, fmts[l][GRAD], qs(l, GRAD, part), near_rail, False)
             arr[...] = q
             any_g = True
-            rail[2], rail[3] = max(rail[2], sat / arr.size), max(rail[3], near / arr.size)
-    delta = optim_delta(opt, grad, m, v, step + 1)
+            rail_g[0], rail_g[1] = max(rail_g[0], sat / arr.size), max(rail_g[1], near / arr.size)
+    rail[2:4] = rail_g if any_g else np.nan
+    return 0, value, grad
+
+def _apply(spec, theta, delta, step, clip_params, fmts, on, seed, near_rail, rail):
+    """theta += q_update(delta); clip; storage quantization: the status; rail[0:2] and
+    rail[4:6] receive the weight and update statistics."""
+    L = len(spec.acts)
+    delta = delta.copy()
+
+    def qs(l, field, part):
+        return qat_seed(seed, step, L, l, field, part)
+
+    r = np.zeros(6)
+    any_w = any_u = False
     dl = _layers(spec, delta)
     for l in range(L):
         if not on[l][UPDATE]:
@@ -121,14 +133,14 @@ def _step(spec, theta, xb, yb, loss, opt, m, v, step, clip_params, fmts, on, see
             q, _, (sat, _n, under) = _q(arr, fmts[l][UPDATE], qs(l, UPDATE, part), near_rail, False)
             arr[...] = q
             any_u = True
-            rail[4], rail[5] = max(rail[4], sat / arr.size), max(rail[5], under / arr.size)
+            r[4], r[5] = max(r[4], sat / arr.size), max(r[5], under / arr.size)
     backup = theta.copy()
     theta += delta
     if clip_params:
         np.clip(theta, -1, 1, out=theta)
     if not np.all(np.isfinite(theta)):
         theta[...] = backup
-        return STATUS_NONFINITE_PARAMS, value, None
+        return STATUS_NONFINITE_PARAMS
     for l, (W, b) in enumerate(_layers(spec, theta)):
         for part, (field, arr) in enumerate(((WEIGHT, W), (BIAS, b))):
             if arr is None or not on[l][field]:
@@ -136,15 +148,30 @@ def _step(spec, theta, xb, yb, loss, opt, m, v, step, clip_params, fmts, on, see
             q, _, (sat, near, _u) = _q(arr, fmts[l][field], qs(l, field, 1), near_rail, False)
             arr[...] = q
             any_w = True
-            rail[0], rail[1] = max(rail[0], sat / arr.size), max(rail[1], near / arr.size)
-    if not any_w:
-        rail[0:2] = np.nan
-    if not any_g:
-        rail[2:4] = np.nan
-    if not any_u:
-        rail[4:6] = np.nan
-    return 0, value, rail
+            r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
+    rail[0:2] = r[0:2] if any_w else np.nan
+    rail[4:6] = r[4:6] if any_u else np.nan
+    return 0
 
+def _step(spec, theta, xb, yb, loss, opt, m, v, step, clip_params, fmts, on, seed, near_rail):
+    """One QAT step: the two halves around the optimizer's increment."""
+    rail = np.full(6, np.nan)
+    status, value, grad = _grad(spec, theta, xb, yb, loss, step, fmts, on, seed, near_rail, rail)
+    if status:
+        return status, value, None
+    status = _apply(spec, theta, optim_delta(opt, grad, m, v, step + 1), step, clip_params, fmts, on, seed,
+                    near_rail, rail)
+    return (status, value, None) if status else (0, value, rail)
+
+def qat_loss_grad(spec, theta, X, Y, loss, fmts, on, seed, near_rail, step, rail):
+    """The first half of a QAT step (see the compiled twin): (status, loss, grad)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _grad(spec, theta, X, Y, loss, step, fmts, on, int(seed), near_rail, rail)
+
+def qat_apply(spec, theta, delta, fmts, on, seed, near_rail, step, clip_params, rail):
+    """The second half of a QAT step, in place; returns the status."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _apply(spec, theta, delta, step, clip_params, fmts, on, int(seed), near_rail, rail)
 
 def train_epoch_qat(spec, theta, X, Y, perm, batch_size, loss, opt, m, v, step, clip_params, fmts, on,
                     seed, near_rail, rail):
