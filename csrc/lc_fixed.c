@@ -259,17 +259,113 @@ static double near_threshold(const fixinfo *fi, double near_rail)
     return near_rail * (double)m;
 }
 
-/* Round-up decision of the fast path for y = t + f (t = floor(y), 0 <= f < 1 exact), one
- * expression per mode, written with & and | so that it compiles without branches; the quantize loop is instantiated once per mode so that the decision
- * is resolved at compile time (lc_fixed_impl.h). */
-#define LC_UP_TRN (0)
-#define LC_UP_TRN_ZERO ((f != 0.0) & (y < 0.0))
-#define LC_UP_RND (f >= 0.5)
-#define LC_UP_RND_ZERO ((f > 0.5) | ((f == 0.5) & (y < 0.0)))
-#define LC_UP_RND_INF ((f > 0.5) | ((f == 0.5) & (y > 0.0)))
-#define LC_UP_RND_MIN_INF (f > 0.5)
-#define LC_UP_RND_CONV ((f > 0.5) | ((f == 0.5) & (int)((uint64_t)t & 1u)))
-#define LC_UP_STOCH (f != 0.0 && (double)lc_rng_unit53(seed, (uint64_t)i) < f * 0x1p53)
+/* The vectorizable fast path of quantization (lc_fixed_impl.h).
+ *
+ * For y = x * 2^F exact (y == 0, or |y| >= DBL_MIN and finite) and |y| < 2^50:
+ *   r  = (y + 1.5 * 2^52) - 1.5 * 2^52 is y rounded to nearest, ties to even (the sum lies in
+ *        [2^52, 2^53) where the spacing is 1, and 1.5 * 2^52 is even; default rounding mode);
+ *   fl = r - (r > y) is floor(y), h = fl + 1/2 exact (|fl| <= 2^50);
+ * every mode is then a comparison of y with fl, h or r, and a code (an integer-valued double,
+ * |c| <= 2^50) becomes an int64 through its bits: bits(c + 1.5 * 2^52) - bits(1.5 * 2^52).
+ * These are the same decisions as quantize_one and fix_cast, computed exactly. */
+#define LC_MAGIC 0x1.8p52
+#define LC_QCHUNK 2048 /* elements per block: the second pass rereads a block from cache */
+
+/* 1 when x takes the fast path, y = x * scale (x == 0 included; NaN and inf excluded). */
+#define LC_QF_OK(x, y) ((int64_t)((fabs(y) < 0x1p50) & ((fabs(y) >= DBL_MIN) | ((x) == 0.0))))
+
+static inline uint64_t lc_dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static inline double lc_bitsd(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* c (an integer-valued double, |c| <= 2^50) as int64, and back (|v| <= 2^50); no conversion
+ * instruction (AVX2 has none for int64), no undefined behaviour for any other c. */
+static inline int64_t lc_d2i(double c)
+{
+    return (int64_t)(lc_dbits(c + LC_MAGIC) - lc_dbits(LC_MAGIC));
+}
+
+static inline double lc_i2d(int64_t v)
+{
+    return lc_bitsd(lc_dbits(LC_MAGIC) + (uint64_t)v) - LC_MAGIC;
+}
+
+/* The low bits of v (mask) read as a code, two's complement when sbit (the sign bit of the
+ * width, 0 when unsigned) is set: wrap_bits without a branch. */
+static inline int64_t wrap_low(int64_t v, uint64_t mask, uint64_t sbit)
+{
+    uint64_t u = (uint64_t)v & mask;
+    return (int64_t)((u ^ sbit) - sbit);
+}
+
+/* STOCH: up iff t < (y - fl) * 2^53 with t = lc_rng_unit53(seed, idx).  (double)t is built
+ * from its bits (t < 2^53).  y - fl is exact unless -1 < y < 0 (fl = -1, where 1 + y may need
+ * more than 53 bits); there the test is the equivalent t - 2^53 < y * 2^53, all exact. */
+static inline int stoch_up(uint64_t seed, uint64_t idx, double y, double fl)
+{
+    uint64_t t = lc_rng_unit53(seed, idx);
+    double td = (lc_bitsd(lc_dbits(0x1p52) | (t & ((UINT64_C(1) << 52) - 1u))) - 0x1p52) +
+                lc_bitsd((UINT64_C(0) - (t >> 52)) & lc_dbits(0x1p52));
+    int up_all = td < (y - fl) * 0x1p53;
+    int up_neg = td - 0x1p53 < y * 0x1p53;
+    int neg = (y < 0.0) & (y > -1.0);
+    return (neg & up_neg) | ((1 - neg) & up_all);
+}
+
+/* Selections written as bit masks, so that no arithmetic is under a condition (with the
+ * default -ftrapping-math GCC does not if-convert "cond ? a - 1 : a", which stops
+ * vectorization).  lc_one(c) is 1.0 when c, else +0.0; lc_sel(c, a, b) is c ? a : b. */
+static inline double lc_one(int cond)
+{
+    return lc_bitsd((UINT64_C(0) - (uint64_t)cond) & UINT64_C(0x3FF0000000000000));
+}
+
+static inline double lc_sel(int cond, double a, double b)
+{
+    uint64_t m = UINT64_C(0) - (uint64_t)cond;
+    return lc_bitsd((lc_dbits(a) & m) | (lc_dbits(b) & ~m));
+}
+
+/* The rounded y per mode, from y, r, fl, h of the fast path (and i, idx0, seed for STOCH). */
+#define LC_RD_TRN (fl)
+#define LC_RD_TRN_ZERO (lc_sel(y < 0.0, r + lc_one(r < y), fl))
+#define LC_RD_RND (fl + lc_one(y >= h))
+#define LC_RD_RND_ZERO (fl + lc_one((y > h) | ((y == h) & (y < 0.0))))
+#define LC_RD_RND_INF (fl + lc_one((y > h) | ((y == h) & (y > 0.0))))
+#define LC_RD_RND_MIN_INF (fl + lc_one(y > h))
+#define LC_RD_RND_CONV (r)
+#define LC_RD_STOCH (fl + lc_one(stoch_up(seed, idx0 + (uint64_t)i, y, fl)))
+
+/* What the fast loop needs, as doubles and masks. */
+typedef struct {
+    double scale, lsb, lo_d, hi_d, thr;
+    uint64_t seed, mask, sbit;
+    int32_t rounding, wrap;
+} qparams;
+
+static void qparams_of(const fixinfo *fi, double scale, double thr, uint64_t seed, qparams *qp)
+{
+    qp->scale = scale;
+    qp->lsb = fi->lsb;
+    qp->lo_d = (double)fi->lo; /* exact: |rails| <= 2^32 */
+    qp->hi_d = (double)fi->hi;
+    qp->thr = thr;
+    qp->seed = seed;
+    qp->mask = (UINT64_C(1) << fi->bits) - 1u;
+    qp->sbit = fi->is_signed ? UINT64_C(1) << (fi->bits - 1) : 0u;
+    qp->rounding = fi->rounding;
+    qp->wrap = fi->overflow == LC_OVF_WRAP;
+}
 
 #define REAL double
 #define SFX f64
