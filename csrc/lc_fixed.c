@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lc_dense.h"
 #include "lc_fixed.h"
 #include "lc_rng.h"
 
@@ -470,6 +471,54 @@ static inline u128 max_abs_code(const fixinfo *fi)
 }
 
 #define LC_MM_BLOCK 256 /* output columns accumulated at once (on the stack) */
+#define LC_MM_ROWS 16   /* rows of A converted to double at once */
+
+/* C := cast_out(A @ B) when every product and partial sum is an integer below 2^53 in
+ * magnitude: double arithmetic is then exact in any order, so the sums go through the
+ * register-blocked lc_matmul_f64 of the dense kernels, and the final cast (sum * 2^-s, exact
+ * when 2^-s is a normal double) through the vectorized quantization block, with fix_cast64
+ * for the elements it leaves.  Workspace: (k + LC_MM_ROWS) * LC_MM_BLOCK + LC_MM_ROWS * k
+ * doubles. */
+static int matmul_exact_f64(const fixinfo *fo, const int64_t *A, const int64_t *B, int64_t n,
+                            int64_t k, int64_t m, int64_t s, uint64_t seed, int64_t *C)
+{
+    const int64_t rb = n < LC_MM_ROWS ? n : LC_MM_ROWS;
+    const size_t nw = (size_t)k * LC_MM_BLOCK + (size_t)rb * LC_MM_BLOCK + (size_t)rb * k;
+    double *Bd = (double *)malloc(sizeof(double) * nw);
+    if (Bd == NULL) return LC_ERR_NOMEM;
+    double *Cd = Bd + (size_t)k * LC_MM_BLOCK, *Ad = Cd + (size_t)rb * LC_MM_BLOCK;
+    const int vec_cast = s >= -1000 && s <= 1000;
+    qparams qp;
+    qparams_of(fo, vec_cast ? ldexp(1.0, (int)-s) : 1.0, 0.0, seed, &qp);
+    for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {
+        const int64_t nb = m - j0 < LC_MM_BLOCK ? m - j0 : LC_MM_BLOCK;
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t jj = 0; jj < nb; jj++) Bd[p * nb + jj] = (double)B[p * m + j0 + jj];
+        for (int64_t i0 = 0; i0 < n; i0 += rb) {
+            const int64_t rows = n - i0 < rb ? n - i0 : rb;
+            for (int64_t t = 0; t < rows * k; t++) Ad[t] = (double)A[i0 * k + t]; /* |a| <= 2^32 */
+            lc_matmul_f64(Ad, k, 1, Bd, Cd, rows, k, nb);
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t i = i0 + r;
+                const double *sum = Cd + r * nb;
+                int64_t *Ci = C + i * m + j0;
+                const uint64_t idx0 = (uint64_t)(i * m + j0);
+                int64_t nslow = vec_cast ? quant_block_f64(&qp, sum, nb, idx0, Ci, NULL, NULL)
+                                         : nb;
+                for (int64_t jj = 0; nslow > 0 && jj < nb; jj++) {
+                    if (vec_cast && LC_QF_OK(sum[jj], sum[jj] * qp.scale)) continue;
+                    nslow--;
+                    int ovf = 0;
+                    Ci[jj] = fix_cast64(fo, (int64_t)sum[jj], s, seed, idx0 + (uint64_t)jj, /* < 2^53 */
+                                        &ovf);
+                }
+            }
+        }
+    }
+    free(Bd);
+    return LC_OK;
+}
+
 
 int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, const int64_t *B,
                   int64_t n, int64_t k, int64_t m, const lc_fixfmt *acc,
@@ -491,32 +540,8 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
         /* bound < 2^53: every product and partial sum is an integer below 2^53, so double
          * arithmetic is exact (and vectorizes); bound < 2^63: int64 accumulation is exact;
          * otherwise 128-bit accumulation (|product| < 2^64, k < 2^62). */
-        if (bound < ((u128)1 << 53) && k > 0 && m > 0) {
-            double *Bd = (double *)malloc(sizeof(double) * (size_t)k * LC_MM_BLOCK);
-            if (Bd == NULL) return LC_ERR_NOMEM;
-            for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {
-                int64_t nb = m - j0 < LC_MM_BLOCK ? m - j0 : LC_MM_BLOCK;
-                for (int64_t p = 0; p < k; p++)
-                    for (int64_t jj = 0; jj < nb; jj++) Bd[p * nb + jj] = (double)B[p * m + j0 + jj];
-                for (int64_t i = 0; i < n; i++) {
-                    const int64_t *Ai = A + i * k;
-                    double sum[LC_MM_BLOCK];
-                    for (int64_t jj = 0; jj < nb; jj++) sum[jj] = 0.0;
-                    for (int64_t p = 0; p < k; p++) {
-                        double a = (double)Ai[p];
-                        const double *Bp = Bd + p * nb;
-                        for (int64_t jj = 0; jj < nb; jj++) sum[jj] += a * Bp[jj];
-                    }
-                    for (int64_t jj = 0; jj < nb; jj++) {
-                        int ovf = 0;
-                        C[i * m + j0 + jj] = fix_cast64(&fo, (int64_t)sum[jj], s, seed, /* < 2^53 */
-                                                      (uint64_t)(i * m + j0 + jj), &ovf);
-                    }
-                }
-            }
-            free(Bd);
-            return LC_OK;
-        }
+        if (bound < ((u128)1 << 53) && k > 0 && m > 0 && n > 0)
+            return matmul_exact_f64(&fo, A, B, n, k, m, s, seed, C);
         int narrow = bound < ((u128)1 << 63);
         for (int64_t i = 0; i < n; i++) {
             const int64_t *Ai = A + i * k;
