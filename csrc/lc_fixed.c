@@ -5,8 +5,11 @@
  * destination's rounding mode, then brought into its rails with its overflow mode.  Doubles
  * enter it as mantissa * 2^exponent; requantization, sums and products enter it as integers
  * with their fraction bits.  Quantization of doubles has a fast path in double arithmetic for
- * the values where every step is provably exact (see quantize_one); it agrees with fix_cast
- * bit for bit, which the tests check through the NumPy twin.
+ * the values where every step is provably exact: a branch-free, vectorized block loop
+ * (LC_QF_OK, LC_RD_*, lc_fixed_impl.h) for |x * 2^F| < 2^50, and quantize_one for the
+ * elements it leaves; both agree with fix_cast bit for bit, which the tests check against an
+ * exact rational reference and through the NumPy twin.  The exact product (fix_matmul) reuses
+ * that block loop for its final cast when its sums are exact in double.
  *
  * Integer arithmetic is done in 128 bits (gcc/clang __int128) or in int64 where a bound stated
  * next to the code proves it cannot overflow; shifts and wrap-arounds go through unsigned
@@ -238,7 +241,8 @@ static inline int64_t quantize_one(const fixinfo *fi, double x, uint64_t seed, u
     return fix_cast(fi, (i128)M, -(E + fi->frac), seed, idx, ovf);
 }
 
-/* quantize_one kept out of line: the fast loop stays small (gcc/clang attribute). */
+/* quantize_one kept out of line: the second pass of the block loop stays small (gcc/clang
+ * attribute). */
 __attribute__((noinline)) static int64_t quantize_slow(const fixinfo *fi, double x,
                                                        uint64_t seed, uint64_t idx, int *ovf,
                                                        int *status)
