@@ -5,8 +5,11 @@
  * destination's rounding mode, then brought into its rails with its overflow mode.  Doubles
  * enter it as mantissa * 2^exponent; requantization, sums and products enter it as integers
  * with their fraction bits.  Quantization of doubles has a fast path in double arithmetic for
- * the values where every step is provably exact (see quantize_one); it agrees with fix_cast
- * bit for bit, which the tests check through the NumPy twin.
+ * the values where every step is provably exact: a branch-free, vectorized block loop
+ * (LC_QF_OK, LC_RD_*, lc_fixed_impl.h) for |x * 2^F| < 2^50, and quantize_one for the
+ * elements it leaves; both agree with fix_cast bit for bit, which the tests check against an
+ * exact rational reference and through the NumPy twin.  The exact product (fix_matmul) reuses
+ * that block loop for its final cast when its sums are exact in double.
  *
  * Integer arithmetic is done in 128 bits (gcc/clang __int128) or in int64 where a bound stated
  * next to the code proves it cannot overflow; shifts and wrap-arounds go through unsigned
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lc_dense.h"
 #include "lc_fixed.h"
 #include "lc_rng.h"
 
@@ -237,7 +241,8 @@ static inline int64_t quantize_one(const fixinfo *fi, double x, uint64_t seed, u
     return fix_cast(fi, (i128)M, -(E + fi->frac), seed, idx, ovf);
 }
 
-/* quantize_one kept out of line: the fast loop stays small (gcc/clang attribute). */
+/* quantize_one kept out of line: the second pass of the block loop stays small (gcc/clang
+ * attribute). */
 __attribute__((noinline)) static int64_t quantize_slow(const fixinfo *fi, double x,
                                                        uint64_t seed, uint64_t idx, int *ovf,
                                                        int *status)
@@ -259,17 +264,113 @@ static double near_threshold(const fixinfo *fi, double near_rail)
     return near_rail * (double)m;
 }
 
-/* Round-up decision of the fast path for y = t + f (t = floor(y), 0 <= f < 1 exact), one
- * expression per mode, written with & and | so that it compiles without branches; the quantize loop is instantiated once per mode so that the decision
- * is resolved at compile time (lc_fixed_impl.h). */
-#define LC_UP_TRN (0)
-#define LC_UP_TRN_ZERO ((f != 0.0) & (y < 0.0))
-#define LC_UP_RND (f >= 0.5)
-#define LC_UP_RND_ZERO ((f > 0.5) | ((f == 0.5) & (y < 0.0)))
-#define LC_UP_RND_INF ((f > 0.5) | ((f == 0.5) & (y > 0.0)))
-#define LC_UP_RND_MIN_INF (f > 0.5)
-#define LC_UP_RND_CONV ((f > 0.5) | ((f == 0.5) & (int)((uint64_t)t & 1u)))
-#define LC_UP_STOCH (f != 0.0 && (double)lc_rng_unit53(seed, (uint64_t)i) < f * 0x1p53)
+/* The vectorizable fast path of quantization (lc_fixed_impl.h).
+ *
+ * For y = x * 2^F exact (y == 0, or |y| >= DBL_MIN and finite) and |y| < 2^50:
+ *   r  = (y + 1.5 * 2^52) - 1.5 * 2^52 is y rounded to nearest, ties to even (the sum lies in
+ *        [2^52, 2^53) where the spacing is 1, and 1.5 * 2^52 is even; default rounding mode);
+ *   fl = r - (r > y) is floor(y), h = fl + 1/2 exact (|fl| <= 2^50);
+ * every mode is then a comparison of y with fl, h or r, and a code (an integer-valued double,
+ * |c| <= 2^50) becomes an int64 through its bits: bits(c + 1.5 * 2^52) - bits(1.5 * 2^52).
+ * These are the same decisions as quantize_one and fix_cast, computed exactly. */
+#define LC_MAGIC 0x1.8p52
+#define LC_QCHUNK 2048 /* elements per block: the second pass rereads a block from cache */
+
+/* 1 when x takes the fast path, y = x * scale (x == 0 included; NaN and inf excluded). */
+#define LC_QF_OK(x, y) ((int64_t)((fabs(y) < 0x1p50) & ((fabs(y) >= DBL_MIN) | ((x) == 0.0))))
+
+static inline uint64_t lc_dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static inline double lc_bitsd(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* c (an integer-valued double, |c| <= 2^50) as int64, and back (|v| <= 2^50); no conversion
+ * instruction (AVX2 has none for int64), no undefined behaviour for any other c. */
+static inline int64_t lc_d2i(double c)
+{
+    return (int64_t)(lc_dbits(c + LC_MAGIC) - lc_dbits(LC_MAGIC));
+}
+
+static inline double lc_i2d(int64_t v)
+{
+    return lc_bitsd(lc_dbits(LC_MAGIC) + (uint64_t)v) - LC_MAGIC;
+}
+
+/* The low bits of v (mask) read as a code, two's complement when sbit (the sign bit of the
+ * width, 0 when unsigned) is set: wrap_bits without a branch. */
+static inline int64_t wrap_low(int64_t v, uint64_t mask, uint64_t sbit)
+{
+    uint64_t u = (uint64_t)v & mask;
+    return (int64_t)((u ^ sbit) - sbit);
+}
+
+/* STOCH: up iff t < (y - fl) * 2^53 with t = lc_rng_unit53(seed, idx).  (double)t is built
+ * from its bits (t < 2^53).  y - fl is exact unless -1 < y < 0 (fl = -1, where 1 + y may need
+ * more than 53 bits); there the test is the equivalent t - 2^53 < y * 2^53, all exact. */
+static inline int stoch_up(uint64_t seed, uint64_t idx, double y, double fl)
+{
+    uint64_t t = lc_rng_unit53(seed, idx);
+    double td = (lc_bitsd(lc_dbits(0x1p52) | (t & ((UINT64_C(1) << 52) - 1u))) - 0x1p52) +
+                lc_bitsd((UINT64_C(0) - (t >> 52)) & lc_dbits(0x1p52));
+    int up_all = td < (y - fl) * 0x1p53;
+    int up_neg = td - 0x1p53 < y * 0x1p53;
+    int neg = (y < 0.0) & (y > -1.0);
+    return (neg & up_neg) | ((1 - neg) & up_all);
+}
+
+/* Selections written as bit masks, so that no arithmetic is under a condition (with the
+ * default -ftrapping-math GCC does not if-convert "cond ? a - 1 : a", which stops
+ * vectorization).  lc_one(c) is 1.0 when c, else +0.0; lc_sel(c, a, b) is c ? a : b. */
+static inline double lc_one(int cond)
+{
+    return lc_bitsd((UINT64_C(0) - (uint64_t)cond) & UINT64_C(0x3FF0000000000000));
+}
+
+static inline double lc_sel(int cond, double a, double b)
+{
+    uint64_t m = UINT64_C(0) - (uint64_t)cond;
+    return lc_bitsd((lc_dbits(a) & m) | (lc_dbits(b) & ~m));
+}
+
+/* The rounded y per mode, from y, r, fl, h of the fast path (and i, idx0, seed for STOCH). */
+#define LC_RD_TRN (fl)
+#define LC_RD_TRN_ZERO (lc_sel(y < 0.0, r + lc_one(r < y), fl))
+#define LC_RD_RND (fl + lc_one(y >= h))
+#define LC_RD_RND_ZERO (fl + lc_one((y > h) | ((y == h) & (y < 0.0))))
+#define LC_RD_RND_INF (fl + lc_one((y > h) | ((y == h) & (y > 0.0))))
+#define LC_RD_RND_MIN_INF (fl + lc_one(y > h))
+#define LC_RD_RND_CONV (r)
+#define LC_RD_STOCH (fl + lc_one(stoch_up(seed, idx0 + (uint64_t)i, y, fl)))
+
+/* What the fast loop needs, as doubles and masks. */
+typedef struct {
+    double scale, lsb, lo_d, hi_d, thr;
+    uint64_t seed, mask, sbit;
+    int32_t rounding, wrap;
+} qparams;
+
+static void qparams_of(const fixinfo *fi, double scale, double thr, uint64_t seed, qparams *qp)
+{
+    qp->scale = scale;
+    qp->lsb = fi->lsb;
+    qp->lo_d = (double)fi->lo; /* exact: |rails| <= 2^32 */
+    qp->hi_d = (double)fi->hi;
+    qp->thr = thr;
+    qp->seed = seed;
+    qp->mask = (UINT64_C(1) << fi->bits) - 1u;
+    qp->sbit = fi->is_signed ? UINT64_C(1) << (fi->bits - 1) : 0u;
+    qp->rounding = fi->rounding;
+    qp->wrap = fi->overflow == LC_OVF_WRAP;
+}
 
 #define REAL double
 #define SFX f64
@@ -374,6 +475,54 @@ static inline u128 max_abs_code(const fixinfo *fi)
 }
 
 #define LC_MM_BLOCK 256 /* output columns accumulated at once (on the stack) */
+#define LC_MM_ROWS 16   /* rows of A converted to double at once */
+
+/* C := cast_out(A @ B) when every product and partial sum is an integer below 2^53 in
+ * magnitude: double arithmetic is then exact in any order, so the sums go through the
+ * register-blocked lc_matmul_f64 of the dense kernels, and the final cast (sum * 2^-s, exact
+ * when 2^-s is a normal double) through the vectorized quantization block, with fix_cast64
+ * for the elements it leaves.  Workspace: (k + LC_MM_ROWS) * LC_MM_BLOCK + LC_MM_ROWS * k
+ * doubles. */
+static int matmul_exact_f64(const fixinfo *fo, const int64_t *A, const int64_t *B, int64_t n,
+                            int64_t k, int64_t m, int64_t s, uint64_t seed, int64_t *C)
+{
+    const int64_t rb = n < LC_MM_ROWS ? n : LC_MM_ROWS;
+    const size_t nw = (size_t)k * LC_MM_BLOCK + (size_t)rb * LC_MM_BLOCK + (size_t)rb * k;
+    double *Bd = (double *)malloc(sizeof(double) * nw);
+    if (Bd == NULL) return LC_ERR_NOMEM;
+    double *Cd = Bd + (size_t)k * LC_MM_BLOCK, *Ad = Cd + (size_t)rb * LC_MM_BLOCK;
+    const int vec_cast = s >= -1000 && s <= 1000;
+    qparams qp;
+    qparams_of(fo, vec_cast ? ldexp(1.0, (int)-s) : 1.0, 0.0, seed, &qp);
+    for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {
+        const int64_t nb = m - j0 < LC_MM_BLOCK ? m - j0 : LC_MM_BLOCK;
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t jj = 0; jj < nb; jj++) Bd[p * nb + jj] = (double)B[p * m + j0 + jj];
+        for (int64_t i0 = 0; i0 < n; i0 += rb) {
+            const int64_t rows = n - i0 < rb ? n - i0 : rb;
+            for (int64_t t = 0; t < rows * k; t++) Ad[t] = (double)A[i0 * k + t]; /* |a| <= 2^32 */
+            lc_matmul_f64(Ad, k, 1, Bd, Cd, rows, k, nb);
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t i = i0 + r;
+                const double *sum = Cd + r * nb;
+                int64_t *Ci = C + i * m + j0;
+                const uint64_t idx0 = (uint64_t)(i * m + j0);
+                int64_t nslow = vec_cast ? quant_block_f64(&qp, sum, nb, idx0, Ci, NULL, NULL)
+                                         : nb;
+                for (int64_t jj = 0; nslow > 0 && jj < nb; jj++) {
+                    if (vec_cast && LC_QF_OK(sum[jj], sum[jj] * qp.scale)) continue;
+                    nslow--;
+                    int ovf = 0;
+                    Ci[jj] = fix_cast64(fo, (int64_t)sum[jj], s, seed, idx0 + (uint64_t)jj, /* < 2^53 */
+                                        &ovf);
+                }
+            }
+        }
+    }
+    free(Bd);
+    return LC_OK;
+}
+
 
 int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, const int64_t *B,
                   int64_t n, int64_t k, int64_t m, const lc_fixfmt *acc,
@@ -395,32 +544,8 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
         /* bound < 2^53: every product and partial sum is an integer below 2^53, so double
          * arithmetic is exact (and vectorizes); bound < 2^63: int64 accumulation is exact;
          * otherwise 128-bit accumulation (|product| < 2^64, k < 2^62). */
-        if (bound < ((u128)1 << 53) && k > 0 && m > 0) {
-            double *Bd = (double *)malloc(sizeof(double) * (size_t)k * LC_MM_BLOCK);
-            if (Bd == NULL) return LC_ERR_NOMEM;
-            for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {
-                int64_t nb = m - j0 < LC_MM_BLOCK ? m - j0 : LC_MM_BLOCK;
-                for (int64_t p = 0; p < k; p++)
-                    for (int64_t jj = 0; jj < nb; jj++) Bd[p * nb + jj] = (double)B[p * m + j0 + jj];
-                for (int64_t i = 0; i < n; i++) {
-                    const int64_t *Ai = A + i * k;
-                    double sum[LC_MM_BLOCK];
-                    for (int64_t jj = 0; jj < nb; jj++) sum[jj] = 0.0;
-                    for (int64_t p = 0; p < k; p++) {
-                        double a = (double)Ai[p];
-                        const double *Bp = Bd + p * nb;
-                        for (int64_t jj = 0; jj < nb; jj++) sum[jj] += a * Bp[jj];
-                    }
-                    for (int64_t jj = 0; jj < nb; jj++) {
-                        int ovf = 0;
-                        C[i * m + j0 + jj] = fix_cast64(&fo, (int64_t)sum[jj], s, seed, /* < 2^53 */
-                                                      (uint64_t)(i * m + j0 + jj), &ovf);
-                    }
-                }
-            }
-            free(Bd);
-            return LC_OK;
-        }
+        if (bound < ((u128)1 << 53) && k > 0 && m > 0 && n > 0)
+            return matmul_exact_f64(&fo, A, B, n, k, m, s, seed, C);
         int narrow = bound < ((u128)1 << 63);
         for (int64_t i = 0; i < n; i++) {
             const int64_t *Ai = A + i * k;

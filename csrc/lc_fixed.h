@@ -127,8 +127,8 @@ int lc_fix_mul(const lc_fixfmt *fa, const int64_t *a, const lc_fixfmt *fb, const
  *                saturates (SAT, SAT_SYM) or wraps (WRAP) at acc's width; finally
  *                C[i,j] := cast_out(s).  STOCH index: i*m + j for the final cast,
  *                n*m + (i*m + j)*k + p for the product cast.
- * bad_index counts over A then B.  Allocates k * 256 doubles of workspace when the exact
- * sum fits 53 bits (LC_ERR_NOMEM if that fails); nothing otherwise. */
+ * bad_index counts over A then B.  Allocates (k + 16) * 256 + 16 * k doubles of workspace
+ * when the exact sum fits 53 bits (LC_ERR_NOMEM if that fails); nothing otherwise. */
 int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, const int64_t *B,
                   int64_t n, int64_t k, int64_t m, const lc_fixfmt *acc,
                   const lc_fixfmt *out_fmt, int64_t *C, uint64_t seed, int64_t *bad_index);
