@@ -2,7 +2,8 @@
 
 The C kernels are plain C99 and know nothing of Python; ``linncore/_core.pyx`` wraps them.
 Set ``LINNCORE_BUILD_CORE=0`` to install without the compiled core (linncore then runs on
-its NumPy engine).
+its NumPy engine), and ``LINNCORE_BASELINE_ONLY=1`` to compile the hot loops for the baseline
+instruction set only (no AVX2 clones), to test that path on an AVX2 machine.
 """
 import os
 from glob import glob
@@ -22,7 +23,8 @@ def extensions():
         sources=sources,
         include_dirs=["csrc", np.get_include()],
         depends=sorted(glob("csrc/*.h")) + sorted(glob("linncore/*.pxi")),
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        + ([("LC_BASELINE_ONLY", "1")] if os.environ.get("LINNCORE_BASELINE_ONLY") == "1" else []),
         # IEEE arithmetic on purpose: no -ffast-math (NaN checks, bit-reproducible runs),
         # no contraction into FMA (the same bits on every x86-64 machine).
         extra_compile_args=["-O3", "-std=c99", "-fno-math-errno", "-ffp-contract=off"],
