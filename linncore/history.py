@@ -40,7 +40,7 @@ class FitHistory(Mapping):
     --------
     >>> import numpy as np
     >>> h = FitHistory({"step": np.arange(3), "epoch": np.zeros(3, int), "loss": np.array([3.0, 2.0, 1.0])})
-    >>> h["loss"][-1], h.loss[0], len(h)
+    >>> float(h["loss"][-1]), float(h.loss[0]), len(h)
     (1.0, 3.0, 3)
     >>> sorted(h.keys())
     ['epoch', 'loss', 'step']
