@@ -290,6 +290,16 @@ def _number_list(value: Any, length_max: int, where: str) -> list[float]:
     return value
 
 
+def _exact_keys(obj: dict, keys: tuple, where: str, what: str) -> None:
+    """Refuse a missing or an unknown key of ``obj`` (``what`` has exactly ``keys``)."""
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise _structure(f"{where}: missing key(s) {missing}; {what} has {list(keys)}")
+    extra = [k for k in obj if k not in keys]
+    if extra:
+        raise _structure(f"{where}: unknown key(s) {extra}; {what} has only {list(keys)}")
+
+
 def parse_document(doc: Any, *, limit: int = MAX_NEURONS, limit_label: str = "the converter") -> tuple[dict, list[LinnLayer]]:
     """Check an untrusted, JSON-decoded document; return its header and its layers.
 
@@ -305,12 +315,7 @@ def parse_document(doc: Any, *, limit: int = MAX_NEURONS, limit_label: str = "th
     """
     if not isinstance(doc, dict):
         raise _structure(f"document: expected a JSON object, got {type(doc).__name__}")
-    missing = [k for k in _TOP_KEYS if k not in doc]
-    if missing:
-        raise _structure(f"document: missing key(s) {missing}; a .linn document has {list(_TOP_KEYS)}")
-    extra = [k for k in doc if k not in _TOP_KEYS]
-    if extra:
-        raise _structure(f"document: unknown key(s) {extra}; a .linn document has only {list(_TOP_KEYS)}")
+    _exact_keys(doc, _TOP_KEYS, "document", "a .linn document")
     if doc["version"] != LINN_VERSION:
         raise LinnError("version", f"version: expected {LINN_VERSION!r}, got {doc['version']!r}")
     for key in ("num_input_channels", "num_output_channels"):
@@ -327,12 +332,7 @@ def parse_document(doc: Any, *, limit: int = MAX_NEURONS, limit_label: str = "th
         where = f"layers[{i}]"
         if not isinstance(raw, dict):
             raise _structure(f"{where}: expected an object with {list(_LAYER_KEYS)}, got {type(raw).__name__}")
-        missing = [k for k in _LAYER_KEYS if k not in raw]
-        if missing:
-            raise _structure(f"{where}: missing key(s) {missing}")
-        extra = [k for k in raw if k not in _LAYER_KEYS]
-        if extra:
-            raise _structure(f"{where}: unknown key(s) {extra}; a layer has only {list(_LAYER_KEYS)}")
+        _exact_keys(raw, _LAYER_KEYS, where, "a layer")
         act = raw["activation"]
         if not isinstance(act, str):
             raise _structure(f"{where}.activation: expected a string, got {type(act).__name__}")
