@@ -21,7 +21,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 from ._linn_doc import channel_mode, describe
-from .linn import LinnError, LinnModel, budget_text, load_linn, read_linn, save_linn
+from .linn import LinnError, LinnModel, budget_text, get_linn, load_linn, read_linn, save_linn
 
 __all__ = ["main"]
 
@@ -159,6 +159,18 @@ def _fit_quality(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return rmse, r2
 
 
+def _preflight(lm: LinnModel, out_path: Path, input_channels: Any = 1, output_channels: Any = 1,
+               output_mapping: Any = None, device: Any = None, slots: Any = None) -> None:
+    """Check, before training, everything save_linn will check that does not depend on the
+    trained values: the output folder and every converter, channel, mapping and device rule
+    (on a copy of the network with zero parameters)."""
+    if not out_path.parent.is_dir():
+        raise CliError(f"{out_path}: the folder {str(out_path.parent)!r} does not exist")
+    probe = lm.network.copy()
+    probe.theta[:] = 0.0
+    get_linn(probe, input_channels, output_channels, output_mapping=output_mapping, device=device, slots=slots)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".linn":
@@ -170,6 +182,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     lm = LinnModel()
     lm.set_training_data(x.reshape(-1, 1), y.reshape(-1, 1))
     lm.construct_model([(32, "relu"), (32, "relu"), (32, "tanh"), (1, "linear")], seed=args.seed)
+    _preflight(lm, out)
     lm.fit_model(args.epochs, validation_split=0.1, verbose=1, seed=args.seed)
     pred = lm.predict(x).ravel()
     n_train = int(math.floor(x.size * 0.9))
@@ -333,11 +346,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
                            seed=model.get("seed"))
         es = training.get("early_stopping")
         epochs = training.get("epochs", 100)
+        in_ch, out_ch = output.get("input_channels", 1), output.get("output_channels", 1)
+        _preflight(lm, out_path, in_ch, out_ch, output.get("output_mapping"), output.get("device"), output.get("slots"))
         print(f"training {lm.network!r} on {x.shape[0]} samples for up to {epochs} epochs")
         history = lm.fit_model(epochs, es_config=es, validation_split=training.get("validation_split", 0.0),
                                batch_size=training.get("batch_size", 32), shuffle=training.get("shuffle", True),
                                seed=model.get("seed"), verbose=0 if args.quiet else 1)
-        in_ch, out_ch = output.get("input_channels", 1), output.get("output_channels", 1)
         save_linn(lm, in_ch, out_ch, out_path, output_mapping=output.get("output_mapping"),
                   clip=output.get("clip", False), device=output.get("device"), slots=output.get("slots"))
     except (ValueError, TypeError) as exc:
@@ -561,6 +575,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _os_message(exc: OSError) -> str:
+    """What went wrong with which file, without a traceback."""
+    if exc.strerror:  # raised by the operating system: errno, strerror, filename
+        where = exc.filename if exc.filename is not None else ""
+        return f"{where}: {exc.strerror}" if where else exc.strerror
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``linncore`` command; returns the exit code.
 
@@ -588,8 +610,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LinnError as exc:
         print(f"linncore {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_FILE
-    except FileNotFoundError as exc:
-        print(f"linncore {args.command}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+    except OSError as exc:  # missing files and folders, directories for files, names too long, ...
+        print(f"linncore {args.command}: error: {_os_message(exc)}", file=sys.stderr)
         return EXIT_BAD_FILE
     except (ValueError, TypeError) as exc:
         print(f"linncore {args.command}: error: {exc}", file=sys.stderr)

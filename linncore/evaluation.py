@@ -582,9 +582,11 @@ class EvaluationCallback(Callback):
     epochs it writes NaN under the same keys, so every history list stays aligned with
     ``history.epoch``.  The reports are kept in :attr:`reports` by epoch.
 
-    Pass it as ``net.fit(..., callbacks=[EvaluationCallback(X_val, Y_val, every=5)])``;
-    ``LinnModel.fit_model`` forwards ``callbacks=`` the same way.  Any model with ``predict``
-    works, so a model that scales its data evaluates in its own units.
+    Pass it as ``net.fit(..., callbacks=[EvaluationCallback(X_val, Y_val, every=5)])``.
+    ``LinnModel.fit_model(..., callbacks=[...])`` evaluates through the LinnModel, so
+    ``X_val``, ``Y_val`` are in the data's own units and predictions are unscaled, as
+    :meth:`LinnModel.predict` gives them.  ``evaluates=`` names any other model with
+    ``predict`` to evaluate instead of the network being trained.
 
     Parameters
     ----------
@@ -596,6 +598,8 @@ class EvaluationCallback(Callback):
         Prefix of the logged keys (default ``"val_"``).
     verbose : int
         1 prints a line per evaluation.
+    evaluates : object with ``predict``, optional
+        The model to evaluate (default the one being trained).
     **options
         ``worst_n``, ``floor``, ``floor_fraction``, ``combine`` of :func:`evaluate`.
 
@@ -612,7 +616,7 @@ class EvaluationCallback(Callback):
     """
 
     def __init__(self, X_val: Any, Y_val: Any, every: int = 1, *, prefix: str = "val_", verbose: int = 0,
-                 **options: Any) -> None:
+                 evaluates: Any = None, **options: Any) -> None:
         self.X_val = as_float_array(X_val, "X_val")
         self.Y_val = as_float_array(Y_val, "Y_val")
         n_x = self.X_val.shape[0] if self.X_val.ndim else 1
@@ -629,6 +633,9 @@ class EvaluationCallback(Callback):
         self.verbose = verbose
         self.options = options
         self.reports: dict[int, DeviationReport] = {}
+        if evaluates is not None and not callable(getattr(evaluates, "predict", None)):
+            raise TypeError(f"evaluates: expected a model with predict(), got {type(evaluates).__name__}")
+        self.evaluates = evaluates
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.reports = {}
@@ -641,7 +648,8 @@ class EvaluationCallback(Callback):
             for k in keys:
                 logs[k] = math.nan
             return
-        report = evaluate(self.model, self.X_val, self.Y_val, **self.options)
+        report = evaluate(self.model if self.evaluates is None else self.evaluates, self.X_val, self.Y_val,
+                          **self.options)
         self.reports[epoch] = report
         logs[keys[0]] = report.score
         logs[keys[1]] = report.average_deviation

@@ -108,13 +108,13 @@ def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str,
         below = np.flatnonzero(hi < lo)
         if below.size:
             c = int(below[0])
-            raise ValueError(f"{boundary_name}: column {c} has upper {hi[c]!r} below lower {lo[c]!r}")
+            raise ValueError(f"{boundary_name}: column {c} has upper {float(hi[c]):g} below lower {float(lo[c]):g}")
     equal = np.flatnonzero(hi == lo)
     if equal.size and constant_columns != "zero":
         c = int(equal[0])
         what = "is constant (every value" if boundary is None else f"has equal boundaries ({boundary_name}"
         raise ValueError(
-            f"{name}: column {c} {what} {lo[c]!r}), so its scaling 2*(v - lo)/(hi - lo) - 1 divides by zero; "
+            f"{name}: column {c} {what} {float(lo[c]):g}), so its scaling 2*(v - lo)/(hi - lo) - 1 divides by zero; "
             f"give {boundary_name}, drop the column, or pass constant_columns='zero' to map it to 0")
     return _Scaling(lo.astype(np.float64), hi.astype(np.float64))
 
@@ -311,6 +311,8 @@ class LinnModel:
         if not isinstance(es_config, dict):
             raise TypeError(f"es_config: expected a dict such as {{'patience': 10}}, got {type(es_config).__name__}")
         known = {"monitor", "patience", "restore", "restore_best_weights"}
+        # a key set to None means its default, as the vendor reads es_config
+        es_config = {k: v for k, v in es_config.items() if v is not None}
         unknown = sorted(set(es_config) - known)
         if unknown:
             warnings.warn(f"es_config: ignoring unknown key(s) {unknown}; known keys are {sorted(known)}",
@@ -382,9 +384,13 @@ class LinnModel:
             validation_data = (self._transform(vx, True), self._transform(vy, False))
         verbose = kwargs.pop("verbose", 1)
         verbose = 1 if verbose == "auto" else int(verbose)
+        for cb in callbacks:  # evaluation reports in the units of the data, through the scaling
+            if getattr(cb, "evaluates", "unset") is None:
+                cb.evaluates = self
+        # callbacks see the Keras-shaped model, as in Keras (self.model.layers[i].get_weights(), ...)
         history = net.fit(self.training_inputs, self.training_outputs, epochs=epochs, optimizer=self._optimizer,
                           loss=self._loss, validation_split=validation_split, validation_data=validation_data,
-                          callbacks=callbacks, verbose=verbose, **kwargs)
+                          callbacks=callbacks, verbose=verbose, callback_model=self.model, **kwargs)
         history.model = self.model
         return history
 

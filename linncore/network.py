@@ -401,6 +401,7 @@ class Network:
         verbose: int = 1,
         seed: int | np.random.Generator | None = None,
         precision: Any = None,
+        callback_model: Any = None,
     ) -> History:
         """Train with Keras 3's semantics.
 
@@ -411,7 +412,8 @@ class Network:
         epochs : int
             Number of passes over the training data.
         batch_size : int
-            Samples per step (default 32); the last, partial batch is kept.
+            Samples per step (default 32; None means 32, as in Keras); the last, partial batch
+            is kept.
         optimizer : str or Optimizer
             ``"adam"`` (default), ``"sgd"`` or an optimizer object, whose state carries over
             between calls.
@@ -440,6 +442,10 @@ class Network:
             through their ``weight`` and ``bias`` formats after every step.  Fields left float
             cost nothing; with every field float the result equals plain training bit for bit.
             The per-step rail statistics are in ``history.rail``.
+        callback_model : object, optional
+            What callbacks see as ``self.model`` (default this network); a wrapper such as
+            ``LinnModel.model`` passes itself, as Keras does.  It must forward
+            ``stop_training``, ``get_weights`` and ``set_weights`` to this network.
 
         Returns
         -------
@@ -455,7 +461,7 @@ class Network:
             per step (NaN where that role is not quantized).
         """
         epochs = non_negative_int(epochs, "epochs")
-        batch_size = positive_int(batch_size, "batch_size")
+        batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")  # None: Keras's 32
         loss = _losses.get(loss)
         opt = _optimizers.get(optimizer)
         validation_split = finite_float(validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True)
@@ -504,7 +510,7 @@ class Network:
         qseed = _side_seed(rng) if qat is not None else 0
         loss_code = _losses.code(loss)
         self.stop_training = False
-        self._call(cbs, "set_model", self)
+        self._call(cbs, "set_model", self if callback_model is None else callback_model)
         self._call(cbs, "on_train_begin", {})
         for epoch in range(epochs):
             self._call(cbs, "on_epoch_begin", epoch, {})

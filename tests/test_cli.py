@@ -226,3 +226,30 @@ def test_usage_errors_exit_2(tmp_path):
     assert run("frobnicate", cwd=tmp_path).returncode == 2
     assert run(cwd=tmp_path).returncode == 2
     assert main(["demo", "--epochs", "many"]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["inspect", "{f}/x.linn"], "Not a directory"),
+    (["inspect", "a" * 300 + ".linn"], "File name too long"),
+    (["train", "{d}"], "Is a directory"),
+    (["predict", "{f}", "{d}/x.csv", "-o", "{d}/nofolder/o.csv"], "No such file or directory"),
+    (["demo", "--out", "{d}/nofolder/s.linn"], "does not exist"),
+])
+def test_file_system_errors_give_a_message_and_exit_1_not_a_traceback(tmp_path, capsys, argv, message):
+    f = sum_file(tmp_path)
+    (tmp_path / "x.csv").write_text("0.1,0.2,0.3\n")
+    argv = [a.format(f=f, d=tmp_path) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_train_checks_the_output_rules_before_training(tmp_path, capsys):
+    x = np.linspace(0, 1, 50)
+    np.savetxt(tmp_path / "d.csv", np.c_[x, x ** 2], delimiter=",")
+    (tmp_path / "c.toml").write_text('[data]\nfile = "d.csv"\ninputs = [0]\noutputs = [1]\n[model]\n'
+                                     'layers = [[8, "tanh"], [1, "linear"]]\n[training]\nepochs = 100000\n'
+                                     '[output]\nfile = "m.linn"\ninput_channels = 3\n')
+    assert main(["train", str(tmp_path / "c.toml")]) == 1
+    out = capsys.readouterr()
+    assert "rule: input channels" in out.err and "training" not in out.out

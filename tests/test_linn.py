@@ -398,3 +398,33 @@ def test_vendor_sigid_description_matches_the_instrument_form():
     desc = describe_linn(VENDOR / "SigID.linn")
     assert (desc["inputs"], desc["outputs"], desc["num_input_channels"], desc["num_output_channels"]) == (100, 3, 1, 3)
     assert [l["activation"] for l in desc["layers"]] == ["Relu"] * 4 + ["Sigmoid"]
+
+
+def test_fit_model_callbacks_see_the_keras_shaped_model_and_score_in_data_units():
+    from linncore import Callback, EvaluationCallback, evaluate
+
+    r = np.random.default_rng(0)
+    X = r.uniform(0, 50, (80, 2))
+    Y = X.sum(axis=1, keepdims=True)
+    lm = LinnModel()
+    lm.set_training_data(X, Y)
+    lm.construct_model([(8, "relu"), (1, "linear")], seed=0)
+
+    class Peek(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.shape = self.model.layers[1].get_weights()[0].shape  # index 0 is the input layer
+
+    peek, ev = Peek(), EvaluationCallback(X, Y, every=5)
+    h = lm.fit_model(epochs=10, callbacks=[ev, peek], verbose=0)
+    assert peek.model is lm.model and peek.shape == (2, 8)
+    assert h.history["val_score"][-1] == pytest.approx(evaluate(lm, X, Y).score, rel=1e-12)
+
+
+def test_none_means_the_default_in_es_config_and_batch_size_as_in_the_vendor_and_keras():
+    lm = LinnModel()
+    x = np.linspace(0, 1, 40)
+    lm.set_training_data(x, x ** 2)
+    lm.construct_model([(4, "tanh"), (1, "linear")], seed=0)
+    h = lm.fit_model(3, es_config={"monitor": "loss", "patience": None, "restore": None}, batch_size=None,
+                     verbose=0)
+    assert h.params["batch_size"] == 32 and len(h.epoch) == 3
