@@ -15,8 +15,8 @@ from .quantized import INSTRUMENT_ASSUMPTIONS, QuantizedNetwork
 from . import hessian
 from .linn import LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn, save_linn
 from .evaluation import DeviationReport, EvaluationCallback, evaluate
-from .files import (ModelFile, ModelFileError, export_c_header, export_codes, load_bundle, load_model,
-                    save_bundle, save_model)
+from .files import (ModelFile, ModelFileError, export_c_header, export_codes, from_json, load_bundle, load_model,
+                    save_bundle, save_model, to_json)
 from .datasets import BaseDataset, LinearTeacherDataset
 from .history import FitHistory
 from .ablation import train_instrumented
@@ -39,7 +39,7 @@ __all__ = [
     "LinnModel", "LinnError", "get_linn", "save_linn", "load_linn", "describe_linn", "list_activations",
     # evaluation and files
     "evaluate", "DeviationReport", "EvaluationCallback", "save_model", "load_model", "save_bundle",
-    "load_bundle", "ModelFile", "ModelFileError", "export_codes", "export_c_header",
+    "load_bundle", "to_json", "from_json", "ModelFile", "ModelFileError", "export_codes", "export_c_header",
     # ablation
     "BaseDataset", "LinearTeacherDataset", "FitHistory", "train_instrumented", "LinearBlockModel",
     "sweep", "SweepResult",

@@ -32,7 +32,8 @@ def atomic_write(path: Any, mode: str = "w", name: str = "path") -> Iterator[IO]
         raise FileNotFoundError(f"{name}: the folder {folder!r} does not exist")
     # keep an existing file's permissions; a new one gets the usual 0644 (mkstemp makes 0600)
     perms = (os.stat(target).st_mode & 0o777) if os.path.exists(target) else 0o644
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(target) + ".", suffix=".tmp")
+    # a short name: the target's own name may already be as long as the file system allows
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".linncore-", suffix=".tmp")
     try:
         os.chmod(tmp, perms)
         text = "b" not in mode

@@ -136,6 +136,10 @@ def export_codes(model: Any, dtype: str = "int8") -> QuantizedParams:
         w64 = w.astype(np.float64)
         amax = float(np.max(np.abs(w64))) if w64.size else 0.0
         scale = amax / qmax if amax > 0 else 1.0
+        if scale < np.finfo(np.float64).tiny:
+            raise ValueError(f"model: {name} holds values as small as {amax!r}: their {dtype} scale "
+                             f"{amax!r} / {qmax} is below the smallest normal float, so the codes could "
+                             "not be turned back into values; rescale the network or use fewer bits")
         c = np.clip(np.rint(w64 / scale), -qmax, qmax).astype(dtype)
         codes[name] = c
         scales[name] = scale

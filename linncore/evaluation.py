@@ -106,11 +106,12 @@ def _column_floor(y: np.ndarray, floor: Any, floor_fraction: float) -> np.ndarra
         return f.astype(np.float64)
     if y.shape[0] == 0:
         return np.full(m, np.nan)
-    scale = y.max(axis=0) - y.min(axis=0)
-    const = scale == 0
-    scale[const] = np.abs(y[0, const])
-    scale[scale == 0] = 1.0
-    return floor_fraction * scale
+    # half the range, which cannot overflow even when the range exceeds the largest float
+    half = y.max(axis=0) * 0.5 - y.min(axis=0) * 0.5
+    const = half == 0
+    half[const] = np.abs(y[0, const]) * 0.5
+    half[half == 0] = 0.5
+    return floor_fraction * half * 2.0
 
 
 def deviations(Y_pred: Any, Y: Any, *, floor: Any = None,
@@ -147,8 +148,11 @@ def deviations(Y_pred: Any, Y: Any, *, floor: Any = None,
 
 def _dev(p: np.ndarray, y: np.ndarray, f: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
-        d = (100.0 * np.abs(p - y)) / np.maximum(np.abs(y), f)
-    d[~np.isfinite(p)] = np.inf
+        denom = np.maximum(np.abs(y), f)
+        d = (100.0 * np.abs(p - y)) / denom
+        big = np.isinf(d) & np.isfinite(p)  # 100 |p - y| overflowed: divide first
+        d[big] = 100.0 * (np.abs(p - y)[big] / np.broadcast_to(denom, d.shape)[big])
+    d[~np.isfinite(p) | np.isnan(d)] = np.inf  # whatever cannot be measured counts as a failure
     return d
 
 

@@ -123,6 +123,9 @@ class ModelFile:
         The training settings, as saved.
     format_version : int
         The version the document was written in.
+
+    Use :meth:`linn_model` for a :class:`~linncore.LinnModel` that predicts in the data's own
+    units through the saved scaling.
     """
 
     network: Network
@@ -130,6 +133,12 @@ class ModelFile:
     precision: dict | None = None
     training: dict | None = None
     format_version: int = FORMAT_VERSION
+
+    def linn_model(self):
+        """A :class:`~linncore.LinnModel` of this network with the saved training scaling."""
+        from .linn import LinnModel
+
+        return LinnModel.from_network(self.network, self.scaling)
 
 
 # -- checks of parsed values ---------------------------------------------------------------
@@ -226,6 +235,14 @@ def _version(doc: dict, fmt: str, where: str) -> int:
     return v
 
 
+def _utf8(text: str, where: str) -> None:
+    """Refuse text with no UTF-8 encoding (lone surrogates such as '\\ud800' from JSON escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelFileError(where, "expected text, got a lone UTF-16 surrogate, which no file can hold") from None
+
+
 def _plain(v: Any, where: str, depth: int = 0, budget: list[int] | None = None) -> Any:
     """A checked copy of a plain JSON value (objects with string keys, lists, strings, finite
     numbers, booleans, null); NumPy arrays and scalars, tuples and objects with ``to_dict()``
@@ -243,6 +260,8 @@ def _plain(v: Any, where: str, depth: int = 0, budget: list[int] | None = None) 
         v = v.tolist()
     elif isinstance(v, np.generic):
         v = v.item()
+    if isinstance(v, str):
+        _utf8(v, where)
     if v is None or isinstance(v, (bool, str)):
         return v
     if isinstance(v, numbers.Integral):
@@ -256,6 +275,7 @@ def _plain(v: Any, where: str, depth: int = 0, budget: list[int] | None = None) 
         for k, x in v.items():
             if not isinstance(k, str):
                 raise ModelFileError(where, f"expected string keys, got the key {k!r}")
+            _utf8(k, where)
             out[k] = _plain(x, f"{where}.{k[:40]}", depth + 1, budget)
         return out
     if isinstance(v, (list, tuple)):
@@ -371,13 +391,20 @@ def _batchnorm_from(v: Any, n_out: int, dtype: np.dtype, where: str) -> BatchNor
 
 
 def _model_doc(model: Any, scaling: Any, precision: Any, training: Any) -> dict[str, Any]:
+    from .linn import LinnModel
+
+    if isinstance(model, LinnModel):  # its network, with its training scaling
+        if model.network is None:
+            raise ValueError("model: this LinnModel has no network yet; call construct_model first")
+        scaling = model.scaling() if scaling is None else scaling
+        model = model.network
     if isinstance(model, ModelFile):
         scaling = model.scaling if scaling is None else scaling
         precision = model.precision if precision is None else precision
         training = model.training if training is None else training
         model = model.network
     if not isinstance(model, Network):
-        raise TypeError(f"model: expected a Network or a ModelFile, got {type(model).__name__}")
+        raise TypeError(f"model: expected a Network, a LinnModel or a ModelFile, got {type(model).__name__}")
     doc: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "network": _network_doc(model)}
     for key, value in (("scaling", _scaling(scaling, model.input_size, model.output_size)),
                        ("precision", _settings(precision, "precision")),
@@ -385,6 +412,15 @@ def _model_doc(model: Any, scaling: Any, precision: Any, training: Any) -> dict[
         if value is not None:
             doc[key] = value
     return doc
+
+
+def _readable(text: str, read: Any) -> None:
+    """Refuse to write what the reader would refuse (its size, name and structure limits)."""
+    try:
+        read(text)
+    except ModelFileError as exc:
+        what = str(exc)[len(exc.where) + 2:]
+        raise ModelFileError(exc.where, f"cannot be written in a form load_model reads back: {what}") from None
 
 
 def _dump(doc: Any, indent: int | None) -> str:
@@ -416,8 +452,9 @@ def _parse(text: Any, name: str) -> Any:
             raise ModelFileError("document", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     elif not isinstance(text, str):
         raise TypeError(f"{name}: expected JSON text (str or bytes), got {type(text).__name__}")
-    if len(text) > MAX_FILE_BYTES:
-        raise ModelFileError("document", f"larger than the limit of {MAX_FILE_BYTES} characters ({len(text)})")
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        raise ModelFileError("document", f"larger than the limit of {MAX_FILE_BYTES} bytes ({size} as UTF-8)")
     try:
         return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
     except ModelFileError:
@@ -574,6 +611,7 @@ def save_model(model: Network | ModelFile, path: str | os.PathLike, *, scaling: 
     (True, [5.0])
     """
     text = to_json(model, scaling=scaling, precision=precision, training=training, indent=1)
+    _readable(text, from_json)
     write_text_atomic(path, text + "\n")
 
 
@@ -633,7 +671,9 @@ def save_bundle(path: str | os.PathLike, models: Mapping[str, Network | ModelFil
     >>> {k: m.network.input_size for k, m in load_bundle(path).items()}
     {'a': 1, 'b': 2}
     """
-    write_text_atomic(path, bundle_to_json(models, indent=1) + "\n")
+    text = bundle_to_json(models, indent=1)
+    _readable(text, bundle_from_json)
+    write_text_atomic(path, text + "\n")
 
 
 def load_bundle(path: str | os.PathLike) -> dict[str, ModelFile]:

@@ -21,6 +21,16 @@ __all__ = ["FitHistory"]
 
 _FORMAT = "linncore.FitHistory"
 _VERSION = 1
+_PREFIX = "metric:"
+
+
+def _json_default(v: Any) -> Any:
+    """NumPy scalars and arrays in the metadata as plain JSON."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"config: {type(v).__name__} is not JSON data")
 
 
 class FitHistory(Mapping):
@@ -49,6 +59,9 @@ class FitHistory(Mapping):
     def __init__(self, metrics: Mapping[str, Any], config: dict | None = None, seed: int | None = None,
                  stop_reason: str | None = None) -> None:
         arrays = {str(k): np.asarray(v) for k, v in metrics.items()}
+        for k, a in arrays.items():
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                raise TypeError(f"metrics[{k!r}]: expected numbers, got dtype {a.dtype}")
         lengths = {k: a.shape for k, a in arrays.items()}
         n = {a.shape[0] if a.ndim == 1 else -1 for a in arrays.values()}
         if len(n) > 1 or -1 in n:
@@ -137,8 +150,11 @@ class FitHistory(Mapping):
         """Write the history to ``path`` (``.npz``) atomically, without loss."""
         meta = {"format": _FORMAT, "version": _VERSION, "config": self.config, "seed": self.seed,
                 "stop_reason": self.stop_reason, "versions": _versions()}
+        # metric names go in with a prefix: none can collide with np.savez's own arguments
+        arrays = {_PREFIX + k: v for k, v in self._arrays.items()}
+        arrays["__meta__"] = np.array(json.dumps(meta, allow_nan=True, default=_json_default))
         with atomic_write(path, "wb") as fh:
-            np.savez(fh, __meta__=np.array(json.dumps(meta, allow_nan=True)), **self._arrays)
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FitHistory":
@@ -152,7 +168,7 @@ class FitHistory(Mapping):
             if int(meta.get("version", 0)) > _VERSION:
                 raise ValueError(f"path: written by a newer linncore (FitHistory format {meta['version']}, "
                                  f"this reads up to {_VERSION}); upgrade linncore")
-            arrays = {k: data[k] for k in data.files if k != "__meta__"}
+            arrays = {k[len(_PREFIX):]: data[k] for k in data.files if k.startswith(_PREFIX)}
         return cls(arrays, config=meta.get("config"), seed=meta.get("seed"), stop_reason=meta.get("stop_reason"))
 
     # -- plots ---------------------------------------------------------------------------

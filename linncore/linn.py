@@ -179,6 +179,40 @@ class LinnModel:
     def __repr__(self) -> str:
         return f"LinnModel({self.network!r})" if self.network is not None else "LinnModel(not constructed)"
 
+    @classmethod
+    def from_network(cls, network: Network, scaling: dict | None = None) -> "LinnModel":
+        """A LinnModel around a trained network, e.g. one read back from a model file.
+
+        Parameters
+        ----------
+        network : Network
+        scaling : dict, optional
+            The training scaling, ``{"inputs": {"lo": [...], "hi": [...]}, "outputs": {...}}``
+            (the form :meth:`scaling` gives and model files store); without it ``predict``
+            works in the instrument's [-1, 1] units.
+        """
+        if not isinstance(network, Network):
+            raise TypeError(f"network: expected a Network, got {type(network).__name__}")
+        lm = cls()
+        lm.network = network
+        lm.model = KerasModelView(network, owner=lm)
+        lm._optimizer = _optimizers.get("adam")
+        if scaling:
+            for part, n, attr in (("inputs", network.input_size, "_input_transform_args"),
+                                  ("outputs", network.output_size, "_output_transform_args")):
+                lo = np.asarray(scaling[part]["lo"], dtype=np.float64) if part in scaling else -np.ones(n)
+                hi = np.asarray(scaling[part]["hi"], dtype=np.float64) if part in scaling else np.ones(n)
+                setattr(lm, attr, _Scaling(lo, hi))
+            lm._scaled = True
+        return lm
+
+    def scaling(self) -> dict | None:
+        """The training scaling as plain lists (None when the data was not scaled)."""
+        if not self._scaled or self._input_transform_args is None:
+            return None
+        return {part: {"lo": s.lo.tolist(), "hi": s.hi.tolist()}
+                for part, s in (("inputs", self._input_transform_args), ("outputs", self._output_transform_args))}
+
     # -- data ------------------------------------------------------------------------------
     def set_training_data(self, training_inputs: Any, training_outputs: Any, scale: bool = True,
                           input_data_boundary: Any = None, output_data_boundary: Any = None,
