@@ -458,8 +458,14 @@ class DeviationReport:
             floor = np.array([_dec(v) for v in doc["floor"]], dtype=np.float64)
             column, combine, worst_n = doc["column"], doc["combine"], doc["worst_n"]
             cols = tuple(cls.from_dict(c, f"{_where}.columns[{k}]") for k, c in enumerate(doc["columns"]))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError, RecursionError) as exc:
             raise bad(f"missing or malformed field ({exc!r})") from None
+        if np.any(dev < 0) or np.any(np.isnan(dev)):
+            raise bad("deviations: expected non-negative values (inf for failures)")
+        if column is not None and (isinstance(column, bool) or not isinstance(column, int) or column < 0):
+            raise bad(f"column: expected null or a column index, got {column!r}")
+        if combine not in ("max", "mean"):
+            raise bad(f"combine: expected 'max' or 'mean', got {combine!r}")
         n = dev.shape[0]
         if exp.size == 0:
             exp = exp.reshape(n, floor.shape[0])
@@ -468,11 +474,22 @@ class DeviationReport:
             raise bad(f"expected, predicted and floor disagree in shape: {exp.shape}, {pred.shape}, {floor.shape}")
         report = cls(dev, exp, pred, floor, column, cols, combine, non_negative_int(worst_n, f"{_where}.worst_n"))
         stored = doc.get("buckets")
-        if stored is not None and {k: list(v) for k, v in stored.items()} != \
-                {k: v.tolist() for k, v in report.buckets.items()}:
+        try:
+            same = stored is None or {k: list(v) for k, v in stored.items()} == \
+                {k: v.tolist() for k, v in report.buckets.items()}
+        except (AttributeError, TypeError):
+            raise bad("buckets: expected an object of bucket names to sample index lists") from None
+        if not same:
             raise bad("the stored buckets disagree with the stored deviations")
         if doc.get("failures") is not None and doc["failures"] != report.failures:
             raise bad(f"failures: stored {doc['failures']}, the deviations give {report.failures}")
+        if doc.get("score") is not None:
+            try:
+                score = _dec(doc["score"])
+            except TypeError:
+                score = None
+            if score is None or not (score == report.score or (math.isnan(score) and math.isnan(report.score))):
+                raise bad(f"score: stored {doc['score']!r}, the deviations give {report.score!r}")
         return report
 
     @classmethod

@@ -135,9 +135,7 @@ class QuantizedNetwork:
             acc_fmt = fm["accumulator"]
             if acc_fmt is not None:
                 if self._integer_path(fm):
-                    # the fraction of dot products whose exact value lies outside the format
-                    exact = a @ W
-                    st["accumulator"] = float(np.mean((exact < acc_fmt.lo) | (exact > acc_fmt.hi)))
+                    st["accumulator"] = self._accumulator_saturation(a, W, acc_fmt)
                 else:
                     acc, s = quantize(acc, acc_fmt, return_stats=True)
                     st["accumulator"] = s.saturation_fraction
@@ -151,6 +149,22 @@ class QuantizedNetwork:
                 st["activation"] = s.saturation_fraction
             a = np.asarray(a, np.float64)
         return (a, stats) if return_stats else a
+
+    def _accumulator_saturation(self, a: np.ndarray, W: np.ndarray, fmt: FixedFormat) -> float:
+        """The fraction of dot products the accumulator's rails changed: exact mode, the sum
+        outside the format; saturating mode, any running sum outside it (then clamped, as the
+        accumulator does; products are exact in float64 for formats up to 26 bits)."""
+        if self.accumulate == "exact":
+            exact = a @ W
+            return float(np.mean((exact < fmt.lo) | (exact > fmt.hi)))
+        acc = np.zeros((a.shape[0], W.shape[1]))
+        hit = np.zeros(acc.shape, dtype=bool)
+        for k in range(W.shape[0]):
+            acc = acc + a[:, k:k + 1] * W[k]
+            out = (acc < fmt.lo) | (acc > fmt.hi)
+            hit |= out
+            acc = np.clip(acc, fmt.lo, fmt.hi)
+        return float(np.mean(hit))
 
     @staticmethod
     def _integer_path(fm: dict) -> bool:

@@ -114,3 +114,13 @@ def test_bad_arguments_are_named():
         QuantizedNetwork(net, {"dense4": {"weight": "fixed<8,1>"}})
     with pytest.raises(TypeError, match="model: expected a Network, a LinnModel or a .linn document"):
         QuantizedNetwork(42)
+
+
+def test_saturating_accumulator_statistics_count_rails_hit_on_the_way(engine):
+    # 0.75 * 0.75 twice overflows fixed<8,1> (largest 0.9921875) before the third term
+    net = Network([Dense((3, 1), weight=[[0.75], [0.75], [-0.75]], has_bias=False)], clip=False, dtype="float64")
+    cfg = {"default": {"input": "fixed<8,1>", "weight": "fixed<8,1>", "accumulator": "fixed<8,1>"}}
+    exact, st_exact = QuantizedNetwork(net, cfg).predict([[0.75] * 3], return_stats=True)
+    sat, st_sat = QuantizedNetwork(net, cfg, accumulate="saturate").predict([[0.75] * 3], return_stats=True)
+    assert exact[0, 0] == 0.5625 and st_exact["dense0"]["accumulator"] == 0.0
+    assert sat[0, 0] < exact[0, 0] and st_sat["dense0"]["accumulator"] == 1.0

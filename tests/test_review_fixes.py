@@ -75,3 +75,28 @@ def test_atomic_writes_work_for_the_longest_file_names(tmp_path):
     path = tmp_path / ("n" * 250 + ".json")
     write_text_atomic(path, "{}")
     assert path.read_text() == "{}"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"buckets": []}, "buckets: expected an object"),
+    ({"buckets": {"0-10%": 5}}, "buckets: expected an object"),
+    ({"deviations": "first", "value": 10 ** 400}, "malformed field"),
+    ({"deviations": "first", "value": -50.0}, "deviations: expected non-negative"),
+    ({"combine": "bogus"}, "combine: expected 'max' or 'mean'"),
+    ({"column": "x"}, "column: expected null or a column index"),
+    ({"score": 3.0}, "score: stored 3.0"),
+])
+def test_a_report_that_cannot_be_true_is_refused_cleanly(change, message):
+    import json
+
+    from linncore import DeviationReport, evaluate
+
+    net = Network([Dense((1, 1), weight=[[0.5]], bias=[0.0])], dtype="float64")
+    x = np.linspace(-1, 1, 10)[:, None]
+    doc = json.loads(evaluate(net, x, 0.6 * x).to_json())
+    if change.get("deviations") == "first":
+        doc["deviations"][0] = change["value"]
+    else:
+        doc.update(change)
+    with pytest.raises(ValueError, match=message):
+        DeviationReport.from_dict(doc)
