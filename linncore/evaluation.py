@@ -588,8 +588,13 @@ def evaluate(model: Any, X: Any, Y: Any, *, worst_n: int = 5, floor: Any = None,
             raise TypeError(f"model: expected a Network or an object with predict(X), got {type(model).__name__}")
         pred = as_float_array(model.predict(X), "model.predict(X)")
         pred = pred[:, None] if pred.ndim == 1 else pred
-        if pred.ndim != 2 or pred.shape[0] != n:
-            raise ValueError(f"model.predict(X): expected {n} rows of outputs, got shape {pred.shape}")
+        if pred.ndim != 2:
+            raise ValueError(f"model.predict(X): expected (samples, outputs), got shape {pred.shape}")
+        # the model reads a 1-D X itself (n samples of one input, or one sample); a 1-D Y holding
+        # one sample's outputs then reads as one row
+        y_arr = np.asarray(Y)
+        if pred.shape[0] == 1 and pred.shape[1] > 1 and y_arr.ndim == 1 and y_arr.shape[0] == pred.shape[1]:
+            Y = y_arr[None, :]
     return DeviationReport.from_predictions(pred, Y, worst_n=worst_n, floor=floor,
                                             floor_fraction=floor_fraction, combine=combine)
 

@@ -100,3 +100,13 @@ def test_a_report_that_cannot_be_true_is_refused_cleanly(change, message):
         doc.update(change)
     with pytest.raises(ValueError, match=message):
         DeviationReport.from_dict(doc)
+
+
+def test_evaluate_reads_a_one_dimensional_single_sample_as_predict_does():
+    from linncore import evaluate
+
+    net = Network([Dense((3, 2), seed=0)], dtype="float64")
+    x = [0.1, 0.2, 0.3]
+    report = evaluate(net, x, net.predict([x])[0])
+    assert report.n_samples == 1 and report.score == 100.0
+    assert evaluate(Network([Dense((3, 1), seed=0)], dtype="float64"), x, [0.5]).n_samples == 1
