@@ -5,6 +5,7 @@
 
 #include "lc_dense.h"
 #include "lc_optim.h"
+#include "lc_vmath.h"
 
 int lc_net_bn(const lc_net *net, int64_t l)
 {
@@ -77,6 +78,9 @@ int64_t lc_net_max_width(const lc_net *net)
 
 #define REAL float
 #define SFX f32
+#if defined(LC_HAVE_VMATH)
+#define LC_VMATH_FLOAT 1
+#endif
 #define EXP expf
 #define TANH tanhf
 #define LOG1P log1pf
@@ -85,6 +89,7 @@ int64_t lc_net_max_width(const lc_net *net)
 #include "lc_dense_impl.h"
 #undef REAL
 #undef SFX
+#undef LC_VMATH_FLOAT
 #undef EXP
 #undef TANH
 #undef LOG1P
