@@ -29,6 +29,7 @@ import numpy as np
 from . import _backend
 from ._codes import LOSSES
 from ._validate import finite_float, non_negative_int, positive_int
+from .hessian import _spectral_gain
 from .history import FitHistory
 from .network import RAIL_NAMES, Network
 
@@ -51,16 +52,6 @@ _LOSS_MODES = {"half_mse": "half_mse", "keras_mse": "mse", "mse": "mse"}
 
 def _norm(v: np.ndarray) -> float:
     return float(np.sqrt(np.dot(v, v)))
-
-
-def forward_gain_spectral(net: Network) -> float:
-    """Product over layers of the largest singular value of each kernel."""
-    gain = 1.0
-    for layer in net.layers:
-        # what numpy.linalg.norm(W, 2) computes (the largest singular value), without its
-        # axis bookkeeping, which cost more than the SVD of a small kernel
-        gain *= float(np.max(np.linalg.svd(np.asarray(layer.weight, dtype=np.float64), compute_uv=False)))
-    return gain
 
 
 def _end_to_end_kernel(net: Network) -> np.ndarray:
@@ -325,7 +316,7 @@ def train_instrumented(
             log["update_radius_ratio"][step] = an / (un + eps)
             # -- after the update
             log["theta_norm"][step] = _norm(theta.astype(np.float64))
-            log["forward_gain_spectral"][step] = forward_gain_spectral(net)
+            log["forward_gain_spectral"][step] = _spectral_gain(net)
             if A is not None:
                 log["weight_error_fro"][step] = float(np.linalg.norm(_end_to_end_kernel(net) - A))
             lmin, lmax = log["hessian_lambda_min"][step], log["hessian_lambda_max"][step]
