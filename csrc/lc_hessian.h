@@ -20,6 +20,14 @@
  *                             Rda_{l-1} = Rdz W^T + dz V_l^T
  *                   With gauss_newton the terms in d2, Ra_{l-1}^T dz and dz V_l^T are dropped,
  *                   which leaves J^T (2 s I) J v.
+ * lc_hvp_dense assembles H without products.  Per sample, with abar_l = (a_{l-1}, 1) (the 1
+ * only with a bias; a layer's kernel and bias are one (n_in + 1, n_out) block of theta):
+ *   G_l = d2L/dz_l^2:   G_{L-1} = diag(2 s d1^2 + d2),  G_l = d1 (W_{l+1} G_{l+1} W_{l+1}^T) d1 + diag(d2)
+ *   J_{l,k} = dz_l/dz_k: J_{k,k} = I,  J_{l,k} = W_l^T diag(d1_{l-1}) J_{l-1,k}
+ *   H[(i,j) of layer l, (p,q) of layer k <= l] = sum_n abar_k[p] abar_l[i] (G_l J_{l,k})[j,q]
+ *        + [k < l, i < n_in] sum_n abar_k[p] dz_l[j] d1_{l-1}[i] J_{l-1,k}[i,q];
+ *   gauss_newton drops d2 and the second term.  Each sum over samples is one lc_matmul per
+ *   chunk of samples; diagonal blocks use the pairs p <= i only.
  * Functions exist for float (_f32) and double (_f64) from one definition (lc_hessian_impl.h);
  * they return an lc_status: LC_ERR_ARGS for a loss other than mse / half_mse or k < 0,
  * LC_ERR_NOMEM when workspace allocation fails. */
@@ -46,6 +54,11 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N);
     int lc_hvp_apply_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,        \
                            int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k,    \
                            REAL *HV);                                                            \
+    /* H (P, P) row-major := the whole Hessian (or the Gauss-Newton matrix) from a prepared      \
+     * state, assembled block by block from per-sample second derivatives (see below); exactly  \
+     * symmetric.  Allocates workspace. */                                                       \
+    int lc_hvp_dense_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,        \
+                           int32_t gauss_newton, const REAL *state, REAL *H);                   \
     /* prepare + apply in one call; grad and loss_out may be NULL.  Allocates workspace. */      \
     int lc_net_hvp_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,     \
                          int64_t N, int32_t loss, int32_t gauss_newton, const REAL *V,           \

@@ -365,6 +365,196 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     return LC_OK;
 }
 
+/* Values of per-sample buffers one chunk of lc_hvp_dense may hold (about 2 MiB in double). */
+#define LC_DENSE_CHUNK_VALUES 262144
+#define LC_DENSE_MIN_CHUNK 16
+
+/* abar (the layer's input with a trailing 1 when has_bias) of sample b, index i. */
+static inline REAL FN(hess_abar)(const REAL *A, int64_t n_in, int64_t b, int64_t i)
+{
+    return i < n_in ? A[b * n_in + i] : (REAL)1;
+}
+
+int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
+                     int32_t gauss_newton, const REAL *state, REAL *H)
+{
+    const int64_t L = net->n_layers, P = lc_net_n_params(net);
+    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1) return LC_ERR_ARGS;
+    const int gn = gauss_newton != 0;
+    int64_t mw = 0, sumsq = 0;
+    for (int64_t l = 0; l <= L; l++) mw = net->sizes[l] > mw ? net->sizes[l] : mw;
+    for (int64_t l = 0; l < L; l++) sumsq += net->sizes[l + 1] * net->sizes[l + 1];
+    const int64_t m = net->sizes[L];
+    const REAL s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
+                                             : (REAL)(2.0 / ((double)N * (double)m));
+    const int64_t per_sample = sumsq + 4 * mw * mw + (mw + 1) * (mw + 1) + (mw + 1) * mw;
+    int64_t C = LC_DENSE_CHUNK_VALUES / per_sample;
+    if (C < LC_DENSE_MIN_CHUNK) C = LC_DENSE_MIN_CHUNK;
+    if (C > N) C = N;
+    C = (N + (N + C - 1) / C - 1) / ((N + C - 1) / C); /* equal chunks */
+    const int64_t tmp_len = (mw + 1) * (mw + 1) * mw * mw;
+    int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
+    REAL *buf = (REAL *)malloc((size_t)(C * per_sample + tmp_len + mw * mw) * sizeof(REAL));
+    if (!ib || !buf) {
+        free(ib);
+        free(buf);
+        return LC_ERR_NOMEM;
+    }
+    int64_t *w_off = ib, *b_off = ib + L, *g_off = ib + 2 * L;
+    lc_net_offsets(net, w_off, b_off);
+    REAL *G = buf, *J = G + C * sumsq, *Jn = J + C * mw * mw, *S = Jn + C * mw * mw;
+    REAL *T = S + C * mw * mw, *Ut = T + C * mw * mw, *U2t = Ut + C * (mw + 1) * (mw + 1);
+    REAL *tmp = U2t + C * (mw + 1) * mw, *wg = tmp + tmp_len;
+    for (int64_t l = 0, o = 0; l < L; l++) {
+        g_off[l] = o;
+        o += C * net->sizes[l + 1] * net->sizes[l + 1];
+    }
+    for (int64_t q = 0; q < P * P; q++) H[q] = 0;
+
+    for (int64_t s = 0; s < N; s += C) {
+        const int64_t B = N - s < C ? N - s : C;
+
+        /* G_l per sample: G_{L-1} = diag(2 s d1^2 + d2), G_l = d1 (W G_{l+1} W^T) d1 + diag(d2) */
+        for (int64_t l = L - 1; l >= 0; l--) {
+            const int64_t n = net->sizes[l + 1];
+            const REAL *base = state + FN(hess_layer_base)(net, N, l);
+            const REAL *D1 = base + N * n + s * n, *D2 = base + 2 * N * n + s * n;
+            REAL *g = G + g_off[l];
+            if (l == L - 1) {
+                for (int64_t q = 0; q < B * n * n; q++) g[q] = 0;
+                for (int64_t b = 0; b < B; b++)
+                    for (int64_t j = 0; j < n; j++) {
+                        const REAL d = D1[b * n + j];
+                        g[(b * n + j) * n + j] = s2 * d * d + (gn ? (REAL)0 : D2[b * n + j]);
+                    }
+                continue;
+            }
+            const int64_t n2 = net->sizes[l + 2];
+            const REAL *W = theta + w_off[l + 1], *g2 = G + g_off[l + 1];
+            for (int64_t b = 0; b < B; b++) {
+                const REAL *gb2 = g2 + b * n2 * n2, *d1 = D1 + b * n;
+                REAL *gb = g + b * n * n;
+                for (int64_t j = 0; j < n; j++)
+                    for (int64_t r = 0; r < n2; r++) {
+                        REAL acc = 0;
+                        for (int64_t t = 0; t < n2; t++) acc += W[j * n2 + t] * gb2[t * n2 + r];
+                        wg[j * n2 + r] = acc;
+                    }
+                for (int64_t j = 0; j < n; j++)
+                    for (int64_t q = j; q < n; q++) {
+                        REAL acc = 0;
+                        for (int64_t r = 0; r < n2; r++) acc += wg[j * n2 + r] * W[q * n2 + r];
+                        gb[j * n + q] = gb[q * n + j] = d1[j] * acc * d1[q];
+                    }
+                if (!gn)
+                    for (int64_t j = 0; j < n; j++) gb[j * n + j] += D2[b * n + j];
+            }
+        }
+
+        /* the blocks (l, k), l >= k, each one product over the chunk's samples */
+        for (int64_t k = 0; k < L; k++) {
+            const int64_t nk = net->sizes[k + 1], ink = net->sizes[k];
+            const int64_t inkb = ink + (b_off[k] >= 0);
+            const REAL *Ak = (k == 0 ? state : state + FN(hess_layer_base)(net, N, k - 1)) + s * ink;
+            for (int64_t l = k; l < L; l++) {
+                const int64_t nl = net->sizes[l + 1], inl = net->sizes[l];
+                const int64_t inlb = inl + (b_off[l] >= 0);
+                const REAL *Al = (l == 0 ? state : state + FN(hess_layer_base)(net, N, l - 1)) + s * inl;
+                const REAL *Gl = G + g_off[l];
+                const REAL *TT = Gl;
+                if (l > k) {
+                    /* S = d1_{l-1} J_{l-1,k};  J_{l,k} = W_l^T S;  T = G_l J_{l,k} */
+                    const REAL *D1p = state + FN(hess_layer_base)(net, N, l - 1) + N * inl + s * inl;
+                    const REAL *W = theta + w_off[l];
+                    for (int64_t b = 0; b < B; b++) {
+                        const REAL *jb = J + b * inl * nk;
+                        REAL *sb = S + b * inl * nk, *jn = Jn + b * nl * nk, *tb = T + b * nl * nk;
+                        const REAL *gb = Gl + b * nl * nl;
+                        if (l == k + 1) {
+                            for (int64_t i = 0; i < inl; i++)
+                                for (int64_t q = 0; q < nk; q++)
+                                    sb[i * nk + q] = i == q ? D1p[b * inl + i] : (REAL)0;
+                        } else {
+                            for (int64_t i = 0; i < inl; i++)
+                                for (int64_t q = 0; q < nk; q++)
+                                    sb[i * nk + q] = D1p[b * inl + i] * jb[i * nk + q];
+                        }
+                        for (int64_t q = 0; q < nl * nk; q++) jn[q] = 0;
+                        for (int64_t i = 0; i < inl; i++)
+                            for (int64_t j = 0; j < nl; j++) {
+                                const REAL w = W[i * nl + j];
+                                for (int64_t q = 0; q < nk; q++) jn[j * nk + q] += w * sb[i * nk + q];
+                            }
+                        for (int64_t q = 0; q < nl * nk; q++) tb[q] = 0;
+                        for (int64_t j = 0; j < nl; j++)
+                            for (int64_t r = 0; r < nl; r++) {
+                                const REAL gv = gb[j * nl + r];
+                                for (int64_t q = 0; q < nk; q++) tb[j * nk + q] += gv * jn[r * nk + q];
+                            }
+                    }
+                    REAL *t = J; J = Jn; Jn = t;
+                    TT = T;
+                }
+                const int64_t cols = nl * nk;
+                if (l == k) {
+                    /* H[(i, j), (p, q)] = sum_n abar_p abar_i G[j, q], pairs p <= i */
+                    int64_t np = 0;
+                    for (int64_t i = 0; i < inlb; i++)
+                        for (int64_t p = 0; p <= i; p++, np++)
+                            for (int64_t b = 0; b < B; b++)
+                                Ut[np * B + b] = FN(hess_abar)(Ak, ink, b, p) * FN(hess_abar)(Al, inl, b, i);
+                    FN(lc_matmul)(Ut, B, 1, TT, tmp, np, B, cols);
+                    np = 0;
+                    for (int64_t i = 0; i < inlb; i++)
+                        for (int64_t p = 0; p <= i; p++, np++)
+                            for (int64_t j = 0; j < nl; j++)
+                                for (int64_t q = 0; q < nk; q++) {
+                                    const REAL v = tmp[np * cols + j * nk + q];
+                                    H[(w_off[l] + i * nl + j) * P + w_off[k] + p * nk + q] += v;
+                                    if (p != i) H[(w_off[l] + p * nl + j) * P + w_off[k] + i * nk + q] += v;
+                                }
+                    continue;
+                }
+                /* H[(i, j), (p, q)] += sum_n abar_k[p] abar_l[i] T[j, q] */
+                for (int64_t p = 0; p < inkb; p++)
+                    for (int64_t i = 0; i < inlb; i++)
+                        for (int64_t b = 0; b < B; b++)
+                            Ut[(p * inlb + i) * B + b] = FN(hess_abar)(Ak, ink, b, p) * FN(hess_abar)(Al, inl, b, i);
+                FN(lc_matmul)(Ut, B, 1, TT, tmp, inkb * inlb, B, cols);
+                for (int64_t p = 0; p < inkb; p++)
+                    for (int64_t i = 0; i < inlb; i++)
+                        for (int64_t j = 0; j < nl; j++)
+                            for (int64_t q = 0; q < nk; q++)
+                                H[(w_off[l] + i * nl + j) * P + w_off[k] + p * nk + q] +=
+                                    tmp[(p * inlb + i) * cols + j * nk + q];
+                if (gn) continue;
+                /* H[(i, j), (p, q)] += sum_n abar_k[p] dz_l[j] S[i, q]  (i < n_in: kernel rows) */
+                const REAL *DZ = state + FN(hess_layer_base)(net, N, l) + 3 * N * nl + s * nl;
+                for (int64_t p = 0; p < inkb; p++)
+                    for (int64_t j = 0; j < nl; j++)
+                        for (int64_t b = 0; b < B; b++)
+                            U2t[(p * nl + j) * B + b] = FN(hess_abar)(Ak, ink, b, p) * DZ[b * nl + j];
+                FN(lc_matmul)(U2t, B, 1, S, tmp, inkb * nl, B, inl * nk);
+                for (int64_t p = 0; p < inkb; p++)
+                    for (int64_t j = 0; j < nl; j++)
+                        for (int64_t i = 0; i < inl; i++)
+                            for (int64_t q = 0; q < nk; q++)
+                                H[(w_off[l] + i * nl + j) * P + w_off[k] + p * nk + q] +=
+                                    tmp[(p * nl + j) * (inl * nk) + i * nk + q];
+            }
+        }
+    }
+    /* the blocks above the diagonal blocks are the transposes of those below */
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t lo = w_off[l], hi = l + 1 < L ? w_off[l + 1] : P;
+        for (int64_t r = lo; r < hi; r++)
+            for (int64_t c = hi; c < P; c++) H[r * P + c] = H[c * P + r];
+    }
+    free(buf);
+    free(ib);
+    return LC_OK;
+}
+
 int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y, int64_t N,
                    int32_t loss, int32_t gauss_newton, const REAL *V, int64_t k, REAL *HV,
                    REAL *grad, double *loss_out)
@@ -389,6 +579,8 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
 
 #undef LC_HVP_CHUNK_VALUES
 #undef LC_HVP_MIN_CHUNK
+#undef LC_DENSE_CHUNK_VALUES
+#undef LC_DENSE_MIN_CHUNK
 #undef FN
 #undef LC_CAT
 #undef LC_CAT_

@@ -14,6 +14,10 @@ cdef extern from "lc_hessian.h" nogil:
     int lc_hvp_apply_f64(const lc_net *net, const double *theta, int64_t N, int32_t loss,
                          int32_t gauss_newton, const double *state, const double *V, int64_t k,
                          double *HV)
+    int lc_hvp_dense_f32(const lc_net *net, const float *theta, int64_t N, int32_t loss,
+                         int32_t gauss_newton, const float *state, float *H)
+    int lc_hvp_dense_f64(const lc_net *net, const double *theta, int64_t N, int32_t loss,
+                         int32_t gauss_newton, const double *state, double *H)
     int lc_net_hvp_f32(const lc_net *net, const float *theta, const float *X, const float *Y,
                        int64_t N, int32_t loss, int32_t gauss_newton, const float *V, int64_t k,
                        float *HV, float *grad, double *loss_out)
@@ -113,6 +117,32 @@ def hvp_apply(spec, theta, state, int64_t N, int loss, V, bint gauss_newton=Fals
                                       <double*>Vc, k, <double*>Hc)
     _raise_status(status, "hvp_apply")
     return HV
+
+
+def hvp_dense(spec, theta, state, int64_t N, int loss, bint gauss_newton=False):
+    """The whole (P, P) Hessian (or Gauss-Newton matrix) from a state of hvp_prepare."""
+    cdef _Net n = _Net(spec)
+    _check_hvp_loss(loss)
+    dt = _float_dtype(theta, "theta")
+    _arr(theta, dt, (n.n_params,), "theta")
+    if N < 1:
+        raise ValueError(f"N: expected at least one sample, got {N}")
+    _arr(state, dt, (lc_hvp_state_len(&n.net, N),), "state")
+    H = np.empty((n.n_params, n.n_params), dtype=dt)
+    cdef void *tc = _ptr(theta)
+    cdef void *sc = _ptr(state)
+    cdef void *Hc = _ptr(H)
+    cdef int status
+    cdef bint f32 = dt == np.float32
+    with nogil:
+        if f32:
+            status = lc_hvp_dense_f32(&n.net, <float*>tc, N, loss, gauss_newton, <float*>sc,
+                                      <float*>Hc)
+        else:
+            status = lc_hvp_dense_f64(&n.net, <double*>tc, N, loss, gauss_newton, <double*>sc,
+                                      <double*>Hc)
+    _raise_status(status, "hvp_dense")
+    return H
 
 
 def net_hvp(spec, theta, X, Y, int loss, V, bint gauss_newton=False):

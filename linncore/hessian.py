@@ -88,17 +88,10 @@ class _Curvature:
                                       self.code, V, bool(gauss_newton))
 
     def dense(self, gauss_newton: bool = False) -> np.ndarray:
-        # one product per layer's block of unit directions: the kernel skips the terms of
-        # every layer whose block of directions is zero
-        H = np.empty((self.P, self.P))
-        p = 0
-        for layer in self.net.layers:
-            q = p + layer.n_params
-            E = np.zeros((self.P, q - p))
-            E[p:q] = np.eye(q - p)
-            H[:, p:q] = self.apply(E, gauss_newton)
-            p = q
-        return 0.5 * (H + H.T)
+        """The whole (P, P) matrix, assembled from per-sample second derivatives (exactly
+        symmetric)."""
+        return self.kernels.hvp_dense(self.net.spec, self.theta, self.state, self.x.shape[0],
+                                      self.code, bool(gauss_newton))
 
     def operator(self, gauss_newton: bool = False):
         from scipy.sparse.linalg import LinearOperator
@@ -242,10 +235,14 @@ def hvp(net: Network, X: Any, Y: Any, v: Any, loss: str = "half_mse",
 
 def full_hessian(net: Network, X: Any, Y: Any, loss: str = "half_mse", gauss_newton: bool = False,
                  blocks: bool = False) -> np.ndarray | list[np.ndarray]:
-    """The exact ``(P, P)`` loss Hessian in ``theta``'s order, from ``P`` Hessian-vector products.
+    """The exact ``(P, P)`` loss Hessian in ``theta``'s order.
 
-    The products give the columns of ``H``; rounding leaves ``H`` asymmetric by a few ulps,
-    so the result is explicitly symmetrized as ``(H + H^T) / 2``.
+    It is assembled block by block (layer ``l`` against layer ``k``) from per-sample second
+    derivatives: the Hessian ``G_l`` of the loss in each layer's pre-activations and the
+    Jacobians ``dz_l / dz_k`` between layers, each block one product over the samples (see
+    ``csrc/lc_hessian.h``).  That costs about ``N P^2`` multiply-adds, where ``P``
+    Hessian-vector products would cost about ten times as many.  The lower blocks are
+    computed and mirrored, so ``H`` is exactly symmetric.
 
     Parameters
     ----------

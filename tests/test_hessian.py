@@ -100,6 +100,56 @@ def test_full_hessian_is_symmetric_and_equals_the_finite_difference_hessian(engi
     assert _rel_err(H, 0.5 * (fd + fd.T)) < 1e-7
 
 
+def _kernels(engine):
+    return numpy_kernels if engine == "numpy" else _core()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("act", ACTS)
+def test_assembled_hessian_equals_the_one_built_from_products(act, dtype, engine):
+    # four layers (Jacobians chained over three), a middle layer without bias, clip on and off,
+    # both losses, the Gauss-Newton option, and more samples than one chunk of the C kernel
+    K = _kernels(engine)
+    tol = 1e-13 if dtype == "float64" else 2e-5
+    for clip in (False, True):
+        rng = np.random.default_rng(ACTS.index(act))
+        net = Network([Dense((3, 17), act, seed=1), Dense((17, 4), "tanh", has_bias=False, seed=2),
+                       Dense((4, 6), act, seed=3), Dense((6, 2), act, seed=4)], clip=clip, dtype=dtype)
+        net.set_theta(np.clip(net.theta * 2.5, -1, 1))
+        X = rng.uniform(-1, 1, size=(700, 3)).astype(dtype)
+        Y = rng.normal(size=(700, 2)).astype(dtype)
+        theta = np.array(net.theta)
+        for loss in (0, 1):
+            state, _, _ = K.hvp_prepare(net.spec, theta, X, Y, loss)
+            for gn in (False, True):
+                H = K.hvp_dense(net.spec, theta, state, 700, loss, gn)
+                cols = K.hvp_apply(net.spec, theta, state, 700, loss, np.eye(net.n_params, dtype=dtype), gn)
+                assert H.dtype == np.dtype(dtype) and np.array_equal(H, H.T)
+                assert _rel_err(H, cols) < tol, (clip, loss, gn)
+
+
+def test_compiled_assembled_hessian_matches_its_numpy_twin():
+    core = _core()
+    if core is None:
+        pytest.skip("no compiled core")
+    rng = np.random.default_rng(5)
+    net = Network([Dense((2, 9), "softsign", seed=0), Dense((9, 9), "sigmoid", seed=1),
+                   Dense((9, 3), "softplus", seed=2)], clip=True, dtype="float64")
+    X, Y = rng.uniform(-1, 1, size=(333, 2)), rng.normal(size=(333, 3))
+    theta = np.array(net.theta)
+    for loss in (0, 1):
+        state, _, _ = core.hvp_prepare(net.spec, theta, X, Y, loss)
+        for gn in (False, True):
+            np.testing.assert_allclose(core.hvp_dense(net.spec, theta, state, 333, loss, gn),
+                                       numpy_kernels.hvp_dense(net.spec, theta, state, 333, loss, gn),
+                                       rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="state"):
+        core.hvp_dense(net.spec, theta, state[:-1], 333, 1)
+    with pytest.raises(ValueError, match="loss"):
+        core.hvp_dense(net.spec, theta, state, 333, 2)
+
+
 def test_hessian_of_clipped_outputs_ignores_units_beyond_the_bounds():
     # one linear layer, clip on: only samples whose output lies in [-1, 1] contribute
     X = np.array([[0.2, 0.1], [3.0, 2.0], [-0.5, 0.4]])

@@ -16,7 +16,7 @@ import numpy as np
 from .._codes import LOSSES
 from .dense import _forward_all, _layers, act_deriv, dense_backward, loss_grad
 
-__all__ = ["act_deriv2", "hvp_state_len", "hvp_prepare", "hvp_apply", "net_hvp"]
+__all__ = ["act_deriv2", "hvp_state_len", "hvp_prepare", "hvp_apply", "hvp_dense", "net_hvp"]
 
 
 def act_deriv2(act: int, z: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -155,6 +155,71 @@ def hvp_apply(spec, theta, state, N: int, loss: int, V, gauss_newton: bool = Fal
                     rda = rda + DZ @ VW.T
         HV[:, c] = hv
     return HV
+
+
+def hvp_dense(spec, theta, state, N: int, loss: int, gauss_newton: bool = False):
+    """The whole (P, P) Hessian (or Gauss-Newton matrix) from a state of hvp_prepare, assembled
+    block by block from per-sample second derivatives instead of P products.
+
+    Per sample n and layer l, with the augmented input abar_l = (a_{l-1}, 1) (the 1 only when
+    the layer has a bias; its kernel and bias then form one (n_in + 1, n_out) block of theta):
+    G_l = d2L/dz_l^2 (n_out, n_out) by  G_{L-1} = diag(2 s d1^2 + d2),
+                                        G_l = d1 (W_{l+1} G_{l+1} W_{l+1}^T) d1 + diag(d2);
+    J_{l,k} = dz_l/dz_k (k <= l) by  J_{k,k} = I,  J_{l,k} = W_l^T diag(d1_{l-1}) J_{l-1,k}.
+    The block of layers l >= k, indices (i, j) of layer l and (p, q) of layer k, is
+        H[(i, j), (p, q)] = sum_n abar_k[p] abar_l[i] (G_l J_{l,k})[j, q]
+                          + [k < l, i < n_in] sum_n abar_k[p] dz_l[j] d1_{l-1}[i] J_{l-1,k}[i, q],
+    the second term being the change of layer l's input with layer k's weights.  gauss_newton
+    drops d2 from G and the second term (J^T 2 s J).  Blocks with k > l are the transposes."""
+    _check_loss(loss)
+    if N < 1:
+        raise ValueError(f"N: expected at least one sample, got {N}")
+    L = len(spec.acts)
+    m = int(spec.sizes[-1])
+    dt = theta.dtype
+    s2 = dt.type(1.0 / N if loss == LOSSES["half_mse"] else 2.0 / (N * m))
+    Xs, views = _state_views(spec, state, N)
+    layers = _layers(spec, theta)
+    one = np.ones((N, 1), dtype=dt)
+    abar = []
+    for l in range(L):
+        a_in = Xs if l == 0 else views[l - 1][0]
+        abar.append(np.hstack([a_in, one]) if spec.has_bias[l] else a_in)
+    G = [None] * L
+    for l in range(L - 1, -1, -1):
+        _, D1, D2, _ = views[l]
+        d2 = np.zeros_like(D2) if gauss_newton else D2
+        if l == L - 1:
+            g = np.zeros((N, m, m), dtype=dt)
+            idx = np.arange(m)
+            g[:, idx, idx] = s2 * D1 * D1 + d2
+        else:
+            W = layers[l + 1][0]
+            g = D1[:, :, None] * np.einsum("jm,nmr,qr->njq", W, G[l + 1], W) * D1[:, None, :]
+            idx = np.arange(g.shape[1])
+            g[:, idx, idx] += d2
+        G[l] = g
+    offsets, p = [], 0
+    for l in range(L):
+        offsets.append(p)
+        p += abar[l].shape[1] * int(spec.sizes[l + 1])
+    H = np.zeros((p, p), dtype=dt)
+    for k in range(L):
+        n_out_k = int(spec.sizes[k + 1])
+        J = np.broadcast_to(np.eye(n_out_k, dtype=dt), (N, n_out_k, n_out_k))
+        for l in range(k, L):
+            if l > k:
+                S = views[l - 1][1][:, :, None] * J  # d1_{l-1} J_{l-1,k}
+                J = np.einsum("ij,niq->njq", layers[l][0], S)
+            T = np.einsum("njr,nrq->njq", G[l], J)
+            blk = np.einsum("np,ni,njq->ijpq", abar[k], abar[l], T)
+            if l > k and not gauss_newton:
+                n_in = int(spec.sizes[l])
+                blk[:n_in] += np.einsum("np,nj,niq->ijpq", abar[k], views[l][3], S)
+            rows, cols = blk.shape[0] * blk.shape[1], blk.shape[2] * blk.shape[3]
+            H[offsets[l]:offsets[l] + rows, offsets[k]:offsets[k] + cols] = blk.reshape(rows, cols)
+    lower = np.tril(H, -1)
+    return np.tril(H) + lower.T
 
 
 def net_hvp(spec, theta, X, Y, loss: int, V, gauss_newton: bool = False):
