@@ -27,7 +27,8 @@ def extensions():
         + ([("LC_BASELINE_ONLY", "1")] if os.environ.get("LINNCORE_BASELINE_ONLY") == "1" else []),
         # IEEE arithmetic on purpose: no -ffast-math (NaN checks, bit-reproducible runs),
         # no contraction into FMA (the same bits on every x86-64 machine).
-        extra_compile_args=["-O3", "-std=c99", "-fno-math-errno", "-ffp-contract=off"],
+        extra_compile_args=["-O3", "-std=c99", "-fno-math-errno", "-ffp-contract=off", "-pthread"],
+        extra_link_args=["-pthread"],
     )
     return cythonize(
         [ext],

@@ -5,6 +5,7 @@
 
 #include "lc_dense.h"
 #include "lc_hessian.h"
+#include "lc_parallel.h"
 
 int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
 {

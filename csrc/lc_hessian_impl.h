@@ -62,17 +62,95 @@ static int64_t FN(hess_layer_base)(const lc_net *net, int64_t N, int64_t l)
     return base;
 }
 
+/* What the parts of lc_hvp_prepare share; each part owns the rows [start(p), start(p + 1)). */
+typedef struct {
+    const lc_net *net;
+    const REAL *theta, *X;
+    REAL *state;
+    REAL **z, **h;       /* per layer (N, n_out) */
+    const REAL *dloss;   /* (N, m): dL/da of the last layer */
+    REAL *grad_parts;    /* n_parts blocks of P */
+    REAL *work;          /* n_parts blocks of work_len */
+    int64_t N, L, P, maxw, n_parts, work_len;
+    const int64_t *w_off, *b_off;
+} FN(prep_ctx);
+
+/* Defined below with lc_hvp_apply, which shares them. */
+static int64_t FN(hess_n_parts)(int64_t N, double work);
+static inline int64_t FN(hess_part_start)(int64_t N, int64_t n_parts, int64_t p);
+LC_HOT static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n);
+
+static void FN(prep_forward_part)(void *arg, int64_t part)
+{
+    const FN(prep_ctx) *x = (const FN(prep_ctx) *)arg;
+    const lc_net *net = x->net;
+    const int64_t N = x->N, L = x->L;
+    const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
+    const int64_t B = FN(hess_part_start)(N, x->n_parts, part + 1) - s0;
+    const REAL *in = x->X + s0 * net->sizes[0];
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t n_out = net->sizes[l + 1];
+        const REAL *b = x->b_off[l] >= 0 ? x->theta + x->b_off[l] : NULL;
+        REAL *A = x->state + FN(hess_layer_base)(net, N, l) + s0 * n_out;
+        FN(lc_dense_forward)(in, B, net->sizes[l], n_out, x->theta + x->w_off[l], b, net->acts[l],
+                             net->clip_out, x->z[l] + s0 * n_out, x->h[l] + s0 * n_out, A);
+        in = A;
+    }
+}
+
+static void FN(prep_backward_part)(void *arg, int64_t part)
+{
+    const FN(prep_ctx) *x = (const FN(prep_ctx) *)arg;
+    const lc_net *net = x->net;
+    const int64_t N = x->N, L = x->L, maxw = x->maxw;
+    const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
+    const int64_t B = FN(hess_part_start)(N, x->n_parts, part + 1) - s0;
+    REAL *grad = x->grad_parts + part * x->P;
+    REAL *da = x->work + part * x->work_len, *da_prev = da + B * maxw, *work = da + 2 * B * maxw;
+    const int64_t m = net->sizes[L];
+    memcpy(da, x->dloss + s0 * m, (size_t)(B * m) * sizeof(REAL));
+    for (int64_t l = L - 1; l >= 0; l--) {
+        const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
+        const int32_t act = net->acts[l];
+        REAL *base = x->state + FN(hess_layer_base)(net, N, l);
+        REAL *D1 = base + N * n_out + s0 * n_out, *D2 = base + 2 * N * n_out + s0 * n_out;
+        REAL *DZ = base + 3 * N * n_out + s0 * n_out;
+        const REAL *z = x->z[l] + s0 * n_out, *h = x->h[l] + s0 * n_out;
+        FN(lc_act_deriv)(act, z, h, D1, n);
+        FN(lc_act_deriv2)(act, z, h, D2, n);
+        for (int64_t q = 0; q < n; q++) D2[q] *= da[q];
+        if (net->clip_out)
+            for (int64_t q = 0; q < n; q++)
+                if (!(h[q] >= (REAL)-1 && h[q] <= (REAL)1)) D1[q] = D2[q] = 0;
+        const REAL *in = (l > 0 ? x->state + FN(hess_layer_base)(net, N, l - 1) : x->X) + s0 * n_in;
+        FN(lc_dense_backward)(in, B, n_in, n_out, x->theta + x->w_off[l], z, h, da, act,
+                              net->clip_out, work, grad + x->w_off[l],
+                              x->b_off[l] >= 0 ? grad + x->b_off[l] : NULL, l > 0 ? da_prev : NULL);
+        memcpy(DZ, work, (size_t)n * sizeof(REAL)); /* lc_dense_backward leaves dz first in work */
+        REAL *t = da; da = da_prev; da_prev = t;
+    }
+}
+
 int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,
                        int64_t N, int32_t loss, REAL *state, REAL *grad, double *loss_out)
 {
-    const int64_t L = net->n_layers, maxw = lc_net_max_width(net);
+    const int64_t L = net->n_layers, maxw = lc_net_max_width(net), P = lc_net_n_params(net);
     if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1) return LC_ERR_ARGS;
+    double work = 0;
     int64_t zh = 0;
-    for (int64_t l = 0; l < L; l++) zh += 2 * N * net->sizes[l + 1];
+    for (int64_t l = 0; l < L; l++) {
+        zh += 2 * N * net->sizes[l + 1];
+        work += (double)(net->sizes[l] + 1) * (double)net->sizes[l + 1];
+    }
+    /* a forward and backward pass has a third of a product's multiply-adds, but evaluates
+     * every activation and its derivatives, which cost as much again */
+    const int64_t n_parts = FN(hess_n_parts)(N, work * (double)N);
+    const int64_t longest = (N + n_parts - 1) / n_parts;
+    const int64_t work_len = 2 * longest * maxw + LC_BACKWARD_WORK(longest, maxw, maxw);
+    const int64_t m = net->sizes[L];
     int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
     REAL **zp = (REAL **)malloc((size_t)(2 * L) * sizeof(REAL *));
-    REAL *buf = (REAL *)malloc((size_t)(zh + 2 * N * maxw + LC_BACKWARD_WORK(N, maxw, maxw)) *
-                               sizeof(REAL));
+    REAL *buf = (REAL *)malloc((size_t)(zh + N * m + n_parts * (P + work_len)) * sizeof(REAL));
     if (!off || !zp || !buf) {
         free(off);
         free(zp);
@@ -87,39 +165,35 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
         z[l] = p; p += s;
         h[l] = p; p += s;
     }
-    REAL *da = p, *da_prev = p + N * maxw, *work = p + 2 * N * maxw;
+    REAL *dloss = p, *grad_parts = p + N * m;
+    FN(prep_ctx) ctx;
+    ctx.net = net;
+    ctx.theta = theta;
+    ctx.X = X;
+    ctx.state = state;
+    ctx.z = z;
+    ctx.h = h;
+    ctx.dloss = dloss;
+    ctx.grad_parts = grad_parts;
+    ctx.work = grad_parts + n_parts * P;
+    ctx.N = N;
+    ctx.L = L;
+    ctx.P = P;
+    ctx.maxw = maxw;
+    ctx.n_parts = n_parts;
+    ctx.work_len = work_len;
+    ctx.w_off = off;
+    ctx.b_off = off + L;
 
-    /* forward, writing every layer's output a straight into the state */
+    /* forward, writing every layer's output a straight into the state; the loss over all
+     * samples; backward, recording d1, d2 and dz of every layer and each part's gradient */
     memcpy(state, X, (size_t)(N * net->sizes[0]) * sizeof(REAL));
-    const REAL *in = X;
-    for (int64_t l = 0; l < L; l++) {
-        const REAL *b = off[L + l] >= 0 ? theta + off[L + l] : NULL;
-        REAL *A = state + FN(hess_layer_base)(net, N, l);
-        FN(lc_dense_forward)(in, N, net->sizes[l], net->sizes[l + 1], theta + off[l], b,
-                             net->acts[l], net->clip_out, z[l], h[l], A);
-        in = A;
-    }
-    *loss_out = FN(lc_loss_grad)(loss, in, Y, N, net->sizes[L], da);
-
-    /* backward, recording d1, d2 and dz of every layer */
-    for (int64_t l = L - 1; l >= 0; l--) {
-        const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = N * n_out;
-        const int32_t act = net->acts[l];
-        REAL *base = state + FN(hess_layer_base)(net, N, l);
-        REAL *D1 = base + n, *D2 = base + 2 * n, *DZ = base + 3 * n;
-        FN(lc_act_deriv)(act, z[l], h[l], D1, n);
-        FN(lc_act_deriv2)(act, z[l], h[l], D2, n);
-        for (int64_t q = 0; q < n; q++) D2[q] *= da[q];
-        if (net->clip_out)
-            for (int64_t q = 0; q < n; q++)
-                if (!(h[l][q] >= (REAL)-1 && h[l][q] <= (REAL)1)) D1[q] = D2[q] = 0;
-        const REAL *x = l > 0 ? state + FN(hess_layer_base)(net, N, l - 1) : X;
-        FN(lc_dense_backward)(x, N, n_in, n_out, theta + off[l], z[l], h[l], da, act,
-                              net->clip_out, work, grad + off[l],
-                              off[L + l] >= 0 ? grad + off[L + l] : NULL, l > 0 ? da_prev : NULL);
-        memcpy(DZ, work, (size_t)n * sizeof(REAL)); /* lc_dense_backward leaves dz first in work */
-        REAL *t = da; da = da_prev; da_prev = t;
-    }
+    lc_parallel_for(n_parts, FN(prep_forward_part), &ctx);
+    *loss_out = FN(lc_loss_grad)(loss, state + FN(hess_layer_base)(net, N, L - 1), Y, N, m, dloss);
+    for (int64_t q = 0; q < n_parts * P; q++) grad_parts[q] = 0;
+    lc_parallel_for(n_parts, FN(prep_backward_part), &ctx);
+    memcpy(grad, grad_parts, (size_t)P * sizeof(REAL));
+    for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(grad, grad_parts + q * P, P);
     free(buf);
     free(zp);
     free(off);
@@ -206,81 +280,63 @@ static void FN(hess_matmul_sparse_rows)(const REAL *restrict A, const REAL *rest
     }
 }
 
-int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
-                     int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k, REAL *HV)
+/* What every part of lc_hvp_apply shares (read-only) and where each writes. */
+typedef struct {
+    const lc_net *net;
+    const REAL *theta, *state;
+    int64_t N, L, P, k, m, maxw, first, C, per_sample, n_parts;
+    REAL s2;
+    int gn;
+    const int64_t *w_off, *b_off, *vzero;
+    REAL *const *WT, *const *Vl;
+    REAL *hv_parts; /* n_parts blocks of (k, P) */
+    REAL *work;     /* n_parts blocks of work_len values */
+    int64_t work_len;
+    REAL **rp;      /* n_parts blocks of 2 L pointers */
+    int64_t *nzrow; /* n_parts blocks of maxw indices */
+} FN(hvp_ctx);
+
+/* First sample of part p of n_parts near-equal contiguous parts of N samples. */
+static inline int64_t FN(hess_part_start)(int64_t N, int64_t n_parts, int64_t p)
 {
-    const int64_t L = net->n_layers, P = lc_net_n_params(net), maxw = lc_net_max_width(net);
-    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1 || k < 0)
-        return LC_ERR_ARGS;
-    for (int64_t q = 0; q < P * k; q++) HV[q] = 0;
-    if (k == 0) return LC_OK;
-    const int gn = gauss_newton != 0;
-    const int64_t m = net->sizes[L];
-    const REAL s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
-                                             : (REAL)(2.0 / ((double)N * (double)m));
-    int64_t *ib = (int64_t *)malloc((size_t)(3 * L + maxw) * sizeof(int64_t));
-    if (!ib) return LC_ERR_NOMEM;
-    int64_t *w_off = ib, *b_off = ib + L, *vzero = ib + 2 * L, *nzrow = ib + 3 * L;
-    lc_net_offsets(net, w_off, b_off);
+    return (N / n_parts) * p + (p < N % n_parts ? p : N % n_parts);
+}
 
-    /* Layers whose block of V is zero in every direction contribute no a V_l, dz V_l^T term;
-     * before the first layer with a non-zero block, Rz and Ra are zero. */
-    int64_t first = L;
-    for (int64_t l = L - 1; l >= 0; l--) {
-        const int64_t n_out = net->sizes[l + 1];
-        const int64_t lo = w_off[l], hi = b_off[l] >= 0 ? b_off[l] + n_out : lo + net->sizes[l] * n_out;
-        int vz = 1;
-        for (int64_t q = lo * k; q < hi * k && vz; q++) vz = V[q] == 0;
-        vzero[l] = vz;
-        if (!vz) first = l;
-    }
-    if (first == L) {
-        free(ib);
-        return LC_OK;
-    }
+/* Number of parts for work = samples x directions x multiply-adds per sample and direction:
+ * a power of two, at most LC_MAX_PARTS, with at least LC_HVP_PART_WORK work and
+ * LC_HVP_PART_SAMPLES samples per part.  Depends on the arguments only. */
+#define LC_HVP_PART_WORK 524288
+#define LC_HVP_PART_SAMPLES 32
+static int64_t FN(hess_n_parts)(int64_t N, double work)
+{
+    int64_t n = 1;
+    while (2 * n <= LC_MAX_PARTS && N / (2 * n) >= LC_HVP_PART_SAMPLES &&
+           work / (double)(2 * n) >= (double)LC_HVP_PART_WORK)
+        n *= 2;
+    return n;
+}
 
-    int64_t widths = 0, vlen = 0;
-    for (int64_t l = 0; l < L; l++) {
-        widths += net->sizes[l + 1];
-        if (!vzero[l]) vlen += 2 * k * (net->sizes[l] + 1) * net->sizes[l + 1];
-    }
-    const int64_t per_sample = k * (2 * widths + 3 * maxw) + maxw;
-    int64_t C = LC_HVP_CHUNK_VALUES / per_sample;
-    if (C < LC_HVP_MIN_CHUNK) C = LC_HVP_MIN_CHUNK;
-    if (C > N) C = N;
-    C = (N + (N + C - 1) / C - 1) / ((N + C - 1) / C); /* equal chunks: none left nearly empty */
-    const int64_t total = k * P + P + vlen + C * per_sample + 2 * maxw * maxw;
-    REAL **rp = (REAL **)malloc((size_t)(4 * L) * sizeof(REAL *));
-    REAL *buf = (REAL *)malloc((size_t)total * sizeof(REAL));
-    if (!rp || !buf) {
-        free(rp);
-        free(buf);
-        free(ib);
-        return LC_ERR_NOMEM;
-    }
-    REAL **Rz = rp, **Ra = rp + L, **Vl = rp + 2 * L, **WT = rp + 3 * L;
-    REAL *hv = buf, *p = buf + k * P; /* hv (k, P): one row per direction */
+/* One part of lc_hvp_apply: the R-operator over its samples, summed into its own hv block. */
+static void FN(hvp_part)(void *arg, int64_t part)
+{
+    const FN(hvp_ctx) *x = (const FN(hvp_ctx) *)arg;
+    const lc_net *net = x->net;
+    const REAL *theta = x->theta, *state = x->state;
+    const int64_t N = x->N, L = x->L, P = x->P, k = x->k, m = x->m, maxw = x->maxw;
+    const int64_t first = x->first;
+    const int64_t *w_off = x->w_off, *b_off = x->b_off, *vzero = x->vzero;
+    REAL *const *WT = x->WT, *const *Vl = x->Vl;
+    const int gn = x->gn;
+    const REAL s2 = x->s2;
+    const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
+    const int64_t s1 = FN(hess_part_start)(N, x->n_parts, part + 1);
+    int64_t C = x->C;
+    C = (s1 - s0 + (s1 - s0 + C - 1) / C - 1) / ((s1 - s0 + C - 1) / C); /* equal chunks */
+    REAL *hv = x->hv_parts + part * k * P; /* (k, P): one row per direction */
     for (int64_t q = 0; q < k * P; q++) hv[q] = 0;
-    for (int64_t l = 0; l < L; l++) {
-        const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1];
-        /* W^T (n_out, n_in) */
-        WT[l] = p;
-        FN(lc_transpose)(theta + w_off[l], p, n_in, n_out);
-        p += n_in * n_out;
-        /* per direction c: V_c (n_in, n_out), V_c^T (n_out, n_in), vb_c (n_out) */
-        Vl[l] = NULL;
-        if (vzero[l]) continue;
-        Vl[l] = p;
-        const int64_t vs = 2 * n_in * n_out + n_out;
-        for (int64_t c = 0; c < k; c++) {
-            REAL *vc = p + c * vs, *vt = vc + n_in * n_out, *vb = vt + n_in * n_out;
-            for (int64_t q = 0; q < n_in * n_out; q++) vc[q] = V[(w_off[l] + q) * k + c];
-            FN(lc_transpose)(vc, vt, n_in, n_out);
-            for (int64_t j = 0; j < n_out; j++)
-                vb[j] = b_off[l] >= 0 ? V[(b_off[l] + j) * k + c] : (REAL)0;
-        }
-        p += k * vs;
-    }
+    REAL **Rz = x->rp + part * 2 * L, **Ra = Rz + L;
+    int64_t *nzrow = x->nzrow + part * maxw;
+    REAL *p = x->work + part * x->work_len;
     for (int64_t l = 0; l < L; l++) {
         Rz[l] = p; p += k * C * net->sizes[l + 1];
         Ra[l] = p; p += k * C * net->sizes[l + 1];
@@ -288,8 +344,8 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     REAL *rda = p, *rda_prev = p + k * C * maxw, *rdz = p + 2 * k * C * maxw;
     REAL *tmp = p + 3 * k * C * maxw; /* C maxw + 2 maxw^2 values: one direction's products */
 
-    for (int64_t s = 0; s < N; s += C) {
-        const int64_t B = N - s < C ? N - s : C;
+    for (int64_t s = s0; s < s1; s += C) {
+        const int64_t B = s1 - s < C ? s1 - s : C;
 
         /* forward: Rz = (a_{l-1} V_l + vb_l) + Ra_{l-1} W,  Ra = d1 Rz */
         for (int64_t l = first; l < L; l++) {
@@ -357,9 +413,117 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
             REAL *t = rda; rda = rda_prev; rda_prev = t;
         }
     }
+}
+
+int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
+                     int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k, REAL *HV)
+{
+    const int64_t L = net->n_layers, P = lc_net_n_params(net), maxw = lc_net_max_width(net);
+    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1 || k < 0)
+        return LC_ERR_ARGS;
+    for (int64_t q = 0; q < P * k; q++) HV[q] = 0;
+    if (k == 0) return LC_OK;
+    const int64_t m = net->sizes[L];
+    int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
+    if (!ib) return LC_ERR_NOMEM;
+    int64_t *w_off = ib, *b_off = ib + L, *vzero = ib + 2 * L;
+    lc_net_offsets(net, w_off, b_off);
+
+    /* Layers whose block of V is zero in every direction contribute no a V_l, dz V_l^T term;
+     * before the first layer with a non-zero block, Rz and Ra are zero. */
+    int64_t first = L;
+    for (int64_t l = L - 1; l >= 0; l--) {
+        const int64_t n_out = net->sizes[l + 1];
+        const int64_t lo = w_off[l], hi = b_off[l] >= 0 ? b_off[l] + n_out : lo + net->sizes[l] * n_out;
+        int vz = 1;
+        for (int64_t q = lo * k; q < hi * k && vz; q++) vz = V[q] == 0;
+        vzero[l] = vz;
+        if (!vz) first = l;
+    }
+    if (first == L) {
+        free(ib);
+        return LC_OK;
+    }
+
+    int64_t widths = 0, vlen = 0;
+    double work = 0;
+    for (int64_t l = 0; l < L; l++) {
+        widths += net->sizes[l + 1];
+        work += (double)(net->sizes[l] + 1) * (double)net->sizes[l + 1];
+        if (!vzero[l]) vlen += 2 * k * (net->sizes[l] + 1) * net->sizes[l + 1];
+    }
+    const int64_t n_parts = FN(hess_n_parts)(N, work * (double)N * (double)k);
+    const int64_t per_sample = k * (2 * widths + 3 * maxw) + maxw;
+    int64_t C = LC_HVP_CHUNK_VALUES / per_sample;
+    if (C < LC_HVP_MIN_CHUNK) C = LC_HVP_MIN_CHUNK;
+    const int64_t longest = (N + n_parts - 1) / n_parts;
+    if (C > longest) C = longest;
+    const int64_t work_len = C * per_sample + 2 * maxw * maxw;
+    REAL **rp = (REAL **)malloc((size_t)(2 * L * (n_parts + 1)) * sizeof(REAL *));
+    int64_t *nzrow = (int64_t *)malloc((size_t)(maxw * n_parts) * sizeof(int64_t));
+    REAL *buf = (REAL *)malloc((size_t)(n_parts * (k * P + work_len) + P + vlen) * sizeof(REAL));
+    if (!rp || !nzrow || !buf) {
+        free(rp);
+        free(nzrow);
+        free(buf);
+        free(ib);
+        return LC_ERR_NOMEM;
+    }
+    REAL **Vl = rp + 2 * L * n_parts, **WT = Vl + L;
+    REAL *hv_parts = buf, *p = buf + n_parts * (k * P + work_len);
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1];
+        /* W^T (n_out, n_in) */
+        WT[l] = p;
+        FN(lc_transpose)(theta + w_off[l], p, n_in, n_out);
+        p += n_in * n_out;
+        /* per direction c: V_c (n_in, n_out), V_c^T (n_out, n_in), vb_c (n_out) */
+        Vl[l] = NULL;
+        if (vzero[l]) continue;
+        Vl[l] = p;
+        const int64_t vs = 2 * n_in * n_out + n_out;
+        for (int64_t c = 0; c < k; c++) {
+            REAL *vc = p + c * vs, *vt = vc + n_in * n_out, *vb = vt + n_in * n_out;
+            for (int64_t q = 0; q < n_in * n_out; q++) vc[q] = V[(w_off[l] + q) * k + c];
+            FN(lc_transpose)(vc, vt, n_in, n_out);
+            for (int64_t j = 0; j < n_out; j++)
+                vb[j] = b_off[l] >= 0 ? V[(b_off[l] + j) * k + c] : (REAL)0;
+        }
+        p += k * vs;
+    }
+    FN(hvp_ctx) ctx;
+    ctx.net = net;
+    ctx.theta = theta;
+    ctx.state = state;
+    ctx.N = N;
+    ctx.L = L;
+    ctx.P = P;
+    ctx.k = k;
+    ctx.m = m;
+    ctx.maxw = maxw;
+    ctx.first = first;
+    ctx.C = C;
+    ctx.per_sample = per_sample;
+    ctx.n_parts = n_parts;
+    ctx.s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N) : (REAL)(2.0 / ((double)N * (double)m));
+    ctx.gn = gauss_newton != 0;
+    ctx.w_off = w_off;
+    ctx.b_off = b_off;
+    ctx.vzero = vzero;
+    ctx.WT = WT;
+    ctx.Vl = Vl;
+    ctx.hv_parts = hv_parts;
+    ctx.work = hv_parts + n_parts * k * P;
+    ctx.work_len = work_len;
+    ctx.rp = rp;
+    ctx.nzrow = nzrow;
+    lc_parallel_for(n_parts, FN(hvp_part), &ctx);
+    /* the parts' sums, added in part order */
+    for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(hv_parts, hv_parts + q * k * P, k * P);
     for (int64_t c = 0; c < k; c++)
-        for (int64_t q = 0; q < P; q++) HV[q * k + c] = hv[c * P + q];
+        for (int64_t q = 0; q < P; q++) HV[q * k + c] = hv_parts[c * P + q];
     free(buf);
+    free(nzrow);
     free(rp);
     free(ib);
     return LC_OK;
@@ -579,6 +743,8 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
 
 #undef LC_HVP_CHUNK_VALUES
 #undef LC_HVP_MIN_CHUNK
+#undef LC_HVP_PART_WORK
+#undef LC_HVP_PART_SAMPLES
 #undef LC_DENSE_CHUNK_VALUES
 #undef LC_DENSE_MIN_CHUNK
 #undef FN

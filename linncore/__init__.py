@@ -3,7 +3,7 @@
 Keras-compatible training on a compiled core, fixed-point arithmetic, exact Hessians and
 ``.linn`` export for the Moku Neural Network instrument.
 """
-from ._backend import backend
+from ._backend import backend, get_num_threads, set_num_threads
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .layers import BatchNormalization, Dense, all_activations
 from .network import Network, TrainingDivergedWarning
@@ -26,7 +26,7 @@ from .sweep import SweepResult, sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "backend",
+    "backend", "get_num_threads", "set_num_threads",
     # the engine
     "Dense", "BatchNormalization", "Network", "all_activations", "SGD", "Adam",
     "Callback", "EarlyStopping", "History", "LambdaCallback", "TrainingDivergedWarning",

@@ -12,9 +12,10 @@ import warnings
 from types import ModuleType
 from typing import Iterator
 
-__all__ = ["backend", "kernels", "use"]
+__all__ = ["backend", "get_num_threads", "kernels", "set_num_threads", "use"]
 
 _ENV = "LINNCORE_BACKEND"
+_THREADS_ENV = "LINNCORE_NUM_THREADS"
 
 
 class NumpyBackendWarning(RuntimeWarning):
@@ -57,6 +58,74 @@ def _choose() -> tuple[str, ModuleType]:
 
 
 _name, _kernels = _choose()
+
+
+def _default_threads() -> int:
+    text = os.environ.get(_THREADS_ENV, "").strip()
+    if text:
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"{_THREADS_ENV}: expected a whole number of threads >= 1, got {text!r}")
+        return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_threads = _default_threads()
+if _native() is not None:
+    _native().set_num_threads(_threads)
+
+
+def set_num_threads(n: int) -> None:
+    """Set how many threads the compiled core's parallel kernels may use.
+
+    The Hessian-vector products split their samples into parts fixed by the problem's size
+    (never by the thread count) and add the parts' sums in a fixed order, so results are the
+    same bits for any ``n``.  The default is the number of CPUs this process may run on, or
+    the environment variable ``LINNCORE_NUM_THREADS``.  Set ``n = 1`` when running many
+    processes side by side (a sweep on a process pool).  The NumPy engine ignores it.
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+
+    Examples
+    --------
+    >>> import linncore
+    >>> before = linncore.get_num_threads()
+    >>> linncore.set_num_threads(1)
+    >>> linncore.get_num_threads()
+    1
+    >>> linncore.set_num_threads(before)
+    """
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"n: expected an integer number of threads, got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n: expected at least 1 thread, got {n}")
+    _threads = n
+    core = _native()
+    if core is not None:
+        core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """How many threads the compiled core's parallel kernels may use (see :func:`set_num_threads`).
+
+    Examples
+    --------
+    >>> import linncore
+    >>> linncore.get_num_threads() >= 1
+    True
+    """
+    return _threads
 
 
 def backend() -> str:

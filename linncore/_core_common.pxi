@@ -23,6 +23,23 @@ cdef extern from "lc_common.h":
     int LC_OK, LC_ERR_NOMEM, LC_ERR_ARGS
     int LC_N_ACTIVATIONS
 
+cdef extern from "lc_parallel.h":
+    int lc_get_num_threads()
+    void lc_set_num_threads(int n)
+
+
+def get_num_threads():
+    """Threads the parallel kernels may use."""
+    return lc_get_num_threads()
+
+
+def set_num_threads(int n):
+    """Set the threads the parallel kernels may use (n >= 1; results do not depend on it)."""
+    if n < 1:
+        raise ValueError(f"n: expected at least 1 thread, got {n}")
+    lc_set_num_threads(n)
+
+
 ctypedef fused real:
     float
     double

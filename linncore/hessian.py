@@ -15,6 +15,7 @@ derivative 0; relu and leaky_relu have second derivative 0 (their kinks have mea
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -348,31 +349,29 @@ def _lanczos_extreme(cur: _Curvature, which: str, tol: float, seed: int) -> floa
     eigenvalue for ``tol^2``.  Returns None if it has not converged after
     ``LANCZOS_MAX_STEPS`` steps (the caller then uses ARPACK).
     """
-    from scipy.linalg import eigh_tridiagonal
-
     P = cur.P
     steps = min(P, LANCZOS_MAX_STEPS)
-    Q = np.empty((steps + 1, P))
-    alpha, beta = np.empty(steps), np.empty(steps)
-    q = np.random.default_rng(seed).standard_normal(P)
-    Q[0] = q / np.linalg.norm(q)
+    Q = np.empty((min(steps + 1, 32), P))  # grown by doubling: most runs take a few steps
+    T = np.zeros((min(steps, 32), min(steps, 32)))  # the tridiagonal matrix of the run
+    Q[0] = _start_vector(seed, P)
     pick = -1 if which == "LA" else 0
     root_tol = math.sqrt(tol)
     for j in range(steps):
         w = cur.apply(Q[j][:, None])[:, 0]
-        alpha[j] = Q[j] @ w
+        if j + 2 > T.shape[0] and T.shape[0] < steps:  # room for row j + 1
+            n = min(2 * T.shape[0], steps)
+            grown = np.zeros((n, n))
+            grown[:j + 1, :j + 1] = T[:j + 1, :j + 1]
+            T = grown
+        T[j, j] = Q[j] @ w
         B = Q[:j + 1]
         w -= B.T @ (B @ w)
         w -= B.T @ (B @ w)  # twice is enough (Kahan, Parlett)
-        b = float(np.linalg.norm(w))
-        beta[j] = b
-        if j == 0:
-            theta, last = np.array([alpha[0]]), np.array([1.0])
-        else:
-            theta, S = eigh_tridiagonal(alpha[:j + 1], beta[:j], lapack_driver="stev")
-            last = S[-1]
+        b = math.sqrt(float(w @ w))
+        # Ritz values (ascending) and the last components of their vectors
+        theta, S = np.linalg.eigh(T[:j + 1, :j + 1])
         th = float(theta[pick])
-        r = b * abs(float(last[pick]))
+        r = b * abs(float(S[-1, pick]))
         if r == 0.0:
             return th
         if j > 0:
@@ -380,8 +379,25 @@ def _lanczos_extreme(cur: _Curvature, which: str, tol: float, seed: int) -> floa
             if r <= root_tol * abs(th) and r * r <= tol * abs(th) * gap:
                 return th
         if j + 1 < steps:
+            if j + 1 >= Q.shape[0]:
+                Q = np.concatenate([Q, np.empty((min(Q.shape[0], steps + 1 - Q.shape[0]), P))])
             Q[j + 1] = w / b
+            T[j, j + 1] = T[j + 1, j] = b
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _unit_start(seed: int, P: int) -> np.ndarray:
+    q = np.random.default_rng(seed).standard_normal(P)
+    q /= np.linalg.norm(q)
+    q.flags.writeable = False
+    return q
+
+
+def _start_vector(seed: int, P: int) -> np.ndarray:
+    """The unit start vector of a Lanczos run: ``default_rng(seed)`` normals, normalised
+    (cached: making a generator costs more than a small network's product)."""
+    return _unit_start(int(seed), int(P))
 
 
 def top_eigenvalues(net: Network, X: Any, Y: Any, k: int = 6, loss: str = "half_mse",
