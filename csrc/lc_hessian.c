@@ -29,3 +29,149 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
 #define EXP exp
 #define FABS fabs
 #include "lc_hessian_impl.h"
+
+/* Eigenvalues of the symmetric tridiagonal matrix with diagonal d[0..n) and off-diagonal
+ * e[0..n-1) (e[i] couples i and i + 1), by implicit QL iterations with Wilkinson shifts:
+ * d := the eigenvalues (unsorted), z[j] := the last component of eigenvector j (unit length).
+ * e is destroyed (it needs n values).  Returns 0, or -1 after 60 sweeps without convergence
+ * at one eigenvalue. */
+static int lc_tridiag_ql(double *d, double *e, double *z, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) z[j] = j == n - 1 ? 1.0 : 0.0;
+    e[n - 1] = 0.0;
+    for (int64_t l = 0; l < n; l++) {
+        int sweeps = 0;
+        int64_t m;
+        do {
+            for (m = l; m < n - 1; m++) { /* the first negligible off-diagonal from l on */
+                const double dd = fabs(d[m]) + fabs(d[m + 1]);
+                if (fabs(e[m]) <= 0x1p-53 * dd) break;
+            }
+            if (m == l) break;
+            if (sweeps++ == 60) return -1;
+            double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+            double r = hypot(g, 1.0);
+            g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r)); /* shift from the 2 x 2 block at l */
+            double s = 1.0, c = 1.0, p = 0.0;
+            int64_t i;
+            int deflated = 0;
+            for (i = m - 1; i >= l; i--) { /* chase the bulge up with plane rotations */
+                const double f = s * e[i], b = c * e[i];
+                r = hypot(f, g);
+                e[i + 1] = r;
+                if (r == 0.0) { /* underflow: the matrix split; restart at l */
+                    d[i + 1] -= p;
+                    e[m] = 0.0;
+                    deflated = 1;
+                    break;
+                }
+                s = f / r;
+                c = g / r;
+                g = d[i + 1] - p;
+                r = (d[i] - g) * s + 2.0 * c * b;
+                p = s * r;
+                d[i + 1] = g + p;
+                g = c * r - b;
+                const double zf = z[i + 1]; /* the same rotation on the eigenvectors' last row */
+                z[i + 1] = s * z[i] + c * zf;
+                z[i] = c * z[i] - s * zf;
+            }
+            if (deflated) continue;
+            d[l] -= p;
+            e[l] = g;
+            e[m] = 0.0;
+        } while (m != l);
+    }
+    return 0;
+}
+
+static double lc_dot(const double *a, const double *b, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_t loss,
+                       int32_t gauss_newton, const double *state, const double *v0, int32_t which,
+                       double tol, int64_t max_steps, double *value, int64_t *steps,
+                       int32_t *converged)
+{
+    const int64_t P = lc_net_n_params(net);
+    *converged = 0;
+    *steps = 0;
+    *value = 0.0;
+    if (max_steps < 1 || max_steps > P || !(tol >= 0.0) || (which != 1 && which != -1))
+        return LC_ERR_ARGS;
+    const int64_t K = max_steps;
+    hvp_plan_f64 plan;
+    int status = hvp_plan_init_f64(&plan, net, theta, N, loss, gauss_newton, state, 1);
+    if (status != LC_OK) return status;
+    lc_team *team = lc_team_start(plan.n_parts);
+    double *Q = (double *)malloc((size_t)((K + 1) * P) * sizeof(double));
+    double *w = (double *)malloc((size_t)P * sizeof(double));
+    double *h = (double *)malloc((size_t)(6 * K + 1) * sizeof(double));
+    if (!Q || !w || !h || !team) {
+        free(Q);
+        free(w);
+        free(h);
+        lc_team_end(team);
+        hvp_plan_free_f64(&plan);
+        return LC_ERR_NOMEM;
+    }
+    double *alpha = h, *beta = h + K, *d = h + 2 * K, *e = h + 3 * K, *z = h + 4 * K, *c = h + 5 * K;
+    memcpy(Q, v0, (size_t)P * sizeof(double));
+    const double root_tol = sqrt(tol);
+    for (int64_t j = 0; j < K; j++) {
+        const double *q = Q + j * P;
+        if (hvp_plan_load_f64(&plan, q)) { /* w := H q, the threads kept between steps */
+            hvp_plan_run_f64(&plan, team);
+            memcpy(w, plan.hv_parts, (size_t)P * sizeof(double));
+        } else {
+            memset(w, 0, (size_t)P * sizeof(double));
+        }
+        *steps = j + 1;
+        alpha[j] = lc_dot(q, w, P);
+        for (int pass = 0; pass < 2; pass++) { /* twice is enough (Kahan, Parlett) */
+            for (int64_t i = 0; i <= j; i++) c[i] = lc_dot(Q + i * P, w, P);
+            for (int64_t i = 0; i <= j; i++) {
+                const double ci = c[i], *qi = Q + i * P;
+                for (int64_t t = 0; t < P; t++) w[t] -= ci * qi[t];
+            }
+        }
+        const double b = sqrt(lc_dot(w, w, P));
+        beta[j] = b;
+        /* Ritz values of the (j + 1)-step tridiagonal matrix */
+        memcpy(d, alpha, (size_t)(j + 1) * sizeof(double));
+        memcpy(e, beta, (size_t)j * sizeof(double));
+        if (lc_tridiag_ql(d, e, z, j + 1) != 0) break; /* not converged: the caller falls back */
+        int64_t best = 0, next = -1;
+        for (int64_t i = 1; i <= j; i++)
+            if (which * d[i] > which * d[best]) best = i;
+        for (int64_t i = 0; i <= j; i++)
+            if (i != best && (next < 0 || which * d[i] > which * d[next])) next = i;
+        const double th = d[best], r = b * fabs(z[best]);
+        *value = th;
+        if (r == 0.0) {
+            *converged = 1;
+            break;
+        }
+        if (j > 0) {
+            const double gap = fabs(th - d[next]);
+            if (r <= root_tol * fabs(th) && r * r <= tol * fabs(th) * gap) {
+                *converged = 1;
+                break;
+            }
+        }
+        if (j + 1 < K) {
+            double *qn = Q + (j + 1) * P;
+            for (int64_t t = 0; t < P; t++) qn[t] = w[t] / b;
+        }
+    }
+    free(Q);
+    free(w);
+    free(h);
+    lc_team_end(team);
+    hvp_plan_free_f64(&plan);
+    return status;
+}

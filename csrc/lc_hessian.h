@@ -67,4 +67,17 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N);
 LC_DECLARE_HESSIAN(float, f32)
 LC_DECLARE_HESSIAN(double, f64)
 
+/* The largest (which = 1) or smallest (which = -1) eigenvalue of H (or the Gauss-Newton
+ * matrix) by Lanczos with full reorthogonalization, one product per step, from the unit start
+ * vector v0 (P) and a prepared state.  With theta the extreme Ritz value, r = beta_j |s_j|
+ * its residual and gap the distance to the next Ritz value, it stops when
+ * r <= sqrt(tol) |theta| and r^2 / gap <= tol |theta|, or when r = 0 (an invariant Krylov
+ * space).  *value := theta, *steps := products taken, *converged := 1 if it stopped so within
+ * max_steps (1 <= max_steps <= P) steps, else 0 (the last Ritz value is left in *value).
+ * Every sum is ordered, so the result does not depend on threads.  Allocates workspace. */
+int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_t loss,
+                       int32_t gauss_newton, const double *state, const double *v0, int32_t which,
+                       double tol, int64_t max_steps, double *value, int64_t *steps,
+                       int32_t *converged);
+
 #endif

@@ -188,10 +188,18 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
     /* forward, writing every layer's output a straight into the state; the loss over all
      * samples; backward, recording d1, d2 and dz of every layer and each part's gradient */
     memcpy(state, X, (size_t)(N * net->sizes[0]) * sizeof(REAL));
-    lc_parallel_for(n_parts, FN(prep_forward_part), &ctx);
+    lc_team *team = n_parts > 1 ? lc_team_start(n_parts) : NULL; /* one team for both passes */
+    if (team)
+        lc_team_run(team, n_parts, FN(prep_forward_part), &ctx);
+    else
+        lc_parallel_for(n_parts, FN(prep_forward_part), &ctx);
     *loss_out = FN(lc_loss_grad)(loss, state + FN(hess_layer_base)(net, N, L - 1), Y, N, m, dloss);
     for (int64_t q = 0; q < n_parts * P; q++) grad_parts[q] = 0;
-    lc_parallel_for(n_parts, FN(prep_backward_part), &ctx);
+    if (team)
+        lc_team_run(team, n_parts, FN(prep_backward_part), &ctx);
+    else
+        lc_parallel_for(n_parts, FN(prep_backward_part), &ctx);
+    lc_team_end(team);
     memcpy(grad, grad_parts, (size_t)P * sizeof(REAL));
     for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(grad, grad_parts + q * P, P);
     free(buf);
@@ -415,42 +423,38 @@ static void FN(hvp_part)(void *arg, int64_t part)
     }
 }
 
-int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
-                     int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k, REAL *HV)
+/* A product plan: everything lc_hvp_apply sets up once for k directions (parts, chunking,
+ * W^T, workspace), so a Lanczos run can reuse it for every step.  The plan is the context
+ * hvp_part reads. */
+typedef FN(hvp_ctx) FN(hvp_plan);
+
+static void FN(hvp_plan_free)(FN(hvp_plan) *x)
+{
+    free(x->hv_parts);
+    free(x->rp);
+    free(x->nzrow);
+    free((void *)x->w_off);
+    x->hv_parts = NULL;
+    x->rp = NULL;
+    x->nzrow = NULL;
+    x->w_off = NULL;
+}
+
+static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *theta, int64_t N,
+                             int32_t loss, int32_t gauss_newton, const REAL *state, int64_t k)
 {
     const int64_t L = net->n_layers, P = lc_net_n_params(net), maxw = lc_net_max_width(net);
-    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1 || k < 0)
+    memset(x, 0, sizeof *x);
+    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1 || k < 1)
         return LC_ERR_ARGS;
-    for (int64_t q = 0; q < P * k; q++) HV[q] = 0;
-    if (k == 0) return LC_OK;
     const int64_t m = net->sizes[L];
-    int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
-    if (!ib) return LC_ERR_NOMEM;
-    int64_t *w_off = ib, *b_off = ib + L, *vzero = ib + 2 * L;
-    lc_net_offsets(net, w_off, b_off);
-
-    /* Layers whose block of V is zero in every direction contribute no a V_l, dz V_l^T term;
-     * before the first layer with a non-zero block, Rz and Ra are zero. */
-    int64_t first = L;
-    for (int64_t l = L - 1; l >= 0; l--) {
-        const int64_t n_out = net->sizes[l + 1];
-        const int64_t lo = w_off[l], hi = b_off[l] >= 0 ? b_off[l] + n_out : lo + net->sizes[l] * n_out;
-        int vz = 1;
-        for (int64_t q = lo * k; q < hi * k && vz; q++) vz = V[q] == 0;
-        vzero[l] = vz;
-        if (!vz) first = l;
-    }
-    if (first == L) {
-        free(ib);
-        return LC_OK;
-    }
-
-    int64_t widths = 0, vlen = 0;
+    int64_t widths = 0, vlen = 0, wlen = 0;
     double work = 0;
     for (int64_t l = 0; l < L; l++) {
         widths += net->sizes[l + 1];
         work += (double)(net->sizes[l] + 1) * (double)net->sizes[l + 1];
-        if (!vzero[l]) vlen += 2 * k * (net->sizes[l] + 1) * net->sizes[l + 1];
+        vlen += k * (2 * net->sizes[l] * net->sizes[l + 1] + net->sizes[l + 1]);
+        wlen += net->sizes[l] * net->sizes[l + 1];
     }
     const int64_t n_parts = FN(hess_n_parts)(N, work * (double)N * (double)k);
     const int64_t per_sample = k * (2 * widths + 3 * maxw) + maxw;
@@ -459,73 +463,119 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     const int64_t longest = (N + n_parts - 1) / n_parts;
     if (C > longest) C = longest;
     const int64_t work_len = C * per_sample + 2 * maxw * maxw;
+    int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
     REAL **rp = (REAL **)malloc((size_t)(2 * L * (n_parts + 1)) * sizeof(REAL *));
     int64_t *nzrow = (int64_t *)malloc((size_t)(maxw * n_parts) * sizeof(int64_t));
-    REAL *buf = (REAL *)malloc((size_t)(n_parts * (k * P + work_len) + P + vlen) * sizeof(REAL));
-    if (!rp || !nzrow || !buf) {
-        free(rp);
-        free(nzrow);
-        free(buf);
-        free(ib);
+    REAL *buf = (REAL *)malloc((size_t)(n_parts * (k * P + work_len) + wlen + vlen) * sizeof(REAL));
+    x->w_off = ib;
+    x->rp = rp;
+    x->nzrow = nzrow;
+    x->hv_parts = buf;
+    if (!ib || !rp || !nzrow || !buf) {
+        FN(hvp_plan_free)(x);
         return LC_ERR_NOMEM;
     }
+    int64_t *w_off = ib, *b_off = ib + L;
+    lc_net_offsets(net, w_off, b_off);
     REAL **Vl = rp + 2 * L * n_parts, **WT = Vl + L;
-    REAL *hv_parts = buf, *p = buf + n_parts * (k * P + work_len);
-    for (int64_t l = 0; l < L; l++) {
+    REAL *p = buf + n_parts * (k * P + work_len);
+    for (int64_t l = 0; l < L; l++) { /* W^T (n_out, n_in), then room for the directions */
         const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1];
-        /* W^T (n_out, n_in) */
         WT[l] = p;
         FN(lc_transpose)(theta + w_off[l], p, n_in, n_out);
         p += n_in * n_out;
-        /* per direction c: V_c (n_in, n_out), V_c^T (n_out, n_in), vb_c (n_out) */
-        Vl[l] = NULL;
-        if (vzero[l]) continue;
+    }
+    for (int64_t l = 0; l < L; l++) {
         Vl[l] = p;
+        p += k * (2 * net->sizes[l] * net->sizes[l + 1] + net->sizes[l + 1]);
+    }
+    x->net = net;
+    x->theta = theta;
+    x->state = state;
+    x->N = N;
+    x->L = L;
+    x->P = P;
+    x->k = k;
+    x->m = m;
+    x->maxw = maxw;
+    x->first = L;
+    x->C = C;
+    x->per_sample = per_sample;
+    x->n_parts = n_parts;
+    x->s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N) : (REAL)(2.0 / ((double)N * (double)m));
+    x->gn = gauss_newton != 0;
+    x->b_off = b_off;
+    x->vzero = ib + 2 * L;
+    x->WT = WT;
+    x->Vl = Vl;
+    x->work = buf + n_parts * k * P;
+    x->work_len = work_len;
+    return LC_OK;
+}
+
+/* Loads the k directions V (P, k): per layer V_c, V_c^T and vb_c, and which layers' blocks
+ * are zero in every direction (they contribute no a V_l, dz V_l^T term; before the first
+ * layer with a non-zero block, Rz and Ra are zero).  Returns 0 when V is zero. */
+static int FN(hvp_plan_load)(FN(hvp_plan) *x, const REAL *V)
+{
+    const lc_net *net = x->net;
+    const int64_t L = x->L, k = x->k;
+    const int64_t *w_off = x->w_off, *b_off = x->b_off;
+    int64_t *vzero = (int64_t *)x->vzero;
+    x->first = L;
+    for (int64_t l = L - 1; l >= 0; l--) {
+        const int64_t n_out = net->sizes[l + 1];
+        const int64_t lo = w_off[l], hi = b_off[l] >= 0 ? b_off[l] + n_out : lo + net->sizes[l] * n_out;
+        int vz = 1;
+        for (int64_t q = lo * k; q < hi * k && vz; q++) vz = V[q] == 0;
+        vzero[l] = vz;
+        if (!vz) x->first = l;
+    }
+    for (int64_t l = 0; l < L; l++) {
+        if (vzero[l]) continue;
+        const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1];
         const int64_t vs = 2 * n_in * n_out + n_out;
+        REAL *base = x->Vl[l];
         for (int64_t c = 0; c < k; c++) {
-            REAL *vc = p + c * vs, *vt = vc + n_in * n_out, *vb = vt + n_in * n_out;
+            REAL *vc = base + c * vs, *vt = vc + n_in * n_out, *vb = vt + n_in * n_out;
             for (int64_t q = 0; q < n_in * n_out; q++) vc[q] = V[(w_off[l] + q) * k + c];
             FN(lc_transpose)(vc, vt, n_in, n_out);
             for (int64_t j = 0; j < n_out; j++)
                 vb[j] = b_off[l] >= 0 ? V[(b_off[l] + j) * k + c] : (REAL)0;
         }
-        p += k * vs;
     }
-    FN(hvp_ctx) ctx;
-    ctx.net = net;
-    ctx.theta = theta;
-    ctx.state = state;
-    ctx.N = N;
-    ctx.L = L;
-    ctx.P = P;
-    ctx.k = k;
-    ctx.m = m;
-    ctx.maxw = maxw;
-    ctx.first = first;
-    ctx.C = C;
-    ctx.per_sample = per_sample;
-    ctx.n_parts = n_parts;
-    ctx.s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N) : (REAL)(2.0 / ((double)N * (double)m));
-    ctx.gn = gauss_newton != 0;
-    ctx.w_off = w_off;
-    ctx.b_off = b_off;
-    ctx.vzero = vzero;
-    ctx.WT = WT;
-    ctx.Vl = Vl;
-    ctx.hv_parts = hv_parts;
-    ctx.work = hv_parts + n_parts * k * P;
-    ctx.work_len = work_len;
-    ctx.rp = rp;
-    ctx.nzrow = nzrow;
-    lc_parallel_for(n_parts, FN(hvp_part), &ctx);
-    /* the parts' sums, added in part order */
-    for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(hv_parts, hv_parts + q * k * P, k * P);
-    for (int64_t c = 0; c < k; c++)
-        for (int64_t q = 0; q < P; q++) HV[q * k + c] = hv_parts[c * P + q];
-    free(buf);
-    free(nzrow);
-    free(rp);
-    free(ib);
+    return x->first < L;
+}
+
+/* Runs the loaded product (on the team when given) and adds the parts' sums, in part order,
+ * into hv_parts' first block: (k, P), one row per direction. */
+static void FN(hvp_plan_run)(FN(hvp_plan) *x, lc_team *team)
+{
+    const int64_t kP = x->k * x->P;
+    if (team)
+        lc_team_run(team, x->n_parts, FN(hvp_part), x);
+    else
+        lc_parallel_for(x->n_parts, FN(hvp_part), x);
+    for (int64_t q = 1; q < x->n_parts; q++) FN(hess_add)(x->hv_parts, x->hv_parts + q * kP, kP);
+}
+
+int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
+                     int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k, REAL *HV)
+{
+    const int64_t P = lc_net_n_params(net);
+    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || net->n_layers < 1 || k < 0)
+        return LC_ERR_ARGS;
+    for (int64_t q = 0; q < P * k; q++) HV[q] = 0;
+    if (k == 0) return LC_OK;
+    FN(hvp_plan) plan;
+    const int status = FN(hvp_plan_init)(&plan, net, theta, N, loss, gauss_newton, state, k);
+    if (status != LC_OK) return status;
+    if (FN(hvp_plan_load)(&plan, V)) {
+        FN(hvp_plan_run)(&plan, NULL);
+        for (int64_t c = 0; c < k; c++)
+            for (int64_t q = 0; q < P; q++) HV[q * k + c] = plan.hv_parts[c * P + q];
+    }
+    FN(hvp_plan_free)(&plan);
     return LC_OK;
 }
 

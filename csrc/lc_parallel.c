@@ -55,3 +55,101 @@ void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx)
 #endif
     for (int64_t p = 0; p < n_parts; p++) fn(ctx, p);
 }
+
+/* -- teams -------------------------------------------------------------------------------- */
+#include <stdlib.h>
+
+#if defined(LC_HAVE_PTHREADS) && defined(__GNUC__)
+#define LC_HAVE_TEAMS 1
+#if defined(__x86_64__) || defined(__i386__)
+#define LC_SPIN_PAUSE() __builtin_ia32_pause()
+#else
+#define LC_SPIN_PAUSE() ((void)0)
+#endif
+#endif
+
+struct lc_team {
+    int64_t size; /* threads, the caller included */
+#ifdef LC_HAVE_TEAMS
+    pthread_t tid[LC_MAX_PARTS];
+    struct lc_team_slot {
+        struct lc_team *team;
+        int64_t index;
+    } slot[LC_MAX_PARTS];
+    int64_t gen;  /* bumped (release) to hand out a loop; helpers wait for a change */
+    int64_t done; /* helpers that finished the current loop */
+    int stop;
+    lc_part_fn fn;
+    void *ctx;
+    int64_t n_parts;
+#endif
+};
+
+#ifdef LC_HAVE_TEAMS
+static void *lc_team_helper(void *arg)
+{
+    const struct lc_team_slot *slot = (const struct lc_team_slot *)arg;
+    struct lc_team *team = slot->team;
+    int64_t seen = 0;
+    for (;;) {
+        int64_t gen;
+        while ((gen = __atomic_load_n(&team->gen, __ATOMIC_ACQUIRE)) == seen) LC_SPIN_PAUSE();
+        seen = gen;
+        if (team->stop) return 0;
+        for (int64_t p = slot->index; p < team->n_parts; p += team->size) team->fn(team->ctx, p);
+        __atomic_add_fetch(&team->done, 1, __ATOMIC_RELEASE);
+    }
+}
+#endif
+
+lc_team *lc_team_start(int64_t n)
+{
+    lc_team *team = (lc_team *)calloc(1, sizeof(lc_team));
+    if (!team) return 0;
+    if (n > lc_threads) n = lc_threads;
+    if (n > LC_MAX_PARTS) n = LC_MAX_PARTS;
+    team->size = 1;
+#ifdef LC_HAVE_TEAMS
+    /* helpers are numbered in the order they start, so a failed start just makes the team
+     * smaller */
+    for (int64_t t = 1; t < n; t++) {
+        team->slot[t].team = team;
+        team->slot[t].index = t;
+        if (pthread_create(&team->tid[t], 0, lc_team_helper, &team->slot[t]) != 0) break;
+        team->size = t + 1;
+    }
+#else
+    (void)n;
+#endif
+    return team;
+}
+
+void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
+{
+#ifdef LC_HAVE_TEAMS
+    if (team->size > 1) {
+        team->fn = fn;
+        team->ctx = ctx;
+        team->n_parts = n_parts;
+        __atomic_store_n(&team->done, 0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&team->gen, 1, __ATOMIC_RELEASE);
+        for (int64_t p = 0; p < n_parts; p += team->size) fn(ctx, p);
+        while (__atomic_load_n(&team->done, __ATOMIC_ACQUIRE) < team->size - 1) LC_SPIN_PAUSE();
+        return;
+    }
+#endif
+    for (int64_t p = 0; p < n_parts; p++) fn(ctx, p);
+}
+
+void lc_team_end(lc_team *team)
+{
+    if (!team) return;
+#ifdef LC_HAVE_TEAMS
+    if (team->size > 1) {
+        team->stop = 1;
+        __atomic_add_fetch(&team->gen, 1, __ATOMIC_RELEASE);
+        for (int64_t t = 1; t < team->size; t++) pthread_join(team->tid[t], 0);
+    }
+#endif
+    free(team);
+}

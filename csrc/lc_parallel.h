@@ -24,4 +24,18 @@ void lc_set_num_threads(int n);
  * created leaves its parts to the calling thread. */
 void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx);
 
+/* A team of threads kept for a run of many short parallel loops (a Lanczos run: one product
+ * per step, a little serial work between), so that each loop does not pay for creating
+ * threads and waking an idle core.  Between loops the helpers spin, so a team must live only
+ * as long as such a run, inside one kernel call.  Teams of one (no threads, or no POSIX
+ * threads) run every part on the caller. */
+typedef struct lc_team lc_team;
+/* A team of up to n threads (the caller included; n is capped by lc_get_num_threads() and
+ * LC_MAX_PARTS); NULL only when out of memory. */
+lc_team *lc_team_start(int64_t n);
+/* Like lc_parallel_for, on the team. */
+void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx);
+/* Stops and frees the team (NULL is fine). */
+void lc_team_end(lc_team *team);
+
 #endif

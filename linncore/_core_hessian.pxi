@@ -18,6 +18,10 @@ cdef extern from "lc_hessian.h" nogil:
                          int32_t gauss_newton, const float *state, float *H)
     int lc_hvp_dense_f64(const lc_net *net, const double *theta, int64_t N, int32_t loss,
                          int32_t gauss_newton, const double *state, double *H)
+    int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_t loss,
+                           int32_t gauss_newton, const double *state, const double *v0,
+                           int32_t which, double tol, int64_t max_steps, double *value,
+                           int64_t *steps, int32_t *converged)
     int lc_net_hvp_f32(const lc_net *net, const float *theta, const float *X, const float *Y,
                        int64_t N, int32_t loss, int32_t gauss_newton, const float *V, int64_t k,
                        float *HV, float *grad, double *loss_out)
@@ -143,6 +147,38 @@ def hvp_dense(spec, theta, state, int64_t N, int loss, bint gauss_newton=False):
                                       <double*>Hc)
     _raise_status(status, "hvp_dense")
     return H
+
+
+def hvp_lanczos(spec, theta, state, int64_t N, int loss, v0, str which, double tol,
+                int64_t max_steps, bint gauss_newton=False):
+    """(value, steps, converged): the extreme eigenvalue ("LA" largest, "SA" smallest) by
+    Lanczos from a prepared float64 state and a unit start vector v0."""
+    cdef _Net n = _Net(spec)
+    _check_hvp_loss(loss)
+    _arr(theta, np.float64, (n.n_params,), "theta")
+    if N < 1:
+        raise ValueError(f"N: expected at least one sample, got {N}")
+    _arr(state, np.float64, (lc_hvp_state_len(&n.net, N),), "state")
+    _arr(v0, np.float64, (n.n_params,), "v0")
+    if which not in ("LA", "SA"):
+        raise ValueError(f"which: expected 'LA' or 'SA', got {which!r}")
+    if not 1 <= max_steps <= n.n_params:
+        raise ValueError(f"max_steps: expected 1 to {n.n_params}, got {max_steps}")
+    if not tol >= 0:
+        raise ValueError(f"tol: expected a number >= 0, got {tol}")
+    cdef int32_t w = 1 if which == "LA" else -1
+    cdef double *tc = <double*>_ptr(theta)
+    cdef double *sc = <double*>_ptr(state)
+    cdef double *vc = <double*>_ptr(v0)
+    cdef double value = 0.0
+    cdef int64_t steps = 0
+    cdef int32_t converged = 0
+    cdef int status
+    with nogil:
+        status = lc_hvp_lanczos_f64(&n.net, tc, N, loss, gauss_newton, sc, vc, w, tol, max_steps,
+                                    &value, &steps, &converged)
+    _raise_status(status, "hvp_lanczos")
+    return value, steps, bool(converged)
 
 
 def net_hvp(spec, theta, X, Y, int loss, V, bint gauss_newton=False):

@@ -340,50 +340,19 @@ LANCZOS_MAX_STEPS = 200
 def _lanczos_extreme(cur: _Curvature, which: str, tol: float, seed: int) -> float | None:
     """The largest ("LA") or smallest ("SA") eigenvalue by Lanczos with full reorthogonalization.
 
-    One Hessian product per step, from the start vector ``default_rng(seed)``.  Stops when the
-    Ritz value ``theta`` (its residual ``r = beta_j |s_j|``, ``gap`` the distance to the next
-    Ritz value) satisfies both ``r^2 / gap <= tol |theta|`` (the eigenvalue error estimate of
-    Kato-Temple / Saad) and ``r <= sqrt(tol) |theta|`` (which bounds the error by Weyl's bound
-    even if ``gap`` is overestimated), or when the Krylov space is invariant (``r = 0``).
-    That needs fewer products than ARPACK's test ``r <= tol |theta|``, which asks the
-    eigenvalue for ``tol^2``.  Returns None if it has not converged after
-    ``LANCZOS_MAX_STEPS`` steps (the caller then uses ARPACK).
+    One Hessian product per step, from the start vector ``default_rng(seed)``, the whole run in
+    one kernel call.  Stops when the Ritz value ``theta`` (its residual ``r = beta_j |s_j|``,
+    ``gap`` the distance to the next Ritz value) satisfies both ``r^2 / gap <= tol |theta|``
+    (the eigenvalue error estimate of Kato-Temple / Saad) and ``r <= sqrt(tol) |theta|`` (which
+    bounds the error by Weyl's bound even if ``gap`` is overestimated), or when the Krylov space
+    is invariant (``r = 0``).  That needs fewer products than ARPACK's test
+    ``r <= tol |theta|``, which asks the eigenvalue for ``tol^2``.  Returns None if it has not
+    converged after ``LANCZOS_MAX_STEPS`` steps (the caller then uses ARPACK).
     """
-    P = cur.P
-    steps = min(P, LANCZOS_MAX_STEPS)
-    Q = np.empty((min(steps + 1, 32), P))  # grown by doubling: most runs take a few steps
-    T = np.zeros((min(steps, 32), min(steps, 32)))  # the tridiagonal matrix of the run
-    Q[0] = _start_vector(seed, P)
-    pick = -1 if which == "LA" else 0
-    root_tol = math.sqrt(tol)
-    for j in range(steps):
-        w = cur.apply(Q[j][:, None])[:, 0]
-        if j + 2 > T.shape[0] and T.shape[0] < steps:  # room for row j + 1
-            n = min(2 * T.shape[0], steps)
-            grown = np.zeros((n, n))
-            grown[:j + 1, :j + 1] = T[:j + 1, :j + 1]
-            T = grown
-        T[j, j] = Q[j] @ w
-        B = Q[:j + 1]
-        w -= B.T @ (B @ w)
-        w -= B.T @ (B @ w)  # twice is enough (Kahan, Parlett)
-        b = math.sqrt(float(w @ w))
-        # Ritz values (ascending) and the last components of their vectors
-        theta, S = np.linalg.eigh(T[:j + 1, :j + 1])
-        th = float(theta[pick])
-        r = b * abs(float(S[-1, pick]))
-        if r == 0.0:
-            return th
-        if j > 0:
-            gap = abs(th - float(theta[-2 if which == "LA" else 1]))
-            if r <= root_tol * abs(th) and r * r <= tol * abs(th) * gap:
-                return th
-        if j + 1 < steps:
-            if j + 1 >= Q.shape[0]:
-                Q = np.concatenate([Q, np.empty((min(Q.shape[0], steps + 1 - Q.shape[0]), P))])
-            Q[j + 1] = w / b
-            T[j, j + 1] = T[j + 1, j] = b
-    return None
+    steps = min(cur.P, LANCZOS_MAX_STEPS)
+    value, _, converged = cur.kernels.hvp_lanczos(cur.net.spec, cur.theta, cur.state, cur.x.shape[0],
+                                                  cur.code, _start_vector(seed, cur.P), which, tol, steps)
+    return value if converged else None
 
 
 @functools.lru_cache(maxsize=8)

@@ -416,3 +416,147 @@ def test_full_hessian_matches_torch_func_hessian():
     t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
     Ht = hessian(loss)(t(np.array(net.theta)), t(X), t(Y)).numpy()
     np.testing.assert_allclose(hs.full_hessian(net, X, Y, loss="mse"), Ht, rtol=1e-10, atol=1e-13)
+
+
+# -- parts, threads and the Lanczos kernel -----------------------------------------------------
+def _wide_case(n_samples=629):
+    """A Simple_sine-sized network (2209 parameters) on enough samples that the compiled
+    products split into several parts."""
+    rng = np.random.default_rng(11)
+    net = Network([Dense((1, 32), "relu", seed=0), Dense((32, 32), "softplus", seed=1),
+                   Dense((32, 32), "tanh", seed=2), Dense((32, 1), seed=3)], clip=True, dtype="float64")
+    X = rng.uniform(-1, 1, size=(n_samples, 1))
+    return net, X, np.cos(4 * X)
+
+
+@pytest.fixture
+def threads():
+    import linncore
+
+    saved = linncore.get_num_threads()
+    yield linncore.set_num_threads
+    linncore.set_num_threads(saved)
+
+
+def test_compiled_products_give_the_same_bits_for_any_thread_count(threads):
+    core = _core()
+    if core is None:
+        pytest.skip("no compiled core")
+    net, X, Y = _wide_case()
+    theta = np.array(net.theta)
+    V = np.random.default_rng(3).normal(size=(net.n_params, 4))
+    v0 = V[:, 0] / np.linalg.norm(V[:, 0])
+    small, Xs, Ys = _smooth_case("tanh", clip=False)
+    ts = np.array(small.theta, dtype=np.float64)
+    runs = []
+    for n in (1, 2, 3):
+        threads(n)
+        state, value, grad = core.hvp_prepare(net.spec, theta, X, Y, 1)
+        sstate = core.hvp_prepare(small.spec, ts, Xs, Ys, 0)[0]
+        runs.append((state, value, grad, core.hvp_apply(net.spec, theta, state, len(X), 1, V),
+                     core.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "LA", 1e-10, 60),
+                     core.hvp_dense(small.spec, ts, sstate, len(Xs), 0)))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            if isinstance(a, np.ndarray):
+                assert np.array_equal(a, b)
+            else:
+                assert a == b
+
+
+def test_compiled_products_over_several_parts_match_the_numpy_twin():
+    core = _core()
+    if core is None:
+        pytest.skip("no compiled core")
+    net, X, Y = _wide_case(1500)
+    theta = np.array(net.theta)
+    V = np.random.default_rng(4).normal(size=(net.n_params, 3))
+    for loss in (0, 1):
+        state, value, grad = core.hvp_prepare(net.spec, theta, X, Y, loss)
+        tstate, tvalue, tgrad = numpy_kernels.hvp_prepare(net.spec, theta, X, Y, loss)
+        assert value == pytest.approx(tvalue, rel=1e-13)
+        assert _rel_err(grad, tgrad) < 1e-12
+        assert _rel_err(state, tstate) < 1e-12
+        for gn in (False, True):
+            assert _rel_err(core.hvp_apply(net.spec, theta, state, len(X), loss, V, gn),
+                            numpy_kernels.hvp_apply(net.spec, theta, tstate, len(X), loss, V, gn)) < 1e-12
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lanczos_kernel_finds_both_ends_of_the_spectrum(engine):
+    K = _kernels(engine)
+    net, X, Y = _wide_case(200)
+    theta = np.array(net.theta)
+    state = K.hvp_prepare(net.spec, theta, X, Y, 1)[0]
+    ev = np.linalg.eigvalsh(K.hvp_dense(net.spec, theta, state, len(X), 1))
+    v0 = np.random.default_rng(0).normal(size=net.n_params)
+    v0 /= np.linalg.norm(v0)
+    top, steps, ok = K.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "LA", 1e-10, 200)
+    assert ok and 2 <= steps < 200
+    assert top == pytest.approx(ev[-1], rel=1e-9)
+    gn_top = K.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "LA", 1e-10, 200, True)[0]
+    gn_ev = np.linalg.eigvalsh(K.hvp_dense(net.spec, theta, state, len(X), 1, True))
+    assert gn_top == pytest.approx(gn_ev[-1], rel=1e-9)
+    # the bottom end converges slowly: the run stops unconverged, then succeeds with room
+    low, steps, ok = K.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "SA", 1e-10, 3)
+    assert not ok and steps == 3 and low > ev[0]
+    low, _, ok = K.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "SA", 1e-8, net.n_params)
+    assert ok and low == pytest.approx(ev[0], abs=1e-6 * ev[-1])
+
+
+def test_lanczos_kernel_stops_when_the_krylov_space_is_exhausted():
+    # one linear layer without bias: H = kron(X^T X / N, I_2) has two distinct eigenvalues, so
+    # the Krylov space from any start is exhausted (r = 0) within two steps
+    for K in [numpy_kernels] + ([_core()] if _core() is not None else []):
+        net = Network([Dense((2, 2), has_bias=False, seed=0)], clip=False, dtype="float64")
+        X = np.array([[1.0, 0.0], [0.0, 3.0], [0.0, 0.0]])
+        Y = np.zeros((3, 2))
+        theta = np.array(net.theta)
+        state = K.hvp_prepare(net.spec, theta, X, Y, 1)[0]
+        v0 = np.full(4, 0.5)
+        value, steps, ok = K.hvp_lanczos(net.spec, theta, state, 3, 1, v0, "LA", 0.0, 4)
+        assert ok and steps <= 3 and value == pytest.approx(3.0, rel=1e-14)
+
+
+def test_compiled_lanczos_matches_its_numpy_twin_and_checks_its_arguments():
+    core = _core()
+    if core is None:
+        pytest.skip("no compiled core")
+    net, X, Y = _wide_case(300)
+    theta = np.array(net.theta)
+    state = core.hvp_prepare(net.spec, theta, X, Y, 0)[0]
+    v0 = np.random.default_rng(1).normal(size=net.n_params)
+    v0 /= np.linalg.norm(v0)
+    for which in ("LA", "SA"):
+        c = core.hvp_lanczos(net.spec, theta, state, 300, 0, v0, which, 1e-8, 40)
+        t = numpy_kernels.hvp_lanczos(net.spec, theta, state, 300, 0, v0, which, 1e-8, 40)
+        assert c[1:] == t[1:] and c[0] == pytest.approx(t[0], rel=1e-10)
+    for bad, match in [(dict(which="LM"), "which"), (dict(max_steps=0), "max_steps"),
+                       (dict(max_steps=net.n_params + 1), "max_steps"), (dict(tol=float("nan")), "tol"),
+                       (dict(v0=v0[:-1]), "v0")]:
+        args = dict(v0=v0, which="LA", tol=1e-8, max_steps=10) | bad
+        with pytest.raises(ValueError, match=match):
+            core.hvp_lanczos(net.spec, theta, state, 300, 0, args["v0"], args["which"], args["tol"],
+                             args["max_steps"])
+
+
+def test_set_num_threads_checks_its_argument_and_reads_the_environment(threads, monkeypatch):
+    import linncore
+    from linncore import _backend as backend_module
+
+    threads(3)
+    assert linncore.get_num_threads() == 3
+    if _core() is not None:
+        assert _core().get_num_threads() == 3
+    for bad, err in [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)]:
+        with pytest.raises(err, match="n:"):
+            linncore.set_num_threads(bad)
+    assert linncore.get_num_threads() == 3
+    monkeypatch.setenv("LINNCORE_NUM_THREADS", "5")
+    assert backend_module._default_threads() == 5
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("LINNCORE_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="LINNCORE_NUM_THREADS"):
+            backend_module._default_threads()
+    monkeypatch.delenv("LINNCORE_NUM_THREADS")
+    assert backend_module._default_threads() >= 1

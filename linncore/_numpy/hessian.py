@@ -16,7 +16,7 @@ import numpy as np
 from .._codes import LOSSES
 from .dense import _forward_all, _layers, act_deriv, dense_backward, loss_grad
 
-__all__ = ["act_deriv2", "hvp_state_len", "hvp_prepare", "hvp_apply", "hvp_dense", "net_hvp"]
+__all__ = ["act_deriv2", "hvp_state_len", "hvp_prepare", "hvp_apply", "hvp_dense", "hvp_lanczos", "net_hvp"]
 
 
 def act_deriv2(act: int, z: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -220,6 +220,49 @@ def hvp_dense(spec, theta, state, N: int, loss: int, gauss_newton: bool = False)
             H[offsets[l]:offsets[l] + rows, offsets[k]:offsets[k] + cols] = blk.reshape(rows, cols)
     lower = np.tril(H, -1)
     return np.tril(H) + lower.T
+
+
+def hvp_lanczos(spec, theta, state, N: int, loss: int, v0, which: str, tol: float, max_steps: int,
+                gauss_newton: bool = False):
+    """(value, steps, converged): the largest ("LA") or smallest ("SA") eigenvalue by Lanczos
+    with full reorthogonalization (twice, classical Gram-Schmidt), one product per step from
+    the unit start vector v0.  With theta the extreme Ritz value, r = beta_j |s_j| its
+    residual and gap the distance to the next Ritz value, it stops when r <= sqrt(tol) |theta|
+    and r^2 / gap <= tol |theta|, or when r = 0; converged is False if that did not happen
+    within max_steps products (value is then the last Ritz value)."""
+    _check_loss(loss)
+    P = theta.shape[0]
+    if which not in ("LA", "SA"):
+        raise ValueError(f"which: expected 'LA' or 'SA', got {which!r}")
+    if not 1 <= max_steps <= P:
+        raise ValueError(f"max_steps: expected 1 to {P}, got {max_steps}")
+    Q = np.empty((max_steps + 1, P))
+    alpha, beta = np.empty(max_steps), np.empty(max_steps)
+    Q[0] = v0
+    pick = -1 if which == "LA" else 0
+    root_tol = np.sqrt(tol)
+    th = 0.0
+    for j in range(max_steps):
+        w = hvp_apply(spec, theta, state, N, loss, Q[j][:, None], gauss_newton)[:, 0]
+        alpha[j] = Q[j] @ w
+        B = Q[:j + 1]
+        w -= B.T @ (B @ w)
+        w -= B.T @ (B @ w)  # twice is enough (Kahan, Parlett)
+        b = float(np.sqrt(w @ w))
+        beta[j] = b
+        T = np.diag(alpha[:j + 1]) + np.diag(beta[:j], 1) + np.diag(beta[:j], -1)
+        ritz, S = np.linalg.eigh(T)
+        th = float(ritz[pick])
+        r = b * abs(float(S[-1, pick]))
+        if r == 0.0:
+            return th, j + 1, True
+        if j > 0:
+            gap = abs(th - float(ritz[-2 if which == "LA" else 1]))
+            if r <= root_tol * abs(th) and r * r <= tol * abs(th) * gap:
+                return th, j + 1, True
+        if j + 1 < max_steps:
+            Q[j + 1] = w / b
+    return th, max_steps, False
 
 
 def net_hvp(spec, theta, X, Y, loss: int, V, gauss_newton: bool = False):
