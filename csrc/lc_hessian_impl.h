@@ -166,39 +166,19 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
         h[l] = p; p += s;
     }
     REAL *dloss = p, *grad_parts = p + N * m;
-    FN(prep_ctx) ctx;
-    ctx.net = net;
-    ctx.theta = theta;
-    ctx.X = X;
-    ctx.state = state;
-    ctx.z = z;
-    ctx.h = h;
-    ctx.dloss = dloss;
-    ctx.grad_parts = grad_parts;
-    ctx.work = grad_parts + n_parts * P;
-    ctx.N = N;
-    ctx.L = L;
-    ctx.P = P;
-    ctx.maxw = maxw;
-    ctx.n_parts = n_parts;
-    ctx.work_len = work_len;
-    ctx.w_off = off;
-    ctx.b_off = off + L;
+    FN(prep_ctx) ctx = {.net = net, .theta = theta, .X = X, .state = state, .z = z, .h = h,
+                        .dloss = dloss, .grad_parts = grad_parts,
+                        .work = grad_parts + n_parts * P, .N = N, .L = L, .P = P, .maxw = maxw,
+                        .n_parts = n_parts, .work_len = work_len, .w_off = off, .b_off = off + L};
 
     /* forward, writing every layer's output a straight into the state; the loss over all
      * samples; backward, recording d1, d2 and dz of every layer and each part's gradient */
     memcpy(state, X, (size_t)(N * net->sizes[0]) * sizeof(REAL));
     lc_team *team = n_parts > 1 ? lc_team_start(n_parts) : NULL; /* one team for both passes */
-    if (team)
-        lc_team_run(team, n_parts, FN(prep_forward_part), &ctx);
-    else
-        lc_parallel_for(n_parts, FN(prep_forward_part), &ctx);
+    lc_team_run(team, n_parts, FN(prep_forward_part), &ctx);
     *loss_out = FN(lc_loss_grad)(loss, state + FN(hess_layer_base)(net, N, L - 1), Y, N, m, dloss);
     for (int64_t q = 0; q < n_parts * P; q++) grad_parts[q] = 0;
-    if (team)
-        lc_team_run(team, n_parts, FN(prep_backward_part), &ctx);
-    else
-        lc_parallel_for(n_parts, FN(prep_backward_part), &ctx);
+    lc_team_run(team, n_parts, FN(prep_backward_part), &ctx);
     lc_team_end(team);
     memcpy(grad, grad_parts, (size_t)P * sizeof(REAL));
     for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(grad, grad_parts + q * P, P);
@@ -489,27 +469,15 @@ static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *the
         Vl[l] = p;
         p += k * (2 * net->sizes[l] * net->sizes[l + 1] + net->sizes[l + 1]);
     }
-    x->net = net;
-    x->theta = theta;
-    x->state = state;
-    x->N = N;
-    x->L = L;
-    x->P = P;
-    x->k = k;
-    x->m = m;
-    x->maxw = maxw;
-    x->first = L;
-    x->C = C;
-    x->per_sample = per_sample;
-    x->n_parts = n_parts;
-    x->s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N) : (REAL)(2.0 / ((double)N * (double)m));
-    x->gn = gauss_newton != 0;
-    x->b_off = b_off;
-    x->vzero = ib + 2 * L;
-    x->WT = WT;
-    x->Vl = Vl;
-    x->work = buf + n_parts * k * P;
-    x->work_len = work_len;
+    *x = (FN(hvp_plan)){.net = net, .theta = theta, .state = state, .N = N, .L = L, .P = P,
+                        .k = k, .m = m, .maxw = maxw, .first = L, .C = C,
+                        .per_sample = per_sample, .n_parts = n_parts,
+                        .s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
+                                                       : (REAL)(2.0 / ((double)N * (double)m)),
+                        .gn = gauss_newton != 0, .w_off = w_off, .b_off = b_off,
+                        .vzero = ib + 2 * L, .WT = WT, .Vl = Vl, .hv_parts = buf,
+                        .work = buf + n_parts * k * P, .work_len = work_len, .rp = rp,
+                        .nzrow = nzrow};
     return LC_OK;
 }
 
@@ -552,10 +520,7 @@ static int FN(hvp_plan_load)(FN(hvp_plan) *x, const REAL *V)
 static void FN(hvp_plan_run)(FN(hvp_plan) *x, lc_team *team)
 {
     const int64_t kP = x->k * x->P;
-    if (team)
-        lc_team_run(team, x->n_parts, FN(hvp_part), x);
-    else
-        lc_parallel_for(x->n_parts, FN(hvp_part), x);
+    lc_team_run(team, x->n_parts, FN(hvp_part), x);
     for (int64_t q = 1; q < x->n_parts; q++) FN(hess_add)(x->hv_parts, x->hv_parts + q * kP, kP);
 }
 

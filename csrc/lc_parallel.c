@@ -126,6 +126,10 @@ lc_team *lc_team_start(int64_t n)
 
 void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
 {
+    if (!team) {
+        lc_parallel_for(n_parts, fn, ctx);
+        return;
+    }
 #ifdef LC_HAVE_TEAMS
     if (team->size > 1) {
         team->fn = fn;

@@ -129,10 +129,7 @@ def test_assembled_hessian_equals_the_one_built_from_products(act, dtype, engine
                 assert _rel_err(H, cols) < tol, (clip, loss, gn)
 
 
-def test_compiled_assembled_hessian_matches_its_numpy_twin():
-    core = _core()
-    if core is None:
-        pytest.skip("no compiled core")
+def test_compiled_assembled_hessian_matches_its_numpy_twin(core):
     rng = np.random.default_rng(5)
     net = Network([Dense((2, 9), "softsign", seed=0), Dense((9, 9), "sigmoid", seed=1),
                    Dense((9, 3), "softplus", seed=2)], clip=True, dtype="float64")
@@ -438,10 +435,7 @@ def threads():
     linncore.set_num_threads(saved)
 
 
-def test_compiled_products_give_the_same_bits_for_any_thread_count(threads):
-    core = _core()
-    if core is None:
-        pytest.skip("no compiled core")
+def test_compiled_products_give_the_same_bits_for_any_thread_count(core, threads):
     net, X, Y = _wide_case()
     theta = np.array(net.theta)
     V = np.random.default_rng(3).normal(size=(net.n_params, 4))
@@ -464,10 +458,7 @@ def test_compiled_products_give_the_same_bits_for_any_thread_count(threads):
                 assert a == b
 
 
-def test_compiled_products_over_several_parts_match_the_numpy_twin():
-    core = _core()
-    if core is None:
-        pytest.skip("no compiled core")
+def test_compiled_products_over_several_parts_match_the_numpy_twin(core):
     net, X, Y = _wide_case(1500)
     theta = np.array(net.theta)
     V = np.random.default_rng(4).normal(size=(net.n_params, 3))
@@ -518,10 +509,7 @@ def test_lanczos_kernel_stops_when_the_krylov_space_is_exhausted():
         assert ok and steps <= 3 and value == pytest.approx(3.0, rel=1e-14)
 
 
-def test_compiled_lanczos_matches_its_numpy_twin_and_checks_its_arguments():
-    core = _core()
-    if core is None:
-        pytest.skip("no compiled core")
+def test_compiled_lanczos_matches_its_numpy_twin_and_checks_its_arguments(core):
     net, X, Y = _wide_case(300)
     theta = np.array(net.theta)
     state = core.hvp_prepare(net.spec, theta, X, Y, 0)[0]
