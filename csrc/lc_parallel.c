@@ -3,6 +3,7 @@
 
 #if !defined(_WIN32)
 #include <pthread.h>
+#include <sched.h>
 #define LC_HAVE_PTHREADS 1
 #endif
 
@@ -62,10 +63,14 @@ void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx)
 #if defined(LC_HAVE_PTHREADS) && defined(__GNUC__)
 #define LC_HAVE_TEAMS 1
 #if defined(__x86_64__) || defined(__i386__)
-#define LC_SPIN_PAUSE() __builtin_ia32_pause()
+#define LC_CPU_PAUSE() __builtin_ia32_pause()
 #else
-#define LC_SPIN_PAUSE() ((void)0)
+#define LC_CPU_PAUSE() ((void)0)
 #endif
+/* One wait of a spin loop: a pause, and after the first 4096 a yield of the processor, so a
+ * team on more threads than free cores (another process busy, or more threads asked for than
+ * there are cores) lets the threads with work run. */
+#define LC_SPIN_WAIT(spins) ((++(spins) & 4095) ? LC_CPU_PAUSE() : (void)sched_yield())
 #endif
 
 struct lc_team {
@@ -93,7 +98,8 @@ static void *lc_team_helper(void *arg)
     int64_t seen = 0;
     for (;;) {
         int64_t gen;
-        while ((gen = __atomic_load_n(&team->gen, __ATOMIC_ACQUIRE)) == seen) LC_SPIN_PAUSE();
+        unsigned spins = 0;
+        while ((gen = __atomic_load_n(&team->gen, __ATOMIC_ACQUIRE)) == seen) LC_SPIN_WAIT(spins);
         seen = gen;
         if (team->stop) return 0;
         for (int64_t p = slot->index; p < team->n_parts; p += team->size) team->fn(team->ctx, p);
@@ -138,7 +144,8 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
         __atomic_store_n(&team->done, 0, __ATOMIC_RELAXED);
         __atomic_add_fetch(&team->gen, 1, __ATOMIC_RELEASE);
         for (int64_t p = 0; p < n_parts; p += team->size) fn(ctx, p);
-        while (__atomic_load_n(&team->done, __ATOMIC_ACQUIRE) < team->size - 1) LC_SPIN_PAUSE();
+        unsigned spins = 0;
+        while (__atomic_load_n(&team->done, __ATOMIC_ACQUIRE) < team->size - 1) LC_SPIN_WAIT(spins);
         return;
     }
 #endif

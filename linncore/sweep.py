@@ -207,6 +207,13 @@ class SweepResult:
         return out
 
 
+def _one_thread() -> None:
+    """Initializer of the sweep's own worker processes."""
+    from ._backend import set_num_threads
+
+    set_num_threads(1)
+
+
 def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds: Iterable[int] = (0,),
           base: Mapping[str, Any] | None = None, executor: Executor | None = None,
           progress: Callable[[int, int, dict], None] | None = None) -> SweepResult:
@@ -275,7 +282,9 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
         for seed in seeds:
             jobs.append((f"run{i:03d}_seed{seed}", point, cfg, seed))
     own = executor is None
-    ex = ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) if own else executor
+    # its own pool fills the CPUs with processes, so each runs its kernels on one thread
+    ex = (ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread)
+          if own else executor)
     result = SweepResult()
     rows: list[dict[str, Any] | None] = [None] * len(jobs)
     histories: list[FitHistory | None] = [None] * len(jobs)

@@ -205,3 +205,13 @@ def test_precision_dict_as_a_json_path(tmp_path):
     assert cfg["train"]["precision_dict"]["default"]["weight"] == "fixed<8,1,RND_CONV,SAT>"
     with pytest.raises(ValueError, match=r"train.precision_dict: cannot read .*nope.json"):
         check_config({"train": {"precision_dict": str(tmp_path / "nope.json")}})
+
+
+def test_the_sweeps_own_worker_processes_run_kernels_on_one_thread():
+    from concurrent.futures import ProcessPoolExecutor
+
+    import linncore
+    from linncore.sweep import _one_thread
+
+    with ProcessPoolExecutor(max_workers=1, initializer=_one_thread) as ex:
+        assert ex.submit(linncore.get_num_threads).result() == 1
