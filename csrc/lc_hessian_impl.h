@@ -544,8 +544,10 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     return LC_OK;
 }
 
-/* Values of per-sample buffers one chunk of lc_hvp_dense may hold (about 2 MiB in double). */
+/* Values of per-sample buffers one chunk of lc_hvp_dense may hold (about 2 MiB in double), most
+ * values of the parts' extra (P, P) matrices (64 MiB in double). */
 #define LC_DENSE_CHUNK_VALUES 262144
+#define LC_DENSE_PART_VALUES 8388608
 #define LC_DENSE_MIN_CHUNK 16
 
 /* abar (the layer's input with a trailing 1 when has_bias) of sample b, index i. */
@@ -554,44 +556,41 @@ static inline REAL FN(hess_abar)(const REAL *A, int64_t n_in, int64_t b, int64_t
     return i < n_in ? A[b * n_in + i] : (REAL)1;
 }
 
-int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
-                     int32_t gauss_newton, const REAL *state, REAL *H)
+/* What the parts of lc_hvp_dense share; part p sums its samples' blocks into its own (P, P)
+ * matrix (part 0's is H). */
+typedef struct {
+    const lc_net *net;
+    const REAL *theta, *state;
+    REAL *H, *H_parts;  /* H_parts: n_parts - 1 more matrices */
+    REAL *work;         /* n_parts blocks of work_len */
+    int64_t N, L, P, mw, sumsq, C, tmp_len, work_len, n_parts;
+    REAL s2;
+    int gn;
+    const int64_t *w_off, *b_off, *g_off; /* g_off: layer l's G_l in a chunk's G */
+} FN(dense_ctx);
+
+static void FN(dense_part)(void *arg, int64_t part)
 {
-    const int64_t L = net->n_layers, P = lc_net_n_params(net);
-    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1) return LC_ERR_ARGS;
-    const int gn = gauss_newton != 0;
-    int64_t mw = 0, sumsq = 0;
-    for (int64_t l = 0; l <= L; l++) mw = net->sizes[l] > mw ? net->sizes[l] : mw;
-    for (int64_t l = 0; l < L; l++) sumsq += net->sizes[l + 1] * net->sizes[l + 1];
-    const int64_t m = net->sizes[L];
-    const REAL s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
-                                             : (REAL)(2.0 / ((double)N * (double)m));
-    const int64_t per_sample = sumsq + 4 * mw * mw + (mw + 1) * (mw + 1) + (mw + 1) * mw;
-    int64_t C = LC_DENSE_CHUNK_VALUES / per_sample;
-    if (C < LC_DENSE_MIN_CHUNK) C = LC_DENSE_MIN_CHUNK;
-    if (C > N) C = N;
-    C = (N + (N + C - 1) / C - 1) / ((N + C - 1) / C); /* equal chunks */
-    const int64_t tmp_len = (mw + 1) * (mw + 1) * mw * mw;
-    int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
-    REAL *buf = (REAL *)malloc((size_t)(C * per_sample + tmp_len + mw * mw) * sizeof(REAL));
-    if (!ib || !buf) {
-        free(ib);
-        free(buf);
-        return LC_ERR_NOMEM;
-    }
-    int64_t *w_off = ib, *b_off = ib + L, *g_off = ib + 2 * L;
-    lc_net_offsets(net, w_off, b_off);
-    REAL *G = buf, *J = G + C * sumsq, *Jn = J + C * mw * mw, *S = Jn + C * mw * mw;
-    REAL *T = S + C * mw * mw, *Ut = T + C * mw * mw, *U2t = Ut + C * (mw + 1) * (mw + 1);
-    REAL *tmp = U2t + C * (mw + 1) * mw, *wg = tmp + tmp_len;
-    for (int64_t l = 0, o = 0; l < L; l++) {
-        g_off[l] = o;
-        o += C * net->sizes[l + 1] * net->sizes[l + 1];
-    }
+    const FN(dense_ctx) *x = (const FN(dense_ctx) *)arg;
+    const lc_net *net = x->net;
+    const REAL *theta = x->theta, *state = x->state;
+    const int64_t N = x->N, L = x->L, P = x->P, mw = x->mw, sumsq = x->sumsq;
+    const int64_t *w_off = x->w_off, *b_off = x->b_off;
+    const int gn = x->gn;
+    const REAL s2 = x->s2;
+    const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
+    const int64_t s1 = FN(hess_part_start)(N, x->n_parts, part + 1);
+    int64_t C = x->C < s1 - s0 ? x->C : s1 - s0;
+    C = (s1 - s0 + (s1 - s0 + C - 1) / C - 1) / ((s1 - s0 + C - 1) / C); /* equal chunks */
+    REAL *H = part == 0 ? x->H : x->H_parts + (part - 1) * P * P;
+    const int64_t Cb = x->C, *g_off = x->g_off; /* the buffers' layout: for chunks of x->C */
+    REAL *G = x->work + part * x->work_len, *J = G + Cb * sumsq, *Jn = J + Cb * mw * mw;
+    REAL *S = Jn + Cb * mw * mw, *T = S + Cb * mw * mw, *Ut = T + Cb * mw * mw;
+    REAL *U2t = Ut + Cb * (mw + 1) * (mw + 1), *tmp = U2t + Cb * (mw + 1) * mw, *wg = tmp + x->tmp_len;
     for (int64_t q = 0; q < P * P; q++) H[q] = 0;
 
-    for (int64_t s = 0; s < N; s += C) {
-        const int64_t B = N - s < C ? N - s : C;
+    for (int64_t s = s0; s < s1; s += C) {
+        const int64_t B = s1 - s < C ? s1 - s : C;
 
         /* G_l per sample: G_{L-1} = diag(2 s d1^2 + d2), G_l = d1 (W G_{l+1} W^T) d1 + diag(d2) */
         for (int64_t l = L - 1; l >= 0; l--) {
@@ -723,6 +722,52 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
             }
         }
     }
+}
+
+int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
+                     int32_t gauss_newton, const REAL *state, REAL *H)
+{
+    const int64_t L = net->n_layers, P = lc_net_n_params(net);
+    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1) return LC_ERR_ARGS;
+    int64_t mw = 0, sumsq = 0;
+    for (int64_t l = 0; l <= L; l++) mw = net->sizes[l] > mw ? net->sizes[l] : mw;
+    for (int64_t l = 0; l < L; l++) sumsq += net->sizes[l + 1] * net->sizes[l + 1];
+    const int64_t m = net->sizes[L];
+    /* parts: about N P^2 / 2 multiply-adds (a product's work unit, one weight for one sample,
+     * is about six), and at most LC_DENSE_PART_VALUES values of extra matrices; both depend on
+     * the problem only */
+    int64_t n_parts = FN(hess_n_parts)(N, (double)N * (double)P * (double)P / 12.0);
+    while (n_parts > 1 && (n_parts - 1) * P * P > LC_DENSE_PART_VALUES) n_parts /= 2;
+    const int64_t per_sample = sumsq + 4 * mw * mw + (mw + 1) * (mw + 1) + (mw + 1) * mw;
+    int64_t C = LC_DENSE_CHUNK_VALUES / per_sample;
+    if (C < LC_DENSE_MIN_CHUNK) C = LC_DENSE_MIN_CHUNK;
+    const int64_t longest = (N + n_parts - 1) / n_parts;
+    if (C > longest) C = longest;
+    const int64_t tmp_len = (mw + 1) * (mw + 1) * mw * mw;
+    const int64_t work_len = C * per_sample + tmp_len + mw * mw;
+    int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
+    REAL *buf = (REAL *)malloc((size_t)(n_parts * work_len + (n_parts - 1) * P * P) * sizeof(REAL));
+    if (!ib || !buf) {
+        free(ib);
+        free(buf);
+        return LC_ERR_NOMEM;
+    }
+    lc_net_offsets(net, ib, ib + L);
+    for (int64_t l = 0, o = 0; l < L; l++) {
+        ib[2 * L + l] = o;
+        o += C * net->sizes[l + 1] * net->sizes[l + 1];
+    }
+    FN(dense_ctx) ctx = {.net = net, .theta = theta, .state = state, .H = H,
+                         .H_parts = buf + n_parts * work_len, .work = buf, .N = N, .L = L, .P = P,
+                         .mw = mw, .sumsq = sumsq, .C = C, .tmp_len = tmp_len,
+                         .work_len = work_len, .n_parts = n_parts,
+                         .s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
+                                                        : (REAL)(2.0 / ((double)N * (double)m)),
+                         .gn = gauss_newton != 0, .w_off = ib, .b_off = ib + L,
+                         .g_off = ib + 2 * L};
+    lc_parallel_for(n_parts, FN(dense_part), &ctx);
+    for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(H, ctx.H_parts + (q - 1) * P * P, P * P);
+    const int64_t *w_off = ib;
     /* the blocks above the diagonal blocks are the transposes of those below */
     for (int64_t l = 0; l < L; l++) {
         const int64_t lo = w_off[l], hi = l + 1 < L ? w_off[l + 1] : P;
@@ -762,6 +807,7 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
 #undef LC_HVP_PART_SAMPLES
 #undef LC_DENSE_CHUNK_VALUES
 #undef LC_DENSE_MIN_CHUNK
+#undef LC_DENSE_PART_VALUES
 #undef FN
 #undef LC_CAT
 #undef LC_CAT_

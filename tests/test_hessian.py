@@ -440,8 +440,12 @@ def test_compiled_products_give_the_same_bits_for_any_thread_count(core, threads
     theta = np.array(net.theta)
     V = np.random.default_rng(3).normal(size=(net.n_params, 4))
     v0 = V[:, 0] / np.linalg.norm(V[:, 0])
-    small, Xs, Ys = _smooth_case("tanh", clip=False)
-    ts = np.array(small.theta, dtype=np.float64)
+    # a network whose assembled Hessian splits into eight parts
+    rng = np.random.default_rng(8)
+    small = Network([Dense((3, 20), "tanh", seed=5), Dense((20, 20), "sigmoid", seed=6),
+                     Dense((20, 2), seed=7)], clip=False, dtype="float64")
+    Xs, Ys = rng.uniform(-1, 1, size=(300, 3)), rng.normal(size=(300, 2))
+    ts = np.array(small.theta)
     runs = []
     for n in (1, 2, 3):
         threads(n)
@@ -462,6 +466,15 @@ def test_compiled_products_over_several_parts_match_the_numpy_twin(core):
     net, X, Y = _wide_case(1500)
     theta = np.array(net.theta)
     V = np.random.default_rng(4).normal(size=(net.n_params, 3))
+    rng = np.random.default_rng(9)
+    mid = Network([Dense((3, 20), "softsign", seed=5), Dense((20, 20), "tanh", seed=6),
+                   Dense((20, 2), "sigmoid", seed=7)], clip=True, dtype="float64")
+    Xm, Ym = rng.uniform(-1, 1, size=(300, 3)), rng.normal(size=(300, 2))
+    tm = np.array(mid.theta)
+    sm = core.hvp_prepare(mid.spec, tm, Xm, Ym, 0)[0]
+    for gn in (False, True):
+        assert _rel_err(core.hvp_dense(mid.spec, tm, sm, 300, 0, gn),
+                        numpy_kernels.hvp_dense(mid.spec, tm, sm, 300, 0, gn)) < 1e-12
     for loss in (0, 1):
         state, value, grad = core.hvp_prepare(net.spec, theta, X, Y, loss)
         tstate, tvalue, tgrad = numpy_kernels.hvp_prepare(net.spec, theta, X, Y, loss)
