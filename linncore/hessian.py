@@ -12,6 +12,12 @@ by default; **every function here computes in float64** on float64 copies of ``t
 ``Y``, and returns float64.  Output clipping to ``[-1, 1]`` is differentiated as the engine's
 backward pass does: derivative 1 on ``[-1, 1]`` (bounds included), 0 outside, second
 derivative 0; relu and leaky_relu have second derivative 0 (their kinks have measure zero).
+
+The full Hessian is assembled block by block from per-sample second derivatives rather than
+from ``P`` products, and ``lambda_max`` / ``lambda_min`` run their whole Lanczos iteration in
+one kernel call.  The compiled kernels split the samples into parts fixed by the problem's
+size and run them on :func:`linncore.get_num_threads` threads; the parts' sums are added in a
+fixed order, so every result is the same bits for any thread count.
 """
 from __future__ import annotations
 
@@ -394,6 +400,10 @@ def top_eigenvalues(net: Network, X: Any, Y: Any, k: int = 6, loss: str = "half_
 def lambda_max(net: Network, X: Any, Y: Any, loss: str = "half_mse", method: str = "auto",
                tol: float = 1e-10, seed: int = 0) -> float:
     """The largest eigenvalue of the loss Hessian (see :func:`top_eigenvalues` for ``method``).
+
+    With the Lanczos method, ``tol`` bounds the estimated relative error of the eigenvalue
+    (not of its vector, as ARPACK's ``tol`` does): see ``_lanczos_extreme``.  On the
+    Simple_sine network ``tol=1e-10`` takes 8 products and ``1e-6`` takes 7.
 
     Examples
     --------
