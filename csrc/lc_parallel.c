@@ -1,10 +1,34 @@
-/* lc_parallel.c: see lc_parallel.h.  POSIX threads; elsewhere every part runs on the caller. */
+/* lc_parallel.c: see lc_parallel.h.
+ *
+ * Parts are claimed, not assigned: every thread (the caller included) takes the next
+ * unclaimed part until none is left, and the caller waits only for parts that were claimed.
+ * A helper that starts late, or whose core the system gives to something else, therefore
+ * costs at most the part it holds: the caller does the rest, and never waits for a helper
+ * that has not started.  Helpers are detached; the state they share lives in a block freed
+ * by whichever of them and the caller lets go of it last, so a helper that wakes after the
+ * call has returned finds the block closed and exits.
+ *
+ * The claim word holds a generation (high 32 bits) and the next part (low 32 bits); a claim
+ * is a compare-and-swap on the whole word, so it can only take a part of the generation the
+ * claimer saw.  A caller moves to the next generation only after every part of the current
+ * one has finished, so fn and ctx read after a successful claim are those of its generation.
+ * POSIX threads with GCC/Clang atomics; elsewhere every part runs on the caller. */
 #include "lc_parallel.h"
 
-#if !defined(_WIN32)
+#include <stdlib.h>
+
+#if !defined(_WIN32) && defined(__GNUC__)
+#define LC_HAVE_THREADS 1
 #include <pthread.h>
 #include <sched.h>
-#define LC_HAVE_PTHREADS 1
+#if defined(__x86_64__) || defined(__i386__)
+#define LC_CPU_PAUSE() __builtin_ia32_pause()
+#else
+#define LC_CPU_PAUSE() ((void)0)
+#endif
+/* One wait of a spin loop: a pause, and every 4096th a yield of the processor, so waiting
+ * threads let others with work run on a busy or oversubscribed machine. */
+#define LC_SPIN_WAIT(spins) ((++(spins) & 4095) ? LC_CPU_PAUSE() : (void)sched_yield())
 #endif
 
 static volatile int lc_threads = 1;
@@ -13,98 +37,61 @@ int lc_get_num_threads(void) { return lc_threads; }
 
 void lc_set_num_threads(int n) { lc_threads = n < 1 ? 1 : n; }
 
-typedef struct {
-    lc_part_fn fn;
-    void *ctx;
-    int64_t first, step, n_parts;
-} lc_worker;
-
-static void *lc_worker_run(void *arg)
-{
-    const lc_worker *w = (const lc_worker *)arg;
-    for (int64_t p = w->first; p < w->n_parts; p += w->step) w->fn(w->ctx, p);
-    return 0;
-}
-
-void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx)
-{
-    int64_t T = lc_threads;
-    if (T > n_parts) T = n_parts;
-    if (T > LC_MAX_PARTS) T = LC_MAX_PARTS;
-#ifdef LC_HAVE_PTHREADS
-    if (T > 1) {
-        lc_worker w[LC_MAX_PARTS];
-        pthread_t tid[LC_MAX_PARTS];
-        int started[LC_MAX_PARTS];
-        for (int64_t t = 0; t < T; t++) {
-            w[t].fn = fn;
-            w[t].ctx = ctx;
-            w[t].first = t;
-            w[t].step = T;
-            w[t].n_parts = n_parts;
-        }
-        for (int64_t t = 1; t < T; t++) started[t] = pthread_create(&tid[t], 0, lc_worker_run, &w[t]) == 0;
-        lc_worker_run(&w[0]);
-        for (int64_t t = 1; t < T; t++) {
-            if (started[t])
-                pthread_join(tid[t], 0);
-            else
-                lc_worker_run(&w[t]);
-        }
-        return;
-    }
-#endif
-    for (int64_t p = 0; p < n_parts; p++) fn(ctx, p);
-}
-
-/* -- teams -------------------------------------------------------------------------------- */
-#include <stdlib.h>
-
-#if defined(LC_HAVE_PTHREADS) && defined(__GNUC__)
-#define LC_HAVE_TEAMS 1
-#if defined(__x86_64__) || defined(__i386__)
-#define LC_CPU_PAUSE() __builtin_ia32_pause()
-#else
-#define LC_CPU_PAUSE() ((void)0)
-#endif
-/* One wait of a spin loop: a pause, and after the first 4096 a yield of the processor, so a
- * team on more threads than free cores (another process busy, or more threads asked for than
- * there are cores) lets the threads with work run. */
-#define LC_SPIN_WAIT(spins) ((++(spins) & 4095) ? LC_CPU_PAUSE() : (void)sched_yield())
-#endif
+#define LC_GEN_SHIFT 32
+#define LC_PART_MASK ((((uint64_t)1) << LC_GEN_SHIFT) - 1)
 
 struct lc_team {
-    int64_t size; /* threads, the caller included */
-#ifdef LC_HAVE_TEAMS
-    pthread_t tid[LC_MAX_PARTS];
-    struct lc_team_slot {
-        struct lc_team *team;
-        int64_t index;
-    } slot[LC_MAX_PARTS];
-    int64_t gen;  /* bumped (release) to hand out a loop; helpers wait for a change */
-    int64_t done; /* helpers that finished the current loop */
-    int stop;
+#ifdef LC_HAVE_THREADS
+    uint64_t word;     /* generation << 32 | next part */
+    int64_t finished;  /* parts of the current generation finished */
+    int64_t refs;      /* the caller and the helpers still holding the block */
+    int stop;          /* set with the last generation: helpers exit */
     lc_part_fn fn;
     void *ctx;
     int64_t n_parts;
 #endif
+    int64_t size;      /* threads asked for, the caller included */
 };
 
-#ifdef LC_HAVE_TEAMS
+#ifdef LC_HAVE_THREADS
+static void lc_team_release(lc_team *team)
+{
+    if (__atomic_sub_fetch(&team->refs, 1, __ATOMIC_ACQ_REL) == 0) free(team);
+}
+
+/* Claims and runs parts of generation gen until none is left or the generation changed. */
+static void lc_team_work(lc_team *team, uint64_t gen)
+{
+    for (;;) {
+        uint64_t w = __atomic_load_n(&team->word, __ATOMIC_ACQUIRE);
+        if ((w >> LC_GEN_SHIFT) != gen) return;
+        const int64_t part = (int64_t)(w & LC_PART_MASK);
+        if (part >= __atomic_load_n(&team->n_parts, __ATOMIC_RELAXED)) return;
+        if (!__atomic_compare_exchange_n(&team->word, &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;
+        team->fn(team->ctx, part);
+        __atomic_add_fetch(&team->finished, 1, __ATOMIC_RELEASE);
+    }
+}
+
 static void *lc_team_helper(void *arg)
 {
-    const struct lc_team_slot *slot = (const struct lc_team_slot *)arg;
-    struct lc_team *team = slot->team;
-    int64_t seen = 0;
+    lc_team *team = (lc_team *)arg;
+    uint64_t seen = 0;
+    unsigned spins = 0;
     for (;;) {
-        int64_t gen;
-        unsigned spins = 0;
-        while ((gen = __atomic_load_n(&team->gen, __ATOMIC_ACQUIRE)) == seen) LC_SPIN_WAIT(spins);
-        seen = gen;
-        if (team->stop) return 0;
-        for (int64_t p = slot->index; p < team->n_parts; p += team->size) team->fn(team->ctx, p);
-        __atomic_add_fetch(&team->done, 1, __ATOMIC_RELEASE);
+        const uint64_t gen = __atomic_load_n(&team->word, __ATOMIC_ACQUIRE) >> LC_GEN_SHIFT;
+        if (__atomic_load_n(&team->stop, __ATOMIC_ACQUIRE)) break;
+        if (gen != seen) {
+            seen = gen;
+            lc_team_work(team, gen);
+            spins = 0;
+        } else {
+            LC_SPIN_WAIT(spins);
+        }
     }
+    lc_team_release(team);
+    return 0;
 }
 #endif
 
@@ -114,18 +101,24 @@ lc_team *lc_team_start(int64_t n)
     if (!team) return 0;
     if (n > lc_threads) n = lc_threads;
     if (n > LC_MAX_PARTS) n = LC_MAX_PARTS;
-    team->size = 1;
-#ifdef LC_HAVE_TEAMS
-    /* helpers are numbered in the order they start, so a failed start just makes the team
-     * smaller */
-    for (int64_t t = 1; t < n; t++) {
-        team->slot[t].team = team;
-        team->slot[t].index = t;
-        if (pthread_create(&team->tid[t], 0, lc_team_helper, &team->slot[t]) != 0) break;
-        team->size = t + 1;
+    team->size = n < 1 ? 1 : n;
+#ifdef LC_HAVE_THREADS
+    team->refs = 1;
+    if (team->size > 1) {
+        pthread_attr_t attr;
+        int attr_ok = pthread_attr_init(&attr) == 0;
+        if (attr_ok) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        for (int64_t t = 1; t < team->size; t++) {
+            pthread_t tid;
+            __atomic_add_fetch(&team->refs, 1, __ATOMIC_RELAXED);
+            if (pthread_create(&tid, attr_ok ? &attr : 0, lc_team_helper, team) != 0) {
+                __atomic_sub_fetch(&team->refs, 1, __ATOMIC_RELAXED);
+                break;
+            }
+            if (!attr_ok) pthread_detach(tid);
+        }
+        if (attr_ok) pthread_attr_destroy(&attr);
     }
-#else
-    (void)n;
 #endif
     return team;
 }
@@ -136,16 +129,17 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
         lc_parallel_for(n_parts, fn, ctx);
         return;
     }
-#ifdef LC_HAVE_TEAMS
-    if (team->size > 1) {
+#ifdef LC_HAVE_THREADS
+    if (team->size > 1 && n_parts > 1) {
+        const uint64_t gen = (__atomic_load_n(&team->word, __ATOMIC_RELAXED) >> LC_GEN_SHIFT) + 1;
         team->fn = fn;
         team->ctx = ctx;
-        team->n_parts = n_parts;
-        __atomic_store_n(&team->done, 0, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&team->gen, 1, __ATOMIC_RELEASE);
-        for (int64_t p = 0; p < n_parts; p += team->size) fn(ctx, p);
+        __atomic_store_n(&team->n_parts, n_parts, __ATOMIC_RELAXED);
+        __atomic_store_n(&team->finished, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&team->word, gen << LC_GEN_SHIFT, __ATOMIC_RELEASE);
+        lc_team_work(team, gen);
         unsigned spins = 0;
-        while (__atomic_load_n(&team->done, __ATOMIC_ACQUIRE) < team->size - 1) LC_SPIN_WAIT(spins);
+        while (__atomic_load_n(&team->finished, __ATOMIC_ACQUIRE) < n_parts) LC_SPIN_WAIT(spins);
         return;
     }
 #endif
@@ -155,12 +149,25 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
 void lc_team_end(lc_team *team)
 {
     if (!team) return;
-#ifdef LC_HAVE_TEAMS
-    if (team->size > 1) {
-        team->stop = 1;
-        __atomic_add_fetch(&team->gen, 1, __ATOMIC_RELEASE);
-        for (int64_t t = 1; t < team->size; t++) pthread_join(team->tid[t], 0);
-    }
-#endif
+#ifdef LC_HAVE_THREADS
+    __atomic_store_n(&team->stop, 1, __ATOMIC_RELEASE);
+    lc_team_release(team);
+#else
     free(team);
+#endif
+}
+
+void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx)
+{
+    int64_t T = lc_threads;
+    if (T > n_parts) T = n_parts;
+    if (T > 1) {
+        lc_team *team = lc_team_start(T);
+        if (team) {
+            lc_team_run(team, n_parts, fn, ctx);
+            lc_team_end(team);
+            return;
+        }
+    }
+    for (int64_t p = 0; p < n_parts; p++) fn(ctx, p);
 }

@@ -19,15 +19,17 @@ typedef void (*lc_part_fn)(void *ctx, int64_t part);
 int lc_get_num_threads(void);
 /* Sets it; values below 1 mean 1. */
 void lc_set_num_threads(int n);
-/* Runs fn(ctx, part) for every part in [0, n_parts): with T = min(n_parts, threads), thread t
- * takes the parts t, t + T, ... and the calling thread is thread 0.  A thread that cannot be
- * created leaves its parts to the calling thread. */
+/* Runs fn(ctx, part) for every part in [0, n_parts) on up to min(n_parts, threads) threads,
+ * the calling thread included; returns when every part has run.  Each thread claims the next
+ * part until none is left, so a helper that starts late costs nothing; if no helper can be
+ * made, the caller runs every part. */
 void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx);
 
 /* A team of threads kept for a run of many short parallel loops (a Lanczos run: one product
  * per step, a little serial work between), so that each loop does not pay for creating
- * threads and waking an idle core.  Between loops the helpers spin, so a team must live only
- * as long as such a run, inside one kernel call.  Teams of one (no threads, or no POSIX
+ * threads and waking an idle core.  Between loops the helpers spin (yielding now and then),
+ * so a team must live only as long as such a run, inside one kernel call.  Helpers are
+ * detached: ending a team never waits for them.  Teams of one (no threads, or no POSIX
  * threads) run every part on the caller. */
 typedef struct lc_team lc_team;
 /* A team of up to n threads (the caller included; n is capped by lc_get_num_threads() and
