@@ -8,10 +8,11 @@
  * by whichever of them and the caller lets go of it last, so a helper that wakes after the
  * call has returned finds the block closed and exits.
  *
- * The claim word holds a generation (high 32 bits) and the next part (low 32 bits); a claim
- * is a compare-and-swap on the whole word, so it can only take a part of the generation the
- * claimer saw.  A caller moves to the next generation only after every part of the current
- * one has finished, so fn and ctx read after a successful claim are those of its generation.
+ * The claim word holds a generation (high 32 bits), the generation's number of parts (16 bits)
+ * and the next part (low 16 bits); a claim is a compare-and-swap on the whole word, so it can
+ * only take a part that exists in the generation the claimer saw.  A caller moves to the next
+ * generation only after every part of the current one has finished, so fn and ctx read after
+ * a successful claim are those of its generation.
  * POSIX threads with GCC/Clang atomics; elsewhere every part runs on the caller. */
 #include "lc_parallel.h"
 
@@ -38,17 +39,17 @@ int lc_get_num_threads(void) { return lc_threads; }
 void lc_set_num_threads(int n) { lc_threads = n < 1 ? 1 : n; }
 
 #define LC_GEN_SHIFT 32
-#define LC_PART_MASK ((((uint64_t)1) << LC_GEN_SHIFT) - 1)
+#define LC_COUNT_SHIFT 16
+#define LC_FIELD_MASK ((((uint64_t)1) << LC_COUNT_SHIFT) - 1)
 
 struct lc_team {
 #ifdef LC_HAVE_THREADS
-    uint64_t word;     /* generation << 32 | next part */
+    uint64_t word;     /* generation << 32 | parts << 16 | next part */
     int64_t finished;  /* parts of the current generation finished */
     int64_t refs;      /* the caller and the helpers still holding the block */
     int stop;          /* set with the last generation: helpers exit */
     lc_part_fn fn;
     void *ctx;
-    int64_t n_parts;
 #endif
     int64_t size;      /* threads asked for, the caller included */
 };
@@ -65,8 +66,8 @@ static void lc_team_work(lc_team *team, uint64_t gen)
     for (;;) {
         uint64_t w = __atomic_load_n(&team->word, __ATOMIC_ACQUIRE);
         if ((w >> LC_GEN_SHIFT) != gen) return;
-        const int64_t part = (int64_t)(w & LC_PART_MASK);
-        if (part >= __atomic_load_n(&team->n_parts, __ATOMIC_RELAXED)) return;
+        const int64_t part = (int64_t)(w & LC_FIELD_MASK);
+        if (part >= (int64_t)((w >> LC_COUNT_SHIFT) & LC_FIELD_MASK)) return;
         if (!__atomic_compare_exchange_n(&team->word, &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             continue;
         team->fn(team->ctx, part);
@@ -130,13 +131,14 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
         return;
     }
 #ifdef LC_HAVE_THREADS
-    if (team->size > 1 && n_parts > 1) {
-        const uint64_t gen = (__atomic_load_n(&team->word, __ATOMIC_RELAXED) >> LC_GEN_SHIFT) + 1;
+    if (team->size > 1 && n_parts > 1 && (uint64_t)n_parts <= LC_FIELD_MASK) {
+        const uint64_t gen = ((__atomic_load_n(&team->word, __ATOMIC_RELAXED) >> LC_GEN_SHIFT) + 1) &
+                             0xffffffffu;
         team->fn = fn;
         team->ctx = ctx;
-        __atomic_store_n(&team->n_parts, n_parts, __ATOMIC_RELAXED);
         __atomic_store_n(&team->finished, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&team->word, gen << LC_GEN_SHIFT, __ATOMIC_RELEASE);
+        __atomic_store_n(&team->word, gen << LC_GEN_SHIFT | (uint64_t)n_parts << LC_COUNT_SHIFT,
+                         __ATOMIC_RELEASE);
         lc_team_work(team, gen);
         unsigned spins = 0;
         while (__atomic_load_n(&team->finished, __ATOMIC_ACQUIRE) < n_parts) LC_SPIN_WAIT(spins);

@@ -447,7 +447,7 @@ def test_compiled_products_give_the_same_bits_for_any_thread_count(core, threads
     Xs, Ys = rng.uniform(-1, 1, size=(300, 3)), rng.normal(size=(300, 2))
     ts = np.array(small.theta)
     runs = []
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 8):
         threads(n)
         state, value, grad = core.hvp_prepare(net.spec, theta, X, Y, 1)
         sstate = core.hvp_prepare(small.spec, ts, Xs, Ys, 0)[0]
@@ -561,3 +561,19 @@ def test_set_num_threads_checks_its_argument_and_reads_the_environment(threads, 
             backend_module._default_threads()
     monkeypatch.delenv("LINNCORE_NUM_THREADS")
     assert backend_module._default_threads() >= 1
+
+
+def test_products_run_concurrently_from_python_threads(threads):
+    # each call makes its own helpers; calls from several Python threads at once (the GIL is
+    # released) give the values of a lone call
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads(2)
+    net, X, Y = _wide_case()
+    alone = hs.lambda_max(net, X, Y)
+    H_alone = hs.full_hessian(net, X[:40], Y[:40])
+    with ThreadPoolExecutor(4) as ex:
+        tops = list(ex.map(lambda _: hs.lambda_max(net, X, Y), range(8)))
+        Hs = list(ex.map(lambda _: hs.full_hessian(net, X[:40], Y[:40]), range(4)))
+    assert tops == [alone] * 8
+    assert all(np.array_equal(H, H_alone) for H in Hs)
