@@ -33,12 +33,14 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
 /* Eigenvalues of the symmetric tridiagonal matrix with diagonal d[0..n) and off-diagonal
  * e[0..n-1) (e[i] couples i and i + 1), by implicit QL iterations with Wilkinson shifts:
  * d := the eigenvalues (unsorted), z[j] := the last component of eigenvector j (unit length).
- * e is destroyed (it needs n values).  Returns 0, or -1 after 60 sweeps without convergence
- * at one eigenvalue. */
+ * e is destroyed (it needs n values).  Returns 0, or -1 for a non-finite entry or after 60
+ * sweeps without convergence at one eigenvalue. */
 static int lc_tridiag_ql(double *d, double *e, double *z, int64_t n)
 {
     for (int64_t j = 0; j < n; j++) z[j] = j == n - 1 ? 1.0 : 0.0;
     e[n - 1] = 0.0;
+    for (int64_t j = 0; j < n; j++)
+        if (!isfinite(d[j]) || !isfinite(e[j])) return -1;
     for (int64_t l = 0; l < n; l++) {
         int sweeps = 0;
         int64_t m;
@@ -48,7 +50,7 @@ static int lc_tridiag_ql(double *d, double *e, double *z, int64_t n)
                 if (fabs(e[m]) <= 0x1p-53 * dd) break;
             }
             if (m == l) break;
-            if (sweeps++ == 60) return -1;
+            if (++sweeps > 60) return -1;
             double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
             double r = hypot(g, 1.0);
             g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r)); /* shift from the 2 x 2 block at l */

@@ -73,7 +73,9 @@ LC_DECLARE_HESSIAN(double, f64)
  * its residual and gap the distance to the next Ritz value, it stops when
  * r <= sqrt(tol) |theta| and r^2 / gap <= tol |theta|, or when r = 0 (an invariant Krylov
  * space).  *value := theta, *steps := products taken, *converged := 1 if it stopped so within
- * max_steps (1 <= max_steps <= P) steps, else 0 (the last Ritz value is left in *value).
+ * max_steps (1 <= max_steps <= P) steps, else 0 (the last Ritz value is left in *value; a
+ * Ritz value of 0 never passes the relative test, so a run whose extreme eigenvalue is 0 ends
+ * unconverged and the caller falls back to ARPACK).
  * Every sum is ordered, so the result does not depend on threads.  Allocates workspace. */
 int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_t loss,
                        int32_t gauss_newton, const double *state, const double *v0, int32_t which,

@@ -548,6 +548,8 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
  * values of the parts' extra (P, P) matrices (64 MiB in double). */
 #define LC_DENSE_CHUNK_VALUES 262144
 #define LC_DENSE_PART_VALUES 8388608
+/* Beyond this many values in one buffer (2^40), lc_hvp_dense reports LC_ERR_NOMEM. */
+#define LC_DENSE_MAX_VALUES 1099511627776.0
 #define LC_DENSE_MIN_CHUNK 16
 
 /* abar (the layer's input with a trailing 1 when has_bias) of sample b, index i. */
@@ -563,7 +565,7 @@ typedef struct {
     const REAL *theta, *state;
     REAL *H, *H_parts;  /* H_parts: n_parts - 1 more matrices */
     REAL *work;         /* n_parts blocks of work_len */
-    int64_t N, L, P, mw, sumsq, C, tmp_len, work_len, n_parts;
+    int64_t N, L, P, hw, ut, u2, sumsq, C, tmp_len, work_len, n_parts; /* hw: widest output */
     REAL s2;
     int gn;
     const int64_t *w_off, *b_off, *g_off; /* g_off: layer l's G_l in a chunk's G */
@@ -574,7 +576,7 @@ static void FN(dense_part)(void *arg, int64_t part)
     const FN(dense_ctx) *x = (const FN(dense_ctx) *)arg;
     const lc_net *net = x->net;
     const REAL *theta = x->theta, *state = x->state;
-    const int64_t N = x->N, L = x->L, P = x->P, mw = x->mw, sumsq = x->sumsq;
+    const int64_t N = x->N, L = x->L, P = x->P, hw = x->hw, sumsq = x->sumsq;
     const int64_t *w_off = x->w_off, *b_off = x->b_off;
     const int gn = x->gn;
     const REAL s2 = x->s2;
@@ -584,9 +586,9 @@ static void FN(dense_part)(void *arg, int64_t part)
     C = (s1 - s0 + (s1 - s0 + C - 1) / C - 1) / ((s1 - s0 + C - 1) / C); /* equal chunks */
     REAL *H = part == 0 ? x->H : x->H_parts + (part - 1) * P * P;
     const int64_t Cb = x->C, *g_off = x->g_off; /* the buffers' layout: for chunks of x->C */
-    REAL *G = x->work + part * x->work_len, *J = G + Cb * sumsq, *Jn = J + Cb * mw * mw;
-    REAL *S = Jn + Cb * mw * mw, *T = S + Cb * mw * mw, *Ut = T + Cb * mw * mw;
-    REAL *U2t = Ut + Cb * (mw + 1) * (mw + 1), *tmp = U2t + Cb * (mw + 1) * mw, *wg = tmp + x->tmp_len;
+    REAL *G = x->work + part * x->work_len, *J = G + Cb * sumsq, *Jn = J + Cb * hw * hw;
+    REAL *S = Jn + Cb * hw * hw, *T = S + Cb * hw * hw, *Ut = T + Cb * hw * hw;
+    REAL *U2t = Ut + Cb * x->ut, *tmp = U2t + Cb * x->u2, *wg = tmp + x->tmp_len;
     for (int64_t q = 0; q < P * P; q++) H[q] = 0;
 
     for (int64_t s = s0; s < s1; s += C) {
@@ -729,22 +731,46 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
 {
     const int64_t L = net->n_layers, P = lc_net_n_params(net);
     if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1) return LC_ERR_ARGS;
-    int64_t mw = 0, sumsq = 0;
-    for (int64_t l = 0; l <= L; l++) mw = net->sizes[l] > mw ? net->sizes[l] : mw;
-    for (int64_t l = 0; l < L; l++) sumsq += net->sizes[l + 1] * net->sizes[l + 1];
+    /* Buffers sized for the largest block over the layer pairs k <= l: per sample G (sumsq),
+     * J, Jn, S, T (layer outputs only: hw^2 each), Ut and U2t; once per part tmp and wg.
+     * Sizes are counted in double first so that no product of widths can overflow. */
+    int64_t hw = 0, sumsq = 0, ut = 0, u2 = 0, tmp_len = 0;
+    double biggest = 0;
+    for (int64_t l = 0; l < L; l++) {
+        hw = net->sizes[l + 1] > hw ? net->sizes[l + 1] : hw;
+        sumsq += net->sizes[l + 1] * net->sizes[l + 1];
+    }
+    for (int64_t k = 0; k < L; k++) {
+        const double nk = (double)net->sizes[k + 1], inkb = (double)(net->sizes[k] + net->has_bias[k]);
+        for (int64_t l = k; l < L; l++) {
+            const double nl = (double)net->sizes[l + 1], inl = (double)net->sizes[l];
+            const double inlb = inl + (double)net->has_bias[l];
+            const double pairs = l == k ? inlb * (inlb + 1) / 2 : inkb * inlb;
+            double t = pairs * nl * nk;
+            if (l > k && inkb * nl * inl * nk > t) t = inkb * nl * inl * nk;
+            biggest = t > biggest ? t : biggest;
+            biggest = pairs > biggest ? pairs : biggest;
+            if (t <= (double)LC_DENSE_MAX_VALUES) {
+                tmp_len = (int64_t)t > tmp_len ? (int64_t)t : tmp_len;
+                ut = (int64_t)pairs > ut ? (int64_t)pairs : ut;
+                if (l > k) u2 = (int64_t)(inkb * nl) > u2 ? (int64_t)(inkb * nl) : u2;
+            }
+        }
+    }
+    if (biggest > (double)LC_DENSE_MAX_VALUES || (double)P * (double)P > (double)LC_DENSE_MAX_VALUES)
+        return LC_ERR_NOMEM;
     const int64_t m = net->sizes[L];
     /* parts: about N P^2 / 2 multiply-adds (a product's work unit, one weight for one sample,
      * is about six), and at most LC_DENSE_PART_VALUES values of extra matrices; both depend on
      * the problem only */
     int64_t n_parts = FN(hess_n_parts)(N, (double)N * (double)P * (double)P / 12.0);
     while (n_parts > 1 && (n_parts - 1) * P * P > LC_DENSE_PART_VALUES) n_parts /= 2;
-    const int64_t per_sample = sumsq + 4 * mw * mw + (mw + 1) * (mw + 1) + (mw + 1) * mw;
+    const int64_t per_sample = sumsq + 4 * hw * hw + ut + u2;
     int64_t C = LC_DENSE_CHUNK_VALUES / per_sample;
     if (C < LC_DENSE_MIN_CHUNK) C = LC_DENSE_MIN_CHUNK;
     const int64_t longest = (N + n_parts - 1) / n_parts;
     if (C > longest) C = longest;
-    const int64_t tmp_len = (mw + 1) * (mw + 1) * mw * mw;
-    const int64_t work_len = C * per_sample + tmp_len + mw * mw;
+    const int64_t work_len = C * per_sample + tmp_len + hw * hw;
     int64_t *ib = (int64_t *)malloc((size_t)(3 * L) * sizeof(int64_t));
     REAL *buf = (REAL *)malloc((size_t)(n_parts * work_len + (n_parts - 1) * P * P) * sizeof(REAL));
     if (!ib || !buf) {
@@ -759,7 +785,7 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     }
     FN(dense_ctx) ctx = {.net = net, .theta = theta, .state = state, .H = H,
                          .H_parts = buf + n_parts * work_len, .work = buf, .N = N, .L = L, .P = P,
-                         .mw = mw, .sumsq = sumsq, .C = C, .tmp_len = tmp_len,
+                         .hw = hw, .ut = ut, .u2 = u2, .sumsq = sumsq, .C = C, .tmp_len = tmp_len,
                          .work_len = work_len, .n_parts = n_parts,
                          .s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
                                                         : (REAL)(2.0 / ((double)N * (double)m)),
@@ -808,6 +834,7 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
 #undef LC_DENSE_CHUNK_VALUES
 #undef LC_DENSE_MIN_CHUNK
 #undef LC_DENSE_PART_VALUES
+#undef LC_DENSE_MAX_VALUES
 #undef FN
 #undef LC_CAT
 #undef LC_CAT_

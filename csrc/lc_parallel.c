@@ -32,11 +32,17 @@
 #define LC_SPIN_WAIT(spins) ((++(spins) & 4095) ? LC_CPU_PAUSE() : (void)sched_yield())
 #endif
 
-static volatile int lc_threads = 1;
+static int lc_threads = 1;
 
+#if defined(__GNUC__)
+int lc_get_num_threads(void) { return __atomic_load_n(&lc_threads, __ATOMIC_RELAXED); }
+
+void lc_set_num_threads(int n) { __atomic_store_n(&lc_threads, n < 1 ? 1 : n, __ATOMIC_RELAXED); }
+#else
 int lc_get_num_threads(void) { return lc_threads; }
 
 void lc_set_num_threads(int n) { lc_threads = n < 1 ? 1 : n; }
+#endif
 
 #define LC_GEN_SHIFT 32
 #define LC_COUNT_SHIFT 16
@@ -100,7 +106,7 @@ lc_team *lc_team_start(int64_t n)
 {
     lc_team *team = (lc_team *)calloc(1, sizeof(lc_team));
     if (!team) return 0;
-    if (n > lc_threads) n = lc_threads;
+    if (n > lc_get_num_threads()) n = lc_get_num_threads();
     if (n > LC_MAX_PARTS) n = LC_MAX_PARTS;
     team->size = n < 1 ? 1 : n;
 #ifdef LC_HAVE_THREADS
@@ -161,7 +167,7 @@ void lc_team_end(lc_team *team)
 
 void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx)
 {
-    int64_t T = lc_threads;
+    int64_t T = lc_get_num_threads();
     if (T > n_parts) T = n_parts;
     if (T > 1) {
         lc_team *team = lc_team_start(T);

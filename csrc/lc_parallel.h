@@ -3,8 +3,10 @@
  *
  * Results never depend on the number of threads: a kernel chooses its number of parts from
  * its arguments alone, each part writes only its own output, and the kernel combines the
- * parts' outputs in part order afterwards.  Threads are created for one call and joined before
- * it returns; nothing persists between calls, so a process may fork at any time. */
+ * parts' outputs in part order afterwards.  Threads are created for one call (or one team) and
+ * are detached: a helper may outlive the call by the moment it takes to notice there is nothing
+ * left to do, but it touches only the call's shared block, never the caller's data.  No pool
+ * persists between calls, so a process may fork at any time. */
 #ifndef LC_PARALLEL_H
 #define LC_PARALLEL_H
 

@@ -125,7 +125,8 @@ def get_num_threads() -> int:
     >>> linncore.get_num_threads() >= 1
     True
     """
-    return _threads
+    core = _native()
+    return core.get_num_threads() if core is not None else _threads
 
 
 def backend() -> str:

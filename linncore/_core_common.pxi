@@ -84,6 +84,8 @@ cdef class _Net:
         self.has_bias = np.ascontiguousarray(spec.has_bias, dtype=np.int32)
         if self.sizes.ndim != 1 or self.sizes.shape[0] < 2:
             raise ValueError("spec.sizes: expected at least two widths")
+        if np.any(self.sizes < 0):
+            raise ValueError(f"spec.sizes: widths must be >= 0, got {self.sizes.tolist()}")
         if self.acts.shape[0] != self.sizes.shape[0] - 1 or self.has_bias.shape[0] != self.acts.shape[0]:
             raise ValueError("spec: acts and has_bias need one entry per layer")
         if np.any(self.acts < 0) or np.any(self.acts >= LC_N_ACTIVATIONS):

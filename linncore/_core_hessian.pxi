@@ -149,6 +149,12 @@ def hvp_dense(spec, theta, state, int64_t N, int loss, bint gauss_newton=False):
     return H
 
 
+cdef _check_unit(v0):
+    norm = float(np.linalg.norm(v0))
+    if not abs(norm - 1.0) <= 1e-8:
+        raise ValueError(f"v0: expected a unit vector (Lanczos starts from it), got norm {norm:.6g}")
+
+
 def hvp_lanczos(spec, theta, state, int64_t N, int loss, v0, str which, double tol,
                 int64_t max_steps, bint gauss_newton=False):
     """(value, steps, converged): the extreme eigenvalue ("LA" largest, "SA" smallest) by
@@ -160,6 +166,7 @@ def hvp_lanczos(spec, theta, state, int64_t N, int loss, v0, str which, double t
         raise ValueError(f"N: expected at least one sample, got {N}")
     _arr(state, np.float64, (lc_hvp_state_len(&n.net, N),), "state")
     _arr(v0, np.float64, (n.n_params,), "v0")
+    _check_unit(v0)
     if which not in ("LA", "SA"):
         raise ValueError(f"which: expected 'LA' or 'SA', got {which!r}")
     if not 1 <= max_steps <= n.n_params:

@@ -577,3 +577,40 @@ def test_products_run_concurrently_from_python_threads(threads):
         Hs = list(ex.map(lambda _: hs.full_hessian(net, X[:40], Y[:40]), range(4)))
     assert tops == [alone] * 8
     assert all(np.array_equal(H, H_alone) for H in Hs)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_assembled_hessian_of_a_wide_input_layer_needs_only_its_blocks_workspace(engine):
+    # 256 inputs: workspace sized by the widest layer to the fourth power would be 34 GB
+    K = _kernels(engine)
+    rng = np.random.default_rng(12)
+    net = Network([Dense((256, 4), "tanh", seed=0), Dense((4, 1), seed=1)], clip=False, dtype="float64")
+    X, Y = rng.normal(size=(40, 256)) / 16, rng.normal(size=(40, 1))
+    theta = np.array(net.theta)
+    state = K.hvp_prepare(net.spec, theta, X, Y, 1)[0]
+    H = K.hvp_dense(net.spec, theta, state, 40, 1)
+    cols = K.hvp_apply(net.spec, theta, state, 40, 1, np.eye(net.n_params))
+    assert _rel_err(H, cols) < 1e-13
+
+
+def test_kernels_refuse_malformed_specs_and_start_vectors(core):
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(sizes=[-1, 2], acts=[0], has_bias=[1], clip_out=False)
+    with pytest.raises(ValueError, match="widths"):
+        core.hvp_prepare(spec, np.zeros(0), np.zeros((1, 0)), np.zeros((1, 2)), 1)
+    net, X, Y = _smooth_case("tanh", clip=False)
+    theta = np.array(net.theta, dtype=np.float64)
+    for K in (core, numpy_kernels):
+        state = K.hvp_prepare(net.spec, theta, X, Y, 1)[0]
+        for v0 in (np.zeros(net.n_params), np.full(net.n_params, 3.0 / np.sqrt(net.n_params))):
+            with pytest.raises(ValueError, match="v0: expected a unit vector"):
+                K.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "LA", 1e-8, 5)
+
+
+def test_get_num_threads_reads_the_core(core, threads):
+    import linncore
+
+    threads(2)
+    core.set_num_threads(4)
+    assert linncore.get_num_threads() == 4

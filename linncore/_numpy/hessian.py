@@ -236,6 +236,9 @@ def hvp_lanczos(spec, theta, state, N: int, loss: int, v0, which: str, tol: floa
         raise ValueError(f"which: expected 'LA' or 'SA', got {which!r}")
     if not 1 <= max_steps <= P:
         raise ValueError(f"max_steps: expected 1 to {P}, got {max_steps}")
+    norm = float(np.linalg.norm(v0))
+    if not abs(norm - 1.0) <= 1e-8:
+        raise ValueError(f"v0: expected a unit vector (Lanczos starts from it), got norm {norm:.6g}")
     Q = np.empty((max_steps + 1, P))
     alpha, beta = np.empty(max_steps), np.empty(max_steps)
     Q[0] = v0
