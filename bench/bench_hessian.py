@@ -49,7 +49,6 @@ def torch_loss(torch, net: Network):
     acts = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda z: z}
     shapes = [(l.size_in, l.size_out, l.has_bias, acts[l.activation]) for l in net.layers]
     clip = net.clip
-    half = True
 
     def loss(theta, x, y):
         p, a = 0, x
@@ -63,7 +62,7 @@ def torch_loss(torch, net: Network):
             if clip:
                 a = torch.clamp(a, -1.0, 1.0)
         r = a - y
-        return 0.5 * (r * r).sum() / x.shape[0] if half else (r * r).mean()
+        return 0.5 * (r * r).sum() / x.shape[0]  # half_mse, linncore.hessian's default
 
     return loss
 

@@ -10,9 +10,11 @@ loader of JSON documents (model files, ``.linn`` documents) can reuse it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections import Counter
+from typing import Any, Callable
 
 import numpy as np
+import pytest
 
 _POOL: list[Any] = [None, True, False, 0, -1, 1, 2, 7, 2 ** 31, 2 ** 63, -(2 ** 63) - 1, 10 ** 40, 0.5, -0.0,
                     1e-320, 1.7976931348623157e308, "", "x", "float32", "float64", "relu", "tanh", "dense0",
@@ -116,3 +118,26 @@ def _fuzz_mutations(doc_text: str, rng: np.random.Generator) -> bytes:
     if out == doc_text.encode("utf-8", "surrogatepass"):  # a mutation that happened to change nothing
         out = out[:-1]
     return out
+
+
+def fuzz_loader(load: Callable[[bytes], Any], texts: list[str], n: int, seed: int,
+                clean_error: type[Exception], check: Callable[[Any], None]) -> Counter:
+    """Feed ``n`` seeded mutations of ``texts`` (taken in turn) to ``load``.
+
+    Each case must raise ``clean_error`` or return a result that ``check`` accepts; any other
+    exception fails the test, naming the case, the seed and the input.  Returns the counts of
+    ``"error"`` and ``"valid"`` cases."""
+    rng = np.random.default_rng(seed)
+    outcome: Counter = Counter()
+    for k in range(n):
+        bad = _fuzz_mutations(texts[k % len(texts)], rng)
+        try:
+            result = load(bad)
+        except clean_error:
+            outcome["error"] += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point of the fuzzing
+            pytest.fail(f"case {k} (seed {seed}) raised {type(exc).__name__}: {exc}\ninput: {bad[:300]!r}")
+        check(result)
+        outcome["valid"] += 1
+    return outcome

@@ -2,12 +2,9 @@
 in a clean ModelFileError or a valid model, never another exception."""
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
-import pytest
 
-from _fuzz import _fuzz_mutations
+from _fuzz import _fuzz_mutations, fuzz_loader
 from linncore import Dense, Network
 from linncore.files import (ModelFile, ModelFileError, bundle_from_json, bundle_to_json, from_json, load_model,
                             to_json)
@@ -22,25 +19,16 @@ def seeds() -> list[str]:
                                 training={"optimizer": "adam", "epochs": 10, "lr": 1e-3})]
 
 
+def _valid_models(result) -> None:
+    models = result.values() if isinstance(result, dict) else [result]
+    for m in models:
+        assert isinstance(m, ModelFile)
+        out = m.network.predict(np.zeros((1, m.network.input_size)))
+        assert np.all(np.isfinite(out))
+
+
 def check_loader(load, texts, n, seed):
-    rng = np.random.default_rng(seed)
-    outcome: Counter = Counter()
-    for k in range(n):
-        bad = _fuzz_mutations(texts[k % len(texts)], rng)
-        try:
-            result = load(bad)
-        except ModelFileError:
-            outcome["error"] += 1
-            continue
-        except Exception as exc:  # noqa: BLE001 - the point of the test
-            pytest.fail(f"case {k} (seed {seed}) raised {type(exc).__name__}: {exc}\ninput: {bad[:300]!r}")
-        models = result.values() if isinstance(result, dict) else [result]
-        for m in models:
-            assert isinstance(m, ModelFile)
-            out = m.network.predict(np.zeros((1, m.network.input_size)))
-            assert np.all(np.isfinite(out))
-        outcome["valid"] += 1
-    return outcome
+    return fuzz_loader(load, texts, n, seed, ModelFileError, _valid_models)
 
 
 def test_mutated_model_documents_end_in_a_clean_error_or_a_valid_model():

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _fuzz import _fuzz_mutations
+from _fuzz import _fuzz_mutations, fuzz_loader
 from linncore import Dense, LinnError, Network, get_linn, load_linn
 from linncore.cli import main
 
@@ -28,23 +28,17 @@ def documents() -> list[str]:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_mutated_linn_documents_end_in_a_clean_error_or_a_valid_network(tmp_path, seed):
-    rng = np.random.default_rng(seed)
-    texts = documents()
-    outcome: Counter = Counter()
     path = tmp_path / "fuzz.linn"
-    for k in range(1000):
-        path.write_bytes(_fuzz_mutations(texts[k % len(texts)], rng))
-        try:
-            net = load_linn(path)
-        except LinnError:
-            outcome["error"] += 1
-            continue
-        except Exception as exc:  # noqa: BLE001 - the point of the test
-            pytest.fail(f"case {k} (seed {seed}) raised {type(exc).__name__}: {exc}\n"
-                        f"input: {path.read_bytes()[:300]!r}")
+
+    def load(data: bytes):
+        path.write_bytes(data)
+        return load_linn(path)
+
+    def check(net) -> None:
         out = net.predict(np.zeros((1, net.input_size)))
         assert np.all(np.isfinite(out)) and np.all(np.abs(out) <= 1)
-        outcome["valid"] += 1
+
+    outcome = fuzz_loader(load, documents(), 1000, seed, LinnError, check)
     assert outcome["error"] > 500 and outcome["error"] + outcome["valid"] == 1000
 
 
