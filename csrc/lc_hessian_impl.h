@@ -268,7 +268,9 @@ static void FN(hess_matmul_sparse_rows)(const REAL *restrict A, const REAL *rest
     }
 }
 
-/* What every part of lc_hvp_apply shares (read-only) and where each writes. */
+/* A product plan: everything lc_hvp_apply sets up once for k directions (parts, chunking,
+ * W^T, workspace), so a Lanczos run can reuse it for every step; every part reads it and
+ * writes only its own blocks. */
 typedef struct {
     const lc_net *net;
     const REAL *theta, *state;
@@ -282,7 +284,14 @@ typedef struct {
     int64_t work_len;
     REAL **rp;      /* n_parts blocks of 2 L pointers */
     int64_t *nzrow; /* n_parts blocks of maxw indices */
-} FN(hvp_ctx);
+} FN(hvp_plan);
+
+/* Size of near-equal chunks, at most C, covering n samples (none left nearly empty). */
+static inline int64_t FN(hess_equal_chunk)(int64_t n, int64_t C)
+{
+    const int64_t chunks = (n + C - 1) / C;
+    return (n + chunks - 1) / chunks;
+}
 
 /* First sample of part p of n_parts near-equal contiguous parts of N samples. */
 static inline int64_t FN(hess_part_start)(int64_t N, int64_t n_parts, int64_t p)
@@ -307,7 +316,7 @@ static int64_t FN(hess_n_parts)(int64_t N, double work)
 /* One part of lc_hvp_apply: the R-operator over its samples, summed into its own hv block. */
 static void FN(hvp_part)(void *arg, int64_t part)
 {
-    const FN(hvp_ctx) *x = (const FN(hvp_ctx) *)arg;
+    const FN(hvp_plan) *x = (const FN(hvp_plan) *)arg;
     const lc_net *net = x->net;
     const REAL *theta = x->theta, *state = x->state;
     const int64_t N = x->N, L = x->L, P = x->P, k = x->k, m = x->m, maxw = x->maxw;
@@ -318,8 +327,7 @@ static void FN(hvp_part)(void *arg, int64_t part)
     const REAL s2 = x->s2;
     const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
     const int64_t s1 = FN(hess_part_start)(N, x->n_parts, part + 1);
-    int64_t C = x->C;
-    C = (s1 - s0 + (s1 - s0 + C - 1) / C - 1) / ((s1 - s0 + C - 1) / C); /* equal chunks */
+    const int64_t C = FN(hess_equal_chunk)(s1 - s0, x->C);
     REAL *hv = x->hv_parts + part * k * P; /* (k, P): one row per direction */
     for (int64_t q = 0; q < k * P; q++) hv[q] = 0;
     REAL **Rz = x->rp + part * 2 * L, **Ra = Rz + L;
@@ -402,11 +410,6 @@ static void FN(hvp_part)(void *arg, int64_t part)
         }
     }
 }
-
-/* A product plan: everything lc_hvp_apply sets up once for k directions (parts, chunking,
- * W^T, workspace), so a Lanczos run can reuse it for every step.  The plan is the context
- * hvp_part reads. */
-typedef FN(hvp_ctx) FN(hvp_plan);
 
 static void FN(hvp_plan_free)(FN(hvp_plan) *x)
 {
@@ -582,8 +585,7 @@ static void FN(dense_part)(void *arg, int64_t part)
     const REAL s2 = x->s2;
     const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
     const int64_t s1 = FN(hess_part_start)(N, x->n_parts, part + 1);
-    int64_t C = x->C < s1 - s0 ? x->C : s1 - s0;
-    C = (s1 - s0 + (s1 - s0 + C - 1) / C - 1) / ((s1 - s0 + C - 1) / C); /* equal chunks */
+    const int64_t C = FN(hess_equal_chunk)(s1 - s0, x->C);
     REAL *H = part == 0 ? x->H : x->H_parts + (part - 1) * P * P;
     const int64_t Cb = x->C, *g_off = x->g_off; /* the buffers' layout: for chunks of x->C */
     REAL *G = x->work + part * x->work_len, *J = G + Cb * sumsq, *Jn = J + Cb * hw * hw;
