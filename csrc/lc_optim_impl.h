@@ -1,5 +1,6 @@
 /* lc_optim_impl.h: the one definition of the optimizer kernels, included by lc_optim.c once
- * per floating type (REAL, SFX, POW, SQRT defined).  Not a public header. */
+ * per floating type (REAL, SFX, POW, SQRT, FABS and TINY, the smallest normal number,
+ * defined).  Not a public header. */
 
 #define LC_CAT_(a, b) a##_##b
 #define LC_CAT(a, b) LC_CAT_(a, b)
@@ -23,19 +24,33 @@ static FN(ostep) FN(ostep_init)(const lc_optim *opt, int64_t t)
     return s;
 }
 
+/* A moment below the smallest normal number is stored as zero.  Without this, the moments of
+ * a parameter whose gradient stays zero (a dead relu unit) decay into the subnormal range and
+ * stay there: once m is a few units in the last place, m (1 - b1) rounds to nothing, so
+ * m += (0 - m)(1 - b1) no longer changes it.  Every later step then computes on subnormal
+ * numbers, which cost a microcode assist per instruction on many x86 cores.  The increment
+ * such a moment gives is itself subnormal or zero, so flushing it changes no parameter whose
+ * magnitude exceeds about 1e-30 (float32). */
+static inline REAL FN(flush)(REAL x)
+{
+    return FABS(x) < TINY ? (REAL)0 : x;
+}
+
 /* The increments of one parameter; each updates the optimizer state it is given.
- * Adam (Keras 3): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); -m alpha / (sqrt(v) + eps). */
+ * Adam (Keras 3): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2) (each flushed as above);
+ * increment -m alpha / (sqrt(v) + eps). */
 static inline REAL FN(adam_inc)(const FN(ostep) *s, REAL g, REAL *m, REAL *v)
 {
-    *m += (g - *m) * s->c1;
-    *v += (g * g - *v) * s->c2;
+    *m = FN(flush)(*m + (g - *m) * s->c1);
+    *v = FN(flush)(*v + (g * g - *v) * s->c2);
     return -((*m * s->alpha) / (SQRT(*v) + s->eps));
 }
 
-/* SGD with momentum mu: vel = mu vel - lr g; the increment is vel (Nesterov: mu vel - lr g). */
+/* SGD with momentum mu: vel = mu vel - lr g (flushed as above); the increment is vel
+ * (Nesterov: mu vel - lr g). */
 static inline REAL FN(momentum_inc)(const FN(ostep) *s, REAL g, REAL *vel, int nesterov)
 {
-    *vel = -g * s->lr + *vel * s->mu;
+    *vel = FN(flush)(-g * s->lr + *vel * s->mu);
     return nesterov ? -g * s->lr + *vel * s->mu : *vel;
 }
 

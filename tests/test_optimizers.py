@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from linncore import SGD, Adam, Dense, Network
@@ -86,3 +88,29 @@ def test_parameters_are_clipped_after_each_step(engine):
     net = Network([Dense((1, 1), weight=[[0.99]], has_bias=False)], clip=True, dtype="float64")
     net.fit([[1.0]], [[10.0]], epochs=1, batch_size=1, optimizer=SGD(learning_rate=1.0), verbose=0)
     assert net.theta[0] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum", [None, 0.9])
+def test_moments_of_a_dead_unit_decay_to_zero_not_to_subnormals(engine, dtype, momentum):
+    # A parameter whose gradient stays zero (a dead relu unit): its moments decay geometrically,
+    # and in IEEE arithmetic a decaying moment gets stuck a few units above zero in the
+    # subnormal range, where every later step is slow on many x86 cores.  It must reach zero.
+    from linncore._codes import OPT_ADAM, OPT_SGD
+
+    opt = ((OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False) if momentum is None
+           else (OPT_SGD, 0.01, 0.0, 0.0, 0.0, momentum, False))
+    tiny = np.finfo(dtype).tiny
+    theta = np.full(8, 0.5, dtype)
+    m = np.array([tiny * 4, -tiny * 4, tiny * 2**-20, 5 * tiny * 2**-23, 0.1, 1e-3, 0, 0], dtype)
+    v = np.array([tiny * 4, tiny * 2**-10, 0.1, 1e-3, 1e-3, 1e-5, 0, 0], dtype)
+    g = np.zeros(8, dtype)
+    g[6] = 0.25  # a live parameter keeps a normal moment
+    steps = 7_500 if dtype == np.float64 else 1_200  # 0.1 * 0.9^t passes below tiny
+    for t in range(1, steps):
+        engine.optim_step(opt, theta, g, m, v, t)
+    for arr in (m, v) if momentum is None else (m,):
+        sub = (arr != 0) & (np.abs(arr) < tiny)
+        assert not sub.any(), arr
+    assert m[6] != 0 and np.all(m[:6] == 0)
+    assert np.all(theta[[0, 1, 2, 3, 7]] == dtype(0.5))

@@ -255,20 +255,28 @@ def optim_delta(opt: tuple, g, m, v, t: int):
     opt = (kind, lr, beta_1, beta_2, epsilon, momentum, nesterov).  Adam (Keras 3):
     m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); alpha = lr sqrt(1 - b2^t) / (1 - b1^t);
     increment -m alpha / (sqrt(v) + eps).  SGD: -lr g; with momentum mu: m = mu m - lr g,
-    increment m (Nesterov: mu m - lr g)."""
+    increment m (Nesterov: mu m - lr g).  Moments below the smallest normal number are
+    stored as zero (see _flush)."""
     kind, lr, b1, b2, eps, mu, nesterov = opt
     T = g.dtype.type
     lr = T(lr)
     if kind == OPT_ADAM:
         b1, b2, eps, tt = T(b1), T(b2), T(eps), T(t)
         alpha = lr * np.sqrt(T(1) - b2 ** tt) / (T(1) - b1 ** tt)
-        m += (g - m) * (T(1) - b1)
-        v += (g * g - v) * (T(1) - b2)
+        m[...] = _flush(m + (g - m) * (T(1) - b1))
+        v[...] = _flush(v + (g * g - v) * (T(1) - b2))
         return -((m * alpha) / (np.sqrt(v) + eps))
     if mu == 0.0:
         return -(g * lr)
-    m[...] = -g * lr + m * T(mu)
+    m[...] = _flush(-g * lr + m * T(mu))
     return (-g * lr + m * T(mu)) if nesterov else m.copy()
+
+
+def _flush(x):
+    """x with every value below the smallest normal number replaced by zero: a moment that
+    would otherwise decay into the subnormal range and stay there (a dead relu unit's), where
+    each later step computes on subnormal numbers.  NaN stays NaN."""
+    return np.where(np.abs(x) < np.finfo(x.dtype).tiny, x.dtype.type(0), x)
 
 
 def optim_step(opt: tuple, theta, g, m, v, t: int) -> None:
