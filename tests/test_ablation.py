@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from linncore import Dense, FitHistory, LinearBlockModel, LinearTeacherDataset, Network, train_instrumented
-from linncore.network import TrainingDivergedWarning
+from linncore.engine.network import TrainingDivergedWarning
 
 
 def reference_run(W0, X, Y, *, epochs, batch_size, eta, rho, chi, eps, use_controller, loss_mode, A, seed,
@@ -152,7 +152,7 @@ def test_bad_arguments_are_named(engine):
 
 
 def _on_grid_net(ds, fmt, seed=0):
-    from linncore.fixed import quantize
+    from linncore.fixed.formats import quantize
 
     net = Network([Dense((ds.X.shape[1], ds.Y.shape[1]), has_bias=False, seed=seed)], clip=False, dtype="float64")
     net.layers[0].weight[...] = quantize(net.layers[0].weight, fmt)
@@ -160,7 +160,7 @@ def _on_grid_net(ds, fmt, seed=0):
 
 
 def test_updates_that_underflow_are_reported_as_silent_death(engine):
-    from linncore.fixed import FixedFormat
+    from linncore.fixed.formats import FixedFormat
 
     ds = LinearTeacherDataset(256, 4, 2, seed=0)
     fmt = FixedFormat.parse("fixed<8,1>")  # lsb 2^-7; every update below is under half an lsb
@@ -178,7 +178,7 @@ def test_updates_that_underflow_are_reported_as_silent_death(engine):
 
 
 def test_stochastic_rounding_of_updates_keeps_learning(engine):
-    from linncore.fixed import FixedFormat
+    from linncore.fixed.formats import FixedFormat
 
     ds = LinearTeacherDataset(256, 4, 2, seed=0)
     fmt = FixedFormat.parse("fixed<8,1>")
@@ -224,12 +224,13 @@ def test_precision_dict_with_a_missing_layer_or_field_fails_before_training(engi
 def test_both_hessian_ends_of_a_deep_net_match_the_library(engine):
     """The loop's one-pass Lanczos (both ends, one run) against linncore.hessian's two ARPACK runs."""
     from linncore import hessian as hs
-    from linncore.ablation import _hessian_extremes, _lanczos_ends
+    from linncore.curvature import hessian as curvature_hessian
+    from linncore.ablation.instrumented import _hessian_extremes, _lanczos_ends
 
     ds = LinearTeacherDataset(96, 4, 2, seed=0)
     net = Network([Dense((4, 16), "tanh", seed=0), Dense((16, 16), "tanh", seed=1), Dense((16, 2), seed=2)],
                   clip=False, dtype="float64")
-    assert net.n_params > hs.DENSE_MAX_PARAMS  # the Lanczos branch
+    assert net.n_params > curvature_hessian.DENSE_MAX_PARAMS  # the Lanczos branch
     for s in range(0, 96, 32):
         x, y = ds.X[s:s + 32], ds.Y[s:s + 32]
         lo, hi = _hessian_extremes(net, x, y, "half_mse", s)

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _backend
+from .. import _backend
 
 __all__ = [
     "Rounding",

@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend
-from ._codes import LOSSES
-from ._validate import finite_float, non_negative_int, positive_int
-from .hessian import _spectral_gain
-from .history import FitHistory
-from .network import RAIL_NAMES, Network
+from .. import _backend
+from .._util.codes import LOSSES
+from .._util.validate import finite_float, non_negative_int, positive_int
+from ..curvature.hessian import _spectral_gain
+from .fit_history import FitHistory
+from ..engine.network import RAIL_NAMES, Network
 
 __all__ = ["train_instrumented", "METRICS", "RAIL_METRICS"]
 
@@ -72,7 +72,7 @@ def _hessian_extremes(net: Network, xb: np.ndarray, yb: np.ndarray, loss: str, s
     instead of two ARPACK runs (the one for lambda_min converging slowly): unrestarted
     Lanczos with full reorthogonalisation, ARPACK's ``eigsh`` only when that does not converge.
     """
-    from . import hessian as hs
+    from ..curvature import hessian as hs
 
     x = np.asarray(xb, dtype=np.float64)
     if hs._closed_form_applies(net, x):
@@ -240,7 +240,7 @@ def train_instrumented(
     if precision_dict is not None:  # (fmts, on) for the compiled QAT step; validated before training
         fmts, on, _ = net._qat_arrays(precision_dict)
         quant = (fmts, on)
-        from .precision import ensure_precision_dict
+        from ..fixed.precision import ensure_precision_dict
 
         precision_config = ensure_precision_dict(precision_dict).to_dict()
     rng = np.random.default_rng(run_seed)
@@ -350,7 +350,7 @@ def train_instrumented(
     if stop_reason:
         import warnings
 
-        from .network import TrainingDivergedWarning
+        from ..engine.network import TrainingDivergedWarning
 
         warnings.warn(f"train_instrumented: {stop_reason}; the history up to that step is kept",
                       TrainingDivergedWarning, stacklevel=2)
