@@ -31,7 +31,8 @@ from .._util.codes import LOSSES
 from .._util.validate import finite_float, non_negative_int, positive_int
 from ..curvature.hessian import _spectral_gain
 from .fit_history import FitHistory
-from ..engine.network import RAIL_NAMES, Network
+from .._util.codes import RAIL_NAMES
+from ..engine.network import Network
 
 __all__ = ["train_instrumented", "METRICS", "RAIL_METRICS"]
 
