@@ -361,6 +361,39 @@ def _lanczos_extreme(cur: _Curvature, which: str, tol: float, seed: int) -> floa
     return value if converged else None
 
 
+def hessian_extremes(net: Network, X: Any, Y: Any, loss: str, seed: int,
+                     tol: float = 1e-10) -> tuple[float, float]:
+    """(lambda_min, lambda_max) of the loss Hessian at one pass over the data.
+
+    The values of :func:`lambda_min` and :func:`lambda_max` with ``method="auto"``, computed
+    together: the closed form's small ``eigvalsh`` once, one dense ``eigvalsh`` up to
+    ``DENSE_MAX_PARAMS`` parameters, or one prepared product plan for the two Lanczos runs
+    (ARPACK's ``eigsh`` for an end that does not converge).  The instrumented training loop
+    calls it at every step it measures.
+    """
+    name = _loss_name(loss)
+    x, y = _data(net, X, Y)
+    if _closed_form_applies(net, x):
+        ev = single_dense_eigenvalues(x, net.output_size, net.layers[0].has_bias, loss=name)
+        return float(ev[0]), float(ev[-1])
+    cur = _Curvature(net, x, y, name)
+    if cur.P <= DENSE_MAX_PARAMS:
+        ev = np.linalg.eigvalsh(cur.dense())
+        return float(ev[0]), float(ev[-1])
+    ends = []
+    for which in ("SA", "LA"):
+        value = _lanczos_extreme(cur, which, tol, seed)
+        if value is None:
+            from scipy.sparse.linalg import eigsh
+
+            v0 = np.random.default_rng(seed).standard_normal(cur.P)
+            ev = eigsh(cur.operator(), k=1, which=which, tol=tol, ncv=min(cur.P - 1, 20), v0=v0,
+                       return_eigenvectors=False)
+            value = float(ev[0])
+        ends.append(value)
+    return ends[0], ends[1]
+
+
 @functools.lru_cache(maxsize=8)
 def _unit_start(seed: int, P: int) -> np.ndarray:
     q = np.random.default_rng(seed).standard_normal(P)
