@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._codes import LEAKY_SLOPE, LOSSES, OPT_ADAM, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .._util.codes import LEAKY_SLOPE, LOSSES, OPT_ADAM, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
 
 __all__ = [
     "constants",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._codes import LOSSES
+from .._util.codes import LOSSES
 from .dense import _forward_all, _layers, act_deriv, dense_backward, loss_grad
 
 __all__ = ["act_deriv2", "hvp_state_len", "hvp_prepare", "hvp_apply", "hvp_dense", "hvp_lanczos", "net_hvp"]

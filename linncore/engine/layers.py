@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import initializers
-from ._codes import ACTIVATIONS
-from ._validate import as_float_array, check_finite, choice, positive_int
+from .._util.codes import ACTIVATIONS
+from .._util.validate import as_float_array, check_finite, choice, positive_int
 
 __all__ = ["Dense", "BatchNormalization", "all_activations"]
 
@@ -196,8 +196,8 @@ class Dense:
 
     def __call__(self, x: Any) -> np.ndarray:
         """``act(x W + b)`` for ``x`` of shape ``(n, n_in)`` (no output clipping)."""
-        from ._backend import kernels
-        from ._validate import as_samples
+        from .._backend import kernels
+        from .._util.validate import as_samples
 
         dt = self._weight.dtype
         xs = as_samples(x, self.size_in, "x", dtype=dt)
@@ -233,7 +233,7 @@ class BatchNormalization:
     """
 
     def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, name: str | None = None) -> None:
-        from ._validate import finite_float
+        from .._util.validate import finite_float
 
         self.momentum = finite_float(momentum, "momentum", lo=0.0, hi=1.0)
         self.epsilon = finite_float(epsilon, "epsilon", lo=0.0, lo_open=True)

@@ -50,10 +50,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._atomic import write_text_atomic
-from ._codes import ACTIVATIONS
-from .layers import BatchNormalization, Dense
-from .network import Network
+from .._util.atomic import write_text_atomic
+from .._util.codes import ACTIVATIONS
+from ..engine.layers import BatchNormalization, Dense
+from ..engine.network import Network
+
+# The vendor workflow's model class.  This layer does not import the vendor workflow above it;
+# ``linncore.vendor.linn_model`` registers ``LinnModel`` here, so ``save_model`` accepts one and
+# :meth:`ModelFile.linn_model` builds one.
+_linn_model_type: Any = None
 
 __all__ = [
     "FORMAT",
@@ -71,9 +76,6 @@ __all__ = [
     "bundle_from_json",
     "save_bundle",
     "load_bundle",
-    "export_codes",
-    "export_c_header",
-    "predict_fixed",
 ]
 
 FORMAT = "linncore.model"
@@ -136,9 +138,9 @@ class ModelFile:
 
     def linn_model(self):
         """A :class:`~linncore.LinnModel` of this network with the saved training scaling."""
-        from .linn import LinnModel
-
-        return LinnModel.from_network(self.network, self.scaling)
+        if _linn_model_type is None:
+            raise TypeError("linn_model: needs linncore.vendor; import linncore")
+        return _linn_model_type.from_network(self.network, self.scaling)
 
 
 # -- checks of parsed values ---------------------------------------------------------------
@@ -391,9 +393,7 @@ def _batchnorm_from(v: Any, n_out: int, dtype: np.dtype, where: str) -> BatchNor
 
 
 def _model_doc(model: Any, scaling: Any, precision: Any, training: Any) -> dict[str, Any]:
-    from .linn import LinnModel
-
-    if isinstance(model, LinnModel):  # its network, with its training scaling
+    if _linn_model_type is not None and isinstance(model, _linn_model_type):  # with its scaling
         if model.network is None:
             raise ValueError("model: this LinnModel has no network yet; call construct_model first")
         scaling = model.scaling() if scaling is None else scaling
@@ -544,7 +544,7 @@ def _read(path: Any) -> bytes:
 # -- public API ------------------------------------------------------------------------------
 def to_json(model: Network | ModelFile, *, scaling: Any = None, precision: Any = None, training: Any = None,
             indent: int | None = None) -> str:
-    """A model as JSON text in the ``linncore.model`` format (see :mod:`linncore.files`).
+    """A model as JSON text in the ``linncore.model`` format (see :mod:`linncore.io.model_files`).
 
     Parameters
     ----------
@@ -590,7 +590,7 @@ def from_json(text: str | bytes) -> ModelFile:
     >>> from_json('{"format": "linncore.model", "format_version": 9}')
     Traceback (most recent call last):
     ...
-    linncore.files.ModelFileError: format_version: the document is format version 9, newer than the 1 this linncore reads; upgrade linncore to load it
+    linncore.io.model_files.ModelFileError: format_version: the document is format version 9, newer than the 1 this linncore reads; upgrade linncore to load it
     """
     return _model_from(_parse(text, "text"))
 
@@ -680,5 +680,3 @@ def load_bundle(path: str | os.PathLike) -> dict[str, ModelFile]:
     """Read a bundle file written by :func:`save_bundle`."""
     return bundle_from_json(_read(path))
 
-
-from .cexport import export_c_header, export_codes, predict_fixed  # noqa: E402  (re-exported here)

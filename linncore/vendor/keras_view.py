@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validate import as_float_array, check_finite
-from .layers import Dense
+from .._util.validate import as_float_array, check_finite
+from ..engine.layers import Dense
 
 __all__ = ["KerasModelView", "InputLayerView", "DenseView", "OutputClipView"]
 

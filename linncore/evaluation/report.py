@@ -57,9 +57,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._atomic import write_text_atomic
-from ._validate import as_float_array, check_finite, choice, finite_float, non_negative_int, positive_int
-from .callbacks import Callback
+from .._util.atomic import write_text_atomic
+from .._util.validate import as_float_array, check_finite, choice, finite_float, non_negative_int, positive_int
+from ..engine.callbacks import Callback
 
 __all__ = [
     "BUCKETS",
@@ -124,7 +124,7 @@ def deviations(Y_pred: Any, Y: Any, *, floor: Any = None,
         Predictions and targets, ``(n, m)`` or ``(n,)`` for one column; ``Y`` finite.
     floor : float or array_like of m floats, optional
         Smallest denominator of each column (positive); default ``floor_fraction * scale``,
-        see :mod:`linncore.evaluation`.
+        see :mod:`linncore.evaluation.report`.
     floor_fraction : float
         Default 0.05.
 
@@ -210,7 +210,7 @@ def _bucket_of(d: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class DeviationReport:
-    """Deviation metrics of predictions against targets (see :mod:`linncore.evaluation`).
+    """Deviation metrics of predictions against targets (see :mod:`linncore.evaluation.report`).
 
     Build one with :func:`evaluate` or :meth:`from_predictions`.
 
@@ -563,7 +563,7 @@ def evaluate(model: Any, X: Any, Y: Any, *, worst_n: int = 5, floor: Any = None,
     -------
     DeviationReport
         Buckets, score, average deviation, failures and worst samples, defined in
-        :mod:`linncore.evaluation`.
+        :mod:`linncore.evaluation.report`.
 
     Examples
     --------

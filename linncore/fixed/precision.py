@@ -1,6 +1,6 @@
 """Precision configurations: which fixed-point format each tensor role of each layer uses.
 
-A :class:`PrecisionDict` maps ``(layer_name, field)`` to a :class:`~linncore.fixed.FixedFormat`
+A :class:`PrecisionDict` maps ``(layer_name, field)`` to a :class:`~linncore.fixed.formats.FixedFormat`
 or to ``None`` (floating point).  Layer names are ``dense0``, ``dense1``, ...; the fields are
 those of the spec (:data:`FIELDS`).  The ``"default"`` entry applies to every layer; a layer's
 own entry overrides it field by field (``None`` there forces floating point).
@@ -12,8 +12,9 @@ import os
 import re
 from typing import Any, Iterable, Mapping, Optional, Union
 
-from ._atomic import write_text_atomic
-from .fixed import FixedFormat
+from .._util.atomic import write_text_atomic
+from ..engine import network as _network
+from .formats import FixedFormat
 
 __all__ = ["FIELDS", "PrecisionDict", "ensure_precision_dict"]
 
@@ -209,3 +210,7 @@ def ensure_precision_dict(obj: Union[None, Mapping, PrecisionDict]) -> Optional[
         return PrecisionDict(obj)
     raise TypeError(f"precision_dict: expected None, a dict or a PrecisionDict, got "
                     f"{type(obj).__name__}")
+
+
+# The engine below reads precision configs for quantization-aware training through this reader.
+_network._precision_reader = ensure_precision_dict

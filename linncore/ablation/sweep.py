@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._atomic import atomic_write
-from .history import FitHistory
+from .._util.atomic import atomic_write
+from .fit_history import FitHistory
 
 __all__ = ["sweep", "SweepResult", "run_config", "check_config", "expand_grid", "DEFAULT_CONFIG"]
 
@@ -73,9 +73,9 @@ def expand_grid(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]])
 
 def _allowed_keys() -> dict[str, set[str]]:
     """The keys each section accepts: the parameters of what the section configures."""
-    from .ablation import train_instrumented
+    from .instrumented import train_instrumented
     from .datasets import LinearTeacherDataset
-    from .models import LinearBlockModel
+    from .linear_block import LinearBlockModel
 
     def params(fn, drop):
         return {p for p in inspect.signature(fn).parameters if p not in drop}
@@ -89,7 +89,7 @@ def _resolve_precision(train: dict) -> None:
     """A ``precision_dict`` given as a string is the path of a PrecisionDict JSON file."""
     pd = train.get("precision_dict")
     if isinstance(pd, (str, os.PathLike)):
-        from .precision import PrecisionDict
+        from ..fixed.precision import PrecisionDict
 
         try:
             train["precision_dict"] = PrecisionDict.load(pd).to_dict()
@@ -101,7 +101,7 @@ def _resolve_precision(train: dict) -> None:
 
 def _build(config: Mapping[str, Any], seed: int):
     from .datasets import LinearTeacherDataset
-    from .models import LinearBlockModel
+    from .linear_block import LinearBlockModel
 
     cfg = _merge(DEFAULT_CONFIG, config)
     unknown = set(cfg) - set(_SECTIONS)
@@ -209,7 +209,7 @@ class SweepResult:
 
 def _one_thread() -> None:
     """Initializer of the sweep's own worker processes."""
-    from ._backend import set_num_threads
+    from .._backend import set_num_threads
 
     set_num_threads(1)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ._codes import OPT_ADAM, OPT_SGD
-from ._validate import finite_float
+from .._util.codes import OPT_ADAM, OPT_SGD
+from .._util.validate import finite_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "get"]
 

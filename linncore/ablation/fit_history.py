@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ._atomic import atomic_write
+from .._util.atomic import atomic_write
 
 __all__ = ["FitHistory"]
 
@@ -104,7 +104,7 @@ class FitHistory(Mapping):
 
     # -- comparison ----------------------------------------------------------------------
     def summary(self) -> dict[str, float]:
-        """One number per question a sweep asks of a run (see :func:`linncore.sweep`)."""
+        """One number per question a sweep asks of a run (see :func:`linncore.ablation.sweep`)."""
         def last(k):
             return float(self._arrays[k][-1]) if k in self._arrays and len(self) else math.nan
 
@@ -237,6 +237,6 @@ def _pyplot():
 
 
 def _versions() -> dict[str, str]:
-    from . import __version__
+    from .._version import __version__
 
     return {"linncore": __version__, "numpy": np.__version__, "python": platform.python_version()}

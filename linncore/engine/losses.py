@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._codes import LOSSES
+from .._util.codes import LOSSES
 
 __all__ = ["get", "ALIASES"]
 

@@ -40,10 +40,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._atomic import write_text_atomic
-from ._validate import as_samples, choice
-from .fixed import FixedFormat
-from .network import Network
+from .._util.atomic import write_text_atomic
+from .._util.validate import as_samples, choice
+from ..fixed.formats import FixedFormat
+from ..engine.network import Network
 
 __all__ = ["QuantizedParams", "export_format", "export_codes", "predict_fixed", "export_c_header"]
 
@@ -252,7 +252,7 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
 def predict_fixed(model: Any, X: Any, fixed: Any, *, return_codes: bool = False) -> np.ndarray:
     """Outputs of the network in fixed-point arithmetic, the reference of the fixed C export.
 
-    The rules are in :mod:`linncore.cexport`; ``X`` is first rounded to float32, as the C
+    The rules are in :mod:`linncore.io.export`; ``X`` is first rounded to float32, as the C
     function receives it.
 
     Parameters
@@ -342,7 +342,7 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
       clamps to ``[-1, 1]``; outputs are rounded to float.  Agrees with ``predict`` within
       float32 rounding.  Every activation is supported.
     * ``fixed={"bits": W, "frac_bits": F}``: integer arithmetic as described in
-      :mod:`linncore.cexport`, bit for bit equal to :func:`predict_fixed`; ``relu`` and
+      :mod:`linncore.io.export`, bit for bit equal to :func:`predict_fixed`; ``relu`` and
       ``linear`` layers only.
 
     Parameters

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._validate import finite_float, non_negative_int
+from .._util.validate import finite_float, non_negative_int
 
 __all__ = ["Callback", "History", "EarlyStopping", "LambdaCallback", "ProgressLogger"]
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_float_array, check_finite, finite_float, positive_int
+from .._util.validate import as_float_array, check_finite, finite_float, positive_int
 
 __all__ = ["BaseDataset", "LinearTeacherDataset"]
 

@@ -5,12 +5,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validate import positive_int
-from .callbacks import History
+from .._util.validate import positive_int
+from ..engine.callbacks import History
 from .datasets import BaseDataset
-from .history import FitHistory
-from .layers import BatchNormalization, Dense
-from .network import Network
+from .fit_history import FitHistory
+from ..engine.layers import BatchNormalization, Dense
+from ..engine.network import Network
 
 __all__ = ["LinearBlockModel"]
 
@@ -113,7 +113,7 @@ class LinearBlockModel:
     def train_instrumented(self, X: Any = None, Y: Any = None, **kwargs: Any) -> FitHistory:
         """:func:`linncore.train_instrumented` on this model (defaults: the dataset, and its
         teacher matrix as ``reference_A`` when the model is linear)."""
-        from .ablation import train_instrumented
+        from .instrumented import train_instrumented
 
         X = self.dataset.X if X is None else X
         Y = self.dataset.Y if Y is None else Y

@@ -25,13 +25,13 @@ the products' 30 fraction bits are summed exactly and rounded once to 24).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ._codes import ACTIVATIONS
-from .fixed import FixedFormat, fixed_matmul, quantize
-from .network import Network
+from .._util.codes import ACTIVATIONS
+from .formats import FixedFormat, fixed_matmul, quantize
+from ..engine.network import Network
 from .precision import PrecisionDict, ensure_precision_dict
 
 __all__ = ["QuantizedNetwork", "INSTRUMENT_ASSUMPTIONS"]
@@ -49,16 +49,19 @@ INSTRUMENT_ASSUMPTIONS = {
 _FORWARD_FIELDS = ("input", "weight", "bias", "accumulator", "activation")
 
 
+# The reader of ``.linn`` documents.  This layer does not import the vendor workflow above it;
+# ``linncore.vendor.linn_model`` registers its ``load_linn`` here.
+_linn_reader: Callable[..., Network] | None = None
+
+
 def _as_network(model: Any) -> Network:
     if isinstance(model, Network):
         return model
     inner = getattr(model, "network", None)
     if isinstance(inner, Network):  # LinnModel
         return inner
-    if isinstance(model, (str, dict)) or hasattr(model, "__fspath__"):
-        from .linn import load_linn
-
-        return load_linn(model, dtype="float64")
+    if (isinstance(model, (str, dict)) or hasattr(model, "__fspath__")) and _linn_reader is not None:
+        return _linn_reader(model, dtype="float64")
     raise TypeError(f"model: expected a Network, a LinnModel or a .linn document, got {type(model).__name__}")
 
 
@@ -140,7 +143,7 @@ class QuantizedNetwork:
                     acc, s = quantize(acc, acc_fmt, return_stats=True)
                     st["accumulator"] = s.saturation_fraction
             z = acc + b if b is not None else acc
-            from ._backend import kernels
+            from .._backend import kernels
 
             h = kernels().act_forward(ACTIVATIONS[layer.activation], np.ascontiguousarray(z))
             a = np.clip(h, -1, 1) if self.network.clip else h

@@ -34,15 +34,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import optimizers as _optimizers
-from ._atomic import atomic_write
-from ._keras_facade import KerasModelView
-from ._linn_doc import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
+from ..engine import optimizers as _optimizers
+from .._util.atomic import atomic_write
+from .keras_view import KerasModelView
+from .linn_document import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
                         LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
-from ._validate import as_float_array, check_finite, choice, finite_float, positive_int
-from .callbacks import EarlyStopping, History
-from .layers import Dense
-from .network import Network
+from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int
+from ..engine.callbacks import EarlyStopping, History
+from ..engine.layers import Dense
+from ..engine.network import Network
+from ..fixed import quantized as _quantized
+from ..io import model_files as _model_files
 
 __all__ = ["LinnModel", "LinnError", "list_activations", "get_linn", "save_linn", "load_linn", "describe_linn",
            "read_linn", "budget_text"]
@@ -451,7 +453,7 @@ class LinnModel:
             raise TypeError(f"predict: unexpected keyword argument(s) {unknown}")
         scale = self._scaled if scale is None else bool(scale)
         unscale_output = self._scaled if unscale_output is None else bool(unscale_output)
-        from ._validate import as_samples
+        from .._util.validate import as_samples
         x = as_samples(inputs, net.input_size, "inputs")
         if scale:
             x = self._transform(x, True)
@@ -734,3 +736,8 @@ def load_linn(path_or_dict: Any, dtype: Any = "float32", device: str | None = No
     dense = [Dense((l.inputs, l.outputs), l.activation, weight=l.weights.T.astype(np.float64),
                    bias=l.biases.astype(np.float64), name=f"dense{i}") for i, l in enumerate(layers)]
     return Network(dense, clip=True, dtype=dtype)
+
+
+# The layers below take LinnModels and .linn documents without importing this module.
+_model_files._linn_model_type = LinnModel
+_quantized._linn_reader = load_linn

@@ -10,27 +10,22 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import _backend
+from .. import _backend
 from . import losses as _losses
 from . import optimizers as _optimizers
-from ._codes import ACTIVATIONS, STATUS_NONFINITE_LOSS, STATUS_OK
-from ._validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
+from .._util.codes import (ACTIVATIONS, NEAR_RAIL, QAT_FIELDS, RAIL_NAMES, STATUS_NONFINITE_LOSS,
+                           STATUS_OK)
+from .._util.validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
                         non_negative_int, positive_int)
 from .callbacks import History, ProgressLogger
 from .layers import BatchNormalization, Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
 
-#: The per-layer fields quantization-aware training reads, in the compiled core's order.
-QAT_FIELDS = ("input", "weight", "bias", "accumulator", "activation", "gradient", "update")
-#: The per-step rail statistics of quantization-aware training, in the compiled core's order.
-RAIL_NAMES = ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
-              "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
-              "update_saturation_fraction_max", "update_underflow_fraction_max")
 
 
 def _side_seed(rng: np.random.Generator) -> int:
@@ -42,6 +37,11 @@ def _side_seed(rng: np.random.Generator) -> int:
         return 0
     child = np.random.SeedSequence(entropy, spawn_key=tuple(getattr(seq, "spawn_key", ())) + (0x51A7,))
     return int(child.generate_state(1, np.uint64)[0])
+
+
+# The reader of precision configs for quantization-aware training.  The engine does not import
+# the fixed-point layer above it; ``linncore.fixed.precision`` registers its reader here.
+_precision_reader: Callable[[Any], Any] | None = None
 
 
 class TrainingDivergedWarning(RuntimeWarning):
@@ -427,7 +427,7 @@ class Network:
         validation_data : (X_val, Y_val), optional
             Validation data; takes precedence over ``validation_split``.
         callbacks : list, optional
-            Objects with Keras's callback hooks (see :mod:`linncore.callbacks`).
+            Objects with Keras's callback hooks (see :mod:`linncore.engine.callbacks`).
         verbose : int
             0 silent, 1 a progress line (default), 2 a line per epoch.
         seed : int or numpy.random.Generator, optional
@@ -520,7 +520,7 @@ class Network:
                     self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
                     opt.iterations, self.clip, self._state())
             else:
-                rail = np.full((math.ceil(n / batch_size), 6), np.nan)
+                rail = np.full((math.ceil(n / batch_size), len(RAIL_NAMES)), np.nan)
                 status, loss_sum, n_done, opt.iterations = kernels.train_epoch_qat(
                     self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
                     opt.iterations, self.clip, qat[0], qat[1], qseed, qat[2], rail)
@@ -543,15 +543,15 @@ class Network:
         self._call(cbs, "on_train_end", {})
         history.model = self
         if qat is not None:
-            table = np.concatenate(rails) if rails else np.zeros((0, 6))
+            table = np.concatenate(rails) if rails else np.zeros((0, len(RAIL_NAMES)))
             history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
 
     def _qat_arrays(self, precision: Any) -> tuple[np.ndarray, np.ndarray, float]:
         """(fmts (L, 7, 5) int32, on (L, 7) int32, near_rail) of a precision config."""
-        from .precision import ensure_precision_dict
-
-        pd = ensure_precision_dict(precision)
+        if _precision_reader is None:
+            raise TypeError("precision: reading a precision config needs linncore.fixed; import linncore")
+        pd = _precision_reader(precision)
         names = [layer.name for layer in self._layers]
         pd.validate(names)
         fmts = np.zeros((len(names), len(QAT_FIELDS), 5), dtype=np.int32)
@@ -566,7 +566,7 @@ class Network:
                 if fmt is not None:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1
-        return fmts, on, 0.9
+        return fmts, on, NEAR_RAIL
 
     @staticmethod
     def _call(cbs: list[Any], hook: str, *args: Any) -> None:
