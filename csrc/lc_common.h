@@ -91,10 +91,6 @@ void lc_net_offsets(const lc_net *net, int64_t *w_off, int64_t *b_off);
 /* 1 when layer l is batch-normalised; any layer: lc_net_has_bn. */
 int lc_net_bn(const lc_net *net, int64_t l);
 int lc_net_has_bn(const lc_net *net);
-/* Offset of layer l's gamma in theta (beta follows it), or -1 without batch normalisation. */
-int64_t lc_net_bn_offset(const lc_net *net, int64_t l);
-/* Offset of layer l's moving mean in the state vector (the variance follows it), or -1. */
-int64_t lc_net_bn_state_offset(const lc_net *net, int64_t l);
 /* Length of the state vector: 2 n_out per batch-normalised layer. */
 int64_t lc_net_bn_state_len(const lc_net *net);
 /* Widest layer (including the input). */

@@ -1,4 +1,4 @@
-/* lc_dense.c: dense forward/backward, losses and fused training epochs (see lc_dense.h). */
+/* lc_dense.c: dense forward/backward, losses and the training step (see lc_dense.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,21 +43,33 @@ void lc_net_offsets(const lc_net *net, int64_t *w_off, int64_t *b_off)
     }
 }
 
-int64_t lc_net_bn_offset(const lc_net *net, int64_t l)
+void lc_net_layout(const lc_net *net, lc_layer_offsets *layout)
 {
-    if (!lc_net_bn(net, l)) return -1;
-    int64_t p = 0;
-    for (int64_t k = 0; k < l; k++) p += layer_params(net, k);
-    return p + net->sizes[l] * net->sizes[l + 1] + (net->has_bias[l] ? net->sizes[l + 1] : 0);
+    int64_t p = 0, st = 0;
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        const int64_t no = net->sizes[l + 1];
+        layout[l].w = p;
+        layout[l].b = net->has_bias[l] ? p + net->sizes[l] * no : -1;
+        layout[l].bn = lc_net_bn(net, l) ? p + net->sizes[l] * no + (net->has_bias[l] ? no : 0) : -1;
+        layout[l].bn_state = lc_net_bn(net, l) ? st : -1;
+        p += layer_params(net, l);
+        st += lc_net_bn(net, l) ? 2 * no : 0;
+    }
 }
 
-int64_t lc_net_bn_state_offset(const lc_net *net, int64_t l)
+int lc_train_check(const lc_train *t)
 {
-    if (!lc_net_bn(net, l)) return -1;
-    int64_t p = 0;
-    for (int64_t k = 0; k < l; k++)
-        if (lc_net_bn(net, k)) p += 2 * net->sizes[k + 1];
-    return p;
+    if (!t || !t->net || !t->layout || !t->opt) return LC_ERR_ARGS;
+    if (t->loss != LC_LOSS_MSE && t->loss != LC_LOSS_HALF_MSE && t->loss != LC_LOSS_MAE)
+        return LC_ERR_ARGS;
+    if (t->opt->kind != LC_OPT_SGD && t->opt->kind != LC_OPT_ADAM) return LC_ERR_ARGS;
+    if (t->quant) {
+        if (lc_net_has_bn(t->net)) return LC_ERR_ARGS; /* no QAT of batch normalisation yet */
+        for (int64_t i = 0; i < t->net->n_layers * LC_QF_N; i++)
+            if (t->quant->on[i] && lc_fixfmt_check(t->quant->fmts + i) != LC_OK)
+                return LC_FIX_ERR_FORMAT;
+    }
+    return LC_OK;
 }
 
 int64_t lc_net_bn_state_len(const lc_net *net)
@@ -78,6 +90,8 @@ int64_t lc_net_max_width(const lc_net *net)
 
 #define REAL float
 #define SFX f32
+#define QAT_Q lc_qat_quantize_f32
+#define QAT_GATE lc_qat_gate_f32
 #if defined(LC_HAVE_VMATH)
 #define LC_VMATH_FLOAT 1
 #endif
@@ -95,9 +109,13 @@ int64_t lc_net_max_width(const lc_net *net)
 #undef LOG1P
 #undef FABS
 #undef SQRT
+#undef QAT_Q
+#undef QAT_GATE
 
 #define REAL double
 #define SFX f64
+#define QAT_Q lc_qat_quantize_f64
+#define QAT_GATE lc_qat_gate_f64
 #define EXP exp
 #define TANH tanh
 #define LOG1P log1p

@@ -7,6 +7,33 @@
 #define LC_DENSE_H
 
 #include "lc_common.h"
+#include "lc_qat.h"
+
+/* Where one layer's parameters sit: offsets into theta of the kernel, the bias, gamma (beta
+ * follows it), and into the batch-normalisation state of the moving mean (the variance
+ * follows it); -1 where the layer has none. */
+typedef struct {
+    int64_t w, b, bn, bn_state;
+} lc_layer_offsets;
+
+/* The layout table: layout[l] for each of net's n_layers layers.  The one place the parameter
+ * layout is computed; kernels take the table, computed once per network, and never walk the
+ * layers to find an offset. */
+void lc_net_layout(const lc_net *net, lc_layer_offsets *layout);
+
+/* What one training run needs besides its arrays. */
+typedef struct {
+    const lc_net *net;
+    const lc_layer_offsets *layout; /* lc_net_layout(net) */
+    int32_t loss;                   /* lc_loss; any other code is refused (LC_ERR_ARGS) */
+    const lc_optim *opt;            /* kind an lc_optimizer_kind, else refused */
+    int32_t clip_params;            /* 1: parameters clipped to [-1, 1] after every update */
+    const lc_qat *quant;            /* the quantization hook; NULL: float training */
+} lc_train;
+
+/* LC_OK when t's codes are known, its formats valid and its network trainable with them
+ * (no quantization of batch-normalised networks yet); else LC_ERR_ARGS or LC_FIX_ERR_FORMAT. */
+int lc_train_check(const lc_train *t);
 
 /* Scratch values lc_dense_backward needs for B samples of a layer (n_in, n_out). */
 #define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * (n_out))
@@ -38,7 +65,7 @@
                                  int32_t act, int32_t clip, REAL *work, REAL *gW, REAL *gb,      \
                                  REAL *dx);                                                      \
     /* Loss of predictions f against targets y (B, m), accumulated in double; when dloss is      \
-     * not NULL it receives dL/df (B, m). */                                                     \
+     * not NULL it receives dL/df (B, m).  An unknown loss code gives NaN (callers check). */    \
     double lc_loss_grad_##SFX(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,  \
                               REAL *dloss);                                                      \
     /* Y := net(X) for N samples; X (N, sizes[0]), Y (N, sizes[L]); batch normalisation with    \
@@ -47,24 +74,38 @@
                              const REAL *X, int64_t N, REAL *Y);                                 \
     /* Loss of the whole set (one batch, training mode) at theta and its gradient in theta's    \
      * layout (and dL/dX when dX is not NULL); bn_state, when not NULL, takes the moving        \
-     * average update of this batch.  Allocates workspace. */                                    \
+     * average update of this batch.  The step's forward and backward, without quantization.    \
+     * LC_ERR_ARGS for an unknown loss code.  Allocates workspace. */                            \
     int lc_net_loss_grad_##SFX(const lc_net *net, const REAL *theta, const REAL *X,              \
                                const REAL *Y, int64_t N, int32_t loss, REAL *grad, REAL *dX,     \
                                REAL *bn_state, double *loss_out);                                \
-    /* One training epoch: mini-batches of batch_size samples taken from X, Y in the order of    \
-     * perm (N indices; NULL keeps the stored order), the last batch partial.  Per batch:        \
-     * forward, loss, backward, optimizer step (*step counts steps done, Keras "iterations"),    \
-     * then parameters clipped to [-1, 1] when clip_params.  *loss_sum receives the sum over     \
-     * completed batches of (batch loss * batch size) and *n_done their sample count.            \
-     * Batch-normalised layers use batch statistics and, after each completed step, move       \
-     * bn_state (required for such networks).                                                    \
-     * Stops at the first non-finite loss or parameter, leaving theta as before that batch.      \
-     * Allocates workspace. */                                                                   \
-    int lc_train_epoch_##SFX(const lc_net *net, REAL *theta, const REAL *X, const REAL *Y,       \
-                             int64_t N, const int64_t *perm, int64_t batch_size, int32_t loss,   \
-                             const lc_optim *opt, REAL *m, REAL *v, int64_t *step,               \
-                             int32_t clip_params, REAL *bn_state, double *loss_sum,              \
-                             int64_t *n_done);
+    /* One training epoch, float or quantization-aware (t->quant; see lc_qat.h): mini-batches   \
+     * of batch_size samples taken from X, Y in the order of perm (N indices, each in [0, N),    \
+     * checked by the caller; NULL keeps the stored order), the last batch partial.  Per batch,  \
+     * one step: forward, loss, backward (lc_train_loss_grad), optimizer increment and its       \
+     * application (lc_train_apply); *step counts steps done (Keras "iterations").  *loss_sum     \
+     * receives the sum over completed batches of (batch loss * batch size), *n_done their       \
+     * sample count, rail (ceil(N / batch_size), LC_RAIL_N), when not NULL, each step's rail     \
+     * statistics.  Batch-normalised layers use batch statistics and, after each completed      \
+     * step, move bn_state (required for such networks).  Stops at the first non-finite loss or  \
+     * parameter, leaving theta as before that batch.  Allocates workspace. */                   \
+    int lc_train_epoch_##SFX(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *bn_state,  \
+                             const REAL *X, const REAL *Y, int64_t N, const int64_t *perm,      \
+                             int64_t batch_size, int64_t *step, double *rail, double *loss_sum, \
+                             int64_t *n_done);                                                   \
+    /* The two halves of a step, for loops that act between them (the ablation controller).     \
+     * loss_grad: forward, loss, backward (straight-through across quantizers) and gradient      \
+     * quantization of the B samples X, Y at theta -> grad (theta's layout), the loss, and       \
+     * rail[LC_RAIL_GRAD_*] (when rail is not NULL).  apply: the increment delta through the     \
+     * update formats, theta += delta, clip when asked, storage through the weight and bias      \
+     * formats -> rail's weight and update columns; a non-finite result leaves theta as it was   \
+     * (LC_ERR_NONFINITE_PARAMS).  step seeds stochastic rounding (lc_qat_seed).  No batch       \
+     * normalisation.  Allocate workspace. */                                                    \
+    int lc_train_loss_grad_##SFX(const lc_train *t, const REAL *theta, const REAL *X,           \
+                                 const REAL *Y, int64_t B, int64_t step, REAL *grad,             \
+                                 double *rail, double *loss_out);                                \
+    int lc_train_apply_##SFX(const lc_train *t, REAL *theta, const REAL *delta, int64_t step,   \
+                             double *rail);
 
 LC_DECLARE_DENSE(float, f32)
 LC_DECLARE_DENSE(double, f64)

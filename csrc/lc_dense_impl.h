@@ -172,8 +172,15 @@ static inline void FN(matmul)(const REAL *A, const REAL *M, REAL *C, int64_t row
 /* out (cols, rows) := in (rows, cols) transposed. */
 LC_HOT void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
 {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) out[c * rows + r] = in[r * cols + c];
+    enum { TB = 8 }; /* 8 x 8 tiles: both sides touch few cache lines at a time */
+    for (int64_t r0 = 0; r0 < rows; r0 += TB) {
+        const int64_t r1 = r0 + TB < rows ? r0 + TB : rows;
+        for (int64_t c0 = 0; c0 < cols; c0 += TB) {
+            const int64_t c1 = c0 + TB < cols ? c0 + TB : cols;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++) out[c * rows + r] = in[r * cols + c];
+        }
+    }
 }
 
 /* dz := da * [|h| <= 1 if clip] * act'(z), one loop per activation so each vectorizes. */
@@ -258,6 +265,7 @@ double FN(lc_loss_grad)(int32_t loss, const REAL *f, const REAL *y, int64_t B, i
         }
         return total / (double)n;
     }
+    if (loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) return NAN;
     const double denom = loss == LC_LOSS_HALF_MSE ? 2.0 * (double)B : (double)n;
     const REAL s = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)B) : (REAL)(2.0 / (double)n);
     for (int64_t i = 0; i < n; i++) {
@@ -268,53 +276,116 @@ double FN(lc_loss_grad)(int32_t loss, const REAL *f, const REAL *y, int64_t B, i
     return total / denom;
 }
 
-/* Workspace for a batch of up to B samples: per layer z, h, a (B, width), plus two gradient
- * buffers, dz and a transposed kernel. */
+/* ---- The training step: one forward and one backward pass for float and QAT ----
+ *
+ * Quantization is a hook: where t->quant is NULL or a field is off, the step does exactly the
+ * float arithmetic; where a field is on, it calls lc_qat_quantize (forward) and lc_qat_gate
+ * (the straight-through estimator, backward) at the points lc_qat.h names.  Float training is
+ * therefore QAT with every field float by construction.  Every offset comes from the layout
+ * table handed in; nothing in a batch loop walks the layers to find one. */
+
+/* Workspace of the step for batches of up to B samples.  Per layer: z, h, a (a is h itself
+ * when there is no output clipping and no activation quantization), the layer's output out
+ * (a, or the batch-normalised y), batch-normalisation intermediates, and for quantized fields
+ * the quantized operands and their straight-through masks.  Shared: two upstream gradients,
+ * dz, the gated dz, the batch-normalisation gradient, a transposed kernel; for training the
+ * gradient, the increment, the next parameters and a gathered batch. */
 typedef struct {
     REAL *block;
-    REAL **z, **h, **a;
-    REAL **out;                   /* each layer's final output: a, or the normalised y */
-    REAL **bn_hat, **bn_inv;      /* normalised outputs (B, n_out) and 1/sqrt(var + eps) */
-    REAL **bn_mean, **bn_var;     /* the batch's statistics, applied to the state on success */
-    REAL *da0, *da1, *dbn, *work;
+    uint8_t *mblock;
+    double *scratch;
+    void **ptrs;
+    REAL **z, **h, **a, **out, **qin, **wq, **bq;
+    const REAL **in_used, **w_used; /* each layer's input and kernel as the product saw them */
+    REAL **bn_hat, **bn_inv, **bn_mean, **bn_var;
+    uint8_t **m_in, **m_w, **m_b, **m_acc, **m_act;
+    REAL *da0, *da1, *dz, *dacc, *dbn, *wt, *grad, *delta, *next, *Xb, *Yb;
 } FN(ws);
+
+enum { FN(WS_PTR_ARRAYS) = 21 };
 
 static void FN(ws_free)(FN(ws) *w)
 {
     free(w->block);
-    free(w->z);
-    w->block = NULL;
-    w->z = NULL;
+    free(w->mblock);
+    free(w->scratch);
+    free(w->ptrs);
+    memset(w, 0, sizeof *w);
 }
 
-static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, int64_t B)
+/* 1 when field f of layer l is quantized. */
+static inline int FN(q_on)(const lc_qat *q, int64_t l, int f)
+{
+    return q != NULL && q->on[l * LC_QF_N + f] != 0;
+}
+
+/* Separate output buffer a for layer l (else a aliases h). */
+static inline int FN(own_a)(const lc_net *net, const lc_qat *q, int64_t l)
+{
+    return net->clip_out || FN(q_on)(q, l, LC_QF_ACTIVATION);
+}
+
+static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, const lc_qat *q, int64_t B, int train)
 {
     const int64_t L = net->n_layers, maxw = lc_net_max_width(net);
-    int64_t total = 0;
-    for (int64_t l = 0; l < L; l++)
-        total += 3 * B * net->sizes[l + 1] + (lc_net_bn(net, l) ? 2 * B * net->sizes[l + 1] + 3 * net->sizes[l + 1] : 0);
-    total += 3 * B * maxw + LC_BACKWARD_WORK(B, maxw, maxw);
-    w->block = (REAL *)malloc((size_t)(total > 0 ? total : 1) * sizeof(REAL));
-    w->z = (REAL **)malloc((size_t)(8 * L + 1) * sizeof(REAL *));
-    if (!w->block || !w->z) {
+    const int64_t P = train ? lc_net_n_params(net) : 0;
+    int64_t nr = 5 * B * maxw + maxw * maxw + 3 * P;
+    int64_t nm = 0;
+    if (train) nr += B * (net->sizes[0] + net->sizes[L]);
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
+        nr += (2 + FN(own_a)(net, q, l)) * B * no;
+        if (lc_net_bn(net, l)) nr += 2 * B * no + 3 * no;
+        if (FN(q_on)(q, l, LC_QF_INPUT)) { nr += B * ni; nm += B * ni; }
+        if (FN(q_on)(q, l, LC_QF_WEIGHT)) { nr += ni * no; nm += ni * no; }
+        if (FN(q_on)(q, l, LC_QF_BIAS)) { nr += no; nm += no; }
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) nm += B * no;
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) nm += B * no;
+    }
+    int64_t ns = 0;
+    if (q) {
+        ns = B * maxw > maxw * maxw ? B * maxw : maxw * maxw;
+        if (lc_net_n_params(net) > ns) ns = lc_net_n_params(net);
+    }
+    memset(w, 0, sizeof *w);
+    w->block = (REAL *)malloc((size_t)(nr > 0 ? nr : 1) * sizeof(REAL));
+    w->mblock = (uint8_t *)malloc((size_t)(nm > 0 ? nm : 1));
+    w->scratch = (double *)malloc((size_t)(ns > 0 ? ns : 1) * sizeof(double));
+    w->ptrs = (void **)calloc((size_t)(FN(WS_PTR_ARRAYS) * L + 1), sizeof(void *));
+    if (!w->block || !w->mblock || !w->scratch || !w->ptrs) {
         FN(ws_free)(w);
         return LC_ERR_NOMEM;
     }
-    w->h = w->z + L;
-    w->a = w->h + L;
-    w->out = w->a + L;
-    w->bn_hat = w->out + L;
-    w->bn_inv = w->bn_hat + L;
-    w->bn_mean = w->bn_inv + L;
-    w->bn_var = w->bn_mean + L;
+    void **pp = w->ptrs;
+#define LC_WS_ARRAY(field, type) (w->field = (type)(void *)pp, pp += L)
+    LC_WS_ARRAY(z, REAL **);
+    LC_WS_ARRAY(h, REAL **);
+    LC_WS_ARRAY(a, REAL **);
+    LC_WS_ARRAY(out, REAL **);
+    LC_WS_ARRAY(qin, REAL **);
+    LC_WS_ARRAY(wq, REAL **);
+    LC_WS_ARRAY(bq, REAL **);
+    LC_WS_ARRAY(in_used, const REAL **);
+    LC_WS_ARRAY(w_used, const REAL **);
+    LC_WS_ARRAY(bn_hat, REAL **);
+    LC_WS_ARRAY(bn_inv, REAL **);
+    LC_WS_ARRAY(bn_mean, REAL **);
+    LC_WS_ARRAY(bn_var, REAL **);
+    LC_WS_ARRAY(m_in, uint8_t **);
+    LC_WS_ARRAY(m_w, uint8_t **);
+    LC_WS_ARRAY(m_b, uint8_t **);
+    LC_WS_ARRAY(m_acc, uint8_t **);
+    LC_WS_ARRAY(m_act, uint8_t **);
+#undef LC_WS_ARRAY
     REAL *p = w->block;
+    uint8_t *mp = w->mblock;
     for (int64_t l = 0; l < L; l++) {
-        const int64_t no = net->sizes[l + 1], s = B * no;
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], s = B * no;
         w->z[l] = p; p += s;
         w->h[l] = p; p += s;
-        w->a[l] = p; p += s;
+        w->a[l] = w->h[l];
+        if (FN(own_a)(net, q, l)) { w->a[l] = p; p += s; }
         w->out[l] = w->a[l];
-        w->bn_hat[l] = w->bn_inv[l] = w->bn_mean[l] = w->bn_var[l] = NULL;
         if (lc_net_bn(net, l)) {
             w->out[l] = p; p += s;
             w->bn_hat[l] = p; p += s;
@@ -322,11 +393,25 @@ static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, int64_t B)
             w->bn_mean[l] = p; p += no;
             w->bn_var[l] = p; p += no;
         }
+        if (FN(q_on)(q, l, LC_QF_INPUT)) { w->qin[l] = p; p += B * ni; w->m_in[l] = mp; mp += B * ni; }
+        if (FN(q_on)(q, l, LC_QF_WEIGHT)) { w->wq[l] = p; p += ni * no; w->m_w[l] = mp; mp += ni * no; }
+        if (FN(q_on)(q, l, LC_QF_BIAS)) { w->bq[l] = p; p += no; w->m_b[l] = mp; mp += no; }
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) { w->m_acc[l] = mp; mp += s; }
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) { w->m_act[l] = mp; mp += s; }
     }
     w->da0 = p; p += B * maxw;
     w->da1 = p; p += B * maxw;
+    w->dz = p; p += B * maxw;
+    w->dacc = p; p += B * maxw;
     w->dbn = p; p += B * maxw;
-    w->work = p;
+    w->wt = p; p += maxw * maxw;
+    if (train) {
+        w->grad = p; p += P;
+        w->delta = p; p += P;
+        w->next = p; p += P;
+        w->Xb = p; p += B * net->sizes[0];
+        w->Yb = p;
+    }
     return LC_OK;
 }
 
@@ -364,37 +449,90 @@ static void FN(bn_forward)(const REAL *a, int64_t B, int64_t n, const REAL *gamm
     }
 }
 
-/* Forward of B samples through every layer, keeping z, h, a (and the batch-normalisation
- * intermediates) of each in the workspace.  bn_state NULL: training (batch statistics);
- * else inference with the moving statistics. */
-static void FN(net_forward_ws)(const lc_net *net, const REAL *theta, const int64_t *w_off,
-                               const int64_t *b_off, const REAL *X, int64_t B, FN(ws) *w,
-                               const REAL *bn_state)
+#define QSEED(l, field, part) lc_qat_seed(q->seed, step, L, (l), (field), (part))
+
+/* Forward of B samples through every layer, keeping each layer's state in w.  bn_state NULL:
+ * training (batch statistics); else inference with the moving statistics.  Quantized fields
+ * (q not NULL): z = q_acc(q_in(x) q_w(W)) + q_b(b); a = q_act(clip(act(z))). */
+static int FN(step_forward)(const lc_net *net, const lc_layer_offsets *lay, const lc_qat *q,
+                            int64_t step, const REAL *theta, const REAL *X, int64_t B, FN(ws) *w,
+                            const REAL *bn_state)
 {
+    const int64_t L = net->n_layers;
+    const double nr = q ? q->near_rail : 0.0;
     const REAL *in = X;
-    for (int64_t l = 0; l < net->n_layers; l++) {
-        const int64_t no = net->sizes[l + 1];
-        const REAL *b = b_off[l] >= 0 ? theta + b_off[l] : NULL;
-        FN(lc_dense_forward)(in, B, net->sizes[l], no, theta + w_off[l], b,
-                             net->acts[l], net->clip_out, w->z[l], w->h[l], w->a[l]);
+    int s;
+    for (int64_t l = 0; l < L; l++) {
+        const lc_fixfmt *F = q ? q->fmts + l * LC_QF_N : NULL;
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = B * no;
+        const REAL *W = theta + lay[l].w;
+        const REAL *b = lay[l].b >= 0 ? theta + lay[l].b : NULL;
+        if (FN(q_on)(q, l, LC_QF_INPUT)) {
+            s = QAT_Q(F + LC_QF_INPUT, in, w->qin[l], w->m_in[l], B * ni,
+                      QSEED(l, LC_QF_INPUT, 0), nr, NULL, w->scratch);
+            if (s) return s;
+            in = w->qin[l];
+        }
+        w->in_used[l] = in;
+        if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
+            s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no,
+                      QSEED(l, LC_QF_WEIGHT, 0), nr, NULL, w->scratch);
+            if (s) return s;
+            W = w->wq[l];
+        }
+        w->w_used[l] = W;
+        if (b && FN(q_on)(q, l, LC_QF_BIAS)) {
+            s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0), nr,
+                      NULL, w->scratch);
+            if (s) return s;
+            b = w->bq[l];
+        }
+        REAL *z = w->z[l], *h = w->h[l], *a = w->a[l];
+        FN(matmul)(in, W, z, B, ni, no);
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
+            s = QAT_Q(F + LC_QF_ACCUMULATOR, z, z, w->m_acc[l], n,
+                      QSEED(l, LC_QF_ACCUMULATOR, 0), nr, NULL, w->scratch);
+            if (s) return s;
+        }
+        if (b)
+            for (int64_t i = 0; i < B; i++) {
+                REAL *restrict zi = z + i * no;
+                for (int64_t j = 0; j < no; j++) zi[j] += b[j];
+            }
+        FN(lc_act_forward)(net->acts[l], z, h, n);
+        if (net->clip_out) {
+            for (int64_t i = 0; i < n; i++) {
+                const REAL t = h[i];
+                a[i] = t < (REAL)-1 ? (REAL)-1 : (t > (REAL)1 ? (REAL)1 : t);
+            }
+        } else if (a != h) {
+            memcpy(a, h, (size_t)n * sizeof(REAL));
+        }
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
+            s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l], n,
+                      QSEED(l, LC_QF_ACTIVATION, 0), nr, NULL, w->scratch);
+            if (s) return s;
+        }
         if (lc_net_bn(net, l)) {
-            const REAL *g = theta + lc_net_bn_offset(net, l);
-            const REAL *st = bn_state ? bn_state + lc_net_bn_state_offset(net, l) : NULL;
-            FN(bn_forward)(w->a[l], B, no, g, g + no, (REAL)net->bn_epsilon[l], st, w->bn_mean[l],
+            const REAL *g = theta + lay[l].bn;
+            const REAL *st = bn_state ? bn_state + lay[l].bn_state : NULL;
+            FN(bn_forward)(a, B, no, g, g + no, (REAL)net->bn_epsilon[l], st, w->bn_mean[l],
                            w->bn_var[l], w->bn_inv[l], w->bn_hat[l], w->out[l]);
         }
         in = w->out[l];
     }
+    return LC_OK;
 }
 
 /* moving := moving * momentum + batch * (1 - momentum), per batch-normalised layer. */
-static void FN(bn_update_state)(const lc_net *net, const FN(ws) *w, REAL *bn_state)
+static void FN(bn_update_state)(const lc_net *net, const lc_layer_offsets *lay, const FN(ws) *w,
+                                REAL *bn_state)
 {
     for (int64_t l = 0; l < net->n_layers; l++) {
         if (!lc_net_bn(net, l)) continue;
         const int64_t no = net->sizes[l + 1];
         const REAL mom = (REAL)net->bn_momentum[l], c = (REAL)1 - mom;
-        REAL *st = bn_state + lc_net_bn_state_offset(net, l);
+        REAL *st = bn_state + lay[l].bn_state;
         for (int64_t j = 0; j < no; j++) {
             st[j] = st[j] * mom + w->bn_mean[l][j] * c;
             st[no + j] = st[no + j] * mom + w->bn_var[l][j] * c;
@@ -402,26 +540,32 @@ static void FN(bn_update_state)(const lc_net *net, const FN(ws) *w, REAL *bn_sta
     }
 }
 
-/* Loss and gradient of B samples; forward state (training mode) already in w.  dX, when not
- * NULL, receives dL/dX (B, sizes[0]). */
-static double FN(net_backward_ws)(const lc_net *net, const REAL *theta, const int64_t *w_off,
-                                  const int64_t *b_off, const REAL *X, const REAL *Y, int64_t B,
-                                  int32_t loss, FN(ws) *w, REAL *grad, REAL *dX)
+/* r[k] := max(r[k], count / n) */
+static inline void FN(rail_max)(double *r, int k, int64_t count, int64_t n)
+{
+    const double f = (double)count / (double)n;
+    if (f > r[k]) r[k] = f;
+}
+
+/* Backward of the B samples whose forward state is in w, from dL/d(output) in w->da0:
+ * gradient into grad (theta's layout), dL/dX into dX when not NULL.  Where a field is
+ * quantized the gradient passes its straight-through gate; then gradients are quantized with
+ * the gradient formats, their rail statistics into r[LC_RAIL_GRAD_*] (any[1] set). */
+static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, const lc_qat *q,
+                             int64_t step, const REAL *theta, int64_t B, FN(ws) *w, REAL *grad,
+                             REAL *dX, double *r, int *any)
 {
     const int64_t L = net->n_layers;
-    double value = FN(lc_loss_grad)(loss, w->out[L - 1], Y, B, net->sizes[L], w->da0);
     REAL *da = w->da0, *da_prev = w->da1;
     for (int64_t l = L - 1; l >= 0; l--) {
-        const int64_t no = net->sizes[l + 1];
-        const REAL *in = l > 0 ? w->out[l - 1] : X;
-        REAL *dx = l > 0 ? da_prev : dX;
-        const REAL *dlayer = da;
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = B * no;
+        REAL *dlayer = da; /* dL/da of this layer */
         if (lc_net_bn(net, l)) {
             /* dgamma = sum da hat; dbeta = sum da; with dh = da gamma,
              * da_pre = inv / B (B dh - sum dh - hat sum dh hat) */
-            const int64_t go = lc_net_bn_offset(net, l);
+            const int64_t go = lay[l].bn;
             const REAL *g = theta + go, *hat = w->bn_hat[l], *inv = w->bn_inv[l];
-            REAL *dg = grad + go, *db = grad + go + no, *out = w->dbn;
+            REAL *dg = grad + go, *db = grad + go + no, *o = w->dbn;
             for (int64_t j = 0; j < no; j++) {
                 REAL sd = 0, sdh = 0, sg = 0;
                 for (int64_t i = 0; i < B; i++) {
@@ -435,39 +579,153 @@ static double FN(net_backward_ws)(const lc_net *net, const REAL *theta, const in
                 sdh = sg * g[j];
                 for (int64_t i = 0; i < B; i++) {
                     const REAL dh = da[i * no + j] * g[j];
-                    out[i * no + j] = inv[j] / (REAL)B * ((REAL)B * dh - sd - hat[i * no + j] * sdh);
+                    o[i * no + j] = inv[j] / (REAL)B * ((REAL)B * dh - sd - hat[i * no + j] * sdh);
                 }
             }
-            dlayer = out;
+            dlayer = o;
         }
-        FN(lc_dense_backward)(in, B, net->sizes[l], no, theta + w_off[l],
-                              w->z[l], w->h[l], dlayer, net->acts[l], net->clip_out, w->work,
-                              grad + w_off[l], b_off[l] >= 0 ? grad + b_off[l] : NULL, dx);
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) QAT_GATE(dlayer, w->m_act[l], n);
+        FN(lc_act_backward)(net->acts[l], net->clip_out, w->z[l], w->h[l], dlayer, w->dz, n);
+        const REAL *dacc = w->dz;
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
+            memcpy(w->dacc, w->dz, (size_t)n * sizeof(REAL));
+            QAT_GATE(w->dacc, w->m_acc[l], n);
+            dacc = w->dacc;
+        }
+        REAL *gW = grad + lay[l].w;
+        FN(lc_matmul)(w->in_used[l], 1, ni, dacc, gW, ni, B, no); /* gW := x^T dacc */
+        if (FN(q_on)(q, l, LC_QF_WEIGHT)) QAT_GATE(gW, w->m_w[l], ni * no);
+        if (lay[l].b >= 0) { /* gb := sum over samples of dz, in sample order */
+            REAL *gb = grad + lay[l].b;
+            for (int64_t j = 0; j < no; j++) gb[j] = 0;
+            for (int64_t i = 0; i < B; i++) {
+                const REAL *restrict dzi = w->dz + i * no;
+                for (int64_t j = 0; j < no; j++) gb[j] += dzi[j];
+            }
+            if (FN(q_on)(q, l, LC_QF_BIAS)) QAT_GATE(gb, w->m_b[l], no);
+        }
+        REAL *dx = l > 0 ? da_prev : dX;
+        if (dx) { /* dx := dacc W^T */
+            FN(lc_transpose)(w->w_used[l], w->wt, ni, no);
+            FN(matmul)(dacc, w->wt, dx, B, no, ni);
+            if (FN(q_on)(q, l, LC_QF_INPUT)) QAT_GATE(dx, w->m_in[l], B * ni);
+        }
         REAL *t = da; da = da_prev; da_prev = t;
     }
-    return value;
+    if (!q) return LC_OK;
+    lc_rail_counts st;
+    for (int64_t l = 0; l < L; l++) { /* gradient quantization */
+        if (!FN(q_on)(q, l, LC_QF_GRADIENT)) continue;
+        for (int part = 0; part < 2; part++) {
+            const int64_t off = part ? lay[l].b : lay[l].w;
+            const int64_t n = part ? net->sizes[l + 1] : net->sizes[l] * net->sizes[l + 1];
+            if (off < 0) continue;
+            const int s = QAT_Q(q->fmts + l * LC_QF_N + LC_QF_GRADIENT, grad + off, grad + off,
+                                NULL, n, QSEED(l, LC_QF_GRADIENT, part), q->near_rail, &st,
+                                w->scratch);
+            if (s) return s;
+            any[1] = 1;
+            FN(rail_max)(r, LC_RAIL_GRAD_SAT, st.saturated, n);
+            FN(rail_max)(r, LC_RAIL_GRAD_NEAR, st.near_rail, n);
+        }
+    }
+    return LC_OK;
+}
+
+/* The gradient half of a step on the B samples X, Y at theta: forward, loss (*value), and, when
+ * the loss is finite, backward into w->grad.  LC_ERR_NONFINITE_LOSS for a non-finite loss. */
+static int FN(step_grad)(const lc_train *t, const REAL *theta, const REAL *X, const REAL *Y,
+                         int64_t B, int64_t step, FN(ws) *w, double *value, double *r, int *any)
+{
+    const lc_net *net = t->net;
+    const int64_t L = net->n_layers;
+    int s = FN(step_forward)(net, t->layout, t->quant, step, theta, X, B, w, NULL);
+    if (s) return s;
+    *value = FN(lc_loss_grad)(t->loss, w->out[L - 1], Y, B, net->sizes[L], w->da0);
+    if (!isfinite(*value)) return LC_ERR_NONFINITE_LOSS;
+    return FN(step_backward)(net, t->layout, t->quant, step, theta, B, w, w->grad, NULL, r, any);
+}
+
+/* The update half for the increment in w->delta: update quantization; next := clip(theta +
+ * delta) when every value is finite (else LC_ERR_NONFINITE_PARAMS, next undefined, theta
+ * untouched); storage quantization of next.  Rail statistics into r (any[0], any[2]). */
+static int FN(step_apply)(const lc_train *t, const REAL *theta, REAL *next, int64_t step,
+                          FN(ws) *w, double *r, int *any)
+{
+    const lc_net *net = t->net;
+    const lc_layer_offsets *lay = t->layout;
+    const lc_qat *q = t->quant;
+    const int64_t L = net->n_layers, P = lc_net_n_params(net);
+    lc_rail_counts st;
+    int s;
+    for (int64_t l = 0; q && l < L; l++) { /* update quantization */
+        if (!FN(q_on)(q, l, LC_QF_UPDATE)) continue;
+        for (int part = 0; part < 2; part++) {
+            const int64_t off = part ? lay[l].b : lay[l].w;
+            const int64_t n = part ? net->sizes[l + 1] : net->sizes[l] * net->sizes[l + 1];
+            if (off < 0) continue;
+            s = QAT_Q(q->fmts + l * LC_QF_N + LC_QF_UPDATE, w->delta + off, w->delta + off, NULL,
+                      n, QSEED(l, LC_QF_UPDATE, part), q->near_rail, &st, w->scratch);
+            if (s) return s;
+            any[2] = 1;
+            FN(rail_max)(r, LC_RAIL_UPDATE_SAT, st.saturated, n);
+            FN(rail_max)(r, LC_RAIL_UPDATE_UNDER, st.underflow, n);
+        }
+    }
+    if (!FN(lc_add_clip_finite)(theta, w->delta, next, P, t->clip_params))
+        return LC_ERR_NONFINITE_PARAMS;
+    for (int64_t l = 0; q && l < L; l++) { /* storage quantization */
+        for (int part = 0; part < 2; part++) {
+            const int field = part ? LC_QF_BIAS : LC_QF_WEIGHT;
+            const int64_t off = part ? lay[l].b : lay[l].w;
+            const int64_t n = part ? net->sizes[l + 1] : net->sizes[l] * net->sizes[l + 1];
+            if (off < 0 || !FN(q_on)(q, l, field)) continue;
+            s = QAT_Q(q->fmts + l * LC_QF_N + field, next + off, next + off, NULL, n,
+                      QSEED(l, field, 1), q->near_rail, &st, w->scratch);
+            if (s) return s;
+            any[0] = 1;
+            FN(rail_max)(r, LC_RAIL_WEIGHT_SAT, st.saturated, n);
+            FN(rail_max)(r, LC_RAIL_WEIGHT_NEAR, st.near_rail, n);
+        }
+    }
+    return LC_OK;
+}
+
+#undef QSEED
+
+/* rail[k] := r[k] for the columns in cols (0: weight, 1: gradient, 2: update), NaN for the
+ * roles no variable was quantized in. */
+static void FN(rail_finish)(const double *r, const int *any, const int *cols, double *rail)
+{
+    static const int first[3] = {LC_RAIL_WEIGHT_SAT, LC_RAIL_GRAD_SAT, LC_RAIL_UPDATE_SAT};
+    for (int role = 0; role < 3; role++) {
+        if (!cols[role]) continue;
+        const int k = first[role];
+        rail[k] = any[role] ? r[k] : NAN;
+        rail[k + 1] = any[role] ? r[k + 1] : NAN;
+    }
 }
 
 int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *bn_state, const REAL *X,
-                      int64_t N, REAL *Y)
+                       int64_t N, REAL *Y)
 {
     const int64_t L = net->n_layers, chunk = N < 256 ? (N > 0 ? N : 1) : 256;
     const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
-    int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
-    FN(ws) w = {0};
     if (lc_net_has_bn(net) && !bn_state) return LC_ERR_ARGS;
-    if (!off || FN(ws_alloc)(&w, net, chunk) != LC_OK) {
-        free(off);
+    lc_layer_offsets *lay = (lc_layer_offsets *)malloc((size_t)L * sizeof *lay);
+    FN(ws) w;
+    if (!lay || FN(ws_alloc)(&w, net, NULL, chunk, 0) != LC_OK) {
+        free(lay);
         return LC_ERR_NOMEM;
     }
-    lc_net_offsets(net, off, off + L);
+    lc_net_layout(net, lay);
     for (int64_t s = 0; s < N; s += chunk) {
         const int64_t B = N - s < chunk ? N - s : chunk;
-        FN(net_forward_ws)(net, theta, off, off + L, X + s * n_in, B, &w, bn_state);
+        FN(step_forward)(net, lay, NULL, 0, theta, X + s * n_in, B, &w, bn_state);
         memcpy(Y + s * n_out, w.out[L - 1], (size_t)(B * n_out) * sizeof(REAL));
     }
     FN(ws_free)(&w);
-    free(off);
+    free(lay);
     return LC_OK;
 }
 
@@ -476,75 +734,114 @@ int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, co
                          double *loss_out)
 {
     const int64_t L = net->n_layers;
-    int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
-    FN(ws) w = {0};
-    if (!off || FN(ws_alloc)(&w, net, N) != LC_OK) {
-        free(off);
+    if (loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE && loss != LC_LOSS_MAE) return LC_ERR_ARGS;
+    lc_layer_offsets *lay = (lc_layer_offsets *)malloc((size_t)L * sizeof *lay);
+    FN(ws) w;
+    if (!lay || FN(ws_alloc)(&w, net, NULL, N, 0) != LC_OK) {
+        free(lay);
         return LC_ERR_NOMEM;
     }
-    lc_net_offsets(net, off, off + L);
-    FN(net_forward_ws)(net, theta, off, off + L, X, N, &w, NULL);
-    *loss_out = FN(net_backward_ws)(net, theta, off, off + L, X, Y, N, loss, &w, grad, dX);
-    if (bn_state) FN(bn_update_state)(net, &w, bn_state);
+    lc_net_layout(net, lay);
+    FN(step_forward)(net, lay, NULL, 0, theta, X, N, &w, NULL);
+    *loss_out = FN(lc_loss_grad)(loss, w.out[L - 1], Y, N, net->sizes[L], w.da0);
+    FN(step_backward)(net, lay, NULL, 0, theta, N, &w, grad, dX, NULL, NULL);
+    if (bn_state) FN(bn_update_state)(net, lay, &w, bn_state);
     FN(ws_free)(&w);
-    free(off);
+    free(lay);
     return LC_OK;
 }
 
-int FN(lc_train_epoch)(const lc_net *net, REAL *theta, const REAL *X, const REAL *Y, int64_t N,
-                       const int64_t *perm, int64_t batch_size, int32_t loss,
-                       const lc_optim *opt, REAL *m, REAL *v, int64_t *step,
-                       int32_t clip_params, REAL *bn_state, double *loss_sum, int64_t *n_done)
+int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *bn_state,
+                       const REAL *X, const REAL *Y, int64_t N, const int64_t *perm,
+                       int64_t batch_size, int64_t *step, double *rail, double *loss_sum,
+                       int64_t *n_done)
 {
+    *loss_sum = 0.0;
+    *n_done = 0;
+    int status = lc_train_check(t);
+    if (status != LC_OK) return status;
+    const lc_net *net = t->net;
     const int64_t L = net->n_layers, P = lc_net_n_params(net);
     const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
     const int64_t B_max = batch_size < N ? batch_size : N;
-    int status = LC_OK;
-    *loss_sum = 0.0;
-    *n_done = 0;
     if (batch_size <= 0 || (lc_net_has_bn(net) && !bn_state)) return LC_ERR_ARGS;
     if (N == 0) return LC_OK;
-    int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
-    REAL *buf = (REAL *)malloc((size_t)(2 * P + B_max * (n_in + n_out)) * sizeof(REAL));
-    FN(ws) w = {0};
-    if (!off || !buf || FN(ws_alloc)(&w, net, B_max) != LC_OK) {
-        free(off);
-        free(buf);
-        return LC_ERR_NOMEM;
-    }
-    lc_net_offsets(net, off, off + L);
-    REAL *grad = buf, *backup = buf + P, *Xb = buf + 2 * P, *Yb = Xb + B_max * n_in;
-    for (int64_t s = 0; s < N; s += batch_size) {
+    FN(ws) w;
+    if (FN(ws_alloc)(&w, net, t->quant, B_max, 1) != LC_OK) return LC_ERR_NOMEM;
+    static const int all_cols[3] = {1, 1, 1};
+    REAL *cur = theta, *next = w.next; /* the step writes next; a completed step swaps them */
+    int64_t row = 0;
+    for (int64_t s = 0; s < N; s += batch_size, row++) {
         const int64_t B = N - s < batch_size ? N - s : batch_size;
-        for (int64_t i = 0; i < B; i++) {
-            const int64_t r = perm ? perm[s + i] : s + i;
-            memcpy(Xb + i * n_in, X + r * n_in, (size_t)n_in * sizeof(REAL));
-            memcpy(Yb + i * n_out, Y + r * n_out, (size_t)n_out * sizeof(REAL));
+        const REAL *Xb = X + s * n_in, *Yb = Y + s * n_out;
+        if (perm) {
+            for (int64_t i = 0; i < B; i++) {
+                const int64_t r = perm[s + i];
+                memcpy(w.Xb + i * n_in, X + r * n_in, (size_t)n_in * sizeof(REAL));
+                memcpy(w.Yb + i * n_out, Y + r * n_out, (size_t)n_out * sizeof(REAL));
+            }
+            Xb = w.Xb;
+            Yb = w.Yb;
         }
-        FN(net_forward_ws)(net, theta, off, off + L, Xb, B, &w, NULL);
-        const double value =
-            FN(net_backward_ws)(net, theta, off, off + L, Xb, Yb, B, loss, &w, grad, NULL);
-        if (!isfinite(value)) {
-            status = LC_ERR_NONFINITE_LOSS;
-            break;
-        }
-        memcpy(backup, theta, (size_t)P * sizeof(REAL));
-        FN(lc_optim_step)(opt, theta, grad, m, v, P, *step + 1);
-        if (clip_params) FN(lc_clip)(theta, P, (REAL)-1, (REAL)1);
-        if (!FN(lc_all_finite)(theta, P)) {
-            memcpy(theta, backup, (size_t)P * sizeof(REAL));
-            status = LC_ERR_NONFINITE_PARAMS;
-            break;
-        }
-        if (bn_state) FN(bn_update_state)(net, &w, bn_state);
+        double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0}, value = 0.0;
+        int any[3] = {0, 0, 0}; /* weight, gradient, update */
+        status = FN(step_grad)(t, cur, Xb, Yb, B, *step, &w, &value, r, any);
+        if (status != LC_OK) break;
+        FN(lc_optim_delta)(t->opt, w.grad, m, v, P, *step + 1, w.delta);
+        status = FN(step_apply)(t, cur, next, *step, &w, r, any);
+        if (status != LC_OK) break;
+        REAL *tmp = cur; cur = next; next = tmp;
+        if (bn_state) FN(bn_update_state)(net, t->layout, &w, bn_state);
+        if (rail) FN(rail_finish)(r, any, all_cols, rail + row * LC_RAIL_N);
         *step += 1;
         *loss_sum += value * (double)B;
         *n_done += B;
     }
+    if (cur != theta) memcpy(theta, cur, (size_t)P * sizeof(REAL));
     FN(ws_free)(&w);
-    free(buf);
-    free(off);
     return status;
+}
+
+int FN(lc_train_loss_grad)(const lc_train *t, const REAL *theta, const REAL *X, const REAL *Y,
+                           int64_t B, int64_t step, REAL *grad, double *rail, double *loss_out)
+{
+    int s = lc_train_check(t);
+    if (s != LC_OK) return s;
+    if (lc_net_has_bn(t->net) || B <= 0) return LC_ERR_ARGS;
+    FN(ws) w;
+    if (FN(ws_alloc)(&w, t->net, t->quant, B, 1) != LC_OK) return LC_ERR_NOMEM;
+    double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0};
+    int any[3] = {0, 0, 0};
+    static const int cols[3] = {0, 1, 0};
+    s = FN(step_grad)(t, theta, X, Y, B, step, &w, loss_out, r, any);
+    if (s == LC_OK) {
+        memcpy(grad, w.grad, (size_t)lc_net_n_params(t->net) * sizeof(REAL));
+        if (rail) FN(rail_finish)(r, any, cols, rail);
+    }
+    FN(ws_free)(&w);
+    return s;
+}
+
+int FN(lc_train_apply)(const lc_train *t, REAL *theta, const REAL *delta, int64_t step,
+                       double *rail)
+{
+    int s = lc_train_check(t);
+    if (s != LC_OK) return s;
+    if (lc_net_has_bn(t->net)) return LC_ERR_ARGS;
+    const int64_t P = lc_net_n_params(t->net);
+    FN(ws) w;
+    if (FN(ws_alloc)(&w, t->net, t->quant, 1, 1) != LC_OK) return LC_ERR_NOMEM;
+    memcpy(w.delta, delta, (size_t)P * sizeof(REAL));
+    double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0};
+    int any[3] = {0, 0, 0};
+    static const int cols[3] = {1, 0, 1};
+    s = FN(step_apply)(t, theta, w.next, step, &w, r, any);
+    if (s == LC_OK) {
+        memcpy(theta, w.next, (size_t)P * sizeof(REAL));
+        if (rail) FN(rail_finish)(r, any, cols, rail);
+    }
+    FN(ws_free)(&w);
+    return s;
 }
 
 #undef FN

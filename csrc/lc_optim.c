@@ -10,6 +10,7 @@
 #define SQRT sqrtf
 #define FABS fabsf
 #define TINY FLT_MIN
+#define HUGEV FLT_MAX
 #include "lc_optim_impl.h"
 #undef REAL
 #undef SFX
@@ -17,6 +18,7 @@
 #undef SQRT
 #undef FABS
 #undef TINY
+#undef HUGEV
 
 #define REAL double
 #define SFX f64
@@ -24,4 +26,5 @@
 #define SQRT sqrt
 #define FABS fabs
 #define TINY DBL_MIN
+#define HUGEV DBL_MAX
 #include "lc_optim_impl.h"

@@ -14,6 +14,10 @@
     /* The step of lc_optim_step as an increment: delta := the change to theta (m, v updated). */\
     void lc_optim_delta_##SFX(const lc_optim *opt, const REAL *g, REAL *m, REAL *v, int64_t P,    \
                               int64_t t, REAL *delta);                                           \
+    /* next := theta + delta, clipped to [-1, 1] when clip (NaN stays NaN); 1 when every value    \
+     * of next is finite, else 0.  One pass, vectorized: no early exit. */                       \
+    int lc_add_clip_finite_##SFX(const REAL *theta, const REAL *delta, REAL *next, int64_t P,    \
+                                 int32_t clip);                                                  \
     /* theta := clip(theta, lo, hi); NaN stays NaN. */                                           \
     void lc_clip_##SFX(REAL *theta, int64_t P, REAL lo, REAL hi);                                \
     /* 1 when all P values are finite. */                                                        \

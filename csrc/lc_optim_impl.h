@@ -1,6 +1,6 @@
 /* lc_optim_impl.h: the one definition of the optimizer kernels, included by lc_optim.c once
- * per floating type (REAL, SFX, POW, SQRT, FABS and TINY, the smallest normal number,
- * defined).  Not a public header. */
+ * per floating type (REAL, SFX, POW, SQRT, FABS, TINY the smallest normal number and HUGEV
+ * the largest finite one, defined).  Not a public header. */
 
 #define LC_CAT_(a, b) a##_##b
 #define LC_CAT(a, b) LC_CAT_(a, b)
@@ -92,6 +92,27 @@ LC_HOT void FN(lc_clip)(REAL *theta, int64_t P, REAL lo, REAL hi)
         const REAL x = theta[i];
         theta[i] = x < lo ? lo : (x > hi ? hi : x);
     }
+}
+
+LC_HOT int FN(lc_add_clip_finite)(const REAL *restrict theta, const REAL *restrict delta,
+                                  REAL *restrict next, int64_t P, int32_t clip)
+{
+    int64_t bad = 0; /* counts values that are not finite: !(|x| <= max) holds for inf and NaN */
+    if (clip) {
+        for (int64_t i = 0; i < P; i++) {
+            const REAL x = theta[i] + delta[i];
+            const REAL c = x < (REAL)-1 ? (REAL)-1 : (x > (REAL)1 ? (REAL)1 : x);
+            next[i] = c;
+            bad += c != c; /* clipped, only NaN can be left */
+        }
+    } else {
+        for (int64_t i = 0; i < P; i++) {
+            const REAL x = theta[i] + delta[i];
+            next[i] = x;
+            bad += !(FABS(x) <= HUGEV);
+        }
+    }
+    return bad == 0;
 }
 
 int FN(lc_all_finite)(const REAL *x, int64_t P)

@@ -1,10 +1,8 @@
-/* lc_qat.c: quantization-aware training epochs (see lc_qat.h). */
+/* lc_qat.c: the quantization hook of the training step and its seeds (see lc_qat.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lc_dense.h"
-#include "lc_optim.h"
 #include "lc_qat.h"
 
 uint64_t lc_qat_seed(uint64_t seed, int64_t step, int64_t n_layers, int64_t layer, int64_t field,

@@ -6,7 +6,9 @@
  * (identity where the value lay inside [lo, hi] of the format, zero where it lay outside), and
  * are then quantized with the gradient format.  Update: delta = q_upd(optimizer increment);
  * theta += delta; clip to [-1, 1] when asked; kernels stored through q_w, biases through q_b.
- * With every field float the arithmetic is that of lc_train_epoch, bit for bit. */
+ * The training step itself is lc_train_epoch (lc_dense.h), one kernel for float and QAT: every
+ * quantization is a hook it calls where a field is on, so float training is QAT with every
+ * field float by construction. */
 #ifndef LC_QAT_H
 #define LC_QAT_H
 
@@ -48,32 +50,18 @@ typedef struct {
 uint64_t lc_qat_seed(uint64_t seed, int64_t step, int64_t n_layers, int64_t layer, int64_t field,
                      int64_t part);
 
-#define LC_DECLARE_QAT(REAL, SFX)                                                                \
-    /* lc_train_epoch with quantization q (see above); rail (ceil(N / batch_size), LC_RAIL_N)    \
-     * receives the rail statistics of each step when not NULL.  Returns LC_OK, a non-finite   \
-     * status as lc_train_epoch, or a fixed-point status (LC_FIX_ERR_*). */                      \
-    int lc_train_epoch_qat_##SFX(const lc_net *net, REAL *theta, const REAL *X, const REAL *Y,   \
-                                 int64_t N, const int64_t *perm, int64_t batch_size,             \
-                                 int32_t loss, const lc_optim *opt, REAL *m, REAL *v,            \
-                                 int64_t *step, int32_t clip_params, const lc_qat *q,            \
-                                 double *rail, double *loss_sum, int64_t *n_done);
+#define LC_DECLARE_QAT_HOOK(REAL, SFX)                                                           \
+    /* The quantization hook of the training step (lc_train_epoch in lc_dense.h).  quantize:    \
+     * out := q_f(x) (out may be x); mask[i] := lo <= x[i] <= hi of f (the straight-through      \
+     * estimator's pass region) when mask is not NULL; *st := the rail counts when st is not     \
+     * NULL.  scratch: n doubles.  Returns LC_OK or a fixed-point status.  gate: x[i] := 0       \
+     * where mask[i] is 0 (a select, so an infinite x behind a closed gate is 0). */             \
+    int lc_qat_quantize_##SFX(const lc_fixfmt *f, const REAL *x, REAL *out, uint8_t *mask,     \
+                              int64_t n, uint64_t seed, double near_rail, lc_rail_counts *st,    \
+                              double *scratch);                                                  \
+    void lc_qat_gate_##SFX(REAL *x, const uint8_t *mask, int64_t n);
 
-#define LC_DECLARE_QAT_STEP(REAL, SFX)                                                           \
-    /* The two halves of a QAT step, for loops that act between them (the ablation           \
-     * controller).  loss_grad: quantized forward, straight-through backward and gradient     \
-     * quantization of the B samples X, Y at theta -> grad (theta's layout), the loss, and     \
-     * rail[LC_RAIL_GRAD_*].  apply: the increment delta through the update formats, theta +=  \
-     * delta, clip when asked, storage through the weight and bias formats -> rail's weight    \
-     * and update columns.  step seeds stochastic rounding (lc_qat_seed) as in the epoch. */    \
-    int lc_qat_loss_grad_##SFX(const lc_net *net, const REAL *theta, const REAL *X,              \
-                               const REAL *Y, int64_t B, int32_t loss, const lc_qat *q,          \
-                               int64_t step, REAL *grad, double *rail, double *loss_out);        \
-    int lc_qat_apply_##SFX(const lc_net *net, REAL *theta, const REAL *delta, const lc_qat *q,   \
-                           int64_t step, int32_t clip_params, double *rail);
-
-LC_DECLARE_QAT_STEP(float, f32)
-LC_DECLARE_QAT_STEP(double, f64)
-LC_DECLARE_QAT(float, f32)
-LC_DECLARE_QAT(double, f64)
+LC_DECLARE_QAT_HOOK(float, f32)
+LC_DECLARE_QAT_HOOK(double, f64)
 
 #endif

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from linncore._util.codes import ACTIVATIONS, LOSSES, OPT_ADAM, OPT_SGD
+from linncore._util.kernel_args import OptimizerConfig
 from linncore.engine.network import NetSpec
 
 # float64: within 1e-12 relative (summation order differs from BLAS). float32: a few ulps
@@ -86,10 +87,10 @@ def test_net_forward_and_loss_grad_match_twin(core, twin, rng, dt, clip):
 
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("opt", [
-    (OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
-    (OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.0, False),
-    (OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, False),
-    (OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
+    OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
+    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.0, False),
+    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, False),
+    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
 ])
 def test_optim_step_matches_twin_bit_for_bit(core, twin, rng, dt, opt):
     P = 50
@@ -111,8 +112,8 @@ def test_optim_step_matches_twin_bit_for_bit(core, twin, rng, dt, opt):
 
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("opt", [
-    (OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
-    (OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
+    OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
+    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
 ])
 def test_optim_delta_is_the_step_as_an_increment(core, twin, rng, dt, opt):
     theta, g = rng.normal(size=40).astype(dt), rng.normal(size=40).astype(dt)
@@ -133,12 +134,13 @@ def test_train_epoch_matches_twin(core, twin, rng, dt, clip):
     X = rng.normal(size=(70, 3)).astype(dt)
     Y = rng.normal(size=(70, 2)).astype(dt)
     perm = rng.permutation(70).astype(np.int64)
-    opt = (OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False)
+    opt = OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False)
     out = []
     for mod in (core, twin):
         theta = theta0.copy()
         m, v = np.zeros_like(theta), np.zeros_like(theta)
-        status, loss_sum, n_done, step = mod.train_epoch(spec, theta, X, Y, perm, 16, LOSSES["mse"], opt, m, v, 0, clip)
+        status, loss_sum, n_done, step = mod.train_epoch(spec, theta, X, Y, perm=perm, batch_size=16, loss=LOSSES["mse"],
+                                                         optimizer=opt, m=m, v=v, step=0, clip_params=clip)
         assert (status, n_done, step) == (0, 70, 5)
         out.append((theta, m, v, loss_sum))
     tol = dict(rtol=1e-10, atol=1e-12) if dt == np.float64 else dict(rtol=1e-4, atol=1e-5)
@@ -152,9 +154,10 @@ def test_train_epoch_stops_at_nonfinite_loss_keeping_weights(engine, rng):
     X = np.array([[1.0], [1e200], [1.0]])  # the second batch overflows the loss
     Y = np.zeros((3, 1))
     m, v = np.zeros_like(theta), np.zeros_like(theta)
-    opt = (OPT_SGD, 0.1, 0, 0, 0, 0.0, False)
+    opt = OptimizerConfig(OPT_SGD, 0.1, 0, 0, 0, 0.0, False)
     theta_before = theta.copy()
-    status, loss_sum, n_done, step = engine.train_epoch(spec, theta, X, Y, None, 1, LOSSES["mse"], opt, m, v, 0, False)
+    status, loss_sum, n_done, step = engine.train_epoch(spec, theta, X, Y, perm=None, batch_size=1, loss=LOSSES["mse"],
+                                                            optimizer=opt, m=m, v=v, step=0, clip_params=False)
     assert status == 1 and n_done == 1 and step == 1
     expected = theta_before.copy()
     engine.optim_step(opt, expected, engine.net_loss_grad(spec, theta_before, X[:1], Y[:1], 0)[1], m * 0, v * 0, 1)

@@ -8,6 +8,7 @@ import pytest
 
 from linncore import SGD, Adam, Dense, Network
 from linncore._util.codes import OPT_ADAM, OPT_SGD
+from linncore._util.kernel_args import OptimizerConfig
 
 
 def _one_param_net(w, dtype="float64"):
@@ -96,8 +97,8 @@ def test_moments_of_a_dead_unit_decay_to_zero_not_to_subnormals(engine, dtype, m
     # A parameter whose gradient stays zero (a dead relu unit): its moments decay geometrically,
     # and in IEEE arithmetic a decaying moment gets stuck a few units above zero in the
     # subnormal range, where every later step is slow on many x86 cores.  It must reach zero.
-    opt = ((OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False) if momentum is None
-           else (OPT_SGD, 0.01, 0.0, 0.0, 0.0, momentum, False))
+    opt = (OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False) if momentum is None
+           else OptimizerConfig(OPT_SGD, 0.01, 0.0, 0.0, 0.0, momentum, False))
     tiny = np.finfo(dtype).tiny
     theta = np.full(8, 0.5, dtype)
     m = np.array([tiny * 4, -tiny * 4, tiny * 2**-20, 5 * tiny * 2**-23, 0.1, 1e-3, 0, 0], dtype)

@@ -34,6 +34,11 @@ cdef extern from "lc_qat.h":
     int LC_RAIL_WEIGHT_SAT, LC_RAIL_WEIGHT_NEAR, LC_RAIL_GRAD_SAT, LC_RAIL_GRAD_NEAR
     int LC_RAIL_UPDATE_SAT, LC_RAIL_UPDATE_UNDER
 
+cdef extern from "lc_dense.h":
+    ctypedef struct lc_layer_offsets:
+        int64_t w, b, bn, bn_state
+    void lc_net_layout(const lc_net *net, lc_layer_offsets *layout)
+
 cdef extern from "lc_parallel.h":
     int lc_get_num_threads()
     void lc_set_num_threads(int n)
@@ -110,6 +115,7 @@ cdef class _Net:
     """An lc_net view of a NetSpec; keeps the index arrays alive while C reads them."""
     cdef lc_net net
     cdef object sizes, acts, has_bias, bn, bn_momentum, bn_epsilon
+    cdef public object layout
     cdef public int64_t n_params, n_state
 
     def __cinit__(self, spec):
@@ -149,19 +155,39 @@ cdef class _Net:
         self.net.bn_epsilon = &ne[0]
         self.n_params = lc_net_n_params(&self.net)
         self.n_state = lc_net_bn_state_len(&self.net)
+        # the layout table, computed once for this network and handed to every kernel call
+        self.layout = np.empty((self.net.n_layers, 4), dtype=np.int64)
+        cdef int64_t[:, ::1] lay = self.layout
+        lc_net_layout(&self.net, <lc_layer_offsets*>&lay[0, 0])
+
+    cdef const lc_layer_offsets *offsets(self):
+        cdef const int64_t[:, ::1] lay = self.layout
+        return <const lc_layer_offsets*>&lay[0, 0]
 
 
-cdef lc_optim _optim(tuple cfg):
-    """An lc_optim from (kind, lr, beta_1, beta_2, epsilon, momentum, nesterov)."""
+cdef lc_optim _optim(object cfg) except *:
+    """An lc_optim from an OptimizerConfig (linncore._util.kernel_args)."""
     cdef lc_optim o
-    o.kind = cfg[0]
-    o.lr = cfg[1]
-    o.beta_1 = cfg[2]
-    o.beta_2 = cfg[3]
-    o.epsilon = cfg[4]
-    o.momentum = cfg[5]
-    o.nesterov = 1 if cfg[6] else 0
+    if not all(hasattr(cfg, f) for f in ("kind", "learning_rate", "beta_1", "beta_2", "epsilon",
+                                         "momentum", "nesterov")):
+        raise TypeError(f"optimizer: expected an OptimizerConfig, got {type(cfg).__name__}")
+    if cfg.kind not in (LC_OPT_SGD, LC_OPT_ADAM):
+        raise ValueError(f"optimizer.kind: expected {LC_OPT_SGD} (SGD) or {LC_OPT_ADAM} (Adam), "
+                         f"got {cfg.kind}")
+    o.kind = cfg.kind
+    o.lr = cfg.learning_rate
+    o.beta_1 = cfg.beta_1
+    o.beta_2 = cfg.beta_2
+    o.epsilon = cfg.epsilon
+    o.momentum = cfg.momentum
+    o.nesterov = 1 if cfg.nesterov else 0
     return o
+
+
+cdef _check_loss(int loss):
+    """Both engines refuse an unknown loss code with the same message."""
+    if loss not in (LC_LOSS_MSE, LC_LOSS_HALF_MSE, LC_LOSS_MAE):
+        raise ValueError(f"loss: unknown loss code {loss}")
 
 
 cdef _raise_status(int status, str where):

@@ -1,4 +1,5 @@
-# Wrappers of lc_dense.h and lc_optim.h: dense layers, losses, whole networks, training epochs.
+# Wrappers of lc_dense.h and lc_optim.h: dense layers, losses, whole networks, optimizers
+# (the training step itself: train.pxi).
 
 cdef extern from "lc_dense.h" nogil:
     void lc_act_deriv_f32(int32_t act, const float *z, const float *h, float *d, int64_t n)
@@ -27,14 +28,6 @@ cdef extern from "lc_dense.h" nogil:
                              int64_t N, int32_t loss, float *grad, float *dX, float *bn_state, double *loss_out)
     int lc_net_loss_grad_f64(const lc_net *net, const double *theta, const double *X, const double *Y,
                              int64_t N, int32_t loss, double *grad, double *dX, double *bn_state, double *loss_out)
-    int lc_train_epoch_f32(const lc_net *net, float *theta, const float *X, const float *Y,
-                           int64_t N, const int64_t *perm, int64_t batch_size, int32_t loss,
-                           const lc_optim *opt, float *m, float *v, int64_t *step,
-                           int32_t clip_params, float *bn_state, double *loss_sum, int64_t *n_done)
-    int lc_train_epoch_f64(const lc_net *net, double *theta, const double *X, const double *Y,
-                           int64_t N, const int64_t *perm, int64_t batch_size, int32_t loss,
-                           const lc_optim *opt, double *m, double *v, int64_t *step,
-                           int32_t clip_params, double *bn_state, double *loss_sum, int64_t *n_done)
 
 cdef extern from "lc_optim.h" nogil:
     void lc_optim_delta_f32(const lc_optim *opt, const float *g, float *m, float *v, int64_t P,
@@ -162,6 +155,7 @@ def dense_backward(x, W, z, h, da, int act, bint clip, bint need_bias=True, bint
 
 def loss_grad(int loss, f, y):
     """(value, dL/df) of a loss over predictions f and targets y of shape (B, m)."""
+    _check_loss(loss)
     dt = _float_dtype(f, "f")
     _arr(f, dt, (-1, -1), "f")
     _arr(y, dt, f.shape, "y")
@@ -216,6 +210,7 @@ def net_forward(spec, theta, X, bn_state=None):
 def net_loss_grad(spec, theta, X, Y, int loss, bint need_dx=False, bn_state=None):
     """(loss, grad, dX) over the whole set as one batch (training mode); dX is None unless
     asked; bn_state, when given, takes this batch's moving-average update."""
+    _check_loss(loss)
     cdef _Net n = _Net(spec)
     dt = _float_dtype(theta, "theta")
     _arr(theta, dt, (n.n_params,), "theta")
@@ -246,8 +241,8 @@ def net_loss_grad(spec, theta, X, Y, int loss, bint need_dx=False, bn_state=None
     return value, grad, dX
 
 
-def optim_step(tuple opt, theta, g, m, v, int64_t t):
-    """One optimizer step t (from 1) on theta in place; opt = (kind, lr, b1, b2, eps, mu, nesterov)."""
+def optim_step(opt, theta, g, m, v, int64_t t):
+    """One optimizer step t (from 1) on theta in place; opt an OptimizerConfig."""
     dt = _float_dtype(theta, "theta")
     _arr(theta, dt, (-1,), "theta")
     cdef int64_t P = theta.shape[0]
@@ -266,7 +261,7 @@ def optim_step(tuple opt, theta, g, m, v, int64_t t):
             lc_optim_step_f64(&o, <double*>tc, <double*>gc, <double*>mc, <double*>vc, P, t)
 
 
-def optim_delta(tuple opt, g, m, v, int64_t t):
+def optim_delta(opt, g, m, v, int64_t t):
     """The increment of optimizer step t (from 1) for gradient g; m and v updated in place."""
     dt = _float_dtype(g, "g")
     _arr(g, dt, (-1,), "g")
@@ -288,48 +283,7 @@ def optim_delta(tuple opt, g, m, v, int64_t t):
     return delta
 
 
-def train_epoch(spec, theta, X, Y, perm, int64_t batch_size, int loss, tuple opt, m, v,
-                int64_t step, bint clip_params, bn_state=None):
-    """One fused training epoch in C with the GIL released.
-
-    Updates theta, m, v in place and returns (status, loss_sum, n_done, step): status 0 when
-    the epoch completed, 1 at a non-finite loss, 2 at a non-finite parameter (theta then holds
-    the parameters from before that batch)."""
-    cdef _Net n = _Net(spec)
-    dt = _float_dtype(theta, "theta")
-    _arr(theta, dt, (n.n_params,), "theta")
-    _arr(m, dt, (n.n_params,), "m")
-    _arr(v, dt, (n.n_params,), "v")
-    _arr(X, dt, (-1, spec.sizes[0]), "X")
-    cdef int64_t N = X.shape[0]
-    _arr(Y, dt, (N, spec.sizes[len(spec.sizes) - 1]), "Y")
-    if perm is not None:
-        _arr(perm, np.int64, (N,), "perm")
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
-    cdef lc_optim o = _optim(opt)
-    _bn_state(n, bn_state, dt)
-    cdef void *sc = _ptr(bn_state)
-    cdef void *tc = _ptr(theta)
-    cdef void *Xc = _ptr(X)
-    cdef void *Yc = _ptr(Y)
-    cdef void *pc = _ptr(perm)
-    cdef void *mc = _ptr(m)
-    cdef void *vc = _ptr(v)
-    cdef int status
-    cdef double loss_sum = 0.0
-    cdef int64_t n_done = 0
-    cdef bint f32 = dt == np.float32
-    with nogil:
-        if f32:
-            status = lc_train_epoch_f32(&n.net, <float*>tc, <float*>Xc, <float*>Yc,
-                                        N, <int64_t*>pc, batch_size, loss, &o,
-                                        <float*>mc, <float*>vc, &step, clip_params,
-                                        <float*>sc, &loss_sum, &n_done)
-        else:
-            status = lc_train_epoch_f64(&n.net, <double*>tc, <double*>Xc, <double*>Yc,
-                                        N, <int64_t*>pc, batch_size, loss, &o,
-                                        <double*>mc, <double*>vc, &step, clip_params,
-                                        <double*>sc, &loss_sum, &n_done)
-    _raise_status(status, "train_epoch")
-    return status, loss_sum, n_done, step
+def net_layout(spec):
+    """The layout table (layers, 4) int64 of a NetSpec: per layer the offsets of the kernel, the
+    bias, gamma and the moving mean (-1 where absent), as lc_net_layout computes it."""
+    return _Net(spec).layout.copy()

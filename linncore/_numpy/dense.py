@@ -1,4 +1,4 @@
-"""NumPy twins of csrc/lc_dense.c and csrc/lc_optim.c.
+"""NumPy twins of csrc/lc_dense.c (layers, losses, the training step) and csrc/lc_optim.c.
 
 Written for clarity: each function states the mathematics its C twin implements, works in
 the dtype of its inputs and returns what the compiled wrapper returns.
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._util.codes import LEAKY_SLOPE, LOSSES, OPT_ADAM, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .._util.codes import LEAKY_SLOPE, LOSSES, OPT_ADAM, OPT_SGD, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .qat import ACC, ACT, BIAS, GRAD, INPUT, UPDATE, WEIGHT, qat_quantize, qat_seed
 
 __all__ = [
     "constants",
@@ -17,10 +18,13 @@ __all__ = [
     "dense_backward",
     "loss_grad",
     "net_forward",
+    "net_layout",
     "net_loss_grad",
     "optim_delta",
     "optim_step",
     "train_epoch",
+    "qat_loss_grad",
+    "qat_apply",
 ]
 
 _N_ACTIVATIONS = 7
@@ -120,76 +124,123 @@ def _bn(spec, l: int) -> bool:
     return bn is not None and bool(bn[l])
 
 
-def _layers(spec, theta):
-    """(W, b) views of every layer in theta's layout (per layer: kernel, bias, then gamma and
-    beta of a batch-normalised layer)."""
-    out, p = [], 0
-    for l in range(len(spec.acts)):
+def net_layout(spec) -> np.ndarray:
+    """The layout table, int64 (layers, 4): per layer the offsets in theta of the kernel, the
+    bias, gamma (beta follows it) and, in the batch-normalisation state, of the moving mean
+    (the variance follows it); -1 where the layer has none.  The one walk over the layers."""
+    L = len(spec.acts)
+    out = np.full((L, 4), -1, dtype=np.int64)
+    p = st = 0
+    for l in range(L):
         n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
-        W = theta[p:p + n_in * n_out].reshape(n_in, n_out)
+        out[l, 0] = p
         p += n_in * n_out
-        b = None
         if spec.has_bias[l]:
-            b = theta[p:p + n_out]
+            out[l, 1] = p
             p += n_out
         if _bn(spec, l):
+            out[l, 2], out[l, 3] = p, st
             p += 2 * n_out
-        out.append((W, b))
+            st += 2 * n_out
+    return out
+
+
+def _layers(spec, theta):
+    """(W, b) views of every layer in theta's layout (b None without a bias)."""
+    out = []
+    for l, (w, b, _, _) in enumerate(net_layout(spec)):
+        n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
+        out.append((theta[w:w + n_in * n_out].reshape(n_in, n_out), theta[b:b + n_out] if b >= 0 else None))
     return out
 
 
 def _bn_params(spec, theta):
     """Per layer (gamma, beta) views into theta, or None without batch normalisation."""
-    out, p = [], 0
-    for l in range(len(spec.acts)):
-        n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
-        p += n_in * n_out + (n_out if spec.has_bias[l] else 0)
-        if _bn(spec, l):
-            out.append((theta[p:p + n_out], theta[p + n_out:p + 2 * n_out]))
-            p += 2 * n_out
-        else:
-            out.append(None)
+    out = []
+    for l, (_, _, g, _) in enumerate(net_layout(spec)):
+        n_out = int(spec.sizes[l + 1])
+        out.append((theta[g:g + n_out], theta[g + n_out:g + 2 * n_out]) if g >= 0 else None)
     return out
 
 
 def _bn_state_views(spec, state):
     """Per layer (moving mean, moving variance) views into the state vector, or None."""
-    out, p = [], 0
-    for l in range(len(spec.acts)):
+    out = []
+    for l, (_, _, _, s) in enumerate(net_layout(spec)):
         n_out = int(spec.sizes[l + 1])
-        if _bn(spec, l):
-            out.append((state[p:p + n_out], state[p + n_out:p + 2 * n_out]))
-            p += 2 * n_out
-        else:
-            out.append(None)
+        out.append((state[s:s + n_out], state[s + n_out:s + 2 * n_out]) if s >= 0 else None)
     return out
 
 
-def _forward_full(spec, theta, X, bn_state=None):
-    """Forward pass keeping (input, z, h) per layer and, for batch-normalised layers, (mean,
-    var, inv, hat).  bn_state None: training (batch statistics); else inference."""
-    states, caches, a = [], [], X
+# ---- The training step: one forward and one backward pass for float and QAT ----
+#
+# Quantization is a hook (linncore._numpy.qat): with quant None, or a field off, the step does
+# exactly the float arithmetic, so float training is QAT with every field float by
+# construction.  The compiled twin is csrc/lc_dense_impl.h.
+
+class _Layer:
+    """What the backward pass needs of one layer's forward pass."""
+
+    __slots__ = ("x", "W", "z", "h", "bn", "m_in", "m_w", "m_b", "m_acc", "m_act")
+
+    def __init__(self):
+        self.bn = self.m_in = self.m_w = self.m_b = self.m_acc = self.m_act = None
+
+
+def _forward(spec, theta, X, quant=None, step=0, bn_state=None):
+    """(per-layer state, output) of the forward pass.  bn_state None: training (batch
+    statistics); else inference.  Quantized: z = q_acc(q_in(x) q_w(W)) + q_b(b),
+    a = q_act(clip(act(z)))."""
+    L = len(spec.acts)
+    clip = bool(spec.clip_out)
     bnp = _bn_params(spec, theta)
     stv = _bn_state_views(spec, bn_state) if bn_state is not None else None
+    on = (lambda l, f: False) if quant is None else (lambda l, f: bool(quant.on[l][f]))
+
+    def q(l, f, x):
+        return qat_quantize(x, quant.fmts[l][f], qat_seed(int(quant.seed), step, L, l, f, 0),
+                            quant.near_rail, True)[:2]
+
+    layers, a = [], X
     for l, (W, b) in enumerate(_layers(spec, theta)):
-        z, h, a_next = dense_forward(a, W, b, int(spec.acts[l]), bool(spec.clip_out))
-        states.append((a, z, h))
-        cache = None
+        st = _Layer()
+        if on(l, INPUT):
+            a, st.m_in = q(l, INPUT, a)
+        if on(l, WEIGHT):
+            W, st.m_w = q(l, WEIGHT, W)
+        if b is not None and on(l, BIAS):
+            b, st.m_b = q(l, BIAS, b)
+        z = a @ W
+        if on(l, ACC):
+            z, st.m_acc = q(l, ACC, z)
+        if b is not None:
+            z = z + b
+        h = act_forward(int(spec.acts[l]), z)
+        out = np.clip(h, -1, 1) if clip else h.copy()
+        if on(l, ACT):
+            out, st.m_act = q(l, ACT, out)
+        st.x, st.W, st.z, st.h = a, W, z, h
         if bnp[l] is not None:
             gamma, beta = bnp[l]
             if stv is None:  # y = gamma (a - mean) / sqrt(var + eps) + beta, biased variance
-                mean = a_next.mean(axis=0)
-                var = ((a_next - mean) ** 2).mean(axis=0)
+                mean = out.mean(axis=0)
+                var = ((out - mean) ** 2).mean(axis=0)
             else:
                 mean, var = stv[l]
-            T = a_next.dtype.type
+            T = out.dtype.type
             inv = T(1) / np.sqrt(var + T(spec.bn_epsilon[l]))
-            hat = (a_next - mean) * inv
-            cache = (mean, var, inv, hat)
-            a_next = gamma * hat + beta
-        caches.append(cache)
-        a = a_next
-    return states, caches, a
+            hat = (out - mean) * inv
+            st.bn = (mean, var, inv, hat)
+            out = gamma * hat + beta
+        layers.append(st)
+        a = out
+    return layers, a
+
+
+def _forward_full(spec, theta, X, bn_state=None):
+    """Forward pass keeping (input, z, h) per layer and the batch-normalisation caches."""
+    layers, out = _forward(spec, theta, X, bn_state=bn_state)
+    return [(st.x, st.z, st.h) for st in layers], [st.bn for st in layers], out
 
 
 def _forward_all(spec, theta, X):
@@ -207,57 +258,227 @@ def _bn_update(spec, caches, bn_state) -> None:
                 moving[...] = moving * mom + batch * (T(1) - mom)
 
 
-def net_forward(spec, theta, X, bn_state=None):
-    """Y = net(X) (inference: batch normalisation with the moving statistics bn_state)."""
-    if bn_state is None and any(_bn(spec, l) for l in range(len(spec.acts))):
-        raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
-    return _forward_full(spec, theta, X, bn_state)[2]
-
-
-def net_loss_grad(spec, theta, X, Y, loss: int, need_dx: bool = False, bn_state=None):
-    """(loss, grad in theta's layout, dL/dX or None) over the whole set as one batch in
-    training mode; bn_state, when given, takes this batch's moving-average update."""
-    states, caches, out = _forward_full(spec, theta, X)
-    value, da = loss_grad(loss, out, Y)
+def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0):
+    """(grad in theta's layout, dL/dX or None, gradient rail statistics or None) from
+    da = dL/d(output): straight-through gates where a field is quantized, then the gradients
+    quantized with the gradient formats."""
+    L = len(spec.acts)
+    clip = bool(spec.clip_out)
     grad = np.empty_like(theta)
-    layers = _layers(spec, theta)
     gl = _layers(spec, grad)
     bnp, gbn = _bn_params(spec, theta), _bn_params(spec, grad)
+    zero = theta.dtype.type(0)
+    B = da.shape[0]
     dx = None
-    B = X.shape[0]
-    for l in range(len(layers) - 1, -1, -1):
-        W, b = layers[l]
-        a_in, z, h = states[l]
-        if caches[l] is not None:
+    for l in range(L - 1, -1, -1):
+        st = layers[l]
+        if st.bn is not None:
             # dgamma = sum da hat; dbeta = sum da; dh = da gamma;
             # da_pre = inv / B (B dh - sum dh - hat sum dh hat)
-            _, _, inv, hat = caches[l]
+            _, _, inv, hat = st.bn
             gamma = bnp[l][0]
             gbn[l][0][...] = (da * hat).sum(axis=0)
             gbn[l][1][...] = da.sum(axis=0)
             dh = da * gamma
             T = da.dtype.type
             da = inv / T(B) * (T(B) * dh - dh.sum(axis=0) - hat * (dh * hat).sum(axis=0))
-        gW, gb, dx = dense_backward(a_in, W, z, h, da, int(spec.acts[l]), bool(spec.clip_out),
-                                    b is not None, l > 0 or need_dx)
-        gl[l][0][...] = gW
-        if b is not None:
-            gl[l][1][...] = gb
+        if st.m_act is not None:
+            da = np.where(st.m_act, da, zero)
+        dz = da * act_deriv(int(spec.acts[l]), st.z, st.h)
+        if clip:
+            dz = np.where((st.h >= -1) & (st.h <= 1), dz, zero)
+        dacc = np.where(st.m_acc, dz, zero) if st.m_acc is not None else dz
+        gW = st.x.T @ dacc
+        gl[l][0][...] = np.where(st.m_w, gW, zero) if st.m_w is not None else gW
+        if gl[l][1] is not None:
+            gb = dz.sum(axis=0)
+            gl[l][1][...] = np.where(st.m_b, gb, zero) if st.m_b is not None else gb
+        if l > 0 or need_dx:
+            dx = dacc @ st.W.T
+            if st.m_in is not None:
+                dx = np.where(st.m_in, dx, zero)
         da = dx
+    rail_g = None
+    if quant is not None:
+        r, any_g = np.zeros(2), False
+        for l in range(L):
+            if not quant.on[l][GRAD]:
+                continue
+            for part, arr in enumerate(gl[l]):
+                if arr is None:
+                    continue
+                seed = qat_seed(int(quant.seed), step, L, l, GRAD, part)
+                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][GRAD], seed, quant.near_rail, False)
+                arr[...] = qv
+                any_g = True
+                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
+        rail_g = r if any_g else np.full(2, np.nan)
+    return grad, (dx if need_dx else None), rail_g
+
+
+def _check_loss(loss: int) -> None:
+    if loss not in LOSSES.values():
+        raise ValueError(f"loss: unknown loss code {loss}")
+
+
+def net_forward(spec, theta, X, bn_state=None):
+    """Y = net(X) (inference: batch normalisation with the moving statistics bn_state)."""
+    if bn_state is None and any(_bn(spec, l) for l in range(len(spec.acts))):
+        raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
+    return _forward(spec, theta, X, bn_state=bn_state)[1]
+
+
+def net_loss_grad(spec, theta, X, Y, loss: int, need_dx: bool = False, bn_state=None):
+    """(loss, grad in theta's layout, dL/dX or None) over the whole set as one batch in
+    training mode; bn_state, when given, takes this batch's moving-average update."""
+    _check_loss(loss)
+    layers, out = _forward(spec, theta, X)
+    value, da = loss_grad(loss, out, Y)
+    grad, dx, _ = _backward(spec, theta, layers, da, need_dx)
     if bn_state is not None:
-        _bn_update(spec, caches, bn_state)
-    return value, grad, (dx if need_dx else None)
+        _bn_update(spec, [st.bn for st in layers], bn_state)
+    return value, grad, dx
 
 
-def optim_delta(opt: tuple, g, m, v, t: int):
+def _step_grad(spec, theta, X, Y, loss, quant, step):
+    """(status, loss, grad, gradient rail, layers) of the gradient half of one step."""
+    layers, out = _forward(spec, theta, X, quant, step)
+    value, da = loss_grad(loss, out, Y)
+    if not np.isfinite(value):
+        return STATUS_NONFINITE_LOSS, value, None, None, layers
+    grad, _, rail_g = _backward(spec, theta, layers, da, False, quant, step)
+    return 0, value, grad, rail_g, layers
+
+
+def _step_apply(spec, theta, delta, clip_params, quant, step):
+    """(status, next parameters or None, weight rail, update rail) of the update half:
+    update quantization, next = clip(theta + delta) when finite, storage quantization."""
+    L = len(spec.acts)
+    rail_w = rail_u = None
+    if quant is not None:
+        delta = delta.copy()
+        r, any_u = np.zeros(2), False
+        for l, arrs in enumerate(_layers(spec, delta)):
+            if not quant.on[l][UPDATE]:
+                continue
+            for part, arr in enumerate(arrs):
+                if arr is None:
+                    continue
+                seed = qat_seed(int(quant.seed), step, L, l, UPDATE, part)
+                qv, _, (sat, _n, under) = qat_quantize(arr, quant.fmts[l][UPDATE], seed, quant.near_rail, False)
+                arr[...] = qv
+                any_u = True
+                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], under / arr.size)
+        rail_u = r if any_u else np.full(2, np.nan)
+    nxt = theta + delta
+    if clip_params:
+        np.clip(nxt, -1, 1, out=nxt)
+    if not np.all(np.isfinite(nxt)):
+        return STATUS_NONFINITE_PARAMS, None, None, None
+    if quant is not None:
+        r, any_w = np.zeros(2), False
+        for l, (W, b) in enumerate(_layers(spec, nxt)):
+            for part, (field, arr) in enumerate(((WEIGHT, W), (BIAS, b))):
+                if arr is None or not quant.on[l][field]:
+                    continue
+                seed = qat_seed(int(quant.seed), step, L, l, field, 1)
+                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][field], seed, quant.near_rail, False)
+                arr[...] = qv
+                any_w = True
+                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
+        rail_w = r if any_w else np.full(2, np.nan)
+    return 0, nxt, rail_w, rail_u
+
+
+def _refuse_bn(spec) -> None:
+    if any(_bn(spec, l) for l in range(len(spec.acts))):
+        raise ValueError("quant: quantization-aware training of batch-normalised networks is not supported")
+
+
+def _check_step_args(spec, quant, bn_state, loss, optimizer=None):
+    _check_loss(loss)
+    if optimizer is not None and optimizer.kind not in (OPT_SGD, OPT_ADAM):
+        raise ValueError(f"optimizer.kind: expected {OPT_SGD} (SGD) or {OPT_ADAM} (Adam), got {optimizer.kind}")
+    has_bn = any(_bn(spec, l) for l in range(len(spec.acts)))
+    if quant is not None and has_bn:
+        raise ValueError("quant: quantization-aware training of batch-normalised networks is not supported")
+    if bn_state is None and has_bn:
+        raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
+
+
+def train_epoch(spec, theta, X, Y, *, perm, batch_size: int, loss: int, optimizer, m, v, step: int,
+                clip_params: bool, bn_state=None, quant=None, rail=None):
+    """One training epoch in place, float (quant None) or quantization-aware; returns (status,
+    loss_sum, n_done, step) as the C kernel.  rail (steps, 6), when given, receives each
+    step's rail statistics."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    _check_step_args(spec, quant, bn_state, loss, optimizer)
+    N = X.shape[0]
+    if perm is not None and N and (perm.min() < 0 or perm.max() >= N):
+        raise ValueError(f"perm: expected indices in [0, {N}), got values in [{perm.min()}, {perm.max()}]")
+    order = np.arange(N) if perm is None else perm
+    loss_sum, n_done = 0.0, 0
+    for row, s in enumerate(range(0, N, batch_size)):
+        idx = order[s:s + batch_size]
+        batch_state = None if bn_state is None else bn_state.copy()
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
+            status, value, grad, rail_g, layers = _step_grad(spec, theta, X[idx], Y[idx], loss, quant, step)
+            if status:
+                return status, loss_sum, n_done, step
+            delta = optim_delta(optimizer, grad, m, v, step + 1)
+            status, nxt, rail_w, rail_u = _step_apply(spec, theta, delta, clip_params, quant, step)
+        if status:
+            return status, loss_sum, n_done, step
+        theta[...] = nxt
+        if bn_state is not None:  # the moving statistics move only with a completed step
+            _bn_update(spec, [st.bn for st in layers], batch_state)
+            bn_state[...] = batch_state
+        if rail is not None and quant is not None:
+            rail[row] = np.concatenate([rail_w, rail_g, rail_u])
+        step += 1
+        loss_sum += value * len(idx)
+        n_done += len(idx)
+    return 0, loss_sum, n_done, step
+
+
+def qat_loss_grad(spec, theta, X, Y, *, loss: int, quant, step: int, rail):
+    """The gradient half of a step on the batch X, Y: (status, loss, grad); the gradient
+    columns of rail (6,) are filled.  status 1 for a non-finite loss."""
+    _refuse_bn(spec)
+    _check_step_args(spec, quant, None, loss)
+    with np.errstate(over="ignore", invalid="ignore"):
+        status, value, grad, rail_g, _ = _step_grad(spec, theta, X, Y, loss, quant, step)
+    if not status:
+        rail[2:4] = rail_g if quant is not None else np.nan
+    return status, value, grad
+
+
+def qat_apply(spec, theta, delta, *, quant, step: int, clip_params: bool, rail):
+    """The update half of a step, in place: theta += q_update(delta), clipped and stored
+    through the weight/bias formats; the weight and update columns of rail (6,) are filled.
+    Returns the status (2 when a parameter became non-finite; theta is then unchanged)."""
+    _refuse_bn(spec)
+    with np.errstate(over="ignore", invalid="ignore"):
+        status, nxt, rail_w, rail_u = _step_apply(spec, theta, delta, clip_params, quant, step)
+    if status:
+        return status
+    theta[...] = nxt
+    rail[0:2] = rail_w if quant is not None else np.nan
+    rail[4:6] = rail_u if quant is not None else np.nan
+    return 0
+
+
+def optim_delta(opt, g, m, v, t: int):
     """The increment of step t (from 1) to add to theta; m and v are updated in place.
 
-    opt = (kind, lr, beta_1, beta_2, epsilon, momentum, nesterov).  Adam (Keras 3):
+    opt: an OptimizerConfig (linncore._util.kernel_args).  Adam (Keras 3):
     m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); alpha = lr sqrt(1 - b2^t) / (1 - b1^t);
     increment -m alpha / (sqrt(v) + eps).  SGD: -lr g; with momentum mu: m = mu m - lr g,
     increment m (Nesterov: mu m - lr g).  Moments below the smallest normal number are
     stored as zero (see _flush)."""
-    kind, lr, b1, b2, eps, mu, nesterov = opt
+    kind, lr, b1, b2, eps, mu, nesterov = (opt.kind, opt.learning_rate, opt.beta_1, opt.beta_2, opt.epsilon,
+                                           opt.momentum, opt.nesterov)
     T = g.dtype.type
     lr = T(lr)
     if kind == OPT_ADAM:
@@ -279,38 +500,6 @@ def _flush(x):
     return np.where(np.abs(x) < np.finfo(x.dtype).tiny, x.dtype.type(0), x)
 
 
-def optim_step(opt: tuple, theta, g, m, v, t: int) -> None:
+def optim_step(opt, theta, g, m, v, t: int) -> None:
     """theta += the increment of step t (the same bits as subtracting its magnitude)."""
     theta += optim_delta(opt, g, m, v, t)
-
-
-def train_epoch(spec, theta, X, Y, perm, batch_size: int, loss: int, opt: tuple, m, v,
-                step: int, clip_params: bool, bn_state=None):
-    """One training epoch in place; returns (status, loss_sum, n_done, step) as the C kernel."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
-    if bn_state is None and any(_bn(spec, l) for l in range(len(spec.acts))):
-        raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
-    N = X.shape[0]
-    order = np.arange(N) if perm is None else perm
-    loss_sum, n_done = 0.0, 0
-    for s in range(0, N, batch_size):
-        idx = order[s:s + batch_size]
-        batch_state = None if bn_state is None else bn_state.copy()
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
-            value, grad, _ = net_loss_grad(spec, theta, X[idx], Y[idx], loss, bn_state=batch_state)
-        if not np.isfinite(value):
-            return STATUS_NONFINITE_LOSS, loss_sum, n_done, step
-        backup = theta.copy()
-        optim_step(opt, theta, grad, m, v, step + 1)
-        if clip_params:
-            np.clip(theta, -1, 1, out=theta)
-        if not np.all(np.isfinite(theta)):
-            theta[...] = backup
-            return STATUS_NONFINITE_PARAMS, loss_sum, n_done, step
-        if bn_state is not None:  # the moving statistics move only with a completed step
-            bn_state[...] = batch_state
-        step += 1
-        loss_sum += value * len(idx)
-        n_done += len(idx)
-    return 0, loss_sum, n_done, step

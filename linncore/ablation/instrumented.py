@@ -32,6 +32,7 @@ from .._util.validate import finite_float, non_negative_int, positive_int
 from ..curvature.hessian import _spectral_gain, hessian_extremes
 from .fit_history import FitHistory
 from .._util.codes import RAIL_NAMES
+from .._util.kernel_args import QuantConfig
 from ..engine.network import Network
 
 __all__ = ["train_instrumented", "METRICS", "RAIL_METRICS"]
@@ -169,8 +170,8 @@ def train_instrumented(
     run_seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
     quant = None
     if precision_dict is not None:  # (fmts, on) for the compiled QAT step; validated before training
-        fmts, on, _ = net._qat_arrays(precision_dict)
-        quant = (fmts, on)
+        fmts, on = net._qat_arrays(precision_dict)
+        quant = QuantConfig(fmts, on, seed=run_seed, near_rail=near_rail)
         from ..fixed.precision import ensure_precision_dict
 
         precision_config = ensure_precision_dict(precision_dict).to_dict()
@@ -200,8 +201,8 @@ def train_instrumented(
                 value, g, _ = kernels.net_loss_grad(net.spec, theta, xb, yb, LOSSES[loss], False, net._state())
             else:  # quantized forward, straight-through backward, quantized gradient: compiled
                 rail = np.full(6, np.nan)
-                status, value, g = kernels.qat_loss_grad(net.spec, theta, xb, yb, LOSSES[loss], quant[0], quant[1],
-                                                         run_seed, near_rail, step, rail)
+                status, value, g = kernels.qat_loss_grad(net.spec, theta, xb, yb, loss=LOSSES[loss], quant=quant,
+                                                         step=step, rail=rail)
                 if status:
                     g = np.full_like(theta, np.nan)
             m = net.output_size
@@ -234,8 +235,8 @@ def train_instrumented(
                 if net.clip:
                     np.clip(theta, -1, 1, out=theta)
             else:  # update, clip and storage quantization: compiled
-                kernels.qat_apply(net.spec, theta, u.astype(theta.dtype), quant[0], quant[1], run_seed, near_rail, step,
-                                  net.clip, rail)
+                kernels.qat_apply(net.spec, theta, u.astype(theta.dtype), quant=quant, step=step,
+                                  clip_params=net.clip, rail=rail)
                 for k, name in enumerate(RAIL_NAMES):
                     log[name][step] = rail[k]
             a = theta.astype(np.float64) - theta_t

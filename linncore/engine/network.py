@@ -19,6 +19,7 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from .._util.codes import (ACTIVATIONS, NEAR_RAIL, QAT_FIELDS, RAIL_NAMES, STATUS_NONFINITE_LOSS,
                            STATUS_OK)
+from .._util.kernel_args import QuantConfig
 from .._util.validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
                         non_negative_int, positive_int)
 from .callbacks import History, ProgressLogger
@@ -507,7 +508,7 @@ class Network:
         m, v = opt._state(self.n_params, self._dtype)
         kernels = _backend.kernels()
         rails: list[np.ndarray] = []
-        qseed = _side_seed(rng) if qat is not None else 0
+        quant = None if qat is None else QuantConfig(*qat, seed=_side_seed(rng), near_rail=NEAR_RAIL)
         loss_code = _losses.code(loss)
         self.stop_training = False
         self._call(cbs, "set_model", self if callback_model is None else callback_model)
@@ -515,15 +516,12 @@ class Network:
         for epoch in range(epochs):
             self._call(cbs, "on_epoch_begin", epoch, {})
             perm = rng.permutation(n).astype(np.int64) if shuffle else None
-            if qat is None:
-                status, loss_sum, n_done, opt.iterations = kernels.train_epoch(
-                    self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
-                    opt.iterations, self.clip, self._state())
-            else:
-                rail = np.full((math.ceil(n / batch_size), len(RAIL_NAMES)), np.nan)
-                status, loss_sum, n_done, opt.iterations = kernels.train_epoch_qat(
-                    self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
-                    opt.iterations, self.clip, qat[0], qat[1], qseed, qat[2], rail)
+            rail = None if quant is None else np.full((math.ceil(n / batch_size), len(RAIL_NAMES)), np.nan)
+            status, loss_sum, n_done, opt.iterations = kernels.train_epoch(
+                self._spec, self._theta, x, y, perm=perm, batch_size=batch_size, loss=loss_code,
+                optimizer=opt._config(), m=m, v=v, step=opt.iterations, clip_params=self.clip,
+                bn_state=self._state(), quant=quant, rail=rail)
+            if rail is not None:
                 rails.append(rail[:math.ceil(n_done / batch_size)])
             if status != STATUS_OK:
                 what = "loss" if status == STATUS_NONFINITE_LOSS else "parameter update"
@@ -547,8 +545,8 @@ class Network:
             history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
 
-    def _qat_arrays(self, precision: Any) -> tuple[np.ndarray, np.ndarray, float]:
-        """(fmts (L, 7, 5) int32, on (L, 7) int32, near_rail) of a precision config."""
+    def _qat_arrays(self, precision: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(fmts (L, fields, 5) int32, on (L, fields) int32) of a precision config."""
         if _precision_reader is None:
             raise TypeError("precision: reading a precision config needs linncore.fixed; import linncore")
         pd = _precision_reader(precision)
@@ -566,7 +564,7 @@ class Network:
                 if fmt is not None:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1
-        return fmts, on, NEAR_RAIL
+        return fmts, on
 
     @staticmethod
     def _call(cbs: list[Any], hook: str, *args: Any) -> None:

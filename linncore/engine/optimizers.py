@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._util.codes import OPT_ADAM, OPT_SGD
+from .._util.kernel_args import OptimizerConfig
 from .._util.validate import finite_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "get"]
@@ -28,7 +29,8 @@ class Optimizer:
         self._m: np.ndarray | None = None
         self._v: np.ndarray | None = None
 
-    def _config(self) -> tuple:
+    def _config(self) -> OptimizerConfig:
+        """The hyper-parameters as the training kernels take them."""
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
@@ -85,8 +87,9 @@ class SGD(Optimizer):
         self.momentum = finite_float(momentum, "momentum", lo=0.0, hi=1.0, hi_open=True)
         self.nesterov = bool(nesterov)
 
-    def _config(self) -> tuple:
-        return (OPT_SGD, self.learning_rate, 0.0, 0.0, 0.0, self.momentum, self.nesterov)
+    def _config(self) -> OptimizerConfig:
+        return OptimizerConfig(OPT_SGD, self.learning_rate, beta_1=0.0, beta_2=0.0, epsilon=0.0,
+                               momentum=self.momentum, nesterov=self.nesterov)
 
     def get_config(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
@@ -126,8 +129,9 @@ class Adam(Optimizer):
         if amsgrad:
             raise ValueError("amsgrad: only amsgrad=False (Keras's default) is implemented")
 
-    def _config(self) -> tuple:
-        return (OPT_ADAM, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, 0.0, False)
+    def _config(self) -> OptimizerConfig:
+        return OptimizerConfig(OPT_ADAM, self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
+                               epsilon=self.epsilon, momentum=0.0, nesterov=False)
 
     def get_config(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
