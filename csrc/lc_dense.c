@@ -7,6 +7,19 @@
 #include "lc_optim.h"
 #include "lc_vmath.h"
 
+/* AVX2 paths written with intrinsics (GCC or Clang on x86-64), chosen at run time; each gives
+ * the same bits as its plain loop.  LC_BASELINE_ONLY keeps the plain loops alone. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LC_BASELINE_ONLY)
+#define LC_X86_AVX2 1
+#include <immintrin.h>
+static int lc_cpu_has_avx2(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define LC_X86_AVX2 0
+#endif
+
 int lc_net_bn(const lc_net *net, int64_t l)
 {
     return net->bn != NULL && net->bn[l] != 0;
@@ -90,6 +103,7 @@ int64_t lc_net_max_width(const lc_net *net)
 
 #define REAL float
 #define SFX f32
+#define LC_REAL_IS_FLOAT 1
 #define QAT_Q lc_qat_quantize_f32
 #define QAT_GATE lc_qat_gate_f32
 #if defined(LC_HAVE_VMATH)
@@ -111,9 +125,11 @@ int64_t lc_net_max_width(const lc_net *net)
 #undef SQRT
 #undef QAT_Q
 #undef QAT_GATE
+#undef LC_REAL_IS_FLOAT
 
 #define REAL double
 #define SFX f64
+#define LC_REAL_IS_FLOAT 0
 #define QAT_Q lc_qat_quantize_f64
 #define QAT_GATE lc_qat_gate_f64
 #define EXP exp

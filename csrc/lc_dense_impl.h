@@ -170,16 +170,69 @@ static inline void FN(matmul)(const REAL *A, const REAL *M, REAL *C, int64_t row
 }
 
 /* out (cols, rows) := in (rows, cols) transposed. */
-LC_HOT void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
+#if LC_X86_AVX2
+/* out (V x V block, row stride ldo) := in (V x V block, row stride ldi) transposed, V the lanes
+ * of one AVX register (8 floats or 4 doubles), with in-register shuffles: data movement only, so
+ * exactly the plain loop's result. */
+__attribute__((target("avx2"))) static void FN(transpose_block)(const REAL *in, int64_t ldi,
+                                                                REAL *out, int64_t ldo)
 {
-    enum { TB = 8 }; /* 8 x 8 tiles: both sides touch few cache lines at a time */
-    for (int64_t r0 = 0; r0 < rows; r0 += TB) {
+#if LC_REAL_IS_FLOAT
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(in + i * ldi);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(out + i * ldo, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(out + (i + 4) * ldo, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+#else
+    __m256d r[4], t[4];
+    for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(in + i * ldi);
+    t[0] = _mm256_unpacklo_pd(r[0], r[1]);
+    t[1] = _mm256_unpackhi_pd(r[0], r[1]);
+    t[2] = _mm256_unpacklo_pd(r[2], r[3]);
+    t[3] = _mm256_unpackhi_pd(r[2], r[3]);
+    _mm256_storeu_pd(out, _mm256_permute2f128_pd(t[0], t[2], 0x20));
+    _mm256_storeu_pd(out + ldo, _mm256_permute2f128_pd(t[1], t[3], 0x20));
+    _mm256_storeu_pd(out + 2 * ldo, _mm256_permute2f128_pd(t[0], t[2], 0x31));
+    _mm256_storeu_pd(out + 3 * ldo, _mm256_permute2f128_pd(t[1], t[3], 0x31));
+#endif
+}
+#endif
+
+/* out[c][r] := in[r][c] for the block rows [r0, r1), columns [c0, c1). */
+static void FN(transpose_plain)(const REAL *restrict in, REAL *restrict out, int64_t rows,
+                                int64_t cols, int64_t r0, int64_t r1, int64_t c0, int64_t c1)
+{
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t r = r0; r < r1; r++) out[c * rows + r] = in[r * cols + c];
+}
+
+void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
+{
+    enum { TB = 32 / sizeof(REAL) }; /* tiles of one AVX register's lanes square */
+    int64_t r0 = 0, c0 = 0;
+#if LC_X86_AVX2
+    if (lc_cpu_has_avx2()) {
+        for (; r0 + TB <= rows; r0 += TB)
+            for (c0 = 0; c0 + TB <= cols; c0 += TB)
+                FN(transpose_block)(in + r0 * cols + c0, cols, out + c0 * rows + r0, rows);
+        FN(transpose_plain)(in, out, rows, cols, 0, r0, c0, cols); /* right edge */
+    }
+#endif
+    for (; r0 < rows; r0 += TB) { /* the rest (everything without AVX2), tile by tile */
         const int64_t r1 = r0 + TB < rows ? r0 + TB : rows;
-        for (int64_t c0 = 0; c0 < cols; c0 += TB) {
-            const int64_t c1 = c0 + TB < cols ? c0 + TB : cols;
-            for (int64_t c = c0; c < c1; c++)
-                for (int64_t r = r0; r < r1; r++) out[c * rows + r] = in[r * cols + c];
-        }
+        for (c0 = 0; c0 < cols; c0 += TB)
+            FN(transpose_plain)(in, out, rows, cols, r0, r1, c0, c0 + TB < cols ? c0 + TB : cols);
     }
 }
 
