@@ -12,7 +12,10 @@ the in-memory model on ``x``).  Both files of a pair hold the same weights, so o
 serves both.  The ``.npz`` files hold plain float arrays only: read them with
 ``numpy.load(path, allow_pickle=False)``.
 
-Files a loader must refuse are named ``refuse_*``; they have no ``.npz``.
+Files named ``k2_*`` are written by Keras 2 (the ``tf-keras`` package, with the vendor's
+package running on it): the script runs itself once more with ``TF_USE_LEGACY_KERAS=1`` for
+them, so the environment needs ``tf-keras`` too.  Files a loader must refuse are named
+``refuse_*``; they have no ``.npz``.
 
 ``manifest.json`` lists every file with what it holds and what a loader must do with it.
 The archives carry the time they were saved (``metadata.json``), so a rerun changes the
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import warnings
 import zipfile
@@ -32,10 +36,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+# With TF_USE_LEGACY_KERAS=1 the script writes the Keras 2 files (tf_keras is Keras 2 and the
+# vendor's ``from tensorflow import keras`` then gives it); main() runs itself that way once.
+LEGACY_KERAS = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+
 import h5py  # noqa: E402
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+if LEGACY_KERAS:
+    import tf_keras as keras  # noqa: E402
+else:
+    import keras  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 try:
@@ -46,7 +58,6 @@ except ImportError:
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")      # the vendor warns that its upload tool is missing
-    import moku  # noqa: E402
     from moku.nn import LinnModel  # noqa: E402
     from moku.nn._linn import OutputClipLayer, WeightClip  # noqa: E402
 
@@ -248,6 +259,50 @@ def refuse_branching() -> tuple[keras.Model, str, str]:
         "Functional graph that is not a chain: two branches joined by an Add layer")
 
 
+# ---- Keras 2 (tf_keras) files: legacy configs and weight names differ from Keras 3's -------
+
+def k2_seq_inputlayer_nobias() -> tuple[keras.Model, np.ndarray]:
+    """Keras 2 Sequential with an explicit InputLayer; relu without bias, then sigmoid."""
+    _fresh(301)
+    model = keras.Sequential([
+        layers.InputLayer(input_shape=(4,)),
+        layers.Dense(8, activation="relu", use_bias=False),
+        layers.Dense(3, activation="sigmoid"),
+    ], name="k2_seq_inputlayer_nobias")
+    return model, _inputs(301, 4)
+
+
+def k2_func_activation_layers() -> tuple[keras.Model, np.ndarray]:
+    """Keras 2 Functional chain with softsign and tanh Activation layers."""
+    _fresh(302)
+    inp = keras.Input((3,))
+    h = layers.Dense(6, activation="softsign")(inp)
+    h = layers.Dense(4)(h)
+    h = layers.Activation("tanh")(h)
+    out = layers.Dense(2, activation="linear")(h)
+    return keras.Model(inp, out, name="k2_func_activation_layers"), _inputs(302, 3)
+
+
+def k2_moku_construct_model() -> tuple[keras.Model, np.ndarray]:
+    """The vendor's LinnModel.construct_model running on Keras 2, briefly trained."""
+    _fresh(303)
+    rng = np.random.default_rng(303)
+    x_train = rng.uniform(-1.0, 1.0, size=(48, 3))
+    y_train = 1.5 * np.tanh(x_train[:, :2] * x_train[:, 1:])
+    vendor = LinnModel()
+    vendor.set_training_data(x_train, y_train, scale=False)
+    vendor.construct_model([(10, "relu"), (2, "linear")], optimizer=keras.optimizers.Adam(0.02))
+    vendor.fit_model(epochs=40, batch_size=16, validation_split=0.0, shuffle=False, verbose=0)
+    return vendor.model, _inputs(303, 3, spread=4.0)
+
+
+ACCEPTED_KERAS2: list[tuple[Callable[[], tuple[keras.Model, np.ndarray]], str]] = [
+    (k2_seq_inputlayer_nobias, "Sequential"),
+    (k2_func_activation_layers, "Functional"),
+    (k2_moku_construct_model, "Functional"),
+]
+
+
 REFUSED: list[tuple[Callable[[], tuple[keras.Model, str, str]], tuple[str, ...]]] = [
     (refuse_lambda, (".keras",)),
     (refuse_conv1d, (".keras", ".h5")),
@@ -324,7 +379,7 @@ def write_accepted(maker: Callable[[], tuple[keras.Model, np.ndarray]], kind: st
                for w in [layer.kernel.numpy()]]
     return {
         "name": name, "files": [f"{name}.keras", f"{name}.h5", f"{name}.npz"],
-        "expect": "load", "model_class": kind, "dtype": str(x.dtype),
+        "expect": "load", "written_by_keras": keras.__version__, "model_class": kind, "dtype": str(x.dtype),
         "doc": maker.__doc__, "layers": _layer_summary(model),
         "input_width": int(x.shape[1]), "output_width": int(y.shape[1]),
         "uses_moku_classes": uses_moku,
@@ -343,6 +398,7 @@ def write_refused(maker: Callable[[], tuple[keras.Model, str, str]],
         _save_quietly(model, HERE / f"{name}{suffix}")
     return {
         "name": name, "files": [f"{name}{s}" for s in suffixes], "expect": "refuse",
+        "written_by_keras": keras.__version__,
         "refused_layer": layer_name, "refused_class": type(bad).__name__, "why": why,
         "layers": _layer_summary(model),
     }
@@ -354,11 +410,33 @@ def _check_archive(path: Path) -> None:
     assert names == ["config.json", "metadata.json", "model.weights.h5"], (path, names)
 
 
+def _versions() -> dict[str, str]:
+    return {"keras": keras.__version__, "tensorflow": tf.__version__,
+            "keras_backend": keras.backend.backend()}
+
+
+def _keras2_entries() -> tuple[list[dict], dict[str, str]]:
+    """Run this script under Keras 2 (tf_keras) and collect what it wrote."""
+    out = HERE / "keras2_entries.json.tmp"
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+    subprocess.run([sys.executable, __file__, "--keras2", str(out)], env=env, check=True)
+    done = json.loads(out.read_text())
+    out.unlink()
+    return done["models"], done["versions"]
+
+
 def main() -> int:
+    if LEGACY_KERAS:
+        assert sys.argv[1:2] == ["--keras2"], "run without TF_USE_LEGACY_KERAS"
+        k2 = [write_accepted(maker, kind) for maker, kind in ACCEPTED_KERAS2]
+        Path(sys.argv[2]).write_text(json.dumps({"models": k2, "versions": _versions()}))
+        return 0
     for old in HERE.glob("*"):
         if old.suffix in (".keras", ".h5", ".npz"):
             old.unlink()
     entries = [write_accepted(maker, kind) for maker, kind in ACCEPTED]
+    k2_entries, k2_versions = _keras2_entries()
+    entries += k2_entries
     entries += [write_refused(maker, suffixes) for maker, suffixes in REFUSED]
     for path in HERE.glob("*.keras"):
         _check_archive(path)
@@ -367,10 +445,9 @@ def main() -> int:
             assert "model_config" in f.attrs, path
     manifest = {
         "generated_with": {
-            "python": sys.version.split()[0], "keras": keras.__version__,
-            "tensorflow": tf.__version__, "moku": moku.__version__ if hasattr(moku, "__version__")
-            else _dist_version("moku"), "h5py": h5py.__version__, "numpy": np.__version__,
-            "keras_backend": keras.backend.backend(),
+            "python": sys.version.split()[0], **_versions(),
+            "moku": _dist_version("moku"), "h5py": h5py.__version__, "numpy": np.__version__,
+            "k2_files_keras": k2_versions["keras"],
         },
         "models": entries,
     }
