@@ -385,7 +385,8 @@ def write_accepted(maker: Callable[[], tuple[keras.Model, np.ndarray]], kind: st
                for w in [layer.kernel.numpy()]]
     return {
         "name": name, "files": [f"{name}.keras", f"{name}.h5", f"{name}.npz"],
-        "expect": "load", "written_by_keras": keras.__version__, "model_class": kind, "dtype": str(x.dtype),
+        "expect": "load", "written_by_keras": keras.__version__, "model_class": kind,
+        "dtype": str(x.dtype),
         "doc": maker.__doc__, "layers": _layer_summary(model),
         "input_width": int(x.shape[1]), "output_width": int(y.shape[1]),
         "uses_moku_classes": uses_moku,
