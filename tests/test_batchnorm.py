@@ -7,7 +7,7 @@ import pytest
 from _numeric import fd_gradient
 from linncore import (SGD, BatchNormalization, Dense, LinearBlockModel, LinearTeacherDataset, Network, get_linn,
                       load_linn, save_model, train_instrumented)
-from linncore.quantized import QuantizedNetwork
+from linncore.fixed.quantized import QuantizedNetwork
 
 
 def _net(dtype="float64", clip=False, last_bn=False):
@@ -132,7 +132,7 @@ def test_linear_block_model_with_batchnorm_trains_and_runs_instrumented(engine):
 
 def test_model_files_keep_batch_normalisation_exactly(engine, tmp_path):
     from linncore import load_model
-    from linncore.files import ModelFileError, from_json, to_json
+    from linncore.io.model_files import ModelFileError, from_json, to_json
 
     net = _net()
     X, Y = _data()

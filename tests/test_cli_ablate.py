@@ -13,7 +13,7 @@ import pytest
 import linncore
 from linncore import FitHistory
 from linncore.cli import main
-from linncore.precision import PrecisionDict
+from linncore.fixed.precision import PrecisionDict
 
 PACKAGE_HOME = Path(linncore.__file__).resolve().parents[1]
 

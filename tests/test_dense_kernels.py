@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from linncore._codes import ACTIVATIONS, LOSSES, OPT_ADAM, OPT_SGD
-from linncore.network import NetSpec
+from linncore._util.codes import ACTIVATIONS, LOSSES, OPT_ADAM, OPT_SGD
+from linncore.engine.network import NetSpec
 
 # float64: within 1e-12 relative (summation order differs from BLAS). float32: a few ulps
 # of the values involved, accumulated over at most ~40 terms.
@@ -173,6 +173,6 @@ def test_wrapper_rejects_wrong_dtype_and_shape(core):
 
 
 def test_core_constants_match_python_codes(core):
-    from linncore._codes import ACTIVATIONS
+    from linncore._util.codes import ACTIVATIONS
 
-    assert core.constants()["LC_N_ACTIVATIONS"] == len(ACTIVATIONS)
+    assert core.constants()["N_ACTIVATIONS"] == len(ACTIVATIONS)

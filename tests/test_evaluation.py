@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from linncore import Dense, Network
-from linncore.evaluation import (BUCKETS, DeviationReport, EvaluationCallback, deviations, evaluate,
+from linncore.evaluation.report import (BUCKETS, DeviationReport, EvaluationCallback, deviations, evaluate,
                                  plot_buckets, plot_history, plot_predictions)
 
 
@@ -247,7 +247,7 @@ def test_loading_refuses_inconsistent_or_newer_reports():
 
 
 def test_save_is_atomic_an_earlier_file_survives_a_failed_write(tmp_path, monkeypatch):
-    import linncore._atomic as atomic
+    import linncore._util.atomic as atomic
 
     path = tmp_path / "r.json"
     first = report_of([10.0])

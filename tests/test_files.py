@@ -12,10 +12,10 @@ import pytest
 import linncore
 from linncore import Dense, Network, _backend
 from linncore import FixedFormat
-from linncore.cexport import export_format, predict_fixed
-from linncore.files import (FORMAT_VERSION, LIMITS, ModelFile, ModelFileError, bundle_from_json, bundle_to_json,
-                            export_c_header, export_codes, from_json, load_bundle, load_model, save_bundle,
-                            save_model, to_json)
+from linncore.io.export import export_c_header, export_codes, export_format, predict_fixed
+from linncore.io.model_files import (FORMAT_VERSION, LIMITS, ModelFile, ModelFileError, bundle_from_json,
+                                     bundle_to_json, from_json, load_bundle, load_model, save_bundle,
+                                     save_model, to_json)
 
 
 def net_of(dtype="float32", clip=True, acts=("tanh", "relu", "linear"), sizes=(3, 5, 4, 2), seed=0, bias=None):
@@ -115,7 +115,7 @@ def test_save_checks_the_extras_and_names_the_bad_field(tmp_path):
 
 
 def test_atomic_save_leaves_an_earlier_file_intact_when_writing_fails(tmp_path, monkeypatch):
-    import linncore._atomic as atomic
+    import linncore._util.atomic as atomic
 
     path = tmp_path / "m.json"
     save_model(net_of(seed=0), path)
@@ -219,7 +219,7 @@ def test_text_level_problems_are_model_file_errors():
 
 
 def test_size_limits_are_enforced(monkeypatch, tmp_path):
-    import linncore.files as files
+    import linncore.io.model_files as files
 
     text = to_json(net_of())
     monkeypatch.setattr(files, "MAX_FILE_BYTES", len(text) - 1)

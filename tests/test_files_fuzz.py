@@ -6,7 +6,7 @@ import numpy as np
 
 from _fuzz import _fuzz_mutations, fuzz_loader
 from linncore import Dense, Network
-from linncore.files import (ModelFile, ModelFileError, bundle_from_json, bundle_to_json, from_json, load_model,
+from linncore.io.model_files import (ModelFile, ModelFileError, bundle_from_json, bundle_to_json, from_json, load_model,
                             to_json)
 
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import linncore.fixed as fixed_mod
+import linncore.fixed.formats as fixed_mod
 from linncore import _backend
 from linncore._numpy import kernels as K
-from linncore.fixed import (FixedFormat, Overflow, RailStats, Rounding, fixed_matmul, quantize,
+from linncore.fixed.formats import (FixedFormat, Overflow, RailStats, Rounding, fixed_matmul, quantize,
                             rail_stats, requantize, sat_add, sat_mul)
 
 try:
@@ -490,7 +490,7 @@ def test_sat_add_and_sat_mul_saturate_once_after_exact_arithmetic(engine):
 
 
 def test_public_docstring_examples_run():
-    from linncore import precision
+    from linncore.fixed import precision
     for module in (fixed_mod, precision):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0

@@ -9,7 +9,7 @@ import pytest
 
 from linncore import Dense, Network, _backend
 from linncore import hessian as hs
-from linncore._codes import ACTIVATIONS
+from linncore._util.codes import ACTIVATIONS
 from linncore._numpy import kernels as numpy_kernels
 from linncore._numpy.dense import _forward_all
 

@@ -11,7 +11,7 @@ import pytest
 
 import linncore
 from linncore import Dense, LinnModel, Network, get_linn, load_linn, save_linn
-from linncore.linn import describe_linn
+from linncore.vendor.linn_model import describe_linn
 
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
 VENDOR_FILES = ["Sum.linn", "Autoencoder.linn", "autoencoder_32.linn", "SigID.linn"]
@@ -326,7 +326,7 @@ def test_failed_dump_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
         fh.write('{"version": "0.1", "num_inp')
         raise OSError("disk full")
 
-    monkeypatch.setattr(linncore.linn.json, "dump", broken_dump)
+    monkeypatch.setattr(linncore.vendor.linn_model.json, "dump", broken_dump)
     with pytest.raises(OSError, match="disk full"):
         save_linn(lm, 1, 1, path)
     assert path.read_bytes() == before
@@ -338,7 +338,7 @@ def test_failed_replace_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
     path = save_linn(lm, 1, 1, tmp_path / "m.linn")
     before = path.read_bytes()
     lm.set_weights([w * 0.5 for w in lm.get_weights()])
-    monkeypatch.setattr(linncore.linn.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("replace failed")))
+    monkeypatch.setattr(linncore.vendor.linn_model.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("replace failed")))
     with pytest.raises(OSError, match="replace failed"):
         save_linn(lm, 1, 1, path)
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["m.linn"]

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-import linncore._linn_doc as linn_doc
+import linncore.vendor.linn_document as linn_doc
 from linncore import Dense, LinnError, Network, get_linn, load_linn, save_linn
-from linncore.linn import MAX_FILE_BYTES, describe_linn
+from linncore.vendor.linn_model import MAX_FILE_BYTES, describe_linn
 
 
 def net_of(*widths, act="linear", seed=0):

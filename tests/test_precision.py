@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from linncore.fixed import FixedFormat
-from linncore.precision import FIELDS, PrecisionDict, ensure_precision_dict
+from linncore.fixed.formats import FixedFormat
+from linncore.fixed.precision import FIELDS, PrecisionDict, ensure_precision_dict
 
 CONFIG = {
     "default": {"weight": "fixed<16,1>", "gradient": "Q4.12", "activation": "fixed<8,3,TRN,WRAP>"},

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from linncore import Dense, LinnModel, Network, get_linn
-from linncore.quantized import QuantizedNetwork
+from linncore.fixed.quantized import QuantizedNetwork
 
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
 CFG = {"default": {"input": "fixed<8,1>", "weight": "fixed<8,1>", "bias": "fixed<8,1>",

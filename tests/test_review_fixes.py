@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from linncore import Dense, FitHistory, LinnModel, Network, export_codes, from_json, load_model, save_model, to_json
-from linncore import files
-from linncore.evaluation import deviations
-from linncore.files import ModelFileError
+from linncore.io import model_files as files
+from linncore.evaluation.report import deviations
+from linncore.io.model_files import ModelFileError
 
 
 def test_a_linn_model_saves_with_its_scaling_and_comes_back_predicting_in_data_units(tmp_path):
@@ -70,7 +70,7 @@ def test_deviations_survive_a_target_range_beyond_the_largest_float():
 
 
 def test_atomic_writes_work_for_the_longest_file_names(tmp_path):
-    from linncore._atomic import write_text_atomic
+    from linncore._util.atomic import write_text_atomic
 
     path = tmp_path / ("n" * 250 + ".json")
     write_text_atomic(path, "{}")

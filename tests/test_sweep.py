@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from linncore import FitHistory, SweepResult, sweep
-from linncore.sweep import check_config, expand_grid
+from linncore.ablation.sweep import check_config, expand_grid
 
 BASE = {"dataset": {"n": 64, "d_in": 4, "d_out": 2}, "train": {"epochs": 2, "batch_size": 16}}
 QUANT = {"default": {"weight": "fixed<8,1>", "update": "fixed<8,1>", "gradient": "fixed<12,2>"}}
@@ -198,7 +198,7 @@ def test_a_run_that_fails_is_named():
 
 
 def test_precision_dict_as_a_json_path(tmp_path):
-    from linncore.precision import PrecisionDict
+    from linncore.fixed.precision import PrecisionDict
 
     PrecisionDict(QUANT).save(tmp_path / "q.json")
     cfg = check_config({**BASE, "train": {"precision_dict": str(tmp_path / "q.json")}})
@@ -211,7 +211,7 @@ def test_the_sweeps_own_worker_processes_run_kernels_on_one_thread():
     from concurrent.futures import ProcessPoolExecutor
 
     import linncore
-    from linncore.sweep import _one_thread
+    from linncore.ablation.sweep import _one_thread
 
     with ProcessPoolExecutor(max_workers=1, initializer=_one_thread) as ex:
         assert ex.submit(linncore.get_num_threads).result() == 1
