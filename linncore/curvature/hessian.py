@@ -33,6 +33,7 @@ from .._util.validate import as_float_array, as_samples, check_finite, choice, f
 from ..engine.network import Network
 
 __all__ = [
+    "HessianOperator",
     "single_dense_hessian",
     "single_dense_eigenvalues",
     "hvp",
@@ -106,6 +107,82 @@ class _Curvature:
         return LinearOperator((self.P, self.P), dtype=np.float64,
                               matvec=lambda v: self.apply(np.reshape(v, (self.P, 1)), gauss_newton)[:, 0],
                               matmat=lambda V: self.apply(V, gauss_newton))
+
+
+class HessianOperator:
+    """The loss Hessian at one point, prepared once for many exact products.
+
+    The forward and backward pass over ``(X, Y)`` runs once, when the operator is made; each
+    product then costs one pass of second-order arithmetic, without re-checking the data or
+    re-deriving the network's state.  Use it to apply many products at one point (iterative
+    solvers, your own eigenvalue or trace estimators); :func:`hvp` makes one for one call.
+
+    Parameters
+    ----------
+    net : Network
+        The network, at the parameters the Hessian is taken at.  The operator keeps a copy of
+        them: later changes to ``net`` do not change it.
+    X, Y : array_like
+        Inputs ``(N, n_in)`` and targets ``(N, n_out)``.
+    loss : {"half_mse", "mse"}
+    gauss_newton : bool
+        Products with the Gauss-Newton matrix ``J^T H_loss J`` instead.
+
+    Attributes
+    ----------
+    shape : (int, int)
+        ``(P, P)``, ``P`` the parameter count.
+    loss_value : float
+        The loss at the point.
+    gradient : numpy.ndarray
+        The loss gradient at the point, float64, in ``theta``'s order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linncore import Dense, Network
+    >>> from linncore.hessian import HessianOperator
+    >>> net = Network([Dense((2, 1), weight=[[0.5], [-0.5]], has_bias=False)], clip=False)
+    >>> H = HessianOperator(net, [[1.0, 0.0], [0.0, 2.0]], [[0.0], [0.0]])
+    >>> (H @ np.array([1.0, 0.0])).tolist(), H.matvec([0.0, 1.0]).tolist()
+    ([0.5, 0.0], [0.0, 2.0])
+    """
+
+    def __init__(self, net: Network, X: Any, Y: Any, loss: str = "half_mse",
+                 gauss_newton: bool = False) -> None:
+        self._cur = _Curvature(net, X, Y, loss)
+        self.gauss_newton = bool(gauss_newton)
+        self.shape = (self._cur.P, self._cur.P)
+        self.dtype = np.dtype(np.float64)
+        self.loss_value = float(self._cur.value)
+        self.gradient = np.array(self._cur.grad, dtype=np.float64)
+        self.gradient.flags.writeable = False
+
+    def matvec(self, v: Any) -> np.ndarray:
+        """``H v`` for ``v`` of shape ``(P,)``, or ``H V`` for ``V`` of shape ``(P, k)``."""
+        P = self.shape[0]
+        arr = np.asarray(v, dtype=np.float64) if not isinstance(v, np.ndarray) else v
+        if arr.ndim not in (1, 2) or arr.shape[0] != P:
+            raise ValueError(f"v: expected shape ({P},) or ({P}, k), got {arr.shape}")
+        arr = np.ascontiguousarray(arr, dtype=np.float64).reshape(P, -1)
+        if not np.isfinite(arr).all():
+            raise ValueError("v: expected finite values, got NaN or infinity")
+        return self._cur.apply(arr, self.gauss_newton).reshape(np.shape(v))
+
+    def __matmul__(self, v: Any) -> np.ndarray:
+        return self.matvec(v)
+
+    def dense(self) -> np.ndarray:
+        """The whole ``(P, P)`` matrix (as :func:`full_hessian`)."""
+        return self._cur.dense(self.gauss_newton)
+
+    def as_linear_operator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` of the same products."""
+        return self._cur.operator(self.gauss_newton)
+
+    def __repr__(self) -> str:
+        kind = "Gauss-Newton" if self.gauss_newton else "Hessian"
+        return f"HessianOperator({kind}, P={self.shape[0]}, loss={self._cur.loss!r})"
 
 
 # -- closed form for one dense layer -----------------------------------------------------------
