@@ -699,6 +699,17 @@ static int FN(step_grad)(const lc_train *t, const REAL *theta, const REAL *X, co
     return FN(step_backward)(net, t->layout, t->quant, step, theta, B, w, w->grad, NULL, r, any);
 }
 
+static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) *w, double *r,
+                          int *any);
+
+/* 1 when field f is quantized in some layer. */
+static int FN(any_field)(const lc_qat *q, int64_t L, int f)
+{
+    for (int64_t l = 0; l < L; l++)
+        if (FN(q_on)(q, l, f)) return 1;
+    return 0;
+}
+
 /* The update half for the increment in w->delta: update quantization; next := clip(theta +
  * delta) when every value is finite (else LC_ERR_NONFINITE_PARAMS, next undefined, theta
  * untouched); storage quantization of next.  Rail statistics into r (any[0], any[2]). */
@@ -727,6 +738,20 @@ static int FN(step_apply)(const lc_train *t, const REAL *theta, REAL *next, int6
     }
     if (!FN(lc_add_clip_finite)(theta, w->delta, next, P, t->clip_params))
         return LC_ERR_NONFINITE_PARAMS;
+    return FN(step_store)(t, next, step, w, r, any);
+}
+
+/* Storage quantization of the next parameters through the weight and bias formats; rail
+ * statistics into r (any[0]). */
+static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) *w, double *r,
+                          int *any)
+{
+    const lc_net *net = t->net;
+    const lc_layer_offsets *lay = t->layout;
+    const lc_qat *q = t->quant;
+    const int64_t L = net->n_layers;
+    lc_rail_counts st;
+    int s;
     for (int64_t l = 0; q && l < L; l++) { /* storage quantization */
         for (int part = 0; part < 2; part++) {
             const int field = part ? LC_QF_BIAS : LC_QF_WEIGHT;
@@ -840,8 +865,15 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
         int any[3] = {0, 0, 0}; /* weight, gradient, update */
         status = FN(step_grad)(t, cur, Xb, Yb, B, *step, &w, &value, r, any);
         if (status != LC_OK) break;
-        FN(lc_optim_delta)(t->opt, w.grad, m, v, P, *step + 1, w.delta);
-        status = FN(step_apply)(t, cur, next, *step, &w, r, any);
+        if (!FN(any_field)(t->quant, L, LC_QF_UPDATE)) { /* no update quantization: one pass */
+            if (!FN(lc_optim_next)(t->opt, cur, w.grad, m, v, P, *step + 1, t->clip_params, next))
+                status = LC_ERR_NONFINITE_PARAMS;
+            else
+                status = FN(step_store)(t, next, *step, &w, r, any);
+        } else {
+            FN(lc_optim_delta)(t->opt, w.grad, m, v, P, *step + 1, w.delta);
+            status = FN(step_apply)(t, cur, next, *step, &w, r, any);
+        }
         if (status != LC_OK) break;
         REAL *tmp = cur; cur = next; next = tmp;
         if (bn_state) FN(bn_update_state)(net, t->layout, &w, bn_state);

@@ -82,6 +82,37 @@ LC_HOT void FN(lc_optim_delta)(const lc_optim *opt, const REAL *restrict g, REAL
     LC_OPTIM_LOOPS(LC_SET_DELTA)
 }
 
+/* next := theta + increment, clipped when asked; bad counts the values that are not finite
+ * (!(|x| <= max) holds for inf and NaN; clipped, only NaN can be left). */
+#define LC_NEXT(i, inc)                                                                          \
+    do {                                                                                         \
+        const REAL x_ = theta[i] + (inc);                                                        \
+        next[i] = x_;                                                                            \
+        bad += !(FABS(x_) <= HUGEV);                                                             \
+    } while (0)
+#define LC_NEXT_CLIP(i, inc)                                                                     \
+    do {                                                                                         \
+        const REAL x_ = theta[i] + (inc);                                                        \
+        const REAL c_ = x_ < (REAL)-1 ? (REAL)-1 : (x_ > (REAL)1 ? (REAL)1 : x_);               \
+        next[i] = c_;                                                                            \
+        bad += c_ != c_;                                                                         \
+    } while (0)
+
+LC_HOT int FN(lc_optim_next)(const lc_optim *opt, const REAL *restrict theta,
+                             const REAL *restrict g, REAL *restrict m, REAL *restrict v,
+                             int64_t P, int64_t t, int32_t clip, REAL *restrict next)
+{
+    int64_t bad = 0;
+    if (clip) {
+        LC_OPTIM_LOOPS(LC_NEXT_CLIP)
+    } else {
+        LC_OPTIM_LOOPS(LC_NEXT)
+    }
+    return bad == 0;
+}
+
+#undef LC_NEXT
+#undef LC_NEXT_CLIP
 #undef LC_OPTIM_LOOPS
 #undef LC_ADD_THETA
 #undef LC_SET_DELTA
