@@ -168,19 +168,19 @@ cdef class _Net:
 cdef lc_optim _optim(object cfg) except *:
     """An lc_optim from an OptimizerConfig (linncore._util.kernel_args)."""
     cdef lc_optim o
-    if not all(hasattr(cfg, f) for f in ("kind", "learning_rate", "beta_1", "beta_2", "epsilon",
-                                         "momentum", "nesterov")):
-        raise TypeError(f"optimizer: expected an OptimizerConfig, got {type(cfg).__name__}")
-    if cfg.kind not in (LC_OPT_SGD, LC_OPT_ADAM):
+    try:
+        o.kind = cfg.kind
+        o.lr = cfg.learning_rate
+        o.beta_1 = cfg.beta_1
+        o.beta_2 = cfg.beta_2
+        o.epsilon = cfg.epsilon
+        o.momentum = cfg.momentum
+        o.nesterov = 1 if cfg.nesterov else 0
+    except AttributeError:
+        raise TypeError(f"optimizer: expected an OptimizerConfig, got {type(cfg).__name__}") from None
+    if o.kind != LC_OPT_SGD and o.kind != LC_OPT_ADAM:
         raise ValueError(f"optimizer.kind: expected {LC_OPT_SGD} (SGD) or {LC_OPT_ADAM} (Adam), "
                          f"got {cfg.kind}")
-    o.kind = cfg.kind
-    o.lr = cfg.learning_rate
-    o.beta_1 = cfg.beta_1
-    o.beta_2 = cfg.beta_2
-    o.epsilon = cfg.epsilon
-    o.momentum = cfg.momentum
-    o.nesterov = 1 if cfg.nesterov else 0
     return o
 
 

@@ -51,6 +51,16 @@ cdef class _Quant:
         self.q.near_rail = quant.near_rail
 
 
+cdef bint _indices_in_range(const int64_t[::1] idx, int64_t n):
+    """1 when every idx[i] lies in [0, n)."""
+    cdef Py_ssize_t i
+    cdef int64_t bad = 0
+    with nogil:
+        for i in range(idx.shape[0]):
+            bad += (idx[i] < 0) | (idx[i] >= n)
+    return bad == 0
+
+
 cdef _step_status(int status, str where):
     _raise_status(status, where)
     if status == LC_FIX_ERR_FORMAT:
@@ -80,7 +90,7 @@ def train_epoch(spec, theta, X, Y, *, perm, int64_t batch_size, int loss, optimi
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
     if perm is not None:
         _arr(perm, np.int64, (N,), "perm")
-        if N and (perm.min() < 0 or perm.max() >= N):
+        if not _indices_in_range(perm, N):
             raise ValueError(f"perm: expected indices in [0, {N}), got values in "
                              f"[{perm.min()}, {perm.max()}]")
     _check_loss(loss)

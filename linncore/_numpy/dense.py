@@ -9,6 +9,7 @@ import numpy as np
 
 from .._util import codes
 from .._util.codes import LOSSES, OPT_ADAM, OPT_SGD, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .._util.kernel_args import OptimizerConfig
 from .activations import lookup
 from .qat import ACC, ACT, BIAS, GRAD, INPUT, UPDATE, WEIGHT, qat_quantize, qat_seed
 
@@ -363,6 +364,8 @@ def _refuse_bn(spec) -> None:
 
 def _check_step_args(spec, quant, bn_state, loss, optimizer=None):
     _check_loss(loss)
+    if optimizer is not None and not all(hasattr(optimizer, f) for f in OptimizerConfig._fields):
+        raise TypeError(f"optimizer: expected an OptimizerConfig, got {type(optimizer).__name__}")
     if optimizer is not None and optimizer.kind not in (OPT_SGD, OPT_ADAM):
         raise ValueError(f"optimizer.kind: expected {OPT_SGD} (SGD) or {OPT_ADAM} (Adam), got {optimizer.kind}")
     has_bn = any(_bn(spec, l) for l in range(len(spec.acts)))
