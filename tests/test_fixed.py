@@ -104,6 +104,11 @@ def test_rounding_and_overflow_enums_match_both_engines():
         assert consts["OVERFLOW"] == {m.name: m.value for m in Overflow}
         assert consts["MAX_ABS_INT_BITS"] == fixed_mod.MAX_ABS_INT_BITS
         assert consts["MAX_BITS"] == fixed_mod.MAX_BITS
+        assert consts["MAX_BITS_UNSIGNED"] == fixed_mod.MAX_BITS_UNSIGNED
+        assert consts["MAX_FRAC_BITS"] == fixed_mod.MAX_FRAC_BITS
+        assert consts["STATUS"] == {"NAN": 16, "INF": 17, "CODE": 18, "FORMAT": 19}
+        assert set(consts) == {"ROUNDING", "OVERFLOW", "STATUS", "MAX_ABS_INT_BITS",
+                               "MAX_FRAC_BITS", "MAX_BITS", "MAX_BITS_UNSIGNED"}
 
 
 # ------------------------------------------------------------------ hand-computed tables
@@ -422,7 +427,7 @@ def test_parse_reads_ap_fixed_and_q_notation(text, expected):
 
 
 @pytest.mark.parametrize("text", ["fixed<16>", "fixed<16,1,FOO>", "fixed<a,1>", "Q1", "float32",
-                                  "fixed<16,1,RND,SAT,X>", "fixed<33,1>", "Q0.1"])
+                                  "fixed<16,1,RND,SAT,X>", "fixed<65,1>", "ufixed<64,1>", "Q0.1"])
 def test_parse_rejects_malformed_strings(text):
     with pytest.raises(ValueError):
         FixedFormat.parse(text)
@@ -447,9 +452,11 @@ def test_modes_are_accepted_in_any_case_and_unknown_names_list_the_valid_ones():
 
 
 @pytest.mark.parametrize("args,match", [
-    ((1, 0, True), r"bits: expected 2\.\.32 for a signed format, got 1"),
-    ((33, 0, False), r"bits: expected 1\.\.32 for a unsigned format, got 33"),
+    ((1, 0, True), r"bits: expected 2\.\.64 for a signed format, got 1"),
+    ((65, 0, True), r"bits: expected 2\.\.64 for a signed format, got 65"),
+    ((64, 0, False), r"bits: expected 1\.\.63 for a unsigned format \(codes are int64\), got 64"),
     ((8, 961), r"int_bits: expected -960\.\.960, got 961"),
+    ((64, -930), r"int_bits: expected at most 992 fraction bits \(int_bits >= -928 for 64"),
 ])
 def test_invalid_formats_are_rejected_with_the_argument_named(args, match):
     with pytest.raises(ValueError, match=match):
