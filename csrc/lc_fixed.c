@@ -414,6 +414,7 @@ typedef struct {
     double scale, lsb, lo_d, hi_d, thr;
     uint64_t seed, mask, sbit;
     int32_t rounding, wrap;
+    int32_t vec; /* 1 when the block loop is valid for the format (see qparams_of) */
 } qparams;
 
 static void qparams_of(const fixinfo *fi, double scale, double thr, uint64_t seed, qparams *qp)
@@ -430,6 +431,11 @@ static void qparams_of(const fixinfo *fi, double scale, double thr, uint64_t see
     qp->sbit = fi->is_signed ? UINT64_C(1) << (fi->bits - 1) : 0u;
     qp->rounding = fi->rounding;
     qp->wrap = fi->overflow == LC_OVF_WRAP;
+    /* The block loop carries codes as doubles of magnitude <= 2^50.  A value it sees lies
+     * outside the rails only when a rail is below 2^50, and then its wrapped code stays within
+     * 2^50, except for an unsigned format wider than 50 bits, where a negative value wraps to
+     * a code up to 2^W: those formats take the exact path throughout. */
+    qp->vec = !(qp->wrap && !fi->is_signed && fi->bits > 50);
 }
 
 #define REAL double
@@ -573,9 +579,9 @@ static int matmul_exact_f64(const fixinfo *fo, const int64_t *A, const int64_t *
     double *Bd = (double *)malloc(sizeof(double) * nw);
     if (Bd == NULL) return LC_ERR_NOMEM;
     double *Cd = Bd + (size_t)k * LC_MM_BLOCK, *Ad = Cd + (size_t)rb * LC_MM_BLOCK;
-    const int vec_cast = s >= -1000 && s <= 1000;
     qparams qp;
-    qparams_of(fo, vec_cast ? ldexp(1.0, (int)-s) : 1.0, 0.0, seed, &qp);
+    qparams_of(fo, s >= -1000 && s <= 1000 ? ldexp(1.0, (int)-s) : 1.0, 0.0, seed, &qp);
+    const int vec_cast = s >= -1000 && s <= 1000 && qp.vec;
     for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {
         const int64_t nb = m - j0 < LC_MM_BLOCK ? m - j0 : LC_MM_BLOCK;
         for (int64_t p = 0; p < k; p++)
