@@ -27,6 +27,8 @@ __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
 
 #: The per-layer fields quantization-aware training reads, in the compiled core's order.
 QAT_FIELDS = ("input", "weight", "bias", "accumulator", "activation", "gradient", "update")
+#: Widest format the training kernels take (fixed-point inference and casts go to 64 bits).
+QAT_MAX_BITS = 32
 #: The per-step rail statistics of quantization-aware training, in the compiled core's order.
 RAIL_NAMES = ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
               "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
@@ -568,6 +570,10 @@ class Network:
                                      "optimizer state stays float")
             for f, field in enumerate(QAT_FIELDS):
                 fmt = pd.dtype(name, field)
+                if fmt is not None and fmt.bits > QAT_MAX_BITS:
+                    raise ValueError(f"precision: the {field!r} format of {name} is {fmt}; training takes "
+                                     f"formats up to {QAT_MAX_BITS} bits (wider formats work in quantize, "
+                                     "fixed_matmul and QuantizedNetwork)")
                 if fmt is not None:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1
