@@ -4,6 +4,10 @@
 
 Measures quantization of n float64 values to fixed<16,1> per rounding mode (M values/s) and
 the 64x64 by 64x1000 product of fixed<16,1> codes rounded once to fixed<16,1,RND_CONV,SAT>.
+The wide section does the same for formats of 48 and 64 bits (fixed<48,16>, fixed<64,2>):
+quantization of full-mantissa doubles, elementwise products, the exact product (128-bit sums
+for 48-bit codes, 192-bit for 64-bit codes) and a 48-bit saturating accumulator fed 18- by
+27-bit products (a DSP slice), with apytypes where it has the operation.
 Peers are measured in the same run when importable; where their modes match linncore's the
 script also checks that the results agree bit for bit.  It prints whether the targets are
 met and never fails on them (exit status 0 unless a library raises).
@@ -16,7 +20,7 @@ import time
 import numpy as np
 
 from linncore import _backend
-from linncore.fixed.formats import FixedFormat, Rounding, fixed_matmul, quantize
+from linncore.fixed.formats import FixedFormat, Rounding, fixed_matmul, quantize, sat_mul
 
 try:
     import apytypes as apy
@@ -127,6 +131,89 @@ def main() -> None:
         _target("product >= apytypes speed", 1 / ms[engines[0]], 1 / (t * 1e3), 1)
     else:
         print("  apytypes not importable: no product comparison")
+    wide(args, engines, rng)
+
+
+def _apy_codes(a, f: FixedFormat) -> np.ndarray:
+    """Signed codes of f from an apytypes array's bit patterns."""
+    b = np.asarray(a.to_bits(), dtype=object).reshape(-1)
+    return np.array([int(v) - (1 << f.bits) if int(v) >> (f.bits - 1) else int(v) for v in b],
+                    dtype=object)
+
+
+def _apy_of_codes(codes: np.ndarray, f: FixedFormat):
+    bits = (codes.astype(object) % (1 << f.bits)).reshape(-1).tolist()
+    return apy.APyFixedArray(bits, int_bits=f.int_bits, frac_bits=f.frac_bits).reshape(
+        codes.shape)
+
+
+def _agree(ours: np.ndarray, theirs: np.ndarray) -> str:
+    bad = int(np.sum(ours.reshape(-1).astype(object) != theirs.reshape(-1)))
+    return "==" if bad == 0 else f"!= ({bad} of {ours.size} differ)"
+
+
+def wide(args, engines: list[str], rng) -> None:
+    """Formats of 48 and 64 bits: each operation on both engines and apytypes."""
+    n = args.n
+    x = rng.standard_normal(n) * 2.0 ** rng.integers(-8, 8, n)  # 53 significant bits each
+    print("\nwide formats (RND_CONV, SAT)")
+    print(f"{'operation':<44}" + "".join(f"{e:>10}" for e in engines)
+          + f"{'apytypes':>10}{'x apy':>8}  agreement")
+
+    def row(name: str, unit: str, size: int, ours, peer, compare) -> None:
+        rates, out = {}, None
+        for e in engines:
+            with _backend.use(e):
+                t, r = best_time(ours, args.repeat if e == "native" else 1)
+            rates[e] = size / t / 1e6
+            out = r if out is None else out
+        apy_rate, agree = None, ""
+        if apy is not None and peer is not None:
+            t, r = best_time(peer, args.repeat)
+            apy_rate = size / t / 1e6
+            agree = "apytypes " + _agree(out, compare(r))
+        line = f"{name + ' (' + unit + ')':<44}" + "".join(f"{rates[e]:>10.2f}" for e in engines)
+        print(line + f"{_fmt2(apy_rate):>10}{_ratio(rates[engines[0]], apy_rate):>8}  {agree}")
+
+    for W_, I_ in ((48, 16), (64, 2)):
+        f = FixedFormat(W_, I_)
+        qm = apy.QuantizationMode.TIES_EVEN if apy is not None else None
+        om = apy.OverflowMode.SAT if apy is not None else None
+
+        def apy_q(f=f):
+            # from_float reads every double exactly at 110 fraction bits (|x| >= 2^-57)
+            a = apy.APyFixedArray.from_float(x, int_bits=12, frac_bits=110)
+            return a.cast(int_bits=f.int_bits, frac_bits=f.frac_bits, quantization=qm,
+                          overflow=om)
+
+        row(f"quantize float64 -> {f}", "M values/s", n, lambda f=f: f.to_codes(x),
+            apy_q if apy is not None else None, lambda r, f=f: _apy_codes(r, f))
+        m = min(n, 200_000)
+        a = f.to_codes(rng.standard_normal(m))
+        b = f.to_codes(rng.standard_normal(m))
+        if apy is not None:
+            aa, bb = _apy_of_codes(a, f), _apy_of_codes(b, f)
+        row(f"product a*b -> {f}", "M values/s", m, lambda f=f: sat_mul(a, f, b, f, f),
+            (lambda f=f: (aa * bb).cast(int_bits=f.int_bits, frac_bits=f.frac_bits,
+                                        quantization=qm, overflow=om))
+            if apy is not None else None, lambda r, f=f: _apy_codes(r, f))
+        A = f.to_codes(rng.standard_normal((64, 64)) * 0.1)
+        B = f.to_codes(rng.standard_normal((64, 1000)) * 0.1)
+        if apy is not None:
+            Aa, Ba = _apy_of_codes(A, f), _apy_of_codes(B, f)
+        sums = "128" if W_ <= 48 else "192"
+        row(f"(64x64)@(64x1000) exact ({sums}-bit sums)", "M MAC/s", 64 * 64 * 1000,
+            lambda f=f: fixed_matmul(A, f, B, f, f),
+            (lambda f=f: (Aa @ Ba).cast(int_bits=f.int_bits, frac_bits=f.frac_bits,
+                                        quantization=qm, overflow=om))
+            if apy is not None else None, lambda r, f=f: _apy_codes(r, f))
+    f18, f27, acc = FixedFormat(18, 1), FixedFormat(27, 1), FixedFormat(48, 8)
+    A = f18.to_codes(rng.standard_normal((64, 64)) * 0.3)
+    B = f27.to_codes(rng.standard_normal((64, 1000)) * 0.3)
+    row("(64x64)@(64x1000) 18x27 -> 48-bit sat. acc.", "M MAC/s", 64 * 64 * 1000,
+        lambda: fixed_matmul(A, f18, B, f27, acc, accumulator=acc), None, None)
+    print("  (no apytypes row: its accumulator context does not saturate each addition at the"
+          " register's width; apytypes issue 857)")
 
 
 def _has_core() -> bool:
@@ -139,6 +226,10 @@ def _has_core() -> bool:
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.1f}"
+
+
+def _fmt2(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def _ratio(a, b) -> str:

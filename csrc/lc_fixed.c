@@ -537,6 +537,14 @@ int lc_fix_mul(const lc_fixfmt *fa, const int64_t *a, const lc_fixfmt *fb, const
     if (st == LC_OK) st = check_codes(&ib, b, n, n, bad_index);
     if (st != LC_OK) return st;
     int64_t s = (int64_t)ia.frac + ib.frac - fo.frac;
+    if (ia.bits + ib.bits <= 62) {
+        /* |a b| <= 2^(W_a + W_b - 2) < 2^61: the product is exact in int64. */
+        for (int64_t i = 0; i < n; i++) {
+            int ovf = 0;
+            out[i] = fix_cast64(&fo, a[i] * b[i], s, seed, (uint64_t)i, &ovf);
+        }
+        return LC_OK;
+    }
     for (int64_t i = 0; i < n; i++) {
         int ovf = 0;
         /* |a|, |b| <= 2^63: the product (<= 2^126 in magnitude) is exact in 128 bits. */
@@ -703,7 +711,10 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
     }
 
     /* Accumulator register: codes of fc, each product cast to fc and each addition re-cast at
-     * fc's width; |reg|, |pc| <= 2^63, so their sum is exact in 128 bits. */
+     * fc's width.  |reg|, |pc| <= 2^63, so their sum is exact in 128 bits; in int64 when fc
+     * has at most 62 bits, and the products in int64 when W_a + W_b <= 62 (the common case of
+     * a DSP slice: 18 x 27-bit products into a 48-bit register). */
+    const int narrow = ia.bits + ib.bits <= 62 && fc.bits <= 62;
     int64_t s_prod = F_prod - fc.frac;
     int64_t s_out = (int64_t)fc.frac - fo.frac;
     uint64_t nm = (uint64_t)n * (uint64_t)m;
@@ -716,9 +727,20 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
             for (int64_t p = 0; p < k; p++) {
                 int64_t a = Ai[p];
                 const int64_t *Bp = B + p * m + j0;
+                const uint64_t idx0 = nm + ((uint64_t)(i * m + j0)) * (uint64_t)k + (uint64_t)p;
+                if (narrow) {
+                    for (int64_t jj = 0; jj < nb; jj++) {
+                        int ovf = 0;
+                        uint64_t idx = idx0 + (uint64_t)jj * (uint64_t)k;
+                        int64_t r = reg[jj] + fix_cast64(&fc, a * Bp[jj], s_prod, seed, idx, &ovf);
+                        reg[jj] = r >= fc.lo && r <= fc.hi ? r
+                                  : overflow_i128(&fc, lc_i128_from_i64(r), &ovf);
+                    }
+                    continue;
+                }
                 for (int64_t jj = 0; jj < nb; jj++) {
                     int ovf = 0;
-                    uint64_t idx = nm + ((uint64_t)(i * m + j0 + jj)) * (uint64_t)k + (uint64_t)p;
+                    uint64_t idx = idx0 + (uint64_t)jj * (uint64_t)k;
                     int64_t pc = fix_cast(&fc, lc_i128_mul64(a, Bp[jj]), s_prod, seed, idx, &ovf);
                     reg[jj] = overflow_i128(
                         &fc, lc_u128_add(lc_i128_from_i64(reg[jj]), lc_i128_from_i64(pc)), &ovf);

@@ -36,6 +36,13 @@ static inline lc_u128 lc_u128_mul64(uint64_t a, uint64_t b) { return (lc_u128)a 
 static inline lc_u128 lc_u128_mul_lo(lc_u128 a, uint64_t b) { return a * b; }
 static inline int lc_u128_lt(lc_u128 a, lc_u128 b) { return a < b; }
 static inline int lc_u128_eq(lc_u128 a, lc_u128 b) { return a == b; }
+/* a * b, exact: the product of two int64 as a signed 128-bit word (|a b| <= 2^126, so the
+ * signed multiplication cannot overflow). */
+static inline lc_u128 lc_i128_mul64(int64_t a, int64_t b)
+{
+    __extension__ typedef __int128 lc_s128;
+    return (lc_u128)((lc_s128)a * (lc_s128)b);
+}
 
 #else
 typedef struct {
@@ -100,6 +107,17 @@ static inline int lc_u128_lt(lc_u128 a, lc_u128 b)
     return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
 }
 static inline int lc_u128_eq(lc_u128 a, lc_u128 b) { return a.hi == b.hi && a.lo == b.lo; }
+/* a * b, exact, from the product of the magnitudes; the sign is applied without a branch
+ * (p XOR m, plus 1, for m all ones). */
+static inline lc_u128 lc_i128_mul64(int64_t a, int64_t b)
+{
+    uint64_t ua = (uint64_t)a, ub = (uint64_t)b;
+    uint64_t sa = UINT64_C(0) - (ua >> 63), sb = UINT64_C(0) - (ub >> 63);
+    lc_u128 p = lc_u128_mul64((ua ^ sa) - sa, (ub ^ sb) - sb); /* |a|, |b| exact as uint64 */
+    uint64_t m = sa ^ sb, neg = m & 1u;
+    uint64_t lo = (p.lo ^ m) + neg;
+    return lc_u128_make((p.hi ^ m) + (lo < neg), lo);
+}
 #endif
 
 /* ---- derived operations, written once on top of the primitives above ---- */
@@ -137,15 +155,6 @@ static inline int lc_i128_lt(lc_u128 a, lc_u128 b)
 {
     lc_u128 flip = lc_u128_make(UINT64_C(1) << 63, 0);
     return lc_u128_lt(lc_u128_add(a, flip), lc_u128_add(b, flip));
-}
-/* a * b, exact: the product of two int64 as a signed 128-bit word (|a b| <= 2^126). */
-static inline lc_u128 lc_i128_mul64(int64_t a, int64_t b)
-{
-    uint64_t ua = (uint64_t)a, ub = (uint64_t)b;
-    uint64_t ma = (ua >> 63) ? UINT64_C(0) - ua : ua; /* |a|, exact as uint64 */
-    uint64_t mb = (ub >> 63) ? UINT64_C(0) - ub : ub;
-    lc_u128 p = lc_u128_mul64(ma, mb);
-    return ((ua ^ ub) >> 63) ? lc_u128_neg(p) : p;
 }
 /* The number of significant bits of a read as unsigned (0 for 0). */
 static inline int lc_u128_bitlen(lc_u128 a)
