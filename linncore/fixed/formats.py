@@ -392,7 +392,10 @@ class RailStats:
         Fraction of elements whose rounded value lay outside [lo, hi], so that the overflow
         mode acted (+-inf included).
     near_rail_fraction : float
-        Fraction of elements whose quantized value q has |q| >= near_rail * max(|lo|, hi).
+        Fraction of elements whose quantized value q has |q| >= near_rail * max(|lo|, hi),
+        compared in double precision on codes: ``|c|`` and ``max(|code_min|, code_max)`` each
+        as the nearest double, their comparison after one multiplication by ``near_rail``
+        (exact rails below 2^53; a 64-bit format's rail counts as 2^63).
     underflow_fraction : float
         Fraction of elements nonzero before quantization and zero after.
     count : int
