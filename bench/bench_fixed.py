@@ -179,7 +179,7 @@ def wide(args, engines: list[str], rng) -> None:
     n = args.n
     x = rng.standard_normal(n) * 2.0 ** rng.integers(-8, 8, n)  # 53 significant bits each
     print("\nwide formats (RND_CONV, SAT)")
-    print(f"{'operation':<44}" + "".join(f"{e:>10}" for e in engines)
+    print(f"{'operation':<58}" + "".join(f"{e:>10}" for e in engines)
           + f"{'apytypes':>10}{'x apy':>8}  agreement")
 
     def row(name: str, unit: str, size: int, ours, peer, compare) -> None:
@@ -194,41 +194,12 @@ def wide(args, engines: list[str], rng) -> None:
             t, r = best_time(peer, args.repeat)
             apy_rate = size / t / 1e6
             agree = "apytypes " + _agree(out, compare(r))
-        line = f"{name + ' (' + unit + ')':<44}" + "".join(f"{rates[e]:>10.2f}" for e in engines)
+        label = f"{name} ({unit})"
+        line = f"{label:<58}" + "".join(f"{rates[e]:>10.2f}" for e in engines)
         print(line + f"{_fmt2(apy_rate):>10}{_ratio(rates[engines[0]], apy_rate):>8}  {agree}")
 
     for W_, I_ in ((48, 16), (64, 2)):
-        f = FixedFormat(W_, I_)
-        qm = apy.QuantizationMode.TIES_EVEN if apy is not None else None
-        om = apy.OverflowMode.SAT if apy is not None else None
-
-        def apy_q(f=f):
-            # from_float reads every double exactly at 110 fraction bits (|x| >= 2^-57)
-            a = apy.APyFixedArray.from_float(x, int_bits=12, frac_bits=110)
-            return a.cast(int_bits=f.int_bits, frac_bits=f.frac_bits, quantization=qm,
-                          overflow=om)
-
-        row(f"quantize float64 -> {f}", "M values/s", n, lambda f=f: f.to_codes(x),
-            apy_q if apy is not None else None, lambda r, f=f: _apy_codes(r, f))
-        m = min(n, 200_000)
-        a = f.to_codes(rng.standard_normal(m))
-        b = f.to_codes(rng.standard_normal(m))
-        if apy is not None:
-            aa, bb = _apy_of_codes(a, f), _apy_of_codes(b, f)
-        row(f"product a*b -> {f}", "M values/s", m, lambda f=f: sat_mul(a, f, b, f, f),
-            (lambda f=f: (aa * bb).cast(int_bits=f.int_bits, frac_bits=f.frac_bits,
-                                        quantization=qm, overflow=om))
-            if apy is not None else None, lambda r, f=f: _apy_codes(r, f))
-        A = f.to_codes(rng.standard_normal((64, 64)) * 0.1)
-        B = f.to_codes(rng.standard_normal((64, 1000)) * 0.1)
-        if apy is not None:
-            Aa, Ba = _apy_of_codes(A, f), _apy_of_codes(B, f)
-        sums = "128" if W_ <= 48 else "192"
-        row(f"(64x64)@(64x1000) exact ({sums}-bit sums)", "M MAC/s", 64 * 64 * 1000,
-            lambda f=f: fixed_matmul(A, f, B, f, f),
-            (lambda f=f: (Aa @ Ba).cast(int_bits=f.int_bits, frac_bits=f.frac_bits,
-                                        quantization=qm, overflow=om))
-            if apy is not None else None, lambda r, f=f: _apy_codes(r, f))
+        _wide_rows(FixedFormat(W_, I_), x, rng, row)
     f18, f27, acc = FixedFormat(18, 1), FixedFormat(27, 1), FixedFormat(48, 8)
     A = f18.to_codes(rng.standard_normal((64, 64)) * 0.3)
     B = f27.to_codes(rng.standard_normal((64, 1000)) * 0.3)
@@ -250,6 +221,36 @@ def _cpu() -> str:
         return (f"{info['model name']} (family {info.get('cpu family', '?')}, model "
                 f"{info.get('model', '?')}), {os.cpu_count()} logical CPUs")
     return platform.processor() or platform.machine()
+
+
+def _wide_rows(f: FixedFormat, x: np.ndarray, rng, row) -> None:
+    """Quantization, products and the exact product in format f, each through row()."""
+    have = apy is not None
+    if have:
+        qm, om = apy.QuantizationMode.TIES_EVEN, apy.OverflowMode.SAT
+
+    def apy_cast(a):
+        return a.cast(int_bits=f.int_bits, frac_bits=f.frac_bits, quantization=qm, overflow=om)
+
+    def codes(r):
+        return _apy_codes(r, f)
+
+    # from_float reads every double exactly at 110 fraction bits (|x| >= 2^-57)
+    row(f"quantize float64 -> {f}", "M values/s", x.size, lambda: f.to_codes(x),
+        (lambda: apy_cast(apy.APyFixedArray.from_float(x, int_bits=12, frac_bits=110)))
+        if have else None, codes)
+    m = min(x.size, 200_000)
+    a, b = f.to_codes(rng.standard_normal(m)), f.to_codes(rng.standard_normal(m))
+    aa, bb = (_apy_of_codes(a, f), _apy_of_codes(b, f)) if have else (None, None)
+    row(f"product a*b -> {f}", "M values/s", m, lambda: sat_mul(a, f, b, f, f),
+        (lambda: apy_cast(aa * bb)) if have else None, codes)
+    A = f.to_codes(rng.standard_normal((64, 64)) * 0.1)
+    B = f.to_codes(rng.standard_normal((64, 1000)) * 0.1)
+    Aa, Ba = (_apy_of_codes(A, f), _apy_of_codes(B, f)) if have else (None, None)
+    sums = "128" if f.bits <= 48 else "192"
+    row(f"(64x64)@(64x1000) exact ({sums}-bit sums)", "M MAC/s", A.size * B.shape[1],
+        lambda: fixed_matmul(A, f, B, f, f), (lambda: apy_cast(Aa @ Ba)) if have else None,
+        codes)
 
 
 def _has_core() -> bool:

@@ -11,14 +11,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixed_ref import ref_cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _fixed_ref import ref_cast
 from linncore import _backend
 from linncore._numpy import kernels as K
-from linncore.fixed.formats import (FixedFormat, Overflow, Rounding, fixed_matmul, quantize,
-                                    rail_stats, requantize, sat_add, sat_mul)
+from linncore.fixed.formats import (
+    FixedFormat,
+    Overflow,
+    Rounding,
+    fixed_matmul,
+    quantize,
+    rail_stats,
+    requantize,
+    sat_add,
+    sat_mul,
+)
 
 try:
     import linncore._core as C
@@ -115,8 +124,9 @@ def test_wide_requantize_add_mul_match_exact_rational_reference(data):
     seed = data.draw(st.integers(0, 2**64 - 1))
     la, lb = Fraction(fs.lsb), Fraction(fd.lsb)
     want_rq = [ref_cast(c * la, fd, seed, i) for i, c in enumerate(a)]
-    want_add = [ref_cast((c + d) * la, fo, seed, i) for i, (c, d) in enumerate(zip(a, a[::-1]))]
-    want_mul = [ref_cast(c * la * d * lb, fo, seed, i) for i, (c, d) in enumerate(zip(a, b))]
+    pairs, mixed = zip(a, a[::-1], strict=True), zip(a, b, strict=True)
+    want_add = [ref_cast((c + d) * la, fo, seed, i) for i, (c, d) in enumerate(pairs)]
+    want_mul = [ref_cast(c * la * d * lb, fo, seed, i) for i, (c, d) in enumerate(mixed)]
     for name in ENGINES:
         with _backend.use(name):
             assert requantize(a, fs, fd, seed=seed).tolist() == want_rq, name
@@ -557,7 +567,7 @@ def test_wide_casts_products_and_sums_match_apytypes(engine, rounding, overflow)
     rng = np.random.default_rng(len(rounding) * 7 + len(overflow))
     qm = getattr(apy.QuantizationMode, APY_ROUNDING[rounding])
     om = getattr(apy.OverflowMode, overflow)
-    for trial in range(12):
+    for _ in range(12):
         # signed formats only: apytypes' fixed-point numbers are two's complement
         fs = FixedFormat(int(rng.integers(33, 65)), int(rng.integers(-10, 40)))
         fd = FixedFormat(int(rng.integers(33, 65)), int(rng.integers(-10, 40)), True, rounding,

@@ -165,7 +165,8 @@ class FixedFormat:
                 f"int_bits: expected -{MAX_ABS_INT_BITS}..{MAX_ABS_INT_BITS}, got {int_bits}")
         if bits - int_bits > MAX_FRAC_BITS:
             raise ValueError(f"int_bits: expected at most {MAX_FRAC_BITS} fraction bits "
-                             f"(int_bits >= {bits - MAX_FRAC_BITS} for {bits} bits), got {int_bits}")
+                             f"(int_bits >= {bits - MAX_FRAC_BITS} for {bits} bits), "
+                             f"got {int_bits}")
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "int_bits", int_bits)
         object.__setattr__(self, "signed", signed)

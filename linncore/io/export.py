@@ -193,7 +193,8 @@ def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
     if not fmt.signed:
         raise ValueError(f"{name}: only signed formats are supported, got {fmt}")
     if not 0 <= fmt.frac_bits <= min(fmt.bits - 1, 62):
-        raise ValueError(f"{name}: expected frac_bits in [0, {min(fmt.bits - 1, 62)}] for {fmt.bits} bits "
+        top = min(fmt.bits - 1, 62)
+        raise ValueError(f"{name}: expected frac_bits in [0, {top}] for {fmt.bits} bits "
                          f"(2^F must be an int64), got {fmt.frac_bits}")
     if fmt.rounding.name != "RND_CONV" or fmt.overflow.name != "SAT":
         raise ValueError(f"{name}: {fmt} is not supported; the export rounds half to even (RND_CONV) and "
@@ -258,9 +259,9 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
             bound = bound + np.abs(b.astype(object)) * (1 << f.frac_bits)
         worst = max(int(v) for v in bound)
         if worst > (1 << 63) - 1 - (1 << f.frac_bits):  # headroom for the C floor division
-            raise ValueError(f"fixed: the accumulator of layer {layer.name} can reach {worst}, beyond the int64 "
-                             f"range (less 2^F of headroom) in {f}; the C export accumulates in int64 (C99 "
-                             "has no wider integer type): use fewer bits")
+            raise ValueError(f"fixed: the accumulator of layer {layer.name} can reach {worst}, "
+                             f"beyond the int64 range (less 2^F of headroom) in {f}; the C export "
+                             "accumulates in int64 (C99 has no wider integer type): use fewer bits")
         out.append((W, b, layer.activation))
     return out
 
