@@ -22,20 +22,56 @@ static inline lc_u128 lc_u128_make(uint64_t hi, uint64_t lo)
 {
     return ((lc_u128)hi << 64) | lo;
 }
-static inline uint64_t lc_u128_lo(lc_u128 x) { return (uint64_t)x; }
-static inline uint64_t lc_u128_hi(lc_u128 x) { return (uint64_t)(x >> 64); }
-static inline lc_u128 lc_u128_add(lc_u128 a, lc_u128 b) { return a + b; }
-static inline lc_u128 lc_u128_sub(lc_u128 a, lc_u128 b) { return a - b; }
-static inline lc_u128 lc_u128_and(lc_u128 a, lc_u128 b) { return a & b; }
-static inline lc_u128 lc_u128_or(lc_u128 a, lc_u128 b) { return a | b; }
-static inline lc_u128 lc_u128_shl(lc_u128 a, int n) { return a << n; }
-static inline lc_u128 lc_u128_shr(lc_u128 a, int n) { return a >> n; }
+static inline uint64_t lc_u128_lo(lc_u128 x)
+{
+    return (uint64_t)x;
+}
+static inline uint64_t lc_u128_hi(lc_u128 x)
+{
+    return (uint64_t)(x >> 64);
+}
+static inline lc_u128 lc_u128_add(lc_u128 a, lc_u128 b)
+{
+    return a + b;
+}
+static inline lc_u128 lc_u128_sub(lc_u128 a, lc_u128 b)
+{
+    return a - b;
+}
+static inline lc_u128 lc_u128_and(lc_u128 a, lc_u128 b)
+{
+    return a & b;
+}
+static inline lc_u128 lc_u128_or(lc_u128 a, lc_u128 b)
+{
+    return a | b;
+}
+static inline lc_u128 lc_u128_shl(lc_u128 a, int n)
+{
+    return a << n;
+}
+static inline lc_u128 lc_u128_shr(lc_u128 a, int n)
+{
+    return a >> n;
+}
 /* a * b, exact (a 64 x 64 -> 128-bit product). */
-static inline lc_u128 lc_u128_mul64(uint64_t a, uint64_t b) { return (lc_u128)a * b; }
+static inline lc_u128 lc_u128_mul64(uint64_t a, uint64_t b)
+{
+    return (lc_u128)a * b;
+}
 /* a * b mod 2^128. */
-static inline lc_u128 lc_u128_mul_lo(lc_u128 a, uint64_t b) { return a * b; }
-static inline int lc_u128_lt(lc_u128 a, lc_u128 b) { return a < b; }
-static inline int lc_u128_eq(lc_u128 a, lc_u128 b) { return a == b; }
+static inline lc_u128 lc_u128_mul_lo(lc_u128 a, uint64_t b)
+{
+    return a * b;
+}
+static inline int lc_u128_lt(lc_u128 a, lc_u128 b)
+{
+    return a < b;
+}
+static inline int lc_u128_eq(lc_u128 a, lc_u128 b)
+{
+    return a == b;
+}
 /* a * b, exact: the product of two int64 as a signed 128-bit word (|a b| <= 2^126, so the
  * signed multiplication cannot overflow). */
 static inline lc_u128 lc_i128_mul64(int64_t a, int64_t b)
@@ -56,8 +92,14 @@ static inline lc_u128 lc_u128_make(uint64_t hi, uint64_t lo)
     r.hi = hi;
     return r;
 }
-static inline uint64_t lc_u128_lo(lc_u128 x) { return x.lo; }
-static inline uint64_t lc_u128_hi(lc_u128 x) { return x.hi; }
+static inline uint64_t lc_u128_lo(lc_u128 x)
+{
+    return x.lo;
+}
+static inline uint64_t lc_u128_hi(lc_u128 x)
+{
+    return x.hi;
+}
 static inline lc_u128 lc_u128_add(lc_u128 a, lc_u128 b)
 {
     uint64_t lo = a.lo + b.lo;
@@ -106,7 +148,10 @@ static inline int lc_u128_lt(lc_u128 a, lc_u128 b)
 {
     return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
 }
-static inline int lc_u128_eq(lc_u128 a, lc_u128 b) { return a.hi == b.hi && a.lo == b.lo; }
+static inline int lc_u128_eq(lc_u128 a, lc_u128 b)
+{
+    return a.hi == b.hi && a.lo == b.lo;
+}
 /* a * b, exact, from the product of the magnitudes; the sign is applied without a branch
  * (p XOR m, plus 1, for m all ones). */
 static inline lc_u128 lc_i128_mul64(int64_t a, int64_t b)
@@ -122,19 +167,34 @@ static inline lc_u128 lc_i128_mul64(int64_t a, int64_t b)
 
 /* ---- derived operations, written once on top of the primitives above ---- */
 
-static inline lc_u128 lc_u128_from_u64(uint64_t v) { return lc_u128_make(0, v); }
+static inline lc_u128 lc_u128_from_u64(uint64_t v)
+{
+    return lc_u128_make(0, v);
+}
 /* v sign-extended to 128 bits. */
 static inline lc_u128 lc_i128_from_i64(int64_t v)
 {
     uint64_t u = (uint64_t)v;
     return lc_u128_make(UINT64_C(0) - (u >> 63), u);
 }
-static inline int lc_u128_is_zero(lc_u128 a) { return (lc_u128_lo(a) | lc_u128_hi(a)) == 0; }
+static inline int lc_u128_is_zero(lc_u128 a)
+{
+    return (lc_u128_lo(a) | lc_u128_hi(a)) == 0;
+}
 /* 1 when a, read as signed, is negative. */
-static inline int lc_i128_is_neg(lc_u128 a) { return (int)(lc_u128_hi(a) >> 63); }
-static inline lc_u128 lc_u128_neg(lc_u128 a) { return lc_u128_sub(lc_u128_make(0, 0), a); }
+static inline int lc_i128_is_neg(lc_u128 a)
+{
+    return (int)(lc_u128_hi(a) >> 63);
+}
+static inline lc_u128 lc_u128_neg(lc_u128 a)
+{
+    return lc_u128_sub(lc_u128_make(0, 0), a);
+}
 /* 2^n for 0 <= n < 128. */
-static inline lc_u128 lc_u128_pow2(int n) { return lc_u128_shl(lc_u128_from_u64(1), n); }
+static inline lc_u128 lc_u128_pow2(int n)
+{
+    return lc_u128_shl(lc_u128_from_u64(1), n);
+}
 /* 2^n - 1 for 0 <= n <= 128. */
 static inline lc_u128 lc_u128_mask(int n)
 {

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _fixed_ref import ref_cast  # the exact rational reference (shared with test_fixed_wide)
+from _fixed_ref import ref_cast  # the exact rational reference (shared with test_formats_wide)
 
 import linncore.fixed.formats as fixed_mod
 from linncore import _backend

@@ -36,7 +36,7 @@ except ImportError:  # the compiled core is not built: only the NumPy engine is 
 
 ENGINES = ["numpy"] + (["native"] if C is not None else [])
 needs_core = pytest.mark.skipif(C is None, reason="the compiled core linncore._core is not built")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=ENGINES)
