@@ -14,19 +14,20 @@ One run (wall clock, best of 5) on an AMD EPYC of the Zen 3 generation (family 2
 noisy; the ratios compare runs made seconds apart), apytypes 0.5.1:
 
     operation (RND_CONV, SAT)                    native    numpy  apytypes  x apy
-    quantize float64 -> fixed<48,16>  M values/s  851.5     1.85      6.37  133.6
-    product a*b -> fixed<48,16>       M values/s   19.9     0.32     12.8     1.6
-    (64x64)@(64x1000) 128-bit sums    M MAC/s     166.0     2.51    269.8     0.6
-    quantize float64 -> fixed<64,2>   M values/s   14.3     0.38      8.22    1.7
-    product a*b -> fixed<64,2>        M values/s   16.2     0.34     11.4     1.4
-    (64x64)@(64x1000) 192-bit sums    M MAC/s     199.6     1.49     13.3    15.0
-    18x27 -> 48-bit saturating acc.   M MAC/s      39.5    23.8       -       -
+    quantize float64 -> fixed<48,16>  M values/s  860.9     1.89      6.25  137.8
+    product a*b -> fixed<48,16>       M values/s   26.7     0.56     22.4     1.2
+    (64x64)@(64x1000) 128-bit sums    M MAC/s     491.1     5.30    321.1     1.5
+    quantize float64 -> fixed<64,2>   M values/s   19.6     0.60     13.2     1.5
+    product a*b -> fixed<64,2>        M values/s   21.5     0.45     22.1     1.0
+    (64x64)@(64x1000) 192-bit sums    M MAC/s     256.7     2.64     19.9    12.9
+    18x27 -> 48-bit saturating acc.   M MAC/s      48.5    32.7       -       -
 
-Every apytypes result agreed bit for bit.  In CPU time (not wall clock) the 48-bit exact
-product took 1.5 ns per multiply-accumulate against apytypes' 1.3, the 64-bit one 2.5 ns
-against 21.9.  The NumPy engine computes wide values with Python integers (it is the
-specification, not the fast path).  Quantizing to fixed<64,2> is slower than to fixed<48,16>
-because most values then need more than 50 bits of the grid, off the vectorized block.
+Every apytypes result agreed bit for bit.  In CPU time (not wall clock, same machine) the
+48-bit exact product took about 1.1 ns per multiply-accumulate against apytypes' 1.3, the
+64-bit one about 2.1 ns against 21.9.  The NumPy engine computes wide values with Python
+integers (it is the specification, not the fast path).  Quantizing to fixed<64,2> is slower
+than to fixed<48,16> because most values then need more than 50 bits of the grid, off the
+vectorized block.
 Peers are measured in the same run when importable; where their modes match linncore's the
 script also checks that the results agree bit for bit.  It prints whether the targets are
 met and never fails on them (exit status 0 unless a library raises).

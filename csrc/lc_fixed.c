@@ -668,10 +668,20 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
                 } else if (path == 1) {
                     lc_u128 sum[LC_MM_BLOCK];
                     for (int64_t jj = 0; jj < nb; jj++) sum[jj] = lc_u128_from_u64(0);
-                    for (int64_t p = 0; p < k; p++) {
-                        int64_t a = Ai[p];
+                    /* two rows of B per pass: half the loads and stores of the sums (every
+                     * partial sum is bounded by the total bound, below 2^127) */
+                    int64_t p = 0;
+                    for (; p + 1 < k; p += 2) {
+                        const int64_t a0 = Ai[p], a1 = Ai[p + 1];
+                        const int64_t *B0 = B + p * m + j0, *B1 = B0 + m;
+                        for (int64_t jj = 0; jj < nb; jj++)
+                            sum[jj] = lc_u128_add(sum[jj],
+                                                  lc_u128_add(lc_i128_mul64(a0, B0[jj]),
+                                                              lc_i128_mul64(a1, B1[jj])));
+                    }
+                    for (; p < k; p++) {
+                        const int64_t a = Ai[p];
                         const int64_t *Bp = B + p * m + j0;
-                        if (a == 0) continue;
                         for (int64_t jj = 0; jj < nb; jj++)
                             sum[jj] = lc_u128_add(sum[jj], lc_i128_mul64(a, Bp[jj]));
                     }
