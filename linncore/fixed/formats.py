@@ -290,12 +290,12 @@ class FixedFormat:
 
     @property
     def lo(self) -> float:
-        """The lower rail, code_min * lsb (the nearest double when W > 54)."""
+        """The lower rail, code_min * lsb (the nearest double when |code_min| > 2^53)."""
         return math.ldexp(float(self.code_min), -self.frac_bits)
 
     @property
     def hi(self) -> float:
-        """The upper rail, code_max * lsb (the nearest double when W > 53)."""
+        """The upper rail, code_max * lsb (the nearest double when code_max > 2^53)."""
         return math.ldexp(float(self.code_max), -self.frac_bits)
 
     # ------------------------------------------------------------ conversions
