@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .._util.atomic import atomic_write
+from .._util.progress import Progress, metric, per_unit, seconds
+from .._util.validate import non_negative_int
 from .fit_history import FitHistory
 
 __all__ = ["sweep", "SweepResult", "run_config", "check_config", "expand_grid", "DEFAULT_CONFIG"]
@@ -82,7 +84,7 @@ def _allowed_keys() -> dict[str, set[str]]:
 
     return {"dataset": params(LinearTeacherDataset.__init__, {"self", "seed"}),
             "model": params(LinearBlockModel.__init__, {"self", "dataset", "seed"}),
-            "train": params(train_instrumented, {"net", "X", "Y", "seed"})}
+            "train": params(train_instrumented, {"net", "X", "Y", "seed", "verbose"})}
 
 
 def _resolve_precision(train: dict) -> None:
@@ -216,7 +218,7 @@ def _one_thread() -> None:
 
 def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds: Iterable[int] = (0,),
           base: Mapping[str, Any] | None = None, executor: Executor | None = None,
-          progress: Callable[[int, int, dict], None] | None = None) -> SweepResult:
+          progress: Callable[[int, int, dict], None] | None = None, verbose: int = 0) -> SweepResult:
     """Run every point of ``grid`` (on top of ``base``) once per seed.
 
     Parameters
@@ -233,6 +235,11 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
         grid order whatever order they finish in.
     progress : callable, optional
         Called as ``progress(done, total, row)`` as each run finishes (in finishing order).
+    verbose : int
+        0 silent (default); 1 a bar over the runs on a terminal (tqdm's when tqdm is
+        installed), elsewhere a line every tenth of the runs and always the last; 2 a line per
+        run.  A line names the run and its final loss and flags (``DIVERGED``,
+        ``SILENT-DEATH``) and carries the time per run.
 
     Raises
     ------
@@ -281,6 +288,7 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
             raise type(exc)(f"{where}: {exc}") from None
         for seed in seeds:
             jobs.append((f"run{i:03d}_seed{seed}", point, cfg, seed))
+    verbose = non_negative_int(verbose, "verbose")
     own = executor is None
     # its own pool fills the CPUs with processes, so each runs its kernels on one thread
     ex = (ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread)
@@ -288,6 +296,7 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
     result = SweepResult()
     rows: list[dict[str, Any] | None] = [None] * len(jobs)
     histories: list[FitHistory | None] = [None] * len(jobs)
+    display = Progress(len(jobs), verbose, "run", desc="sweep") if verbose else None
     try:
         futures = {ex.submit(run_config, cfg, seed): j for j, (_, _, cfg, seed) in enumerate(jobs)}
         for done, fut in enumerate(as_completed(futures), start=1):
@@ -304,13 +313,24 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
             histories[j] = history
             if progress is not None:
                 progress(done, len(jobs), rows[j])
+            if display is not None:
+                display.update(done, _run_text(rows[j]))
     finally:
         if own:
             ex.shutdown(cancel_futures=True)
+        if display is not None:
+            n = display.done
+            display.close([f"swept {n} run(s) of {len(jobs)} in {seconds(display.elapsed)}"
+                           + (f" ({per_unit(display.elapsed / n, 'run')})" if n else "")])
     for j, (run_id, *_rest) in enumerate(jobs):  # grid order, whatever order the runs finished in
         result.rows.append(rows[j])
         result.histories[run_id] = histories[j]
     return result
+
+
+def _run_text(row: Mapping[str, Any]) -> str:
+    flags = [f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death")) if row.get(k)]
+    return f"{row['run']} - final_loss: {metric(row['final_loss'])} - {' '.join(flags) or 'ok'}"
 
 
 def _seed(s: Any) -> int:
