@@ -103,8 +103,10 @@ class FitHistory(Mapping):
         return {k: v.tolist() for k, v in self._arrays.items()}
 
     # -- comparison ----------------------------------------------------------------------
-    def summary(self) -> dict[str, float]:
-        """One number per question a sweep asks of a run (see :func:`linncore.ablation.sweep`)."""
+    def summary(self) -> dict[str, float | int | bool]:
+        """One value per question a sweep asks of a run (see :func:`linncore.ablation.sweep`):
+        ``steps`` an int, ``diverged`` and ``silent_death`` bools, every other entry a float
+        (NaN when the run did not log what it needs)."""
         def last(k):
             return float(self._arrays[k][-1]) if k in self._arrays and len(self) else math.nan
 
@@ -120,11 +122,11 @@ class FitHistory(Mapping):
         silent = bool(actual is not None and len(self) and not diverged and np.all(np.isfinite(loss[-1:]))
                       and _silently_dead(actual))
         return {
-            "steps": float(len(self)),
+            "steps": len(self),
             "final_loss": last("loss"),
             "min_loss": agg("loss", np.min),
-            "diverged": float(diverged),
-            "silent_death": float(silent),
+            "diverged": diverged,
+            "silent_death": silent,
             "min_update_cosine": agg("update_cosine", np.min),
             "max_weight_saturation_fraction": agg("weight_saturation_fraction_max", np.max),
             "max_weight_near_rail_fraction": agg("weight_near_rail_fraction_max", np.max),

@@ -87,10 +87,17 @@ def _allowed_keys() -> dict[str, set[str]]:
             "train": params(train_instrumented, {"net", "X", "Y", "seed", "verbose"})}
 
 
+#: Strings that mean "no precision config" (full float) where a precision config is expected.
+FLOAT_WORDS = ("float", "none")
+
+
 def _resolve_precision(train: dict) -> None:
-    """A ``precision_dict`` given as a string is the path of a PrecisionDict JSON file."""
+    """A ``precision_dict`` given as a string is ``"float"`` (or ``"none"``: no quantization) or
+    the path of a PrecisionDict JSON file."""
     pd = train.get("precision_dict")
-    if isinstance(pd, (str, os.PathLike)):
+    if isinstance(pd, str) and pd.strip().lower() in FLOAT_WORDS:
+        train["precision_dict"] = None
+    elif isinstance(pd, (str, os.PathLike)):
         from ..fixed.precision import PrecisionDict
 
         try:
@@ -118,8 +125,14 @@ def _build(config: Mapping[str, Any], seed: int):
             raise ValueError(f"{section}.{extra[0]}: unknown key; [{section}] accepts "
                              f"{', '.join(sorted(allowed[section]))}")
     _resolve_precision(cfg["train"])
-    ds = LinearTeacherDataset(**cfg["dataset"], seed=seed)
-    model = LinearBlockModel(ds, **cfg["model"], seed=seed)
+    try:
+        ds = LinearTeacherDataset(**cfg["dataset"], seed=seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"dataset.{exc}") from None
+    try:
+        model = LinearBlockModel(ds, **cfg["model"], seed=seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"model.{exc}") from None
     return cfg, model
 
 
@@ -178,13 +191,24 @@ class SweepResult:
     histories: dict[str, FitHistory] = field(default_factory=dict)
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
-        """The table as CSV (written atomically to ``path`` when given)."""
+        """The table as CSV (written atomically to ``path`` when given).
+
+        Every cell is written as its type reads: integers as integers (``8``), booleans as
+        ``true``/``false`` (as in JSON and the TOML config), floats in their shortest exact
+        form (``nan`` for NaN), None as an empty cell, lists and tables as JSON.
+
+        Examples
+        --------
+        >>> SweepResult(rows=[{"run": "r0", "seed": 0, "steps": 8, "diverged": False,
+        ...                    "final_loss": 0.25, "train.precision_dict": None}]).to_csv().splitlines()[1]
+        'r0,0,8,false,0.25,'
+        """
         cols = list(dict.fromkeys(k for row in self.rows for k in row))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
         writer.writeheader()
         for row in self.rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+            writer.writerow({k: _cell(v) for k, v in row.items()})
         text = buf.getvalue()
         if path is not None:
             with atomic_write(path) as fh:
@@ -225,7 +249,8 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
     ----------
     grid : dict of str to list, or list of dict
         Dotted keys such as ``"train.learning_rate"``, ``"train.use_controller"``,
-        ``"train.precision_dict"``, ``"model.num_hidden"``.
+        ``"train.precision_dict"`` (a config, a PrecisionDict file's path, or ``"float"``
+        for none, as in ``linncore ablate``), ``"model.num_hidden"``.
     seeds : iterable of int
     base : dict, optional
         The configuration the grid points modify (see the module docstring).
@@ -326,6 +351,19 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
         result.rows.append(rows[j])
         result.histories[run_id] = histories[j]
     return result
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell of a table value (see :meth:`SweepResult.to_csv`)."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(v, allow_nan=True)
+    return "" if v is None else v
 
 
 def _run_text(row: Mapping[str, Any]) -> str:
