@@ -205,12 +205,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print("(matplotlib is not installed: no plot)")
         return EXIT_OK
     png = out.with_suffix(".png")
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(x, y, label="target cos(5x)")
     ax.plot(x, pred, "--", label="prediction")
-    ax.axvline(x[n_train], color="grey", lw=0.8, label="validation starts")
-    ax.set_xlabel("x")
-    ax.legend()
+    ax.axvspan(x[n_train], x[-1], color="grey", alpha=0.15, lw=0, label="validation (extrapolation)")
+    ax.set_xlabel("x (radians)")
+    ax.set_ylabel("y (target units)")
+    ax.set_title(f"Simple_sine: 1 -> 32 relu -> 32 relu -> 32 tanh -> 1 linear, {args.epochs} epochs, "
+                 f"seed {args.seed}; RMSE train {rt:.3f}, validation {rv:.3f}", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
     print(f"wrote {png}")
@@ -532,7 +536,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         return EXIT_OK
     (out / "plots").mkdir(exist_ok=True)
     for run_id, history in result.histories.items():
-        fig = history.plot_results(out / "plots" / f"{run_id}.png")
+        fig = history.plot_results(out / "plots" / f"{run_id}.png", run=run_id)
         plt.close(fig)
     print(f"wrote {n} plot(s) in {out / 'plots'}")
     return EXIT_OK
