@@ -208,11 +208,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(x, y, label="target cos(5x)")
     ax.plot(x, pred, "--", label="prediction")
-    ax.axvspan(x[n_train], x[-1], color="grey", alpha=0.15, lw=0, label="validation (extrapolation)")
+    ax.axvspan(x[n_train], x[-1], color="grey", alpha=0.15, lw=0,
+               label="validation (extrapolation)")
     ax.set_xlabel("x (radians)")
     ax.set_ylabel("y (target units)")
-    ax.set_title(f"Simple_sine: 1 -> 32 relu -> 32 relu -> 32 tanh -> 1 linear, {args.epochs} epochs, "
-                 f"seed {args.seed}; RMSE train {rt:.3f}, validation {rv:.3f}", fontsize=9)
+    ax.set_title(f"Simple_sine: 1 -> 32 relu -> 32 relu -> 32 tanh -> 1 linear, "
+                 f"{args.epochs} epochs, seed {args.seed}; "
+                 f"RMSE train {rt:.3f}, validation {rv:.3f}", fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
@@ -474,8 +476,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
 def _dask_client(address: str, workers: int | None) -> Any:
     """A dask.distributed client of the scheduler at ``address``, whose workers run the sweep."""
     if workers is not None:
-        raise CliError("--workers and --scheduler exclude each other: the scheduler's workers run the sweep",
-                       EXIT_USAGE)
+        raise CliError("--workers and --scheduler exclude each other: the scheduler's workers "
+                       "run the sweep", EXIT_USAGE)
     try:
         from distributed import Client
     except ImportError:
@@ -602,7 +604,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--workers", type=int, help="worker processes (default: one per CPU, at most one per run)")
     a.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask cluster: the scheduler's address, e.g. tcp://10.0.0.5:8786 "
-                        "(needs pip install \"linncore[dask]\"; the workers need linncore installed)")
+                        "(needs pip install \"linncore[dask]\"; the workers need linncore "
+                        "installed)")
     a.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     a.set_defaults(func=_cmd_ablate)
     return p

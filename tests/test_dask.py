@@ -1,5 +1,6 @@
 """Sweeps on a dask.distributed cluster: ``sweep(..., executor=client.get_executor())`` and
 ``linncore ablate --scheduler ADDRESS`` give the rows the local process pool gives."""
+
 from __future__ import annotations
 
 import builtins
@@ -13,8 +14,14 @@ from linncore.ablation import fit_history
 from linncore.cli import main
 
 GRID = {"train.learning_rate": [0.05, 0.5], "train.use_controller": [False, True]}
-BASE = {"dataset": {"n": 64}, "train": {"epochs": 2, "batch_size": 16,
-                                        "precision_dict": {"default": {"weight": "fixed<8,1>"}}}}
+BASE = {
+    "dataset": {"n": 64},
+    "train": {
+        "epochs": 2,
+        "batch_size": 16,
+        "precision_dict": {"default": {"weight": "fixed<8,1>"}},
+    },
+}
 
 CONFIG = """\
 seeds = [0, 1]
@@ -32,8 +39,9 @@ batch_size = 16
 def cluster():
     distributed = pytest.importorskip("distributed")
     # two workers of one thread each, in this process (no worker start-up cost)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as lc:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as lc:
         yield lc
 
 
@@ -63,12 +71,26 @@ def test_ablate_with_scheduler_runs_on_the_cluster(cluster, tmp_path, capsys, mo
     monkeypatch.setattr(fit_history, "_pyplot", no_plots)
     cfg = tmp_path / "abl.toml"
     cfg.write_text(CONFIG, encoding="utf-8")
-    assert main(["ablate", str(cfg), "--out", str(tmp_path / "dask"), "--scheduler",
-                 cluster.scheduler_address]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                str(cfg),
+                "--out",
+                str(tmp_path / "dask"),
+                "--scheduler",
+                cluster.scheduler_address,
+            ]
+        )
+        == 0
+    )
     assert main(["ablate", str(cfg), "--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("[4/4] ") == 2
-    read = [list(csv.DictReader(open(tmp_path / d / "summary.csv", encoding="utf-8"))) for d in ("dask", "pool")]
+    read = [
+        list(csv.DictReader(open(tmp_path / d / "summary.csv", encoding="utf-8")))
+        for d in ("dask", "pool")
+    ]
     assert read[0] == read[1] and len(read[0]) == 4
 
 

@@ -1,5 +1,6 @@
 """LinnRegressor: scikit-learn's estimator protocol without scikit-learn at runtime, and
 (optionally) scikit-learn's own checks, Pipeline, GridSearchCV and cross_val_score."""
+
 from __future__ import annotations
 
 import pickle
@@ -18,13 +19,23 @@ from linncore.estimators import NotFittedError
 def _data(n: int = 160, outputs: int = 1, seed: int = 0):
     rng = np.random.default_rng(seed)
     X = rng.uniform(-3, 3, size=(n, 3))
-    Y = np.stack([np.sin(X[:, 0]) + 0.5 * X[:, 1] + 10.0 * k for k in range(outputs)], axis=1) * 20.0
+    Y = (
+        np.stack([np.sin(X[:, 0]) + 0.5 * X[:, 1] + 10.0 * k for k in range(outputs)], axis=1)
+        * 20.0
+    )
     return X, (Y[:, 0] if outputs == 1 else Y)
 
 
 def _fast(**kw) -> LinnRegressor:
-    return LinnRegressor(**{"hidden_layer_sizes": (16,), "epochs": 150, "learning_rate": 0.01,
-                            "random_state": 0, **kw})
+    return LinnRegressor(
+        **{
+            "hidden_layer_sizes": (16,),
+            "epochs": 150,
+            "learning_rate": 0.01,
+            "random_state": 0,
+            **kw,
+        }
+    )
 
 
 def test_core_imports_without_scikit_learn():
@@ -37,9 +48,23 @@ def test_constructor_stores_arguments_as_given_and_params_round_trip():
     est = LinnRegressor(hidden_layer_sizes=sizes, learning_rate=-1)
     assert est.hidden_layer_sizes is sizes and est.learning_rate == -1  # __init__ validates nothing
     params = est.get_params()
-    assert set(params) == {"hidden_layer_sizes", "activation", "output_activation", "epochs", "batch_size",
-                           "learning_rate", "optimizer", "loss", "clip", "validation_split", "patience",
-                           "scale", "random_state", "dtype", "verbose"}
+    assert set(params) == {
+        "hidden_layer_sizes",
+        "activation",
+        "output_activation",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "optimizer",
+        "loss",
+        "clip",
+        "validation_split",
+        "patience",
+        "scale",
+        "random_state",
+        "dtype",
+        "verbose",
+    }
     twin = LinnRegressor(**params)
     assert twin.get_params() == params
     assert est.set_params(epochs=3, clip=False) is est and est.epochs == 3 and est.clip is False
@@ -102,14 +127,18 @@ def test_unfitted_and_bad_input_name_what_is_wrong():
         _fast().fit(np.where(X > 2.9, np.nan, X), y)
     with pytest.raises(ValueError, match=r"y: expected 160 targets .* got 159"):
         _fast().fit(X, y[:-1])
-    with pytest.raises(ValueError, match=r"hidden_layer_sizes\[1\]: expected a positive integer, got 0"):
+    with pytest.raises(
+        ValueError, match=r"hidden_layer_sizes\[1\]: expected a positive integer, got 0"
+    ):
         _fast(hidden_layer_sizes=(4, 0)).fit(X, y)
     with pytest.raises(ValueError, match=r"activation\[0\]: expected one of"):
         _fast(activation=("tanhh",)).fit(X, y)
     with pytest.raises(ValueError, match="optimizer: expected 'adam' or 'sgd'"):
         _fast(optimizer="rmsprop").fit(X, y)
     est = _fast(epochs=2).fit(X, y)
-    with pytest.raises(ValueError, match="X has 2 features, but LinnRegressor is expecting 3 features"):
+    with pytest.raises(
+        ValueError, match="X has 2 features, but LinnRegressor is expecting 3 features"
+    ):
         est.predict(X[:, :2])
 
 
@@ -155,7 +184,9 @@ def test_passes_scikit_learns_check_estimator():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "does not inherit from BaseEstimator": by design
         results = check_estimator(LinnRegressor(), on_fail=None)
-    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
     assert not failed
     assert sum(r["status"] == "passed" for r in results) >= 40
 
@@ -172,7 +203,9 @@ def test_works_in_pipeline_grid_search_and_cross_val_score():
     pipe = make_pipeline(StandardScaler(), _fast())
     assert pipe.fit(X, y).score(X, y) > 0.9
     assert clone(_fast(epochs=5)).get_params() == _fast(epochs=5).get_params()
-    grid = GridSearchCV(_fast(), {"hidden_layer_sizes": [(2,), (16,)], "learning_rate": [1e-4, 0.01]}, cv=3)
+    grid = GridSearchCV(
+        _fast(), {"hidden_layer_sizes": [(2,), (16,)], "learning_rate": [1e-4, 0.01]}, cv=3
+    )
     grid.fit(X, y)
     assert grid.best_params_ == {"hidden_layer_sizes": (16,), "learning_rate": 0.01}
     assert isinstance(grid.best_estimator_, LinnRegressor)

@@ -326,7 +326,8 @@ def test_plots_carry_titles_units_and_legends_outside_the_data():
     pytest.importorskip("matplotlib")
     r = report_of([10.0, 11.0, 30.0])
     ax = plot_buckets(r).axes[0]
-    assert "3 samples" in ax.get_title() and "(%)" in ax.get_xlabel() and "(count)" in ax.get_ylabel()
+    assert "3 samples" in ax.get_title() and "(%)" in ax.get_xlabel()
+    assert "(count)" in ax.get_ylabel()
     assert plot_buckets(r, title="run A").axes[0].get_title() == "run A"
     net = Network([Dense((1, 2), seed=0)])
     x = np.linspace(-1, 1, 9)[:, None]
@@ -338,4 +339,5 @@ def test_plots_carry_titles_units_and_legends_outside_the_data():
     fig = plot_history(h)
     assert fig._suptitle.get_text().startswith("training history, 3 epoch(s): Network(1 -> 2")
     ax = fig.axes[0]
-    assert "loss" in ax.get_ylabel() and ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1
+    assert "loss" in ax.get_ylabel()
+    assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1

@@ -32,8 +32,8 @@ def test_plot_results_draws_one_quantity_per_panel(tmp_path, quantized):
         assert titles[:-1] == PANELS[:-1]
         assert titles[-1] == ("rail pressure" if quantized else "rail pressure (not logged)")
         labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
-        assert {"loss", "actual_update_norm", "update_cosine", "alpha_would", "stability_margin_lambda_ctrl",
-                "hessian_lambda_max"} <= labels
+        assert {"loss", "actual_update_norm", "update_cosine", "alpha_would",
+                "stability_margin_lambda_ctrl", "hessian_lambda_max"} <= labels
         assert ("update_underflow_fraction_max" in labels) == quantized
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
@@ -76,8 +76,8 @@ def test_no_panel_mixes_a_huge_series_with_a_unit_interval_series():
     try:
         for ax in fig.axes:
             lines = ax.get_lines()
-            data = [np.asarray(line.get_ydata(), float) for line in lines if not line.get_label().startswith("_")
-                    and "=" not in line.get_label()]
+            data = [np.asarray(line.get_ydata(), float) for line in lines
+                    if not line.get_label().startswith("_") and "=" not in line.get_label()]
             if not data:
                 continue
             top = max(np.max(np.abs(d)) for d in data)

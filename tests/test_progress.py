@@ -1,5 +1,6 @@
 """The progress display of fit, train_instrumented and sweep: lines, bars, the final epoch's
 line, the early-stopping message, and silence (no display object at all) at verbose=0."""
+
 from __future__ import annotations
 
 import io
@@ -11,8 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from linncore import (Dense, EarlyStopping, LinearTeacherDataset, Network, sweep,
-                      train_instrumented)
+from linncore import Dense, EarlyStopping, LinearTeacherDataset, Network, sweep, train_instrumented
 from linncore._util import progress as progress_mod
 from linncore.engine import callbacks as callbacks_mod
 from linncore.engine import network as network_mod
@@ -31,7 +31,7 @@ def _net(seed: int = 0) -> Network:
 
 def _data(n: int = 64):
     x = np.linspace(-1, 1, n)[:, None]
-    return x, x ** 2
+    return x, x**2
 
 
 def _epoch_lines(out: str) -> list[str]:
@@ -43,8 +43,10 @@ def test_lines_outside_a_terminal_come_every_tenth_with_the_first_and_last(capsy
     out = capsys.readouterr().out
     lines = _epoch_lines(out)
     assert all(LINE.match(ln) for ln in lines), lines
-    assert [int(LINE.match(ln).group(1)) for ln in lines] == [1] + list(range(10, 101, 10))
-    assert re.search(r"^trained 100 epochs in [0-9.]+ (ms|s) \([0-9.]+ (us|ms|s)/epoch\)$", out, re.M)
+    assert [int(LINE.match(ln).group(1)) for ln in lines] == [1, *range(10, 101, 10)]
+    assert re.search(
+        r"^trained 100 epochs in [0-9.]+ (ms|s) \([0-9.]+ (us|ms|s)/epoch\)$", out, re.M
+    )
     assert "\r" not in out
 
 
@@ -65,7 +67,9 @@ def test_early_stopping_prints_the_stopped_epoch_line_and_says_why(capsys, resto
     last = _epoch_lines(out)[-1]
     assert last.startswith(f"Epoch {ran}/1000 - ")  # the final epoch, though not on the interval
     word = "restored" if restore else "not restored"
-    assert f"stopped early at epoch {ran} (best epoch {es.best_epoch + 1}, its weights {word})" in out
+    assert (
+        f"stopped early at epoch {ran} (best epoch {es.best_epoch + 1}, its weights {word})" in out
+    )
     assert f"trained {ran} epochs in" in out
 
 
@@ -90,7 +94,9 @@ def test_built_in_bar_on_a_terminal_shows_elapsed_eta_and_rate(monkeypatch):
     bars = [b for b in out.split("\r") if b.startswith("[")]
     assert bars, out
     final = bars[-1].split("\n")[0].rstrip()
-    assert re.match(r"^\[=+\] 30/30 epochs - \d\d:\d\d<\d\d:\d\d - [0-9.]+ epochs/s - loss: \S+$", final), final
+    assert re.match(
+        r"^\[=+\] 30/30 epochs - \d\d:\d\d<\d\d:\d\d - [0-9.]+ epochs/s - loss: \S+$", final
+    ), final
     assert out.rstrip().splitlines()[-1].startswith("trained 30 epochs in")
 
 
@@ -126,7 +132,9 @@ def test_silent_training_creates_no_display_and_prints_nothing(monkeypatch, caps
     monkeypatch.setattr(progress_mod.Progress, "__init__", refuse)
     _net().fit(*_data(), epochs=5, verbose=0, seed=0)
     ds = LinearTeacherDataset(64, 2, 1, seed=0)
-    train_instrumented(Network([Dense((2, 1), has_bias=False, seed=0)], clip=False), ds.X, ds.Y, epochs=2)
+    train_instrumented(
+        Network([Dense((2, 1), has_bias=False, seed=0)], clip=False), ds.X, ds.Y, epochs=2
+    )
     assert capsys.readouterr().out == ""
 
 
@@ -150,8 +158,13 @@ def test_train_instrumented_prints_epochs_and_the_divergence_that_ends_it(capsys
 
 
 def test_sweep_reports_each_run_and_the_total(capsys):
-    res = sweep({"train.learning_rate": [0.05, 0.1]}, seeds=[0, 1], verbose=2,
-                base={"dataset": {"n": 32}, "train": {"epochs": 1}}, executor=ThreadPoolExecutor(1))
+    res = sweep(
+        {"train.learning_rate": [0.05, 0.1]},
+        seeds=[0, 1],
+        verbose=2,
+        base={"dataset": {"n": 32}, "train": {"epochs": 1}},
+        executor=ThreadPoolExecutor(1),
+    )
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith("Run ")]
     assert [ln.split(" - ")[0] for ln in lines] == [f"Run {i}/4" for i in range(1, 5)]
@@ -161,7 +174,7 @@ def test_sweep_reports_each_run_and_the_total(capsys):
 
 
 def test_sweep_refuses_verbose_in_a_run_config():
-    with pytest.raises(ValueError, match="train.verbose: unknown key"):
+    with pytest.raises(ValueError, match=r"train\.verbose: unknown key"):
         sweep([{}], base={"train": {"verbose": 1}}, executor=ThreadPoolExecutor(1))
 
 
@@ -171,8 +184,13 @@ def test_sweep_bar_uses_tqdm_over_runs(monkeypatch):
     term = FakeTerminal()
     monkeypatch.setattr(sys, "stdout", term)
     monkeypatch.delenv("LINNCORE_NO_TQDM", raising=False)
-    sweep({"train.learning_rate": [0.05, 0.1, 0.2]}, seeds=[0], verbose=1,
-          base={"dataset": {"n": 32}, "train": {"epochs": 1}}, executor=ThreadPoolExecutor(1))
+    sweep(
+        {"train.learning_rate": [0.05, 0.1, 0.2]},
+        seeds=[0],
+        verbose=1,
+        base={"dataset": {"n": 32}, "train": {"epochs": 1}},
+        executor=ThreadPoolExecutor(1),
+    )
     out = term.getvalue()
     assert "sweep" in out and "3/3" in out and "run/s" in out
 
@@ -183,7 +201,10 @@ def test_progress_shows_the_pending_last_unit_when_closed():
     for done in range(1, 8):
         p.update(done, lambda d=done: f"loss: {d}")
     p.close(["bye"])
-    assert [ln.split(" - ")[0] for ln in out.getvalue().splitlines()[:-1]] == ["Epoch 1/100", "Epoch 7/100"]
+    assert [ln.split(" - ")[0] for ln in out.getvalue().splitlines()[:-1]] == [
+        "Epoch 1/100",
+        "Epoch 7/100",
+    ]
     assert out.getvalue().splitlines()[-2].endswith("loss: 7") and out.getvalue().endswith("bye\n")
 
 

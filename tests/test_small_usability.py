@@ -1,5 +1,6 @@
 """Small things a user trips on: --version, summaries that print, sweep's "float" and
 activation checks, argparse's % escaping, summary.csv's types, fit_model's missing call."""
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,11 @@ def test_sweep_reads_float_as_no_precision_config():
 
 def test_sweep_checks_the_activation_without_hidden_layers():
     with pytest.raises(ValueError, match=r"base: model\.activation: expected one of .* got 'tahn'"):
-        sweep([{}], base={**BASE, "model": {"num_hidden": [], "activation": "tahn"}},
-              executor=ThreadPoolExecutor(1))
+        sweep(
+            [{}],
+            base={**BASE, "model": {"num_hidden": [], "activation": "tahn"}},
+            executor=ThreadPoolExecutor(1),
+        )
     with pytest.raises(ValueError, match=r"grid point 1 .*model\.activation"):
         sweep({"model.activation": ["linear", "relux"]}, base=BASE, executor=ThreadPoolExecutor(1))
 
@@ -57,26 +61,40 @@ def test_demo_help_prints_a_single_percent_sign(capsys):
 
 
 def test_summary_csv_writes_integers_and_booleans_as_such(tmp_path):
-    res = sweep({"train.use_controller": [False, True]}, seeds=[3], base=BASE, executor=ThreadPoolExecutor(1))
+    res = sweep(
+        {"train.use_controller": [False, True]},
+        seeds=[3],
+        base=BASE,
+        executor=ThreadPoolExecutor(1),
+    )
     assert isinstance(res.rows[0]["steps"], int) and isinstance(res.rows[0]["diverged"], bool)
     res.save(tmp_path)
     text = (tmp_path / "summary.csv").read_text()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["train.use_controller"] for r in rows] == ["false", "true"]
     assert {r["seed"] for r in rows} == {"3"} and {r["steps"] for r in rows} == {"2"}
-    assert {r["diverged"] for r in rows} == {"false"} and {r["silent_death"] for r in rows} == {"false"}
+    assert {r["diverged"] for r in rows} == {"false"} and {r["silent_death"] for r in rows} == {
+        "false"
+    }
     assert float(rows[0]["final_loss"]) == res.rows[0]["final_loss"]  # floats exactly
     assert "True" not in text and "1.0," not in text
-    one = SweepResult(rows=[{"run": "r", "x": None, "l": [1, 2], "n": np.int64(4), "b": np.bool_(True)}])
+    one = SweepResult(
+        rows=[{"run": "r", "x": None, "l": [1, 2], "n": np.int64(4), "b": np.bool_(True)}]
+    )
     assert one.to_csv().splitlines()[1] == 'r,,"[1, 2]",4,true'
 
 
 def test_fit_model_before_set_training_data_names_the_missing_calls():
-    with pytest.raises(ValueError, match=r"fit_model: no training data; call set_training_data\(.*\) first, "
-                                         r"then construct_model"):
+    with pytest.raises(
+        ValueError,
+        match=r"fit_model: no training data; call set_training_data\(.*\) first, "
+        r"then construct_model",
+    ):
         LinnModel().fit_model(5)
     lm = LinnModel.from_network(Network([Dense((1, 1), seed=0)]))
-    with pytest.raises(ValueError, match=r"call set_training_data\(training_inputs, training_outputs\) first$"):
+    with pytest.raises(
+        ValueError, match=r"call set_training_data\(training_inputs, training_outputs\) first$"
+    ):
         lm.fit_model(5)
     lm = LinnModel()
     lm.set_training_data([[0.0], [1.0]], [[0.0], [1.0]])

@@ -5,7 +5,8 @@ One :class:`Progress` object per loop, told after every unit (epoch, run) how fa
 is and what to show.  It chooses one of three forms:
 
 - a bar rewritten in place (``verbose=1`` on a terminal): tqdm's when tqdm is installed (the
-  ``progress`` extra), else a built-in one; both show the elapsed time, the ETA and the rate;
+  ``progress`` extra) and the environment variable ``LINNCORE_NO_TQDM`` is not set, else a
+  built-in one; both show the elapsed time, the ETA and the rate;
 - lines (``verbose=1`` elsewhere, e.g. a log file or a notebook's captured output): one line
   for the first unit, then every tenth of the loop or every :data:`LINE_SECONDS` seconds,
   whichever comes first, and always the line of the last unit done, also when the loop ends
@@ -17,15 +18,17 @@ the time being the mean per unit since the previous line.  The caller builds the
 the time only when it is shown (``update`` takes a function), so a unit that is not shown
 costs one clock read and a comparison.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["Progress", "per_unit", "duration", "seconds", "metric"]
+__all__ = ["Progress", "duration", "metric", "per_unit", "seconds"]
 
 #: In line mode, the longest gap between two lines (seconds).
 LINE_SECONDS = 10.0
@@ -65,8 +68,8 @@ def seconds(value: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """``0:03``, ``1:02:03``: elapsed times and ETAs as minutes:seconds (hours when needed)."""
-    s = int(round(max(seconds, 0.0)))
+    """``00:03``, ``1:02:03``: elapsed times and ETAs as minutes:seconds (hours when needed)."""
+    s = round(max(seconds, 0.0))
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
@@ -79,7 +82,7 @@ def _rate(units_per_second: float, unit: str) -> str:
 
 
 def _tqdm_class() -> Any:
-    """tqdm's progress bar class, or None when tqdm is not installed (or LINNCORE_NO_TQDM is set)."""
+    """tqdm's progress bar class; None without tqdm or with LINNCORE_NO_TQDM set."""
     if os.environ.get("LINNCORE_NO_TQDM"):
         return None
     try:
@@ -118,8 +121,14 @@ class Progress:
     ['Epoch 1/3', 'Epoch 2/3', 'Epoch 3/3']
     """
 
-    def __init__(self, total: int, verbose: int = 1, unit: str = "epoch", stream: Any = None,
-                 desc: str | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        verbose: int = 1,
+        unit: str = "epoch",
+        stream: Any = None,
+        desc: str | None = None,
+    ) -> None:
         self.total = int(total)
         self.verbose = int(verbose)
         self.unit = unit
@@ -132,14 +141,21 @@ class Progress:
         if self.mode == "bar":
             cls = _tqdm_class()
             if cls is not None:
-                self._tqdm = cls(total=self.total, unit=unit, file=self.stream, desc=desc, leave=True,
-                                 dynamic_ncols=True, mininterval=BAR_SECONDS)
+                self._tqdm = cls(
+                    total=self.total,
+                    unit=unit,
+                    file=self.stream,
+                    desc=desc,
+                    leave=True,
+                    dynamic_ncols=True,
+                    mininterval=BAR_SECONDS,
+                )
         self.start = time.perf_counter()
         self.done = 0
-        self._shown_done = 0          # units done at the last line or bar drawn
-        self._shown_at = self.start   # when it was drawn
+        self._shown_done = 0  # units done at the last line or bar drawn
+        self._shown_at = self.start  # when it was drawn
         self._pending: Callable[[], str] | None = None  # the text of the last unit, not yet shown
-        self._width = 0               # of the last built-in bar, to blank it when it shrinks
+        self._width = 0  # of the last built-in bar, to blank it when it shrinks
         self._closed = False
 
     # -- the loop ------------------------------------------------------------------------
@@ -162,8 +178,12 @@ class Progress:
             else:
                 self._pending = text if callable(text) else (lambda: text)
             return
-        if (done % self._every == 0 or done >= self.total or self._shown_done == 0
-                or now - self._shown_at >= LINE_SECONDS):
+        if (
+            done % self._every == 0
+            or done >= self.total
+            or self._shown_done == 0
+            or now - self._shown_at >= LINE_SECONDS
+        ):
             self._line(now, _text(text))
             self._pending = None
         else:
@@ -223,12 +243,18 @@ class Progress:
         elapsed = now - self.start
         frac = min(self.done / self.total, 1.0) if self.total > 0 else 1.0
         filled = int(_BAR_WIDTH * frac)
-        bar = "=" * filled + (">" if filled < _BAR_WIDTH else "") + "." * max(_BAR_WIDTH - filled - 1, 0)
+        bar = (
+            "=" * filled
+            + (">" if filled < _BAR_WIDTH else "")
+            + "." * max(_BAR_WIDTH - filled - 1, 0)
+        )
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else math.inf
-        parts = [f"{self.desc + ' ' if self.desc else ''}[{bar}] {self.done}/{self.total} {self.unit}s",
-                 f"{duration(elapsed)}<{duration(eta) if math.isfinite(eta) else '?'}",
-                 _rate(rate, self.unit)]
+        parts = [
+            f"{self.desc + ' ' if self.desc else ''}[{bar}] {self.done}/{self.total} {self.unit}s",
+            f"{duration(elapsed)}<{duration(eta) if math.isfinite(eta) else '?'}",
+            _rate(rate, self.unit),
+        ]
         if text:
             parts.append(text)
         line = " - ".join(parts)

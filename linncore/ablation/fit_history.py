@@ -181,7 +181,8 @@ class FitHistory(Mapping):
         extreme eigenvalues and rail pressure.  Needs matplotlib (``pip install linncore[plot]``).
 
         A panel whose series are all non-negative and span more than two decades gets a log
-        axis (symmetric-log when some values are exactly 0, so that they stay visible); legends sit outside the axes, right of the data; a panel the run did not log
+        axis (symmetric-log when some values are exactly 0, so that they stay visible); legends
+        sit outside the axes, right of the data; a panel the run did not log
         says so.
 
         Parameters
@@ -201,15 +202,15 @@ class FitHistory(Mapping):
         plt = _pyplot()
         steps = self._arrays.get("step", np.arange(len(self)))
         fig, axes = plt.subplots(len(_PANELS), 1, figsize=(11, 2.1 * len(_PANELS)), sharex=True)
-        for ax, (name, ylabel, keys, refs) in zip(axes, _PANELS):
+        for ax, (name, ylabel, keys, refs) in zip(axes, _PANELS, strict=True):
             series = [(k, self._arrays[k]) for k in keys
                       if k in self._arrays and np.any(np.isfinite(self._arrays[k]))]
             ax.set_title(name if series else f"{name} (not logged)", fontsize=9, loc="left")
             ax.set_ylabel(ylabel, fontsize=8)
             ax.tick_params(labelsize=7)
             if not series:
-                ax.text(0.5, 0.5, "not logged in this run", transform=ax.transAxes, ha="center", va="center",
-                        fontsize=8, color="grey")
+                ax.text(0.5, 0.5, "not logged in this run", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=8, color="grey")
                 ax.set_yticks([])
                 continue
             finite = np.concatenate([a[np.isfinite(a)] for _, a in series])
@@ -219,7 +220,8 @@ class FitHistory(Mapping):
                 ok = np.isfinite(a)
                 ax.plot(steps[ok], a[ok], label=k, lw=1)
             for value, label in refs:
-                ax.axhline(value, color="k" if value == 2.0 else "grey", ls=":", lw=0.8, label=label)
+                color = "k" if value == 2.0 else "grey"
+                ax.axhline(value, color=color, ls=":", lw=0.8, label=label)
             if log and np.any(finite == 0):  # exact zeros (a silent death) stay visible, at 0
                 lo = float(finite[finite > 0].min())
                 ax.set_yscale("symlog", linthresh=lo)
@@ -265,16 +267,21 @@ class FitHistory(Mapping):
 _PANELS = (
     ("loss", "loss, rmse\n(target units^2, units)", ("loss", "rmse"), ()),
     ("update norms", "norm\n(parameter units)", ("raw_update_norm", "actual_update_norm"), ()),
-    ("update direction", "cosine, ratio\n(dimensionless)", ("update_cosine", "update_radius_ratio"), ()),
-    ("curvature", "||dg|| / ||dtheta||\n(loss / param^2)", ("curvature_proxy", "curvature_ema"), ()),
+    ("update direction", "cosine, ratio\n(dimensionless)",
+     ("update_cosine", "update_radius_ratio"), ()),
+    ("curvature", "||dg|| / ||dtheta||\n(loss / param^2)",
+     ("curvature_proxy", "curvature_ema"), ()),
     ("learning-rate controller", "factor on eta\n(0 to 1)", ("alpha", "alpha_would"), ()),
     ("stability margins", "eta * lambda, radius\n(dimensionless)",
-     ("stability_margin_lambda_raw", "stability_margin_lambda_ctrl", "spectral_radius_raw", "spectral_radius_ctrl"),
+     ("stability_margin_lambda_raw", "stability_margin_lambda_ctrl", "spectral_radius_raw",
+      "spectral_radius_ctrl"),
      ((2.0, "eta * lambda = 2 (GD limit)"), (1.0, "radius = 1 (stable below)"))),
-    ("Hessian extremes", "eigenvalue\n(loss / param^2)", ("hessian_lambda_max", "hessian_lambda_min"), ()),
+    ("Hessian extremes", "eigenvalue\n(loss / param^2)",
+     ("hessian_lambda_max", "hessian_lambda_min"), ()),
     ("rail pressure", "fraction of values\n(0 to 1)",
-     ("weight_saturation_fraction_max", "weight_near_rail_fraction_max", "gradient_saturation_fraction_max",
-      "gradient_near_rail_fraction_max", "update_saturation_fraction_max", "update_underflow_fraction_max"), ()),
+     ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
+      "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
+      "update_saturation_fraction_max", "update_underflow_fraction_max"), ()),
 )
 
 

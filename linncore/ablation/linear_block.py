@@ -59,7 +59,8 @@ class LinearBlockModel:
         self.dataset = dataset
         self.num_hidden = [positive_int(w, f"num_hidden[{i}]") for i, w in enumerate(num_hidden)]
         # checked here, also when no hidden block would use it
-        self.activation = "linear" if activation is None else choice(activation, ACTIVATIONS, "activation")
+        self.activation = ("linear" if activation is None
+                           else choice(activation, ACTIVATIONS, "activation"))
         self.use_bias = bool(use_bias)
         self.use_batchnorm = bool(use_batchnorm)
         self.seed = seed

@@ -199,8 +199,9 @@ class SweepResult:
 
         Examples
         --------
-        >>> SweepResult(rows=[{"run": "r0", "seed": 0, "steps": 8, "diverged": False,
-        ...                    "final_loss": 0.25, "train.precision_dict": None}]).to_csv().splitlines()[1]
+        >>> table = SweepResult(rows=[{"run": "r0", "seed": 0, "steps": 8, "diverged": False,
+        ...                            "final_loss": 0.25, "train.precision_dict": None}])
+        >>> table.to_csv().splitlines()[1]
         'r0,0,8,false,0.25,'
         """
         cols = list(dict.fromkeys(k for row in self.rows for k in row))
@@ -242,7 +243,8 @@ def _one_thread() -> None:
 
 def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds: Iterable[int] = (0,),
           base: Mapping[str, Any] | None = None, executor: Executor | None = None,
-          progress: Callable[[int, int, dict], None] | None = None, verbose: int = 0) -> SweepResult:
+          progress: Callable[[int, int, dict], None] | None = None,
+          verbose: int = 0) -> SweepResult:
     """Run every point of ``grid`` (on top of ``base``) once per seed.
 
     Parameters
@@ -367,7 +369,8 @@ def _cell(v: Any) -> Any:
 
 
 def _run_text(row: Mapping[str, Any]) -> str:
-    flags = [f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death")) if row.get(k)]
+    flags = [f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death"))
+             if row.get(k)]
     return f"{row['run']} - final_loss: {metric(row['final_loss'])} - {' '.join(flags) or 'ok'}"
 
 

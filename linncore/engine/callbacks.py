@@ -178,8 +178,8 @@ class ProgressLogger(Callback):
 
     ``verbose=1``: on a terminal a bar with the elapsed time, the ETA, epochs per second and
     the last losses (tqdm's bar when tqdm is installed); elsewhere the first epoch's line, one
-    every tenth of the run, and always the last epoch's.  ``verbose=2``: a line per epoch.  A line reads
-    ``Epoch 3/100 - 0.42 ms/epoch - loss: 1.2345e-02 - val_loss: 2.3456e-02``.  At the end it
+    every tenth of the run, and always the last epoch's.  ``verbose=2``: a line per epoch.  A
+    line reads ``Epoch 3/100 - 0.42 ms/epoch - loss: 1.2345e-02 - val_loss: 2.3456e-02``.  At the end it
     says why training stopped early (``stopped early at epoch N (best epoch M, its weights
     restored)``) and how long it took.
 
@@ -221,14 +221,16 @@ class ProgressLogger(Callback):
         for cb in self.callbacks:
             if isinstance(cb, EarlyStopping) and getattr(cb, "stopped_epoch", 0) > 0:
                 restored = cb.restore_best_weights and cb.best_weights is not None
-                return (f"stopped early at epoch {cb.stopped_epoch + 1} (best epoch {cb.best_epoch + 1}, "
+                return (f"stopped early at epoch {cb.stopped_epoch + 1} "
+                        f"(best epoch {cb.best_epoch + 1}, "
                         f"its weights {'restored' if restored else 'not restored'})")
         reason = getattr(self.history, "stop_reason", None)
         if reason:
-            return f"training diverged: {reason}" if getattr(self.history, "diverged", False) else reason
+            diverged = getattr(self.history, "diverged", False)
+            return f"training diverged: {reason}" if diverged else reason
         for cb in self.callbacks:
-            if (isinstance(cb, EarlyStopping) and cb.restore_best_weights and cb.best_weights is not None
-                    and cb.best_epoch + 1 != self._run):
+            if (isinstance(cb, EarlyStopping) and cb.restore_best_weights
+                    and cb.best_weights is not None and cb.best_epoch + 1 != self._run):
                 return f"weights restored from the best epoch, {cb.best_epoch + 1}"
         return None
 
@@ -240,5 +242,5 @@ class ProgressLogger(Callback):
         timing = f"trained {self._run} epoch{'' if self._run == 1 else 's'} in {seconds(elapsed)}"
         if self._run:
             timing += f" ({per_unit(elapsed / self._run, 'epoch')})"
-        self._progress.close(messages + [timing])
+        self._progress.close([*messages, timing])
         self._progress = None

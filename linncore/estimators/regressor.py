@@ -13,6 +13,7 @@ The data are scaled as :class:`~linncore.LinnModel` scales them: every input and
 column mapped onto ``[-1, 1]`` by its training minimum and maximum (a constant column maps to
 0), so the clipped network of the instrument can represent the targets.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -98,7 +99,7 @@ class LinnRegressor:
     >>> import numpy as np
     >>> X = np.linspace(-2, 2, 200)[:, None]
     >>> y = np.sin(X).ravel()
-    >>> est = LinnRegressor(hidden_layer_sizes=(16,), epochs=300, learning_rate=0.01, random_state=0)
+    >>> est = LinnRegressor((16,), epochs=300, learning_rate=0.01, random_state=0)
     >>> est.fit(X, y).predict(X[:3]).shape
     (3,)
     >>> bool(est.score(X, y) > 0.95)
@@ -107,12 +108,25 @@ class LinnRegressor:
     (16,)
     """
 
-    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (32,), activation: Any = "tanh",
-                 output_activation: str = "linear", *, epochs: int = 200, batch_size: int = 32,
-                 learning_rate: float = 0.001, optimizer: str = "adam", loss: str = "mse",
-                 clip: bool = True, validation_split: float = 0.0, patience: int | None = None,
-                 scale: bool = True, random_state: Any = None, dtype: str = "float32",
-                 verbose: int = 0) -> None:
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (32,),
+        activation: Any = "tanh",
+        output_activation: str = "linear",
+        *,
+        epochs: int = 200,
+        batch_size: int = 32,
+        learning_rate: float = 0.001,
+        optimizer: str = "adam",
+        loss: str = "mse",
+        clip: bool = True,
+        validation_split: float = 0.0,
+        patience: int | None = None,
+        scale: bool = True,
+        random_state: Any = None,
+        dtype: str = "float32",
+        verbose: int = 0,
+    ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -138,7 +152,7 @@ class LinnRegressor:
         """The constructor arguments as stored (``deep`` is accepted; nothing is nested)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params: Any) -> "LinnRegressor":
+    def set_params(self, **params: Any) -> LinnRegressor:
         """Set constructor arguments by name; returns the estimator.
 
         Raises
@@ -149,14 +163,19 @@ class LinnRegressor:
         valid = self._param_names()
         for key, value in params.items():
             if key not in valid:
-                raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
-                                 f"Valid parameters are: {sorted(valid)!r}.")
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {sorted(valid)!r}."
+                )
             setattr(self, key, value)
         return self
 
     def __repr__(self) -> str:
-        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
-                    if p.name != "self"}
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self"
+        }
         changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults[k])]
         return f"{type(self).__name__}({', '.join(changed)})"
 
@@ -164,8 +183,12 @@ class LinnRegressor:
         # only scikit-learn calls this, so scikit-learn is installed when it runs
         from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
 
-        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True, multi_output=True),
-                    regressor_tags=RegressorTags(), input_tags=InputTags(two_d_array=True))
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True, multi_output=True),
+            regressor_tags=RegressorTags(),
+            input_tags=InputTags(two_d_array=True),
+        )
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "network_")
@@ -174,8 +197,10 @@ class LinnRegressor:
     def _check_X(self, X: Any, *, reset: bool) -> np.ndarray:
         name = type(self).__name__
         if _is_sparse(X):
-            raise TypeError(f"X: {name} does not take sparse input (got {type(X).__name__}); "
-                            "pass a dense array, e.g. X.toarray()")
+            raise TypeError(
+                f"X: {name} does not take sparse input (got {type(X).__name__}); "
+                "pass a dense array, e.g. X.toarray()"
+            )
         names = _feature_names(X)
         if reset:
             if names is not None:
@@ -185,46 +210,69 @@ class LinnRegressor:
         else:
             fitted = getattr(self, "feature_names_in_", None)
             if names is not None and fitted is None:
-                warnings.warn(f"X has feature names, but {name} was fitted without feature names", UserWarning,
-                              stacklevel=3)
+                warnings.warn(
+                    f"X has feature names, but {name} was fitted without feature names",
+                    UserWarning,
+                    stacklevel=3,
+                )
             elif names is None and fitted is not None:
-                warnings.warn(f"X does not have valid feature names, but {name} was fitted with feature names",
-                              UserWarning, stacklevel=3)
+                warnings.warn(
+                    f"X does not have valid feature names, but {name} was fitted with feature "
+                    "names",
+                    UserWarning,
+                    stacklevel=3,
+                )
             elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
-                raise ValueError("X: The feature names should match those that were passed during fit "
-                                 f"(fitted with {list(fitted)[:8]}, got {list(names)[:8]})")
+                raise ValueError(
+                    "X: The feature names should match those that were passed during fit "
+                    f"(fitted with {list(fitted)[:8]}, got {list(names)[:8]})"
+                )
         arr = _as_real(X, "X")
         if arr.ndim == 1:
-            raise ValueError(f"X: expected a 2-D array (samples, features), got a 1-D array of length "
-                             f"{arr.shape[0]}. Reshape your data: X.reshape(-1, 1) for one feature, "
-                             "X.reshape(1, -1) for one sample")
+            raise ValueError(
+                f"X: expected a 2-D array (samples, features), got a 1-D array of length "
+                f"{arr.shape[0]}. Reshape your data: X.reshape(-1, 1) for one feature, "
+                "X.reshape(1, -1) for one sample"
+            )
         if arr.ndim != 2:
             raise ValueError(f"X: expected a 2-D array (samples, features), got shape {arr.shape}")
         for axis, what in ((0, "sample"), (1, "feature")):
             if arr.shape[axis] == 0:
-                raise ValueError(f"X: found 0 {what}(s) (shape={arr.shape}) while a minimum of 1 is required.")
+                raise ValueError(
+                    f"X: found 0 {what}(s) (shape={arr.shape}) while a minimum of 1 is required."
+                )
         _check_finite(arr, "X")
         if not reset and arr.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {arr.shape[1]} features, but {name} is expecting {self.n_features_in_} "
-                             "features as input.")
+            raise ValueError(
+                f"X has {arr.shape[1]} features, but {name} is expecting {self.n_features_in_} "
+                "features as input."
+            )
         return arr
 
     def _check_y(self, y: Any, n: int) -> np.ndarray:
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
         arr = _as_real(y, "y")
         if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
-            raise ValueError(f"y: expected a 1-D array of targets or a 2-D array (samples, outputs), "
-                             f"got shape {arr.shape}")
+            raise ValueError(
+                f"y: expected a 1-D array of targets or a 2-D array (samples, outputs), "
+                f"got shape {arr.shape}"
+            )
         if arr.shape[0] != n:
-            raise ValueError(f"y: expected {n} targets (as many as X has samples), got {arr.shape[0]}")
+            raise ValueError(
+                f"y: expected {n} targets (as many as X has samples), got {arr.shape[0]}"
+            )
         _check_finite(arr, "y")
         return arr
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "network_"):
-            raise _not_fitted_error()(f"This {type(self).__name__} instance is not fitted yet: call 'fit' with "
-                                 "training data before 'predict' or 'score'")
+            raise _not_fitted_error()(
+                f"This {type(self).__name__} instance is not fitted yet: call 'fit' with "
+                "training data before 'predict' or 'score'"
+            )
 
     # -- the network ---------------------------------------------------------------------
     def _layers(self, n_in: int, n_out: int, rng: np.random.Generator) -> list[Dense]:
@@ -232,25 +280,31 @@ class LinnRegressor:
         if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
             sizes = (sizes,)
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)):
-            raise ValueError(f"hidden_layer_sizes: expected a tuple of positive widths, got {sizes!r:.60}")
+            raise ValueError(
+                f"hidden_layer_sizes: expected a tuple of positive widths, got {sizes!r:.60}"
+            )
         widths = []
         for i, w in enumerate(sizes):
             if isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1:
-                raise ValueError(f"hidden_layer_sizes[{i}]: expected a positive integer, got {w!r:.40}")
+                raise ValueError(
+                    f"hidden_layer_sizes[{i}]: expected a positive integer, got {w!r:.40}"
+                )
             widths.append(int(w))
         acts = self.activation
         if isinstance(acts, str):
             acts = [acts] * len(widths)
         elif not isinstance(acts, (tuple, list)) or len(acts) != len(widths):
-            raise ValueError(f"activation: expected one name or {len(widths)} names (one per hidden layer), "
-                             f"got {acts!r:.60}")
+            raise ValueError(
+                f"activation: expected one name or {len(widths)} names (one per hidden layer), "
+                f"got {acts!r:.60}"
+            )
         known = all_activations()
-        for i, act in enumerate(list(acts) + [self.output_activation]):
+        names = [*acts, self.output_activation]
+        for i, act in enumerate(names):
             if act not in known:
                 what = "output_activation" if i == len(widths) else f"activation[{i}]"
                 raise ValueError(f"{what}: expected one of {known}, got {act!r:.40}")
-        dims = [n_in] + widths + [n_out]
-        names = list(acts) + [self.output_activation]
+        dims = [n_in, *widths, n_out]
         return [Dense((dims[i], dims[i + 1]), names[i], seed=rng) for i in range(len(dims) - 1)]
 
     def _optimizer(self) -> Any:
@@ -260,7 +314,7 @@ class LinnRegressor:
         return _OPTIMIZERS[name.lower()](learning_rate=self.learning_rate)
 
     # -- fit and predict -----------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> "LinnRegressor":
+    def fit(self, X: Any, y: Any) -> LinnRegressor:
         """Train a fresh network on ``(X, y)``; returns the estimator.
 
         Parameters
@@ -274,23 +328,44 @@ class LinnRegressor:
         t2 = t[:, None] if t.ndim == 1 else t
         self.n_features_in_ = x.shape[1]
         self.n_outputs_ = t2.shape[1]
-        if not isinstance(self.patience, (type(None), numbers.Integral)) or isinstance(self.patience, bool):
-            raise ValueError(f"patience: expected a non-negative integer or None, got {self.patience!r:.40}")
+        if not isinstance(self.patience, (type(None), numbers.Integral)) or isinstance(
+            self.patience, bool
+        ):
+            raise ValueError(
+                f"patience: expected a non-negative integer or None, got {self.patience!r:.40}"
+            )
         if self.scale:
             self._input_scaling = _scaling_for(x, None, "X", "input_data_boundary", "zero")
             self._output_scaling = _scaling_for(t2, None, "y", "output_data_boundary", "zero")
             x, t2 = self._input_scaling.forward(x), self._output_scaling.forward(t2)
         else:
             self._input_scaling = self._output_scaling = None
-        init_rng, fit_rng = (np.random.default_rng(s) for s in _seed_sequence(self.random_state).spawn(2))
-        net = Network(self._layers(x.shape[1], t2.shape[1], init_rng), clip=bool(self.clip), dtype=self.dtype)
+        init_rng, fit_rng = (
+            np.random.default_rng(s) for s in _seed_sequence(self.random_state).spawn(2)
+        )
+        net = Network(
+            self._layers(x.shape[1], t2.shape[1], init_rng), clip=bool(self.clip), dtype=self.dtype
+        )
         callbacks = []
         if self.patience is not None:
             monitor = "val_loss" if self.validation_split else "loss"
-            callbacks.append(EarlyStopping(monitor=monitor, patience=int(self.patience), restore_best_weights=True))
-        history = net.fit(x, t2, epochs=self.epochs, batch_size=self.batch_size, optimizer=self._optimizer(),
-                          loss=self.loss, validation_split=self.validation_split, callbacks=callbacks,
-                          verbose=self.verbose, seed=fit_rng)
+            callbacks.append(
+                EarlyStopping(
+                    monitor=monitor, patience=int(self.patience), restore_best_weights=True
+                )
+            )
+        history = net.fit(
+            x,
+            t2,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self._optimizer(),
+            loss=self.loss,
+            validation_split=self.validation_split,
+            callbacks=callbacks,
+            verbose=self.verbose,
+            seed=fit_rng,
+        )
         self.network_ = net
         self.history_ = {k: list(v) for k, v in history.history.items()}
         self.n_iter_ = len(history.epoch)
@@ -317,14 +392,21 @@ class LinnRegressor:
         p = pred[:, None] if pred.ndim == 1 else pred
         if t.shape[1] != p.shape[1]:
             raise ValueError(f"y: expected {p.shape[1]} output column(s), got {t.shape[1]}")
-        w = np.ones(t.shape[0]) if sample_weight is None else _as_real(sample_weight, "sample_weight")
+        w = (
+            np.ones(t.shape[0])
+            if sample_weight is None
+            else _as_real(sample_weight, "sample_weight")
+        )
         if w.shape != (t.shape[0],):
             raise ValueError(f"sample_weight: expected shape ({t.shape[0]},), got {w.shape}")
         w = w[:, None]
         residual = np.sum(w * (t - p) ** 2, axis=0)
         total = np.sum(w * (t - np.sum(w * t, axis=0) / np.sum(w)) ** 2, axis=0)
-        r2 = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
-                      np.where(residual == 0, 1.0, 0.0))
+        r2 = np.where(
+            total > 0,
+            1.0 - residual / np.where(total > 0, total, 1.0),
+            np.where(residual == 0, 1.0, 0.0),
+        )
         return float(np.mean(r2))
 
     # -- pickling: the network's layers view one parameter vector, so it travels as weights
@@ -334,15 +416,24 @@ class LinnRegressor:
         if net is not None:
             state["_network_state"] = {
                 "layers": [(layer.shape, layer.activation, layer.has_bias) for layer in net.layers],
-                "weights": net.get_weights(), "clip": net.clip, "dtype": net.dtype.name}
+                "weights": net.get_weights(),
+                "clip": net.clip,
+                "dtype": net.dtype.name,
+            }
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         saved = state.pop("_network_state", None)
         self.__dict__.update(state)
         if saved is not None:
-            net = Network([Dense(tuple(shape), act, has_bias=bias, seed=0) for shape, act, bias in saved["layers"]],
-                          clip=saved["clip"], dtype=saved["dtype"])
+            net = Network(
+                [
+                    Dense(tuple(shape), act, has_bias=bias, seed=0)
+                    for shape, act, bias in saved["layers"]
+                ],
+                clip=saved["clip"],
+                dtype=saved["dtype"],
+            )
             net.set_weights(saved["weights"])
             self.network_ = net
 
@@ -357,7 +448,9 @@ def _not_fitted_error() -> type:
     if sk is None or not isinstance(getattr(sk, "NotFittedError", None), type):
         return NotFittedError
     if not _BOTH or _BOTH[0].__mro__[2] is not sk.NotFittedError:
-        _BOTH[:] = [type("NotFittedError", (NotFittedError, sk.NotFittedError), {"__module__": __name__})]
+        _BOTH[:] = [
+            type("NotFittedError", (NotFittedError, sk.NotFittedError), {"__module__": __name__})
+        ]
     return _BOTH[0]
 
 
@@ -388,7 +481,9 @@ def _as_real(value: Any, name: str) -> np.ndarray:
     """``value`` as float64, refusing complex numbers and non-numbers with the cause."""
     arr = np.asarray(value)
     if np.iscomplexobj(arr):
-        raise ValueError(f"{name}: Complex data not supported (got dtype {arr.dtype}); pass real numbers")
+        raise ValueError(
+            f"{name}: Complex data not supported (got dtype {arr.dtype}); pass real numbers"
+        )
     try:
         return np.asarray(arr, dtype=np.float64)
     except TypeError as exc:
@@ -401,8 +496,10 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}: expected finite values, got NaN or inf ({int(bad.sum())} value(s)), "
-                         f"the first {arr[where]} at index {where if len(where) > 1 else where[0]}")
+        raise ValueError(
+            f"{name}: expected finite values, got NaN or inf ({int(bad.sum())} value(s)), "
+            f"the first {arr[where]} at index {where if len(where) > 1 else where[0]}"
+        )
 
 
 def _seed_sequence(random_state: Any) -> np.random.SeedSequence:
@@ -410,10 +507,16 @@ def _seed_sequence(random_state: Any) -> np.random.SeedSequence:
     if random_state is None:
         return np.random.SeedSequence()
     if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(int(random_state.integers(2 ** 63)))
+        return np.random.SeedSequence(int(random_state.integers(2**63)))
     if isinstance(random_state, np.random.RandomState):
-        return np.random.SeedSequence(int(random_state.randint(2 ** 31)))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and random_state >= 0:
+        return np.random.SeedSequence(int(random_state.randint(2**31)))
+    if (
+        isinstance(random_state, numbers.Integral)
+        and not isinstance(random_state, bool)
+        and random_state >= 0
+    ):
         return np.random.SeedSequence(int(random_state))
-    raise ValueError(f"random_state: expected a non-negative int, a NumPy Generator or RandomState, or None, "
-                     f"got {random_state!r:.40}")
+    raise ValueError(
+        f"random_state: expected a non-negative int, a NumPy Generator or RandomState, or None, "
+        f"got {random_state!r:.40}"
+    )

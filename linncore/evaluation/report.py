@@ -848,7 +848,9 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *,
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     model = getattr(history, "model", None)
-    default = f"training history, {epochs} epoch(s)" + (f": {_describe(model)}" if model is not None else "")
+    default = f"training history, {epochs} epoch(s)"
+    if model is not None:
+        default += f": {_describe(model)}"
     fig.suptitle(default if title is None else title, fontsize=10)
     return _finish(fig, path)
 
