@@ -200,8 +200,10 @@ class _H5:
                     raise KerasFileError(f"{self.label}: {where} is missing")
                 return None
             if not isinstance(link, self.h5py.HardLink):
-                raise KerasFileError(f"{self.label}: {where} is a {type(link).__name__}; only plain groups and "
-                                     "datasets are read (no soft or external links)")
+                kind = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(
+                    type(link).__name__, "not a plain link")
+                raise KerasFileError(f"{self.label}: {where} is {kind}; only plain groups and datasets are read "
+                                     "(no soft or external links)")
             return group[name]
         except KerasFileError:
             raise
@@ -465,11 +467,10 @@ _DENSE_KEYS = {"name", "trainable", "dtype", "units", "activation", "use_bias", 
 class _Stage:
     """One Dense layer and the element-wise layers after it."""
 
-    def __init__(self, entry: _Entry, units: int, use_bias: bool, activation: str, dtype: str | None,
-                 weight_clip: bool) -> None:
+    def __init__(self, entry: _Entry, units: int, use_bias: bool, activation: str, dtype: str | None) -> None:
         self.entry, self.units, self.use_bias = entry, units, use_bias
         self.activation, self.clipped = ("linear", True) if activation in _CLIPS else (activation, False)
-        self.dtype, self.weight_clip = dtype, weight_clip
+        self.dtype = dtype
 
     def then(self, activation: str, clips: bool, entry: _Entry, label: str) -> None:
         if clips or activation in _CLIPS:
@@ -486,10 +487,13 @@ class _Stage:
             self.activation = activation
 
 
-def _constraint(value: Any, label: str, where: str) -> bool:
-    """True for moku's WeightClip, False for none; anything else is refused."""
+def _constraint(value: Any, label: str, where: str) -> float | None:
+    """moku's WeightClip's clip value, or None without a constraint; others are refused.
+
+    A constraint acts in training only, so any positive clip value loads; one other than 1.0
+    warns that linncore's training clips to [-1, 1] instead."""
     if value is None:
-        return False
+        return None
     value = _obj(value, label, where)
     if value.get("class_name") != "WeightClip":
         raise _fail(label, f"{where}: constraint {untrusted.short(value.get('class_name'))} is not supported; "
@@ -498,8 +502,10 @@ def _constraint(value: Any, label: str, where: str) -> bool:
     extra = sorted(set(conf) - {"name", "clip_value"})
     if extra:
         raise _fail(label, f"{where}: unexpected WeightClip setting(s) {extra}")
-    _clip_value(conf, label, where)
-    return True
+    clip = conf.get("clip_value", 1.0)
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0.0 < float(clip) < float("inf"):
+        raise _fail(label, f"{where}: WeightClip clip_value: expected a positive number, got {untrusted.short(clip)}")
+    return float(clip)
 
 
 def _stages(flow: list[_Entry], label: str) -> tuple[int | None, list[_Stage], set[str]]:
@@ -507,6 +513,7 @@ def _stages(flow: list[_Entry], label: str) -> tuple[int | None, list[_Stage], s
     width: int | None = None
     dtypes: set[str] = set()
     stages: list[_Stage] = []
+    other_clips: dict[float, list[str]] = {}
     for k, e in enumerate(flow):
         c = e.config
         if e.cls == "InputLayer":
@@ -538,9 +545,11 @@ def _stages(flow: list[_Entry], label: str) -> tuple[int | None, list[_Stage], s
             d = _dtype_name(c.get("dtype"), label, f"{e}: dtype")
             if d:
                 dtypes.add(d)
-            kclip = _constraint(c.get("kernel_constraint"), label, f"{e}: kernel_constraint")
-            bclip = _constraint(c.get("bias_constraint"), label, f"{e}: bias_constraint") if use_bias else kclip
-            stages.append(_Stage(e, units, use_bias, act, d, kclip and bclip))
+            for key in ("kernel_constraint", "bias_constraint")[:1 + use_bias]:
+                clip = _constraint(c.get(key), label, f"{e}: {key}")
+                if clip is not None and clip != 1.0:
+                    other_clips.setdefault(clip, []).append(e.name)
+            stages.append(_Stage(e, units, use_bias, act, d))
         else:
             if e.cls == "OutputClipLayer":
                 extra = sorted(set(c) - {"name", "trainable", "dtype", "clip_value"})
@@ -557,6 +566,10 @@ def _stages(flow: list[_Entry], label: str) -> tuple[int | None, list[_Stage], s
             stages[-1].then(act, clips, e, label)
     if not stages:
         raise _fail(label, "the model has no Dense layer")
+    for clip, names in other_clips.items():
+        warnings.warn(f"{label}: WeightClip({clip:g}) on {', '.join(sorted(set(names)))} clipped the weights in "
+                      "Keras's training; they are read as stored, but training in linncore clips weights to "
+                      "[-1, 1]", UserWarning, stacklevel=4)
     return width, stages, dtypes
 
 
