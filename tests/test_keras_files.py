@@ -4,12 +4,12 @@ save_keras, refusals, hostile archives and HDF5 files, and ``linncore convert``.
 The files under tests/data/keras/ were written by Keras 3.15 (with TensorFlow and moku.nn) by
 tests/data/keras/make_keras_files.py, which also stored Keras's predictions beside each file
 and described every file in manifest.json."""
+
 from __future__ import annotations
 
 import io
 import json
 import os
-import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,15 +20,30 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 import linncore  # noqa: E402
-from linncore import Dense, KerasFileError, LinnModel, Network, get_linn, load_keras, load_linn, save_keras  # noqa: E402
+from linncore import (
+    Dense,
+    KerasFileError,
+    LinnModel,
+    Network,
+    get_linn,
+    load_keras,
+    load_linn,
+    save_keras,
+)  # noqa: E402
 from linncore.cli import main  # noqa: E402
-from linncore.vendor import keras_files  # noqa: E402
+from linncore.vendor import keras_archive, keras_files  # noqa: E402
 
 pytestmark = pytest.mark.optional  # needs the optional h5py
 
 DATA = Path(__file__).parent / "data" / "keras"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
-LOADABLE = [(m, f) for m in MANIFEST["models"] if m["expect"] == "load" for f in m["files"] if not f.endswith(".npz")]
+LOADABLE = [
+    (m, f)
+    for m in MANIFEST["models"]
+    if m["expect"] == "load"
+    for f in m["files"]
+    if not f.endswith(".npz")
+]
 REFUSED = [(m, f) for m in MANIFEST["models"] if m["expect"] == "refuse" for f in m["files"]]
 # Keras's predictions are float32 computations, and Keras's predict feeds float64 data to a
 # float64 model as float32: linncore agrees with them to float32 rounding
@@ -56,8 +71,9 @@ def test_the_committed_files_cover_what_the_loader_must_read():
     assert {"float32", "float64"} == {m["dtype"] for m in loadable.values()}
     dense = [l for m in loadable.values() for l in m["layers"] if l["class"] == "Dense"]
     assert {l["use_bias"] for l in dense} == {True, False}
-    assert set(linncore.list_activations()) <= {l["activation"] for m in loadable.values() for l in m["layers"]
-                                                if "activation" in l}
+    assert set(linncore.list_activations()) <= {
+        l["activation"] for m in loadable.values() for l in m["layers"] if "activation" in l
+    }
 
 
 @pytest.mark.parametrize("model, file", LOADABLE, ids=[f for _, f in LOADABLE])
@@ -84,7 +100,9 @@ def test_activation_layers_fold_into_the_dense_layer_before_them():
 
 def test_moku_weight_clip_of_another_value_loads_with_a_warning():
     model = next(m for m, _ in LOADABLE if m["name"] == "moku_sequential_clip_half")
-    with pytest.warns(UserWarning, match=r"WeightClip\(0.5\) on dense, dense_1 .* clips weights to \[-1, 1\]"):
+    with pytest.warns(
+        UserWarning, match=r"WeightClip\(0.5\) on dense, dense_1 .* clips weights to \[-1, 1\]"
+    ):
         lm = load_keras(DATA / "moku_sequential_clip_half.h5")
     assert lm.network.clip
     x, y = _stored(model)
@@ -95,8 +113,12 @@ def test_the_vendors_construct_model_file_converts_to_linn(tmp_path):
     lm = load_keras(DATA / "moku_construct_model.keras")
     path = linncore.save_linn(lm, 1, 1, tmp_path / "m.linn", clip=True)
     x, _ = _stored(next(m for m, _ in LOADABLE if m["name"] == "moku_construct_model"))
-    np.testing.assert_allclose(load_linn(path).predict(np.clip(x, -1, 1)),
-                               lm.network.predict(np.clip(x, -1, 1)), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        load_linn(path).predict(np.clip(x, -1, 1)),
+        lm.network.predict(np.clip(x, -1, 1)),
+        rtol=0,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("model, file", REFUSED, ids=[f for _, f in REFUSED])
@@ -147,8 +169,16 @@ def test_save_keras_writes_clipping_as_hard_tanh_that_plain_keras_knows(tmp_path
         assert sorted(zf.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
         config = json.loads(zf.read("config.json"))
     layers = config["config"]["layers"]
-    assert [l["class_name"] for l in layers] == ["InputLayer", "Dense", "Activation", "Dense", "Activation"]
-    assert {l["config"]["activation"] for l in layers if l["class_name"] == "Activation"} == {"hard_tanh"}
+    assert [l["class_name"] for l in layers] == [
+        "InputLayer",
+        "Dense",
+        "Activation",
+        "Dense",
+        "Activation",
+    ]
+    assert {l["config"]["activation"] for l in layers if l["class_name"] == "Activation"} == {
+        "hard_tanh"
+    }
     assert "WeightClip" not in json.dumps(config) and "moku" not in json.dumps(config)
     assert load_keras(path).network.clip
 
@@ -169,7 +199,9 @@ def test_save_keras_checks_its_arguments(tmp_path):
         save_keras(object(), tmp_path / "m.keras")
     with pytest.raises(FileNotFoundError):
         save_keras(net, tmp_path / "missing" / "m.keras")
-    bn = Network([Dense((2, 2), seed=0), linncore.BatchNormalization(), Dense((2, 1), seed=1)], clip=False)
+    bn = Network(
+        [Dense((2, 2), seed=0), linncore.BatchNormalization(), Dense((2, 1), seed=1)], clip=False
+    )
     with pytest.raises(ValueError, match="batch normalisation"):
         save_keras(bn, tmp_path / "m.keras")
 
@@ -181,6 +213,7 @@ def test_a_failed_save_keeps_the_earlier_file(tmp_path, monkeypatch):
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
+
     monkeypatch.setattr(keras_files.os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
         save_keras(Network([Dense((2, 1), seed=5)]), path)
@@ -190,10 +223,16 @@ def test_a_failed_save_keeps_the_earlier_file(tmp_path, monkeypatch):
 
 # -- hostile and damaged files ---------------------------------------------------------------
 def _dense_config(units=(3, 1), n_in=2, extra_layers=(), functional=False, **dense):
-    layers = [{"class_name": "InputLayer", "config": {"batch_shape": [None, n_in], "name": "input_layer"}}]
+    layers = [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, n_in], "name": "input_layer"}}
+    ]
     for i, u in enumerate(units):
-        layers.append({"class_name": "Dense", "config": {"name": f"dense_{i}", "units": u, "activation": "relu",
-                                                           **dense}})
+        layers.append(
+            {
+                "class_name": "Dense",
+                "config": {"name": f"dense_{i}", "units": u, "activation": "relu", **dense},
+            }
+        )
     layers += list(extra_layers)
     return {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}
 
@@ -212,8 +251,10 @@ def _weights_h5(arrays, fill=None):
 
 
 def _good_arrays():
-    return [[np.full((2, 3), 0.5, np.float32), np.zeros(3, np.float32)],
-            [np.ones((3, 1), np.float32), np.zeros(1, np.float32)]]
+    return [
+        [np.full((2, 3), 0.5, np.float32), np.zeros(3, np.float32)],
+        [np.ones((3, 1), np.float32), np.zeros(1, np.float32)],
+    ]
 
 
 def _archive(path, members):
@@ -227,7 +268,10 @@ def _keras_file(path, config=None, weights=None, extra=()):
     config = _dense_config() if config is None else config
     weights = _weights_h5(_good_arrays()) if weights is None else weights
     text = config if isinstance(config, (str, bytes)) else json.dumps(config)
-    return _archive(path, [("metadata.json", "{}"), ("config.json", text), ("model.weights.h5", weights), *extra])
+    return _archive(
+        path,
+        [("metadata.json", "{}"), ("config.json", text), ("model.weights.h5", weights), *extra],
+    )
 
 
 def test_a_hand_made_file_loads_so_the_hostile_variants_below_test_one_thing(tmp_path):
@@ -236,11 +280,13 @@ def test_a_hand_made_file_loads_so_the_hostile_variants_below_test_one_thing(tmp
 
 
 def test_zip_bomb_is_refused_by_declared_size(tmp_path, monkeypatch):
-    monkeypatch.setitem(keras_files.MEMBER_LIMITS, "config.json", 1 << 20)
+    monkeypatch.setitem(keras_archive.MEMBER_LIMITS, "config.json", 1 << 20)
     bomb = b" " * (8 << 20)  # 8 MiB of spaces deflate to a few kB
     path = _keras_file(tmp_path / "m.keras", config=b"{}" + bomb)
     assert path.stat().st_size < 100_000
-    with pytest.raises(KerasFileError, match=r"'config.json' declares 8388610 bytes uncompressed, more than"):
+    with pytest.raises(
+        KerasFileError, match=r"'config.json' declares 8388610 bytes uncompressed, more than"
+    ):
         load_keras(path)
 
 
@@ -248,11 +294,11 @@ def test_member_that_inflates_past_its_declared_size_is_refused(tmp_path):
     path = _keras_file(tmp_path / "m.keras")
     raw = bytearray(path.read_bytes())
     # lower the declared size of config.json in the central directory (offset 24 of its entry)
-    entries = [i for i in range(len(raw)) if raw[i:i + 4] == b"PK\x01\x02"]
+    entries = [i for i in range(len(raw)) if raw[i : i + 4] == b"PK\x01\x02"]
     for at in entries:
-        n = int.from_bytes(raw[at + 28:at + 30], "little")
-        if raw[at + 46:at + 46 + n] == b"config.json":
-            raw[at + 24:at + 28] = (10).to_bytes(4, "little")
+        n = int.from_bytes(raw[at + 28 : at + 30], "little")
+        if raw[at + 46 : at + 46 + n] == b"config.json":
+            raw[at + 24 : at + 28] = (10).to_bytes(4, "little")
     path.write_bytes(bytes(raw))
     with pytest.raises(KerasFileError, match="config.json"):
         load_keras(path)
@@ -260,21 +306,25 @@ def test_member_that_inflates_past_its_declared_size_is_refused(tmp_path):
 
 def test_too_many_members_are_refused_before_the_directory_is_parsed(tmp_path, monkeypatch):
     path = _keras_file(tmp_path / "m.keras", extra=[(f"assets/{i}", b"") for i in range(40)])
-    monkeypatch.setattr(keras_files, "MAX_MEMBERS", 16)
+    monkeypatch.setattr(keras_archive, "MAX_MEMBERS", 16)
 
     def no_zipfile(*args, **kwargs):
         raise AssertionError("zipfile parsed the directory")
-    monkeypatch.setattr(keras_files.zipfile, "ZipFile", no_zipfile)
+
+    monkeypatch.setattr(keras_archive.zipfile, "ZipFile", no_zipfile)
     with pytest.raises(KerasFileError, match=r"lists 43 members, more than the limit of 16"):
         load_keras(path)
 
 
-@pytest.mark.parametrize("names", [
-    ["../config.json", "model.weights.h5"],
-    ["/config.json", "model.weights.h5"],
-    ["sub/config.json", "model.weights.h5"],
-    ["config.json/", "model.weights.h5"],
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["../config.json", "model.weights.h5"],
+        ["/config.json", "model.weights.h5"],
+        ["sub/config.json", "model.weights.h5"],
+        ["config.json/", "model.weights.h5"],
+    ],
+)
 def test_member_names_are_matched_exactly_never_as_paths(names, tmp_path):
     config = json.dumps(_dense_config()).encode()
     members = [(n, config if "config" in n else _weights_h5(_good_arrays())) for n in names]
@@ -294,13 +344,23 @@ def test_a_member_named_twice_is_refused(tmp_path):
         load_keras(path)
 
 
-@pytest.mark.parametrize("missing, message", [
-    ("config.json", "has no 'config.json'"),
-    ("model.weights.h5", "has no 'model.weights.h5'"),
-])
+@pytest.mark.parametrize(
+    "missing, message",
+    [
+        ("config.json", "has no 'config.json'"),
+        ("model.weights.h5", "has no 'model.weights.h5'"),
+    ],
+)
 def test_missing_members_are_named(missing, message, tmp_path):
-    members = [(n, d) for n, d in [("metadata.json", "{}"), ("config.json", json.dumps(_dense_config())),
-                                   ("model.weights.h5", _weights_h5(_good_arrays()))] if n != missing]
+    members = [
+        (n, d)
+        for n, d in [
+            ("metadata.json", "{}"),
+            ("config.json", json.dumps(_dense_config())),
+            ("model.weights.h5", _weights_h5(_good_arrays())),
+        ]
+        if n != missing
+    ]
     with pytest.raises(KerasFileError, match=message):
         load_keras(_archive(tmp_path / "m.keras", members))
 
@@ -311,22 +371,34 @@ def test_weights_in_npz_are_refused_by_name(tmp_path):
         load_keras(_archive(tmp_path / "m.keras", members))
 
 
-@pytest.mark.parametrize("config, message", [
-    ("{not json", "not valid JSON"),
-    ('{"class_name": "Sequential", "class_name": "Functional"}', "duplicate key 'class_name'"),
-    ('{"class_name": "Sequential", "config": {"layers": [NaN]}}', "NaN is not a JSON number"),
-    ("[" * 200 + "]" * 200, "nested 200 deep"),
-    (b"\xff\xfe{}", "not UTF-8"),
-    ("[]", "expected a JSON object"),
-    ('{"class_name": "Sequential", "config": {"layers": []}}', "non-empty list of layers"),
-    ('{"class_name": "Model2", "config": {}}', "class 'Model2' is not supported"),
-    ('{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": {"units": -3}}]}}',
-     "units: expected a positive integer"),
-    ('{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": '
-     '{"units": 1, "kernel_constraint": {"class_name": "MaxNorm", "config": {}}}}]}}', "'MaxNorm' is not supported"),
-    ('{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": '
-     '{"units": 1, "dtype": "mixed_float16"}}]}}', "mixed_float16"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"class_name": "Sequential", "class_name": "Functional"}', "duplicate key 'class_name'"),
+        ('{"class_name": "Sequential", "config": {"layers": [NaN]}}', "NaN is not a JSON number"),
+        ("[" * 200 + "]" * 200, "nested 200 deep"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        ("[]", "expected a JSON object"),
+        ('{"class_name": "Sequential", "config": {"layers": []}}', "non-empty list of layers"),
+        ('{"class_name": "Model2", "config": {}}', "class 'Model2' is not supported"),
+        (
+            '{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": '
+            '{"units": -3}}]}}',
+            "units: expected a positive integer",
+        ),
+        (
+            '{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": '
+            '{"units": 1, "kernel_constraint": {"class_name": "MaxNorm", "config": {}}}}]}}',
+            "'MaxNorm' is not supported",
+        ),
+        (
+            '{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": '
+            '{"units": 1, "dtype": "mixed_float16"}}]}}',
+            "mixed_float16",
+        ),
+    ],
+)
 def test_wrong_json_is_refused_with_the_reason(config, message, tmp_path):
     with pytest.raises(KerasFileError, match=message):
         load_keras(_keras_file(tmp_path / "m.keras", config=config))
@@ -335,10 +407,15 @@ def test_wrong_json_is_refused_with_the_reason(config, message, tmp_path):
 def test_a_claimed_terabyte_dataset_is_refused_before_reading(tmp_path):
     def huge(f):
         del f["layers/dense/vars/0"]
-        f["layers/dense/vars"].create_dataset("0", shape=(1 << 20, 1 << 20), dtype="f4", chunks=(64, 64))
+        f["layers/dense/vars"].create_dataset(
+            "0", shape=(1 << 20, 1 << 20), dtype="f4", chunks=(64, 64)
+        )
+
     path = _keras_file(tmp_path / "m.keras", weights=_weights_h5(_good_arrays(), fill=huge))
     assert path.stat().st_size < 1 << 20
-    with pytest.raises(KerasFileError, match=r"kernel: expected shape \(2, 3\), got shape \(1048576, 1048576\)"):
+    with pytest.raises(
+        KerasFileError, match=r"kernel: expected shape \(2, 3\), got shape \(1048576, 1048576\)"
+    ):
         load_keras(path)
 
 
@@ -350,8 +427,11 @@ def test_a_terabyte_dataset_the_architecture_asks_for_is_refused_by_the_limit(tm
         g = f.create_group("layers/dense/vars")
         g.create_dataset("0", shape=(n, n), dtype="f4", chunks=(64, 64))
         g.create_dataset("1", shape=(n,), dtype="f4")
+
     with pytest.raises(KerasFileError, match="more than the limit of"):
-        load_keras(_keras_file(tmp_path / "m.keras", config=config, weights=_weights_h5([], fill=huge)))
+        load_keras(
+            _keras_file(tmp_path / "m.keras", config=config, weights=_weights_h5([], fill=huge))
+        )
 
 
 def test_a_model_without_input_width_takes_it_from_the_kernel_within_limits(tmp_path):
@@ -363,22 +443,43 @@ def test_a_model_without_input_width_takes_it_from_the_kernel_within_limits(tmp_
     def huge(f):
         del f["layers/dense/vars/0"]
         f["layers/dense/vars"].create_dataset("0", shape=(1 << 26, 3), dtype="f4", chunks=(64, 3))
-    path = _keras_file(tmp_path / "b.keras", config=config, weights=_weights_h5(_good_arrays(), fill=huge))
+
+    path = _keras_file(
+        tmp_path / "b.keras", config=config, weights=_weights_h5(_good_arrays(), fill=huge)
+    )
     with pytest.raises(KerasFileError, match="more than the limit of"):
         load_keras(path)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda f, tmp: f["layers/dense/vars"].__setitem__("x", h5py.ExternalLink(str(tmp / "other.h5"), "/d")),
-     None),  # an extra link is not followed: it is never looked at
-    (lambda f, tmp: (f.__delitem__("layers/dense_1"),
-                     f["layers"].__setitem__("dense_1", h5py.ExternalLink(str(tmp / "other.h5"), "/g"))),
-     "is an external link"),
-    (lambda f, tmp: (f.__delitem__("layers/dense_1"), f["layers"].__setitem__("dense_1", h5py.SoftLink("/layers/dense"))),
-     "is a soft link"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda f, tmp: f["layers/dense/vars"].__setitem__(
+                "x", h5py.ExternalLink(str(tmp / "other.h5"), "/d")
+            ),
+            None,
+        ),  # an extra link is not followed: it is never looked at
+        (
+            lambda f, tmp: (
+                f.__delitem__("layers/dense_1"),
+                f["layers"].__setitem__("dense_1", h5py.ExternalLink(str(tmp / "other.h5"), "/g")),
+            ),
+            "is an external link",
+        ),
+        (
+            lambda f, tmp: (
+                f.__delitem__("layers/dense_1"),
+                f["layers"].__setitem__("dense_1", h5py.SoftLink("/layers/dense")),
+            ),
+            "is a soft link",
+        ),
+    ],
+)
 def test_only_hard_links_are_followed(make, message, tmp_path):
-    path = _keras_file(tmp_path / "m.keras", weights=_weights_h5(_good_arrays(), fill=lambda f: make(f, tmp_path)))
+    path = _keras_file(
+        tmp_path / "m.keras", weights=_weights_h5(_good_arrays(), fill=lambda f: make(f, tmp_path))
+    )
     if message is None:
         with pytest.raises(KerasFileError, match="expected 2 array"):
             load_keras(path)
@@ -393,26 +494,46 @@ def test_external_storage_and_virtual_datasets_are_refused(tmp_path):
 
     def external(f):
         del f["layers/dense/vars/0"]
-        f["layers/dense/vars"].create_dataset("0", shape=(2, 3), dtype="f4", external=[(str(blob), 0, 24)])
+        f["layers/dense/vars"].create_dataset(
+            "0", shape=(2, 3), dtype="f4", external=[(str(blob), 0, 24)]
+        )
+
     with pytest.raises(KerasFileError, match="external files"):
-        load_keras(_keras_file(tmp_path / "a.keras", weights=_weights_h5(_good_arrays(), fill=external)))
+        load_keras(
+            _keras_file(tmp_path / "a.keras", weights=_weights_h5(_good_arrays(), fill=external))
+        )
 
     def virtual(f):
         del f["layers/dense/vars/0"]
         layout = h5py.VirtualLayout(shape=(2, 3), dtype="f4")
         layout[:] = h5py.VirtualSource(str(tmp_path / "src.h5"), "d", shape=(2, 3))
         f["layers/dense/vars"].create_virtual_dataset("0", layout)
+
     with pytest.raises(KerasFileError, match="virtual dataset"):
-        load_keras(_keras_file(tmp_path / "b.keras", weights=_weights_h5(_good_arrays(), fill=virtual)))
+        load_keras(
+            _keras_file(tmp_path / "b.keras", weights=_weights_h5(_good_arrays(), fill=virtual))
+        )
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ([[np.zeros((3, 2), np.float32), np.zeros(3, np.float32)], _good_arrays()[1]], r"expected shape \(2, 3\)"),
-    ([[np.zeros((2, 3), np.int32), np.zeros(3, np.float32)], _good_arrays()[1]], "expected float32 or float64"),
-    ([[np.full((2, 3), np.nan, np.float32), np.zeros(3, np.float32)], _good_arrays()[1]], "expected finite values"),
-    ([[np.zeros((2, 3), np.float32)], _good_arrays()[1]], r"expected 2 array\(s\)"),
-    ([_good_arrays()[0]], "is missing"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (
+            [[np.zeros((3, 2), np.float32), np.zeros(3, np.float32)], _good_arrays()[1]],
+            r"expected shape \(2, 3\)",
+        ),
+        (
+            [[np.zeros((2, 3), np.int32), np.zeros(3, np.float32)], _good_arrays()[1]],
+            "expected float32 or float64",
+        ),
+        (
+            [[np.full((2, 3), np.nan, np.float32), np.zeros(3, np.float32)], _good_arrays()[1]],
+            "expected finite values",
+        ),
+        ([[np.zeros((2, 3), np.float32)], _good_arrays()[1]], r"expected 2 array\(s\)"),
+        ([_good_arrays()[0]], "is missing"),
+    ],
+)
 def test_damaged_weights_are_refused_naming_the_layer(arrays, message, tmp_path):
     with pytest.raises(KerasFileError, match=message) as exc:
         load_keras(_keras_file(tmp_path / "m.keras", weights=_weights_h5(arrays)))
@@ -459,9 +580,11 @@ def test_legacy_h5_weights_only_and_hostile_weight_names(tmp_path):
     with pytest.raises(KerasFileError, match="holds weights only"):
         load_keras(path)
     src = DATA / "seq_input_relu_linear.h5"
-    for bad, message in ((["../../dense_1/kernel", "x"], "is not a plain name"),
-                         (["a"] * 9, r"expected at most 8 string"),
-                         (["dense/kernel"], r"expected 2 weight name")):
+    for bad, message in (
+        (["../../dense_1/kernel", "x"], "is not a plain name"),
+        (["a"] * 9, r"expected at most 8 string"),
+        (["dense/kernel"], r"expected 2 weight name"),
+    ):
         path = tmp_path / "bad.h5"
         path.write_bytes(src.read_bytes())
         with h5py.File(path, "a") as f:
@@ -472,64 +595,138 @@ def test_legacy_h5_weights_only_and_hostile_weight_names(tmp_path):
 
 # -- architectures ---------------------------------------------------------------------------
 def _functional(layers, first="input_layer", last=None):
-    return {"class_name": "Functional", "config": {
-        "name": "f", "layers": layers, "input_layers": [first, 0, 0],
-        "output_layers": [last or layers[-1]["name"], 0, 0]}}
+    return {
+        "class_name": "Functional",
+        "config": {
+            "name": "f",
+            "layers": layers,
+            "input_layers": [first, 0, 0],
+            "output_layers": [last or layers[-1]["name"], 0, 0],
+        },
+    }
 
 
 def _node(name):
-    return [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}],
-             "kwargs": {}}]
+    return [
+        {
+            "args": [{"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}],
+            "kwargs": {},
+        }
+    ]
 
 
 def _layer(cls, name, inbound, **config):
-    return {"class_name": cls, "name": name, "config": {"name": name, **config},
-            "inbound_nodes": _node(inbound) if inbound else []}
+    return {
+        "class_name": cls,
+        "name": name,
+        "config": {"name": name, **config},
+        "inbound_nodes": _node(inbound) if inbound else [],
+    }
 
 
-@pytest.mark.parametrize("layers, message", [
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3), _layer("Dense", "dense_1", "input_layer", units=1)],
-     "'dense' .* is not on the chain"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "dense_1", units=3), _layer("Dense", "dense_1", "dense", units=1)],
-     "feeds itself through a loop"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "nowhere", units=3)], "comes from 'nowhere'"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2, 4]),
-      _layer("Dense", "dense", "input_layer", units=3)], r"shape \[None, width\]"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3, activation="relu"),
-      _layer("Activation", "a", "dense", activation="tanh")], "one activation per Dense layer"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3),
-      _layer("OutputClipLayer", "c", "dense"), _layer("Activation", "a", "c", activation="tanh")],
-     "after 'dense''s output is clipped"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3), _layer("OutputClipLayer", "c", "dense", clip_value=0.5)],
-     "clip_value 0.5 is not supported"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3, activation="relu"), _layer("OutputClipLayer", "c", "dense"),
-      _layer("Dense", "dense_1", "c", units=1, activation="relu")],
-     "'dense_1' .* its output is not clipped"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3, dtype="float64"),
-      _layer("Dense", "dense_1", "dense", units=1, dtype="float32")], "different dtypes"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3, lora_rank=4)], "lora_rank 4 is not supported"),
-    ([_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-      _layer("Dense", "dense", "input_layer", units=3, kernel_quantizer="int8")], "are not supported"),
-])
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3),
+                _layer("Dense", "dense_1", "input_layer", units=1),
+            ],
+            "'dense' .* is not on the chain",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "dense_1", units=3),
+                _layer("Dense", "dense_1", "dense", units=1),
+            ],
+            "feeds itself through a loop",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "nowhere", units=3),
+            ],
+            "comes from 'nowhere'",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2, 4]),
+                _layer("Dense", "dense", "input_layer", units=3),
+            ],
+            r"shape \[None, width\]",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3, activation="relu"),
+                _layer("Activation", "a", "dense", activation="tanh"),
+            ],
+            "one activation per Dense layer",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3),
+                _layer("OutputClipLayer", "c", "dense"),
+                _layer("Activation", "a", "c", activation="tanh"),
+            ],
+            "after 'dense''s output is clipped",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3),
+                _layer("OutputClipLayer", "c", "dense", clip_value=0.5),
+            ],
+            "clip_value 0.5 is not supported",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3, activation="relu"),
+                _layer("OutputClipLayer", "c", "dense"),
+                _layer("Dense", "dense_1", "c", units=1, activation="relu"),
+            ],
+            "'dense_1' .* its output is not clipped",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3, dtype="float64"),
+                _layer("Dense", "dense_1", "dense", units=1, dtype="float32"),
+            ],
+            "different dtypes",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3, lora_rank=4),
+            ],
+            "lora_rank 4 is not supported",
+        ),
+        (
+            [
+                _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+                _layer("Dense", "dense", "input_layer", units=3, kernel_quantizer="int8"),
+            ],
+            "are not supported",
+        ),
+    ],
+)
 def test_what_linncore_cannot_compute_is_refused(layers, message, tmp_path):
     with pytest.raises(KerasFileError, match=message):
         load_keras(_keras_file(tmp_path / "m.keras", config=_functional(layers)))
 
 
 def test_bounded_activations_need_no_clipping_and_hard_tanh_clips(tmp_path):
-    layers = [_layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
-              _layer("Dense", "dense", "input_layer", units=3, activation="tanh"),
-              _layer("Dense", "dense_1", "dense", units=1, activation="relu"),
-              _layer("Activation", "clip", "dense_1", activation="hard_tanh")]
+    layers = [
+        _layer("InputLayer", "input_layer", None, batch_shape=[None, 2]),
+        _layer("Dense", "dense", "input_layer", units=3, activation="tanh"),
+        _layer("Dense", "dense_1", "dense", units=1, activation="relu"),
+        _layer("Activation", "clip", "dense_1", activation="hard_tanh"),
+    ]
     lm = load_keras(_keras_file(tmp_path / "m.keras", config=_functional(layers)))
     assert lm.network.clip
     np.testing.assert_allclose(lm.predict([[5.0, 5.0]]), [[1.0]])
@@ -537,24 +734,56 @@ def test_bounded_activations_need_no_clipping_and_hard_tanh_clips(tmp_path):
 
 def test_keras_2_legacy_forms_are_read(tmp_path):
     # Keras 2: batch_input_shape, plain dtype strings, nested inbound lists, [[name, 0, 0]] ends
-    layers = [{"class_name": "InputLayer", "name": "input_1", "config": {"batch_input_shape": [None, 2],
-                                                                         "dtype": "float32", "name": "input_1"},
-               "inbound_nodes": []},
-              {"class_name": "Dense", "name": "dense", "config": {
-                  "name": "dense", "dtype": "float32", "units": 3, "activation": "relu",
-                  "kernel_constraint": {"class_name": "WeightClip", "config": {"name": "WeightClip",
-                                                                               "clip_value": 1.0}}},
-               "inbound_nodes": [[["input_1", 0, 0, {}]]]},
-              {"class_name": "OutputClipLayer", "name": "output_clip_layer",
-               "config": {"name": "output_clip_layer", "trainable": True, "dtype": "float32"},
-               "inbound_nodes": [[["dense", 0, 0, {}]]]},
-              {"class_name": "Dense", "name": "dense_1", "config": {"name": "dense_1", "units": 1},
-               "inbound_nodes": [[["output_clip_layer", 0, 0, {}]]]},
-              {"class_name": "OutputClipLayer", "name": "output_clip_layer_1", "config": {},
-               "inbound_nodes": [[["dense_1", 0, 0, {}]]]}]
-    config = {"class_name": "Model", "config": {"name": "model", "layers": layers,
-                                                "input_layers": [["input_1", 0, 0]],
-                                                "output_layers": [["output_clip_layer_1", 0, 0]]}}
+    layers = [
+        {
+            "class_name": "InputLayer",
+            "name": "input_1",
+            "config": {"batch_input_shape": [None, 2], "dtype": "float32", "name": "input_1"},
+            "inbound_nodes": [],
+        },
+        {
+            "class_name": "Dense",
+            "name": "dense",
+            "config": {
+                "name": "dense",
+                "dtype": "float32",
+                "units": 3,
+                "activation": "relu",
+                "kernel_constraint": {
+                    "class_name": "WeightClip",
+                    "config": {"name": "WeightClip", "clip_value": 1.0},
+                },
+            },
+            "inbound_nodes": [[["input_1", 0, 0, {}]]],
+        },
+        {
+            "class_name": "OutputClipLayer",
+            "name": "output_clip_layer",
+            "config": {"name": "output_clip_layer", "trainable": True, "dtype": "float32"},
+            "inbound_nodes": [[["dense", 0, 0, {}]]],
+        },
+        {
+            "class_name": "Dense",
+            "name": "dense_1",
+            "config": {"name": "dense_1", "units": 1},
+            "inbound_nodes": [[["output_clip_layer", 0, 0, {}]]],
+        },
+        {
+            "class_name": "OutputClipLayer",
+            "name": "output_clip_layer_1",
+            "config": {},
+            "inbound_nodes": [[["dense_1", 0, 0, {}]]],
+        },
+    ]
+    config = {
+        "class_name": "Model",
+        "config": {
+            "name": "model",
+            "layers": layers,
+            "input_layers": [["input_1", 0, 0]],
+            "output_layers": [["output_clip_layer_1", 0, 0]],
+        },
+    }
     path = tmp_path / "k2.h5"
     with h5py.File(path, "w") as f:
         f.attrs["model_config"] = json.dumps(config).encode()
@@ -562,7 +791,9 @@ def test_keras_2_legacy_forms_are_read(tmp_path):
         top = f.create_group("model_weights")
         for name, arrs in (("dense", _good_arrays()[0]), ("dense_1", _good_arrays()[1])):
             g = top.create_group(name)
-            g.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()])
+            g.attrs["weight_names"] = np.array(
+                [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            )
             g.create_dataset(f"{name}/kernel:0", data=arrs[0])
             g.create_dataset(f"{name}/bias:0", data=arrs[1])
     lm = load_keras(path)
@@ -573,8 +804,19 @@ def test_keras_2_legacy_forms_are_read(tmp_path):
 # -- linncore convert ------------------------------------------------------------------------
 def test_convert_writes_the_linn_document_of_the_keras_file(tmp_path, capsys):
     out = tmp_path / "m.linn"
-    code = main(["convert", str(DATA / "moku_construct_model.h5"), "-o", str(out), "--input-channels", "2",
-                 "--output-channels", "2", "--clip"])
+    code = main(
+        [
+            "convert",
+            str(DATA / "moku_construct_model.h5"),
+            "-o",
+            str(out),
+            "--input-channels",
+            "2",
+            "--output-channels",
+            "2",
+            "--clip",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "wrote" in capsys.readouterr().out
     lm = load_keras(DATA / "moku_construct_model.h5")
@@ -583,27 +825,80 @@ def test_convert_writes_the_linn_document_of_the_keras_file(tmp_path, capsys):
 
 def test_convert_checks_every_converter_rule_and_writes_nothing_when_one_breaks(tmp_path, capsys):
     out = tmp_path / "m.linn"
-    code = main(["convert", str(DATA / "moku_construct_model.keras"), "-o", str(out), "--input-channels", "2",
-                 "--output-channels", "2", "--output-mapping", "5"])
+    code = main(
+        [
+            "convert",
+            str(DATA / "moku_construct_model.keras"),
+            "-o",
+            str(out),
+            "--input-channels",
+            "2",
+            "--output-channels",
+            "2",
+            "--output-mapping",
+            "5",
+        ]
+    )
     assert code == 1 and not out.exists()
     assert "mapping" in capsys.readouterr().err
-    code = main(["convert", str(DATA / "moku_construct_model.keras"), "-o", str(out), "--input-channels", "3",
-                 "--output-channels", "2", "--clip"])
+    code = main(
+        [
+            "convert",
+            str(DATA / "moku_construct_model.keras"),
+            "-o",
+            str(out),
+            "--input-channels",
+            "3",
+            "--output-channels",
+            "2",
+            "--clip",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and not out.exists() and "rule" in err
 
 
 def test_convert_names_a_refused_layer_and_checks_its_output_name(tmp_path, capsys):
-    code = main(["convert", str(DATA / "refuse_lambda.keras"), "-o", str(tmp_path / "m.linn"),
-                 "--input-channels", "1", "--output-channels", "1"])
+    code = main(
+        [
+            "convert",
+            str(DATA / "refuse_lambda.keras"),
+            "-o",
+            str(tmp_path / "m.linn"),
+            "--input-channels",
+            "1",
+            "--output-channels",
+            "1",
+        ]
+    )
     assert code == 1 and "class Lambda" in capsys.readouterr().err
-    code = main(["convert", str(DATA / "moku_construct_model.keras"), "-o", str(tmp_path / "m.json"),
-                 "--input-channels", "1", "--output-channels", "1"])
+    code = main(
+        [
+            "convert",
+            str(DATA / "moku_construct_model.keras"),
+            "-o",
+            str(tmp_path / "m.json"),
+            "--input-channels",
+            "1",
+            "--output-channels",
+            "1",
+        ]
+    )
     assert code == 2 and "ending in .linn" in capsys.readouterr().err
 
 
 def test_convert_warns_when_the_keras_model_does_not_clip(tmp_path, capsys):
-    code = main(["convert", str(DATA / "seq_input_relu_linear.keras"), "-o", str(tmp_path / "m.linn"),
-                 "--input-channels", "1", "--output-channels", "1"])
+    code = main(
+        [
+            "convert",
+            str(DATA / "seq_input_relu_linear.keras"),
+            "-o",
+            str(tmp_path / "m.linn"),
+            "--input-channels",
+            "1",
+            "--output-channels",
+            "1",
+        ]
+    )
     assert code == 0
     assert "warning:" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Without h5py (an optional extra), linncore imports and the Keras functions say how to get it."""
+
 from __future__ import annotations
 
 import subprocess
@@ -25,11 +26,18 @@ def test_keras_functions_without_h5py_say_how_to_install_it(monkeypatch, tmp_pat
 
 
 def test_linncore_imports_without_h5py():
-    code = ("import sys; sys.modules['h5py'] = None\n"
-            "import linncore, linncore.cli\n"
-            "assert 'h5py' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
-            "print(linncore.load_keras.__name__)")
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys; sys.modules['h5py'] = None\n"
+        "import linncore, linncore.cli\n"
+        "assert 'h5py' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print(linncore.load_keras.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "load_keras"
