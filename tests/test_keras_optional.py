@@ -39,7 +39,8 @@ _STOP_CASES = [
     ([0.9, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5, 0.5], dict(monitor="loss", patience=2, baseline=0.1)),
     ([0.9, 0.05, 0.06, 0.07, 0.08, 0.09], dict(monitor="loss", patience=2, baseline=0.1)),
     ([0.9, 0.9, 0.9, 0.9], dict(monitor="loss", patience=2, baseline=0.1)),
-    ([0.1, 0.2, 0.25, 0.26, 0.27, 0.28, 0.2], dict(monitor="score", mode="max", patience=1, min_delta=-0.02)),
+    ([0.1, 0.2, 0.25, 0.26, 0.27, 0.28, 0.2],
+     dict(monitor="score", mode="max", patience=1, min_delta=-0.02)),
     ([0.1, 0.2, 0.3, 0.3, 0.3, 0.3], dict(monitor="score", mode="max", patience=1, baseline=0.5)),
     ([1.0, 0.9, 0.89, 0.88, 0.2], dict(monitor="loss", mode="min", patience=1, min_delta=0.05)),
     ([1.0, 2.0, 0.5, 0.6, 0.7, 0.8], dict(monitor="loss", patience=1, start_from_epoch=2)),
@@ -52,7 +53,8 @@ def _keras_stop(values, kwargs):
     km.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     es = keras.callbacks.EarlyStopping(**kwargs)
     it = iter(values)
-    inject = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: logs.__setitem__(es.monitor, next(it)))
+    inject = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda e, logs: logs.__setitem__(es.monitor, next(it)))
     x = np.zeros((4, 2), np.float32)
     h = km.fit(x, x[:, :1], epochs=len(values), verbose=0, callbacks=[inject, es])
     return es.stopped_epoch, len(h.epoch), es.best, es.best_epoch, es.wait
@@ -102,7 +104,8 @@ def test_keras_loads_save_keras_files_and_predicts_as_linncore(suffix, clip, dty
     acts = all_activations()
     widths = [3, 6, 5, 4, 6, 5, 4, 2]
     rng = np.random.default_rng(7)
-    layers = [Dense((widths[i], widths[i + 1]), acts[i], has_bias=i % 3 != 1, seed=i) for i in range(len(acts))]
+    layers = [Dense((widths[i], widths[i + 1]), acts[i], has_bias=i % 3 != 1, seed=i)
+              for i in range(len(acts))]
     net = Network(layers, clip=clip, dtype=dtype)
     net.set_weights([rng.uniform(-1.5, 1.5, w.shape) for w in net.get_weights()])
     path = save_keras(net, tmp_path / f"m{suffix}")
@@ -137,7 +140,7 @@ def test_committed_keras_files_pass_through_linncore_and_back_into_keras(tmp_pat
                 lm = load_keras(data / name)
             path = save_keras(lm, tmp_path / f"{model['name']}{Path(name).suffix}")
             km = keras.saving.load_model(path)
-            np.testing.assert_allclose(km.predict(stored["x"], verbose=0), stored["y"], rtol=1e-6, atol=1e-6,
-                                       err_msg=name)
+            np.testing.assert_allclose(km.predict(stored["x"], verbose=0), stored["y"], rtol=1e-6,
+                                       atol=1e-6, err_msg=name)
             checked += 1
     assert checked >= 10

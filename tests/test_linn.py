@@ -88,12 +88,13 @@ def test_identity_nn_notebook_sequence_reads_1d_data_as_one_sample(tmp_path):
     lm.set_weights([np.identity(100), np.zeros(100)])
     path = save_linn(lm, 1, 1, tmp_path / "Identity.linn", output_mapping=[99])
     doc = json.loads(path.read_text())
-    assert _rows(doc) == [((1, 100), "linear")] and doc["layers"][0]["weights"][0] == [0.0] * 99 + [1.0]
+    assert _rows(doc) == [((1, 100), "linear")]
+    assert doc["layers"][0]["weights"][0] == [0.0] * 99 + [1.0]
     out = lm.predict(data.reshape(1, -1))
     assert out.shape == (1, 100)
     np.testing.assert_array_equal(out[0], data.astype(np.float32))
-    np.testing.assert_array_equal(lm.predict(data), out)  # a 1-D array of the input width is one sample
-    lm.fit_model(epochs=2, verbose=0, seed=0)  # one sample trains (the vendor's Keras refuses 1-D data)
+    np.testing.assert_array_equal(lm.predict(data), out)  # 1-D of the input width: one sample
+    lm.fit_model(epochs=2, verbose=0, seed=0)  # one sample trains (the vendor's Keras refuses)
 
 
 def test_1d_training_data_is_scaled_by_its_own_range_as_the_vendor_does():

@@ -175,12 +175,14 @@ def _stop_with(values, **kwargs):
 def test_early_stopping_baseline_never_beaten_stops_after_patience(engine):
     # improving every epoch, but never below the baseline: the counter is never reset, and
     # the first epoch without improvement after patience epochs stops (Keras's order of checks)
-    stopped, run, es = _stop_with([0.9, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5], monitor="loss", patience=2, baseline=0.1)
+    stopped, run, es = _stop_with([0.9, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5], monitor="loss", patience=2,
+                                  baseline=0.1)
     assert (stopped, run) == (3, 4) and es.best == 0.7
 
 
 def test_early_stopping_baseline_beaten_resets_the_counter(engine):
-    stopped, run, _ = _stop_with([0.9, 0.05, 0.06, 0.07, 0.08, 0.09], monitor="loss", patience=2, baseline=0.1)
+    stopped, run, _ = _stop_with([0.9, 0.05, 0.06, 0.07, 0.08, 0.09], monitor="loss", patience=2,
+                                 baseline=0.1)
     assert (stopped, run) == (3, 4)
     # without a beaten baseline the first epoch already counts towards patience
     stopped, run, _ = _stop_with([0.9, 0.9, 0.9, 0.9], monitor="loss", patience=2, baseline=0.1)
@@ -189,10 +191,11 @@ def test_early_stopping_baseline_beaten_resets_the_counter(engine):
 
 def test_early_stopping_max_mode_and_min_delta_sign(engine):
     # mode "max": rises are improvements; min_delta's sign is ignored in both modes
-    stopped, run, es = _stop_with([0.1, 0.2, 0.25, 0.26, 0.27, 0.28], monitor="accuracy", patience=1,
-                                  min_delta=-0.02)
+    stopped, run, es = _stop_with([0.1, 0.2, 0.25, 0.26, 0.27, 0.28], monitor="accuracy",
+                                  patience=1, min_delta=-0.02)
     assert es.mode == "max" and (stopped, run) == (3, 4) and es.best == 0.25
-    stopped, run, es = _stop_with([1.0, 0.9, 0.89, 0.88], monitor="loss", mode="min", patience=1, min_delta=0.05)
+    stopped, run, es = _stop_with([1.0, 0.9, 0.89, 0.88], monitor="loss", mode="min", patience=1,
+                                  min_delta=0.05)
     assert (stopped, run) == (2, 3) and es.best == 0.9
 
 

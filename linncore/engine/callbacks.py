@@ -74,7 +74,7 @@ class History(Callback):
         return f"History(epochs={len(self.epoch)}, keys=[{keys}])"
 
 
-#: Quantities Keras 3's metrics maximise (their direction is "up"); every other known one is minimised.
+#: Quantities Keras 3's metrics maximise (their direction is "up"), and those they minimise.
 _MAXIMISED = frozenset({
     "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
     "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc", "precision", "recall",
@@ -82,11 +82,13 @@ _MAXIMISED = frozenset({
     "specificity_at_sensitivity", "f1_score", "fbeta_score", "r2_score", "iou", "mean_iou",
     "binary_iou", "one_hot_iou", "one_hot_mean_iou", "pearson_correlation",
     "concordance_correlation", "cosine_similarity"})
+#: ``half_mse`` is linncore's own loss.
 _MINIMISED = frozenset({
     "loss", "mse", "mae", "mape", "msle", "rmse", "mean_squared_error", "mean_absolute_error",
     "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "root_mean_squared_error",
-    "logcosh", "log_cosh", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence", "poisson",
-    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "half_mse"})
+    "logcosh", "log_cosh", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence",
+    "poisson", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy", "half_mse"})
 
 
 def _direction(monitor: str) -> str:
@@ -97,8 +99,8 @@ def _direction(monitor: str) -> str:
         return "min"
     if name in _MAXIMISED or name.endswith(("_accuracy", "_acc", "_auc")):
         return "max"
-    raise ValueError(f"monitor: cannot tell whether {monitor!r} should be minimised or maximised; pass "
-                     "mode='min' or mode='max'")
+    raise ValueError(f"monitor: cannot tell whether {monitor!r} should be minimised or maximised; "
+                     "pass mode='min' or mode='max'")
 
 
 class EarlyStopping(Callback):
@@ -139,15 +141,16 @@ class EarlyStopping(Callback):
 
     Examples
     --------
-    >>> EarlyStopping(monitor="loss", patience=3)
-    EarlyStopping(monitor='loss', patience=3, min_delta=0.0, mode='min', baseline=None, restore_best_weights=False)
+    >>> EarlyStopping(monitor="loss", patience=3)  # doctest: +NORMALIZE_WHITESPACE
+    EarlyStopping(monitor='loss', patience=3, min_delta=0.0, mode='min', baseline=None,
+                  restore_best_weights=False)
     >>> EarlyStopping(monitor="val_accuracy").mode
     'max'
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
-                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
-                 start_from_epoch: int = 0) -> None:
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor: expected a logged quantity such as 'val_loss', got {monitor!r}")
         self.monitor = monitor
@@ -155,8 +158,8 @@ class EarlyStopping(Callback):
         self.patience = non_negative_int(patience, "patience")
         self.verbose = verbose
         if mode not in ("auto", "min", "max"):
-            warnings.warn(f"EarlyStopping: mode {mode!r} is unknown; using 'auto' (expected 'auto', 'min' or "
-                          "'max')", UserWarning, stacklevel=2)
+            warnings.warn(f"EarlyStopping: mode {mode!r} is unknown; using 'auto' (expected "
+                          "'auto', 'min' or 'max')", UserWarning, stacklevel=2)
             mode = "auto"
         self.mode = _direction(monitor) if mode == "auto" else mode
         self.baseline = None if baseline is None else finite_float(baseline, "baseline")
@@ -190,8 +193,9 @@ class EarlyStopping(Callback):
         current = (logs or {}).get(self.monitor)
         if current is None:
             available = ", ".join(logs or {}) or "none"
-            warnings.warn(f"EarlyStopping: monitors {self.monitor!r}, which is not logged (available: "
-                          f"{available}); it will not stop training", UserWarning, stacklevel=2)
+            warnings.warn(f"EarlyStopping: monitors {self.monitor!r}, which is not logged "
+                          f"(available: {available}); it will not stop training", UserWarning,
+                          stacklevel=2)
             return
         if epoch < self.start_from_epoch:
             return

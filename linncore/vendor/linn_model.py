@@ -94,14 +94,14 @@ def _as_rows(value: Any, name: str) -> tuple[np.ndarray, bool]:
     if one_d:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty 2-D array (samples, columns) or a 1-D array (one sample), "
-                         f"got shape {arr.shape}")
+        raise ValueError(f"{name}: expected a non-empty 2-D array (samples, columns) or a 1-D "
+                         f"array (one sample), got shape {arr.shape}")
     check_finite(arr, name)
     return arr, one_d
 
 
-def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str, constant_columns: str,
-                 whole: bool = False) -> _Scaling:
+def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str,
+                 constant_columns: str, whole: bool = False) -> _Scaling:
     """The scaling of each column; with ``whole`` (1-D data, one sample) and no boundary, the
     vector's own min and max for every column, as the vendor computes them."""
     n_cols = data.shape[1]
@@ -265,19 +265,19 @@ class LinnModel:
             hint = ""
             for arr, one_d, nm in ((x, x_1d, "training_inputs"), (y, y_1d, "training_outputs")):
                 if one_d:
-                    hint = (f"; a 1-D {nm} is one sample of {arr.shape[1]} columns (the width is the last axis, "
-                            f"as in the vendor's moku.nn): pass {nm}.reshape(-1, 1) for {arr.shape[1]} samples "
-                            "of one column")
-            raise ValueError(f"training_outputs: expected {x.shape[0]} sample(s) (as many as training_inputs), "
-                             f"got {y.shape[0]}{hint}")
+                    hint = (f"; a 1-D {nm} is one sample of {arr.shape[1]} columns (the width is "
+                            f"the last axis, as in the vendor's moku.nn): pass "
+                            f"{nm}.reshape(-1, 1) for {arr.shape[1]} samples of one column")
+            raise ValueError(f"training_outputs: expected {x.shape[0]} sample(s) (as many as "
+                             f"training_inputs), got {y.shape[0]}{hint}")
         if self.network is not None and (x.shape[1], y.shape[1]) != (self.network.input_size, self.network.output_size):
             raise ValueError(f"training_inputs/training_outputs: the constructed model takes {self.network.input_size} "
                              f"input and {self.network.output_size} output column(s), got {x.shape[1]} and {y.shape[1]}")
         if scale:
-            sx = _scaling_for(x, input_data_boundary, "training_inputs", "input_data_boundary", constant_columns,
-                              whole=x_1d)
-            sy = _scaling_for(y, output_data_boundary, "training_outputs", "output_data_boundary", constant_columns,
-                              whole=y_1d)
+            sx = _scaling_for(x, input_data_boundary, "training_inputs", "input_data_boundary",
+                              constant_columns, whole=x_1d)
+            sy = _scaling_for(y, output_data_boundary, "training_outputs", "output_data_boundary",
+                              constant_columns, whole=y_1d)
             x, y = sx.forward(x), sy.forward(y)
         else:
             if input_data_boundary is not None or output_data_boundary is not None:
@@ -446,8 +446,8 @@ class LinnModel:
             vx = as_samples(validation_data[0], net.input_size, "validation_data[0]")
             vy = as_samples(validation_data[1], net.output_size, "validation_data[1]")
             if vx.shape[0] != vy.shape[0]:
-                raise ValueError(f"validation_data: expected as many output as input samples, got {vy.shape[0]} "
-                                 f"and {vx.shape[0]}")
+                raise ValueError(f"validation_data: expected as many output as input samples, got "
+                                 f"{vy.shape[0]} and {vx.shape[0]}")
             validation_data = (self._transform(vx, True), self._transform(vy, False))
         verbose = kwargs.pop("verbose", 1)
         verbose = 1 if verbose == "auto" else int(verbose)
