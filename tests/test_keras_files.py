@@ -20,7 +20,7 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 import linncore  # noqa: E402
-from linncore import (
+from linncore import (  # noqa: E402
     Dense,
     KerasFileError,
     LinnModel,
@@ -29,7 +29,7 @@ from linncore import (
     load_keras,
     load_linn,
     save_keras,
-)  # noqa: E402
+)
 from linncore.cli import main  # noqa: E402
 from linncore.vendor import keras_archive, keras_files  # noqa: E402
 
@@ -145,7 +145,7 @@ def test_round_trip_through_save_keras_is_exact(model, file, suffix, tmp_path):
     net = lm.network
     assert repr(back) == repr(net)
     assert [l.has_bias for l in back.layers] == [l.has_bias for l in net.layers]
-    for a, b in zip(back.get_weights(), net.get_weights()):
+    for a, b in zip(back.get_weights(), net.get_weights(), strict=True):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
     x, _ = _stored(model)
@@ -300,7 +300,7 @@ def test_member_that_inflates_past_its_declared_size_is_refused(tmp_path):
         if raw[at + 46 : at + 46 + n] == b"config.json":
             raw[at + 24 : at + 28] = (10).to_bytes(4, "little")
     path.write_bytes(bytes(raw))
-    with pytest.raises(KerasFileError, match="config.json"):
+    with pytest.raises(KerasFileError, match=r"config\.json"):
         load_keras(path)
 
 
@@ -329,7 +329,7 @@ def test_member_names_are_matched_exactly_never_as_paths(names, tmp_path):
     config = json.dumps(_dense_config()).encode()
     members = [(n, config if "config" in n else _weights_h5(_good_arrays())) for n in names]
     path = _archive(tmp_path / "m.keras", members)
-    with pytest.raises(KerasFileError, match="has no 'config.json'"):
+    with pytest.raises(KerasFileError, match=r"has no 'config\.json'"):
         load_keras(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]  # nothing extracted
 
@@ -340,7 +340,7 @@ def test_a_member_named_twice_is_refused(tmp_path):
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
         with zipfile.ZipFile(path, "a") as zf:
             zf.writestr("config.json", "{}")
-    with pytest.raises(KerasFileError, match="holds 'config.json' twice"):
+    with pytest.raises(KerasFileError, match=r"holds 'config\.json' twice"):
         load_keras(path)
 
 
@@ -544,10 +544,10 @@ def test_not_hdf5_weights_and_not_a_keras_file_are_refused(tmp_path):
     with pytest.raises(KerasFileError, match="not a readable HDF5 file"):
         load_keras(_keras_file(tmp_path / "m.keras", weights=b"\x89HDF\r\n\x1a\n" + b"\x00" * 100))
     (tmp_path / "x.keras").write_bytes(b"hello, world")
-    with pytest.raises(KerasFileError, match="neither a .keras archive"):
+    with pytest.raises(KerasFileError, match=r"neither a .keras archive"):
         load_keras(tmp_path / "x.keras")
     (tmp_path / "t.keras").write_bytes(b"PK\x03\x04" + b"\x00" * 50)
-    with pytest.raises(KerasFileError, match="not a readable .keras archive"):
+    with pytest.raises(KerasFileError, match=r"not a readable .keras archive"):
         load_keras(tmp_path / "t.keras")
 
 

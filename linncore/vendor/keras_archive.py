@@ -7,20 +7,34 @@ and :data:`MEMBER_LIMITS`.  HDF5 is read by ``h5py`` from memory through :class:
 plain (hard) links only, one name at a time; no external links, external storage or virtual
 datasets; a dataset's shape and type are checked before any value is read.
 """
+
 from __future__ import annotations
 
 import io
 import struct
 import zipfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .._util import untrusted
 
-__all__ = ["KerasFileError", "require_h5py", "read_archive", "parse_json", "H5Reader",
-           "MAX_FILE_BYTES", "MAX_MEMBERS", "MAX_DIRECTORY_BYTES", "MEMBER_LIMITS",
-           "MAX_WEIGHT_VALUES", "ZIP_MAGIC", "EMPTY_ZIP_MAGIC", "HDF5_MAGIC"]
+__all__ = [
+    "EMPTY_ZIP_MAGIC",
+    "HDF5_MAGIC",
+    "MAX_DIRECTORY_BYTES",
+    "MAX_FILE_BYTES",
+    "MAX_MEMBERS",
+    "MAX_WEIGHT_VALUES",
+    "MEMBER_LIMITS",
+    "ZIP_MAGIC",
+    "H5Reader",
+    "KerasFileError",
+    "parse_json",
+    "read_archive",
+    "require_h5py",
+]
 
 #: Largest Keras file read (bytes).
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -56,7 +70,6 @@ def require_h5py() -> Any:
             "(or pip install h5py)"
         ) from None
     return h5py
-
 
 
 # -- the archive ----------------------------------------------------------------------------
@@ -164,8 +177,9 @@ def read_archive(raw: bytes, label: str) -> tuple[bytes, bytes]:
             )
     config = _read_member(zf, found["config.json"], label)
     if "metadata.json" in found:
-        meta = parse_json(_read_member(zf, found["metadata.json"], label),
-                          f"{label}: metadata.json")
+        meta = parse_json(
+            _read_member(zf, found["metadata.json"], label), f"{label}: metadata.json"
+        )
         if not isinstance(meta, dict):
             raise KerasFileError(
                 f"{label}: metadata.json: expected a JSON object, got {type(meta).__name__}"
@@ -329,4 +343,3 @@ class H5Reader:
             self.file.close()
         except Exception:
             pass
-

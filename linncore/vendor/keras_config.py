@@ -8,11 +8,13 @@ layers after a Dense layer fold into it: one activation, then clipping to ``[-1,
 a layer left unclipped must then have an activation whose outputs lie in ``[-1, 1]`` anyway.
 Anything else is refused naming the layer and its class, before its weights are looked at.
 """
+
 from __future__ import annotations
 
 import re
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +23,14 @@ from ..engine.layers import Dense, all_activations
 from ..engine.network import Network
 from .keras_archive import H5Reader, KerasFileError
 
-__all__ = ["network_from_config", "keras_weights", "legacy_weights", "snake_case",
-           "CLIP_ACTIVATION", "MAX_CONFIG_LAYERS"]
+__all__ = [
+    "CLIP_ACTIVATION",
+    "MAX_CONFIG_LAYERS",
+    "keras_weights",
+    "legacy_weights",
+    "network_from_config",
+    "snake_case",
+]
 
 #: Most layers a model's architecture may list.
 MAX_CONFIG_LAYERS = 4096
@@ -35,7 +43,7 @@ _CLIPS = (CLIP_ACTIVATION,)  # Keras activations equal to clip(x, -1, 1)
 
 # -- the architecture -----------------------------------------------------------------------
 class _Entry:
-    __slots__ = ("cls", "name", "config", "inbound", "raw")
+    __slots__ = ("cls", "config", "inbound", "name", "raw")
 
     def __init__(self, cls: str, name: str, config: dict, inbound: str | None, raw: dict) -> None:
         self.cls, self.name, self.config, self.inbound, self.raw = cls, name, config, inbound, raw
@@ -598,4 +606,3 @@ def network_from_config(
         n_in = stage.units
     dtype = dtypes.pop() if dtypes else ("float64" if seen_dtypes == {"float64"} else "float32")
     return Network(layers, clip=clip, dtype=dtype)
-

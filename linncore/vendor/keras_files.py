@@ -39,8 +39,9 @@ import os
 import re
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,15 +49,36 @@ from .._util import untrusted
 from .._util.atomic import atomic_write
 from .._version import __version__
 from ..engine.network import Network
-from .keras_archive import (EMPTY_ZIP_MAGIC, HDF5_MAGIC, MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC,
-                            H5Reader, KerasFileError, parse_json, read_archive, require_h5py)
-from .keras_config import (CLIP_ACTIVATION, keras_weights, legacy_weights, network_from_config,
-                           snake_case)
+from .keras_archive import (
+    EMPTY_ZIP_MAGIC,
+    HDF5_MAGIC,
+    MAX_FILE_BYTES,
+    MAX_MEMBERS,
+    ZIP_MAGIC,
+    H5Reader,
+    KerasFileError,
+    parse_json,
+    read_archive,
+    require_h5py,
+)
+from .keras_config import (
+    CLIP_ACTIVATION,
+    keras_weights,
+    legacy_weights,
+    network_from_config,
+    snake_case,
+)
 from .keras_view import KerasModelView
 from .linn_model import LinnModel
 
-__all__ = ["KerasFileError", "load_keras", "save_keras", "MAX_FILE_BYTES", "MAX_MEMBERS",
-           "KERAS_FOR_SAVED_FILES"]
+__all__ = [
+    "KERAS_FOR_SAVED_FILES",
+    "MAX_FILE_BYTES",
+    "MAX_MEMBERS",
+    "KerasFileError",
+    "load_keras",
+    "save_keras",
+]
 
 #: The oldest Keras that loads what :func:`save_keras` writes (the first with ``hard_tanh``).
 KERAS_FOR_SAVED_FILES = "3.7.0"
@@ -211,7 +233,7 @@ def _layer_configs(
         )
     ]
     order: list[tuple[str, str, list[np.ndarray]]] = []
-    for layer, (name, clip_name) in zip(net.layers, _keras_names(net)):
+    for layer, (name, clip_name) in zip(net.layers, _keras_names(net), strict=True):
         layers.append(
             obj(
                 "keras.layers",
@@ -325,7 +347,7 @@ def _legacy_bytes(net: Network) -> bytes:
         top.attrs["backend"] = "tensorflow"
         top.attrs["keras_version"] = KERAS_FOR_SAVED_FILES
         top.attrs["layer_names"] = np.array([name.encode() for _, name, _ in order])
-        for cls, name, arrays in order:
+        for _, name, arrays in order:
             group = top.create_group(name)
             names = [f"{name}/kernel", f"{name}/bias"][: len(arrays)]
             group.attrs["weight_names"] = (
@@ -333,7 +355,7 @@ def _legacy_bytes(net: Network) -> bytes:
                 if names
                 else np.zeros((0,), dtype="S1")
             )
-            for n, arr in zip(names, arrays):
+            for n, arr in zip(names, arrays, strict=True):
                 group.create_dataset(n, data=arr)
 
     return _h5_bytes(fill)
@@ -395,4 +417,3 @@ def save_keras(model: Any, path: str | os.PathLike) -> Path:
     with atomic_write(target, "wb", name="path") as fh:
         fh.write(data)
     return target
-
