@@ -582,7 +582,7 @@ def test_legacy_h5_weights_only_and_hostile_weight_names(tmp_path):
     src = DATA / "seq_input_relu_linear.h5"
     for bad, message in (
         (["../../dense_1/kernel", "x"], "is not a plain name"),
-        (["a"] * 9, r"expected at most 8 string"),
+        (["a"] * 9, r"expected at most 8 strings"),
         (["dense/kernel"], r"expected 2 weight name"),
     ):
         path = tmp_path / "bad.h5"
@@ -902,3 +902,47 @@ def test_convert_warns_when_the_keras_model_does_not_clip(tmp_path, capsys):
     )
     assert code == 0
     assert "warning:" in capsys.readouterr().err
+
+
+def test_a_model_config_that_is_not_one_string_is_refused(tmp_path):
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = np.array([b"{}"] * 3)
+    with pytest.raises(
+        KerasFileError, match=r"model_config'.*expected one string, got shape \(3,\)"
+    ):
+        load_keras(path)
+
+
+def test_metadata_that_is_not_a_json_object_is_refused(tmp_path):
+    members = [
+        ("metadata.json", "[1, 2]"),
+        ("config.json", json.dumps(_dense_config())),
+        ("model.weights.h5", _weights_h5(_good_arrays())),
+    ]
+    with pytest.raises(KerasFileError, match=r"metadata\.json: expected a JSON object"):
+        load_keras(_archive(tmp_path / "m.keras", members))
+
+
+def test_keras_2_13_archives_keep_weights_under_layer_checkpoint_dependencies(tmp_path):
+    def move(f):
+        f.move("layers", "_layer_checkpoint_dependencies")
+
+    weights = _weights_h5(_good_arrays(), fill=move)
+    lm = load_keras(_keras_file(tmp_path / "m.keras", weights=weights))
+    np.testing.assert_allclose(lm.predict([[1.0, 1.0]]), [[3.0]])
+
+
+def test_a_loaded_model_fine_tunes_and_saves_as_a_model_file(tmp_path):
+    lm = load_keras(DATA / "moku_construct_model.keras")
+    before = lm.get_weights()
+    x = np.random.default_rng(0).uniform(-1, 1, (32, 2))
+    lm.set_training_data(x, np.tanh(x), scale=False)
+    history = lm.fit_model(3, verbose=0, seed=0)
+    assert len(history.history["loss"]) == 3
+    assert not np.array_equal(lm.get_weights()[0], before[0])
+    assert all(np.abs(w).max() <= 1.0 for w in lm.get_weights())  # clip=True: weights clipped
+    linncore.save_model(lm, tmp_path / "m.json")
+    np.testing.assert_array_equal(
+        linncore.load_model(tmp_path / "m.json").network.predict(x), lm.network.predict(x)
+    )

@@ -313,9 +313,8 @@ class H5Reader:
             or (len(shape) == 1 and shape[0] > max_items)
             or (max_items == 0 and shape != ())
         ):
-            raise KerasFileError(
-                f"{self.label}: {where}: expected at most {max_items} string(s), got shape {shape}"
-            )
+            expected = "one string" if max_items == 0 else f"at most {max_items} strings"
+            raise KerasFileError(f"{self.label}: {where}: expected {expected}, got shape {shape}")
         if dt.kind not in ("S", "U", "O") or (
             dt.kind == "O" and h5py.check_string_dtype(dt) is None
         ):
