@@ -106,7 +106,9 @@ def load_keras(path: str | os.PathLike) -> LinnModel:
         Holding the network (``.network``), without scaling, so ``predict`` works in the
         units the Keras model saw.  ``network.clip`` is True when the file clips the layers'
         outputs to ``[-1, 1]`` (as ``moku.nn`` models do), False when it does not; it also
-        decides whether further training in linncore clips the weights.
+        decides whether further training in linncore clips the weights.  Predictions equal
+        Keras's to float32 rounding; a float64 model agrees more closely with Keras's layers
+        than with ``model.predict``, which feeds a float64 model float32-rounded inputs.
 
     Raises
     ------
@@ -375,6 +377,8 @@ def save_keras(model: Any, path: str | os.PathLike) -> Path:
     in Keras does not clip weights.  :func:`load_keras` reads the file back with
     ``clip=True``.  A LinnModel's training scaling is not part of the file (a warning says
     so).  The file is written atomically and the same network gives the same bytes.
+    (Keras applies ``leaky_relu``'s slope 0.2 as a float32 number, so a float64 network using
+    it differs from Keras by about 1e-9 relative.)
 
     Parameters
     ----------
