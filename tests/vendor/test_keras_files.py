@@ -35,7 +35,7 @@ from linncore.vendor import keras_archive, keras_files  # noqa: E402
 
 pytestmark = pytest.mark.optional  # needs the optional h5py
 
-DATA = Path(__file__).parent / "data" / "keras"
+DATA = Path(__file__).resolve().parents[1] / "data" / "keras"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
 LOADABLE = [
     (m, f)

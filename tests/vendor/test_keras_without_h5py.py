@@ -10,7 +10,7 @@ import pytest
 
 import linncore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_keras_functions_without_h5py_say_how_to_install_it(monkeypatch, tmp_path):
