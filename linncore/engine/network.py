@@ -46,6 +46,10 @@ def _side_seed(rng: np.random.Generator) -> int:
 _precision_reader: Callable[[Any], Any] | None = None
 
 
+def _unpickle_network(layers: list[Any], clip: bool, dtype: str) -> "Network":
+    return Network(layers, clip=clip, dtype=dtype)
+
+
 class TrainingDivergedWarning(RuntimeWarning):
     """Training met a non-finite loss or parameter and stopped, keeping the last finite weights."""
 
@@ -275,6 +279,16 @@ class Network:
             if bn is not None:
                 layers.append(bn.copy())
         return Network(layers, clip=self.clip, dtype=self._dtype)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle as the layers and settings, so the copy's layers view its own parameter
+        # vector again (a plain pickle of the instance would break those views).
+        layers: list[Any] = []
+        for layer, bn in zip(self._layers, self._norms):
+            layers.append(layer.copy())
+            if bn is not None:
+                layers.append(bn.copy())
+        return (_unpickle_network, (layers, self.clip, self._dtype.name))
 
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
