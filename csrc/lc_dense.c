@@ -62,8 +62,9 @@ void lc_net_layout(const lc_net *net, lc_layer_offsets *layout)
     for (int64_t l = 0; l < net->n_layers; l++) {
         const int64_t no = net->sizes[l + 1];
         layout[l].w = p;
-        layout[l].b = net->has_bias[l] ? p + net->sizes[l] * no : -1;
-        layout[l].bn = lc_net_bn(net, l) ? p + net->sizes[l] * no + (net->has_bias[l] ? no : 0) : -1;
+        const int64_t after_w = p + net->sizes[l] * no;
+        layout[l].b = net->has_bias[l] ? after_w : -1;
+        layout[l].bn = lc_net_bn(net, l) ? after_w + (net->has_bias[l] ? no : 0) : -1;
         layout[l].bn_state = lc_net_bn(net, l) ? st : -1;
         p += layer_params(net, l);
         st += lc_net_bn(net, l) ? 2 * no : 0;

@@ -458,9 +458,18 @@ static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, const lc_qat *q, int64_t B
             w->bn_mean[l] = p; p += no;
             w->bn_var[l] = p; p += no;
         }
-        if (FN(q_on)(q, l, LC_QF_INPUT)) { w->qin[l] = p; p += B * ni; w->m_in[l] = mp; mp += B * ni; }
-        if (FN(q_on)(q, l, LC_QF_WEIGHT)) { w->wq[l] = p; p += ni * no; w->m_w[l] = mp; mp += ni * no; }
-        if (FN(q_on)(q, l, LC_QF_BIAS)) { w->bq[l] = p; p += no; w->m_b[l] = mp; mp += no; }
+        if (FN(q_on)(q, l, LC_QF_INPUT)) {
+            w->qin[l] = p; p += B * ni;
+            w->m_in[l] = mp; mp += B * ni;
+        }
+        if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
+            w->wq[l] = p; p += ni * no;
+            w->m_w[l] = mp; mp += ni * no;
+        }
+        if (FN(q_on)(q, l, LC_QF_BIAS)) {
+            w->bq[l] = p; p += no;
+            w->m_b[l] = mp; mp += no;
+        }
         if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) { w->m_acc[l] = mp; mp += s; }
         if (FN(q_on)(q, l, LC_QF_ACTIVATION)) { w->m_act[l] = mp; mp += s; }
     }

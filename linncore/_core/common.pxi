@@ -177,7 +177,8 @@ cdef lc_optim _optim(object cfg) except *:
         o.momentum = cfg.momentum
         o.nesterov = 1 if cfg.nesterov else 0
     except AttributeError:
-        raise TypeError(f"optimizer: expected an OptimizerConfig, got {type(cfg).__name__}") from None
+        raise TypeError("optimizer: expected an OptimizerConfig, got "
+                        f"{type(cfg).__name__}") from None
     if o.kind != LC_OPT_SGD and o.kind != LC_OPT_ADAM:
         raise ValueError(f"optimizer.kind: expected {LC_OPT_SGD} (SGD) or {LC_OPT_ADAM} (Adam), "
                          f"got {cfg.kind}")

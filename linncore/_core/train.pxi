@@ -20,10 +20,12 @@ cdef extern from "lc_dense.h" nogil:
                            const double *X, const double *Y, int64_t N, const int64_t *perm,
                            int64_t batch_size, int64_t *step, double *rail, double *loss_sum,
                            int64_t *n_done)
-    int lc_train_loss_grad_f32(const lc_train *t, const float *theta, const float *X, const float *Y,
-                               int64_t B, int64_t step, float *grad, double *rail, double *loss_out)
-    int lc_train_loss_grad_f64(const lc_train *t, const double *theta, const double *X, const double *Y,
-                               int64_t B, int64_t step, double *grad, double *rail, double *loss_out)
+    int lc_train_loss_grad_f32(const lc_train *t, const float *theta, const float *X,
+                               const float *Y, int64_t B, int64_t step, float *grad, double *rail,
+                               double *loss_out)
+    int lc_train_loss_grad_f64(const lc_train *t, const double *theta, const double *X,
+                               const double *Y, int64_t B, int64_t step, double *grad,
+                               double *rail, double *loss_out)
     int lc_train_apply_f32(const lc_train *t, float *theta, const float *delta, int64_t step,
                            double *rail)
     int lc_train_apply_f64(const lc_train *t, double *theta, const double *delta, int64_t step,
@@ -32,6 +34,7 @@ cdef extern from "lc_dense.h" nogil:
 # The fields of one format as they cross the boundary: (bits, int_bits, signed, rounding,
 # overflow), the memory layout of lc_fixfmt.
 _FIXFMT_FIELDS = 5
+_NO_QUANT_BN = "quant: quantization-aware training of batch-normalised networks is not supported"
 
 
 cdef class _Quant:
@@ -42,7 +45,8 @@ cdef class _Quant:
     def __cinit__(self, quant, int64_t n_layers):
         for f in ("fmts", "on", "seed", "near_rail"):
             if not hasattr(quant, f):
-                raise TypeError(f"quant: expected a QuantConfig or None, got {type(quant).__name__}")
+                raise TypeError("quant: expected a QuantConfig or None, got "
+                                f"{type(quant).__name__}")
         self.fmts = _arr(quant.fmts, np.int32, (n_layers, LC_QF_N, _FIXFMT_FIELDS), "quant.fmts")
         self.on = _arr(quant.on, np.int32, (n_layers, LC_QF_N), "quant.on")
         self.q.fmts = <const lc_fixfmt*>_ptr(self.fmts)
@@ -99,8 +103,7 @@ def train_epoch(spec, theta, X, Y, *, perm, int64_t batch_size, int loss, optimi
     cdef _Quant qz = None
     if quant is not None:
         if n.n_state:
-            raise ValueError("quant: quantization-aware training of batch-normalised networks is "
-                             "not supported")
+            raise ValueError(_NO_QUANT_BN)
         qz = _Quant(quant, n.net.n_layers)
     if rail is not None:
         _arr(rail, np.float64, ((N + batch_size - 1) // batch_size, LC_RAIL_N), "rail")
@@ -148,7 +151,7 @@ def qat_loss_grad(spec, theta, X, Y, *, int loss, quant, int64_t step, rail):
     _arr(rail, np.float64, (LC_RAIL_N,), "rail")
     _check_loss(loss)
     if n.n_state:
-        raise ValueError("quant: quantization-aware training of batch-normalised networks is not supported")
+        raise ValueError(_NO_QUANT_BN)
     cdef _Quant qz = _Quant(quant, n.net.n_layers) if quant is not None else None
     cdef lc_optim unused
     cdef lc_train t
@@ -189,7 +192,7 @@ def qat_apply(spec, theta, delta, *, quant, int64_t step, bint clip_params, rail
     _arr(delta, dt, (n.n_params,), "delta")
     _arr(rail, np.float64, (LC_RAIL_N,), "rail")
     if n.n_state:
-        raise ValueError("quant: quantization-aware training of batch-normalised networks is not supported")
+        raise ValueError(_NO_QUANT_BN)
     cdef _Quant qz = _Quant(quant, n.net.n_layers) if quant is not None else None
     cdef lc_optim unused
     cdef lc_train t

@@ -117,7 +117,8 @@ def _layers(spec, theta):
     out = []
     for l, (w, b, _, _) in enumerate(net_layout(spec)):
         n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
-        out.append((theta[w:w + n_in * n_out].reshape(n_in, n_out), theta[b:b + n_out] if b >= 0 else None))
+        W = theta[w:w + n_in * n_out].reshape(n_in, n_out)
+        out.append((W, theta[b:b + n_out] if b >= 0 else None))
     return out
 
 
@@ -275,7 +276,8 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0):
                 if arr is None:
                     continue
                 seed = qat_seed(int(quant.seed), step, L, l, GRAD, part)
-                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][GRAD], seed, quant.near_rail, False)
+                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][GRAD], seed,
+                                                      quant.near_rail, False)
                 arr[...] = qv
                 any_g = True
                 r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
@@ -332,7 +334,8 @@ def _step_apply(spec, theta, delta, clip_params, quant, step):
                 if arr is None:
                     continue
                 seed = qat_seed(int(quant.seed), step, L, l, UPDATE, part)
-                qv, _, (sat, _n, under) = qat_quantize(arr, quant.fmts[l][UPDATE], seed, quant.near_rail, False)
+                qv, _, (sat, _n, under) = qat_quantize(arr, quant.fmts[l][UPDATE], seed,
+                                                       quant.near_rail, False)
                 arr[...] = qv
                 any_u = True
                 r[0], r[1] = max(r[0], sat / arr.size), max(r[1], under / arr.size)
@@ -349,7 +352,8 @@ def _step_apply(spec, theta, delta, clip_params, quant, step):
                 if arr is None or not quant.on[l][field]:
                     continue
                 seed = qat_seed(int(quant.seed), step, L, l, field, 1)
-                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][field], seed, quant.near_rail, False)
+                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][field], seed,
+                                                      quant.near_rail, False)
                 arr[...] = qv
                 any_w = True
                 r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
@@ -357,9 +361,12 @@ def _step_apply(spec, theta, delta, clip_params, quant, step):
     return 0, nxt, rail_w, rail_u
 
 
+_NO_QUANT_BN = "quant: quantization-aware training of batch-normalised networks is not supported"
+
+
 def _refuse_bn(spec) -> None:
     if any(_bn(spec, l) for l in range(len(spec.acts))):
-        raise ValueError("quant: quantization-aware training of batch-normalised networks is not supported")
+        raise ValueError(_NO_QUANT_BN)
 
 
 def _check_step_args(spec, quant, bn_state, loss, optimizer=None):
@@ -367,10 +374,11 @@ def _check_step_args(spec, quant, bn_state, loss, optimizer=None):
     if optimizer is not None and not all(hasattr(optimizer, f) for f in OptimizerConfig._fields):
         raise TypeError(f"optimizer: expected an OptimizerConfig, got {type(optimizer).__name__}")
     if optimizer is not None and optimizer.kind not in (OPT_SGD, OPT_ADAM):
-        raise ValueError(f"optimizer.kind: expected {OPT_SGD} (SGD) or {OPT_ADAM} (Adam), got {optimizer.kind}")
+        raise ValueError(f"optimizer.kind: expected {OPT_SGD} (SGD) or {OPT_ADAM} (Adam), "
+                         f"got {optimizer.kind}")
     has_bn = any(_bn(spec, l) for l in range(len(spec.acts)))
     if quant is not None and has_bn:
-        raise ValueError("quant: quantization-aware training of batch-normalised networks is not supported")
+        raise ValueError(_NO_QUANT_BN)
     if bn_state is None and has_bn:
         raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
 
@@ -385,14 +393,16 @@ def train_epoch(spec, theta, X, Y, *, perm, batch_size: int, loss: int, optimize
     _check_step_args(spec, quant, bn_state, loss, optimizer)
     N = X.shape[0]
     if perm is not None and N and (perm.min() < 0 or perm.max() >= N):
-        raise ValueError(f"perm: expected indices in [0, {N}), got values in [{perm.min()}, {perm.max()}]")
+        raise ValueError(f"perm: expected indices in [0, {N}), got values in "
+                         f"[{perm.min()}, {perm.max()}]")
     order = np.arange(N) if perm is None else perm
     loss_sum, n_done = 0.0, 0
     for row, s in enumerate(range(0, N, batch_size)):
         idx = order[s:s + batch_size]
         batch_state = None if bn_state is None else bn_state.copy()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
-            status, value, grad, rail_g, layers = _step_grad(spec, theta, X[idx], Y[idx], loss, quant, step)
+            status, value, grad, rail_g, layers = _step_grad(spec, theta, X[idx], Y[idx], loss,
+                                                             quant, step)
             if status:
                 return status, loss_sum, n_done, step
             delta = optim_delta(optimizer, grad, m, v, step + 1)
@@ -446,8 +456,8 @@ def optim_delta(opt, g, m, v, t: int):
     increment -m alpha / (sqrt(v) + eps).  SGD: -lr g; with momentum mu: m = mu m - lr g,
     increment m (Nesterov: mu m - lr g).  Moments below the smallest normal number are
     stored as zero (see _flush)."""
-    kind, lr, b1, b2, eps, mu, nesterov = (opt.kind, opt.learning_rate, opt.beta_1, opt.beta_2, opt.epsilon,
-                                           opt.momentum, opt.nesterov)
+    kind, lr, b1, b2, eps, mu, nesterov = (opt.kind, opt.learning_rate, opt.beta_1, opt.beta_2,
+                                           opt.epsilon, opt.momentum, opt.nesterov)
     T = g.dtype.type
     lr = T(lr)
     if kind == OPT_ADAM:

@@ -222,8 +222,8 @@ def train_instrumented(
                 value, g, _ = kernels.net_loss_grad(net.spec, theta, xb, yb, LOSSES[loss], False, net._state())
             else:  # quantized forward, straight-through backward, quantized gradient: compiled
                 rail = np.full(6, np.nan)
-                status, value, g = kernels.qat_loss_grad(net.spec, theta, xb, yb, loss=LOSSES[loss], quant=quant,
-                                                         step=step, rail=rail)
+                status, value, g = kernels.qat_loss_grad(net.spec, theta, xb, yb, loss=LOSSES[loss],
+                                                         quant=quant, step=step, rail=rail)
                 if status:
                     g = np.full_like(theta, np.nan)
             m = net.output_size

@@ -516,7 +516,8 @@ class Network:
         m, v = opt._state(self.n_params, self._dtype)
         kernels = _backend.kernels()
         rails: list[np.ndarray] = []
-        quant = None if qat is None else QuantConfig(*qat, seed=_side_seed(rng), near_rail=NEAR_RAIL)
+        quant = None if qat is None else QuantConfig(*qat, seed=_side_seed(rng),
+                                                     near_rail=NEAR_RAIL)
         loss_code = _losses.code(loss)
         self.stop_training = False
         self._call(cbs, "set_model", self if callback_model is None else callback_model)
@@ -524,7 +525,8 @@ class Network:
         for epoch in range(epochs):
             self._call(cbs, "on_epoch_begin", epoch, {})
             perm = rng.permutation(n).astype(np.int64) if shuffle else None
-            rail = None if quant is None else np.full((math.ceil(n / batch_size), len(RAIL_NAMES)), np.nan)
+            steps = math.ceil(n / batch_size)
+            rail = None if quant is None else np.full((steps, len(RAIL_NAMES)), np.nan)
             status, loss_sum, n_done, opt.iterations = kernels.train_epoch(
                 self._spec, self._theta, x, y, perm=perm, batch_size=batch_size, loss=loss_code,
                 optimizer=opt._config(), m=m, v=v, step=opt.iterations, clip_params=self.clip,

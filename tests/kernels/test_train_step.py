@@ -15,20 +15,23 @@ MOMENTUM = OptimizerConfig(OPT_SGD, 0.05, beta_1=0.0, beta_2=0.0, epsilon=0.0, m
 
 
 def _spec(sizes=(3, 8, 6, 2), acts=(2, 1, 0), bias=(1, 0, 1), clip=False, bn=None):
-    extra = {} if bn is None else dict(bn=np.array(bn, np.int32), bn_momentum=np.full(len(acts), 0.9),
+    extra = {} if bn is None else dict(bn=np.array(bn, np.int32),
+                                       bn_momentum=np.full(len(acts), 0.9),
                                        bn_epsilon=np.full(len(acts), 1e-3))
-    return NetSpec(np.array(sizes, np.int64), np.array(acts, np.int32), np.array(bias, np.int32), clip, **extra)
+    return NetSpec(np.array(sizes, np.int64), np.array(acts, np.int32),
+                   np.array(bias, np.int32), clip, **extra)
 
 
 def _n_params(spec):
-    lay = [(int(spec.sizes[l]), int(spec.sizes[l + 1]), int(spec.has_bias[l])) for l in range(len(spec.acts))]
-    return sum(i * o + b * o for i, o, b in lay)
+    L = len(spec.acts)
+    return sum(int(spec.sizes[l] + spec.has_bias[l]) * int(spec.sizes[l + 1]) for l in range(L))
 
 
 def _float_quant(L):
     """Quantization with every field float: the hook is there, nothing is quantized."""
-    return QuantConfig(np.zeros((L, len(QAT_FIELDS), 5), np.int32), np.zeros((L, len(QAT_FIELDS)), np.int32),
-                       seed=7, near_rail=0.9)
+    n = len(QAT_FIELDS)
+    return QuantConfig(np.zeros((L, n, 5), np.int32), np.zeros((L, n), np.int32), seed=7,
+                       near_rail=0.9)
 
 
 def _epoch(engine, spec, theta, X, Y, **kw):
@@ -99,7 +102,7 @@ def test_optimizer_must_be_named(engine, rng):
     X, Y = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
     with pytest.raises(TypeError, match="optimizer: expected an OptimizerConfig, got tuple"):
         _epoch(engine, spec, theta, X, Y, optimizer=tuple(ADAM))
-    with pytest.raises(ValueError, match="optimizer.kind"):
+    with pytest.raises(ValueError, match=r"optimizer\.kind"):
         _epoch(engine, spec, theta, X, Y, optimizer=ADAM._replace(kind=5))
 
 
