@@ -81,8 +81,8 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * result is the same bit for bit for any vector width.  Register blocking: 4 rows by 64 (then
  * 32) bytes of columns of C stay in registers across the whole k loop (GCC/Clang vector extensions; a
  * vector operation is the same IEEE operation on each lane). */
-#if defined(__GNUC__)
-typedef REAL FN(lc_vec) __attribute__((vector_size(32)));
+#if LC_HAVE_VECTOR_EXT
+LC_VECTOR_TYPEDEF(FN(lc_vec), REAL, 32);
 #endif
 
 LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
@@ -90,7 +90,7 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
                                int64_t N)
 {
     int64_t i = 0;
-#if defined(__GNUC__)
+#if LC_HAVE_VECTOR_EXT
     typedef FN(lc_vec) vec;
     enum { JB = (int)(sizeof(vec) / sizeof(REAL)) };
     for (; i + 4 <= rows; i += 4) {

@@ -23,8 +23,8 @@
 #include "lc_fixed.h"
 #include "lc_rng.h"
 
-__extension__ typedef __int128 i128;
-__extension__ typedef unsigned __int128 u128;
+LC_EXTENSION typedef __int128 i128;
+LC_EXTENSION typedef unsigned __int128 u128;
 
 /* A format with everything the inner loops need precomputed. */
 typedef struct {
@@ -243,7 +243,7 @@ static inline int64_t quantize_one(const fixinfo *fi, double x, uint64_t seed, u
 
 /* quantize_one kept out of line: the second pass of the block loop stays small (gcc/clang
  * attribute). */
-__attribute__((noinline)) static int64_t quantize_slow(const fixinfo *fi, double x,
+LC_NOINLINE static int64_t quantize_slow(const fixinfo *fi, double x,
                                                        uint64_t seed, uint64_t idx, int *ovf,
                                                        int *status)
 {
