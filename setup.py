@@ -22,7 +22,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 # GCC, Clang and compilers that take their options (the "unix" and "mingw32" compilers).
-GNU_COMPILE = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread"]
+# -Wno-psabi: GCC's note that 32-byte vector arguments changed ABI in GCC 4.6, printed even for
+# the static inline functions of csrc/lc_vmath.h, where it cannot matter.
+GNU_COMPILE = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-Wno-psabi"]
 GNU_LINK = ["-pthread"]
 # Microsoft's C compiler: /fp:precise keeps IEEE semantics and, with /fp:contract absent,
 # does not fuse a * b + c.  Its threads are Win32 threads (csrc/lc_threads.h).

@@ -1,0 +1,96 @@
+"""Engine choice at import (LINNCORE_BACKEND), each case in a fresh interpreter.
+
+A compiled core that fails to load (say, a wheel built against a newer glibc) is simulated by
+an import hook that raises the loader's kind of ImportError for ``linncore._core``; the
+fallback warning and the ``native`` error must both quote it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOAD_ERROR = "/lib/libc.so.6: version `GLIBC_2.99' not found (required by _core.so)"
+
+PROBE = r"""
+import json, sys, warnings
+if {broken!r}:
+    class BrokenCore:
+        def find_spec(self, name, path=None, target=None):
+            if name == "linncore._core" or name.startswith("linncore._core."):
+                raise ImportError({error!r})
+            return None
+    sys.meta_path.insert(0, BrokenCore())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        import linncore
+    except Exception as exc:
+        print(json.dumps({{"raised": type(exc).__name__, "message": str(exc)}}))
+        raise SystemExit(0)
+print(json.dumps({{
+    "backend": linncore.backend(),
+    "warnings": [(type(w.message).__name__, str(w.message)) for w in caught
+                 if w.category.__name__ == "NumpyBackendWarning"],
+}}))
+"""
+
+
+def probe(backend: str | None, broken: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "LINNCORE_BACKEND"}
+    if backend is not None:
+        env["LINNCORE_BACKEND"] = backend
+    run = subprocess.run([sys.executable, "-c", PROBE.format(broken=broken, error=LOAD_ERROR)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_fallback_warning_quotes_why_the_compiled_core_did_not_import():
+    out = probe(None, broken=True)
+    assert out["backend"] == "numpy"
+    assert len(out["warnings"]) == 1
+    message = out["warnings"][0][1]
+    assert LOAD_ERROR in message
+    assert "LINNCORE_BACKEND=native" in message  # how to make it an error
+
+
+def test_fallback_warning_says_kernels_agree_within_rounding_not_the_same_results():
+    message = probe(None, broken=True)["warnings"][0][1]
+    assert "within floating-point rounding" in message
+    assert "bit for bit" in message
+    assert "same results" not in message and "results are the same" not in message
+
+
+def test_backend_native_raises_import_error_quoting_the_load_failure():
+    out = probe("native", broken=True)
+    assert out["raised"] == "ImportError"
+    assert "LINNCORE_BACKEND=native" in out["message"]
+    assert LOAD_ERROR in out["message"]
+
+
+def test_backend_numpy_forces_the_twin_and_says_why():
+    out = probe("numpy", broken=False)
+    assert out["backend"] == "numpy"
+    assert len(out["warnings"]) == 1
+    assert "LINNCORE_BACKEND=numpy is set" in out["warnings"][0][1]
+
+
+def test_backend_native_with_a_working_core_is_silent(core):
+    out = probe("native", broken=False)
+    assert out == {"backend": "native", "warnings": []}
+
+
+def test_backend_with_an_unknown_value_is_refused_naming_the_variable():
+    out = probe("fortran", broken=False)
+    assert out["raised"] == "ValueError"
+    assert "LINNCORE_BACKEND" in out["message"] and "'fortran'" in out["message"]
+
+
+@pytest.mark.parametrize("value", ["NumPy", " numpy "])
+def test_backend_value_ignores_case_and_spaces(value):
+    assert probe(value, broken=False)["backend"] == "numpy"
