@@ -2,9 +2,10 @@
 when the core is built.
 
 ``pyproject.toml`` names this module as its backend (``backend-path = ["."]``).  Every hook is
-setuptools' ``build_meta`` hook; the three ``get_requires_for_build_*`` hooks add Cython and
-NumPy (the compiled core is Cython wrapping C, built against NumPy's headers) unless
-``LINNCORE_BUILD_CORE=0``.  So a pure-Python build or install needs only setuptools and wheel:
+setuptools' ``build_meta`` hook; those asking what a wheel or an editable install needs add
+Cython and NumPy (the compiled core is Cython wrapping C, built against NumPy's headers) unless
+``LINNCORE_BUILD_CORE=0``.  An sdist needs neither: setup.py imports them only when it builds
+the extension.  So a pure-Python build or install needs only setuptools and wheel:
 ``LINNCORE_BUILD_CORE=0 pip install --no-index --find-links DIR .`` works with a wheelhouse
 holding just those two, and so does a build without isolation on a machine without Cython.
 """
@@ -30,8 +31,3 @@ def get_requires_for_build_wheel(config_settings=None):
 
 def get_requires_for_build_editable(config_settings=None):
     return _setuptools.get_requires_for_build_editable(config_settings) + _core_requires()
-
-
-def get_requires_for_build_sdist(config_settings=None):
-    # setup.py cythonizes when it runs, for an sdist too, unless the core is left out.
-    return _setuptools.get_requires_for_build_sdist(config_settings) + _core_requires()

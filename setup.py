@@ -33,7 +33,26 @@ MSVC_LINK = []
 
 
 class build_ext_per_compiler(build_ext):
-    """build_ext that adds the compile and link options of the compiler in use."""
+    """build_ext that cythonizes, finds NumPy's headers and adds the compiler's options.
+
+    Cython and NumPy are imported here, when the extension is built, never when setup.py is
+    read: the build backend reads it first to learn what to install (``_build_backend.py``),
+    before they are there.
+    """
+
+    def run(self):
+        if self.extensions:
+            import numpy as np
+            from Cython.Build import cythonize
+
+            for ext in self.extensions:
+                ext.include_dirs.append(np.get_include())
+            self.extensions = cythonize(
+                self.extensions,
+                language_level=3,
+                compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+            )
+        super().run()
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
@@ -50,27 +69,20 @@ def _flag(name):
 def extensions():
     if os.environ.get("LINNCORE_BUILD_CORE", "1").strip() == "0":
         return []
-    import numpy as np
-    from Cython.Build import cythonize
-
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
     if _flag("LINNCORE_BASELINE_ONLY"):
         macros.append(("LC_BASELINE_ONLY", "1"))
     if _flag("LINNCORE_PORTABLE"):
         macros.append(("LC_PORTABLE", "1"))
-    sources = ["linncore/_core.pyx"] + sorted(glob("csrc/*.c"))
-    ext = Extension(
-        "linncore._core",
-        sources=sources,
-        include_dirs=["csrc", np.get_include()],
-        depends=sorted(glob("csrc/*.h")) + sorted(glob("linncore/*.pxi")),
-        define_macros=macros,
-    )
-    return cythonize(
-        [ext],
-        language_level=3,
-        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
-    )
+    return [
+        Extension(
+            "linncore._core",
+            sources=["linncore/_core.pyx"] + sorted(glob("csrc/*.c")),
+            include_dirs=["csrc"],  # and NumPy's, added at build time
+            depends=sorted(glob("csrc/*.h")) + sorted(glob("linncore/*.pxi")),
+            define_macros=macros,
+        )
+    ]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": build_ext_per_compiler})
