@@ -40,18 +40,35 @@ class build_ext_per_compiler(build_ext):
     before they are there.
     """
 
-    def run(self):
-        if self.extensions:
-            import numpy as np
-            from Cython.Build import cythonize
+    def finalize_options(self):
+        # Before the base class copies the distribution's extensions and sets up each one.
+        # egg_info and sdist finalize this command too, only to list sources, possibly before
+        # Cython and NumPy are installed; building without them fails in run().
+        self._tools_missing = None
+        if self.distribution.ext_modules:
+            try:
+                import numpy as np
+                from Cython.Build import cythonize
+            except ImportError as exc:
+                self._tools_missing = exc
+            else:
+                for ext in self.distribution.ext_modules:
+                    ext.include_dirs.append(np.get_include())
+                self.distribution.ext_modules = cythonize(
+                    self.distribution.ext_modules,
+                    language_level=3,
+                    compiler_directives={"boundscheck": False, "wraparound": False,
+                                         "cdivision": True},
+                )
+        super().finalize_options()
 
-            for ext in self.extensions:
-                ext.include_dirs.append(np.get_include())
-            self.extensions = cythonize(
-                self.extensions,
-                language_level=3,
-                compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
-            )
+    def run(self):
+        if self._tools_missing is not None and self.extensions:
+            raise RuntimeError(
+                "building the compiled core needs Cython and NumPy "
+                f"({self._tools_missing}); install them, or set LINNCORE_BUILD_CORE=0 to "
+                "install linncore without it (it then runs on its NumPy engine)"
+            ) from self._tools_missing
         super().run()
 
     def build_extensions(self):
