@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import warnings
 from types import ModuleType
@@ -42,11 +43,13 @@ def _native() -> ModuleType | None:
     """The compiled core, or None when it does not import (the error kept in _native_error)."""
     global _native_error
     try:
-        from . import _core
+        # import_module, not "from . import _core": while linncore itself is still being
+        # imported, the latter reports a missing module as a circular import.
+        core = importlib.import_module(f"{__package__}._core")
     except ImportError as exc:
         _native_error = exc
         return None
-    return _core
+    return core
 
 
 def _native_failure() -> str:
