@@ -1,7 +1,7 @@
-"""Build script: one extension module, ``linncore._core``, from the C kernels in ``csrc/``.
+"""Build script: one extension module, ``linncore._core._kernels``, from the C kernels in ``csrc/``.
 
 The C kernels are plain C (C99, C11 where the compiler has it) and know nothing of Python;
-``linncore/_core.pyx`` wraps them.  Environment variables read at build time:
+``linncore/_core/_kernels.pyx`` wraps them.  Environment variables read at build time:
 
 - ``LINNCORE_BUILD_CORE=0``: install without the compiled core (linncore then runs on its
   NumPy engine); the build then needs neither Cython nor NumPy (see ``_build_backend.py``).
@@ -93,10 +93,10 @@ def extensions():
         macros.append(("LC_PORTABLE", "1"))
     return [
         Extension(
-            "linncore._core",
-            sources=["linncore/_core.pyx"] + sorted(glob("csrc/*.c")),
+            "linncore._core._kernels",
+            sources=["linncore/_core/_kernels.pyx"] + sorted(glob("csrc/*.c")),
             include_dirs=["csrc"],  # and NumPy's, added at build time
-            depends=sorted(glob("csrc/*.h")) + sorted(glob("linncore/*.pxi")),
+            depends=sorted(glob("csrc/*.h")) + sorted(glob("linncore/_core/*.pxi")),
             define_macros=macros,
         )
     ]

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from linncore import _backend
-from linncore.fixed import FixedFormat, Rounding, fixed_matmul, quantize
+from linncore.fixed.formats import FixedFormat, Rounding, fixed_matmul, quantize
 
 try:
     import apytypes as apy

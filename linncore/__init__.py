@@ -3,27 +3,21 @@
 Keras-compatible training on a compiled core, fixed-point arithmetic, exact Hessians and
 ``.linn`` export for the Moku Neural Network instrument.
 """
+from ._version import __version__
 from ._backend import backend, get_num_threads, set_num_threads
-from .callbacks import Callback, EarlyStopping, History, LambdaCallback
-from .layers import BatchNormalization, Dense, all_activations
-from .network import Network, TrainingDivergedWarning
-from .optimizers import SGD, Adam
-from .fixed import (FixedFormat, Overflow, RailStats, Rounding, fixed_matmul, quantize, rail_stats,
-                    requantize, sat_add, sat_mul)
-from .precision import PrecisionDict
-from .quantized import INSTRUMENT_ASSUMPTIONS, QuantizedNetwork
+from .engine import (SGD, Adam, BatchNormalization, Callback, Dense, EarlyStopping, History,
+                     LambdaCallback, Network, TrainingDivergedWarning, all_activations)
+from .fixed import (INSTRUMENT_ASSUMPTIONS, FixedFormat, Overflow, PrecisionDict, QuantizedNetwork,
+                    RailStats, Rounding, fixed_matmul, quantize, rail_stats, requantize, sat_add,
+                    sat_mul)
 from . import hessian
-from .linn import LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn, save_linn
+from .vendor import (LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn,
+                     save_linn)
 from .evaluation import DeviationReport, EvaluationCallback, evaluate
-from .files import (ModelFile, ModelFileError, export_c_header, export_codes, from_json, load_bundle, load_model,
-                    save_bundle, save_model, to_json)
-from .datasets import BaseDataset, LinearTeacherDataset
-from .history import FitHistory
-from .ablation import train_instrumented
-from .models import LinearBlockModel
-from .sweep import SweepResult, sweep
-
-__version__ = "0.1.0"
+from .io import (ModelFile, ModelFileError, export_c_header, export_codes, from_json, load_bundle,
+                 load_model, save_bundle, save_model, to_json)
+from .ablation import (BaseDataset, FitHistory, LinearBlockModel, LinearTeacherDataset,
+                       SweepResult, sweep, train_instrumented)
 
 __all__ = [
     "backend", "get_num_threads", "set_num_threads",

@@ -20,8 +20,8 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-from ._linn_doc import channel_mode, describe
-from .linn import LinnError, LinnModel, budget_text, get_linn, load_linn, read_linn, save_linn
+from .vendor.linn_document import channel_mode, describe
+from .vendor.linn_model import LinnError, LinnModel, budget_text, get_linn, load_linn, read_linn, save_linn
 
 __all__ = ["main"]
 
@@ -468,8 +468,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
-    from .history import _pyplot
-    from .sweep import sweep
+    from .ablation.fit_history import _pyplot
+    from .ablation.sweep import sweep
 
     cfg_path = Path(args.config)
     if args.workers is not None and args.workers < 1:
@@ -562,7 +562,7 @@ def _parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
     a = sub.add_parser("ablate", help="run an ablation sweep from a TOML config",
                        description="Run every point of the config's [grid] on top of its [base] once per seed "
-                                   "with linncore.sweep (instrumented training, one process per worker), print "
+                                   "with linncore.ablation.sweep (instrumented training, one process per worker), print "
                                    "one line per finished run (run id, final loss, DIVERGED / SILENT-DEATH "
                                    "flags) and write the table, the histories and the plots into a folder.",
                        epilog=_ABLATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .._codes import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .._util.codes import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
 from .dense import _layers, act_deriv, act_forward, loss_grad, optim_delta
 from .fixed import fix_quantize
 

@@ -1,0 +1,171 @@
+# Declarations shared by every kernel family, and the argument checks the wrappers use.
+
+cdef extern from "lc_common.h":
+    ctypedef struct lc_net:
+        int64_t n_layers
+        const int64_t *sizes
+        const int32_t *acts
+        const int32_t *has_bias
+        int32_t clip_out
+        const int32_t *bn
+        const double *bn_momentum
+        const double *bn_epsilon
+    ctypedef struct lc_optim:
+        int32_t kind
+        double lr
+        double beta_1
+        double beta_2
+        double epsilon
+        double momentum
+        int32_t nesterov
+    int64_t lc_net_n_params(const lc_net *net)
+    int64_t lc_net_bn_state_len(const lc_net *net)
+    int LC_OK, LC_ERR_NONFINITE_LOSS, LC_ERR_NONFINITE_PARAMS, LC_ERR_NOMEM, LC_ERR_ARGS
+    int LC_N_ACTIVATIONS
+    int LC_ACT_LINEAR, LC_ACT_RELU, LC_ACT_TANH, LC_ACT_SIGMOID, LC_ACT_SOFTSIGN
+    int LC_ACT_LEAKY_RELU, LC_ACT_SOFTPLUS
+    double LC_LEAKY_SLOPE
+    int LC_LOSS_MSE, LC_LOSS_HALF_MSE, LC_LOSS_MAE
+    int LC_OPT_SGD, LC_OPT_ADAM
+
+cdef extern from "lc_qat.h":
+    int LC_QF_INPUT, LC_QF_WEIGHT, LC_QF_BIAS, LC_QF_ACCUMULATOR, LC_QF_ACTIVATION
+    int LC_QF_GRADIENT, LC_QF_UPDATE
+    int LC_RAIL_WEIGHT_SAT, LC_RAIL_WEIGHT_NEAR, LC_RAIL_GRAD_SAT, LC_RAIL_GRAD_NEAR
+    int LC_RAIL_UPDATE_SAT, LC_RAIL_UPDATE_UNDER
+
+cdef extern from "lc_parallel.h":
+    int lc_get_num_threads()
+    void lc_set_num_threads(int n)
+
+
+def get_num_threads():
+    """Threads the parallel kernels may use."""
+    return lc_get_num_threads()
+
+
+def set_num_threads(int n):
+    """Set the threads the parallel kernels may use (n >= 1; results do not depend on it)."""
+    if n < 1:
+        raise ValueError(f"n: expected at least 1 thread, got {n}")
+    lc_set_num_threads(n)
+
+
+ctypedef fused real:
+    float
+    double
+
+
+def constants():
+    """Every code compiled into the core, as ``linncore._util.codes.constants()`` names them.
+
+    ``tests/test_codes.py`` compares the two in full.
+    """
+    return {
+        "ACTIVATIONS": {"linear": LC_ACT_LINEAR, "relu": LC_ACT_RELU, "tanh": LC_ACT_TANH,
+                        "sigmoid": LC_ACT_SIGMOID, "softsign": LC_ACT_SOFTSIGN,
+                        "leaky_relu": LC_ACT_LEAKY_RELU, "softplus": LC_ACT_SOFTPLUS},
+        "N_ACTIVATIONS": LC_N_ACTIVATIONS,
+        "LEAKY_SLOPE": LC_LEAKY_SLOPE,
+        "LOSSES": {"mse": LC_LOSS_MSE, "half_mse": LC_LOSS_HALF_MSE, "mae": LC_LOSS_MAE},
+        "OPTIMIZERS": {"sgd": LC_OPT_SGD, "adam": LC_OPT_ADAM},
+        "STATUS": {"OK": LC_OK, "NONFINITE_LOSS": LC_ERR_NONFINITE_LOSS,
+                   "NONFINITE_PARAMS": LC_ERR_NONFINITE_PARAMS, "NOMEM": LC_ERR_NOMEM,
+                   "ARGS": LC_ERR_ARGS},
+        "QAT_FIELDS": {"input": LC_QF_INPUT, "weight": LC_QF_WEIGHT, "bias": LC_QF_BIAS,
+                       "accumulator": LC_QF_ACCUMULATOR, "activation": LC_QF_ACTIVATION,
+                       "gradient": LC_QF_GRADIENT, "update": LC_QF_UPDATE},
+        "RAIL_COLUMNS": {"weight_saturation_fraction_max": LC_RAIL_WEIGHT_SAT,
+                         "weight_near_rail_fraction_max": LC_RAIL_WEIGHT_NEAR,
+                         "gradient_saturation_fraction_max": LC_RAIL_GRAD_SAT,
+                         "gradient_near_rail_fraction_max": LC_RAIL_GRAD_NEAR,
+                         "update_saturation_fraction_max": LC_RAIL_UPDATE_SAT,
+                         "update_underflow_fraction_max": LC_RAIL_UPDATE_UNDER},
+    }
+
+
+cdef object _arr(object a, object dtype, tuple shape, str name):
+    """Check that ``a`` is a C-contiguous ndarray of ``dtype`` and ``shape`` (-1: any)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    if a.ndim != len(shape):
+        raise ValueError(f"{name}: expected {len(shape)} dimensions, got shape {a.shape}")
+    for got, want in zip(a.shape, shape):
+        if want >= 0 and got != want:
+            raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+    return a
+
+
+cdef object _float_dtype(object a, str name):
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected a float32 or float64 numpy.ndarray")
+    return a.dtype
+
+
+cdef class _Net:
+    """An lc_net view of a NetSpec; keeps the index arrays alive while C reads them."""
+    cdef lc_net net
+    cdef object sizes, acts, has_bias, bn, bn_momentum, bn_epsilon
+    cdef public int64_t n_params, n_state
+
+    def __cinit__(self, spec):
+        self.sizes = np.ascontiguousarray(spec.sizes, dtype=np.int64)
+        self.acts = np.ascontiguousarray(spec.acts, dtype=np.int32)
+        self.has_bias = np.ascontiguousarray(spec.has_bias, dtype=np.int32)
+        if self.sizes.ndim != 1 or self.sizes.shape[0] < 2:
+            raise ValueError("spec.sizes: expected at least two widths")
+        if np.any(self.sizes < 0):
+            raise ValueError(f"spec.sizes: widths must be >= 0, got {self.sizes.tolist()}")
+        if self.acts.shape[0] != self.sizes.shape[0] - 1 or self.has_bias.shape[0] != self.acts.shape[0]:
+            raise ValueError("spec: acts and has_bias need one entry per layer")
+        if np.any(self.acts < 0) or np.any(self.acts >= LC_N_ACTIVATIONS):
+            raise ValueError(f"spec.acts: codes must lie in [0, {LC_N_ACTIVATIONS})")
+        L = self.acts.shape[0]
+        bn = getattr(spec, "bn", None)
+        self.bn = np.ascontiguousarray(np.zeros(L) if bn is None else bn, dtype=np.int32)
+        self.bn_momentum = np.ascontiguousarray(getattr(spec, "bn_momentum", None) if bn is not None else np.zeros(L),
+                                                dtype=np.float64)
+        self.bn_epsilon = np.ascontiguousarray(getattr(spec, "bn_epsilon", None) if bn is not None else np.zeros(L),
+                                               dtype=np.float64)
+        if self.bn.shape != (L,) or self.bn_momentum.shape != (L,) or self.bn_epsilon.shape != (L,):
+            raise ValueError("spec: bn, bn_momentum and bn_epsilon need one entry per layer")
+        cdef const int64_t[::1] s = self.sizes
+        cdef const int32_t[::1] a = self.acts
+        cdef const int32_t[::1] h = self.has_bias
+        self.net.n_layers = self.acts.shape[0]
+        self.net.sizes = &s[0]
+        self.net.acts = &a[0]
+        self.net.has_bias = &h[0]
+        self.net.clip_out = 1 if spec.clip_out else 0
+        cdef const int32_t[::1] nb = self.bn
+        cdef const double[::1] nm = self.bn_momentum
+        cdef const double[::1] ne = self.bn_epsilon
+        self.net.bn = &nb[0]
+        self.net.bn_momentum = &nm[0]
+        self.net.bn_epsilon = &ne[0]
+        self.n_params = lc_net_n_params(&self.net)
+        self.n_state = lc_net_bn_state_len(&self.net)
+
+
+cdef lc_optim _optim(tuple cfg):
+    """An lc_optim from (kind, lr, beta_1, beta_2, epsilon, momentum, nesterov)."""
+    cdef lc_optim o
+    o.kind = cfg[0]
+    o.lr = cfg[1]
+    o.beta_1 = cfg[2]
+    o.beta_2 = cfg[3]
+    o.epsilon = cfg[4]
+    o.momentum = cfg[5]
+    o.nesterov = 1 if cfg[6] else 0
+    return o
+
+
+cdef _raise_status(int status, str where):
+    if status == LC_ERR_NOMEM:
+        raise MemoryError(f"{where}: the kernel could not allocate its workspace")
+    if status == LC_ERR_ARGS:
+        raise ValueError(f"{where}: inconsistent arguments")

@@ -1,0 +1,242 @@
+"""The per-step history of instrumented training.
+
+:class:`FitHistory` holds one array per metric (one entry per optimizer step) plus the
+``epoch`` and ``step`` index arrays, the configuration of the run and its seed.  It is saved
+without loss as a ``.npz`` file whose arrays are the metrics and whose ``__meta__`` entry is
+JSON (configuration, seed, versions).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from .._util.atomic import atomic_write
+
+__all__ = ["FitHistory"]
+
+_FORMAT = "linncore.FitHistory"
+_VERSION = 1
+_PREFIX = "metric:"
+
+
+def _json_default(v: Any) -> Any:
+    """NumPy scalars and arrays in the metadata as plain JSON."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"config: {type(v).__name__} is not JSON data")
+
+
+class FitHistory(Mapping):
+    """Per-step metric arrays of a training run.
+
+    Parameters
+    ----------
+    metrics : mapping of str to array_like
+        Equal-length 1-D arrays, one entry per step (``epoch`` and ``step`` among them).
+    config : dict, optional
+        The run's configuration (JSON-able).
+    seed : int, optional
+    stop_reason : str, optional
+        Why the run ended before its last epoch (divergence), or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> h = FitHistory({"step": np.arange(3), "epoch": np.zeros(3, int), "loss": np.array([3.0, 2.0, 1.0])})
+    >>> float(h["loss"][-1]), float(h.loss[0]), len(h)
+    (1.0, 3.0, 3)
+    >>> sorted(h.keys())
+    ['epoch', 'loss', 'step']
+    """
+
+    def __init__(self, metrics: Mapping[str, Any], config: dict | None = None, seed: int | None = None,
+                 stop_reason: str | None = None) -> None:
+        arrays = {str(k): np.asarray(v) for k, v in metrics.items()}
+        for k, a in arrays.items():
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                raise TypeError(f"metrics[{k!r}]: expected numbers, got dtype {a.dtype}")
+        lengths = {k: a.shape for k, a in arrays.items()}
+        n = {a.shape[0] if a.ndim == 1 else -1 for a in arrays.values()}
+        if len(n) > 1 or -1 in n:
+            raise ValueError(f"metrics: expected 1-D arrays of one length, got shapes {lengths}")
+        self._arrays = arrays
+        self.config = dict(config or {})
+        self.seed = seed
+        self.stop_reason = stop_reason
+
+    # -- mapping -------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> np.ndarray:
+        try:
+            return self._arrays[key]
+        except KeyError:
+            raise KeyError(f"{key!r} is not a logged metric; logged: {', '.join(self._arrays)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        """Number of steps."""
+        return next(iter(self._arrays.values())).shape[0] if self._arrays else 0
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("_arrays", {})
+        if name in arrays:
+            return arrays[name]
+        raise AttributeError(f"FitHistory has no metric or attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"FitHistory(steps={len(self)}, metrics={len(self._arrays)})"
+
+    @property
+    def n_steps(self) -> int:
+        return len(self)
+
+    def to_dict(self) -> dict[str, list]:
+        """The metrics as plain lists (NaN kept as float NaN)."""
+        return {k: v.tolist() for k, v in self._arrays.items()}
+
+    # -- comparison ----------------------------------------------------------------------
+    def summary(self) -> dict[str, float]:
+        """One number per question a sweep asks of a run (see :func:`linncore.ablation.sweep`)."""
+        def last(k):
+            return float(self._arrays[k][-1]) if k in self._arrays and len(self) else math.nan
+
+        def agg(k, fn):
+            a = self._arrays.get(k)
+            if a is None or not len(a) or np.all(np.isnan(a)):
+                return math.nan
+            return float(fn(a[~np.isnan(a)]))
+
+        diverged = bool(len(self) and self._arrays.get("diverged", np.zeros(1))[-1])
+        actual = self._arrays.get("actual_update_norm")
+        loss = self._arrays.get("loss")
+        silent = bool(actual is not None and len(self) and not diverged and np.all(np.isfinite(loss[-1:]))
+                      and _silently_dead(actual))
+        return {
+            "steps": float(len(self)),
+            "final_loss": last("loss"),
+            "min_loss": agg("loss", np.min),
+            "diverged": float(diverged),
+            "silent_death": float(silent),
+            "min_update_cosine": agg("update_cosine", np.min),
+            "max_weight_saturation_fraction": agg("weight_saturation_fraction_max", np.max),
+            "max_weight_near_rail_fraction": agg("weight_near_rail_fraction_max", np.max),
+            "max_gradient_saturation_fraction": agg("gradient_saturation_fraction_max", np.max),
+            "max_gradient_near_rail_fraction": agg("gradient_near_rail_fraction_max", np.max),
+            "max_update_saturation_fraction": agg("update_saturation_fraction_max", np.max),
+            "max_update_underflow_fraction": agg("update_underflow_fraction_max", np.max),
+            "max_hessian_lambda_max": agg("hessian_lambda_max", np.max),
+            "max_stability_margin_ctrl": agg("stability_margin_lambda_ctrl", np.max),
+            "mean_alpha": agg("alpha", np.mean),
+        }
+
+    def compare(self, other: "FitHistory", keys: list[str] | None = None) -> dict[str, dict[str, float]]:
+        """Side-by-side summaries of two runs: ``{metric: {"self": a, "other": b, "diff": b - a}}``."""
+        if not isinstance(other, FitHistory):
+            raise TypeError(f"other: expected a FitHistory, got {type(other).__name__}")
+        a, b = self.summary(), other.summary()
+        keys = keys or list(a)
+        return {k: {"self": a[k], "other": b[k], "diff": b[k] - a[k]} for k in keys}
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the history to ``path`` (``.npz``) atomically, without loss."""
+        meta = {"format": _FORMAT, "version": _VERSION, "config": self.config, "seed": self.seed,
+                "stop_reason": self.stop_reason, "versions": _versions()}
+        # metric names go in with a prefix: none can collide with np.savez's own arguments
+        arrays = {_PREFIX + k: v for k, v in self._arrays.items()}
+        arrays["__meta__"] = np.array(json.dumps(meta, allow_nan=True, default=_json_default))
+        with atomic_write(path, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FitHistory":
+        """Read a history written by :meth:`save` (no pickled objects are read)."""
+        with np.load(path, allow_pickle=False) as data:
+            if "__meta__" not in data.files:
+                raise ValueError(f"path: {os.fspath(path)!r} is not a linncore FitHistory file (no __meta__)")
+            meta = json.loads(str(data["__meta__"]))
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"path: {os.fspath(path)!r} holds {meta.get('format')!r}, not a FitHistory")
+            if int(meta.get("version", 0)) > _VERSION:
+                raise ValueError(f"path: written by a newer linncore (FitHistory format {meta['version']}, "
+                                 f"this reads up to {_VERSION}); upgrade linncore")
+            arrays = {k[len(_PREFIX):]: data[k] for k in data.files if k.startswith(_PREFIX)}
+        return cls(arrays, config=meta.get("config"), seed=meta.get("seed"), stop_reason=meta.get("stop_reason"))
+
+    # -- plots ---------------------------------------------------------------------------
+    def plot_results(self, path: str | os.PathLike | None = None):
+        """Draw the standard panels: loss, update geometry, curvature and controller,
+        stability margins, rail pressure.  Needs matplotlib (``pip install linncore[plot]``).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        plt = _pyplot()
+        steps = self._arrays.get("step", np.arange(len(self)))
+        panels = [
+            ("loss", ["loss", "rmse"], True),
+            ("update geometry", ["raw_update_norm", "actual_update_norm", "update_cosine", "update_radius_ratio"], False),
+            ("curvature and controller", ["curvature_proxy", "curvature_ema", "alpha", "alpha_would"], True),
+            ("stability margins", ["stability_margin_lambda_raw", "stability_margin_lambda_ctrl",
+                                   "spectral_radius_raw", "spectral_radius_ctrl"], False),
+            ("rail pressure", ["weight_saturation_fraction_max", "weight_near_rail_fraction_max",
+                               "gradient_saturation_fraction_max", "update_saturation_fraction_max",
+                               "update_underflow_fraction_max"], False),
+        ]
+        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), sharex=True)
+        for ax, (title, keys, logy) in zip(axes, panels):
+            drawn = False
+            for k in keys:
+                a = self._arrays.get(k)
+                if a is not None and np.any(np.isfinite(a)):
+                    ok = np.isfinite(a)
+                    ax.plot(steps[ok], a[ok], label=k, lw=1)
+                    drawn = True
+            if title == "stability margins" and drawn:
+                ax.axhline(2.0, color="k", ls=":", lw=0.8)
+                ax.axhline(1.0, color="grey", ls=":", lw=0.8)
+            if logy and drawn and all(np.nanmin(self._arrays[k]) > 0 for k in keys
+                                      if k in self._arrays and np.any(np.isfinite(self._arrays[k]))):
+                ax.set_yscale("log")
+            ax.set_title(title if drawn else f"{title} (not logged)", fontsize=9)
+            if drawn:
+                ax.legend(fontsize=7, loc="best")
+        axes[-1].set_xlabel("step")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=110)
+        return fig
+
+
+def _silently_dead(actual: np.ndarray, tail: float = 0.25) -> bool:
+    """True when the applied updates of the last quarter of the run are all exactly zero."""
+    n = len(actual)
+    k = max(1, int(math.ceil(n * tail)))
+    return bool(np.all(actual[-k:] == 0))
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("plotting needs matplotlib: pip install 'linncore[plot]'") from None
+    return plt
+
+
+def _versions() -> dict[str, str]:
+    from .._version import __version__
+
+    return {"linncore": __version__, "numpy": np.__version__, "python": platform.python_version()}

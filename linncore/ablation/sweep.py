@@ -1,0 +1,323 @@
+"""Sweeps: a grid of ablation configurations over seeds, run in parallel.
+
+A run is described by a plain dict (JSON/TOML-able)::
+
+    {"dataset": {"n": 1000, "d_in": 4, "d_out": 2, "noise": 0.0},        # LinearTeacherDataset
+     "model": {"num_hidden": [], "activation": None, "use_bias": False, "clip": False},
+     "train": {"epochs": 10, "learning_rate": 0.05, "use_controller": False, "precision_dict": None}}
+
+A grid maps dotted keys (``"train.learning_rate"``) to lists of values; :func:`sweep` runs
+the Cartesian product of the grid on top of a base configuration, once per seed.  The seed
+makes the dataset, the initial weights and the training reproducible.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import inspect
+import io
+import itertools
+import json
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .._util.atomic import atomic_write
+from .fit_history import FitHistory
+
+__all__ = ["sweep", "SweepResult", "run_config", "check_config", "expand_grid", "DEFAULT_CONFIG"]
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "dataset": {"n": 1000, "d_in": 4, "d_out": 2, "noise": 0.0, "teacher_scale": 0.5},
+    "model": {"num_hidden": [], "activation": None, "use_bias": False, "clip": False, "dtype": "float64"},
+    "train": {"epochs": 10, "batch_size": 32, "learning_rate": 0.05},
+}
+_SECTIONS = ("dataset", "model", "train")
+
+
+def _merge(base: Mapping, over: Mapping) -> dict:
+    out = copy.deepcopy(dict(base))
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _set_dotted(config: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in _SECTIONS:
+        raise ValueError(f"grid: keys are 'section.name' with section one of {_SECTIONS}, got {key!r}")
+    config[parts[0]][parts[1]] = value
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The points of a grid: a dict of lists (Cartesian product) or a list of dicts."""
+    if isinstance(grid, Mapping):
+        for k, v in grid.items():
+            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not len(v):
+                raise ValueError(f"grid[{k!r}]: expected a non-empty list of values, got {v!r}")
+        keys = list(grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    points = list(grid)
+    for i, p in enumerate(points):
+        if not isinstance(p, Mapping):
+            raise ValueError(f"grid[{i}]: expected a mapping of dotted keys to values, got {p!r}")
+    return [dict(p) for p in points]
+
+
+def _allowed_keys() -> dict[str, set[str]]:
+    """The keys each section accepts: the parameters of what the section configures."""
+    from .instrumented import train_instrumented
+    from .datasets import LinearTeacherDataset
+    from .linear_block import LinearBlockModel
+
+    def params(fn, drop):
+        return {p for p in inspect.signature(fn).parameters if p not in drop}
+
+    return {"dataset": params(LinearTeacherDataset.__init__, {"self", "seed"}),
+            "model": params(LinearBlockModel.__init__, {"self", "dataset", "seed"}),
+            "train": params(train_instrumented, {"net", "X", "Y", "seed"})}
+
+
+def _resolve_precision(train: dict) -> None:
+    """A ``precision_dict`` given as a string is the path of a PrecisionDict JSON file."""
+    pd = train.get("precision_dict")
+    if isinstance(pd, (str, os.PathLike)):
+        from ..fixed.precision import PrecisionDict
+
+        try:
+            train["precision_dict"] = PrecisionDict.load(pd).to_dict()
+        except OSError as exc:
+            raise ValueError(f"train.precision_dict: cannot read {os.fspath(pd)!r} ({exc.strerror or exc})") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"train.precision_dict: {os.fspath(pd)!r}: {exc}") from None
+
+
+def _build(config: Mapping[str, Any], seed: int):
+    from .datasets import LinearTeacherDataset
+    from .linear_block import LinearBlockModel
+
+    cfg = _merge(DEFAULT_CONFIG, config)
+    unknown = set(cfg) - set(_SECTIONS)
+    if unknown:
+        raise ValueError(f"config: unknown section(s) {sorted(unknown)}; expected {_SECTIONS}")
+    allowed = _allowed_keys()
+    for section in _SECTIONS:
+        if not isinstance(cfg[section], Mapping):
+            raise ValueError(f"{section}: expected a table of settings, got {cfg[section]!r}")
+        extra = sorted(set(cfg[section]) - allowed[section])
+        if extra:
+            raise ValueError(f"{section}.{extra[0]}: unknown key; [{section}] accepts "
+                             f"{', '.join(sorted(allowed[section]))}")
+    _resolve_precision(cfg["train"])
+    ds = LinearTeacherDataset(**cfg["dataset"], seed=seed)
+    model = LinearBlockModel(ds, **cfg["model"], seed=seed)
+    return cfg, model
+
+
+def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a run configuration without training: unknown sections or keys, the dataset and
+    model arguments and the precision config (against the model's layer names).
+
+    Returns
+    -------
+    dict
+        The full configuration (defaults filled in, a precision-config path read).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the offending key as ``section.name``.
+    """
+    cfg, model = _build(config, 0)
+    pd = cfg["train"].get("precision_dict")
+    if pd is not None:
+        try:
+            model.network._qat_arrays(pd)  # the check train_instrumented makes before training
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"train.precision_dict: {exc}") from None
+    return cfg
+
+
+def run_config(config: Mapping[str, Any], seed: int) -> tuple[dict[str, float], FitHistory]:
+    """Run one configuration with one seed: (summary, history).  Module-level, so that
+    process pools and distributed executors can pickle it.
+
+    Parameters
+    ----------
+    config : dict
+        Sections ``dataset``, ``model`` and ``train`` (see the module docstring); missing
+        settings take :data:`DEFAULT_CONFIG`'s values.
+    seed : int
+        Seeds the dataset, the initial weights and the training.
+
+    Returns
+    -------
+    (dict, FitHistory)
+        :meth:`FitHistory.summary` of the run, and the history.
+    """
+    cfg, model = _build(config, seed)
+    history = model.train_instrumented(**cfg["train"], seed=seed)
+    history.config["run"] = {"config": cfg, "seed": seed}
+    return history.summary(), history
+
+
+@dataclass
+class SweepResult:
+    """The table of a sweep (one row per run) and each run's history."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    histories: dict[str, FitHistory] = field(default_factory=dict)
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """The table as CSV (written atomically to ``path`` when given)."""
+        cols = list(dict.fromkeys(k for row in self.rows for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+        text = buf.getvalue()
+        if path is not None:
+            with atomic_write(path) as fh:
+                fh.write(text)
+        return text
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        text = json.dumps(self.rows, indent=1, allow_nan=True)
+        if path is not None:
+            with atomic_write(path) as fh:
+                fh.write(text)
+        return text
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``summary.csv``, ``summary.json`` and ``histories/<run>.npz`` into ``folder``."""
+        out = Path(folder)
+        (out / "histories").mkdir(parents=True, exist_ok=True)
+        self.to_csv(out / "summary.csv")
+        self.to_json(out / "summary.json")
+        for run_id, h in self.histories.items():
+            h.save(out / "histories" / f"{run_id}.npz")
+        return out
+
+
+def _one_thread() -> None:
+    """Initializer of the sweep's own worker processes."""
+    from .._backend import set_num_threads
+
+    set_num_threads(1)
+
+
+def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds: Iterable[int] = (0,),
+          base: Mapping[str, Any] | None = None, executor: Executor | None = None,
+          progress: Callable[[int, int, dict], None] | None = None) -> SweepResult:
+    """Run every point of ``grid`` (on top of ``base``) once per seed.
+
+    Parameters
+    ----------
+    grid : dict of str to list, or list of dict
+        Dotted keys such as ``"train.learning_rate"``, ``"train.use_controller"``,
+        ``"train.precision_dict"``, ``"model.num_hidden"``.
+    seeds : iterable of int
+    base : dict, optional
+        The configuration the grid points modify (see the module docstring).
+    executor : concurrent.futures.Executor, optional
+        Where the runs execute: any executor works, e.g. a Dask distributed client's
+        ``get_executor()``; default a local ``ProcessPoolExecutor``.  Runs are collected in
+        grid order whatever order they finish in.
+    progress : callable, optional
+        Called as ``progress(done, total, row)`` as each run finishes (in finishing order).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Before any run starts, for a bad grid, base or seed list, naming the key
+        (``grid['train.learning_rate']``, ``train.learnin_rate: unknown key``, ...).
+    RuntimeError
+        A run failed; the message names the run, its grid point and seed.
+
+    Returns
+    -------
+    SweepResult
+        ``rows``: one dict per run with the grid values, the seed and the history summary
+        (final loss, divergence, silent death, max rail fractions, min update cosine, ...);
+        ``histories``: each run's :class:`FitHistory` by run id.
+
+    Examples
+    --------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> res = sweep({"train.learning_rate": [0.05, 0.1]}, seeds=[0],
+    ...             base={"dataset": {"n": 64}, "train": {"epochs": 1}}, executor=ThreadPoolExecutor(1))
+    >>> [row["train.learning_rate"] for row in res.rows]
+    [0.05, 0.1]
+    """
+    points = expand_grid(grid)
+    try:
+        seeds = [_seed(s) for s in seeds]
+    except TypeError:
+        raise TypeError(f"seeds: expected an iterable of ints, got {type(seeds).__name__}") from None
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    if base is not None and not isinstance(base, Mapping):
+        raise TypeError(f"base: expected a mapping of sections, got {type(base).__name__}")
+    base = _merge(DEFAULT_CONFIG, base or {})
+    if executor is not None and not isinstance(executor, Executor) and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor: expected a concurrent.futures.Executor, got {type(executor).__name__}")
+    jobs = []
+    for i, point in enumerate(points):
+        cfg = copy.deepcopy(base)
+        for k, v in point.items():
+            _set_dotted(cfg, k, v)
+        try:  # fail before any run starts, naming the grid point
+            cfg = check_config(cfg)
+        except (TypeError, ValueError) as exc:
+            where = f"grid point {i} ({_label(point)})" if point else "base"
+            raise type(exc)(f"{where}: {exc}") from None
+        for seed in seeds:
+            jobs.append((f"run{i:03d}_seed{seed}", point, cfg, seed))
+    own = executor is None
+    # its own pool fills the CPUs with processes, so each runs its kernels on one thread
+    ex = (ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread)
+          if own else executor)
+    result = SweepResult()
+    rows: list[dict[str, Any] | None] = [None] * len(jobs)
+    histories: list[FitHistory | None] = [None] * len(jobs)
+    try:
+        futures = {ex.submit(run_config, cfg, seed): j for j, (_, _, cfg, seed) in enumerate(jobs)}
+        for done, fut in enumerate(as_completed(futures), start=1):
+            j = futures[fut]
+            run_id, point, _, seed = jobs[j]
+            try:
+                summary, history = fut.result()
+            except Exception as exc:
+                for other in futures:
+                    other.cancel()
+                raise RuntimeError(f"{run_id} ({_label(point) or 'base'}, seed {seed}) failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            rows[j] = {"run": run_id, **point, "seed": seed, **summary}
+            histories[j] = history
+            if progress is not None:
+                progress(done, len(jobs), rows[j])
+    finally:
+        if own:
+            ex.shutdown(cancel_futures=True)
+    for j, (run_id, *_rest) in enumerate(jobs):  # grid order, whatever order the runs finished in
+        result.rows.append(rows[j])
+        result.histories[run_id] = histories[j]
+    return result
+
+
+def _seed(s: Any) -> int:
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+        raise ValueError(f"seeds: expected integers, got {s!r}")
+    return int(s)
+
+
+def _label(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" if not isinstance(v, Mapping) else f"{k}={{...}}" for k, v in point.items())

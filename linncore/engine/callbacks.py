@@ -1,0 +1,223 @@
+"""Training callbacks with Keras's hooks, and the history ``fit`` returns.
+
+A callback is any object with some of the methods of :class:`Callback`; ``fit`` calls
+``set_model(network)`` first, then ``on_train_begin(logs)``, ``on_epoch_begin(epoch, logs)``,
+``on_epoch_end(epoch, logs)`` (``logs`` holds ``loss`` and ``val_loss``) and
+``on_train_end(logs)``.  Setting ``network.stop_training = True`` ends training after the
+current epoch.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from .._util.validate import finite_float, non_negative_int
+
+__all__ = ["Callback", "History", "EarlyStopping", "LambdaCallback", "ProgressLogger"]
+
+
+class Callback:
+    """Base class of training callbacks; every hook does nothing by default."""
+
+    model: Any = None
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: dict | None = None) -> None: ...
+    def on_train_end(self, logs: dict | None = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
+
+
+class History(Callback):
+    """What ``fit`` returns: per-epoch values, as Keras's ``History``.
+
+    Attributes
+    ----------
+    history : dict of str to list of float
+        ``loss``, ``val_loss`` (with validation data) and anything else logged per epoch.
+    epoch : list of int
+        The epoch indices run (0-based).
+    params : dict
+        ``epochs``, ``steps`` (per epoch), ``batch_size``, ``samples``, ``verbose``.
+    model : Network
+        The trained network.
+    diverged : bool
+        True when training stopped at a non-finite loss or parameter.
+    stop_reason : str or None
+        Why training stopped before ``epochs`` (early stopping, divergence), else None.
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params: dict[str, Any] = {}
+        self.diverged = False
+        self.stop_reason: str | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.epoch = []
+        self.history = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def __repr__(self) -> str:
+        keys = ", ".join(self.history)
+        return f"History(epochs={len(self.epoch)}, keys=[{keys}])"
+
+
+class EarlyStopping(Callback):
+    """Stop training when a monitored loss has stopped improving (Keras 3 rules).
+
+    The first epoch always counts as an improvement.  A counter resets on improvement (the
+    value dropped below the best by more than ``min_delta``) and grows by one on every other
+    epoch; training stops when it reaches ``patience``.  With ``restore_best_weights`` the
+    best epoch's weights are put back at the end of training, also when stopping never
+    triggered.
+
+    Parameters
+    ----------
+    monitor : str
+        ``"val_loss"`` (default) or ``"loss"``.
+    min_delta : float
+        Smallest decrease that counts as an improvement (default 0).
+    patience : int
+        Epochs without improvement before stopping (default 0, as Keras).
+    restore_best_weights : bool
+        Default False.
+    start_from_epoch : int
+        Epochs to wait before monitoring starts (default 0).
+
+    Examples
+    --------
+    >>> EarlyStopping(monitor="loss", patience=3)
+    EarlyStopping(monitor='loss', patience=3, min_delta=0.0, restore_best_weights=False)
+    """
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0, verbose: int = 0) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"monitor: expected a logged quantity such as 'val_loss', got {monitor!r}")
+        self.monitor = monitor
+        self.min_delta = abs(finite_float(min_delta, "min_delta"))
+        self.patience = non_negative_int(patience, "patience")
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = non_negative_int(start_from_epoch, "start_from_epoch")
+        self.verbose = verbose
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = math.inf
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+
+    def __repr__(self) -> str:
+        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+                f"min_delta={self.min_delta}, restore_best_weights={self.restore_best_weights})")
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._reset()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            available = ", ".join(sorted(logs or {}))
+            warnings.warn(f"EarlyStopping: {self.monitor!r} is not logged (available: {available}); "
+                          "early stopping does nothing", RuntimeWarning, stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if current + self.min_delta < self.best:
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring weights from the end of the best epoch: {self.best_epoch + 1}")
+            self.model.set_weights(self.best_weights)
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+
+    def __init__(self, on_epoch_begin: Callable | None = None, on_epoch_end: Callable | None = None,
+                 on_train_begin: Callable | None = None, on_train_end: Callable | None = None) -> None:
+        for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
+                         ("on_train_begin", on_train_begin), ("on_train_end", on_train_end)):
+            if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
+                setattr(self, name, fn)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4e}" if v != 0 and abs(v) < 1e-3 else f"{v:.4f}"
+
+
+class ProgressLogger(Callback):
+    """The progress display of ``fit``.
+
+    ``verbose=1``: on a terminal, one line rewritten in place (a bar, the epoch, loss and
+    val_loss); elsewhere, a line at every tenth of the run.  ``verbose=2``: a line per epoch.
+    """
+
+    def __init__(self, epochs: int, verbose: int = 1, stream: Any = None) -> None:
+        self.epochs = epochs
+        self.verbose = verbose
+        self.stream = stream if stream is not None else sys.stdout
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._start = 0.0
+        self._last = ""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def _line(self, epoch: int, logs: dict) -> str:
+        parts = [f"Epoch {epoch + 1}/{self.epochs}"]
+        parts += [f"{k}: {_fmt(v)}" for k, v in logs.items() if isinstance(v, float)]
+        return " - ".join(parts)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        line = self._line(epoch, logs or {})
+        done = epoch + 1
+        if self.verbose == 1 and self._tty:
+            width = 20
+            filled = int(width * done / max(self.epochs, 1))
+            bar = "=" * filled + (">" if filled < width else "") + "." * max(width - filled - 1, 0)
+            text = f"\r[{bar}] {line}"
+            self.stream.write(text + " " * max(len(self._last) - len(text), 0))
+            self._last = text
+        elif self.verbose >= 2 or done == self.epochs or done % max(1, self.epochs // 10) == 0:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.verbose == 1 and self._tty and self._last:
+            self.stream.write("\n")
+        elapsed = time.perf_counter() - self._start
+        self.stream.write(f"trained in {elapsed:.2f} s\n")
+        self.stream.flush()

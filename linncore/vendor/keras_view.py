@@ -1,0 +1,173 @@
+"""The Keras-shaped view of a :class:`~linncore.Network` that vendor scripts reach into.
+
+The vendor's tutorials use ``linn_model.model`` as the Keras model it is there:
+``model.layers[i].get_weights()`` / ``set_weights(...)``, ``model.summary()``,
+``model.predict(x)``, ``model.input_shape``.  :class:`KerasModelView` offers that surface on
+NumPy arrays.  Its layer list is the one Keras builds for a ``LinnModel``: an input layer at
+index 0, then for each dense layer the ``Dense`` followed by its output-clip layer.  The
+views hold no data of their own: reading and writing go to the network's parameters.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._util.validate import as_float_array, check_finite
+from ..engine.layers import Dense
+
+__all__ = ["KerasModelView", "InputLayerView", "DenseView", "OutputClipView"]
+
+
+def _keras_name(base: str, k: int) -> str:
+    return base if k == 0 else f"{base}_{k}"
+
+
+class _LayerView:
+    name: str = ""
+    trainable = True
+
+    def get_weights(self) -> list[np.ndarray]:
+        return []
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        if len(weights) != 0:
+            raise ValueError(f"weights: layer {self.name!r} has no weights; expected an empty list, got {len(weights)} array(s)")
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return self.get_weights()
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.get_weights()))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class InputLayerView(_LayerView):
+    """The input layer (no weights)."""
+
+    def __init__(self, width: int) -> None:
+        self.name = "input_layer"
+        self.input_shape = self.output_shape = (None, width)
+
+
+class OutputClipView(_LayerView):
+    """The output-clip layer after each dense layer: ``clip(x, -clip_value, clip_value)``."""
+
+    clip_value = 1.0
+
+    def __init__(self, k: int, width: int) -> None:
+        self.name = _keras_name("output_clip_layer", k)
+        self.input_shape = self.output_shape = (None, width)
+
+
+class DenseView(_LayerView):
+    """A dense layer: ``get_weights()`` gives ``[kernel (n_in, n_out), bias]`` (copies);
+    ``set_weights`` writes into the network."""
+
+    def __init__(self, layer: Dense, k: int) -> None:
+        self._layer = layer
+        self.name = _keras_name("dense", k)
+        self.units = layer.size_out
+        self.activation = layer.activation
+        self.input_shape = (None, layer.size_in)
+        self.output_shape = (None, layer.size_out)
+
+    def get_weights(self) -> list[np.ndarray]:
+        out = [self._layer.weight.copy()]
+        if self._layer.has_bias:
+            out.append(self._layer.bias.copy())
+        return out
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set ``[kernel (n_in, n_out), bias (n_out,)]``; shapes and finiteness are checked
+        before anything changes."""
+        names = ["kernel", "bias"] if self._layer.has_bias else ["kernel"]
+        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence) or len(weights) != len(names):
+            got = f"{len(weights)} item(s)" if isinstance(weights, Sequence) else type(weights).__name__
+            raise ValueError(f"weights: layer {self.name!r} expects [{', '.join(names)}], got {got}")
+        targets = [self._layer.weight] + ([self._layer.bias] if self._layer.has_bias else [])
+        checked = []
+        for name, target, value in zip(names, targets, weights):
+            arr = as_float_array(value, f"{self.name} {name}")
+            if arr.shape != target.shape:
+                raise ValueError(f"{self.name} {name}: expected shape {target.shape}, got {arr.shape}")
+            check_finite(arr, f"{self.name} {name}")
+            checked.append(arr)
+        for target, arr in zip(targets, checked):
+            target[...] = arr
+
+
+class KerasModelView:
+    """A Keras-model-shaped view of a network (see the module docstring).
+
+    Examples
+    --------
+    >>> from linncore import Network, Dense
+    >>> view = KerasModelView(Network([Dense((2, 3), "relu", seed=0), Dense((3, 1), seed=1)]))
+    >>> [layer.name for layer in view.layers]
+    ['input_layer', 'dense', 'output_clip_layer', 'dense_1', 'output_clip_layer_1']
+    >>> view.layers[1].set_weights([np.ones((2, 3)), np.zeros(3)])
+    >>> view.layers[3].set_weights([np.full((3, 1), 0.5), np.zeros(1)])
+    >>> view.predict(np.array([[0.25, 0.25]])).tolist()
+    [[0.75]]
+    """
+
+    def __init__(self, network: Any, owner: Any = None) -> None:
+        self.network = network
+        self._owner = owner
+        layers: list[_LayerView] = [InputLayerView(network.input_size)]
+        for k, layer in enumerate(network.layers):
+            layers.append(DenseView(layer, k))
+            layers.append(OutputClipView(k, layer.size_out))
+        self.layers = layers
+
+    @property
+    def input_shape(self) -> tuple[None, int]:
+        return (None, self.network.input_size)
+
+    @property
+    def output_shape(self) -> tuple[None, int]:
+        return (None, self.network.output_size)
+
+    @property
+    def stop_training(self) -> bool:
+        return self.network.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        self.network.stop_training = bool(value)
+
+    def get_layer(self, name: str) -> _LayerView:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"name: no layer named {name!r}; layers are {[l.name for l in self.layers]}")
+
+    def get_weights(self) -> list[np.ndarray]:
+        """``[kernel_0, bias_0, kernel_1, ...]`` (Keras layout, copies)."""
+        return self.network.get_weights()
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        self.network.set_weights(weights)
+
+    def count_params(self) -> int:
+        return self.network.n_params
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **kwargs: Any) -> np.ndarray:
+        """The network's outputs on ``x`` as given (no data scaling: the raw model)."""
+        return self.network.predict(x)
+
+    __call__ = predict
+
+    def summary(self, *args: Any, **kwargs: Any) -> None:
+        """Print the owner's summary (a ``LinnModel``'s, with budget and scaling) or the network's."""
+        if self._owner is not None:
+            self._owner.summary()
+        else:
+            self.network.summary()
+
+    def __repr__(self) -> str:
+        return f"<KerasModelView of {self.network!r}>"

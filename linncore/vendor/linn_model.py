@@ -1,0 +1,744 @@
+"""The vendor workflow without TensorFlow: :class:`LinnModel` and ``.linn`` documents.
+
+A script written for the vendor's ``moku.nn`` runs unchanged once its import line reads
+``from linncore import LinnModel, save_linn``: the same methods and defaults, the same
+training behaviour (Keras 3 rules, float32), and ``.linn`` files the instrument accepts.
+Where the vendor path goes wrong linncore does better (see ``shared/spec/linn-format.md``):
+constant columns are an error (or map to 0 on request), ``validation_data`` is scaled like
+the training data, ``(width,)`` layers are accepted, ``es_config`` takes
+``restore_best_weights`` as a synonym and warns about unknown keys, and out-of-range
+parameters are refused on export unless ``clip=True``.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.linspace(0.0, 1.0, 50)
+>>> lm = LinnModel()
+>>> lm.set_training_data(x, 3.0 * x + 1.0)
+>>> lm.construct_model([(4, "tanh"), (1,)], seed=0)
+>>> history = lm.fit_model(epochs=3, verbose=0, seed=0)
+>>> len(history.history["loss"])
+3
+>>> doc = get_linn(lm, input_channels=1, output_channels=1)
+>>> [layer["activation"] for layer in doc["layers"]]
+['tanh', 'linear']
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..engine import losses as _losses
+from ..engine import optimizers as _optimizers
+from .._util.atomic import atomic_write
+from .keras_view import KerasModelView
+from .linn_document import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
+                        LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
+from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int
+from ..engine.callbacks import EarlyStopping, History
+from ..engine.layers import Dense
+from ..engine.network import Network
+from ..fixed import quantized as _quantized
+from ..io import model_files as _model_files
+
+__all__ = ["LinnModel", "LinnError", "list_activations", "get_linn", "save_linn", "load_linn", "describe_linn",
+           "read_linn", "budget_text"]
+
+#: Largest ``.linn`` file read (bytes); the largest valid document is about 1.3 MB.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+def list_activations() -> list[str]:
+    """The activations the Moku Neural Network instrument runs (the vendor's list).
+
+    Examples
+    --------
+    >>> list_activations()
+    ['relu', 'tanh', 'sigmoid', 'softsign', 'linear']
+    """
+    return list(INSTRUMENT_ACTIVATIONS)
+
+
+# -- scaling --------------------------------------------------------------------------------
+class _Scaling:
+    """Per-column affine map of data onto ``[-1, 1]``: ``2 * (v - lo) / (hi - lo) - 1``.
+
+    Columns with ``hi == lo`` (allowed only on request) map to 0 and back to ``lo``."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.lo, self.hi = lo, hi
+        self.constant = hi == lo
+        self.span = np.where(self.constant, 1.0, hi - lo)
+
+    def forward(self, v: np.ndarray) -> np.ndarray:
+        out = 2.0 * (v - self.lo) / self.span - 1.0
+        return np.where(self.constant, 0.0, out)
+
+    def inverse(self, s: np.ndarray) -> np.ndarray:
+        out = (s + 1.0) / 2.0 * self.span + self.lo
+        return np.where(self.constant, self.lo, out)
+
+
+def _as_columns(value: Any, name: str) -> np.ndarray:
+    arr = as_float_array(value, name)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name}: expected a non-empty 2-D array (samples, columns) or a 1-D array of samples, got shape {arr.shape}")
+    check_finite(arr, name)
+    return arr
+
+
+def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str, constant_columns: str) -> _Scaling:
+    n_cols = data.shape[1]
+    if boundary is None:
+        lo, hi = data.min(axis=0), data.max(axis=0)
+    else:
+        if not isinstance(boundary, (tuple, list)) or len(boundary) != 2:
+            raise ValueError(f"{boundary_name}: expected a pair (lower_list, upper_list), got {boundary!r:.80}")
+        lo = as_float_array(boundary[0], f"{boundary_name}[0] (lower)").reshape(-1)
+        hi = as_float_array(boundary[1], f"{boundary_name}[1] (upper)").reshape(-1)
+        for arr, part in ((lo, "[0] (lower)"), (hi, "[1] (upper)")):
+            if arr.shape != (n_cols,):
+                raise ValueError(f"{boundary_name}{part}: expected {n_cols} value(s), one per column of {name}, got {arr.shape[0]}")
+            check_finite(arr, boundary_name + part)
+        below = np.flatnonzero(hi < lo)
+        if below.size:
+            c = int(below[0])
+            raise ValueError(f"{boundary_name}: column {c} has upper {float(hi[c]):g} below lower {float(lo[c]):g}")
+    equal = np.flatnonzero(hi == lo)
+    if equal.size and constant_columns != "zero":
+        c = int(equal[0])
+        what = "is constant (every value" if boundary is None else f"has equal boundaries ({boundary_name}"
+        raise ValueError(
+            f"{name}: column {c} {what} {float(lo[c]):g}), so its scaling 2*(v - lo)/(hi - lo) - 1 divides by zero; "
+            f"give {boundary_name}, drop the column, or pass constant_columns='zero' to map it to 0")
+    return _Scaling(lo.astype(np.float64), hi.astype(np.float64))
+
+
+def _network_of(model: Any) -> Network:
+    """The :class:`Network` behind a LinnModel, its ``.model`` view or a Network."""
+    if isinstance(model, LinnModel):
+        if model.network is None:
+            raise ValueError("model: this LinnModel has no network yet; call construct_model first")
+        return model.network
+    if isinstance(model, KerasModelView):
+        return model.network
+    if isinstance(model, Network):
+        return model
+    raise TypeError(f"model: expected a LinnModel, its .model or a Network, got {type(model).__name__}")
+
+
+# -- LinnModel ------------------------------------------------------------------------------
+class LinnModel:
+    """Build, train and use a network for the Moku Neural Network instrument.
+
+    The vendor's workflow: :meth:`set_training_data` (scales each column onto ``[-1, 1]``),
+    :meth:`construct_model` (dense layers with clipped weights and outputs),
+    :meth:`fit_model`, :meth:`predict` (scales inputs and unscales outputs), then
+    :func:`save_linn`.
+
+    Attributes
+    ----------
+    model : KerasModelView or None
+        The Keras-shaped view of the network (``.layers``, ``.summary()``, ``.predict``,
+        ``.get_weights()``, ...), set by :meth:`construct_model`.
+    network : Network or None
+        The network itself.
+    training_inputs, training_outputs : ndarray or None
+        The training data as trained on (scaled when ``scale=True``).
+    model_definition : list of (int, str) or None
+        The layers as ``(width, activation)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).uniform(-1, 1, (64, 3))
+    >>> lm = LinnModel()
+    >>> lm.set_training_data(X, X.mean(axis=1, keepdims=True), scale=False)
+    >>> lm.construct_model([(1, "linear")], seed=0)
+    >>> lm.model.layers[1].get_weights()[0].shape
+    (3, 1)
+    """
+
+    def __init__(self) -> None:
+        self.model: KerasModelView | None = None
+        self.network: Network | None = None
+        self.training_inputs: np.ndarray | None = None
+        self.training_outputs: np.ndarray | None = None
+        self._input_transform_args: _Scaling | None = None
+        self._output_transform_args: _Scaling | None = None
+        self.model_definition: list[tuple[int, str]] | None = None
+        self._scaled = False
+        self._optimizer: Any = None
+        self._loss = "mse"
+
+    def __repr__(self) -> str:
+        return f"LinnModel({self.network!r})" if self.network is not None else "LinnModel(not constructed)"
+
+    @classmethod
+    def from_network(cls, network: Network, scaling: dict | None = None) -> "LinnModel":
+        """A LinnModel around a trained network, e.g. one read back from a model file.
+
+        Parameters
+        ----------
+        network : Network
+        scaling : dict, optional
+            The training scaling, ``{"inputs": {"lo": [...], "hi": [...]}, "outputs": {...}}``
+            (the form :meth:`scaling` gives and model files store); without it ``predict``
+            works in the instrument's [-1, 1] units.
+        """
+        if not isinstance(network, Network):
+            raise TypeError(f"network: expected a Network, got {type(network).__name__}")
+        lm = cls()
+        lm.network = network
+        lm.model = KerasModelView(network, owner=lm)
+        lm._optimizer = _optimizers.get("adam")
+        if scaling:
+            for part, n, attr in (("inputs", network.input_size, "_input_transform_args"),
+                                  ("outputs", network.output_size, "_output_transform_args")):
+                lo = np.asarray(scaling[part]["lo"], dtype=np.float64) if part in scaling else -np.ones(n)
+                hi = np.asarray(scaling[part]["hi"], dtype=np.float64) if part in scaling else np.ones(n)
+                setattr(lm, attr, _Scaling(lo, hi))
+            lm._scaled = True
+        return lm
+
+    def scaling(self) -> dict | None:
+        """The training scaling as plain lists (None when the data was not scaled)."""
+        if not self._scaled or self._input_transform_args is None:
+            return None
+        return {part: {"lo": s.lo.tolist(), "hi": s.hi.tolist()}
+                for part, s in (("inputs", self._input_transform_args), ("outputs", self._output_transform_args))}
+
+    # -- data ------------------------------------------------------------------------------
+    def set_training_data(self, training_inputs: Any, training_outputs: Any, scale: bool = True,
+                          input_data_boundary: Any = None, output_data_boundary: Any = None,
+                          constant_columns: str = "error") -> None:
+        """Set the training data and, with ``scale=True``, map each column onto ``[-1, 1]``.
+
+        Parameters
+        ----------
+        training_inputs, training_outputs : array_like
+            ``(samples, columns)``; a 1-D array is one column of samples.  Finite.
+        scale : bool
+            Map every column with ``2 * (v - lo) / (hi - lo) - 1`` (default True).
+        input_data_boundary, output_data_boundary : (lower_list, upper_list), optional
+            ``lo`` and ``hi`` per column; by default the columns' min and max.
+        constant_columns : {"error", "zero"}
+            A column with ``hi == lo`` cannot be scaled: an error (default) or, with
+            ``"zero"``, the column maps to 0 (and an output column back to its value).
+
+        Examples
+        --------
+        >>> lm = LinnModel()
+        >>> lm.set_training_data([[0.0], [5.0], [10.0]], [[1.0], [2.0], [3.0]])
+        >>> lm.training_inputs.ravel().tolist()
+        [-1.0, 0.0, 1.0]
+        """
+        constant_columns = choice(constant_columns, ["error", "zero"], "constant_columns")
+        x = _as_columns(training_inputs, "training_inputs")
+        y = _as_columns(training_outputs, "training_outputs")
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"training_outputs: expected {x.shape[0]} samples (as many as training_inputs), got {y.shape[0]}")
+        if self.network is not None and (x.shape[1], y.shape[1]) != (self.network.input_size, self.network.output_size):
+            raise ValueError(f"training_inputs/training_outputs: the constructed model takes {self.network.input_size} "
+                             f"input and {self.network.output_size} output column(s), got {x.shape[1]} and {y.shape[1]}")
+        if scale:
+            sx = _scaling_for(x, input_data_boundary, "training_inputs", "input_data_boundary", constant_columns)
+            sy = _scaling_for(y, output_data_boundary, "training_outputs", "output_data_boundary", constant_columns)
+            x, y = sx.forward(x), sy.forward(y)
+        else:
+            if input_data_boundary is not None or output_data_boundary is not None:
+                raise ValueError("input_data_boundary/output_data_boundary: boundaries only apply with scale=True")
+            sx = sy = None
+            if np.abs(y).max() > 1.0:
+                warnings.warn("training_outputs: values outside [-1, 1] with scale=False; every layer's output is "
+                              "clipped to [-1, 1], so the network cannot reach them", UserWarning, stacklevel=2)
+        self.training_inputs, self.training_outputs = x, y
+        self._input_transform_args, self._output_transform_args = sx, sy
+        self._scaled = bool(scale)
+
+    def _transform(self, data_array: np.ndarray, is_input: bool) -> np.ndarray:
+        s = self._input_transform_args if is_input else self._output_transform_args
+        return data_array if s is None else s.forward(data_array)
+
+    def _inverse_transform(self, data_array: np.ndarray, is_input: bool) -> np.ndarray:
+        s = self._input_transform_args if is_input else self._output_transform_args
+        return data_array if s is None else s.inverse(data_array)
+
+    # -- model -----------------------------------------------------------------------------
+    def construct_model(self, layer_definition: Sequence[Any], show_summary: bool = False, optimizer: Any = "adam",
+                        loss: str = "mse", metrics: Sequence[str] = (), *, seed: int | None = None,
+                        dtype: Any = "float32") -> None:
+        """Build the network: one dense layer per entry, weights and outputs clipped to ``[-1, 1]``.
+
+        Parameters
+        ----------
+        layer_definition : list of (width, activation) or (width,)
+            ``activation`` one of :func:`list_activations`; ``(width,)`` is linear.  The
+            last width must equal the number of output columns.
+        show_summary : bool
+            Print :meth:`summary` after building.
+        optimizer : str or Optimizer
+            ``"adam"`` (default) or ``"sgd"`` with Keras defaults, or an optimizer object;
+            its state carries over between :meth:`fit_model` calls, as in Keras.
+        loss : str
+            ``"mse"`` (default), ``"mae"`` or ``"half_mse"``.
+        metrics : sequence of str
+            Must be empty: extra metrics are not computed (yet).
+        seed : int, optional
+            Seed of the Glorot-uniform kernel initialiser (biases start at zero).
+        dtype : {"float32", "float64"}
+            Training precision; float32 (default) as Keras.
+        """
+        if self.training_inputs is None:
+            raise ValueError("construct_model: call set_training_data first; the input width comes from the training data")
+        if len(tuple(metrics)) != 0:
+            raise ValueError(f"metrics: extra metrics are not supported; expected (), got {metrics!r} "
+                             "(history holds 'loss' and 'val_loss')")
+        if isinstance(layer_definition, (str, bytes)) or not isinstance(layer_definition, Sequence) or not layer_definition:
+            raise ValueError(f"layer_definition: expected a non-empty list of (width, activation) tuples, got {layer_definition!r:.80}")
+        definition: list[tuple[int, str]] = []
+        for i, entry in enumerate(layer_definition):
+            if not isinstance(entry, (tuple, list)) or len(entry) not in (1, 2):
+                raise ValueError(f"layer_definition[{i}]: expected (width, activation) or (width,), got {entry!r}")
+            width = positive_int(entry[0], f"layer_definition[{i}] width")
+            act = choice(entry[1], list(INSTRUMENT_ACTIVATIONS), f"layer_definition[{i}] activation") if len(entry) == 2 else "linear"
+            definition.append((width, act))
+        n_out = self.training_outputs.shape[1]
+        if definition[-1][0] != n_out:
+            raise ValueError(f"layer_definition[{len(definition) - 1}]: the last layer must have {n_out} neuron(s), "
+                             f"one per training output column, got {definition[-1][0]}")
+        loss = _losses.get(loss, "loss")
+        opt = _optimizers.get(optimizer)
+        rng = np.random.default_rng(seed)
+        widths = [self.training_inputs.shape[1]] + [w for w, _ in definition]
+        layers = [Dense((widths[i], w), act, seed=rng) for i, (w, act) in enumerate(definition)]
+        self.network = Network(layers, clip=True, dtype=dtype)
+        self.model = KerasModelView(self.network, owner=self)
+        self.model_definition = definition
+        self._optimizer, self._loss = opt, loss
+        if show_summary:
+            self.summary()
+
+    def _require_network(self) -> Network:
+        if self.network is None:
+            raise ValueError("no model yet: call construct_model first")
+        return self.network
+
+    def get_weights(self) -> list[np.ndarray]:
+        """``[kernel_0 (n_in, n_out), bias_0, kernel_1, ...]`` (Keras layout, copies)."""
+        return self._require_network().get_weights()
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set every parameter from a list in Keras layout (see :meth:`get_weights`)."""
+        self._require_network().set_weights(weights)
+
+    # -- training --------------------------------------------------------------------------
+    _FIT_KWARGS = ("batch_size", "shuffle", "verbose", "callbacks", "seed")
+
+    @staticmethod
+    def _early_stopping(es_config: Any) -> EarlyStopping:
+        if not isinstance(es_config, dict):
+            raise TypeError(f"es_config: expected a dict such as {{'patience': 10}}, got {type(es_config).__name__}")
+        known = {"monitor", "patience", "restore", "restore_best_weights"}
+        # a key set to None means its default, as the vendor reads es_config
+        es_config = {k: v for k, v in es_config.items() if v is not None}
+        unknown = sorted(set(es_config) - known)
+        if unknown:
+            warnings.warn(f"es_config: ignoring unknown key(s) {unknown}; known keys are {sorted(known)}",
+                          UserWarning, stacklevel=3)
+        if "restore" in es_config and "restore_best_weights" in es_config and \
+                bool(es_config["restore"]) != bool(es_config["restore_best_weights"]):
+            raise ValueError(f"es_config: 'restore' ({es_config['restore']!r}) and its synonym 'restore_best_weights' "
+                             f"({es_config['restore_best_weights']!r}) disagree")
+        restore = es_config.get("restore", es_config.get("restore_best_weights", False))
+        monitor = es_config.get("monitor", "val_loss")
+        if monitor not in ("loss", "val_loss"):
+            raise ValueError(f"es_config['monitor']: expected 'loss' or 'val_loss', got {monitor!r}")
+        patience = es_config.get("patience", 5)
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
+            raise ValueError(f"es_config['patience']: expected a non-negative integer, got {patience!r}")
+        return EarlyStopping(monitor=monitor, patience=int(patience), restore_best_weights=bool(restore))
+
+    def fit_model(self, epochs: int, es_config: dict | None = None, validation_split: float = 0.0,
+                  validation_data: tuple[Any, Any] | None = None, **kwargs: Any) -> History:
+        """Train on the training data with Keras 3's rules.
+
+        Parameters
+        ----------
+        epochs : int
+        es_config : dict, optional
+            Early stopping: ``monitor`` (``"val_loss"`` default, or ``"loss"``),
+            ``patience`` (default 5), ``restore`` (default False; ``restore_best_weights``
+            is a synonym).  Unknown keys are ignored with a warning.
+        validation_split : float
+            The last fraction of the samples, before shuffling, held out for validation.
+        validation_data : (inputs, outputs), optional
+            In the units of the raw training data: scaled with the training scaling.
+        **kwargs
+            ``batch_size`` (32), ``shuffle`` (True), ``verbose`` (1; ``"auto"`` is 1),
+            ``callbacks``, ``seed`` (of the shuffling).
+
+        Returns
+        -------
+        History
+            ``history.history["loss"]``, ``["val_loss"]``; ``history.model`` is :attr:`model`.
+
+        Raises
+        ------
+        ValueError
+            When early stopping monitors ``val_loss`` without validation data (before any
+            training happens).
+        """
+        net = self._require_network()
+        unknown = sorted(set(kwargs) - set(self._FIT_KWARGS))
+        if unknown:
+            raise TypeError(f"fit_model: unexpected keyword argument(s) {unknown}; accepted: {list(self._FIT_KWARGS)}")
+        validation_split = finite_float(validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True)
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        has_val = validation_data is not None or validation_split > 0
+        if es_config is not None:
+            es = self._early_stopping(es_config)
+            if es.monitor.startswith("val_") and not has_val:
+                raise ValueError(f"es_config: early stopping monitors {es.monitor!r} but there is no validation data; "
+                                 "pass validation_split or validation_data, or monitor 'loss'")
+            callbacks.append(es)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data: expected a pair (inputs, outputs)")
+            vx = _as_columns(validation_data[0], "validation_data[0]")
+            vy = _as_columns(validation_data[1], "validation_data[1]")
+            if vx.shape[1] != net.input_size or vy.shape[1] != net.output_size:
+                raise ValueError(f"validation_data: expected {net.input_size} input and {net.output_size} output column(s), "
+                                 f"got {vx.shape[1]} and {vy.shape[1]}")
+            validation_data = (self._transform(vx, True), self._transform(vy, False))
+        verbose = kwargs.pop("verbose", 1)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        for cb in callbacks:  # evaluation reports in the units of the data, through the scaling
+            if getattr(cb, "evaluates", "unset") is None:
+                cb.evaluates = self
+        # callbacks see the Keras-shaped model, as in Keras (self.model.layers[i].get_weights(), ...)
+        history = net.fit(self.training_inputs, self.training_outputs, epochs=epochs, optimizer=self._optimizer,
+                          loss=self._loss, validation_split=validation_split, validation_data=validation_data,
+                          callbacks=callbacks, verbose=verbose, callback_model=self.model, **kwargs)
+        history.model = self.model
+        return history
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict(self, inputs: Any, scale: bool | None = None, unscale_output: bool | None = None,
+                **kwargs: Any) -> np.ndarray:
+        """Outputs for ``inputs`` ``(samples, n_in)``; a 1-D array is samples of a one-input
+        model, or one sample.
+
+        ``scale`` / ``unscale_output`` default to whether the training data was scaled.
+
+        Examples
+        --------
+        >>> lm = LinnModel()
+        >>> lm.set_training_data([[0.0], [2.0]], [[0.0], [4.0]])
+        >>> lm.construct_model([(1,)], seed=0)
+        >>> lm.set_weights([np.ones((1, 1)), np.zeros(1)])
+        >>> lm.predict([0.0, 1.0, 2.0]).ravel().tolist()
+        [0.0, 2.0, 4.0]
+        """
+        net = self._require_network()
+        unknown = sorted(set(kwargs) - {"batch_size", "verbose", "steps"})
+        if unknown:
+            raise TypeError(f"predict: unexpected keyword argument(s) {unknown}")
+        scale = self._scaled if scale is None else bool(scale)
+        unscale_output = self._scaled if unscale_output is None else bool(unscale_output)
+        from .._util.validate import as_samples
+        x = as_samples(inputs, net.input_size, "inputs")
+        if scale:
+            x = self._transform(x, True)
+        y = net.predict(x)
+        if unscale_output:
+            y = self._inverse_transform(y.astype(np.float64), False)
+        return y
+
+    # -- description -----------------------------------------------------------------------
+    def summary_text(self, input_channels: int | None = None, output_channels: int | None = None,
+                     device: str | None = None, slots: int | None = None) -> str:
+        """The summary as text: layers, parameters, instrument budget, channels, voltage windows."""
+        net = self._require_network()
+        lines = [f"LinnModel: {net.input_size} -> " + " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
+                 + f" ({net.dtype.name})"]
+        lines.append(f"  {'#':<3}{'layer':<10}{'shape (in, out)':<18}{'activation':<12}{'params':>8}")
+        for i, layer in enumerate(net.layers):
+            lines.append(f"  {i:<3}{self.model.layers[1 + 2 * i].name:<10}{str(layer.shape):<18}"
+                         f"{layer.activation:<12}{layer.n_params:>8}")
+        lines.append(f"  total parameters: {net.n_params}; weights, biases and every layer's output clipped to [-1, 1]")
+        lines += budget_text([l.size_in for l in net.layers], [l.size_out for l in net.layers], device, slots)
+        lines += _channel_lines(net.input_size, net.output_size, input_channels, output_channels)
+        lines += self._scaling_lines()
+        return "\n".join(lines)
+
+    def _scaling_lines(self) -> list[str]:
+        if not self._scaled:
+            return ["scaling: none; data is used as given, so the instrument's [-1, 1] is the data's range"]
+        out = ["voltage windows implied by the training scaling (each maps onto the instrument's [-1, 1]):"]
+        for label, s, fn in (("input", self._input_transform_args, "set_input"),
+                             ("output", self._output_transform_args, "set_output")):
+            for c in range(s.lo.shape[0]):
+                lo, hi = float(s.lo[c]), float(s.hi[c])
+                note = "  (constant column: fed as 0)" if s.constant[c] else ""
+                out.append(f"  {label} column {c}: [{lo:.6g}, {hi:.6g}] -> {fn}(channel, low_level={lo:.6g}, "
+                           f"high_level={hi:.6g}){note}")
+        return out
+
+    def summary(self, input_channels: int | None = None, output_channels: int | None = None,
+                device: str | None = None, slots: int | None = None) -> None:
+        """Print :meth:`summary_text`."""
+        print(self.summary_text(input_channels, output_channels, device, slots))
+
+
+def budget_text(inputs: Sequence[int], outputs: Sequence[int], device: str | None = None,
+                slots: int | None = None) -> list[str]:
+    """Lines describing the instrument budget of layers with these input/output widths.
+
+    Examples
+    --------
+    >>> budget_text([1, 32], [32, 1])[0]
+    'instrument budget: column depth 39 of 1024 (sum over layers of inputs + 3); latency about 39 cycles'
+    """
+    depth = column_depth(inputs)
+    limit, label = device_neuron_limit(device, slots)
+    widest = max([inputs[0]] + list(outputs))
+    ok = len(inputs) <= MAX_LAYERS and widest <= limit and depth <= MAX_COLUMN_DEPTH
+    return [
+        f"instrument budget: column depth {depth} of {MAX_COLUMN_DEPTH} (sum over layers of inputs + 3); "
+        f"latency about {depth} cycles",
+        f"  dense layers {len(inputs)} of {MAX_LAYERS}; widest {widest} of {limit} neurons ({label}): "
+        + ("fits" if ok else "does NOT fit"),
+    ]
+
+
+def _channel_lines(n_in: int, n_out: int, in_ch: int | None, out_ch: int | None) -> list[str]:
+    lines = []
+    for which, width, ch in (("input", n_in, in_ch), ("output", n_out, out_ch)):
+        if ch is not None:
+            mode = "serial" if ch == 1 and width > 1 else "parallel"
+            lines.append(f"{which} channels: {ch} ({mode}: " + (
+                f"a window of {width} samples on one channel)" if mode == "serial" else f"one {which} per channel)"))
+        elif width == 1:
+            lines.append(f"{which} channels: 1 (one {which})")
+        elif width > MAX_PARALLEL_CHANNELS:
+            lines.append(f"{which} channels: 1 only (serial: a window of {width} samples on one channel)")
+        else:
+            lines.append(f"{which} channels: 1 (serial, a window of {width} samples) or {width} (parallel, one per channel)")
+    return lines
+
+
+# -- conversion -----------------------------------------------------------------------------
+def get_linn(model: Any, input_channels: int, output_channels: int, output_mapping: Sequence[int] | None = None,
+             clip: bool = False, device: str | None = None, slots: int | None = None) -> dict:
+    """The ``.linn`` document of a network, with every instrument rule enforced.
+
+    Parameters
+    ----------
+    model : LinnModel, LinnModel.model or Network
+    input_channels, output_channels : int
+        Instrument channels connected: 1 (serial) or, for at most 4 neurons, the neuron
+        count (parallel).
+    output_mapping : list of int, optional
+        Output neurons of the last layer to keep, in order.
+    clip : bool
+        Clip parameters into ``[-1, 1]``; by default a parameter outside is an error.
+    device, slots : optional
+        Enforce a device's neurons per layer: ``"Moku:Pro"``/``"Moku:Delta"`` (100),
+        ``"Moku:Lab"``/``"Moku:Go"`` with ``slots=2`` (80) or ``slots=3`` (50).
+
+    Returns
+    -------
+    dict
+        ``version``, ``num_input_channels``, ``num_output_channels``, ``layers`` (each with
+        ``activation``, ``weights`` as ``(outputs, inputs)`` rows and ``biases``).
+
+    Raises
+    ------
+    LinnError
+        A ``ValueError`` naming the broken rule, the layer and the numbers.
+
+    Examples
+    --------
+    >>> net = Network([Dense((3, 1), weight=[[0.1], [0.2], [0.3]], bias=[0.1])])
+    >>> doc = get_linn(net, input_channels=3, output_channels=1)
+    >>> doc["layers"][0]["weights"], doc["layers"][0]["biases"]
+    ([[0.10000000149011612, 0.20000000298023224, 0.30000001192092896]], [0.10000000149011612])
+    """
+    net = _network_of(model)
+    if not net.clip:
+        warnings.warn("model: this network does not clip its layers' outputs, while the instrument clips every "
+                      "layer's output to [-1, 1]; the instrument may compute something else", UserWarning, stacklevel=2)
+    if net.has_batchnorm:  # the instrument has no normalisation: fold it into the next layer
+        try:
+            layers = net.folded_layers()
+        except ValueError as e:
+            raise LinnError("only dense layers", str(e)) from None
+    else:
+        layers = [(l.weight, l.bias, l.activation) for l in net.layers]
+    return build_document(layers, input_channels, output_channels, output_mapping, clip, device, slots)
+
+
+def save_linn(model: Any, input_channels: int, output_channels: int, file_name: str | os.PathLike,
+              output_mapping: Sequence[int] | None = None, clip: bool = False, device: str | None = None,
+              slots: int | None = None) -> Path:
+    """Write the ``.linn`` document of a network (see :func:`get_linn`) atomically.
+
+    The document goes to a temporary file in the target's folder, which then replaces the
+    target in one step: a failure at any point leaves an earlier file intact.  JSON is
+    written with ``json.dump``'s defaults, as the vendor writes it.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> net = Network([Dense((3, 1), weight=[[0.1], [0.2], [0.3]], bias=[0.1])])
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> save_linn(net, 3, 1, folder / "Sum.linn").name
+    'Sum.linn'
+    >>> round(float(load_linn(folder / "Sum.linn").predict([[1.0, 1.0, 1.0]])[0, 0]), 6)
+    0.7
+    """
+    if not isinstance(file_name, (str, os.PathLike)):
+        raise TypeError(f"file_name: expected a path ending in .linn, got {type(file_name).__name__}")
+    path = Path(file_name)
+    if path.suffix != ".linn":
+        raise ValueError(f"file_name: expected a name ending in '.linn', got {str(file_name)!r}")
+    doc = get_linn(model, input_channels, output_channels, output_mapping, clip, device, slots)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"file_name: folder {str(folder)!r} does not exist")
+    with atomic_write(path, "w", name="file_name") as fh:
+        json.dump(doc, fh, allow_nan=False)
+    return path
+
+
+# -- reading --------------------------------------------------------------------------------
+def _reject_constant(name: str) -> Any:
+    raise LinnError("finite parameters", f"JSON holds {name}, which is not a finite number")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise LinnError("document structure", f"key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def _decode(path_or_dict: Any) -> tuple[Any, str]:
+    """The JSON-decoded document and a label for messages."""
+    if isinstance(path_or_dict, dict):
+        return path_or_dict, "document"
+    if not isinstance(path_or_dict, (str, os.PathLike)):
+        raise TypeError(f"path_or_dict: expected a path to a .linn file or a dict, got {type(path_or_dict).__name__}")
+    path = Path(path_or_dict)
+    label = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise LinnError("size limit", f"{label}: {size} bytes, more than the {MAX_FILE_BYTES} a .linn file can need")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise LinnError("file", f"{label}: is a folder, expected a .linn file") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LinnError("JSON", f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start}); a .linn file is JSON") from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise LinnError("JSON", f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise LinnError("JSON", f"{label}: JSON nested too deeply") from None
+    except LinnError as exc:
+        raise LinnError(exc.rule, f"{label}: {str(exc).split('] ', 1)[1]}") from None
+    except ValueError as exc:  # e.g. an integer literal with too many digits
+        raise LinnError("JSON", f"{label}: unreadable JSON value ({exc})") from None
+    return doc, label
+
+
+def read_linn(path_or_dict: Any, device: str | None = None, slots: int | None = None) -> tuple[dict, list[LinnLayer]]:
+    """Decode and validate a ``.linn`` document; its header and layers.
+
+    Raises
+    ------
+    LinnError
+        Naming the broken rule and where (``layers[2].weights[5]``...).
+    FileNotFoundError
+    """
+    doc, label = _decode(path_or_dict)
+    limit, limit_label = device_neuron_limit(device, slots)
+    try:
+        return parse_document(doc, limit=limit, limit_label=limit_label)
+    except LinnError as exc:
+        if label == "document":
+            raise
+        raise LinnError(exc.rule, f"{label}: {str(exc).split('] ', 1)[1]}") from None
+
+
+def describe_linn(path_or_dict: Any, device: str | None = None, slots: int | None = None) -> dict:
+    """Validate a document and describe it as the instrument does.
+
+    Examples
+    --------
+    >>> doc = {"version": "0.1", "num_input_channels": 3, "num_output_channels": 1,
+    ...        "layers": [{"activation": "linear", "weights": [[0.1, 0.2, 0.3]], "biases": [0.1]}]}
+    >>> describe_linn(doc)
+    {'inputs': 3, 'outputs': 1, 'num_input_channels': 3, 'num_output_channels': 1, 'layers': [{'activation': 'Linear', 'inputs': 3, 'outputs': 1}]}
+    """
+    header, layers = read_linn(path_or_dict, device, slots)
+    return describe(header, layers)
+
+
+def load_linn(path_or_dict: Any, dtype: Any = "float32", device: str | None = None,
+              slots: int | None = None) -> Network:
+    """A :class:`Network` computing exactly what a ``.linn`` document describes.
+
+    Each layer computes ``clip(act(W x + b), -1, 1)`` (the network has ``clip=True``).  The
+    document is untrusted: it is read as JSON only (nothing executed), and its structure,
+    types, sizes, finiteness and every converter rule are checked before any array is built.
+    The network can be trained further and written again with :func:`save_linn`.
+
+    Parameters
+    ----------
+    path_or_dict : str, path or dict
+        A ``.linn`` file or its decoded JSON.
+    dtype : {"float32", "float64"}
+        Precision of the network (float32 default: the vendor writes float32 values, so
+        ``get_linn(load_linn(doc))`` gives back the same numbers).
+    device, slots : optional
+        Also enforce that device's neurons per layer (see :func:`get_linn`).
+
+    Examples
+    --------
+    >>> doc = {"version": "0.1", "num_input_channels": 1, "num_output_channels": 1,
+    ...        "layers": [{"activation": "relu", "weights": [[1.0]], "biases": [-0.5]}]}
+    >>> load_linn(doc).predict([0.0, 0.75, 3.0]).ravel().tolist()
+    [0.0, 0.25, 1.0]
+    """
+    _, layers = read_linn(path_or_dict, device, slots)
+    dense = [Dense((l.inputs, l.outputs), l.activation, weight=l.weights.T.astype(np.float64),
+                   bias=l.biases.astype(np.float64), name=f"dense{i}") for i, l in enumerate(layers)]
+    return Network(dense, clip=True, dtype=dtype)
+
+
+# The layers below take LinnModels and .linn documents without importing this module.
+_model_files._linn_model_type = LinnModel
+_quantized._linn_reader = load_linn
