@@ -23,6 +23,9 @@
 #include "lc_fixed.h"
 #include "lc_rng.h"
 
+#if !LC_HAVE_INT128
+#error "lc_fixed.c needs a 128-bit integer type (__int128 of GCC and Clang on 64-bit targets)"
+#endif
 LC_EXTENSION typedef __int128 i128;
 LC_EXTENSION typedef unsigned __int128 u128;
 
