@@ -74,8 +74,9 @@ class build_ext_per_compiler(build_ext):
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
         for ext in self.extensions:
-            ext.extra_compile_args = (MSVC_COMPILE if msvc else GNU_COMPILE) + ext.extra_compile_args
-            ext.extra_link_args = (MSVC_LINK if msvc else GNU_LINK) + ext.extra_link_args
+            compile_args, link_args = (MSVC_COMPILE, MSVC_LINK) if msvc else (GNU_COMPILE, GNU_LINK)
+            ext.extra_compile_args = compile_args + ext.extra_compile_args
+            ext.extra_link_args = link_args + ext.extra_link_args
         super().build_extensions()
 
 

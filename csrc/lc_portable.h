@@ -1,17 +1,18 @@
 /* lc_portable.h: the compiler specifics of the kernels, in one place.
  *
  * The kernels are C99 (C11 where the compiler has it) plus, where the compiler offers them,
- * three extensions that make them faster and never change a result:
+ * two extensions that make them faster and never change a result:
  *   - GCC/Clang vector types (vector_size) for the float32 activations (lc_vmath.h) and the
  *     register-blocked product (lc_dense_impl.h).  A vector operation is the same IEEE
  *     operation on each lane, so the plain loops used elsewhere, which do the same operations
  *     in the same order one element at a time, give the same bits;
  *   - target_clones (LC_HOT) on x86-64 Linux with GCC: a baseline and an AVX2 copy of a hot
  *     loop, picked at load time; both are compiled without FMA contraction, so same bits;
- *   - __int128 for the exact fixed-point arithmetic (LC_HAVE_INT128, lc_fixed.c).
- * Compiling with LC_PORTABLE=1 (the build's LINNCORE_PORTABLE=1) turns the first two off
- * everywhere, as on a compiler without them (MSVC), so that path can be built and tested on
- * any machine.
+ * and one that lc_fixed.c requires: __int128 for the exact fixed-point arithmetic
+ * (LC_HAVE_INT128; GCC and Clang on 64-bit targets, not MSVC, where lc_fixed.c stops with an
+ * error).  Compiling with LC_PORTABLE=1 (the build's LINNCORE_PORTABLE=1) turns the first two
+ * off everywhere, as on a compiler without them (MSVC), so that path can be built and tested
+ * on any machine.
  *
  * Spellings that differ between compilers: LC_RESTRICT, LC_INLINE, LC_NOINLINE, LC_ALIGNED(n),
  * LC_EXTENSION.  MSVC's C mode before /std:c11 knows restrict and inline only as __restrict

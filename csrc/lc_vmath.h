@@ -22,7 +22,8 @@
 
 #if LC_HAVE_VECTOR_EXT
 /* The functions below are static inline: no vector crosses a call boundary between separately
- * compiled code, so the note of GCC and Clang on the ABI of 32-byte vector arguments does not apply. */
+ * compiled code, so the note of GCC and Clang on the ABI of 32-byte vector arguments does not
+ * apply. */
 #pragma GCC diagnostic ignored "-Wpsabi" /* Clang reads it too */
 LC_VECTOR_TYPEDEF(lc_v4d, double, 32);
 LC_VECTOR_TYPEDEF(lc_v4u, uint64_t, 32); /* the lanes' bits */
@@ -56,7 +57,8 @@ static inline lc_v4d lc_v4d_exp(lc_v4d y)
     const lc_v4d shifter = LC_V4D(0x1.8p52); /* adding it rounds to an integer */
     const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
     const lc_v4d n = k - shifter;
-    const lc_v4d r = (y - n * LC_V4D(6.93147180369123816490e-01)) - n * LC_V4D(1.90821492927058770002e-10);
+    const lc_v4d r = (y - n * LC_V4D(6.93147180369123816490e-01)) -
+                     n * LC_V4D(1.90821492927058770002e-10);
     lc_v4d p = LC_V4D(1.0 / 479001600.0);
     p = p * r + LC_V4D(1.0 / 39916800.0);
     p = p * r + LC_V4D(1.0 / 3628800.0);
@@ -125,7 +127,8 @@ static inline lc_v4d lc_v4d_sigmoid(lc_v4d x)
         for (; i_ + 4 <= (n); i_ += 4) {                                                         \
             lc_v4f f_;                                                                           \
             memcpy(&f_, (z) + i_, sizeof f_);                                                    \
-            lc_v4f r_ = __builtin_convertvector(FUNC(__builtin_convertvector(f_, lc_v4d)), lc_v4f); \
+            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                               \
+            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                     \
             memcpy((h) + i_, &r_, sizeof r_);                                                    \
         }                                                                                        \
         if (i_ < (n)) {                                                                          \
@@ -133,7 +136,8 @@ static inline lc_v4d lc_v4d_sigmoid(lc_v4d x)
             memcpy(buf_, (z) + i_, (size_t)((n) - i_) * sizeof(float));                          \
             lc_v4f f_;                                                                           \
             memcpy(&f_, buf_, sizeof f_);                                                        \
-            lc_v4f r_ = __builtin_convertvector(FUNC(__builtin_convertvector(f_, lc_v4d)), lc_v4f); \
+            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                               \
+            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                     \
             memcpy(buf_, &r_, sizeof r_);                                                        \
             memcpy((h) + i_, buf_, (size_t)((n) - i_) * sizeof(float));                          \
         }                                                                                        \
