@@ -8,11 +8,11 @@
  *     in the same order one element at a time, give the same bits;
  *   - target_clones (LC_HOT) on x86-64 Linux with GCC: a baseline and an AVX2 copy of a hot
  *     loop, picked at load time; both are compiled without FMA contraction, so same bits;
- * and one that lc_fixed.c requires: __int128 for the exact fixed-point arithmetic
- * (LC_HAVE_INT128; GCC and Clang on 64-bit targets, not MSVC, where lc_fixed.c stops with an
- * error).  Compiling with LC_PORTABLE=1 (the build's LINNCORE_PORTABLE=1) turns the first two
- * off everywhere, as on a compiler without them (MSVC), so that path can be built and tested
- * on any machine.
+ * and __int128 for the exact fixed-point arithmetic, behind lc_int128.h, which has a
+ * two-word form with the same bits for compilers without it (MSVC).  Compiling with
+ * LC_PORTABLE=1 (the build's LINNCORE_PORTABLE=1) turns all three off everywhere (it defines
+ * LC_INT128_PORTABLE), as on a compiler without them, so that path can be built and tested on
+ * any machine.
  *
  * Spellings that differ between compilers: LC_RESTRICT, LC_INLINE, LC_NOINLINE, LC_ALIGNED(n),
  * LC_EXTENSION.  MSVC's C mode before /std:c11 knows restrict and inline only as __restrict
@@ -105,11 +105,9 @@
 #define LC_HOT
 #endif
 
-/* 128-bit integers: GCC and Clang on 64-bit targets (not MSVC). */
-#if defined(__SIZEOF_INT128__)
-#define LC_HAVE_INT128 1
-#else
-#define LC_HAVE_INT128 0
+/* 128-bit integers: lc_int128.h's two-word form. */
+#if LC_FORCE_PORTABLE && !defined(LC_INT128_PORTABLE)
+#define LC_INT128_PORTABLE 1
 #endif
 
 #endif
