@@ -9,12 +9,13 @@ the extension.  So a pure-Python build or install needs only setuptools and whee
 ``LINNCORE_BUILD_CORE=0 pip install --no-index --find-links DIR .`` works with a wheelhouse
 holding just those two, and so does a build without isolation on a machine without Cython.
 """
+
 from __future__ import annotations
 
 import os
 
 from setuptools import build_meta as _setuptools
-from setuptools.build_meta import *  # noqa: F401,F403  (every other hook unchanged)
+from setuptools.build_meta import *  # noqa: F403  (every other hook unchanged)
 
 CORE_REQUIRES = ["Cython>=3.0", "numpy>=1.25"]
 

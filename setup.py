@@ -15,6 +15,7 @@ it, so they are set in a ``build_ext`` subclass.  Both sets ask for IEEE arithme
 math (NaN checks, bit-reproducible runs), no contraction of a * b + c into one fused
 operation, so every machine and compiler gives the same bits.
 """
+
 import os
 from glob import glob
 
@@ -57,8 +58,11 @@ class build_ext_per_compiler(build_ext):
                 self.distribution.ext_modules = cythonize(
                     self.distribution.ext_modules,
                     language_level=3,
-                    compiler_directives={"boundscheck": False, "wraparound": False,
-                                         "cdivision": True},
+                    compiler_directives={
+                        "boundscheck": False,
+                        "wraparound": False,
+                        "cdivision": True,
+                    },
                 )
         super().finalize_options()
 

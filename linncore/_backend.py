@@ -10,14 +10,15 @@
   deployment that must not fall back silently);
 - ``numpy``: the NumPy engine, even when the core is built (no warning but the one saying so).
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib
 import os
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Iterator
 
 __all__ = ["backend", "get_num_threads", "kernels", "set_num_threads", "use"]
 
@@ -98,7 +99,9 @@ def _default_threads() -> int:
         except ValueError:
             n = 0
         if n < 1:
-            raise ValueError(f"{_THREADS_ENV}: expected a whole number of threads >= 1, got {text!r}")
+            raise ValueError(
+                f"{_THREADS_ENV}: expected a whole number of threads >= 1, got {text!r}"
+            )
         return n
     try:
         return len(os.sched_getaffinity(0))
@@ -135,7 +138,7 @@ def set_num_threads(n: int) -> None:
     >>> linncore.set_num_threads(before)
     """
     global _threads
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+    if isinstance(n, bool) or (not isinstance(n, (int,)) and not hasattr(n, "__index__")):
         raise TypeError(f"n: expected an integer number of threads, got {type(n).__name__}")
     n = int(n)
     if n < 1:

@@ -3,6 +3,7 @@
 A compiled core that fails to load (say, a wheel built against a newer glibc) is simulated by
 an import hook that raises the loader's kind of ImportError for ``linncore._core``; the
 fallback warning and the ``native`` error must both quote it."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,14 @@ def probe(backend: str | None, broken: bool, cwd: Path) -> dict:
     env["PYTHONPATH"] = os.pathsep.join([LINNCORE_HOME] + [p for p in [env.get("PYTHONPATH")] if p])
     if backend is not None:
         env["LINNCORE_BACKEND"] = backend
-    run = subprocess.run([sys.executable, "-c", PROBE.format(broken=broken, error=LOAD_ERROR)],
-                         cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE.format(broken=broken, error=LOAD_ERROR)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 

@@ -5,6 +5,7 @@ The dense kernels are compiled twice into shared libraries, with and without LC_
 and called through ctypes on the same inputs: every activation on special values and a dense
 sweep of floats, products of awkward shapes, and whole training epochs of a float32 and a
 float64 network.  Outputs are compared byte for byte.  Skipped without a C compiler."""
+
 from __future__ import annotations
 
 import ctypes
@@ -28,15 +29,28 @@ I32P = ctypes.POINTER(ctypes.c_int32)
 
 
 class Net(ctypes.Structure):
-    _fields_ = [("n_layers", ctypes.c_int64), ("sizes", I64P), ("acts", I32P), ("has_bias", I32P),
-                ("clip_out", ctypes.c_int32), ("bn", I32P), ("bn_momentum", F64P),
-                ("bn_epsilon", F64P)]
+    _fields_ = [
+        ("n_layers", ctypes.c_int64),
+        ("sizes", I64P),
+        ("acts", I32P),
+        ("has_bias", I32P),
+        ("clip_out", ctypes.c_int32),
+        ("bn", I32P),
+        ("bn_momentum", F64P),
+        ("bn_epsilon", F64P),
+    ]
 
 
 class Optim(ctypes.Structure):
-    _fields_ = [("kind", ctypes.c_int32), ("lr", ctypes.c_double), ("beta_1", ctypes.c_double),
-                ("beta_2", ctypes.c_double), ("epsilon", ctypes.c_double),
-                ("momentum", ctypes.c_double), ("nesterov", ctypes.c_int32)]
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("lr", ctypes.c_double),
+        ("beta_1", ctypes.c_double),
+        ("beta_2", ctypes.c_double),
+        ("epsilon", ctypes.c_double),
+        ("momentum", ctypes.c_double),
+        ("nesterov", ctypes.c_int32),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +65,20 @@ def builds(tmp_path_factory):
     libs = {}
     for mode, extra in (("default", []), ("portable", ["-DLC_PORTABLE=1"])):
         path = out / f"liblc_{mode}.so"
-        build = subprocess.run([cc, *FLAGS, *extra, f"-I{CSRC}", *(str(CSRC / s) for s in SOURCES),
-                                "-o", str(path), "-lm"], capture_output=True, text=True)
+        build = subprocess.run(
+            [
+                cc,
+                *FLAGS,
+                *extra,
+                f"-I{CSRC}",
+                *(str(CSRC / s) for s in SOURCES),
+                "-o",
+                str(path),
+                "-lm",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if build.returncode != 0:
             pytest.skip(f"cannot build a shared library here: {build.stderr.strip()[:200]}")
         libs[mode] = ctypes.CDLL(str(path))
@@ -60,15 +86,43 @@ def builds(tmp_path_factory):
 
 
 def _ptr(a: np.ndarray):
-    ctype = {np.float32: ctypes.c_float, np.float64: ctypes.c_double, np.int64: ctypes.c_int64,
-             np.int32: ctypes.c_int32}[a.dtype.type]
+    ctype = {
+        np.float32: ctypes.c_float,
+        np.float64: ctypes.c_double,
+        np.int64: ctypes.c_int64,
+        np.int32: ctypes.c_int32,
+    }[a.dtype.type]
     return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
 def _special_and_sweep(dtype) -> np.ndarray:
-    special = [0.0, -0.0, 1e-30, -1e-30, 0.0625, -0.0625, 0.06249, 19.99, 20.0, 20.01, -20.0,
-               88.0, -88.0, 700.0, -700.0, 701.0, -750.0, 1e30, -1e30, np.inf, -np.inf, np.nan,
-               np.finfo(dtype).tiny, np.finfo(dtype).max, -np.finfo(dtype).max]
+    special = [
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        0.0625,
+        -0.0625,
+        0.06249,
+        19.99,
+        20.0,
+        20.01,
+        -20.0,
+        88.0,
+        -88.0,
+        700.0,
+        -700.0,
+        701.0,
+        -750.0,
+        1e30,
+        -1e30,
+        np.inf,
+        -np.inf,
+        np.nan,
+        np.finfo(dtype).tiny,
+        np.finfo(dtype).max,
+        -np.finfo(dtype).max,
+    ]
     sweep = np.random.default_rng(7).standard_normal(20_003) * 6.0
     fine = np.linspace(-0.2, 0.2, 4_001)
     return np.concatenate([special, sweep, fine]).astype(dtype)
@@ -82,10 +136,12 @@ def test_every_activation_gives_the_same_bits_in_the_portable_build(builds, sfx,
         for lib in (builds["default"], builds["portable"]):
             h = np.zeros_like(z)
             d = np.zeros_like(z)
-            getattr(lib, f"lc_act_forward_{sfx}")(ctypes.c_int32(act), _ptr(z), _ptr(h),
-                                                  ctypes.c_int64(z.size))
-            getattr(lib, f"lc_act_deriv_{sfx}")(ctypes.c_int32(act), _ptr(z), _ptr(h), _ptr(d),
-                                                ctypes.c_int64(z.size))
+            getattr(lib, f"lc_act_forward_{sfx}")(
+                ctypes.c_int32(act), _ptr(z), _ptr(h), ctypes.c_int64(z.size)
+            )
+            getattr(lib, f"lc_act_deriv_{sfx}")(
+                ctypes.c_int32(act), _ptr(z), _ptr(h), _ptr(d), ctypes.c_int64(z.size)
+            )
             outs.append((h, d))
         for got, want in zip(outs[1], outs[0]):
             assert got.tobytes() == want.tobytes(), f"activation {act} differs"
@@ -100,9 +156,16 @@ def test_products_of_awkward_shapes_give_the_same_bits_in_the_portable_build(bui
         outs = []
         for lib in (builds["default"], builds["portable"]):
             C = np.zeros((rows, N), dtype)
-            getattr(lib, f"lc_matmul_{sfx}")(_ptr(A), ctypes.c_int64(K), ctypes.c_int64(1),
-                                             _ptr(M), _ptr(C), ctypes.c_int64(rows),
-                                             ctypes.c_int64(K), ctypes.c_int64(N))
+            getattr(lib, f"lc_matmul_{sfx}")(
+                _ptr(A),
+                ctypes.c_int64(K),
+                ctypes.c_int64(1),
+                _ptr(M),
+                _ptr(C),
+                ctypes.c_int64(rows),
+                ctypes.c_int64(K),
+                ctypes.c_int64(N),
+            )
             outs.append(C)
         assert outs[1].tobytes() == outs[0].tobytes(), (rows, K, N)
 
@@ -122,14 +185,27 @@ def _train(lib, sfx, dtype, acts, kind):
     v = np.zeros(n_params, dtype)
     step = ctypes.c_int64(0)
     losses = []
-    for epoch in range(30):
+    for _ in range(30):
         perm = rng.permutation(101).astype(np.int64)
         loss_sum, n_done = ctypes.c_double(0), ctypes.c_int64(0)
         status = getattr(lib, f"lc_train_epoch_{sfx}")(
-            ctypes.byref(net), _ptr(theta), _ptr(X), _ptr(Y), ctypes.c_int64(101), _ptr(perm),
-            ctypes.c_int64(16), ctypes.c_int32(0), ctypes.byref(opt), _ptr(m), _ptr(v),
-            ctypes.byref(step), ctypes.c_int32(0), None, ctypes.byref(loss_sum),
-            ctypes.byref(n_done))
+            ctypes.byref(net),
+            _ptr(theta),
+            _ptr(X),
+            _ptr(Y),
+            ctypes.c_int64(101),
+            _ptr(perm),
+            ctypes.c_int64(16),
+            ctypes.c_int32(0),
+            ctypes.byref(opt),
+            _ptr(m),
+            _ptr(v),
+            ctypes.byref(step),
+            ctypes.c_int32(0),
+            None,
+            ctypes.byref(loss_sum),
+            ctypes.byref(n_done),
+        )
         assert status == 0
         losses.append(loss_sum.value)
     return theta, m, v, np.array(losses)
