@@ -205,9 +205,9 @@ def test_text_level_problems_are_model_file_errors():
     cases = {
         text[: len(text) // 2]: "not valid JSON",
         text.encode("utf-8")[:-2] + b"\xff\xfe": "not UTF-8",
-        '{"format": NaN}': "NaN is not allowed",
-        '{"format": "a", "format": "b"}': "appears twice",
-        "[" * 100_000 + "]" * 100_000: "nested too deeply",
+        '{"format": NaN}': "NaN is not a JSON number",
+        '{"format": "a", "format": "b"}': "duplicate key 'format'",
+        "[" * 100_000 + "]" * 100_000: "nested 100000 deep, more than the limit",
         "[]": "document: expected an object",
         "": "not valid JSON",
     }

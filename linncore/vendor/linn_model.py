@@ -36,6 +36,7 @@ import numpy as np
 
 from ..engine import optimizers as _optimizers
 from .._util.atomic import atomic_write
+from .._util import untrusted as _untrusted
 from .keras_view import KerasModelView
 from .linn_document import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
                         LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
@@ -51,6 +52,8 @@ __all__ = ["LinnModel", "LinnError", "list_activations", "get_linn", "save_linn"
 
 #: Largest ``.linn`` file read (bytes); the largest valid document is about 1.3 MB.
 MAX_FILE_BYTES = 8 * 1024 * 1024
+#: The deepest JSON nesting a .linn file is read with (a valid one nests 4 deep).
+MAX_JSON_DEPTH = 16
 
 
 def list_activations() -> list[str]:
@@ -625,51 +628,24 @@ def save_linn(model: Any, input_channels: int, output_channels: int, file_name: 
 
 
 # -- reading --------------------------------------------------------------------------------
-def _reject_constant(name: str) -> Any:
-    raise LinnError("finite parameters", f"JSON holds {name}, which is not a finite number")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
-    for k, v in pairs:
-        if k in out:
-            raise LinnError("document structure", f"key {k!r} appears twice in one object")
-        out[k] = v
-    return out
-
-
 def _decode(path_or_dict: Any) -> tuple[Any, str]:
-    """The JSON-decoded document and a label for messages."""
+    """The JSON-decoded document and a label for messages (through the untrusted reader)."""
     if isinstance(path_or_dict, dict):
         return path_or_dict, "document"
     if not isinstance(path_or_dict, (str, os.PathLike)):
         raise TypeError(f"path_or_dict: expected a path to a .linn file or a dict, got {type(path_or_dict).__name__}")
-    path = Path(path_or_dict)
-    label = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise LinnError("size limit", f"{label}: {size} bytes, more than the {MAX_FILE_BYTES} a .linn file can need")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise LinnError("file", f"{label}: is a folder, expected a .linn file") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LinnError("JSON", f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start}); a .linn file is JSON") from None
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise LinnError("JSON", f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise LinnError("JSON", f"{label}: JSON nested too deeply") from None
-    except LinnError as exc:
-        raise LinnError(exc.rule, f"{label}: {str(exc).split('] ', 1)[1]}") from None
-    except ValueError as exc:  # e.g. an integer literal with too many digits
-        raise LinnError("JSON", f"{label}: unreadable JSON value ({exc})") from None
+    label = _untrusted.short(os.fspath(path_or_dict), 80).strip("'\"")
+    data = _untrusted.read_bytes(path_or_dict, limit=MAX_FILE_BYTES, what="a .linn file",
+                                 error=lambda m: LinnError("file", m))
+    # the vendor's writer may have been fed through an editor that adds a byte-order mark
+    text = _untrusted.decode_text(data, label=label, allow_bom=True, error=lambda m: LinnError("JSON", m))
+
+    def json_error(message: str) -> LinnError:
+        rule = "finite parameters" if "not a JSON number" in message else \
+            "document structure" if "duplicate key" in message else "JSON"
+        return LinnError(rule, message)
+
+    doc = _untrusted.loads_json(text, label=label, max_depth=MAX_JSON_DEPTH, error=json_error)
     return doc, label
 
 
