@@ -18,6 +18,9 @@ from .io import (ModelFile, ModelFileError, export_c_header, export_codes, from_
                  load_model, save_bundle, save_model, to_json)
 from .ablation import (BaseDataset, FitHistory, LinearBlockModel, LinearTeacherDataset,
                        SweepResult, sweep, train_instrumented)
+from .fixed.precision import PrecisionFileError
+from .evaluation.report import ReportFileError
+from .ablation.fit_history import HistoryFileError
 
 __all__ = [
     "backend", "get_num_threads", "set_num_threads",
@@ -37,5 +40,7 @@ __all__ = [
     # ablation
     "BaseDataset", "LinearTeacherDataset", "FitHistory", "train_instrumented", "LinearBlockModel",
     "sweep", "SweepResult",
+    # errors of untrusted files (each a ValueError naming the file and where in it)
+    "PrecisionFileError", "ReportFileError", "HistoryFileError",
     "__version__",
 ]

@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["UntrustedInputError", "short", "kind", "read_bytes", "read_text", "decode_text",
+__all__ = ["UntrustedInputError", "short", "clip", "kind", "read_bytes", "read_text", "decode_text",
            "json_depth", "loads_json", "read_json", "toml_depth", "loads_toml", "read_toml",
            "loads_npy", "read_npy", "read_npz", "read_csv", "config_bool", "config_int",
            "config_float", "config_str", "config_list", "DEFAULT_MAX_DEPTH"]
@@ -69,6 +69,17 @@ def short(value: Any, limit: int = _QUOTE) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """Message text cut to about ``limit`` characters (unquoted, unlike :func:`short`).
+
+    Examples
+    --------
+    >>> clip("abc" * 100, 9)
+    'abcabcabc... (300 characters)'
+    """
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def kind(value: Any) -> str:
@@ -406,7 +417,8 @@ def read_toml(path: Any, *, limit: int, what: str, max_depth: int = DEFAULT_MAX_
 _NPY_KINDS = "biuf"
 
 
-def loads_npy(data: bytes, *, label: str, error: ErrorFactory = UntrustedInputError) -> np.ndarray:
+def loads_npy(data: bytes, *, label: str, kinds: str = _NPY_KINDS,
+              error: ErrorFactory = UntrustedInputError) -> np.ndarray:
     """The numeric array of ``.npy`` bytes; never unpickles, and the header's shape must
     account for exactly the bytes that follow it.
 
@@ -429,7 +441,7 @@ def loads_npy(data: bytes, *, label: str, error: ErrorFactory = UntrustedInputEr
             raise ValueError(f"unknown format version {major}")
     except Exception as exc:  # noqa: BLE001 - numpy raises several types on a bad header
         raise error(f"{label}: not a .npy file ({short(str(exc), 80)})") from None
-    if dtype.hasobject or dtype.kind not in _NPY_KINDS or dtype.fields is not None or dtype.subdtype:
+    if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype:
         raise error(f"{label}: expected an array of numbers, got dtype {short(str(dtype))}")
     count = math.prod(int(s) for s in shape)
     offset = fh.tell()
@@ -450,11 +462,12 @@ def read_npy(path: Any, *, limit: int, what: str = "a .npy file",
 
 def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: int = 4096,
              member_limit: int | None = None, total_limit: int | None = None,
-             error: ErrorFactory = UntrustedInputError) -> dict[str, np.ndarray]:
+             kinds: str = _NPY_KINDS, error: ErrorFactory = UntrustedInputError) -> dict[str, np.ndarray]:
     """The arrays of a ``.npz`` archive, by member name (without ``.npy``).
 
     The file is at most ``limit`` bytes; it holds at most ``max_members`` members, each of
-    them ``.npy`` data of at most ``member_limit`` bytes and all of them together at most
+    them ``.npy`` data (of dtype kinds ``kinds``: booleans, integers and floats by default) of
+    at most ``member_limit`` bytes and all of them together at most
     ``total_limit`` bytes once uncompressed (both default to ``4 * limit``).  Sizes are checked
     as the archive declares them, before anything is unpacked, and again as they unpack, so
     an archive that lies about its sizes is refused too.  Nothing is unpickled.
@@ -506,7 +519,7 @@ def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: i
             if len(raw) != info.file_size:
                 raise error(f"{where}: unpacks to a size other than the {info.file_size} bytes "
                             "it declares")
-            out[info.filename[:-4]] = loads_npy(raw, label=where, error=error)
+            out[info.filename[:-4]] = loads_npy(raw, label=where, kinds=kinds, error=error)
     return out
 
 
