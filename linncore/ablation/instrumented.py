@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _backend
 from .._util.codes import LOSSES
-from .._util.validate import finite_float, non_negative_int, positive_int
+from .._util.validate import finite_float, non_negative_int, positive_int, seed_value
 from ..curvature.hessian import _spectral_gain
 from .fit_history import FitHistory
 from ..engine.network import RAIL_NAMES, Network
@@ -235,6 +235,7 @@ def train_instrumented(
         if precision_dict is not None:
             raise ValueError("precision_dict: quantized training of networks with batch normalisation is not "
                              "implemented")
+    seed = seed_value(seed)
     run_seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
     quant = None
     if precision_dict is not None:  # (fmts, on) for the compiled QAT step; validated before training

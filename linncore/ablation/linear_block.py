@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._util.validate import positive_int
+from .._util.validate import positive_int, seed_value
 from ..engine.callbacks import History
 from .datasets import BaseDataset
 from .fit_history import FitHistory
@@ -60,7 +60,7 @@ class LinearBlockModel:
         self.activation = activation or "linear"
         self.use_bias = bool(use_bias)
         self.use_batchnorm = bool(use_batchnorm)
-        self.seed = seed
+        self.seed = seed_value(seed)
         self.clip = bool(clip)
         self.dtype = dtype
         self.name = name

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import initializers
 from .._util.codes import ACTIVATIONS
-from .._util.validate import as_float_array, check_finite, choice, positive_int
+from .._util.validate import as_float_array, check_finite, choice, positive_int, seed_value
 
 __all__ = ["Dense", "BatchNormalization", "all_activations"]
 
@@ -91,6 +91,7 @@ class Dense:
         self._has_bias = bool(has_bias)
         self.name = name
         self._owner: Any = None
+        seed = seed_value(seed)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if weight is None:
             weight = initializers.call(initializers.get(weight_init, "weight_init"), self._shape, rng)

@@ -40,7 +40,7 @@ from .._util import untrusted as _untrusted
 from .keras_view import KerasModelView
 from .linn_document import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
                         LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
-from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int
+from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int, seed_value
 from ..engine.callbacks import EarlyStopping, History
 from ..engine.layers import Dense
 from ..engine.network import Network
@@ -319,7 +319,7 @@ class LinnModel:
                              f"one per training output column, got {definition[-1][0]}")
         loss = choice(loss, ["mse", "mae", "half_mse"], "loss")
         opt = _optimizers.get(optimizer)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed_value(seed))
         widths = [self.training_inputs.shape[1]] + [w for w, _ in definition]
         layers = [Dense((widths[i], w), act, seed=rng) for i, (w, act) in enumerate(definition)]
         self.network = Network(layers, clip=True, dtype=dtype)
