@@ -302,7 +302,7 @@ class LinnModel:
         if self.training_inputs is None:
             raise ValueError("construct_model: call set_training_data first; the input width comes from the training data")
         if len(tuple(metrics)) != 0:
-            raise ValueError(f"metrics: extra metrics are not supported; expected (), got {metrics!r} "
+            raise ValueError(f"metrics: extra metrics are not supported; expected (), got {_untrusted.short(metrics)} "
                              "(history holds 'loss' and 'val_loss')")
         if isinstance(layer_definition, (str, bytes)) or not isinstance(layer_definition, Sequence) or not layer_definition:
             raise ValueError(f"layer_definition: expected a non-empty list of (width, activation) tuples, got {layer_definition!r:.80}")
@@ -358,15 +358,15 @@ class LinnModel:
                           UserWarning, stacklevel=3)
         if "restore" in es_config and "restore_best_weights" in es_config and \
                 bool(es_config["restore"]) != bool(es_config["restore_best_weights"]):
-            raise ValueError(f"es_config: 'restore' ({es_config['restore']!r}) and its synonym 'restore_best_weights' "
-                             f"({es_config['restore_best_weights']!r}) disagree")
+            raise ValueError(f"es_config: 'restore' ({_untrusted.short(es_config['restore'])}) and its synonym 'restore_best_weights' "
+                             f"({_untrusted.short(es_config['restore_best_weights'])}) disagree")
         restore = es_config.get("restore", es_config.get("restore_best_weights", False))
         monitor = es_config.get("monitor", "val_loss")
         if monitor not in ("loss", "val_loss"):
-            raise ValueError(f"es_config['monitor']: expected 'loss' or 'val_loss', got {monitor!r}")
+            raise ValueError(f"es_config['monitor']: expected 'loss' or 'val_loss', got {_untrusted.short(monitor)}")
         patience = es_config.get("patience", 5)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-            raise ValueError(f"es_config['patience']: expected a non-negative integer, got {patience!r}")
+            raise ValueError(f"es_config['patience']: expected a non-negative integer, got {_untrusted.short(patience)}")
         return EarlyStopping(monitor=monitor, patience=int(patience), restore_best_weights=bool(restore))
 
     def fit_model(self, epochs: int, es_config: dict | None = None, validation_split: float = 0.0,
