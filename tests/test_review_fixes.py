@@ -80,7 +80,7 @@ def test_atomic_writes_work_for_the_longest_file_names(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"buckets": []}, "buckets: expected an object"),
     ({"buckets": {"0-10%": 5}}, "buckets: expected an object"),
-    ({"deviations": "first", "value": 10 ** 400}, "malformed field"),
+    ({"deviations": "first", "value": 10 ** 400}, r"deviations\[0\]: expected a finite number, got an integer of 401"),
     ({"deviations": "first", "value": -50.0}, "deviations: expected non-negative"),
     ({"combine": "bogus"}, "combine: expected 'max' or 'mean'"),
     ({"column": "x"}, "column: expected null or a column index"),

@@ -87,6 +87,14 @@ def non_negative_int(value: Any, name: str, hi: int | None = None) -> int:
     return int(value)
 
 
+def flag(value: Any, name: str) -> bool:
+    """``value`` when it is a boolean (``True``/``False`` or a NumPy boolean).  A string such as
+    ``"false"`` or ``"no"`` is refused: it would count as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {_shown(value)} ({type(value).__name__})")
+    return bool(value)
+
+
 def seed_value(seed: Any, name: str = "seed") -> Any:
     """``seed`` when it is None, a Generator or a non-negative integer (NumPy's own message,
     "expected non-negative integer", named no argument)."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _backend
 from .._util.codes import LOSSES
-from .._util.validate import finite_float, non_negative_int, positive_int, seed_value
+from .._util.validate import finite_float, flag, non_negative_int, positive_int, seed_value
 from ..curvature.hessian import _spectral_gain
 from .fit_history import FitHistory
 from ..engine.network import RAIL_NAMES, Network
@@ -220,6 +220,9 @@ def train_instrumented(
     hessian_every = positive_int(hessian_every, "hessian_every")
     divergence_factor = finite_float(divergence_factor, "divergence_factor", lo=0.0, lo_open=True)
     near_rail = finite_float(near_rail, "near_rail", lo=0.0, hi=1.0)
+    shuffle = flag(shuffle, "shuffle")
+    use_controller = flag(use_controller, "use_controller")
+    compute_analytic_hessian = flag(compute_analytic_hessian, "compute_analytic_hessian")
     x, y = net._samples(X, Y)
     A = None
     if reference_A is not None:

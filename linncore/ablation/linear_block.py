@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._util.validate import positive_int, seed_value
+from .._util.validate import flag, positive_int, seed_value
 from ..engine.callbacks import History
 from .datasets import BaseDataset
 from .fit_history import FitHistory
@@ -58,10 +58,10 @@ class LinearBlockModel:
         self.dataset = dataset
         self.num_hidden = [positive_int(w, f"num_hidden[{i}]") for i, w in enumerate(num_hidden)]
         self.activation = activation or "linear"
-        self.use_bias = bool(use_bias)
-        self.use_batchnorm = bool(use_batchnorm)
+        self.use_bias = flag(use_bias, "use_bias")
+        self.use_batchnorm = flag(use_batchnorm, "use_batchnorm")
         self.seed = seed_value(seed)
-        self.clip = bool(clip)
+        self.clip = flag(clip, "clip")
         self.dtype = dtype
         self.name = name
         self.network = self._build()

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._util.validate import finite_float, non_negative_int
+from .._util.validate import finite_float, flag, non_negative_int
 
 __all__ = ["Callback", "History", "EarlyStopping", "LambdaCallback", "ProgressLogger"]
 
@@ -110,7 +110,7 @@ class EarlyStopping(Callback):
         self.monitor = monitor
         self.min_delta = abs(finite_float(min_delta, "min_delta"))
         self.patience = non_negative_int(patience, "patience")
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = flag(restore_best_weights, "restore_best_weights")
         self.start_from_epoch = non_negative_int(start_from_epoch, "start_from_epoch")
         self.verbose = verbose
         self._reset()

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import initializers
 from .._util.codes import ACTIVATIONS
-from .._util.validate import as_float_array, check_finite, choice, positive_int, seed_value
+from .._util.validate import as_float_array, check_finite, choice, positive_int, seed_value, flag
 
 __all__ = ["Dense", "BatchNormalization", "all_activations"]
 
@@ -88,7 +88,7 @@ class Dense:
         n_out = positive_int(shape[1], "shape[1] (n_out)")
         self._shape = (n_in, n_out)
         self._activation = choice(activation, ACTIVATIONS, "activation")
-        self._has_bias = bool(has_bias)
+        self._has_bias = flag(has_bias, "has_bias")
         self.name = name
         self._owner: Any = None
         seed = seed_value(seed)

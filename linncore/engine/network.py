@@ -19,7 +19,7 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from .._util.codes import ACTIVATIONS, STATUS_NONFINITE_LOSS, STATUS_OK
 from .._util.validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
-                        non_negative_int, positive_int, seed_value)
+                        non_negative_int, positive_int, seed_value, flag)
 from .callbacks import History, ProgressLogger
 from .layers import BatchNormalization, Dense
 
@@ -129,7 +129,7 @@ class Network:
                     f"got shape {dense[i].shape}"
                 )
         self._dtype = float_dtype(dtype)
-        self.clip = bool(clip)
+        self.clip = flag(clip, "clip")
         self.stop_training = False
         owned = [layer if layer._owner is None else layer.copy() for layer in dense]
         bns = [None if bn is None else (bn if bn.gamma is None or bn.gamma.base is None else bn.copy())
@@ -479,6 +479,7 @@ class Network:
         epochs = non_negative_int(epochs, "epochs")
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")  # None: Keras's 32
         seed = seed_value(seed)
+        shuffle = flag(shuffle, "shuffle")
         loss = _losses.get(loss)
         opt = _optimizers.get(optimizer)
         validation_split = finite_float(validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True)

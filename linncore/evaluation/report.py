@@ -513,7 +513,10 @@ def _dec(v: Any, where: str = "value") -> float:
         return float(v)
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise ReportFileError(f"{where}: expected a number, got {_untrusted.kind(v)}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise ReportFileError(f"{where}: expected a finite number, got {_untrusted.short(v)}") from None
 
 
 def _field(doc: Mapping[str, Any], key: str, where: str) -> Any:
@@ -570,6 +573,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
     if exp.shape != (n, m) or pred.shape != (n, m):
         raise bad(f"expected, predicted, deviations and floor disagree in shape: {exp.shape}, "
                   f"{pred.shape}, ({n},), ({m},)")
+    if np.any(dev < 0) or np.any(np.isnan(dev)):
+        raise bad("deviations: expected non-negative values (inf for failures)")
     if n and not np.all(np.isfinite(floor) & (floor > 0)):
         j = int(np.flatnonzero(~(np.isfinite(floor) & (floor > 0)))[0])
         raise bad(f"floor[{j}]: expected a positive finite number, got {_untrusted.short(float(floor[j]))}")
@@ -586,13 +591,14 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
             raise bad(f"columns: expected an empty list for a report of one column, got "
                       f"{_untrusted.kind(cols_doc)}")
         if isinstance(column, bool) or not isinstance(column, int) or column < 0:
-            raise bad(f"column: expected a column index, got {_untrusted.kind(column)}")
+            raise bad(f"column: expected null or a column index, got {_untrusted.kind(column)}")
         cols: tuple = ()
         if not _same(dev, _dev(pred, exp, floor)[:, 0] if n else dev):
             raise bad("deviations: not those of the stored targets, predictions and floor")
     else:
         if column is not None:
-            raise bad(f"column: expected null for a report of {m} columns, got {_untrusted.kind(column)}")
+            raise bad(f"column: expected null or a column index (null for a report of {m} columns), got "
+                      f"{_untrusted.kind(column)}")
         if len(cols_doc) != m:
             raise bad(f"columns: expected {m} per-column reports (one per column), got {len(cols_doc)}")
         cols = tuple(_report_from(cls, c, f"{where}.columns[{j}]", nested=True) for j, c in enumerate(cols_doc))
@@ -615,14 +621,14 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
     if not same:
         raise bad("the stored buckets disagree with the stored deviations")
     if doc.get("failures") is not None and doc["failures"] != report.failures:
-        raise bad(f"failures: stored {_untrusted.kind(doc['failures'])}, the deviations give {report.failures}")
+        raise bad(f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give {report.failures}")
     if doc.get("score") is not None:
         try:
             score = _dec(doc["score"])
         except ReportFileError:
             score = None
         if score is None or not (score == report.score or (math.isnan(score) and math.isnan(report.score))):
-            raise bad(f"score: stored {_untrusted.kind(doc['score'])}, the deviations give {report.score!r}")
+            raise bad(f"score: stored {_untrusted.short(doc['score'])}, the deviations give {report.score!r}")
     return report
 
 

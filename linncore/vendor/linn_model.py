@@ -40,7 +40,7 @@ from .._util import untrusted as _untrusted
 from .keras_view import KerasModelView
 from .linn_document import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
                         LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
-from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int, seed_value
+from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int, seed_value, flag
 from ..engine.callbacks import EarlyStopping, History
 from ..engine.layers import Dense
 from ..engine.network import Network
@@ -264,7 +264,7 @@ class LinnModel:
                               "clipped to [-1, 1], so the network cannot reach them", UserWarning, stacklevel=2)
         self.training_inputs, self.training_outputs = x, y
         self._input_transform_args, self._output_transform_args = sx, sy
-        self._scaled = bool(scale)
+        self._scaled = flag(scale, "scale")
 
     def _transform(self, data_array: np.ndarray, is_input: bool) -> np.ndarray:
         s = self._input_transform_args if is_input else self._output_transform_args
@@ -356,8 +356,11 @@ class LinnModel:
         if unknown:
             warnings.warn(f"es_config: ignoring unknown key(s) {unknown}; known keys are {sorted(known)}",
                           UserWarning, stacklevel=3)
+        for key in ("restore", "restore_best_weights"):
+            if key in es_config:
+                flag(es_config[key], f"es_config[{key!r}]")
         if "restore" in es_config and "restore_best_weights" in es_config and \
-                bool(es_config["restore"]) != bool(es_config["restore_best_weights"]):
+                es_config["restore"] != es_config["restore_best_weights"]:
             raise ValueError(f"es_config: 'restore' ({_untrusted.short(es_config['restore'])}) and its synonym 'restore_best_weights' "
                              f"({_untrusted.short(es_config['restore_best_weights'])}) disagree")
         restore = es_config.get("restore", es_config.get("restore_best_weights", False))
@@ -576,6 +579,7 @@ def get_linn(model: Any, input_channels: int, output_channels: int, output_mappi
     ([[0.10000000149011612, 0.20000000298023224, 0.30000001192092896]], [0.10000000149011612])
     """
     net = _network_of(model)
+    clip = flag(clip, "clip")
     if not net.clip:
         warnings.warn("model: this network does not clip its layers' outputs, while the instrument clips every "
                       "layer's output to [-1, 1]; the instrument may compute something else", UserWarning, stacklevel=2)
