@@ -309,7 +309,7 @@ class LinnModel:
         definition: list[tuple[int, str]] = []
         for i, entry in enumerate(layer_definition):
             if not isinstance(entry, (tuple, list)) or len(entry) not in (1, 2):
-                raise ValueError(f"layer_definition[{i}]: expected (width, activation) or (width,), got {entry!r}")
+                raise ValueError(f"layer_definition[{i}]: expected (width, activation) or (width,), got {_untrusted.short(entry)}")
             width = positive_int(entry[0], f"layer_definition[{i}] width")
             act = choice(entry[1], list(INSTRUMENT_ACTIVATIONS), f"layer_definition[{i}] activation") if len(entry) == 2 else "linear"
             definition.append((width, act))
