@@ -557,6 +557,20 @@ class Network:
                 raise
             if qat is not None:
                 rails.append(rail[:math.ceil(n_done / batch_size)])
+            # Unclipped and quantized training can grow a loss that no float32 holds while every
+            # step stays finite (saturated gradients): that epoch counts as diverged and is undone.
+            ceiling = float(np.finfo(self._dtype).max)
+            overflow = status == STATUS_OK and n_done > 0 and not loss_sum / n_done <= ceiling
+            if overflow:
+                self._restore_epoch(saved, m, v, opt, rng)
+                history.diverged = True
+                history.stop_reason = (f"the mean loss of epoch {epoch + 1} ({loss_sum / n_done:.3g}) exceeds the "
+                                       f"largest {self._dtype.name} ({ceiling:.3g}); the weights are those before "
+                                       "that epoch")
+                warnings.warn(f"training diverged: {history.stop_reason}", TrainingDivergedWarning, stacklevel=2)
+                if qat is not None:
+                    rails.pop()
+                break
             if status != STATUS_OK:
                 what = "loss" if status == STATUS_NONFINITE_LOSS else "parameter update"
                 history.diverged = True
