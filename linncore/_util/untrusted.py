@@ -331,16 +331,22 @@ def _tree_depth(value: Any) -> int:
 
 # -- TOML ------------------------------------------------------------------------------------
 def toml_depth(text: str) -> int:
-    """The deepest nesting of ``[`` and ``{`` in TOML text, outside strings and comments.
+    """The deepest nesting in TOML text: ``[`` and ``{`` outside strings and comments, plus the
+    dots of the key being written (``a.b.c = 1`` nests three deep without a bracket).
 
     A table header ``[[a]]`` counts as two, which no real config comes near the limit with.
+    Checked before parsing: the parser recurses on brackets and is slow on long dotted keys.
 
     Examples
     --------
     >>> toml_depth('a = [[1], "[[["]  # [[[[')
     2
+    >>> toml_depth('x.y.z = 1.5')
+    2
     """
-    depth = deepest = 0
+    depth = deepest = dots = 0
+    stack: list[str] = []
+    in_key = True  # at the start of a line, after "{" or after "," in an inline table
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
@@ -365,11 +371,34 @@ def toml_depth(text: str) -> int:
             continue
         if ch in "[{":
             depth += 1
-            deepest = max(deepest, depth)
+            stack.append(ch)
+            in_key = ch == "{" or (ch == "[" and len(stack) <= 2 and not any(c == "{" for c in stack)
+                                   and _at_line_start(text, i))
+            dots = 0
         elif ch in "]}":
             depth -= 1
+            if stack:
+                stack.pop()
+        elif ch == "=":
+            in_key = False
+            dots = 0
+        elif ch == "\n" and not stack:
+            in_key, dots = True, 0
+        elif ch == "," and stack and stack[-1] == "{":
+            in_key, dots = True, 0
+        elif ch == "." and in_key:
+            dots += 1
+        deepest = max(deepest, depth + dots)
         i += 1
     return deepest
+
+
+def _at_line_start(text: str, i: int) -> bool:
+    """Whether only blanks or ``[`` precede position ``i`` on its line (a table header)."""
+    j = i - 1
+    while j >= 0 and text[j] in " \t[":
+        j -= 1
+    return j < 0 or text[j] == "\n"
 
 
 def loads_toml(text: str, *, label: str, max_depth: int = DEFAULT_MAX_DEPTH,

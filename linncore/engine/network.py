@@ -471,7 +471,7 @@ class Network:
             ``update_saturation_fraction_max``, ``update_underflow_fraction_max``) to one value
             per step (NaN where that role is not quantized).
         """
-        epochs = non_negative_int(epochs, "epochs")
+        epochs = non_negative_int(epochs, "epochs", hi=2 ** 63 - 1)
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")  # None: Keras's 32
         seed = seed_value(seed)
         shuffle = flag(shuffle, "shuffle")
