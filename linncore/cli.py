@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._util.atomic import atomic_write, check_writable, write_text_atomic
+from ._util.atomic import atomic_write, check_writable, save_figure, write_text_atomic
 from ._util.untrusted import (clip, config_bool, config_float, config_int, config_list, config_str,
                               kind, read_csv, read_npy, read_toml, short)
 from .vendor.linn_document import (INSTRUMENT_ACTIVATIONS, MAX_LAYERS, _check_shapes, channel_mode,
@@ -218,8 +218,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ax.axvline(x[n_train], color="grey", lw=0.8, label="validation starts")
     ax.set_xlabel("x")
     ax.legend()
-    with atomic_write(png, "wb", name="--out") as fh:
-        fig.savefig(fh, dpi=100, format="png")
+    save_figure(fig, png, "--out", dpi=100)
     plt.close(fig)
     print(f"wrote {png}")
     return EXIT_OK
@@ -640,8 +639,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     (out / "plots").mkdir(exist_ok=True)
     for run_id, history in result.histories.items():
         fig = history.plot_results()
-        with atomic_write(out / "plots" / f"{run_id}.png", "wb", name="--out") as fh:
-            fig.savefig(fh, dpi=110, format="png")
+        save_figure(fig, out / "plots" / f"{run_id}.png", "--out", dpi=110)
         plt.close(fig)
     print(f"wrote {n} plot(s) in {out / 'plots'}")
     return EXIT_OK

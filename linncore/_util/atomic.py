@@ -98,3 +98,13 @@ def write_text_atomic(path: Any, text: str, name: str = "path") -> str:
     with atomic_write(path, "w", name) as fh:
         fh.write(text)
     return _target(path, name)
+
+
+def save_figure(fig: Any, path: Any, name: str = "path", **kwargs: Any) -> str:
+    """``fig.savefig`` into ``path`` atomically, in the format its extension names (PNG when
+    it has none); returns the path as a string."""
+    target = _target(path, name)
+    fmt = os.path.splitext(target)[1][1:].lower() or "png"
+    with atomic_write(target, "wb", name) as fh:
+        fig.savefig(fh, format=fmt, **kwargs)
+    return target

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from .._util import untrusted as _untrusted
-from .._util.atomic import atomic_write
+from .._util.atomic import atomic_write, save_figure
 
 __all__ = ["FitHistory", "HistoryFileError", "MAX_FILE_BYTES"]
 
@@ -266,7 +266,7 @@ class FitHistory(Mapping):
         axes[-1].set_xlabel("step")
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path, dpi=110)
+            save_figure(fig, path, dpi=110)
         return fig
 
 

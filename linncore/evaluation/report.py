@@ -58,7 +58,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._util import untrusted as _untrusted
-from .._util.atomic import write_text_atomic
+from .._util.atomic import save_figure, write_text_atomic
 from .._util.validate import as_float_array, check_finite, choice, finite_float, non_negative_int, positive_int
 from ..engine.callbacks import Callback
 
@@ -797,7 +797,7 @@ def _figure_class() -> Any:
 def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
     fig.tight_layout()
     if path is not None:
-        fig.savefig(os.fspath(path))
+        save_figure(fig, path)
     return fig
 
 
