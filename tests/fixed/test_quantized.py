@@ -10,7 +10,7 @@ import pytest
 from linncore import Dense, LinnModel, Network, get_linn
 from linncore.fixed.quantized import QuantizedNetwork
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
+VENDOR = Path(__file__).resolve().parents[3] / "shared" / "data" / "vendor-linn"
 CFG = {"default": {"input": "fixed<8,1>", "weight": "fixed<8,1>", "bias": "fixed<8,1>",
                    "accumulator": "fixed<16,5>", "activation": "fixed<8,1>"}}
 
