@@ -74,7 +74,8 @@ def _shown(value: Any) -> str:
 def positive_int(value: Any, name: str, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1 \
             or (hi is not None and value > hi):
-        bound = "a positive integer" if hi is None else f"an integer in [1, {hi}]"
+        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        bound = "a positive integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)
 
@@ -82,7 +83,8 @@ def positive_int(value: Any, name: str, hi: int | None = None) -> int:
 def non_negative_int(value: Any, name: str, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0 \
             or (hi is not None and value > hi):
-        bound = "a non-negative integer" if hi is None else f"an integer in [0, {hi}]"
+        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        bound = "a non-negative integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)
 
