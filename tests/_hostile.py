@@ -11,6 +11,7 @@ A case is ``{"id": str, "code": str}``; the code runs with ``lc`` (linncore), ``
 ends the case: its type name and message are the result.  The parent (``test_hostile_inputs``)
 says what each case must end with.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,12 +27,13 @@ class CaseTimeout(BaseException):
     """The case ran past its time limit (a hang)."""
 
 
-def _alarm(signum, frame):  # noqa: ARG001 - the signal handler's signature
+def _alarm(signum, frame):
     raise CaseTimeout("the case did not finish in time")
 
 
 def main() -> None:
-    cases_path, results_path, memory, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    cases_path, results_path = sys.argv[1], sys.argv[2]
+    memory, seconds = int(sys.argv[3]), int(sys.argv[4])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     import numpy as np
 
@@ -52,26 +54,39 @@ def main() -> None:
     results = []
     for case in spec["cases"]:
         ns = {"lc": lc, "np": np, "P": spec["paths"], "cli": cli, "value": None}
-        out = {"id": case["id"], "outcome": "ok", "type": None, "message": "", "code": None, "stderr": ""}
+        out = {
+            "id": case["id"],
+            "outcome": "ok",
+            "type": None,
+            "message": "",
+            "code": None,
+            "stderr": "",
+        }
         start = time.monotonic()
         print(case["id"], file=sys.stderr, flush=True)
         signal.alarm(seconds)
         try:
-            exec(case["code"], ns)  # noqa: S102 - the cases are this test suite's own code
+            exec(case["code"], ns)
         except CaseTimeout as exc:
             out.update(outcome="timeout", type="CaseTimeout", message=str(exc))
-        except BaseException as exc:  # noqa: BLE001 - every ending is recorded
-            out.update(outcome="raised", type=type(exc).__name__, message=str(exc)[:2000],
-                       length=len(str(exc)))
+        except BaseException as exc:
+            out.update(
+                outcome="raised",
+                type=type(exc).__name__,
+                message=str(exc)[:2000],
+                length=len(str(exc)),
+            )
         finally:
             signal.alarm(0)
         out["seconds"] = time.monotonic() - start
         value = ns.get("value")
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], int):  # a cli() result
+        is_cli = isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], int)
+        if is_cli:  # a cli() result
             out["code"], out["stderr"] = value[0], value[1][:2000]
             out["length"] = len(value[1])
         elif value is not None:
-            out["value"] = value if isinstance(value, (int, float, str, bool, list)) else repr(value)
+            plain = isinstance(value, (int, float, str, bool, list))
+            out["value"] = value if plain else repr(value)
         results.append(out)
     with open(results_path, "w") as fh:
         json.dump(results, fh)

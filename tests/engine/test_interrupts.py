@@ -7,6 +7,7 @@ kernel call (before its results are committed), a callback's ``stop_training`` a
 thread's ``stop_training``.  Each is resumed with the same optimizer and shuffling generator and
 compared bit for bit with an uninterrupted run, on both engines.
 """
+
 from __future__ import annotations
 
 import threading
@@ -35,19 +36,25 @@ def _bits(net, opt):
         state.append(opt._m.copy())
     if getattr(opt, "_v", None) is not None:
         state.append(opt._v.copy())
-    return [s.view(np.uint32 if s.dtype == np.float32 else np.uint64) for s in state], opt.iterations
+    views = [s.view(np.uint32 if s.dtype == np.float32 else np.uint64) for s in state]
+    return views, opt.iterations
 
 
 def _same(a, b):
     (arrays_a, it_a), (arrays_b, it_b) = a, b
-    return it_a == it_b and len(arrays_a) == len(arrays_b) and all(np.array_equal(p, q) for p, q in
-                                                                   zip(arrays_a, arrays_b))
+    return (
+        it_a == it_b
+        and len(arrays_a) == len(arrays_b)
+        and all(np.array_equal(p, q) for p, q in zip(arrays_a, arrays_b, strict=True))
+    )
 
 
 def _uninterrupted(make_opt, epochs=EPOCHS):
     x, y = _data()
     net, opt = _net(), make_opt()
-    net.fit(x, y, epochs=epochs, batch_size=8, optimizer=opt, seed=np.random.default_rng(11), verbose=0)
+    net.fit(
+        x, y, epochs=epochs, batch_size=8, optimizer=opt, seed=np.random.default_rng(11), verbose=0
+    )
     return net, opt
 
 
@@ -70,8 +77,16 @@ def test_ctrl_c_after_an_epoch_keeps_it_whole_and_resuming_gives_the_same_bits(e
     x, y = _data()
     net, opt, rng = _net(), make(), np.random.default_rng(11)
     with pytest.raises(KeyboardInterrupt):
-        net.fit(x, y, epochs=EPOCHS, batch_size=8, optimizer=opt, seed=rng, verbose=0,
-                callbacks=[_InterruptAfter(2)])
+        net.fit(
+            x,
+            y,
+            epochs=EPOCHS,
+            batch_size=8,
+            optimizer=opt,
+            seed=rng,
+            verbose=0,
+            callbacks=[_InterruptAfter(2)],
+        )
     steps = int(np.ceil(50 / 8))
     assert opt.iterations == 3 * steps  # the third epoch is wholly applied, step count included
     assert _same(_bits(net, opt), _bits(*_uninterrupted(make, 3)))
@@ -80,7 +95,9 @@ def test_ctrl_c_after_an_epoch_keeps_it_whole_and_resuming_gives_the_same_bits(e
 
 
 @pytest.mark.parametrize("opt_name", OPTIMIZERS)
-def test_ctrl_c_inside_an_epoch_undoes_it_and_resuming_gives_the_same_bits(engine, opt_name, monkeypatch):
+def test_ctrl_c_inside_an_epoch_undoes_it_and_resuming_gives_the_same_bits(
+    engine, opt_name, monkeypatch
+):
     make = OPTIMIZERS[opt_name]
     x, y = _data()
     net, opt, rng = _net(), make(), np.random.default_rng(11)
@@ -121,12 +138,22 @@ class _StopAfter(Callback):
 
 
 @pytest.mark.parametrize("from_thread", [False, True], ids=["callback", "thread"])
-def test_stop_training_ends_after_a_whole_epoch_and_resuming_gives_the_same_bits(engine, from_thread):
+def test_stop_training_ends_after_a_whole_epoch_and_resuming_gives_the_same_bits(
+    engine, from_thread
+):
     make = OPTIMIZERS["adam"]
     x, y = _data()
     net, opt, rng = _net(), make(), np.random.default_rng(11)
-    history = net.fit(x, y, epochs=EPOCHS, batch_size=8, optimizer=opt, seed=rng, verbose=0,
-                      callbacks=[_StopAfter(1, from_thread)])
+    history = net.fit(
+        x,
+        y,
+        epochs=EPOCHS,
+        batch_size=8,
+        optimizer=opt,
+        seed=rng,
+        verbose=0,
+        callbacks=[_StopAfter(1, from_thread)],
+    )
     assert len(history.history["loss"]) == 2 and "stopped" in history.stop_reason
     assert _same(_bits(net, opt), _bits(*_uninterrupted(make, 2)))
     net.fit(x, y, epochs=EPOCHS - 2, batch_size=8, optimizer=opt, seed=rng, verbose=0)
