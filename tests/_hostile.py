@@ -9,7 +9,8 @@ A case is ``{"id": str, "code": str}``; the code runs with ``lc`` (linncore), ``
 (the paths the parent made, by name), ``cli(argv)`` (runs ``linncore.cli.main`` and returns
 ``(exit code, stderr)``) and may set ``value`` to report something back.  An exception
 ends the case: its type name and message are the result.  The parent (``test_hostile_inputs``)
-says what each case must end with.
+says what each case must end with.  Each case's id goes to stderr before it runs, so when the
+child itself dies (a crash, the memory cap) the last id printed names the culprit.
 """
 
 from __future__ import annotations
