@@ -84,6 +84,18 @@ def _zeros_npz(unpacked: int) -> bytes:
     return buf.getvalue()
 
 
+def _directory_bomb(members: int) -> bytes:
+    """A zip of nothing but a central directory of ``members`` records (56 MB for a million):
+    :mod:`zipfile` alone would build a Python object for every one before any check ran."""
+    name = b"m.npy"
+    record = struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name),
+                         0, 0, 0, 0, 0, 0) + name
+    directory = record * members
+    end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, min(members, 0xFFFF), min(members, 0xFFFF),
+                      len(directory), 0, 0)
+    return directory + end
+
+
 def _report_doc(columns: int = 1) -> dict:
     y = np.linspace(1.0, 2.0, 4)[:, None].repeat(columns, axis=1)
     return lc.DeviationReport.from_predictions(y * 1.05, y).to_dict()
@@ -169,6 +181,7 @@ def _make_files(tmp: Path, mounts: dict) -> dict:
         _patch_sizes(_npz_bytes({"metric:loss": np.ones(10_000), "__meta__": np.array("{}")}), 900),
     )
     put("real_bomb.npz", _zeros_npz(600 * 1024 * 1024))
+    put("directory_bomb.npz", _directory_bomb(1_000_000))
     members = io.BytesIO()
     with zipfile.ZipFile(members, "w") as z:
         for i in range(5000):
@@ -442,6 +455,7 @@ for name, message in {
     "real_bomb.npz": "declares [0-9]+ bytes unpacked, more than the limit",
     "lying.npz": "(cannot be unpacked|unpacks to a size)",
     "members.npz": "5000 members, more than the limit of 1024",
+    "directory_bomb.npz": "65535 members, more than the limit of 1024",
     "pickle.npz": "expected an array of numbers, got dtype 'object'",
     "seed_x.npz": "__meta__.seed: expected an integer or null, got the string 'x'",
     "version_19.npz": "__meta__.version: expected a positive integer, got the number 1.9",

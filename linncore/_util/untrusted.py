@@ -34,6 +34,7 @@ import numbers
 import os
 import re
 import stat
+import struct
 import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -64,6 +65,7 @@ __all__ = [
     "read_toml",
     "short",
     "toml_depth",
+    "zip_extent",
 ]
 
 DEFAULT_MAX_DEPTH = 64
@@ -522,6 +524,37 @@ def read_npy(path: Any, *, limit: int, what: str = "a .npy file",
                      error=error)
 
 
+_DIRECTORY_ENTRY = 46 + 512 + 64  # a directory record, a member name, its zip64 extra field
+
+
+def zip_extent(data: bytes, *, label: str, what: str = "a zip archive",
+               error: ErrorFactory = UntrustedInputError) -> tuple[int, int]:
+    """(members, directory bytes) that a zip archive's end record declares, read before
+    :mod:`zipfile` builds one record per member (a directory of millions of members would
+    exhaust memory before any per-member check ran).
+
+    Examples
+    --------
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as z:
+    ...     z.writestr("a.npy", b"")
+    >>> zip_extent(buf.getvalue(), label="f")
+    (1, 51)
+    """
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - (22 + 65535)))
+    if at < 0 or len(data) - at < 22:
+        raise error(f"{label}: not {what} (no zip end record)")
+    members, size = struct.unpack_from("<HI", data, at + 10)
+    locator = at - 20
+    if (members == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0 \
+            and data[locator:locator + 4] == b"PK\x06\x07":
+        (record,) = struct.unpack_from("<Q", data, locator + 8)
+        if record + 56 > len(data) or data[record:record + 4] != b"PK\x06\x06":
+            raise error(f"{label}: not {what} (a bad zip64 end record)")
+        members, size = struct.unpack_from("<QQ", data, record + 32)
+    return int(members), int(size)
+
+
 def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: int = 4096,
              member_limit: int | None = None, total_limit: int | None = None,
              kinds: str = _NPY_KINDS,
@@ -547,6 +580,12 @@ def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: i
     label = _label(path)
     member_limit = 4 * limit if member_limit is None else member_limit
     total_limit = 4 * limit if total_limit is None else total_limit
+    members, directory = zip_extent(data, label=label, what="a .npz archive", error=error)
+    if members > max_members:
+        raise error(f"{label}: {members} members, more than the limit of {max_members}")
+    if directory > max_members * _DIRECTORY_ENTRY:
+        raise error(f"{label}: a zip directory of {directory} bytes, more than {max_members} "
+                    "members need")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except Exception as exc:
