@@ -341,7 +341,7 @@ GENERIC = {  # path -> message every loader gives
     "to_zero": "to_zero: (document: )?is a device",
     "folder": "folder: (document: )?is a folder",
     "loop": "loop_a: (document: )?cannot be read",
-    "sparse": "sparse: .*larger than the limit",
+    "sparse": "sparse: .*more than the limit",
 }
 JSON_ONLY = {
     "empty": "empty: .*not valid JSON",
@@ -485,7 +485,7 @@ for path, message in (
     ("zero", "is a device"),
     ("folder", "is a folder"),
     ("bomb", "nested 200000 deep"),
-    ("sparse", "larger than the limit"),
+    ("sparse", "more than the limit"),
 ):
     case(f"inspect-{path}", cli("inspect", f"P[{path!r}]"), exits(1, message))
     case(f"train-{path}", cli("train", f"P[{path!r}]"), exits(1, message))
@@ -495,7 +495,7 @@ for path, code, message in (
     ("fifo.csv", 1, "fifo.csv: is a FIFO"),
     ("zero.csv", 1, "zero.csv: is a device"),
     ("folder.csv", 1, "folder.csv: is a folder"),
-    ("big.csv", 1, "big.csv: .*larger than the limit"),
+    ("big.csv", 1, "big.csv: .*more than the limit"),
     ("typo.csv", 1, r"typo.csv: line 1, column 1: expected a number, got '0.5x'"),
     ("bad_field.csv", 1, r"bad_field.csv: line 3, column 2: expected a number, got 'abc'"),
     ("ragged.csv", 1, r"ragged.csv: line 2: expected 3 columns, got 2"),

@@ -194,8 +194,7 @@ def read_bytes(path: Any, *, limit: int, what: str = "file",
                 else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
         raise error(f"{label}: is {kind}, expected {what}")
     if st.st_size > limit:
-        raise error(f"{label}: {st.st_size} bytes, larger than the limit of {limit} bytes for "
-                    f"{what}")
+        raise error(f"{label}: {st.st_size} bytes, more than the limit of {limit} for {what}")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(name, flags)
@@ -216,7 +215,7 @@ def read_bytes(path: Any, *, limit: int, what: str = "file",
     finally:
         os.close(fd)
     if total > limit:
-        raise error(f"{label}: larger than the limit of {limit} bytes for {what}")
+        raise error(f"{label}: more than the limit of {limit} bytes for {what}")
     return b"".join(chunks)
 
 

@@ -468,7 +468,7 @@ class DeviationReport:
         and nesting deeper than a report's own are refused with :class:`ReportFileError`)."""
         if isinstance(text, (bytes, bytearray)):
             if len(text) > MAX_FILE_BYTES:
-                raise ReportFileError(f"{_label}: larger than the limit of {MAX_FILE_BYTES} bytes")
+                raise ReportFileError(f"{_label}: more than the limit of {MAX_FILE_BYTES} bytes")
             text = _untrusted.decode_text(bytes(text), label=_label, error=ReportFileError)
         elif not isinstance(text, str):
             raise TypeError(f"text: expected JSON text (str or bytes), got {type(text).__name__}")

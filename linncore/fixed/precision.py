@@ -174,7 +174,7 @@ class PrecisionDict:
         """
         if isinstance(text, (bytes, bytearray)):
             if len(text) > MAX_FILE_BYTES:
-                raise PrecisionFileError(f"{_label}: larger than the limit of {MAX_FILE_BYTES} bytes")
+                raise PrecisionFileError(f"{_label}: more than the limit of {MAX_FILE_BYTES} bytes")
             text = _untrusted.decode_text(bytes(text), label=_label, error=PrecisionFileError)
         elif not isinstance(text, str):
             raise TypeError(f"text: expected JSON text (str or bytes), got {type(text).__name__}")

@@ -446,7 +446,7 @@ def _parse(text: Any, name: str, file: str | None = None) -> Any:
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text)
         if len(text) > MAX_FILE_BYTES:
-            raise ModelFileError("document", f"larger than the limit of {MAX_FILE_BYTES} bytes ({len(text)})", file)
+            raise ModelFileError("document", f"{len(text)} bytes, more than the limit of {MAX_FILE_BYTES}", file)
         label = file or "document"
         text = _untrusted.decode_text(text, label=label, error=lambda m: ModelFileError(
             "document", m[len(label) + 2:], file))
@@ -454,7 +454,7 @@ def _parse(text: Any, name: str, file: str | None = None) -> Any:
         raise TypeError(f"{name}: expected JSON text (str or bytes), got {type(text).__name__}")
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         size = len(text.encode("utf-8", "surrogatepass"))
-        raise ModelFileError("document", f"larger than the limit of {MAX_FILE_BYTES} bytes ({size} as UTF-8)", file)
+        raise ModelFileError("document", f"{size} bytes as UTF-8, more than the limit of {MAX_FILE_BYTES}", file)
     return _json_doc(text, file)
 
 

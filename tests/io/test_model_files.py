@@ -211,11 +211,11 @@ def test_size_limits_are_enforced(monkeypatch, tmp_path):
 
     text = to_json(net_of())
     monkeypatch.setattr(files, "MAX_FILE_BYTES", len(text) - 1)
-    with pytest.raises(ModelFileError, match="larger than the limit"):
+    with pytest.raises(ModelFileError, match="more than the limit"):
         from_json(text)
     path = tmp_path / "m.json"
     path.write_text(text)
-    with pytest.raises(ModelFileError, match="larger than the limit"):
+    with pytest.raises(ModelFileError, match="more than the limit"):
         load_model(path)
     monkeypatch.undo()
     monkeypatch.setitem(files.LIMITS, "params", 20)

@@ -55,7 +55,7 @@ def test_a_symlink_to_a_regular_file_is_read_and_to_a_device_refused(tmp_path):
 
 def test_a_file_over_the_limit_is_refused(tmp_path):
     (tmp_path / "f").write_bytes(b"abcd")
-    with pytest.raises(UntrustedInputError, match="4 bytes, larger than the limit of 3"):
+    with pytest.raises(UntrustedInputError, match="4 bytes, more than the limit of 3"):
         read_bytes(tmp_path / "f", limit=3)
 
 

@@ -196,7 +196,7 @@ def test_file_over_the_size_limit(tmp_path):
     p = tmp_path / "big.linn"
     with open(p, "wb") as fh:
         fh.truncate(MAX_FILE_BYTES + 1)
-    rule_error("file", rf"{MAX_FILE_BYTES + 1} bytes, larger than the limit of {MAX_FILE_BYTES}", load_linn, p)
+    rule_error("file", rf"{MAX_FILE_BYTES + 1} bytes, more than the limit of {MAX_FILE_BYTES}", load_linn, p)
 
 
 def test_huge_arrays_are_refused_before_they_are_walked():
