@@ -354,7 +354,7 @@ def _exact_in_float32(f: FixedFormat) -> bool:
 
 @dataclass(frozen=True)
 class RailStats:
-    """Rail statistics of one quantization (docs/spec "Rail statistics").
+    """Rail statistics of one quantization (:ref:`rail-statistics` in the documentation).
 
     Attributes
     ----------
@@ -362,7 +362,8 @@ class RailStats:
         Fraction of elements whose rounded value lay outside [lo, hi], so that the overflow
         mode acted (+-inf included).
     near_rail_fraction : float
-        Fraction of elements whose quantized value q has |q| >= near_rail * max(|lo|, hi).
+        Fraction of elements whose quantized value ``q`` has
+        ``|q| >= near_rail * max(|lo|, hi)``.
     underflow_fraction : float
         Fraction of elements nonzero before quantization and zero after.
     count : int
