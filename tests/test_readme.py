@@ -65,6 +65,12 @@ def _param(line: int, code: str):
 
 @pytest.mark.parametrize("code", [_param(line, code) for line, code in BLOCKS])
 def test_readme_block_runs_alone(code, tmp_path):
+    run_alone(code, tmp_path)
+
+
+def run_alone(code: str, tmp_path: Path) -> None:
+    """Run ``code`` as a script in ``tmp_path`` in a new interpreter; skip it when its
+    ``# needs:`` names are absent."""
     absent = [n for n in needs(code) if missing(n)]
     if absent:
         pytest.skip(f"needs {', '.join(absent)}")
