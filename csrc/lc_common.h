@@ -1,7 +1,7 @@
 /* lc_common.h: enums and status codes shared by every linncore kernel and by the Python layer.
  *
- * The numeric values are part of the contract with linncore/_codes.py; a test checks that
- * the two agree. */
+ * The numeric values are part of the contract with linncore/_util/codes.py; the core exports
+ * them (linncore._core.constants()) and tests/test_codes.py compares them in full. */
 #ifndef LC_COMMON_H
 #define LC_COMMON_H
 

@@ -175,4 +175,4 @@ def test_wrapper_rejects_wrong_dtype_and_shape(core):
 def test_core_constants_match_python_codes(core):
     from linncore._util.codes import ACTIVATIONS
 
-    assert core.constants()["LC_N_ACTIVATIONS"] == len(ACTIVATIONS)
+    assert core.constants()["N_ACTIVATIONS"] == len(ACTIVATIONS)

@@ -614,3 +614,32 @@ def test_get_num_threads_reads_the_core(core, threads):
     threads(2)
     core.set_num_threads(4)
     assert linncore.get_num_threads() == 4
+
+
+def test_a_prepared_operator_gives_the_products_of_hvp(engine):
+    rng = np.random.default_rng(3)
+    net = Network([Dense((3, 8), "tanh", seed=0), Dense((8, 2), seed=1)], clip=False, dtype="float64")
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    H = hs.HessianOperator(net, X, Y, loss="mse")
+    V = rng.standard_normal((net.n_params, 3))
+    np.testing.assert_array_equal(H @ V, hs.hvp(net, X, Y, V, loss="mse"))
+    np.testing.assert_array_equal(H.matvec(V[:, 0]), hs.hvp(net, X, Y, V[:, 0], loss="mse"))
+    np.testing.assert_array_equal(H.dense(), hs.full_hessian(net, X, Y, loss="mse"))
+    np.testing.assert_allclose(H.as_linear_operator() @ V[:, 1], H @ V[:, 1], rtol=0, atol=0)
+    assert H.loss_value == pytest.approx(net.loss(X, Y, loss="mse"))
+    before = H @ V
+    weights = net.get_weights()
+    net.set_weights([np.zeros_like(w) for w in weights])  # the operator keeps its own point
+    np.testing.assert_array_equal(H @ V, before)
+    net.set_weights(weights)
+    gn = hs.HessianOperator(net, X, Y, gauss_newton=True)
+    assert np.all(np.linalg.eigvalsh(gn.dense()) > -1e-12)
+
+
+def test_a_prepared_operator_refuses_a_wrong_direction(engine):
+    net = Network([Dense((2, 1), has_bias=False)], clip=False)
+    H = hs.HessianOperator(net, [[1.0, 0.0]], [[0.0]])
+    with pytest.raises(ValueError, match=r"v: expected shape \(2,\) or \(2, k\), got \(3,\)"):
+        H @ np.ones(3)
+    with pytest.raises(ValueError, match="v: expected finite"):
+        H @ np.array([np.nan, 0.0])

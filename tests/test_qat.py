@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from linncore import SGD, Dense, Network, _backend
-from linncore.engine.network import RAIL_NAMES
+from linncore._util.codes import RAIL_NAMES
 
 FULL = {"default": {"input": "fixed<10,1>", "weight": "fixed<8,1>", "bias": "fixed<8,1>",
                     "accumulator": "fixed<16,4>", "activation": "fixed<10,1>", "gradient": "fixed<12,2>",

@@ -20,8 +20,19 @@ cdef extern from "lc_common.h":
         int32_t nesterov
     int64_t lc_net_n_params(const lc_net *net)
     int64_t lc_net_bn_state_len(const lc_net *net)
-    int LC_OK, LC_ERR_NOMEM, LC_ERR_ARGS
+    int LC_OK, LC_ERR_NONFINITE_LOSS, LC_ERR_NONFINITE_PARAMS, LC_ERR_NOMEM, LC_ERR_ARGS
     int LC_N_ACTIVATIONS
+    int LC_ACT_LINEAR, LC_ACT_RELU, LC_ACT_TANH, LC_ACT_SIGMOID, LC_ACT_SOFTSIGN
+    int LC_ACT_LEAKY_RELU, LC_ACT_SOFTPLUS
+    double LC_LEAKY_SLOPE
+    int LC_LOSS_MSE, LC_LOSS_HALF_MSE, LC_LOSS_MAE
+    int LC_OPT_SGD, LC_OPT_ADAM
+
+cdef extern from "lc_qat.h":
+    int LC_QF_INPUT, LC_QF_WEIGHT, LC_QF_BIAS, LC_QF_ACCUMULATOR, LC_QF_ACTIVATION
+    int LC_QF_GRADIENT, LC_QF_UPDATE
+    int LC_RAIL_WEIGHT_SAT, LC_RAIL_WEIGHT_NEAR, LC_RAIL_GRAD_SAT, LC_RAIL_GRAD_NEAR
+    int LC_RAIL_UPDATE_SAT, LC_RAIL_UPDATE_UNDER
 
 cdef extern from "lc_parallel.h":
     int lc_get_num_threads()
@@ -46,8 +57,31 @@ ctypedef fused real:
 
 
 def constants():
-    """The enum values compiled into the core (checked against linncore._codes by the tests)."""
-    return {"LC_N_ACTIVATIONS": LC_N_ACTIVATIONS, "LC_OK": LC_OK}
+    """Every code compiled into the core, as ``linncore._util.codes.constants()`` names them.
+
+    ``tests/test_codes.py`` compares the two in full.
+    """
+    return {
+        "ACTIVATIONS": {"linear": LC_ACT_LINEAR, "relu": LC_ACT_RELU, "tanh": LC_ACT_TANH,
+                        "sigmoid": LC_ACT_SIGMOID, "softsign": LC_ACT_SOFTSIGN,
+                        "leaky_relu": LC_ACT_LEAKY_RELU, "softplus": LC_ACT_SOFTPLUS},
+        "N_ACTIVATIONS": LC_N_ACTIVATIONS,
+        "LEAKY_SLOPE": LC_LEAKY_SLOPE,
+        "LOSSES": {"mse": LC_LOSS_MSE, "half_mse": LC_LOSS_HALF_MSE, "mae": LC_LOSS_MAE},
+        "OPTIMIZERS": {"sgd": LC_OPT_SGD, "adam": LC_OPT_ADAM},
+        "STATUS": {"OK": LC_OK, "NONFINITE_LOSS": LC_ERR_NONFINITE_LOSS,
+                   "NONFINITE_PARAMS": LC_ERR_NONFINITE_PARAMS, "NOMEM": LC_ERR_NOMEM,
+                   "ARGS": LC_ERR_ARGS},
+        "QAT_FIELDS": {"input": LC_QF_INPUT, "weight": LC_QF_WEIGHT, "bias": LC_QF_BIAS,
+                       "accumulator": LC_QF_ACCUMULATOR, "activation": LC_QF_ACTIVATION,
+                       "gradient": LC_QF_GRADIENT, "update": LC_QF_UPDATE},
+        "RAIL_COLUMNS": {"weight_saturation_fraction_max": LC_RAIL_WEIGHT_SAT,
+                         "weight_near_rail_fraction_max": LC_RAIL_WEIGHT_NEAR,
+                         "gradient_saturation_fraction_max": LC_RAIL_GRAD_SAT,
+                         "gradient_near_rail_fraction_max": LC_RAIL_GRAD_NEAR,
+                         "update_saturation_fraction_max": LC_RAIL_UPDATE_SAT,
+                         "update_underflow_fraction_max": LC_RAIL_UPDATE_UNDER},
+    }
 
 
 cdef object _arr(object a, object dtype, tuple shape, str name):

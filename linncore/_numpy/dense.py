@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._util.codes import LEAKY_SLOPE, LOSSES, OPT_ADAM, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .._util import codes
+from .._util.codes import LOSSES, OPT_ADAM, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS
+from .activations import lookup
 
 __all__ = [
     "constants",
@@ -23,55 +25,19 @@ __all__ = [
     "train_epoch",
 ]
 
-_N_ACTIVATIONS = 7
-
-
-def constants() -> dict[str, int]:
-    """The enum values this engine implements."""
-    return {"LC_N_ACTIVATIONS": _N_ACTIVATIONS, "LC_OK": 0}
+def constants() -> dict[str, object]:
+    """Every code this engine implements, as the compiled core's ``constants()`` names them."""
+    return codes.constants()
 
 
 def act_forward(act: int, z: np.ndarray) -> np.ndarray:
-    """h = act(z) elementwise."""
-    one = z.dtype.type(1)
-    if act == 0:
-        return z.copy()
-    if act == 1:
-        return np.where(z > 0, z, z.dtype.type(0))
-    if act == 2:
-        return np.tanh(z)
-    if act == 3:
-        with np.errstate(over="ignore"):
-            return one / (one + np.exp(-z))
-    if act == 4:
-        return z / (one + np.abs(z))
-    if act == 5:
-        return np.where(z > 0, z, z.dtype.type(LEAKY_SLOPE) * z)
-    if act == 6:
-        return np.log1p(np.exp(-np.abs(z))) + np.where(z > 0, z, z.dtype.type(0))
-    raise ValueError(f"act: expected a code in [0, {_N_ACTIVATIONS}), got {act}")
+    """h = act(z) elementwise (the activation table's row ``act``)."""
+    return lookup(act).forward(z)
 
 
 def act_deriv(act: int, z: np.ndarray, h: np.ndarray) -> np.ndarray:
     """d act / d z from the pre-activation z and h = act(z)."""
-    one = z.dtype.type(1)
-    if act == 0:
-        return np.ones_like(z)
-    if act == 1:
-        return np.where(z > 0, one, z.dtype.type(0))
-    if act == 2:
-        return one - h * h
-    if act == 3:
-        return h * (one - h)
-    if act == 4:
-        d = one + np.abs(z)
-        return one / (d * d)
-    if act == 5:
-        return np.where(z > 0, one, z.dtype.type(LEAKY_SLOPE))
-    if act == 6:
-        with np.errstate(over="ignore"):
-            return one / (one + np.exp(-z))
-    raise ValueError(f"act: expected a code in [0, {_N_ACTIVATIONS}), got {act}")
+    return lookup(act).deriv(z, h)
 
 
 def dense_forward(x, W, b, act: int, clip: bool):

@@ -14,29 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._util.codes import LOSSES
+from .activations import lookup
 from .dense import _forward_all, _layers, act_deriv, dense_backward, loss_grad
 
 __all__ = ["act_deriv2", "hvp_state_len", "hvp_prepare", "hvp_apply", "hvp_dense", "hvp_lanczos", "net_hvp"]
 
 
 def act_deriv2(act: int, z: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """act''(z) from z and h = act(z); 0 for linear, relu and leaky_relu."""
-    one = z.dtype.type(1)
-    two = z.dtype.type(2)
-    if act in (0, 1, 5):
-        return np.zeros_like(z)
-    if act == 2:  # tanh: -2 t (1 - t^2)
-        return -two * h * (one - h * h)
-    if act == 3:  # sigmoid: s (1 - s)(1 - 2 s)
-        return h * (one - h) * (one - two * h)
-    if act == 4:  # softsign: -2 sgn(z) / (1 + |z|)^3
-        d = one + np.abs(z)
-        return -np.sign(z) * (two / (d * d * d))
-    if act == 6:  # softplus: s (1 - s), s = sigmoid(z)
-        with np.errstate(over="ignore"):
-            s = one / (one + np.exp(-z))
-        return s * (one - s)
-    raise ValueError(f"act: expected a code in [0, 7), got {act}")
+    """act''(z) from z and h = act(z) (the activation table's row ``act``)."""
+    return lookup(act).deriv2(z, h)
 
 
 def _check_loss(loss: int) -> None:

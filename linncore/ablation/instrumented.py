@@ -29,9 +29,10 @@ import numpy as np
 from .. import _backend
 from .._util.codes import LOSSES
 from .._util.validate import finite_float, non_negative_int, positive_int
-from ..curvature.hessian import _spectral_gain
+from ..curvature.hessian import _spectral_gain, hessian_extremes
 from .fit_history import FitHistory
-from ..engine.network import RAIL_NAMES, Network
+from .._util.codes import RAIL_NAMES
+from ..engine.network import Network
 
 __all__ = ["train_instrumented", "METRICS", "RAIL_METRICS"]
 
@@ -59,76 +60,6 @@ def _end_to_end_kernel(net: Network) -> np.ndarray:
     for layer in net.layers[1:]:
         W = W @ layer.weight
     return W
-
-
-def _hessian_extremes(net: Network, xb: np.ndarray, yb: np.ndarray, loss: str, seed: int) -> tuple[float, float]:
-    """(lambda_min, lambda_max) of the loss Hessian on the batch at the current parameters.
-
-    The same numbers as :func:`linncore.hessian.lambda_min` and :func:`~linncore.hessian.lambda_max`
-    at one pass: the closed form computes the small ``eigvalsh`` of ``X_b^T X_b / B`` once
-    (bit for bit the values of the two calls); otherwise one forward/backward pass serves
-    both ends, from one dense ``eigvalsh`` up to ``DENSE_MAX_PARAMS`` parameters, or from one
-    Lanczos run for both ends of the spectrum (``which="BE"``, to the same tolerance 1e-10)
-    instead of two ARPACK runs (the one for lambda_min converging slowly): unrestarted
-    Lanczos with full reorthogonalisation, ARPACK's ``eigsh`` only when that does not converge.
-    """
-    from ..curvature import hessian as hs
-
-    x = np.asarray(xb, dtype=np.float64)
-    if hs._closed_form_applies(net, x):
-        if net.layers[0].has_bias:
-            x = np.hstack([x, np.ones((x.shape[0], 1))])
-        ev = np.linalg.eigvalsh((x.T @ x) / x.shape[0]) * hs._loss_scale(loss, net.output_size)
-        return float(ev[0]), float(ev[-1])
-    cur = hs._Curvature(net, x, yb, loss)
-    P = cur.P
-    if P <= hs.DENSE_MAX_PARAMS:
-        ev = np.linalg.eigvalsh(cur.dense())
-        return float(ev[0]), float(ev[-1])
-    v0 = np.random.default_rng(seed).standard_normal(P)
-    ends = _lanczos_ends(lambda v: cur.apply(v.reshape(-1, 1))[:, 0], v0, tol=1e-10, maxit=min(P, 150))
-    if ends is not None:
-        return ends
-    from scipy.sparse.linalg import eigsh
-
-    ev = eigsh(cur.operator(), k=2, which="BE", tol=1e-10, ncv=min(P - 1, 20), v0=v0, return_eigenvectors=False)
-    return float(np.min(ev)), float(np.max(ev))
-
-
-def _lanczos_ends(apply, v0: np.ndarray, tol: float, maxit: int, check_every: int = 6):
-    """(lambda_min, lambda_max) of a symmetric operator by Lanczos with full
-    reorthogonalisation and no restarts, or None when ``maxit`` steps do not converge.
-
-    Both ends are accepted when their Ritz residuals ``|beta_k s_k|`` are below
-    ``tol * max(|theta_min|, |theta_max|)`` (ARPACK's criterion for the same ``tol``).
-    One unrestarted run needs about 50 products on the 386-parameter Hessians of the
-    benchmark where two restarted ARPACK runs needed several hundred.
-    """
-    from scipy.linalg import eigh_tridiagonal
-
-    P = v0.shape[0]
-    V = np.empty((maxit + 1, P))
-    V[0] = v0 / math.sqrt(float(v0 @ v0))
-    alpha: list[float] = []
-    beta: list[float] = []
-    for j in range(maxit):
-        w = np.array(apply(V[j]), dtype=np.float64)
-        a = float(V[j] @ w)
-        alpha.append(a)
-        Vj = V[:j + 1]
-        w -= Vj.T @ (Vj @ w)  # full reorthogonalisation, twice ("twice is enough")
-        w -= Vj.T @ (Vj @ w)
-        b = math.sqrt(float(w @ w))
-        if (j + 1) % check_every == 0 or b < 1e-14 or j + 1 == maxit:
-            th, S = eigh_tridiagonal(np.array(alpha), np.array(beta))
-            scale = max(abs(th[0]), abs(th[-1]))
-            if b < 1e-14 or (abs(b * S[-1, 0]) <= tol * scale and abs(b * S[-1, -1]) <= tol * scale):
-                return float(th[0]), float(th[-1])
-        if not math.isfinite(b):
-            return None
-        beta.append(b)
-        V[j + 1] = w / b
-    return None
 
 
 def train_instrumented(
@@ -279,7 +210,7 @@ def train_instrumented(
             log["grad_norm"][step] = _norm(g)
             # -- Hessian quantities at theta_t on the batch
             if compute_analytic_hessian and step % hessian_every == 0 and math.isfinite(value):
-                lmin, lmax = _hessian_extremes(net, xb, yb, loss, run_seed + step)
+                lmin, lmax = hessian_extremes(net, xb, yb, loss, run_seed + step)
                 log["hessian_lambda_min"][step] = lmin
                 log["hessian_lambda_max"][step] = lmax
             # -- controller

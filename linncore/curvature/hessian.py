@@ -33,6 +33,7 @@ from .._util.validate import as_float_array, as_samples, check_finite, choice, f
 from ..engine.network import Network
 
 __all__ = [
+    "HessianOperator",
     "single_dense_hessian",
     "single_dense_eigenvalues",
     "hvp",
@@ -106,6 +107,82 @@ class _Curvature:
         return LinearOperator((self.P, self.P), dtype=np.float64,
                               matvec=lambda v: self.apply(np.reshape(v, (self.P, 1)), gauss_newton)[:, 0],
                               matmat=lambda V: self.apply(V, gauss_newton))
+
+
+class HessianOperator:
+    """The loss Hessian at one point, prepared once for many exact products.
+
+    The forward and backward pass over ``(X, Y)`` runs once, when the operator is made; each
+    product then costs one pass of second-order arithmetic, without re-checking the data or
+    re-deriving the network's state.  Use it to apply many products at one point (iterative
+    solvers, your own eigenvalue or trace estimators); :func:`hvp` makes one for one call.
+
+    Parameters
+    ----------
+    net : Network
+        The network, at the parameters the Hessian is taken at.  The operator keeps a copy of
+        them: later changes to ``net`` do not change it.
+    X, Y : array_like
+        Inputs ``(N, n_in)`` and targets ``(N, n_out)``.
+    loss : {"half_mse", "mse"}
+    gauss_newton : bool
+        Products with the Gauss-Newton matrix ``J^T H_loss J`` instead.
+
+    Attributes
+    ----------
+    shape : (int, int)
+        ``(P, P)``, ``P`` the parameter count.
+    loss_value : float
+        The loss at the point.
+    gradient : numpy.ndarray
+        The loss gradient at the point, float64, in ``theta``'s order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linncore import Dense, Network
+    >>> from linncore.hessian import HessianOperator
+    >>> net = Network([Dense((2, 1), weight=[[0.5], [-0.5]], has_bias=False)], clip=False)
+    >>> H = HessianOperator(net, [[1.0, 0.0], [0.0, 2.0]], [[0.0], [0.0]])
+    >>> (H @ np.array([1.0, 0.0])).tolist(), H.matvec([0.0, 1.0]).tolist()
+    ([0.5, 0.0], [0.0, 2.0])
+    """
+
+    def __init__(self, net: Network, X: Any, Y: Any, loss: str = "half_mse",
+                 gauss_newton: bool = False) -> None:
+        self._cur = _Curvature(net, X, Y, loss)
+        self.gauss_newton = bool(gauss_newton)
+        self.shape = (self._cur.P, self._cur.P)
+        self.dtype = np.dtype(np.float64)
+        self.loss_value = float(self._cur.value)
+        self.gradient = np.array(self._cur.grad, dtype=np.float64)
+        self.gradient.flags.writeable = False
+
+    def matvec(self, v: Any) -> np.ndarray:
+        """``H v`` for ``v`` of shape ``(P,)``, or ``H V`` for ``V`` of shape ``(P, k)``."""
+        P = self.shape[0]
+        arr = np.asarray(v, dtype=np.float64) if not isinstance(v, np.ndarray) else v
+        if arr.ndim not in (1, 2) or arr.shape[0] != P:
+            raise ValueError(f"v: expected shape ({P},) or ({P}, k), got {arr.shape}")
+        arr = np.ascontiguousarray(arr, dtype=np.float64).reshape(P, -1)
+        if not np.isfinite(arr).all():
+            raise ValueError("v: expected finite values, got NaN or infinity")
+        return self._cur.apply(arr, self.gauss_newton).reshape(np.shape(v))
+
+    def __matmul__(self, v: Any) -> np.ndarray:
+        return self.matvec(v)
+
+    def dense(self) -> np.ndarray:
+        """The whole ``(P, P)`` matrix (as :func:`full_hessian`)."""
+        return self._cur.dense(self.gauss_newton)
+
+    def as_linear_operator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` of the same products."""
+        return self._cur.operator(self.gauss_newton)
+
+    def __repr__(self) -> str:
+        kind = "Gauss-Newton" if self.gauss_newton else "Hessian"
+        return f"HessianOperator({kind}, P={self.shape[0]}, loss={self._cur.loss!r})"
 
 
 # -- closed form for one dense layer -----------------------------------------------------------
@@ -359,6 +436,39 @@ def _lanczos_extreme(cur: _Curvature, which: str, tol: float, seed: int) -> floa
     value, _, converged = cur.kernels.hvp_lanczos(cur.net.spec, cur.theta, cur.state, cur.x.shape[0],
                                                   cur.code, _start_vector(seed, cur.P), which, tol, steps)
     return value if converged else None
+
+
+def hessian_extremes(net: Network, X: Any, Y: Any, loss: str, seed: int,
+                     tol: float = 1e-10) -> tuple[float, float]:
+    """(lambda_min, lambda_max) of the loss Hessian at one pass over the data.
+
+    The values of :func:`lambda_min` and :func:`lambda_max` with ``method="auto"``, computed
+    together: the closed form's small ``eigvalsh`` once, one dense ``eigvalsh`` up to
+    ``DENSE_MAX_PARAMS`` parameters, or one prepared product plan for the two Lanczos runs
+    (ARPACK's ``eigsh`` for an end that does not converge).  The instrumented training loop
+    calls it at every step it measures.
+    """
+    name = _loss_name(loss)
+    x, y = _data(net, X, Y)
+    if _closed_form_applies(net, x):
+        ev = single_dense_eigenvalues(x, net.output_size, net.layers[0].has_bias, loss=name)
+        return float(ev[0]), float(ev[-1])
+    cur = _Curvature(net, x, y, name)
+    if cur.P <= DENSE_MAX_PARAMS:
+        ev = np.linalg.eigvalsh(cur.dense())
+        return float(ev[0]), float(ev[-1])
+    ends = []
+    for which in ("SA", "LA"):
+        value = _lanczos_extreme(cur, which, tol, seed)
+        if value is None:
+            from scipy.sparse.linalg import eigsh
+
+            v0 = np.random.default_rng(seed).standard_normal(cur.P)
+            ev = eigsh(cur.operator(), k=1, which=which, tol=tol, ncv=min(cur.P - 1, 20), v0=v0,
+                       return_eigenvectors=False)
+            value = float(ev[0])
+        ends.append(value)
+    return ends[0], ends[1]
 
 
 @functools.lru_cache(maxsize=8)

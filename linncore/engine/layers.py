@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import initializers
+from .._numpy.activations import BY_NAME
 from .._util.codes import ACTIVATIONS
 from .._util.validate import as_float_array, check_finite, choice, positive_int
 
@@ -30,7 +31,7 @@ def all_activations() -> list[str]:
     >>> all_activations()[:5]
     ['relu', 'tanh', 'sigmoid', 'softsign', 'linear']
     """
-    return ["relu", "tanh", "sigmoid", "softsign", "linear", "leaky_relu", "softplus"]
+    return list(BY_NAME)
 
 
 class Dense:

@@ -17,7 +17,8 @@ import numpy as np
 from .. import _backend
 from . import losses as _losses
 from . import optimizers as _optimizers
-from .._util.codes import ACTIVATIONS, STATUS_NONFINITE_LOSS, STATUS_OK
+from .._util.codes import (ACTIVATIONS, NEAR_RAIL, QAT_FIELDS, RAIL_NAMES, STATUS_NONFINITE_LOSS,
+                           STATUS_OK)
 from .._util.validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
                         non_negative_int, positive_int)
 from .callbacks import History, ProgressLogger
@@ -25,12 +26,6 @@ from .layers import BatchNormalization, Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
 
-#: The per-layer fields quantization-aware training reads, in the compiled core's order.
-QAT_FIELDS = ("input", "weight", "bias", "accumulator", "activation", "gradient", "update")
-#: The per-step rail statistics of quantization-aware training, in the compiled core's order.
-RAIL_NAMES = ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
-              "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
-              "update_saturation_fraction_max", "update_underflow_fraction_max")
 
 
 def _side_seed(rng: np.random.Generator) -> int:
@@ -525,7 +520,7 @@ class Network:
                     self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
                     opt.iterations, self.clip, self._state())
             else:
-                rail = np.full((math.ceil(n / batch_size), 6), np.nan)
+                rail = np.full((math.ceil(n / batch_size), len(RAIL_NAMES)), np.nan)
                 status, loss_sum, n_done, opt.iterations = kernels.train_epoch_qat(
                     self._spec, self._theta, x, y, perm, batch_size, loss_code, opt._config(), m, v,
                     opt.iterations, self.clip, qat[0], qat[1], qseed, qat[2], rail)
@@ -548,7 +543,7 @@ class Network:
         self._call(cbs, "on_train_end", {})
         history.model = self
         if qat is not None:
-            table = np.concatenate(rails) if rails else np.zeros((0, 6))
+            table = np.concatenate(rails) if rails else np.zeros((0, len(RAIL_NAMES)))
             history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
 
@@ -571,7 +566,7 @@ class Network:
                 if fmt is not None:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1
-        return fmts, on, 0.9
+        return fmts, on, NEAR_RAIL
 
     @staticmethod
     def _call(cbs: list[Any], hook: str, *args: Any) -> None:

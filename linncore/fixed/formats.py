@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _backend
+from .._util.codes import NEAR_RAIL
 
 __all__ = [
     "Rounding",
@@ -383,7 +384,7 @@ class RailStats:
 
 
 def quantize(x: ArrayLike, fmt: FormatLike, *, seed: int = 0, return_stats: bool = False,
-             near_rail: float = 0.9):
+             near_rail: float = NEAR_RAIL):
     """Round ``x`` onto the grid of ``fmt`` ("round, then overflow").
 
     Parameters
@@ -434,7 +435,7 @@ def quantize(x: ArrayLike, fmt: FormatLike, *, seed: int = 0, return_stats: bool
     return values
 
 
-def rail_stats(x: ArrayLike, fmt: FormatLike, near_rail: float = 0.9, *,
+def rail_stats(x: ArrayLike, fmt: FormatLike, near_rail: float = NEAR_RAIL, *,
                seed: int = 0) -> RailStats:
     """The :class:`RailStats` of quantizing ``x`` to ``fmt`` (values are not kept).
 

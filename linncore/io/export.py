@@ -41,6 +41,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._util.atomic import write_text_atomic
+from .._numpy.activations import BY_NAME
 from .._util.validate import as_samples, choice
 from ..fixed.formats import FixedFormat
 from ..engine.network import Network
@@ -301,15 +302,6 @@ def predict_fixed(model: Any, X: Any, fixed: Any, *, return_codes: bool = False)
 
 
 # -- the C header ----------------------------------------------------------------------------
-_C_ACT = {
-    "linear": "",
-    "relu": "s = s > 0.0 ? s : 0.0;",
-    "tanh": "s = tanh(s);",
-    "sigmoid": "s = 1.0 / (1.0 + exp(-s));",
-    "softsign": "s = s / (1.0 + fabs(s));",
-    "leaky_relu": "s = s > 0.0 ? s : 0.2 * s;",
-    "softplus": "s = log1p(exp(-fabs(s))) + (s > 0.0 ? s : 0.0);",
-}
 
 
 def _c_float(v: float, single: bool) -> str:
@@ -452,8 +444,8 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
         if f is None:
             lines.append(f"        s = {'(double)' + name + '_b' + str(l) + '[j]' if layer.has_bias else '0.0'};")
             lines.append(f"        for (i = 0; i < {n_in}; ++i) s += {src}[i] * (double){name}_w{l}[i * {n_out} + j];")
-            if _C_ACT[layer.activation]:
-                lines.append(f"        {_C_ACT[layer.activation]}")
+            if BY_NAME[layer.activation].c_code:
+                lines.append(f"        {BY_NAME[layer.activation].c_code}")
             if net.clip:
                 lines.append("        if (s < -1.0) s = -1.0; else if (s > 1.0) s = 1.0;")
         else:

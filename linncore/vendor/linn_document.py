@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._numpy.activations import INSTRUMENT
+
 __all__ = [
     "LinnError", "INSTRUMENT_ACTIVATIONS", "MAX_LAYERS", "MAX_NEURONS", "MAX_COLUMN_DEPTH",
     "MAX_PARALLEL_CHANNELS", "LINN_VERSION", "DEVICE_NAMES", "device_neuron_limit",
@@ -30,7 +32,7 @@ __all__ = [
 
 LINN_VERSION = "0.1"
 #: The activations the instrument runs, in the vendor's order.
-INSTRUMENT_ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "sigmoid", "softsign", "linear")
+INSTRUMENT_ACTIVATIONS: tuple[str, ...] = INSTRUMENT
 MAX_LAYERS = 5            # dense layers per network
 MAX_NEURONS = 100         # outputs per layer and inputs of the first layer (converter limit)
 MAX_COLUMN_DEPTH = 1024   # sum over layers of (inputs + 3)

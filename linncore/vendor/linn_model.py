@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..engine import losses as _losses
 from ..engine import optimizers as _optimizers
 from .._util.atomic import atomic_write
 from .keras_view import KerasModelView
@@ -314,7 +315,7 @@ class LinnModel:
         if definition[-1][0] != n_out:
             raise ValueError(f"layer_definition[{len(definition) - 1}]: the last layer must have {n_out} neuron(s), "
                              f"one per training output column, got {definition[-1][0]}")
-        loss = choice(loss, ["mse", "mae", "half_mse"], "loss")
+        loss = _losses.get(loss, "loss")
         opt = _optimizers.get(optimizer)
         rng = np.random.default_rng(seed)
         widths = [self.training_inputs.shape[1]] + [w for w, _ in definition]
