@@ -17,7 +17,7 @@ os.environ["LINNCORE_BACKEND"] = "numpy"
 with warnings.catch_warnings():
     # The API pages are the same on either engine: the fallback warning is noise here.
     warnings.simplefilter("ignore")
-    import linncore  # noqa: E402
+    import linncore
 
 project = "linncore"
 author = "the linncore authors"

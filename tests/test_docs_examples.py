@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from test_readme import needs, run_alone
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -53,9 +53,11 @@ def test_the_readme_has_python_blocks():
 
 
 def test_needs_comment_is_read():
-    assert needs("# needs: h5py, linncore.load_keras\nimport h5py\n") == ["h5py", "linncore.load_keras"]
+    code = "# needs: h5py, linncore.load_keras\nimport h5py\n"
+    assert needs(code) == ["h5py", "linncore.load_keras"]
     assert needs("import numpy\n") == []
-    assert missing("linncore.no_such_name") and missing("no_such_module.sub") and not missing("numpy")
+    assert missing("linncore.no_such_name") and missing("no_such_module.sub")
+    assert not missing("numpy")
 
 
 def _param(line: int, code: str):
@@ -83,5 +85,6 @@ def run_alone(code: str, tmp_path: Path) -> None:
     env["MPLBACKEND"] = "Agg"
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=900)
-    assert proc.returncode == 0, f"block failed:\n{code}\n--- stdout\n{proc.stdout[-2000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (f"block failed:\n{code}\n--- stdout\n{proc.stdout[-2000:]}"
+                                  f"\n--- stderr\n{proc.stderr[-3000:]}")
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
