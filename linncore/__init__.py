@@ -16,6 +16,7 @@ from .vendor import (LinnError, LinnModel, describe_linn, get_linn, list_activat
 from .evaluation import DeviationReport, EvaluationCallback, evaluate
 from .io import (ModelFile, ModelFileError, export_c_header, export_codes, from_json, load_bundle,
                  load_model, save_bundle, save_model, to_json)
+from .estimators import LinnRegressor
 from .ablation import (BaseDataset, FitHistory, LinearBlockModel, LinearTeacherDataset,
                        SweepResult, sweep, train_instrumented)
 
@@ -37,5 +38,7 @@ __all__ = [
     # ablation
     "BaseDataset", "LinearTeacherDataset", "FitHistory", "train_instrumented", "LinearBlockModel",
     "sweep", "SweepResult",
+    # the conventions of other libraries
+    "LinnRegressor",
     "__version__",
 ]

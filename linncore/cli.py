@@ -20,6 +20,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
+from ._version import __version__
 from .vendor.linn_document import channel_mode, describe
 from .vendor.linn_model import LinnError, LinnModel, budget_text, get_linn, load_linn, read_linn, save_linn
 
@@ -204,12 +205,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print("(matplotlib is not installed: no plot)")
         return EXIT_OK
     png = out.with_suffix(".png")
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(x, y, label="target cos(5x)")
     ax.plot(x, pred, "--", label="prediction")
-    ax.axvline(x[n_train], color="grey", lw=0.8, label="validation starts")
-    ax.set_xlabel("x")
-    ax.legend()
+    ax.axvspan(x[n_train], x[-1], color="grey", alpha=0.15, lw=0,
+               label="validation (extrapolation)")
+    ax.set_xlabel("x (radians)")
+    ax.set_ylabel("y (target units)")
+    ax.set_title(f"Simple_sine: 1 -> 32 relu -> 32 relu -> 32 tanh -> 1 linear, "
+                 f"{args.epochs} epochs, seed {args.seed}; "
+                 f"RMSE train {rt:.3f}, validation {rv:.3f}", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
     print(f"wrote {png}")
@@ -400,14 +407,15 @@ histories/<run>.npz (FitHistory.load reads them) and, when matplotlib is install
 plots/<run>.png (FitHistory.plot_results).
 """
 _ABLATE_KEYS = {"seeds", "base", "grid"}
-_FLOAT_WORDS = ("float", "none")
 
 
 def _precision_value(value: Any, key: str, base: Path) -> Any:
     """TOML has no null: "float"/"none" mean no precision config; any other string is the
     path of a PrecisionDict JSON file (relative to the config file)."""
     if isinstance(value, str):
-        if value.strip().lower() in _FLOAT_WORDS:
+        from .ablation.sweep import FLOAT_WORDS
+
+        if value.strip().lower() in FLOAT_WORDS:
             return None
         path = base / value
         if not path.is_file():
@@ -465,6 +473,23 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
     return seeds, base, grid
 
 
+def _dask_client(address: str, workers: int | None) -> Any:
+    """A dask.distributed client of the scheduler at ``address``, whose workers run the sweep."""
+    if workers is not None:
+        raise CliError("--workers and --scheduler exclude each other: the scheduler's workers "
+                       "run the sweep", EXIT_USAGE)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CliError(f"--scheduler {address}: needs dask.distributed, an optional extra: "
+                       "pip install \"linncore[dask]\"", EXIT_USAGE) from None
+    try:
+        return Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CliError(f"--scheduler: cannot connect to the Dask scheduler at {address!r} "
+                       f"({type(exc).__name__}: {exc})") from None
+
+
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
@@ -485,7 +510,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
             print(f"[{done}/{total}] {row['run']}  final_loss {row['final_loss']:.6g}  "
                   f"{' '.join(flags) or 'ok'}", flush=True)
 
-    executor = ProcessPoolExecutor(args.workers) if args.workers else None
+    client = _dask_client(args.scheduler, args.workers) if args.scheduler else None
+    if client is not None:
+        executor = client.get_executor()
+    else:
+        executor = ProcessPoolExecutor(args.workers) if args.workers else None
     try:
         try:
             result = sweep(grid or [{}], seeds=seeds, base=base, executor=executor, progress=progress)
@@ -494,7 +523,9 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise CliError(str(exc)) from None
     finally:
-        if executor is not None:
+        if client is not None:
+            client.close()
+        elif executor is not None:
             executor.shutdown(cancel_futures=True)
     result.save(out)
     n = len(result.rows)
@@ -507,7 +538,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         return EXIT_OK
     (out / "plots").mkdir(exist_ok=True)
     for run_id, history in result.histories.items():
-        fig = history.plot_results(out / "plots" / f"{run_id}.png")
+        fig = history.plot_results(out / "plots" / f"{run_id}.png", run=run_id)
         plt.close(fig)
     print(f"wrote {n} plot(s) in {out / 'plots'}")
     return EXIT_OK
@@ -525,10 +556,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="linncore", description="Train, check and run networks for the Moku Neural "
                                 "Network instrument (.linn files), without TensorFlow.",
                                 epilog="exit codes: 0 success, 1 a bad file or failed run, 2 a usage error")
+    p.add_argument("--version", action="version", version=f"linncore {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     d = sub.add_parser("demo", help="train the vendor's Simple_sine tutorial and write sine.linn",
                        description="Train y = cos(5x) on x in [0, 2pi) step 0.01 with 1 -> 32 relu -> 32 relu -> "
-                                   "32 tanh -> 1 linear and 10%% validation; print the fit quality and summary; "
+                                   "32 tanh -> 1 linear and 10% validation; print the fit quality and summary; "
                                    "write the .linn (and a .png next to it when matplotlib is installed).")
     d.add_argument("--epochs", type=int, default=1000, help="epochs to train (default 1000)")
     d.add_argument("--out", default="sine.linn", help="the .linn file to write (default sine.linn); the plot "
@@ -570,6 +602,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="output folder (default: a folder named after the config file's stem, "
                                  "next to the config file)")
     a.add_argument("--workers", type=int, help="worker processes (default: one per CPU, at most one per run)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster: the scheduler's address, e.g. tcp://10.0.0.5:8786 "
+                        "(needs pip install \"linncore[dask]\"; the workers need linncore "
+                        "installed)")
     a.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     a.set_defaults(func=_cmd_ablate)
     return p

@@ -1,10 +1,17 @@
 """Shared fixtures: the engines to compare, and reference data."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from linncore import _backend
+
+# The shared test helpers (_fuzz, _numeric) sit beside this file; the tests live in folders
+# that mirror the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 try:
     from linncore import _core as _native_core

@@ -9,13 +9,12 @@ current epoch.
 from __future__ import annotations
 
 import math
-import sys
-import time
 import warnings
 from typing import Any, Callable
 
 import numpy as np
 
+from .._util.progress import Progress, metric, per_unit, seconds
 from .._util.validate import finite_float, non_negative_int
 
 __all__ = ["Callback", "History", "EarlyStopping", "LambdaCallback", "ProgressLogger"]
@@ -174,50 +173,74 @@ class LambdaCallback(Callback):
                 setattr(self, name, fn)
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4e}" if v != 0 and abs(v) < 1e-3 else f"{v:.4f}"
-
-
 class ProgressLogger(Callback):
-    """The progress display of ``fit``.
+    """The progress display of ``fit`` (see :mod:`linncore._util.progress` for its forms).
 
-    ``verbose=1``: on a terminal, one line rewritten in place (a bar, the epoch, loss and
-    val_loss); elsewhere, a line at every tenth of the run.  ``verbose=2``: a line per epoch.
+    ``verbose=1``: on a terminal a bar with the elapsed time, the ETA, epochs per second and
+    the last losses (tqdm's bar when tqdm is installed); elsewhere the first epoch's line, one
+    every tenth of the run, and always the last epoch's.  ``verbose=2``: a line per epoch.  A
+    line reads ``Epoch 3/100 - 0.42 ms/epoch - loss: 1.2345e-02 - val_loss: 2.3456e-02``.  At the end it
+    says why training stopped early (``stopped early at epoch N (best epoch M, its weights
+    restored)``) and how long it took.
+
+    Parameters
+    ----------
+    epochs : int
+        The epochs ``fit`` was asked for.
+    verbose : int
+        1 or 2, as ``fit``'s.
+    stream : file-like, optional
+        Default ``sys.stdout`` when training starts.
+    history : History, optional
+        The run's history, to report a stop reason ``fit`` records (divergence, a callback).
+    callbacks : sequence, optional
+        The run's other callbacks, to report which early stopping ended it.
     """
 
-    def __init__(self, epochs: int, verbose: int = 1, stream: Any = None) -> None:
+    def __init__(self, epochs: int, verbose: int = 1, stream: Any = None, *,
+                 history: History | None = None, callbacks: Any = ()) -> None:
         self.epochs = epochs
         self.verbose = verbose
-        self.stream = stream if stream is not None else sys.stdout
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._start = 0.0
-        self._last = ""
+        self.stream = stream
+        self.history = history
+        self.callbacks = list(callbacks)
+        self._progress: Progress | None = None
+        self._run = 0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def _line(self, epoch: int, logs: dict) -> str:
-        parts = [f"Epoch {epoch + 1}/{self.epochs}"]
-        parts += [f"{k}: {_fmt(v)}" for k, v in logs.items() if isinstance(v, float)]
-        return " - ".join(parts)
+        self._progress = Progress(self.epochs, self.verbose, "epoch", self.stream)
+        self._run = 0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        line = self._line(epoch, logs or {})
-        done = epoch + 1
-        if self.verbose == 1 and self._tty:
-            width = 20
-            filled = int(width * done / max(self.epochs, 1))
-            bar = "=" * filled + (">" if filled < width else "") + "." * max(width - filled - 1, 0)
-            text = f"\r[{bar}] {line}"
-            self.stream.write(text + " " * max(len(self._last) - len(text), 0))
-            self._last = text
-        elif self.verbose >= 2 or done == self.epochs or done % max(1, self.epochs // 10) == 0:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        values = dict(logs or {})
+        self._run = epoch + 1
+        self._progress.update(epoch + 1, lambda: " - ".join(
+            f"{k}: {metric(v)}" for k, v in values.items() if isinstance(v, float)))
+
+    def _stop_message(self) -> str | None:
+        for cb in self.callbacks:
+            if isinstance(cb, EarlyStopping) and getattr(cb, "stopped_epoch", 0) > 0:
+                restored = cb.restore_best_weights and cb.best_weights is not None
+                return (f"stopped early at epoch {cb.stopped_epoch + 1} "
+                        f"(best epoch {cb.best_epoch + 1}, "
+                        f"its weights {'restored' if restored else 'not restored'})")
+        reason = getattr(self.history, "stop_reason", None)
+        if reason:
+            diverged = getattr(self.history, "diverged", False)
+            return f"training diverged: {reason}" if diverged else reason
+        for cb in self.callbacks:
+            if (isinstance(cb, EarlyStopping) and cb.restore_best_weights
+                    and cb.best_weights is not None and cb.best_epoch + 1 != self._run):
+                return f"weights restored from the best epoch, {cb.best_epoch + 1}"
+        return None
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.verbose == 1 and self._tty and self._last:
-            self.stream.write("\n")
-        elapsed = time.perf_counter() - self._start
-        self.stream.write(f"trained in {elapsed:.2f} s\n")
-        self.stream.flush()
+        if self._progress is None:
+            return
+        elapsed = self._progress.elapsed
+        messages = [m for m in (self._stop_message(),) if m]
+        timing = f"trained {self._run} epoch{'' if self._run == 1 else 's'} in {seconds(elapsed)}"
+        if self._run:
+            timing += f" ({per_unit(elapsed / self._run, 'epoch')})"
+        self._progress.close([*messages, timing])
+        self._progress = None

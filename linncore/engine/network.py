@@ -499,8 +499,8 @@ class Network:
                         "pass validation_split or validation_data, or monitor 'loss'"
                     )
         cbs.append(history)
-        if verbose:
-            cbs.append(ProgressLogger(epochs, verbose))
+        if verbose:  # nothing per epoch when silent
+            cbs.append(ProgressLogger(epochs, verbose, history=history, callbacks=cbs[:-1]))
         if precision is not None:
             self._refuse_batchnorm("quantization-aware training (precision=...)")
         qat = self._qat_arrays(precision) if precision is not None else None

@@ -397,6 +397,10 @@ class LinnModel:
             When early stopping monitors ``val_loss`` without validation data (before any
             training happens).
         """
+        if self.training_inputs is None:
+            then = "" if self.network is not None else ", then construct_model(layer_definition)"
+            raise ValueError("fit_model: no training data; call set_training_data(training_inputs, "
+                             f"training_outputs) first{then}")
         net = self._require_network()
         unknown = sorted(set(kwargs) - set(self._FIT_KWARGS))
         if unknown:

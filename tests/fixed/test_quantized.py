@@ -10,7 +10,7 @@ import pytest
 from linncore import Dense, LinnModel, Network, get_linn
 from linncore.fixed.quantized import QuantizedNetwork
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
+VENDOR = Path(__file__).resolve().parents[3] / "shared" / "data" / "vendor-linn"
 CFG = {"default": {"input": "fixed<8,1>", "weight": "fixed<8,1>", "bias": "fixed<8,1>",
                    "accumulator": "fixed<16,5>", "activation": "fixed<8,1>"}}
 
@@ -88,7 +88,7 @@ def test_default_config_is_stated_as_an_assumption_and_close_to_float(engine):
     lm.set_training_data(X, X[:, :1] * X[:, 1:])
     lm.construct_model([(8, "tanh"), (1, "linear")], seed=0)
     qn = QuantizedNetwork(lm)
-    assert "ASSUMED" in qn.summary() and "fixed<32,8,RND_CONV,SAT>" in qn.summary()
+    assert "ASSUMED" in qn.summary_text() and "fixed<32,8,RND_CONV,SAT>" in qn.summary_text()
     cmp = qn.compare(r.uniform(-1, 1, (64, 2)))
     assert cmp["max_abs_error"] < 20 * cmp["output_lsb"]
     out, stats = qn.predict([[0.1, 0.2]], return_stats=True)

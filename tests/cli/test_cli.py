@@ -15,7 +15,7 @@ from linncore import Dense, Network, load_linn, save_linn
 from linncore.cli import main
 
 PACKAGE_HOME = Path(linncore.__file__).resolve().parents[1]
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
+VENDOR = Path(__file__).resolve().parents[3] / "shared" / "data" / "vendor-linn"
 
 
 def run(*args, cwd):

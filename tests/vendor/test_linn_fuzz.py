@@ -13,7 +13,7 @@ from _fuzz import _fuzz_mutations, fuzz_loader
 from linncore import Dense, LinnError, Network, get_linn, load_linn
 from linncore.cli import main
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
+VENDOR = Path(__file__).resolve().parents[3] / "shared" / "data" / "vendor-linn"
 
 
 def documents() -> list[str]:

@@ -13,7 +13,7 @@ import linncore
 from linncore import Dense, LinnModel, Network, get_linn, load_linn, save_linn
 from linncore.vendor.linn_model import describe_linn
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor-linn"
+VENDOR = Path(__file__).resolve().parents[3] / "shared" / "data" / "vendor-linn"
 VENDOR_FILES = ["Sum.linn", "Autoencoder.linn", "autoencoder_32.linn", "SigID.linn"]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from linncore._util import codes
 
-CSRC = Path(__file__).resolve().parents[1] / "csrc"
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
 
 # Header enum prefix -> (key of codes.constants(), how a C name maps to the Python key)
 HEADER_ENUMS = {
