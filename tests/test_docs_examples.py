@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_readme import needs, run_alone
+from _blocks import block_param, run_alone
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"^\.\. code-block:: python\n((?:\n|   .*\n)+)", re.M)
@@ -21,8 +21,7 @@ def rst_blocks() -> list:
         for m in BLOCK.finditer(text):
             code = "\n".join(line[3:] for line in m.group(1).splitlines()).strip("\n") + "\n"
             line = text.count("\n", 0, m.start()) + 1
-            out.append(pytest.param(code, id=f"{page.relative_to(DOCS)}:{line}",
-                                    marks=[pytest.mark.optional] if needs(code) else []))
+            out.append(block_param(code, f"{page.relative_to(DOCS)}:{line}"))
     return out
 
 
