@@ -1,8 +1,9 @@
 """The ``linncore`` command (also ``python -m linncore``).
 
 Commands: ``demo`` (train the vendor's Simple_sine tutorial), ``inspect`` (validate and
-describe a ``.linn`` file), ``predict`` (run a ``.linn`` file on data), ``train`` (train
-from a TOML config) and ``ablate`` (an ablation sweep from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run, 2 a usage error.
+describe a ``.linn`` file), ``predict`` (run a ``.linn`` file on data), ``convert`` (a Keras
+file to a ``.linn`` file), ``train`` (train from a TOML config) and ``ablate`` (an ablation
+sweep from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run, 2 a usage error.
 """
 from __future__ import annotations
 
@@ -149,6 +150,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         for row in out:
             print(",".join(repr(float(v)) for v in row))
+    return EXIT_OK
+
+
+# -- convert --------------------------------------------------------------------------------
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """A Keras file (.keras or .h5) to a .linn file, through load_keras and save_linn."""
+    import warnings
+    from .vendor.keras_files import KerasFileError, load_keras
+    out = Path(args.output)
+    if out.suffix != ".linn":
+        raise CliError(f"-o/--output: expected a file name ending in .linn, got {str(out)!r}",
+                       EXIT_USAGE)
+    try:
+        lm = load_keras(Path(args.file))
+    except (KerasFileError, ImportError) as exc:
+        raise CliError(str(exc)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_linn(lm, args.input_channels, args.output_channels, out,
+                  output_mapping=args.output_mapping, clip=args.clip, device=args.device,
+                  slots=args.slots)
+    for w in caught:
+        print(f"linncore convert: warning: {w.message}", file=sys.stderr)
+    net = lm.network
+    layers = " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
+    clipping = "outputs clipped to [-1, 1]" if net.clip else "no clipping"
+    print(f"wrote {out}: {net.input_size} -> {layers} ({clipping}), {args.input_channels} input "
+          f"and {args.output_channels} output channel(s)")
     return EXIT_OK
 
 
@@ -608,6 +637,29 @@ def _parser() -> argparse.ArgumentParser:
                         "installed)")
     a.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     a.set_defaults(func=_cmd_ablate)
+    c = sub.add_parser("convert", help="convert a Keras file (.keras or .h5) to a .linn file",
+                       description="Read a Keras model file (.keras or legacy .h5; a chain of "
+                                   "Dense layers as moku.nn builds it) without TensorFlow and "
+                                   "write the .linn file the instrument loads, with every "
+                                   "converter rule checked. Needs h5py "
+                                   "(pip install \"linncore[keras]\").")
+    c.add_argument("file", help="the Keras file (.keras or .h5)")
+    c.add_argument("-o", "--output", required=True, help="the .linn file to write (atomically)")
+    c.add_argument("--input-channels", type=int, required=True,
+                   help="instrument inputs connected: 1 (serial) or the network's input count "
+                        "(parallel, at most 4)")
+    c.add_argument("--output-channels", type=int, required=True,
+                   help="instrument outputs connected: 1 (serial) or the output count "
+                        "(parallel, at most 4)")
+    c.add_argument("--output-mapping", type=int, nargs="+", metavar="NEURON",
+                   help="output neurons of the last layer to keep, in order")
+    c.add_argument("--clip", action="store_true",
+                   help="clip weights and biases into [-1, 1] instead of refusing")
+    c.add_argument("--device", help="also check a device's neurons per layer: Moku:Pro, "
+                                    "Moku:Delta, Moku:Lab, Moku:Go")
+    c.add_argument("--slots", type=_slots,
+                   help="instrument slots in use on Moku:Lab / Moku:Go (2 or 3)")
+    c.set_defaults(func=_cmd_convert)
     return p
 
 

@@ -490,14 +490,6 @@ class Network:
         for i, cb in enumerate(cbs):
             if not any(hasattr(cb, h) for h in ("on_epoch_end", "on_train_begin", "on_train_end", "on_epoch_begin")):
                 raise TypeError(f"callbacks[{i}]: expected an object with Keras callback hooks, got {type(cb).__name__}")
-        if x_val is None:
-            for i, cb in enumerate(cbs):
-                monitor = getattr(cb, "monitor", None)
-                if isinstance(monitor, str) and monitor.startswith("val_"):
-                    raise ValueError(
-                        f"callbacks[{i}]: monitors {monitor!r}, but there is no validation data; "
-                        "pass validation_split or validation_data, or monitor 'loss'"
-                    )
         cbs.append(history)
         if verbose:  # nothing per epoch when silent
             cbs.append(ProgressLogger(epochs, verbose, history=history, callbacks=cbs[:-1]))
