@@ -26,6 +26,8 @@ from .layers import BatchNormalization, Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
 
+#: Widest format the training kernels take (fixed-point inference and casts go to 64 bits).
+QAT_MAX_BITS = 32
 
 
 def _side_seed(rng: np.random.Generator) -> int:
@@ -42,6 +44,10 @@ def _side_seed(rng: np.random.Generator) -> int:
 # The reader of precision configs for quantization-aware training.  The engine does not import
 # the fixed-point layer above it; ``linncore.fixed.precision`` registers its reader here.
 _precision_reader: Callable[[Any], Any] | None = None
+
+
+def _unpickle_network(layers: list[Any], clip: bool, dtype: str) -> "Network":
+    return Network(layers, clip=clip, dtype=dtype)
 
 
 class TrainingDivergedWarning(RuntimeWarning):
@@ -273,6 +279,16 @@ class Network:
             if bn is not None:
                 layers.append(bn.copy())
         return Network(layers, clip=self.clip, dtype=self._dtype)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle as the layers and settings, so the copy's layers view its own parameter
+        # vector again (a plain pickle of the instance would break those views).
+        layers: list[Any] = []
+        for layer, bn in zip(self._layers, self._norms):
+            layers.append(layer.copy())
+            if bn is not None:
+                layers.append(bn.copy())
+        return (_unpickle_network, (layers, self.clip, self._dtype.name))
 
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -555,6 +571,10 @@ class Network:
                                      "optimizer state stays float")
             for f, field in enumerate(QAT_FIELDS):
                 fmt = pd.dtype(name, field)
+                if fmt is not None and fmt.bits > QAT_MAX_BITS:
+                    raise ValueError(f"precision: the {field!r} format of {name} is {fmt}; training takes "
+                                     f"formats up to {QAT_MAX_BITS} bits (wider formats work in quantize, "
+                                     "fixed_matmul and QuantizedNetwork)")
                 if fmt is not None:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1

@@ -289,3 +289,19 @@ def test_compiled_core_is_in_use_when_required():
     if os.environ.get("LINNCORE_REQUIRE_NATIVE") != "1":
         pytest.skip("LINNCORE_REQUIRE_NATIVE is not set")
     assert linncore.backend() == "native"
+
+
+def test_a_pickled_network_comes_back_whole_with_its_layers_viewing_its_parameters():
+    import pickle
+
+    from linncore import BatchNormalization
+
+    net = Network([Dense((2, 3), "tanh", seed=0), BatchNormalization(), Dense((3, 1), seed=1)],
+                  clip=False, dtype="float64")
+    back = pickle.loads(pickle.dumps(net))
+    assert (back.clip, back.dtype) == (False, np.float64)
+    np.testing.assert_array_equal(back.theta, net.theta)
+    back.layers[0].weight[...] = 0.0  # a layer's arrays are views of the network's parameters
+    assert not back.theta[:6].any()
+    x = np.ones((2, 2))
+    assert not np.array_equal(back.predict(x), net.predict(x))
