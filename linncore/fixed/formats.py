@@ -290,7 +290,7 @@ class FixedFormat:
 
     @property
     def lo(self) -> float:
-        """The lower rail, code_min * lsb (the nearest double when |code_min| > 2^53)."""
+        """The lower rail, ``code_min * lsb`` (the nearest double when ``|code_min| > 2^53``)."""
         return math.ldexp(float(self.code_min), -self.frac_bits)
 
     @property
