@@ -5,7 +5,7 @@ nothing of training.  Both directions go through the same rule checks, so a docu
 ``get_linn`` writes is one that ``load_linn`` reads and the other way round:
 
 * ``build_document`` takes layers as ``(kernel (n_in, n_out), bias (n_out,), activation)``
-  and applies every converter rule (see ``shared/spec/linn-format.md``), linncore's
+  and applies every converter rule (see :doc:`/linn_format`), linncore's
   parameter-range rule and, when a device is named, that device's neuron limit.
 * ``parse_document`` takes an untrusted, already JSON-decoded object and checks structure,
   types, sizes, finiteness and the same rules before any array is built.

@@ -3,7 +3,7 @@
 A script written for the vendor's ``moku.nn`` runs unchanged once its import line reads
 ``from linncore import LinnModel, save_linn``: the same methods and defaults, the same
 training behaviour (Keras 3 rules, float32), and ``.linn`` files the instrument accepts.
-Where the vendor path goes wrong linncore does better (see ``shared/spec/linn-format.md``):
+Where the vendor path goes wrong linncore does better (see :doc:`/linn_format`):
 constant columns are an error (or map to 0 on request), ``validation_data`` is scaled like
 the training data, ``(width,)`` layers are accepted, ``es_config`` takes
 ``restore_best_weights`` as a synonym and warns about unknown keys, and out-of-range
