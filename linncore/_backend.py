@@ -91,6 +91,10 @@ def _choose() -> tuple[str, ModuleType]:
 _name, _kernels = _choose()
 
 
+#: The most threads :func:`set_num_threads` accepts (the core's count is a C int).
+MAX_THREADS = 4096
+
+
 def _default_threads() -> int:
     text = os.environ.get(_THREADS_ENV, "").strip()
     if text:
@@ -98,10 +102,9 @@ def _default_threads() -> int:
             n = int(text)
         except ValueError:
             n = 0
-        if n < 1:
-            raise ValueError(
-                f"{_THREADS_ENV}: expected a whole number of threads >= 1, got {text!r}"
-            )
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"{_THREADS_ENV}: expected a whole number of threads in [1, {MAX_THREADS}], "
+                             f"got {text[:40]!r}")
         return n
     try:
         return len(os.sched_getaffinity(0))
@@ -141,8 +144,9 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or (not isinstance(n, (int,)) and not hasattr(n, "__index__")):
         raise TypeError(f"n: expected an integer number of threads, got {type(n).__name__}")
     n = int(n)
-    if n < 1:
-        raise ValueError(f"n: expected at least 1 thread, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        shown = n if abs(n) < 10 ** 12 else f"an integer of {len(str(abs(n)))} digits"
+        raise ValueError(f"n: expected 1 to {MAX_THREADS} threads, got {shown}")
     _threads = n
     core = _native()
     if core is not None:

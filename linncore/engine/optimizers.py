@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._util.codes import OPT_ADAM, OPT_SGD
-from .._util.validate import finite_float
+from .._util.validate import finite_float, flag
 
 __all__ = ["Optimizer", "SGD", "Adam", "get"]
 
@@ -83,7 +83,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(learning_rate)
         self.momentum = finite_float(momentum, "momentum", lo=0.0, hi=1.0, hi_open=True)
-        self.nesterov = bool(nesterov)
+        self.nesterov = flag(nesterov, "nesterov")
 
     def _config(self) -> tuple:
         return (OPT_SGD, self.learning_rate, 0.0, 0.0, 0.0, self.momentum, self.nesterov)
