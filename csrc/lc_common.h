@@ -7,16 +7,7 @@
 
 #include <stdint.h>
 
-/* LC_HOT marks the few loops worth compiling twice on x86-64 Linux with GCC: for the baseline
- * instruction set and for AVX2, picked at load time.  No FMA contraction either way (the build
- * passes -ffp-contract=off), so both versions give the same bits.  LINNCORE_BASELINE_ONLY=1 at
- * build time defines LC_BASELINE_ONLY: the baseline alone, to test it on an AVX2 machine. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(LC_BASELINE_ONLY)
-#define LC_HOT __attribute__((target_clones("avx2", "default")))
-#else
-#define LC_HOT
-#endif
+#include "lc_portable.h" /* LC_HOT, LC_RESTRICT, ...: compiler specifics */
 
 /* Activations: y := act(z). */
 typedef enum {

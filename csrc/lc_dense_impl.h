@@ -93,8 +93,8 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * version would have to be a compiler-generated clone of this same source (same bits: no
  * contraction, the order of the sum fixed above); none is built, as no machine it could be
  * tested on is at hand. */
-#if defined(__GNUC__)
-typedef REAL FN(lc_vec) __attribute__((vector_size(32)));
+#if LC_HAVE_VECTOR_EXT
+LC_VECTOR_TYPEDEF(FN(lc_vec), REAL, 32);
 #endif
 
 LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
@@ -102,7 +102,7 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
                                int64_t N)
 {
     int64_t i = 0;
-#if defined(__GNUC__)
+#if LC_HAVE_VECTOR_EXT
     typedef FN(lc_vec) vec;
     enum { JB = (int)(sizeof(vec) / sizeof(REAL)) };
     for (; i + 4 <= rows; i += 4) {

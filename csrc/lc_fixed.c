@@ -298,11 +298,9 @@ static inline int64_t quantize_one(const fixinfo *fi, double x, uint64_t seed, u
     return fix_cast(fi, lc_i128_from_i64(M), -(E + fi->frac), seed, idx, ovf);
 }
 
-/* quantize_one kept out of line: the second pass of the block loop stays small (gcc/clang
- * attribute). */
-__attribute__((noinline)) static int64_t quantize_slow(const fixinfo *fi, double x,
-                                                       uint64_t seed, uint64_t idx, int *ovf,
-                                                       int *status)
+/* quantize_one kept out of line: the second pass of the block loop stays small. */
+LC_NOINLINE static int64_t quantize_slow(const fixinfo *fi, double x, uint64_t seed, uint64_t idx,
+                                         int *ovf, int *status)
 {
     return quantize_one(fi, x, seed, idx, ovf, status);
 }

@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include "lc_portable.h" /* LC_PORTABLE=1 defines LC_INT128_PORTABLE */
+
 #if defined(__SIZEOF_INT128__) && !defined(LC_INT128_PORTABLE)
 #define LC_INT128_NATIVE 1
 __extension__ typedef unsigned __int128 lc_u128;

@@ -13,43 +13,30 @@
  * only take a part that exists in the generation the claimer saw.  A caller moves to the next
  * generation only after every part of the current one has finished, so fn and ctx read after
  * a successful claim are those of its generation.
- * POSIX threads with GCC/Clang atomics; elsewhere every part runs on the caller. */
+ * Threads and atomics come from lc_threads.h (POSIX threads or Win32); without them every part
+ * runs on the caller. */
 #include "lc_parallel.h"
 
 #include <stdlib.h>
 
-#if !defined(_WIN32) && defined(__GNUC__)
-#define LC_HAVE_THREADS 1
-#include <pthread.h>
-#include <sched.h>
-#if defined(__x86_64__) || defined(__i386__)
-#define LC_CPU_PAUSE() __builtin_ia32_pause()
-#else
-#define LC_CPU_PAUSE() ((void)0)
-#endif
+#include "lc_threads.h"
+
 /* One wait of a spin loop: a pause, and every 4096th a yield of the processor, so waiting
  * threads let others with work run on a busy or oversubscribed machine. */
-#define LC_SPIN_WAIT(spins) ((++(spins) & 4095) ? LC_CPU_PAUSE() : (void)sched_yield())
-#endif
+#define LC_SPIN_WAIT(spins) ((++(spins) & 4095) ? lc_cpu_pause() : lc_thread_yield())
 
 static int lc_threads = 1;
 
-#if defined(__GNUC__)
-int lc_get_num_threads(void) { return __atomic_load_n(&lc_threads, __ATOMIC_RELAXED); }
+int lc_get_num_threads(void) { return lc_atomic_load_int(&lc_threads, LC_RELAXED); }
 
-void lc_set_num_threads(int n) { __atomic_store_n(&lc_threads, n < 1 ? 1 : n, __ATOMIC_RELAXED); }
-#else
-int lc_get_num_threads(void) { return lc_threads; }
-
-void lc_set_num_threads(int n) { lc_threads = n < 1 ? 1 : n; }
-#endif
+void lc_set_num_threads(int n) { lc_atomic_store_int(&lc_threads, n < 1 ? 1 : n, LC_RELAXED); }
 
 #define LC_GEN_SHIFT 32
 #define LC_COUNT_SHIFT 16
 #define LC_FIELD_MASK ((((uint64_t)1) << LC_COUNT_SHIFT) - 1)
 
 struct lc_team {
-#ifdef LC_HAVE_THREADS
+#if LC_HAVE_THREADS
     uint64_t word;     /* generation << 32 | parts << 16 | next part */
     int64_t finished;  /* parts of the current generation finished */
     int64_t refs;      /* the caller and the helpers still holding the block */
@@ -60,35 +47,35 @@ struct lc_team {
     int64_t size;      /* threads asked for, the caller included */
 };
 
-#ifdef LC_HAVE_THREADS
+#if LC_HAVE_THREADS
 static void lc_team_release(lc_team *team)
 {
-    if (__atomic_sub_fetch(&team->refs, 1, __ATOMIC_ACQ_REL) == 0) free(team);
+    if (lc_atomic_add_i64(&team->refs, -1, LC_ACQ_REL) == 0) free(team);
 }
 
 /* Claims and runs parts of generation gen until none is left or the generation changed. */
 static void lc_team_work(lc_team *team, uint64_t gen)
 {
     for (;;) {
-        uint64_t w = __atomic_load_n(&team->word, __ATOMIC_ACQUIRE);
+        uint64_t w = lc_atomic_load_u64(&team->word, LC_ACQUIRE);
         if ((w >> LC_GEN_SHIFT) != gen) return;
         const int64_t part = (int64_t)(w & LC_FIELD_MASK);
         if (part >= (int64_t)((w >> LC_COUNT_SHIFT) & LC_FIELD_MASK)) return;
-        if (!__atomic_compare_exchange_n(&team->word, &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        if (!lc_atomic_cas_u64(&team->word, &w, w + 1, LC_ACQ_REL, LC_ACQUIRE))
             continue;
         team->fn(team->ctx, part);
-        __atomic_add_fetch(&team->finished, 1, __ATOMIC_RELEASE);
+        lc_atomic_add_i64(&team->finished, 1, LC_RELEASE);
     }
 }
 
-static void *lc_team_helper(void *arg)
+LC_THREAD_PROC(lc_team_helper, arg)
 {
     lc_team *team = (lc_team *)arg;
     uint64_t seen = 0;
     unsigned spins = 0;
     for (;;) {
-        const uint64_t gen = __atomic_load_n(&team->word, __ATOMIC_ACQUIRE) >> LC_GEN_SHIFT;
-        if (__atomic_load_n(&team->stop, __ATOMIC_ACQUIRE)) break;
+        const uint64_t gen = lc_atomic_load_u64(&team->word, LC_ACQUIRE) >> LC_GEN_SHIFT;
+        if (lc_atomic_load_int(&team->stop, LC_ACQUIRE)) break;
         if (gen != seen) {
             seen = gen;
             lc_team_work(team, gen);
@@ -98,7 +85,7 @@ static void *lc_team_helper(void *arg)
         }
     }
     lc_team_release(team);
-    return 0;
+    return LC_THREAD_DONE;
 }
 #endif
 
@@ -109,22 +96,16 @@ lc_team *lc_team_start(int64_t n)
     if (n > lc_get_num_threads()) n = lc_get_num_threads();
     if (n > LC_MAX_PARTS) n = LC_MAX_PARTS;
     team->size = n < 1 ? 1 : n;
-#ifdef LC_HAVE_THREADS
+#if LC_HAVE_THREADS
     team->refs = 1;
     if (team->size > 1) {
-        pthread_attr_t attr;
-        int attr_ok = pthread_attr_init(&attr) == 0;
-        if (attr_ok) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         for (int64_t t = 1; t < team->size; t++) {
-            pthread_t tid;
-            __atomic_add_fetch(&team->refs, 1, __ATOMIC_RELAXED);
-            if (pthread_create(&tid, attr_ok ? &attr : 0, lc_team_helper, team) != 0) {
-                __atomic_sub_fetch(&team->refs, 1, __ATOMIC_RELAXED);
+            lc_atomic_add_i64(&team->refs, 1, LC_RELAXED);
+            if (lc_thread_spawn_detached(lc_team_helper, team) != 0) {
+                lc_atomic_add_i64(&team->refs, -1, LC_RELAXED);
                 break;
             }
-            if (!attr_ok) pthread_detach(tid);
         }
-        if (attr_ok) pthread_attr_destroy(&attr);
     }
 #endif
     return team;
@@ -136,18 +117,18 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
         lc_parallel_for(n_parts, fn, ctx);
         return;
     }
-#ifdef LC_HAVE_THREADS
+#if LC_HAVE_THREADS
     if (team->size > 1 && n_parts > 1 && (uint64_t)n_parts <= LC_FIELD_MASK) {
-        const uint64_t gen = ((__atomic_load_n(&team->word, __ATOMIC_RELAXED) >> LC_GEN_SHIFT) + 1) &
+        const uint64_t gen = ((lc_atomic_load_u64(&team->word, LC_RELAXED) >> LC_GEN_SHIFT) + 1) &
                              0xffffffffu;
         team->fn = fn;
         team->ctx = ctx;
-        __atomic_store_n(&team->finished, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&team->word, gen << LC_GEN_SHIFT | (uint64_t)n_parts << LC_COUNT_SHIFT,
-                         __ATOMIC_RELEASE);
+        lc_atomic_store_i64(&team->finished, 0, LC_RELAXED);
+        lc_atomic_store_u64(&team->word, gen << LC_GEN_SHIFT | (uint64_t)n_parts << LC_COUNT_SHIFT,
+                            LC_RELEASE);
         lc_team_work(team, gen);
         unsigned spins = 0;
-        while (__atomic_load_n(&team->finished, __ATOMIC_ACQUIRE) < n_parts) LC_SPIN_WAIT(spins);
+        while (lc_atomic_load_i64(&team->finished, LC_ACQUIRE) < n_parts) LC_SPIN_WAIT(spins);
         return;
     }
 #endif
@@ -157,8 +138,8 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
 void lc_team_end(lc_team *team)
 {
     if (!team) return;
-#ifdef LC_HAVE_THREADS
-    __atomic_store_n(&team->stop, 1, __ATOMIC_RELEASE);
+#if LC_HAVE_THREADS
+    lc_atomic_store_int(&team->stop, 1, LC_RELEASE);
     lc_team_release(team);
 #else
     free(team);

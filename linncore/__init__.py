@@ -19,6 +19,9 @@ from .io import (ModelFile, ModelFileError, export_c_header, export_codes, from_
 from .estimators import LinnRegressor
 from .ablation import (BaseDataset, FitHistory, LinearBlockModel, LinearTeacherDataset,
                        SweepResult, sweep, train_instrumented)
+from .fixed.precision import PrecisionFileError
+from .evaluation.report import ReportFileError
+from .ablation.fit_history import HistoryFileError
 
 __all__ = [
     "backend", "get_num_threads", "set_num_threads",
@@ -41,5 +44,7 @@ __all__ = [
     "sweep", "SweepResult",
     # the conventions of other libraries
     "LinnRegressor",
+    # errors of untrusted files (each a ValueError naming the file and where in it)
+    "PrecisionFileError", "ReportFileError", "HistoryFileError",
     "__version__",
 ]

@@ -1,33 +1,62 @@
 """Which engine runs the kernels: the compiled core (``linncore._core``) or its NumPy twin.
 
-The compiled core is used when it imports and ``LINNCORE_BACKEND`` is not ``numpy``; otherwise
-linncore runs on the NumPy engine (``linncore._numpy.kernels``), which implements every kernel
-with the same names, signatures and semantics, and warns once.
+``LINNCORE_BACKEND`` chooses, read once at import:
+
+- unset or empty: the compiled core when it imports; otherwise the NumPy engine
+  (``linncore._numpy.kernels``), which implements every kernel with the same names,
+  signatures and semantics, with one :class:`NumpyBackendWarning` that quotes why the core
+  did not import;
+- ``native``: the compiled core or an ImportError that quotes why it did not import (for a
+  deployment that must not fall back silently);
+- ``numpy``: the NumPy engine, even when the core is built (no warning but the one saying so).
 """
+
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Iterator
 
 __all__ = ["backend", "get_num_threads", "kernels", "set_num_threads", "use"]
 
 _ENV = "LINNCORE_BACKEND"
 _THREADS_ENV = "LINNCORE_NUM_THREADS"
 
+# What the two engines' results have in common, said wherever the NumPy engine is chosen.
+_AGREEMENT = (
+    "each kernel agrees with the compiled core's within floating-point rounding, but the "
+    "roundings differ, so a long training drifts apart bit for bit (the same seed gives other "
+    "final weights); training is also slower"
+)
+
 
 class NumpyBackendWarning(RuntimeWarning):
     """linncore is running on its NumPy engine instead of the compiled core."""
 
 
+_native_error: ImportError | None = None
+
+
 def _native() -> ModuleType | None:
+    """The compiled core, or None when it does not import (the error kept in _native_error)."""
+    global _native_error
     try:
-        from . import _core
-    except ImportError:
+        # import_module, not "from . import _core": while linncore itself is still being
+        # imported, the latter reports a missing module as a circular import.
+        core = importlib.import_module(f"{__package__}._core")
+    except ImportError as exc:
+        _native_error = exc
         return None
-    return _core
+    return core
+
+
+def _native_failure() -> str:
+    exc = _native_error
+    detail = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
+    return f"the compiled core linncore._core did not import ({detail})"
 
 
 def _numpy() -> ModuleType:
@@ -39,18 +68,20 @@ def _numpy() -> ModuleType:
 def _choose() -> tuple[str, ModuleType]:
     want = os.environ.get(_ENV, "").strip().lower()
     if want not in ("", "native", "numpy"):
-        raise ValueError(f"{_ENV}: expected 'native' or 'numpy', got {want!r}")
+        raise ValueError(f"{_ENV}: expected 'native', 'numpy' or nothing, got {want[:40]!r}")
     if want != "numpy":
         core = _native()
         if core is not None:
             return "native", core
-        reason = "the compiled core linncore._core is not built or failed to import"
+        reason = _native_failure()
         if want == "native":
-            raise ImportError(f"{_ENV}=native, but {reason}")
+            raise ImportError(f"{_ENV}=native, but {reason}") from _native_error
+        hint = f"; set {_ENV}=native to make this an error, {_ENV}=numpy to silence it"
     else:
         reason = f"{_ENV}=numpy is set"
+        hint = ""
     warnings.warn(
-        f"linncore runs on its NumPy engine ({reason}); results are the same, training is slower",
+        f"linncore runs on its NumPy engine because {reason}. Results: {_AGREEMENT}{hint}.",
         NumpyBackendWarning,
         stacklevel=3,
     )
@@ -60,6 +91,10 @@ def _choose() -> tuple[str, ModuleType]:
 _name, _kernels = _choose()
 
 
+#: The most threads :func:`set_num_threads` accepts (the core's count is a C int).
+MAX_THREADS = 4096
+
+
 def _default_threads() -> int:
     text = os.environ.get(_THREADS_ENV, "").strip()
     if text:
@@ -67,8 +102,9 @@ def _default_threads() -> int:
             n = int(text)
         except ValueError:
             n = 0
-        if n < 1:
-            raise ValueError(f"{_THREADS_ENV}: expected a whole number of threads >= 1, got {text!r}")
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"{_THREADS_ENV}: expected a whole number of threads in [1, {MAX_THREADS}], "
+                             f"got {text[:40]!r}")
         return n
     try:
         return len(os.sched_getaffinity(0))
@@ -105,11 +141,12 @@ def set_num_threads(n: int) -> None:
     >>> linncore.set_num_threads(before)
     """
     global _threads
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+    if isinstance(n, bool) or (not isinstance(n, (int,)) and not hasattr(n, "__index__")):
         raise TypeError(f"n: expected an integer number of threads, got {type(n).__name__}")
     n = int(n)
-    if n < 1:
-        raise ValueError(f"n: expected at least 1 thread, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        shown = n if abs(n) < 10 ** 12 else f"an integer of {len(str(abs(n)))} digits"
+        raise ValueError(f"n: expected 1 to {MAX_THREADS} threads, got {shown}")
     _threads = n
     core = _native()
     if core is not None:
@@ -164,7 +201,7 @@ def use(name: str) -> Iterator[ModuleType]:
     if name == "native":
         module = _native()
         if module is None:
-            raise ImportError("the compiled core linncore._core is not available")
+            raise ImportError(_native_failure()) from _native_error
     elif name == "numpy":
         module = _numpy()
     else:

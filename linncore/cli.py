@@ -10,19 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
-
+from ._util.atomic import atomic_write, check_writable, save_figure, write_text_atomic
+from ._util.untrusted import (clip, config_bool, config_float, config_int, config_list, config_str,
+                              kind, read_csv, read_npy, read_toml, short)
 from ._version import __version__
-from .vendor.linn_document import channel_mode, describe
+from .vendor.linn_document import (INSTRUMENT_ACTIVATIONS, MAX_LAYERS, _check_shapes, channel_mode,
+                                   describe, device_neuron_limit)
 from .vendor.linn_model import LinnError, LinnModel, budget_text, get_linn, load_linn, read_linn, save_linn
 
 __all__ = ["main"]
@@ -39,69 +39,67 @@ class CliError(Exception):
 
 
 # -- data files -----------------------------------------------------------------------------
-def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
-    """A numeric CSV (comma separated, optional header line) as 2-D float64, and the header."""
-    try:
-        lines = [ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
-    except UnicodeDecodeError:
-        raise CliError(f"{path}: not a UTF-8 text file") from None
-    if not lines:
-        raise CliError(f"{path}: no data")
-    header = None
-    first = [c.strip() for c in lines[0].split(",")]
-    try:
-        [float(c) for c in first]
-    except ValueError:
-        header, lines = first, lines[1:]
-    rows = []
-    for k, ln in enumerate(lines):
-        cells = [c.strip() for c in ln.split(",")]
-        try:
-            rows.append([float(c) for c in cells])
-        except ValueError:
-            raise CliError(f"{path}: line {k + 1 + (header is not None)}: expected numbers, got {ln[:60]!r}") from None
-        if len(rows[-1]) != len(rows[0]):
-            raise CliError(f"{path}: line {k + 1 + (header is not None)}: expected {len(rows[0])} columns, got {len(rows[-1])}")
-    if not rows:
-        raise CliError(f"{path}: no data rows")
-    return np.array(rows, dtype=np.float64), header
+#: Limits of the files the command reads: TOML configs, CSV and .npy data.
+CONFIG_LIMIT = 1024 * 1024
+CSV_LIMIT = 64 * 1024 * 1024
+NPY_LIMIT = 256 * 1024 * 1024
+_CONFIG_DEPTH = 16
+_SUFFIXES = (".csv", ".npy")
 
 
-def _read_data(path: Path) -> tuple[np.ndarray, list[str] | None]:
-    if not path.is_file():
-        raise CliError(f"{path}: no such file")
+def _suffix(path: Path, what: str, code: int = EXIT_USAGE) -> str:
     suffix = path.suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise CliError(f"{what}: expected a .csv or .npy file, got {short(suffix or 'no extension')}", code)
+    return suffix
+
+
+def _read_data(path: Path, header: bool | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """A numeric CSV (strict, see :func:`linncore._util.untrusted.read_csv`) or a .npy file as
+    2-D float64, and the CSV's header."""
+    suffix = _suffix(path, short(str(path), 80).strip("'\""))
     if suffix == ".csv":
-        arr, header = _read_csv(path)
-    elif suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise CliError(f"{path}: not a readable .npy file ({exc})") from None
-        header = None
-        if arr.dtype.kind not in "biuf":
-            raise CliError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
-        arr = arr.astype(np.float64)
+        arr, names = read_csv(path, limit=CSV_LIMIT, header=header, error=CliError)
+    else:
+        names = None
+        arr = read_npy(path, limit=NPY_LIMIT, error=CliError)
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2:
-            raise CliError(f"{path}: expected a 1-D or 2-D array, got shape {arr.shape}")
-    else:
-        raise CliError(f"{path}: expected a .csv or .npy file, got {suffix or 'no extension'!r}", EXIT_USAGE)
+            raise CliError(f"{path}: expected a 1-D or 2-D array, got shape {short(arr.shape)}")
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise CliError(f"{path}: no data (shape {arr.shape})")
+        with np.errstate(over="ignore"):
+            arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise CliError(f"{path}: non-finite value {arr[bad]} at row {bad[0]}, column {bad[1]}")
-    return arr, header
+    return arr, names
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_output(path: Path, what: str, inputs: Sequence[Path]) -> None:
+    """Refuse, before any work, an output that is one of the inputs or cannot be written."""
+    for src in inputs:
+        if _same_file(path, src):
+            raise CliError(f"{what}: {str(path)!r} is also an input file; write the output elsewhere", EXIT_USAGE)
+    check_writable(path, what)
 
 
 def _write_data(path: Path, arr: np.ndarray) -> None:
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        np.save(path, arr)
-    elif suffix == ".csv":
-        path.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in arr) + "\n", encoding="utf-8")
+    """Write ``arr`` to exactly ``path`` (``.npy`` or ``.csv``), atomically."""
+    if path.suffix.lower() == ".npy":
+        with atomic_write(path, "wb", name="-o/--output") as fh:
+            np.save(fh, arr)  # a file object: np.save adds no second extension
     else:
-        raise CliError(f"-o/--output: expected a .csv or .npy file name, got {str(path)!r}", EXIT_USAGE)
+        text = "\n".join(",".join(repr(float(v)) for v in row) for row in arr) + "\n"
+        write_text_atomic(path, text, name="-o/--output")
 
 
 # -- inspect --------------------------------------------------------------------------------
@@ -130,8 +128,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 # -- predict --------------------------------------------------------------------------------
 def _cmd_predict(args: argparse.Namespace) -> int:
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        if output.suffix.lower() not in _SUFFIXES:
+            raise CliError(f"-o/--output: expected a .csv or .npy file name, got {short(str(output))}", EXIT_USAGE)
+        _check_output(output, "-o/--output", [Path(args.file), Path(args.data)])
     net = load_linn(Path(args.file))
-    data, _ = _read_data(Path(args.data))
+    data, _ = _read_data(Path(args.data), args.header)
     if data.shape[1] != net.input_size:
         if net.input_size == 1 and data.shape[0] == 1:
             data = data.T
@@ -144,9 +147,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               file=sys.stderr)
         data = np.clip(data, -1.0, 1.0)
     out = net.predict(data).astype(np.float64)
-    if args.output:
-        _write_data(Path(args.output), out)
-        print(f"wrote {out.shape[0]} row(s) of {out.shape[1]} output(s) to {args.output}", file=sys.stderr)
+    if output is not None:
+        _write_data(output, out)
+        print(f"wrote {out.shape[0]} row(s) of {out.shape[1]} output(s) to {output}", file=sys.stderr)
     else:
         for row in out:
             print(",".join(repr(float(v)) for v in row))
@@ -194,8 +197,7 @@ def _preflight(lm: LinnModel, out_path: Path, input_channels: Any = 1, output_ch
     """Check, before training, everything save_linn will check that does not depend on the
     trained values: the output folder and every converter, channel, mapping and device rule
     (on a copy of the network with zero parameters)."""
-    if not out_path.parent.is_dir():
-        raise CliError(f"{out_path}: the folder {str(out_path.parent)!r} does not exist")
+    check_writable(out_path, "output file")
     probe = lm.network.copy()
     probe.theta[:] = 0.0
     get_linn(probe, input_channels, output_channels, output_mapping=output_mapping, device=device, slots=slots)
@@ -211,6 +213,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"{args.epochs} epochs, 10% validation (the last samples)")
     lm = LinnModel()
     lm.set_training_data(x.reshape(-1, 1), y.reshape(-1, 1))
+    if args.seed < 0:
+        raise CliError(f"--seed: expected a non-negative integer, got {short(args.seed)}", EXIT_USAGE)
+    if args.epochs < 0:
+        raise CliError(f"--epochs: expected a non-negative integer, got {short(args.epochs)}", EXIT_USAGE)
+    check_writable(out, "--out")
+    check_writable(out.with_suffix(".png"), "--out (its .png)")
     lm.construct_model([(32, "relu"), (32, "relu"), (32, "tanh"), (1, "linear")], seed=args.seed)
     _preflight(lm, out)
     lm.fit_model(args.epochs, validation_split=0.1, verbose=1, seed=args.seed)
@@ -246,7 +254,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                  f"RMSE train {rt:.3f}, validation {rv:.3f}", fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    save_figure(fig, png, "--out", dpi=100)
     plt.close(fig)
     print(f"wrote {png}")
     return EXIT_OK
@@ -258,6 +266,8 @@ CONFIG.toml (paths are relative to the config file):
 
   [data]
   file = "data.csv"        # .csv (optional header line) or .npy; or inputs_file / outputs_file
+  header = true            # optional: the CSV's first line is (true) or is not (false) a header;
+                           # default: a header only when none of its fields looks like a number
   inputs = [0, 1]          # columns: indices, or names from the CSV header
   outputs = [2]
 
@@ -295,108 +305,212 @@ CONFIG.toml (paths are relative to the config file):
 """
 
 _CONFIG_KEYS = {
-    "data": {"file", "inputs_file", "outputs_file", "inputs", "outputs"},
+    "data": {"file", "inputs_file", "outputs_file", "inputs", "outputs", "header"},
     "scaling": {"scale", "input_boundary", "output_boundary", "constant_columns"},
     "model": {"layers", "optimizer", "loss", "seed"},
     "training": {"epochs", "batch_size", "shuffle", "validation_split", "early_stopping"},
     "output": {"file", "input_channels", "output_channels", "output_mapping", "clip", "device", "slots"},
 }
+_ES_KEYS = {"monitor", "patience", "restore", "restore_best_weights"}
+_MAX_COLUMNS = 4096
 
 
-def _columns(arr: np.ndarray, header: list[str] | None, spec: Any, key: str, path: Path) -> np.ndarray:
+class _Section:
+    """Typed values of one table of a TOML config; errors name the file, the table and the key."""
+
+    def __init__(self, path: Path, name: str, table: dict) -> None:
+        self.path, self.name, self.table = path, name, table
+
+    def error(self, message: str) -> CliError:
+        return CliError(f"{self.path}: {message}")
+
+    def where(self, key: str) -> str:
+        return f"[{self.name}] {key}"
+
+    def has(self, key: str) -> bool:
+        return key in self.table
+
+    def bool(self, key: str, default: bool) -> bool:
+        return config_bool(self.table.get(key, default), self.where(key), error=self.error)
+
+    def int(self, key: str, default: Any, lo: int | None = None, hi: int | None = None) -> Any:
+        v = self.table.get(key, default)
+        return None if v is None else config_int(v, self.where(key), lo=lo, hi=hi, error=self.error)
+
+    def float(self, key: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
+        return config_float(self.table.get(key, default), self.where(key), lo=lo, hi=hi, error=self.error)
+
+    def str(self, key: str, default: Any, choices: Sequence[str] | None = None) -> Any:
+        v = self.table.get(key, default)
+        return None if v is None else config_str(v, self.where(key), choices=choices, error=self.error)
+
+    def columns(self, key: str) -> list | None:
+        if key not in self.table:
+            return None
+        items = config_list(self.table[key], self.where(key), min_len=1, max_len=_MAX_COLUMNS, error=self.error)
+        for i, c in enumerate(items):
+            if not isinstance(c, str) and (isinstance(c, bool) or not isinstance(c, int)):
+                raise self.error(f"{self.where(key)}[{i}]: expected a column index or name, got {kind(c)}")
+        return items
+
+
+def _read_config(cfg_path: Path) -> dict:
+    return read_toml(cfg_path, limit=CONFIG_LIMIT, what="a TOML config", max_depth=_CONFIG_DEPTH,
+                     error=CliError)
+
+
+def _columns(arr: np.ndarray, header: list[str] | None, spec: list | None, key: str, path: Path) -> np.ndarray:
     if spec is None:
         return arr
-    if not isinstance(spec, list) or not spec:
-        raise CliError(f"[data] {key}: expected a non-empty list of column indices or names, got {spec!r}")
     idx = []
     for c in spec:
         if isinstance(c, str):
             if header is None or c not in header:
-                raise CliError(f"[data] {key}: no column named {c!r} in {path} (header: {header})")
+                shown = short(header, 200) if header is not None else "none"
+                raise CliError(f"[data] {key}: no column named {short(c)} in {path} (header: {shown})")
             idx.append(header.index(c))
-        elif isinstance(c, int) and not isinstance(c, bool) and 0 <= c < arr.shape[1]:
+        elif 0 <= c < arr.shape[1]:
             idx.append(c)
         else:
-            raise CliError(f"[data] {key}: column {c!r} is not an index in [0, {arr.shape[1]}) of {path}")
+            raise CliError(f"[data] {key}: column {short(c)} is not an index in [0, {arr.shape[1]}) of {path}")
     return arr[:, idx]
+
+
+def _layers(model: _Section) -> list[tuple[int, str]]:
+    """The typed ``[model] layers``: (width, activation) pairs, ``[w]`` meaning linear."""
+    items = config_list(model.table["layers"], model.where("layers"), min_len=1, max_len=MAX_LAYERS,
+                        error=model.error)
+    out = []
+    for i, entry in enumerate(items):
+        where = f"{model.where('layers')}[{i}]"
+        if not isinstance(entry, list) or len(entry) not in (1, 2):
+            raise model.error(f"{where}: expected [width, \"activation\"] or [width], got {kind(entry)}")
+        width = config_int(entry[0], f"{where} width", lo=1, error=model.error)
+        act = config_str(entry[1], f"{where} activation", choices=list(INSTRUMENT_ACTIVATIONS),
+                         error=model.error) if len(entry) == 2 else "linear"
+        out.append((width, act))
+    return out
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg_path = Path(args.config)
-    try:
-        cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CliError(f"{cfg_path}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CliError(f"{cfg_path}: not valid TOML ({exc})") from None
+    cfg = _read_config(cfg_path)
     unknown = sorted(set(cfg) - set(_CONFIG_KEYS))
     if unknown:
-        raise CliError(f"{cfg_path}: unknown section(s) {unknown}; expected {sorted(_CONFIG_KEYS)}")
+        raise CliError(f"{cfg_path}: unknown section(s) {short(unknown, 200)}; expected {sorted(_CONFIG_KEYS)}")
     for section, keys in _CONFIG_KEYS.items():
         if not isinstance(cfg.get(section, {}), dict):
-            raise CliError(f"{cfg_path}: [{section}] must be a table")
+            raise CliError(f"{cfg_path}: [{section}] must be a table, got {kind(cfg[section])}")
         extra = sorted(set(cfg.get(section, {})) - keys)
         if extra:
-            raise CliError(f"{cfg_path}: [{section}] unknown key(s) {extra}; expected some of {sorted(keys)}")
+            raise CliError(f"{cfg_path}: [{section}] unknown key(s) {short(extra, 200)}; expected some of {sorted(keys)}")
     es_cfg = cfg.get("training", {}).get("early_stopping")
     if es_cfg is not None:
-        es_keys = {"monitor", "patience", "restore", "restore_best_weights"}
         if not isinstance(es_cfg, dict):
-            raise CliError(f"{cfg_path}: [training.early_stopping] must be a table")
-        extra = sorted(set(es_cfg) - es_keys)
+            raise CliError(f"{cfg_path}: [training.early_stopping] must be a table, got {kind(es_cfg)}")
+        extra = sorted(set(es_cfg) - _ES_KEYS)
         if extra:
-            raise CliError(f"{cfg_path}: [training.early_stopping] unknown key(s) {extra}; expected some of {sorted(es_keys)}")
+            raise CliError(f"{cfg_path}: [training.early_stopping] unknown key(s) {short(extra, 200)}; "
+                           f"expected some of {sorted(_ES_KEYS)}")
     for section in ("data", "model", "output"):
         if section not in cfg:
             raise CliError(f"{cfg_path}: missing section [{section}] (see linncore train --help)")
-    base = cfg_path.parent
-    data, scaling, model, training, output = (cfg.get(s, {}) for s in ("data", "scaling", "model", "training", "output"))
-    if "file" in data:
-        arr, header = _read_data(base / data["file"])
-        if "inputs" not in data or "outputs" not in data:
-            raise CliError(f"{cfg_path}: [data] with one file needs 'inputs' and 'outputs' columns")
-        x = _columns(arr, header, data["inputs"], "inputs", base / data["file"])
-        y = _columns(arr, header, data["outputs"], "outputs", base / data["file"])
-    elif "inputs_file" in data and "outputs_file" in data:
-        ax, hx = _read_data(base / data["inputs_file"])
-        ay, hy = _read_data(base / data["outputs_file"])
-        x = _columns(ax, hx, data.get("inputs"), "inputs", base / data["inputs_file"])
-        y = _columns(ay, hy, data.get("outputs"), "outputs", base / data["outputs_file"])
-    else:
-        raise CliError(f"{cfg_path}: [data] needs 'file' (with inputs/outputs columns) or 'inputs_file' and 'outputs_file'")
-    if "layers" not in model:
+    data, scaling, model, training, output = (_Section(cfg_path, s, cfg.get(s, {}))
+                                              for s in ("data", "scaling", "model", "training", "output"))
+    # every value typed and every limit checked before any file is read or any work starts
+    header = data.table.get("header")
+    if header is not None:
+        header = data.bool("header", False)
+    files = {k: data.str(k, None) for k in ("file", "inputs_file", "outputs_file")}
+    inputs, outputs = data.columns("inputs"), data.columns("outputs")
+    scale = scaling.bool("scale", True)
+    constant_columns = scaling.str("constant_columns", "error", ["error", "zero"])
+    if not model.has("layers"):
         raise CliError(f"{cfg_path}: [model] needs 'layers', e.g. layers = [[32, \"relu\"], [1, \"linear\"]]")
-    if "file" not in output:
+    layers = _layers(model)
+    optimizer = model.str("optimizer", "adam", ["adam", "sgd"])
+    loss = model.str("loss", "mse", ["mse", "mae", "half_mse"])
+    seed = model.int("seed", None, lo=0)
+    epochs = training.int("epochs", 100, lo=0, hi=10 ** 9)
+    batch_size = training.int("batch_size", 32, lo=1)
+    shuffle = training.bool("shuffle", True)
+    validation_split = training.float("validation_split", 0.0, lo=0.0, hi=1.0)
+    es = None
+    if es_cfg is not None:
+        es_sec = _Section(cfg_path, "training.early_stopping", es_cfg)
+        es = {"monitor": es_sec.str("monitor", "val_loss", ["loss", "val_loss"]),
+              "patience": es_sec.int("patience", 5, lo=0)}
+        for key in ("restore", "restore_best_weights"):
+            if es_sec.has(key):
+                es[key] = es_sec.bool(key, False)
+    out_name = output.str("file", None)
+    if out_name is None:
         raise CliError(f"{cfg_path}: [output] needs 'file', the .linn to write")
-    out_path = base / output["file"]
+    in_ch = output.int("input_channels", 1, lo=1, hi=10 ** 6)
+    out_ch = output.int("output_channels", 1, lo=1, hi=10 ** 6)
+    mapping = None
+    if output.has("output_mapping"):
+        mapping = config_list(output.table["output_mapping"], output.where("output_mapping"), min_len=1,
+                              max_len=_MAX_COLUMNS, error=output.error)
+        mapping = [config_int(v, f"{output.where('output_mapping')}[{i}]", lo=0, error=output.error)
+                   for i, v in enumerate(mapping)]
+    clip = output.bool("clip", False)
+    device = output.str("device", None)
+    slots = output.int("slots", None)
+    try:
+        limit, limit_label = device_neuron_limit(device, slots)
+    except ValueError as exc:
+        raise CliError(f"{cfg_path}: [output] {exc}") from None
+    base = cfg_path.parent
+    out_path = base / out_name
     if out_path.suffix != ".linn":
-        raise CliError(f"{cfg_path}: [output] file: expected a name ending in .linn, got {output['file']!r}")
+        raise CliError(f"{cfg_path}: [output] file: expected a name ending in .linn, got {short(out_name)}")
+    summary_path = out_path.with_suffix(".summary.txt")
+    if files["file"] is not None:
+        sources = [base / files["file"]]
+        if inputs is None or outputs is None:
+            raise CliError(f"{cfg_path}: [data] with one file needs 'inputs' and 'outputs' columns")
+    elif files["inputs_file"] is not None and files["outputs_file"] is not None:
+        sources = [base / files["inputs_file"], base / files["outputs_file"]]
+    else:
+        raise CliError(f"{cfg_path}: [data] needs 'file' (with inputs/outputs columns) or 'inputs_file' and "
+                       "'outputs_file'")
+    for src in sources:
+        _suffix(src, f"{cfg_path}: [data] {short(str(src.name))}", EXIT_BAD_FILE)
+    for target in (out_path, summary_path):
+        _check_output(target, f"{cfg_path}: [output] file", sources + [cfg_path])
+    if files["file"] is not None:
+        arr, names = _read_data(sources[0], header)
+        x = _columns(arr, names, inputs, "inputs", sources[0])
+        y = _columns(arr, names, outputs, "outputs", sources[0])
+    else:
+        ax, hx = _read_data(sources[0], header)
+        ay, hy = _read_data(sources[1], header)
+        x = _columns(ax, hx, inputs, "inputs", sources[0])
+        y = _columns(ay, hy, outputs, "outputs", sources[1])
+    # the instrument's limits (layer count, neurons per layer, column depth) before any network is built
+    shapes = [(w_in, w) for w_in, (w, _) in zip([x.shape[1]] + [w for w, _ in layers], layers)]
+    try:
+        _check_shapes(shapes, [a for _, a in layers], limit, limit_label, "[model] layers")
+    except LinnError as exc:
+        raise CliError(f"{cfg_path}: {exc}") from None
     lm = LinnModel()
     try:
-        lm.set_training_data(x, y, scale=scaling.get("scale", True),
-                             input_data_boundary=scaling.get("input_boundary"),
-                             output_data_boundary=scaling.get("output_boundary"),
-                             constant_columns=scaling.get("constant_columns", "error"))
-        lm.construct_model([tuple(l) if isinstance(l, list) else l for l in model["layers"]],
-                           optimizer=model.get("optimizer", "adam"), loss=model.get("loss", "mse"),
-                           seed=model.get("seed"))
-        es = training.get("early_stopping")
-        epochs = training.get("epochs", 100)
-        in_ch, out_ch = output.get("input_channels", 1), output.get("output_channels", 1)
-        _preflight(lm, out_path, in_ch, out_ch, output.get("output_mapping"), output.get("device"), output.get("slots"))
+        lm.set_training_data(x, y, scale=scale, input_data_boundary=scaling.table.get("input_boundary"),
+                             output_data_boundary=scaling.table.get("output_boundary"),
+                             constant_columns=constant_columns)
+        lm.construct_model(layers, optimizer=optimizer, loss=loss, seed=seed)
+        _preflight(lm, out_path, in_ch, out_ch, mapping, device, slots)
         print(f"training {lm.network!r} on {x.shape[0]} samples for up to {epochs} epochs")
-        history = lm.fit_model(epochs, es_config=es, validation_split=training.get("validation_split", 0.0),
-                               batch_size=training.get("batch_size", 32), shuffle=training.get("shuffle", True),
-                               seed=model.get("seed"), verbose=0 if args.quiet else 1)
-        save_linn(lm, in_ch, out_ch, out_path, output_mapping=output.get("output_mapping"),
-                  clip=output.get("clip", False), device=output.get("device"), slots=output.get("slots"))
+        history = lm.fit_model(epochs, es_config=es, validation_split=validation_split, batch_size=batch_size,
+                               shuffle=shuffle, seed=seed, verbose=0 if args.quiet else 1)
+        save_linn(lm, in_ch, out_ch, out_path, output_mapping=mapping, clip=clip, device=device, slots=slots)
     except (ValueError, TypeError) as exc:
         raise CliError(f"{cfg_path}: {exc}") from None
     final = {k: v[-1] for k, v in history.history.items()}
-    text = lm.summary_text(in_ch, out_ch, output.get("device"), output.get("slots"))
+    text = lm.summary_text(in_ch, out_ch, device, slots)
     text += f"\ntrained {len(history.epoch)} epoch(s); final " + ", ".join(f"{k} {v:.6g}" for k, v in final.items())
-    summary_path = out_path.with_suffix(".summary.txt")
-    summary_path.write_text(text + "\n", encoding="utf-8")
+    write_text_atomic(summary_path, text + "\n", name="summary")
     print(text)
     print(f"wrote {out_path} and {summary_path}")
     return EXIT_OK
@@ -440,55 +554,63 @@ _ABLATE_KEYS = {"seeds", "base", "grid"}
 
 def _precision_value(value: Any, key: str, base: Path) -> Any:
     """TOML has no null: "float"/"none" mean no precision config; any other string is the
-    path of a PrecisionDict JSON file (relative to the config file)."""
+    path of a PrecisionDict JSON file (relative to the config file), read and checked here."""
+    from .fixed.precision import PrecisionDict
+
     if isinstance(value, str):
         from .ablation.sweep import FLOAT_WORDS
 
         if value.strip().lower() in FLOAT_WORDS:
             return None
         path = base / value
-        if not path.is_file():
-            raise CliError(f"{key}: no PrecisionDict file {str(path)!r}")
+        if not path.exists():
+            raise CliError(f"{key}: no PrecisionDict file {short(str(path), 80)}")
+        try:
+            PrecisionDict.load(path)
+        except ValueError as exc:
+            raise CliError(f"{key}: {exc}") from None
         return str(path.resolve())
     if value is not None and not isinstance(value, dict):
-        raise CliError(f"{key}: expected an inline table, a PrecisionDict file name or \"float\", got {value!r}")
+        raise CliError(f"{key}: expected an inline table, a PrecisionDict file name or \"float\", got {kind(value)}")
     return value
 
 
 def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
-    try:
-        cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CliError(f"{cfg_path}: no such file") from None
-    except IsADirectoryError:
-        raise CliError(f"{cfg_path}: is a folder, not a TOML file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CliError(f"{cfg_path}: not valid TOML ({exc})") from None
+    cfg = _read_config(cfg_path)
+
+    def error(message: str) -> CliError:
+        return CliError(f"{cfg_path}: {message}")
+
     unknown = sorted(set(cfg) - _ABLATE_KEYS)
     if unknown:
-        raise CliError(f"{cfg_path}: unknown key {unknown[0]!r}; expected {sorted(_ABLATE_KEYS)} "
+        raise CliError(f"{cfg_path}: unknown key {short(unknown[0])}; expected {sorted(_ABLATE_KEYS)} "
                        f"(see linncore ablate --help)")
     seeds = cfg.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise CliError(f"{cfg_path}: seeds: expected a non-empty list of integers, got {seeds!r}")
+        raise CliError(f"{cfg_path}: seeds: expected a non-empty list of integers, got {kind(seeds)}")
+    seeds = [config_int(s, f"seeds[{i}]", lo=0, error=error) for i, s in enumerate(seeds)]
+    if len(set(seeds)) != len(seeds):
+        twice = next(s for k, s in enumerate(seeds) if s in seeds[:k])
+        raise CliError(f"{cfg_path}: seeds: seed {twice} appears twice; each seed runs once per grid point")
     base = cfg.get("base", {})
     if not isinstance(base, dict):
         raise CliError(f"{cfg_path}: base: expected tables [base.dataset], [base.model], [base.train]")
     for section, value in base.items():
         if section not in ("dataset", "model", "train"):
-            raise CliError(f"{cfg_path}: base.{section}: unknown section; expected base.dataset, base.model, base.train")
+            raise CliError(f"{cfg_path}: base.{clip(section, 40)}: unknown section; expected base.dataset, base.model, "
+                           "base.train")
         if not isinstance(value, dict):
-            raise CliError(f"{cfg_path}: base.{section}: expected a table, got {value!r}")
+            raise CliError(f"{cfg_path}: base.{section}: expected a table, got {kind(value)}")
     grid = cfg.get("grid", {})
     if not isinstance(grid, dict):
         raise CliError(f"{cfg_path}: grid: expected a table of dotted keys to lists")
     for key, values in grid.items():
         if isinstance(values, dict):
-            raise CliError(f"{cfg_path}: grid.{key}: a nested table; write dotted keys quoted, "
-                           f"e.g. \"{key}.{next(iter(values), 'name')}\" = [...]")
+            raise CliError(f"{cfg_path}: grid.{clip(key, 40)}: a nested table; write dotted keys quoted, "
+                           f"e.g. \"{clip(key, 40)}.{clip(next(iter(values), 'name'), 40)}\" = [...]")
         if not isinstance(values, list) or not values:
-            raise CliError(f"{cfg_path}: grid[{key!r}]: expected a non-empty list of values, got {values!r}")
+            raise CliError(f"{cfg_path}: grid[{short(key)}]: expected a non-empty list of values, got {kind(values)}")
     folder = cfg_path.parent
     try:
         train = base.get("train", {})
@@ -523,15 +645,24 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
     from .ablation.fit_history import _pyplot
-    from .ablation.sweep import sweep
+    from .ablation.sweep import expand_grid, sweep
 
     cfg_path = Path(args.config)
-    if args.workers is not None and args.workers < 1:
-        raise CliError(f"--workers: expected a positive integer, got {args.workers}", EXIT_USAGE)
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise CliError(f"--workers: expected a positive integer (at most 1024), got {short(args.workers)}", EXIT_USAGE)
     seeds, base, grid = _ablate_config(cfg_path)
     out = Path(args.out) if args.out else cfg_path.parent / cfg_path.stem
     if out.exists() and not out.is_dir():
-        raise CliError(f"--out: {str(out)!r} exists and is not a folder", EXIT_USAGE)
+        raise CliError(f"--out: {short(str(out), 80)} exists and is not a folder", EXIT_USAGE)
+    try:
+        runs = len(expand_grid(grid or [{}])) * len(seeds)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"{cfg_path}: {exc}") from None
+    # the output folder must take files before the first run starts
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "histories").mkdir(exist_ok=True)
+    check_writable(out / "summary.csv", "--out")
+    check_writable(out / "histories" / "run000.npz", "--out")
 
     def progress(done: int, total: int, row: dict) -> None:
         flags = [f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death")) if row.get(k)]
@@ -543,7 +674,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     if client is not None:
         executor = client.get_executor()
     else:
-        executor = ProcessPoolExecutor(args.workers) if args.workers else None
+        executor = ProcessPoolExecutor(min(args.workers, runs)) if args.workers else None
     try:
         try:
             result = sweep(grid or [{}], seeds=seeds, base=base, executor=executor, progress=progress)
@@ -610,9 +741,15 @@ def _parser() -> argparse.ArgumentParser:
                                    "in the instrument's [-1, 1] units (values outside are clipped, as the "
                                    "instrument's inputs saturate). Prints CSV or writes -o OUT (.csv or .npy).")
     r.add_argument("file", help="the .linn file")
-    r.add_argument("data", help="input data, .csv (optional header line) or .npy")
+    r.add_argument("data", help="input data, .csv (optional header line; see --header) or .npy")
     r.add_argument("-o", "--output", help="write the outputs here (.csv or .npy) instead of printing them")
     r.add_argument("--no-clip-inputs", action="store_true", help="feed inputs outside [-1, 1] unclipped")
+    hdr = r.add_mutually_exclusive_group()
+    hdr.add_argument("--header", dest="header", action="store_true", default=None,
+                     help="the CSV's first line is a header (default: only when none of its fields looks "
+                          "like a number)")
+    hdr.add_argument("--no-header", dest="header", action="store_false",
+                     help="the CSV's first line is data: a field that does not parse is an error")
     r.set_defaults(func=_cmd_predict)
     t = sub.add_parser("train", help="train from a TOML config and write the .linn and its summary",
                        description="Train a network from a TOML config and write the .linn file and a "

@@ -4,6 +4,7 @@ Each check raises ``ValueError`` or ``TypeError`` naming the argument, what was 
 what came, so that a bad call fails at the line that made it."""
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -54,34 +55,72 @@ def as_samples(value: Any, width: int, name: str, *, dtype: Any = np.float64) ->
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one sample, got an empty array of shape {arr.shape}")
     check_finite(arr, name)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    if np.dtype(dtype) == arr.dtype:
+        return np.ascontiguousarray(arr)
+    with np.errstate(over="ignore"):  # finite in float64 may overflow to inf in float32
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(out, f"{name} (as {np.dtype(dtype).name})")
+    return out
 
 
-def positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+def _shown(value: Any) -> str:
+    """A bad value for a message: at most a few dozen characters of it."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) > 10 ** 30:
+        return f"an integer of {len(str(abs(int(value))))} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def positive_int(value: Any, name: str, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1 \
+            or (hi is not None and value > hi):
+        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        bound = "a positive integer" + (f" of at most {hi}" if over else "")
+        raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)
 
 
-def non_negative_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+def non_negative_int(value: Any, name: str, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0 \
+            or (hi is not None and value > hi):
+        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        bound = "a non-negative integer" + (f" of at most {hi}" if over else "")
+        raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)
+
+
+def flag(value: Any, name: str) -> bool:
+    """``value`` when it is a boolean (``True``/``False`` or a NumPy boolean).  A string such as
+    ``"false"`` or ``"no"`` is refused: it would count as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {_shown(value)} ({type(value).__name__})")
+    return bool(value)
+
+
+def seed_value(seed: Any, name: str = "seed") -> Any:
+    """``seed`` when it is None, a Generator or a non-negative integer (NumPy's own message,
+    "expected non-negative integer", named no argument)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    return non_negative_int(seed, name)
 
 
 def finite_float(value: Any, name: str, *, lo: float | None = None, hi: float | None = None,
                  lo_open: bool = False, hi_open: bool = False) -> float:
     """``value`` as a finite float in the stated interval."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value) if not isinstance(value, bool) and isinstance(value, numbers.Real) else math.nan
+    except OverflowError:  # an integer beyond the float range
+        v = math.nan
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {_shown(value)}")
     below = lo is not None and (v <= lo if lo_open else v < lo)
     above = hi is not None and (v >= hi if hi_open else v > hi)
     if below or above:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
         interval = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-        raise ValueError(f"{name}: expected a number in {interval}, got {value!r}")
+        raise ValueError(f"{name}: expected a number in {interval}, got {_shown(value)}")
     return v
 
 
@@ -89,7 +128,7 @@ def choice(value: Any, options: dict[str, Any] | list[str], name: str) -> str:
     """``value`` lower-cased, when it is one of ``options``."""
     if not isinstance(value, str) or value.lower() not in options:
         valid = ", ".join(repr(o) for o in options)
-        raise ValueError(f"{name}: expected one of {valid}, got {value!r}")
+        raise ValueError(f"{name}: expected one of {valid}, got {_shown(value)}")
     return value.lower()
 
 

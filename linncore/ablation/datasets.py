@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .._util.validate import as_float_array, check_finite, finite_float, positive_int
+from .._util.validate import as_float_array, check_finite, finite_float, positive_int, seed_value
 
 __all__ = ["BaseDataset", "LinearTeacherDataset"]
 
@@ -77,6 +77,7 @@ class LinearTeacherDataset(BaseDataset):
         noise = finite_float(noise, "noise", lo=0.0)
         teacher_scale = finite_float(teacher_scale, "teacher_scale", lo=0.0)
         input_scale = finite_float(input_scale, "input_scale", lo=0.0, lo_open=True)
+        seed = seed_value(seed)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if A is None:
             A = rng.uniform(-teacher_scale, teacher_scale, size=(d_in, d_out))

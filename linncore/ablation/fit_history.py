@@ -15,9 +15,20 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .._util.atomic import atomic_write
+from .._util import untrusted as _untrusted
+from .._util.atomic import atomic_write, save_figure
 
-__all__ = ["FitHistory"]
+__all__ = ["FitHistory", "HistoryFileError", "MAX_FILE_BYTES"]
+
+#: The largest history file read, and the most its arrays may unpack to (a million steps of
+#: forty metrics is 320 MB).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+_MAX_MEMBERS = 1024
+
+
+class HistoryFileError(ValueError):
+    """A history file is malformed; the message names the file and the member or field."""
 
 _FORMAT = "linncore.FitHistory"
 _VERSION = 1
@@ -160,18 +171,60 @@ class FitHistory(Mapping):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FitHistory":
-        """Read a history written by :meth:`save` (no pickled objects are read)."""
-        with np.load(path, allow_pickle=False) as data:
-            if "__meta__" not in data.files:
-                raise ValueError(f"path: {os.fspath(path)!r} is not a linncore FitHistory file (no __meta__)")
-            meta = json.loads(str(data["__meta__"]))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"path: {os.fspath(path)!r} holds {meta.get('format')!r}, not a FitHistory")
-            if int(meta.get("version", 0)) > _VERSION:
-                raise ValueError(f"path: written by a newer linncore (FitHistory format {meta['version']}, "
-                                 f"this reads up to {_VERSION}); upgrade linncore")
-            arrays = {k[len(_PREFIX):]: data[k] for k in data.files if k.startswith(_PREFIX)}
-        return cls(arrays, config=meta.get("config"), seed=meta.get("seed"), stop_reason=meta.get("stop_reason"))
+        """Read a history written by :meth:`save` (an untrusted file; nothing is unpickled).
+
+        Raises
+        ------
+        HistoryFileError
+            Naming the file and the member or field: not a regular file, larger than
+            :data:`MAX_FILE_BYTES`, an archive whose members unpack to more than
+            ``MAX_UNPACKED_BYTES`` (checked before unpacking), or metadata that is not what
+            :meth:`save` writes (format, version, seed, stop reason, configuration).
+        FileNotFoundError
+        """
+        label = _untrusted.short(os.fspath(path), 80).strip("'\"")
+        members = _untrusted.read_npz(path, limit=MAX_FILE_BYTES, what="a FitHistory file (.npz)",
+                                      max_members=_MAX_MEMBERS, member_limit=MAX_UNPACKED_BYTES,
+                                      total_limit=MAX_UNPACKED_BYTES, kinds="biufU", error=HistoryFileError)
+
+        def bad(what: str) -> HistoryFileError:
+            return HistoryFileError(f"{label}: {what}")
+
+        raw = members.pop("__meta__", None)
+        if raw is None:
+            raise bad("not a linncore FitHistory file (no __meta__ member)")
+        if raw.dtype.kind != "U" or raw.shape != ():
+            raise bad(f"__meta__: expected one JSON string, got dtype {raw.dtype} of shape {raw.shape}")
+        meta = _untrusted.loads_json(str(raw), label=f"{label}: __meta__", max_depth=64,
+                                     allow_constants=True, error=HistoryFileError)
+        if not isinstance(meta, dict):
+            raise bad(f"__meta__: expected a JSON object, got {_untrusted.kind(meta)}")
+        if meta.get("format") != _FORMAT:
+            raise bad(f"__meta__.format: expected {_FORMAT!r}, got {_untrusted.kind(meta.get('format'))}")
+        version = meta.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise bad(f"__meta__.version: expected a positive integer, got {_untrusted.kind(version)}")
+        if version > _VERSION:
+            raise bad(f"written by a newer linncore (FitHistory format {version}, this reads up to "
+                      f"{_VERSION}); upgrade linncore")
+        seed, stop, config = meta.get("seed"), meta.get("stop_reason"), meta.get("config")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise bad(f"__meta__.seed: expected an integer or null, got {_untrusted.kind(seed)}")
+        if stop is not None and not isinstance(stop, str):
+            raise bad(f"__meta__.stop_reason: expected a string or null, got {_untrusted.kind(stop)}")
+        if config is not None and not isinstance(config, dict):
+            raise bad(f"__meta__.config: expected an object or null, got {_untrusted.kind(config)}")
+        arrays = {}
+        for name, arr in members.items():
+            if not name.startswith(_PREFIX):
+                raise bad(f"member {_untrusted.short(name)}: not a metric (expected {_PREFIX}<name>)")
+            if arr.dtype.kind == "U":
+                raise bad(f"member {_untrusted.short(name)}: expected numbers, got text")
+            arrays[name[len(_PREFIX):]] = arr
+        try:
+            return cls(arrays, config=config, seed=seed, stop_reason=stop)
+        except (TypeError, ValueError) as exc:
+            raise bad(_untrusted.clip(str(exc))) from None
 
     # -- plots ---------------------------------------------------------------------------
     def plot_results(self, path: str | os.PathLike | None = None, *, title: str | None = None,
@@ -243,7 +296,7 @@ class FitHistory(Mapping):
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path, dpi=110)
+            save_figure(fig, path, dpi=110)
         return fig
 
     def _title(self) -> str:

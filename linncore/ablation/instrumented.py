@@ -29,7 +29,7 @@ import numpy as np
 from .. import _backend
 from .._util.codes import LOSSES
 from .._util.progress import Progress, metric, per_unit, seconds
-from .._util.validate import finite_float, non_negative_int, positive_int
+from .._util.validate import finite_float, flag, non_negative_int, positive_int, seed_value
 from ..curvature.hessian import _spectral_gain, hessian_extremes
 from .fit_history import FitHistory
 from .._util.codes import RAIL_NAMES
@@ -170,6 +170,9 @@ def train_instrumented(
     hessian_every = positive_int(hessian_every, "hessian_every")
     divergence_factor = finite_float(divergence_factor, "divergence_factor", lo=0.0, lo_open=True)
     near_rail = finite_float(near_rail, "near_rail", lo=0.0, hi=1.0)
+    shuffle = flag(shuffle, "shuffle")
+    use_controller = flag(use_controller, "use_controller")
+    compute_analytic_hessian = flag(compute_analytic_hessian, "compute_analytic_hessian")
     verbose = non_negative_int(verbose, "verbose")
     x, y = net._samples(X, Y)
     A = None
@@ -186,6 +189,7 @@ def train_instrumented(
         if precision_dict is not None:
             raise ValueError("precision_dict: quantized training of networks with batch normalisation is not "
                              "implemented")
+    seed = seed_value(seed)
     run_seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
     quant = None
     if precision_dict is not None:  # (fmts, on) for the compiled QAT step; validated before training

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._util.codes import ACTIVATIONS
-from .._util.validate import choice, positive_int
+from .._util.validate import choice, flag, positive_int, seed_value
 from ..engine.callbacks import History
 from .datasets import BaseDataset
 from .fit_history import FitHistory
@@ -61,10 +61,10 @@ class LinearBlockModel:
         # checked here, also when no hidden block would use it
         self.activation = ("linear" if activation is None
                            else choice(activation, ACTIVATIONS, "activation"))
-        self.use_bias = bool(use_bias)
-        self.use_batchnorm = bool(use_batchnorm)
-        self.seed = seed
-        self.clip = bool(clip)
+        self.use_bias = flag(use_bias, "use_bias")
+        self.use_batchnorm = flag(use_batchnorm, "use_batchnorm")
+        self.seed = seed_value(seed)
+        self.clip = flag(clip, "clip")
         self.dtype = dtype
         self.name = name
         self.network = self._build()

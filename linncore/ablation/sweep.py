@@ -29,6 +29,7 @@ import numpy as np
 from .._util.atomic import atomic_write
 from .._util.progress import Progress, metric, per_unit, seconds
 from .._util.validate import non_negative_int
+from .._util.untrusted import short as _short
 from .fit_history import FitHistory
 
 __all__ = ["sweep", "SweepResult", "run_config", "check_config", "expand_grid", "DEFAULT_CONFIG"]
@@ -39,6 +40,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "train": {"epochs": 10, "batch_size": 32, "learning_rate": 0.05},
 }
 _SECTIONS = ("dataset", "model", "train")
+#: The most runs (grid points times seeds) one sweep takes; counted before the grid is expanded.
+MAX_RUNS = 100_000
+#: The most values (samples times inputs plus outputs) a run's dataset may hold (400 MB of
+#: float64), and the most parameters its network may have; checked before anything is built.
+MAX_DATASET_VALUES = 50_000_000
+MAX_PARAMS = 16_000_000
 
 
 def _merge(base: Mapping, over: Mapping) -> dict:
@@ -61,16 +68,57 @@ def _set_dotted(config: dict, key: str, value: Any) -> None:
 def expand_grid(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The points of a grid: a dict of lists (Cartesian product) or a list of dicts."""
     if isinstance(grid, Mapping):
+        size = 1
         for k, v in grid.items():
             if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not len(v):
-                raise ValueError(f"grid[{k!r}]: expected a non-empty list of values, got {v!r}")
+                raise ValueError(f"grid[{_short(k)}]: expected a non-empty list of values, got {_short(v)}")
+            size *= len(v)
+            if size > MAX_RUNS:
+                raise ValueError(f"grid: {_grid_size(grid)} points, more than the limit of {MAX_RUNS} runs")
         keys = list(grid)
         return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-    points = list(grid)
+    points = list(itertools.islice(grid, MAX_RUNS + 1))
+    if len(points) > MAX_RUNS:
+        raise ValueError(f"grid: more than the limit of {MAX_RUNS} points")
     for i, p in enumerate(points):
         if not isinstance(p, Mapping):
-            raise ValueError(f"grid[{i}]: expected a mapping of dotted keys to values, got {p!r}")
+            raise ValueError(f"grid[{i}]: expected a mapping of dotted keys to values, got {_short(p)}")
     return [dict(p) for p in points]
+
+
+def _grid_size(grid: Mapping[str, Sequence[Any]]) -> str:
+    """The number of points of a grid, written short (10**12 points is quoted as such)."""
+    size = 1
+    for v in grid.values():
+        size *= len(v)
+    return str(size) if size < 10 ** 15 else f"about 10**{len(str(size)) - 1}"
+
+
+def _check_sizes(cfg: Mapping[str, Any]) -> None:
+    """Sizes of the dataset and network against memory, before either is built."""
+    ds, model = cfg["dataset"], cfg["model"]
+    dims = {}
+    for key in ("n", "d_in", "d_out"):
+        v = ds.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"dataset.{key}: expected a positive integer, got {_short(v)}")
+        dims[key] = int(v)
+    values = dims["n"] * (dims["d_in"] + dims["d_out"])
+    if values > MAX_DATASET_VALUES:
+        raise ValueError(f"dataset: n * (d_in + d_out) = {_short(values)} values, more than the limit of "
+                         f"{MAX_DATASET_VALUES}")
+    hidden = model.get("num_hidden", [])
+    if isinstance(hidden, (str, bytes, Mapping)) or not isinstance(hidden, Sequence):
+        raise ValueError(f"model.num_hidden: expected a list of layer widths, got {_short(hidden)}")
+    widths = [dims["d_in"]]
+    for i, w in enumerate(hidden):
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"model.num_hidden[{i}]: expected a positive integer, got {_short(w)}")
+        widths.append(int(w))
+    widths.append(dims["d_out"])
+    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    if params > MAX_PARAMS:
+        raise ValueError(f"model: {_short(params)} parameters, more than the limit of {MAX_PARAMS}")
 
 
 def _allowed_keys() -> dict[str, set[str]]:
@@ -124,6 +172,7 @@ def _build(config: Mapping[str, Any], seed: int):
         if extra:
             raise ValueError(f"{section}.{extra[0]}: unknown key; [{section}] accepts "
                              f"{', '.join(sorted(allowed[section]))}")
+    _check_sizes(cfg)
     _resolve_precision(cfg["train"])
     try:
         ds = LinearTeacherDataset(**cfg["dataset"], seed=seed)
@@ -293,11 +342,17 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
     """
     points = expand_grid(grid)
     try:
-        seeds = [_seed(s) for s in seeds]
+        seeds = [_seed(s) for s in itertools.islice(seeds, MAX_RUNS + 1)]
     except TypeError:
         raise TypeError(f"seeds: expected an iterable of ints, got {type(seeds).__name__}") from None
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
+    if len(set(seeds)) != len(seeds):
+        twice = next(s for k, s in enumerate(seeds) if s in seeds[:k])
+        raise ValueError(f"seeds: seed {twice} appears twice; each seed runs once per grid point")
+    if len(points) * len(seeds) > MAX_RUNS:
+        raise ValueError(f"grid and seeds: {len(points)} points times {len(seeds)} seeds, more than the "
+                         f"limit of {MAX_RUNS} runs")
     if base is not None and not isinstance(base, Mapping):
         raise TypeError(f"base: expected a mapping of sections, got {type(base).__name__}")
     base = _merge(DEFAULT_CONFIG, base or {})
@@ -375,10 +430,10 @@ def _run_text(row: Mapping[str, Any]) -> str:
 
 
 def _seed(s: Any) -> int:
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-        raise ValueError(f"seeds: expected integers, got {s!r}")
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+        raise ValueError(f"seeds: expected non-negative integers, got {_short(s)}")
     return int(s)
 
 
 def _label(point: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" if not isinstance(v, Mapping) else f"{k}={{...}}" for k, v in point.items())
+    return ", ".join(f"{k}={_short(v)}" if not isinstance(v, Mapping) else f"{k}={{...}}" for k, v in point.items())

@@ -1,6 +1,6 @@
 """Exact loss Hessians of dense networks, their spectra, and stability metrics.
 
-Everything here follows ``shared/spec/ablation-metrics.md``: parameters in ``theta``'s order
+Everything here follows the definitions of :doc:`/ablation_metrics`: parameters in ``theta``'s order
 (per layer the kernel ``(n_in, n_out)`` row-major, then the bias), losses ``half_mse``
 (``0.5 / B * sum ||r||^2``) and ``mse`` (``sum r^2 / (B m)``, Keras's), the whole ``(X, Y)``
 taken as one batch.

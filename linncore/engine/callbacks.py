@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._util.progress import Progress, metric, per_unit, seconds
-from .._util.validate import finite_float, non_negative_int
+from .._util.validate import finite_float, flag, non_negative_int
 
 __all__ = ["Callback", "History", "EarlyStopping", "LambdaCallback", "ProgressLogger"]
 
@@ -162,7 +162,7 @@ class EarlyStopping(Callback):
             mode = "auto"
         self.mode = _direction(monitor) if mode == "auto" else mode
         self.baseline = None if baseline is None else finite_float(baseline, "baseline")
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = flag(restore_best_weights, "restore_best_weights")
         self.start_from_epoch = non_negative_int(start_from_epoch, "start_from_epoch")
         self._reset()
 

@@ -14,7 +14,7 @@ import numpy as np
 from . import initializers
 from .._numpy.activations import BY_NAME
 from .._util.codes import ACTIVATIONS
-from .._util.validate import as_float_array, check_finite, choice, positive_int
+from .._util.validate import as_float_array, check_finite, choice, positive_int, seed_value, flag
 
 __all__ = ["Dense", "BatchNormalization", "all_activations"]
 
@@ -89,9 +89,10 @@ class Dense:
         n_out = positive_int(shape[1], "shape[1] (n_out)")
         self._shape = (n_in, n_out)
         self._activation = choice(activation, ACTIVATIONS, "activation")
-        self._has_bias = bool(has_bias)
+        self._has_bias = flag(has_bias, "has_bias")
         self.name = name
         self._owner: Any = None
+        seed = seed_value(seed)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if weight is None:
             weight = initializers.call(initializers.get(weight_init, "weight_init"), self._shape, rng)

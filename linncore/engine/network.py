@@ -21,7 +21,7 @@ from .._util.codes import (ACTIVATIONS, NEAR_RAIL, QAT_FIELDS, RAIL_NAMES, STATU
                            STATUS_OK)
 from .._util.kernel_args import QuantConfig
 from .._util.validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
-                        non_negative_int, positive_int)
+                        non_negative_int, positive_int, seed_value, flag)
 from .callbacks import History, ProgressLogger
 from .layers import BatchNormalization, Dense
 
@@ -131,7 +131,7 @@ class Network:
                     f"got shape {dense[i].shape}"
                 )
         self._dtype = float_dtype(dtype)
-        self.clip = bool(clip)
+        self.clip = flag(clip, "clip")
         self.stop_training = False
         owned = [layer if layer._owner is None else layer.copy() for layer in dense]
         bns = [None if bn is None else (bn if bn.gamma is None or bn.gamma.base is None else bn.copy())
@@ -365,7 +365,18 @@ class Network:
         A 1-D ``X`` is read as ``n`` samples when the network has one input, else as one sample.
         """
         x, _ = self._samples(X, None)
-        return _backend.kernels().net_forward(self._spec, self._theta, x, self._state())
+        bad = ~np.isfinite(self._theta)
+        if bad.any():
+            raise ValueError(f"predict: the network's parameters are not finite ({int(bad.sum())} of "
+                             f"{self._theta.size}, the first theta[{int(np.argmax(bad))}]); reload or retrain it")
+        out = _backend.kernels().net_forward(self._spec, self._theta, x, self._state())
+        bad = ~np.isfinite(out)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            raise ValueError(f"predict: non-finite output {out[i, j]} for sample {i}, output {j} "
+                             f"({int(bad.sum())} in all) from finite inputs: the parameters (largest "
+                             f"|value| {float(np.max(np.abs(self._theta))):.3g}) overflow {self._dtype.name}")
+        return out
 
     __call__ = predict
 
@@ -477,16 +488,19 @@ class Network:
             ``update_saturation_fraction_max``, ``update_underflow_fraction_max``) to one value
             per step (NaN where that role is not quantized).
         """
-        epochs = non_negative_int(epochs, "epochs")
+        epochs = non_negative_int(epochs, "epochs", hi=2 ** 63 - 1)
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")  # None: Keras's 32
+        seed = seed_value(seed)
+        shuffle = flag(shuffle, "shuffle")
         loss = _losses.get(loss)
         opt = _optimizers.get(optimizer)
         validation_split = finite_float(validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True)
         x, y = self._samples(X, Y)
         x_val = y_val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data: expected a pair (X_val, Y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2 \
+                    or validation_data[1] is None:
+                raise ValueError("validation_data: expected a pair (X_val, Y_val) of arrays")
             x_val, y_val = self._samples(validation_data[0], validation_data[1],
                                          "validation_data[0]", "validation_data[1]")
         elif validation_split > 0:
@@ -500,8 +514,9 @@ class Network:
             y, y_val = y[:n_train], y[n_train:]
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         n = x.shape[0]
+        asked, batch_size = batch_size, min(batch_size, n)  # the same steps, a count C can hold
         history = History()
-        history.params = {"epochs": epochs, "steps": math.ceil(n / batch_size), "batch_size": batch_size,
+        history.params = {"epochs": epochs, "steps": math.ceil(n / batch_size), "batch_size": asked,
                           "samples": n, "verbose": verbose}
         cbs: list[Any] = list(callbacks or [])
         for i, cb in enumerate(cbs):
@@ -524,15 +539,40 @@ class Network:
         self._call(cbs, "on_train_begin", {})
         for epoch in range(epochs):
             self._call(cbs, "on_epoch_begin", epoch, {})
-            perm = rng.permutation(n).astype(np.int64) if shuffle else None
-            steps = math.ceil(n / batch_size)
-            rail = None if quant is None else np.full((steps, len(RAIL_NAMES)), np.nan)
-            status, loss_sum, n_done, opt.iterations = kernels.train_epoch(
-                self._spec, self._theta, x, y, perm=perm, batch_size=batch_size, loss=loss_code,
-                optimizer=opt._config(), m=m, v=v, step=opt.iterations, clip_params=self.clip,
-                bn_state=self._state(), quant=quant, rail=rail)
+            # An epoch is applied wholly or not at all: an interrupt (Ctrl-C) before its results
+            # are committed restores the parameters, the optimizer (moments and step count),
+            # the batch-norm state and the shuffling generator as they were before it.
+            saved = (self._theta.copy(), m.copy() if m is not None else None,
+                     v.copy() if v is not None else None, opt.iterations,
+                     self._bn_state.copy() if self.has_batchnorm else None, rng.bit_generator.state)
+            try:
+                perm = rng.permutation(n).astype(np.int64) if shuffle else None
+                steps = math.ceil(n / batch_size)
+                rail = None if quant is None else np.full((steps, len(RAIL_NAMES)), np.nan)
+                result = kernels.train_epoch(
+                    self._spec, self._theta, x, y, perm=perm, batch_size=batch_size,
+                    loss=loss_code, optimizer=opt._config(), m=m, v=v, step=opt.iterations,
+                    clip_params=self.clip, bn_state=self._state(), quant=quant, rail=rail)
+                status, loss_sum, n_done, opt.iterations = result
+            except BaseException:
+                self._restore_epoch(saved, m, v, opt, rng)
+                raise
             if rail is not None:
                 rails.append(rail[:math.ceil(n_done / batch_size)])
+            # Unclipped and quantized training can grow a loss that no float32 holds while every
+            # step stays finite (saturated gradients): that epoch counts as diverged and is undone.
+            ceiling = float(np.finfo(self._dtype).max)
+            overflow = status == STATUS_OK and n_done > 0 and not loss_sum / n_done <= ceiling
+            if overflow:
+                self._restore_epoch(saved, m, v, opt, rng)
+                history.diverged = True
+                history.stop_reason = (f"the mean loss of epoch {epoch + 1} ({loss_sum / n_done:.3g}) exceeds the "
+                                       f"largest {self._dtype.name} ({ceiling:.3g}); the weights are those before "
+                                       "that epoch")
+                warnings.warn(f"training diverged: {history.stop_reason}", TrainingDivergedWarning, stacklevel=2)
+                if qat is not None:
+                    rails.pop()
+                break
             if status != STATUS_OK:
                 what = "loss" if status == STATUS_NONFINITE_LOSS else "parameter update"
                 history.diverged = True
@@ -554,6 +594,19 @@ class Network:
             table = np.concatenate(rails) if rails else np.zeros((0, len(RAIL_NAMES)))
             history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
+
+    def _restore_epoch(self, saved: tuple, m: Any, v: Any, opt: Any, rng: np.random.Generator) -> None:
+        """Undo a partly applied epoch (see :meth:`fit`)."""
+        theta, m0, v0, iterations, bn, rng_state = saved
+        self._theta[...] = theta
+        if m0 is not None:
+            m[...] = m0
+        if v0 is not None:
+            v[...] = v0
+        opt.iterations = iterations
+        if bn is not None:
+            self._bn_state[...] = bn
+        rng.bit_generator.state = rng_state
 
     def _qat_arrays(self, precision: Any) -> tuple[np.ndarray, np.ndarray]:
         """(fmts (L, fields, 5) int32, on (L, fields) int32) of a precision config."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._util.codes import OPT_ADAM, OPT_SGD
 from .._util.kernel_args import OptimizerConfig
-from .._util.validate import finite_float
+from .._util.validate import finite_float, flag
 
 __all__ = ["Optimizer", "SGD", "Adam", "get"]
 
@@ -85,7 +85,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(learning_rate)
         self.momentum = finite_float(momentum, "momentum", lo=0.0, hi=1.0, hi_open=True)
-        self.nesterov = bool(nesterov)
+        self.nesterov = flag(nesterov, "nesterov")
 
     def _config(self) -> OptimizerConfig:
         return OptimizerConfig(OPT_SGD, self.learning_rate, beta_1=0.0, beta_2=0.0, epsilon=0.0,

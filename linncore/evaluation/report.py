@@ -57,7 +57,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .._util.atomic import write_text_atomic
+from .._util import untrusted as _untrusted
+from .._util.atomic import save_figure, write_text_atomic
 from .._util.validate import as_float_array, check_finite, choice, finite_float, non_negative_int, positive_int
 from ..engine.callbacks import Callback
 
@@ -65,6 +66,8 @@ __all__ = [
     "BUCKETS",
     "DEFAULT_FLOOR_FRACTION",
     "DeviationReport",
+    "ReportFileError",
+    "MAX_FILE_BYTES",
     "WorstSample",
     "EvaluationCallback",
     "deviations",
@@ -90,6 +93,14 @@ FAILURE_THRESHOLD = 100.0
 DEFAULT_FLOOR_FRACTION = 0.05
 _REPORT_FORMAT = "linncore.deviation_report"
 _REPORT_VERSION = 1
+#: The largest report file read (a report of a million samples is about 60 MB).
+MAX_FILE_BYTES = 128 * 1024 * 1024
+_MAX_DEPTH = 6  # report -> columns -> report -> expected -> row
+
+
+class ReportFileError(ValueError):
+    """A deviation report (file, text or dict) is malformed or inconsistent; the message names
+    the file and the field."""
 
 
 # -- the measure ---------------------------------------------------------------------------
@@ -437,69 +448,32 @@ class DeviationReport:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], _where: str = "report") -> "DeviationReport":
-        """The report of a :meth:`to_dict` dict; the stored buckets, score and failures must
-        agree with the stored deviations."""
-        def bad(what: str) -> ValueError:
-            return ValueError(f"{_where}: {what}")
+        """The report of a :meth:`to_dict` dict (untrusted input is safe).
 
-        if not isinstance(doc, Mapping):
-            raise bad(f"expected a JSON object, got {type(doc).__name__}")
-        if doc.get("format") != _REPORT_FORMAT:
-            raise bad(f"expected format {_REPORT_FORMAT!r}, got {doc.get('format')!r}")
-        version = doc.get("format_version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise bad(f"format_version: expected a positive integer, got {version!r}")
-        if version > _REPORT_VERSION:
-            raise bad(f"format_version {version} is newer than this linncore reads ({_REPORT_VERSION}); upgrade linncore")
-        try:
-            dev = np.array([_dec(v) for v in doc["deviations"]], dtype=np.float64)
-            exp = np.array([[_dec(v) for v in row] for row in doc["expected"]], dtype=np.float64)
-            pred = np.array([[_dec(v) for v in row] for row in doc["predicted"]], dtype=np.float64)
-            floor = np.array([_dec(v) for v in doc["floor"]], dtype=np.float64)
-            column, combine, worst_n = doc["column"], doc["combine"], doc["worst_n"]
-            cols = tuple(cls.from_dict(c, f"{_where}.columns[{k}]") for k, c in enumerate(doc["columns"]))
-        except (KeyError, TypeError, ValueError, OverflowError, AttributeError, RecursionError) as exc:
-            raise bad(f"missing or malformed field ({exc!r})") from None
-        if np.any(dev < 0) or np.any(np.isnan(dev)):
-            raise bad("deviations: expected non-negative values (inf for failures)")
-        if column is not None and (isinstance(column, bool) or not isinstance(column, int) or column < 0):
-            raise bad(f"column: expected null or a column index, got {column!r}")
-        if combine not in ("max", "mean"):
-            raise bad(f"combine: expected 'max' or 'mean', got {combine!r}")
-        n = dev.shape[0]
-        if exp.size == 0:
-            exp = exp.reshape(n, floor.shape[0])
-            pred = pred.reshape(n, floor.shape[0])
-        if exp.ndim != 2 or exp.shape != pred.shape or exp.shape[0] != n or exp.shape[1] != floor.shape[0]:
-            raise bad(f"expected, predicted and floor disagree in shape: {exp.shape}, {pred.shape}, {floor.shape}")
-        report = cls(dev, exp, pred, floor, column, cols, combine, non_negative_int(worst_n, f"{_where}.worst_n"))
-        stored = doc.get("buckets")
-        try:
-            same = stored is None or {k: list(v) for k, v in stored.items()} == \
-                {k: v.tolist() for k, v in report.buckets.items()}
-        except (AttributeError, TypeError):
-            raise bad("buckets: expected an object of bucket names to sample index lists") from None
-        if not same:
-            raise bad("the stored buckets disagree with the stored deviations")
-        if doc.get("failures") is not None and doc["failures"] != report.failures:
-            raise bad(f"failures: stored {doc['failures']}, the deviations give {report.failures}")
-        if doc.get("score") is not None:
-            try:
-                score = _dec(doc["score"])
-            except TypeError:
-                score = None
-            if score is None or not (score == report.score or (math.isnan(score) and math.isnan(report.score))):
-                raise bad(f"score: stored {doc['score']!r}, the deviations give {report.score!r}")
-        return report
+        The stored deviations must be those the stored targets, predictions and floors give,
+        and the stored buckets, score and failures those of the deviations; a report of two or
+        more columns holds one per-column report per column, and those hold none.
+
+        Raises
+        ------
+        ReportFileError
+            Naming the field (``report.columns[1].floor``); values are quoted to a few dozen
+            characters.
+        """
+        return _report_from(cls, doc, _where, nested=False)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "DeviationReport":
-        """Read a report written by :meth:`to_json`."""
-        try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise ValueError(f"text: not a JSON document ({exc})") from None
-        return cls.from_dict(doc)
+    def from_json(cls, text: str | bytes, _label: str = "text") -> "DeviationReport":
+        """Read a report written by :meth:`to_json` (strict JSON: duplicate keys, NaN literals
+        and nesting deeper than a report's own are refused with :class:`ReportFileError`)."""
+        if isinstance(text, (bytes, bytearray)):
+            if len(text) > MAX_FILE_BYTES:
+                raise ReportFileError(f"{_label}: more than the limit of {MAX_FILE_BYTES} bytes")
+            text = _untrusted.decode_text(bytes(text), label=_label, error=ReportFileError)
+        elif not isinstance(text, str):
+            raise TypeError(f"text: expected JSON text (str or bytes), got {type(text).__name__}")
+        doc = _untrusted.loads_json(text, label=_label, max_depth=_MAX_DEPTH, error=ReportFileError)
+        return _report_from(cls, doc, "report" if _label == "text" else f"{_label}: report", nested=False)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_json` to ``path`` atomically (an earlier file survives a failed write)."""
@@ -507,9 +481,19 @@ class DeviationReport:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DeviationReport":
-        """Read a report written by :meth:`save`."""
-        with open(path, "rb") as fh:
-            return cls.from_json(fh.read())
+        """Read a report written by :meth:`save` (an untrusted file: see :meth:`from_json`).
+
+        Raises
+        ------
+        ReportFileError
+            Naming the file: not a regular file of at most :data:`MAX_FILE_BYTES` bytes, or
+            not a valid report.
+        FileNotFoundError
+        """
+        label = _untrusted.short(os.fspath(path), 80).strip("'\"")
+        data = _untrusted.read_bytes(path, limit=MAX_FILE_BYTES, what="a deviation report (JSON)",
+                                     error=ReportFileError)
+        return cls.from_json(data, _label=label)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DeviationReport):
@@ -524,12 +508,128 @@ def _enc(v: float) -> float | str:
     return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
-def _dec(v: Any) -> float:
+def _dec(v: Any, where: str = "value") -> float:
     if isinstance(v, str) and v in ("nan", "inf", "-inf"):
         return float(v)
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"expected a number, got {v!r}")
-    return float(v)
+        raise ReportFileError(f"{where}: expected a number, got {_untrusted.kind(v)}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise ReportFileError(f"{where}: expected a finite number, got {_untrusted.short(v)}") from None
+
+
+def _field(doc: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in doc:
+        raise ReportFileError(f"{where}: missing field {key!r}")
+    return doc[key]
+
+
+def _numbers(v: Any, where: str) -> np.ndarray:
+    if not isinstance(v, list):
+        raise ReportFileError(f"{where}: expected a list of numbers, got {_untrusted.kind(v)}")
+    return np.array([_dec(x, f"{where}[{i}]") for i, x in enumerate(v)], dtype=np.float64)
+
+
+def _table(v: Any, where: str) -> np.ndarray:
+    if not isinstance(v, list):
+        raise ReportFileError(f"{where}: expected a list of rows, got {_untrusted.kind(v)}")
+    rows = [_numbers(r, f"{where}[{i}]") for i, r in enumerate(v)]
+    if len({r.shape for r in rows}) > 1:
+        raise ReportFileError(f"{where}: expected rows of one length")
+    return np.array(rows, dtype=np.float64) if rows else np.zeros((0, 0))
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationReport":
+    """The checked report of a decoded document (see :meth:`DeviationReport.from_dict`)."""
+    def bad(what: str) -> ReportFileError:
+        return ReportFileError(f"{where}: {what}")
+
+    if not isinstance(doc, Mapping):
+        raise bad(f"expected a JSON object, got {_untrusted.kind(doc)}")
+    if doc.get("format") != _REPORT_FORMAT:
+        raise bad(f"format: expected {_REPORT_FORMAT!r}, got {_untrusted.kind(doc.get('format'))}")
+    version = doc.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"format_version: expected a positive integer, got {_untrusted.kind(version)}")
+    if version > _REPORT_VERSION:
+        raise bad(f"format_version {version} is newer than this linncore reads ({_REPORT_VERSION}); "
+                  "upgrade linncore")
+    dev = _numbers(_field(doc, "deviations", where), f"{where}.deviations")
+    exp = _table(_field(doc, "expected", where), f"{where}.expected")
+    pred = _table(_field(doc, "predicted", where), f"{where}.predicted")
+    floor = _numbers(_field(doc, "floor", where), f"{where}.floor")
+    column, combine, worst_n = (_field(doc, k, where) for k in ("column", "combine", "worst_n"))
+    cols_doc = _field(doc, "columns", where)
+    n, m = dev.shape[0], floor.shape[0]
+    if m < 1:
+        raise bad("floor: expected one number per output column, got an empty list")
+    if exp.size == 0:
+        exp, pred = exp.reshape(n, m), pred.reshape(n, m)
+    if exp.shape != (n, m) or pred.shape != (n, m):
+        raise bad(f"expected, predicted, deviations and floor disagree in shape: {exp.shape}, "
+                  f"{pred.shape}, ({n},), ({m},)")
+    if np.any(dev < 0) or np.any(np.isnan(dev)):
+        raise bad("deviations: expected non-negative values (inf for failures)")
+    if n and not np.all(np.isfinite(floor) & (floor > 0)):
+        j = int(np.flatnonzero(~(np.isfinite(floor) & (floor > 0)))[0])
+        raise bad(f"floor[{j}]: expected a positive finite number, got {_untrusted.short(float(floor[j]))}")
+    if not np.all(np.isfinite(exp)):
+        raise bad("expected: expected finite targets")
+    if combine not in ("max", "mean"):
+        raise bad(f"combine: expected 'max' or 'mean', got {_untrusted.kind(combine)}")
+    if isinstance(worst_n, bool) or not isinstance(worst_n, int) or worst_n < 0:
+        raise bad(f"worst_n: expected a non-negative integer, got {_untrusted.kind(worst_n)}")
+    if not isinstance(cols_doc, list):
+        raise bad(f"columns: expected a list of per-column reports, got {_untrusted.kind(cols_doc)}")
+    if m == 1 or nested:
+        if cols_doc:
+            raise bad(f"columns: expected an empty list for a report of one column, got "
+                      f"{_untrusted.kind(cols_doc)}")
+        if isinstance(column, bool) or not isinstance(column, int) or column < 0:
+            raise bad(f"column: expected null or a column index, got {_untrusted.kind(column)}")
+        cols: tuple = ()
+        if not _same(dev, _dev(pred, exp, floor)[:, 0] if n else dev):
+            raise bad("deviations: not those of the stored targets, predictions and floor")
+    else:
+        if column is not None:
+            raise bad(f"column: expected null or a column index (null for a report of {m} columns), got "
+                      f"{_untrusted.kind(column)}")
+        if len(cols_doc) != m:
+            raise bad(f"columns: expected {m} per-column reports (one per column), got {len(cols_doc)}")
+        cols = tuple(_report_from(cls, c, f"{where}.columns[{j}]", nested=True) for j, c in enumerate(cols_doc))
+        for j, c in enumerate(cols):
+            if (c.column != j or not _same(c.expected, exp[:, j:j + 1]) or not _same(c.predicted, pred[:, j:j + 1])
+                    or not _same(c.floor, floor[j:j + 1])):
+                raise bad(f"columns[{j}]: not the report of column {j} of this report's data")
+        if n:
+            d = np.stack([c.deviations for c in cols], axis=1)
+            agg = d.max(axis=1) if combine == "max" else d.mean(axis=1)
+            if not _same(dev, agg):
+                raise bad(f"deviations: not the {combine} over the columns' deviations")
+    report = cls(dev, exp, pred, floor, column, cols, combine, worst_n)
+    stored = doc.get("buckets")
+    try:
+        same = stored is None or {k: list(v) for k, v in stored.items()} == \
+            {k: v.tolist() for k, v in report.buckets.items()}
+    except (AttributeError, TypeError):
+        raise bad("buckets: expected an object of bucket names to sample index lists") from None
+    if not same:
+        raise bad("the stored buckets disagree with the stored deviations")
+    if doc.get("failures") is not None and doc["failures"] != report.failures:
+        raise bad(f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give {report.failures}")
+    if doc.get("score") is not None:
+        try:
+            score = _dec(doc["score"])
+        except ReportFileError:
+            score = None
+        if score is None or not (score == report.score or (math.isnan(score) and math.isnan(report.score))):
+            raise bad(f"score: stored {_untrusted.short(doc['score'])}, the deviations give {report.score!r}")
+    return report
 
 
 def _short(values: Sequence[float]) -> str:
@@ -697,7 +797,7 @@ def _figure_class() -> Any:
 def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
     fig.tight_layout()
     if path is not None:
-        fig.savefig(os.fspath(path))
+        save_figure(fig, path)
     return fig
 
 

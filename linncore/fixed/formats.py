@@ -290,7 +290,7 @@ class FixedFormat:
 
     @property
     def lo(self) -> float:
-        """The lower rail, code_min * lsb (the nearest double when |code_min| > 2^53)."""
+        """The lower rail, ``code_min * lsb`` (the nearest double when ``|code_min| > 2^53``)."""
         return math.ldexp(float(self.code_min), -self.frac_bits)
 
     @property
@@ -386,7 +386,7 @@ def _exact_in_float32(f: FixedFormat) -> bool:
 
 @dataclass(frozen=True)
 class RailStats:
-    """Rail statistics of one quantization (docs/spec "Rail statistics").
+    """Rail statistics of one quantization (:ref:`rail-statistics` in the documentation).
 
     Attributes
     ----------
@@ -394,10 +394,11 @@ class RailStats:
         Fraction of elements whose rounded value lay outside [lo, hi], so that the overflow
         mode acted (+-inf included).
     near_rail_fraction : float
-        Fraction of elements whose quantized value q has |q| >= near_rail * max(|lo|, hi),
-        compared in double precision on codes: ``|c|`` and ``max(|code_min|, code_max)`` each
-        as the nearest double, their comparison after one multiplication by ``near_rail``
-        (exact rails below 2^53; a 64-bit format's rail counts as 2^63).
+        Fraction of elements whose quantized value ``q`` has
+        ``|q| >= near_rail * max(|lo|, hi)``, compared in double precision on codes: ``|c|``
+        and ``max(|code_min|, code_max)`` each as the nearest double, their comparison after
+        one multiplication by ``near_rail`` (exact rails below 2^53; a 64-bit format's rail
+        counts as 2^63).
     underflow_fraction : float
         Fraction of elements nonzero before quantization and zero after.
     count : int

@@ -12,11 +12,20 @@ import os
 import re
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from .._util import untrusted as _untrusted
 from .._util.atomic import write_text_atomic
 from ..engine import network as _network
 from .formats import FixedFormat
 
-__all__ = ["FIELDS", "PrecisionDict", "ensure_precision_dict"]
+__all__ = ["FIELDS", "PrecisionDict", "PrecisionFileError", "ensure_precision_dict", "MAX_FILE_BYTES"]
+
+#: The largest precision config file read (a config of a thousand layers is well under it).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+_MAX_DEPTH = 8
+
+
+class PrecisionFileError(ValueError):
+    """A precision config file or text is malformed; the message names the file and the entry."""
 
 FIELDS: tuple[str, ...] = ("input", "weight", "bias", "accumulator", "activation", "gradient",
                            "update", "momentum", "adam_m", "adam_v")
@@ -146,13 +155,37 @@ class PrecisionDict:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "PrecisionDict":
-        """The PrecisionDict of :meth:`to_json` text."""
+    def from_json(cls, text: Union[str, bytes], _label: str = "text") -> "PrecisionDict":
+        """The PrecisionDict of :meth:`to_json` text.
+
+        Raises
+        ------
+        PrecisionFileError
+            The text is not strict JSON (duplicate keys, NaN and nesting deeper than 8 are
+            refused), its top level is not an object, or an entry is not a valid config; the
+            message names the entry.
+
+        Examples
+        --------
+        >>> PrecisionDict.from_json('{"default": {"weight": "Q1.7"}, "default": {}}')
+        Traceback (most recent call last):
+        ...
+        linncore.fixed.precision.PrecisionFileError: text: duplicate key 'default'
+        """
+        if isinstance(text, (bytes, bytearray)):
+            if len(text) > MAX_FILE_BYTES:
+                raise PrecisionFileError(f"{_label}: more than the limit of {MAX_FILE_BYTES} bytes")
+            text = _untrusted.decode_text(bytes(text), label=_label, error=PrecisionFileError)
+        elif not isinstance(text, str):
+            raise TypeError(f"text: expected JSON text (str or bytes), got {type(text).__name__}")
+        data = _untrusted.loads_json(text, label=_label, max_depth=_MAX_DEPTH, error=PrecisionFileError)
+        if not isinstance(data, dict):
+            raise PrecisionFileError(f"{_label}: expected a JSON object of layer names to fields, got "
+                                     f"{_untrusted.kind(data)}")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"text: not valid JSON ({e})") from None
-        return cls(data)
+            return cls(data)
+        except (TypeError, ValueError) as exc:
+            raise PrecisionFileError(f"{_label}: {_untrusted.clip(str(exc))}") from None
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write :meth:`to_json` to ``path`` atomically (a temporary file in the same folder,
@@ -161,9 +194,19 @@ class PrecisionDict:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "PrecisionDict":
-        """The PrecisionDict saved at ``path``."""
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_json(fh.read())
+        """The PrecisionDict saved at ``path`` (an untrusted file: see :meth:`from_json`).
+
+        Raises
+        ------
+        PrecisionFileError
+            Naming the file: it is not a regular file of at most :data:`MAX_FILE_BYTES` bytes
+            of strict UTF-8 JSON, or not a valid config.
+        FileNotFoundError
+        """
+        label = _untrusted.short(os.fspath(path), 80).strip("'\"")
+        data = _untrusted.read_bytes(path, limit=MAX_FILE_BYTES, what="a precision config (JSON)",
+                                     error=PrecisionFileError)
+        return cls.from_json(data, _label=label)
 
     # ------------------------------------------------------------ display
 

@@ -46,10 +46,11 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .._util import untrusted as _untrusted
 from .._util.atomic import write_text_atomic
 from .._util.codes import ACTIVATIONS
 from ..engine.layers import BatchNormalization, Dense
@@ -103,11 +104,15 @@ class ModelFileError(ValueError):
     ----------
     where : str
         The place in the document (``network.layers[1].weight``), or ``document``.
+    what : str
+        What is wrong there.
+    file : str or None
+        The file read (:func:`load_model`, :func:`load_bundle`); None for text.
     """
 
-    def __init__(self, where: str, what: str) -> None:
-        self.where = where
-        super().__init__(f"{where}: {what}")
+    def __init__(self, where: str, what: str, file: str | None = None) -> None:
+        self.where, self.what, self.file = where, what, file
+        super().__init__(f"{file}: {where}: {what}" if file else f"{where}: {what}")
 
 
 @dataclass(frozen=True)
@@ -419,7 +424,7 @@ def _readable(text: str, read: Any) -> None:
     try:
         read(text)
     except ModelFileError as exc:
-        what = str(exc)[len(exc.where) + 2:]
+        what = exc.what
         raise ModelFileError(exc.where, f"cannot be written in a form load_model reads back: {what}") from None
 
 
@@ -428,41 +433,29 @@ def _dump(doc: Any, indent: int | None) -> str:
 
 
 # -- decoding --------------------------------------------------------------------------------
-def _no_constants(token: str) -> Any:
-    raise ModelFileError("document", f"{token} is not allowed (model documents hold finite numbers only)")
+def _json_doc(text: str, file: str | None) -> Any:
+    label = file or "document"
+
+    def error(message: str) -> ModelFileError:  # the reader's "label: what" -> where and what
+        return ModelFileError("document", message[len(label) + 2:], file)
+
+    return _untrusted.loads_json(text, label=label, max_depth=LIMITS["depth"] + 8, error=error)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ModelFileError("document", f"the key {k[:40]!r} appears twice in one object")
-        out[k] = v
-    return out
-
-
-def _parse(text: Any, name: str) -> Any:
+def _parse(text: Any, name: str, file: str | None = None) -> Any:
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text)
         if len(text) > MAX_FILE_BYTES:
-            raise ModelFileError("document", f"larger than the limit of {MAX_FILE_BYTES} bytes ({len(text)})")
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ModelFileError("document", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise ModelFileError("document", f"{len(text)} bytes, more than the limit of {MAX_FILE_BYTES}", file)
+        label = file or "document"
+        text = _untrusted.decode_text(text, label=label, error=lambda m: ModelFileError(
+            "document", m[len(label) + 2:], file))
     elif not isinstance(text, str):
         raise TypeError(f"{name}: expected JSON text (str or bytes), got {type(text).__name__}")
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         size = len(text.encode("utf-8", "surrogatepass"))
-        raise ModelFileError("document", f"larger than the limit of {MAX_FILE_BYTES} bytes ({size} as UTF-8)")
-    try:
-        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
-    except ModelFileError:
-        raise
-    except RecursionError:
-        raise ModelFileError("document", "nested too deeply to be a model document") from None
-    except (ValueError, OverflowError) as exc:
-        raise ModelFileError("document", f"not valid JSON ({exc})") from None
+        raise ModelFileError("document", f"{size} bytes as UTF-8, more than the limit of {MAX_FILE_BYTES}", file)
+    return _json_doc(text, file)
 
 
 def _network_from(v: Any, where: str) -> Network:
@@ -529,16 +522,22 @@ def _model_from(doc: Any, where: str = "") -> ModelFile:
     )
 
 
-def _read(path: Any) -> bytes:
+def _read(path: Any) -> tuple[bytes, str]:
+    """The bytes of a model or bundle file, through the untrusted reader, and its label."""
+    label = _untrusted.short(os.fspath(path), 80).strip("'\"") if isinstance(path, (str, os.PathLike)) else ""
+    data = _untrusted.read_bytes(path, limit=MAX_FILE_BYTES, what="a model file",
+                                 error=lambda m: ModelFileError("document", m[len(label) + 2:], label))
+    return data, label
+
+
+def _in_file(file: str, read: Callable[[], Any]) -> Any:
+    """``read()``, with the file named in any ModelFileError it raises."""
     try:
-        p = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"path: expected a file path (str or os.PathLike), got {type(path).__name__}") from None
-    with open(p, "rb") as fh:
-        data = fh.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise ModelFileError("document", f"the file {p!r} is larger than the limit of {MAX_FILE_BYTES} bytes")
-    return data
+        return read()
+    except ModelFileError as exc:
+        if exc.file is not None:
+            raise
+        raise ModelFileError(exc.where, exc.what, file) from None
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -617,7 +616,8 @@ def save_model(model: Network | ModelFile, path: str | os.PathLike, *, scaling: 
 
 def load_model(path: str | os.PathLike) -> ModelFile:
     """Read a model file written by :func:`save_model`; see :func:`from_json` for the checks."""
-    return _model_from(_parse(_read(path), "path"))
+    data, file = _read(path)
+    return _in_file(file, lambda: _model_from(_parse(data, "path", file)))
 
 
 def bundle_to_json(models: Mapping[str, Network | ModelFile], indent: int | None = None) -> str:
@@ -678,5 +678,6 @@ def save_bundle(path: str | os.PathLike, models: Mapping[str, Network | ModelFil
 
 def load_bundle(path: str | os.PathLike) -> dict[str, ModelFile]:
     """Read a bundle file written by :func:`save_bundle`."""
-    return bundle_from_json(_read(path))
+    data, file = _read(path)
+    return _in_file(file, lambda: bundle_from_json(data))
 

@@ -5,7 +5,7 @@ nothing of training.  Both directions go through the same rule checks, so a docu
 ``get_linn`` writes is one that ``load_linn`` reads and the other way round:
 
 * ``build_document`` takes layers as ``(kernel (n_in, n_out), bias (n_out,), activation)``
-  and applies every converter rule (see ``shared/spec/linn-format.md``), linncore's
+  and applies every converter rule (see :doc:`/linn_format`), linncore's
   parameter-range rule and, when a device is named, that device's neuron limit.
 * ``parse_document`` takes an untrusted, already JSON-decoded object and checks structure,
   types, sizes, finiteness and the same rules before any array is built.
@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._numpy.activations import INSTRUMENT
+from .._util.untrusted import short as _short
 
 __all__ = [
     "LinnError", "INSTRUMENT_ACTIVATIONS", "MAX_LAYERS", "MAX_NEURONS", "MAX_COLUMN_DEPTH",
@@ -73,7 +74,7 @@ def _canonical_device(device: str) -> str:
     for name in DEVICE_NAMES:
         if name.lower() == key:
             return name
-    raise ValueError(f"device: expected one of {', '.join(map(repr, DEVICE_NAMES))}, got {device!r}")
+    raise ValueError(f"device: expected one of {', '.join(map(repr, DEVICE_NAMES))}, got {_short(device)}")
 
 
 def device_neuron_limit(device: str | None, slots: int | None = None) -> tuple[int, str]:
@@ -100,17 +101,17 @@ def device_neuron_limit(device: str | None, slots: int | None = None) -> tuple[i
     """
     if device is None:
         if slots is not None:
-            raise ValueError(f"slots: only meaningful with device='Moku:Lab' or 'Moku:Go', got slots={slots!r} without a device")
+            raise ValueError(f"slots: only meaningful with device='Moku:Lab' or 'Moku:Go', got slots={_short(slots)} without a device")
         return MAX_NEURONS, "the converter"
     name = _canonical_device(device)
     table = DEVICE_NAMES[name]
     if None in table:
         if slots is not None:
-            raise ValueError(f"slots: {name} runs the instrument in one configuration; expected slots=None, got {slots!r}")
+            raise ValueError(f"slots: {name} runs the instrument in one configuration; expected slots=None, got {_short(slots)}")
         return table[None], name
     if isinstance(slots, bool) or slots not in table:
         options = " or ".join(f"slots={s} ({n} neurons per layer)" for s, n in table.items())
-        raise ValueError(f"slots: {name} runs the instrument with 2 or 3 instrument slots; pass {options}, got {slots!r}")
+        raise ValueError(f"slots: {name} runs the instrument with 2 or 3 instrument slots; pass {options}, got {_short(slots)}")
     return table[slots], f"{name} with {slots} slots"
 
 
@@ -157,7 +158,7 @@ def _check_shapes(shapes: list[tuple[int, int]], acts: list[str], limit: int, li
         raise LinnError("layer count", f"{where}: expected 1 to {MAX_LAYERS} dense layers, got {len(shapes)}")
     for i, act in enumerate(acts):
         if act not in INSTRUMENT_ACTIVATIONS:
-            raise LinnError("activation", f"layer {i}: the instrument runs {', '.join(INSTRUMENT_ACTIVATIONS)}; got {act!r}")
+            raise LinnError("activation", f"layer {i}: the instrument runs {', '.join(INSTRUMENT_ACTIVATIONS)}; got {_short(act)}")
     n_in0 = shapes[0][0]
     if not 1 <= n_in0 <= limit:
         raise LinnError("inputs of the first layer" if limit == MAX_NEURONS else "device neuron limit",
@@ -187,7 +188,7 @@ def _check_mapping(mapping: Any, n_out: int, last: int) -> list[int]:
     out = []
     for k, v in enumerate(items):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-            raise LinnError("output mapping", f"entry {k}: expected an integer, got {v!r}")
+            raise LinnError("output mapping", f"entry {k}: expected an integer, got {_short(v)}")
         if not 0 <= int(v) < n_out:
             raise LinnError("output mapping", f"entry {k}: expected an index in [0, {n_out}) (outputs of layer {last}), got {int(v)}")
         out.append(int(v))
@@ -197,15 +198,15 @@ def _check_mapping(mapping: Any, n_out: int, last: int) -> list[int]:
 def _check_channels(channels: Any, width: int, which: str, where: str) -> int:
     rule = f"{which} channels"
     if isinstance(channels, (bool, np.bool_)) or not isinstance(channels, numbers.Integral):
-        raise LinnError(rule, f"num_{which}_channels: expected an integer, got {channels!r}")
+        raise LinnError(rule, f"num_{which}_channels: expected an integer, got {_short(channels)}")
     channels = int(channels)
     if width > MAX_PARALLEL_CHANNELS:
         if channels != 1:
             raise LinnError(rule, f"{where} has {width} {which}s, more than {MAX_PARALLEL_CHANNELS}: only serial mode "
-                                  f"(num_{which}_channels=1) is possible, got {channels}")
+                                  f"(num_{which}_channels=1) is possible, got {_short(channels)}")
     elif channels not in (1, width):
         allowed = "1" if width == 1 else f"1 (serial) or {width} (parallel)"
-        raise LinnError(rule, f"{where} has {width} {which}(s): expected num_{which}_channels {allowed}, got {channels}")
+        raise LinnError(rule, f"{where} has {width} {which}(s): expected num_{which}_channels {allowed}, got {_short(channels)}")
     return channels
 
 
@@ -319,7 +320,7 @@ def parse_document(doc: Any, *, limit: int = MAX_NEURONS, limit_label: str = "th
         raise _structure(f"document: expected a JSON object, got {type(doc).__name__}")
     _exact_keys(doc, _TOP_KEYS, "document", "a .linn document")
     if doc["version"] != LINN_VERSION:
-        raise LinnError("version", f"version: expected {LINN_VERSION!r}, got {doc['version']!r}")
+        raise LinnError("version", f"version: expected {_short(LINN_VERSION)}, got {_short(doc['version'])}")
     for key in ("num_input_channels", "num_output_channels"):
         v = doc[key]
         if isinstance(v, bool) or not isinstance(v, int):

@@ -3,7 +3,7 @@
 A script written for the vendor's ``moku.nn`` runs unchanged once its import line reads
 ``from linncore import LinnModel, save_linn``: the same methods and defaults, the same
 training behaviour (Keras 3 rules, float32), and ``.linn`` files the instrument accepts.
-Where the vendor path goes wrong linncore does better (see ``shared/spec/linn-format.md``):
+Where the vendor path goes wrong linncore does better (see :doc:`/linn_format`):
 constant columns are an error (or map to 0 on request), ``validation_data`` is scaled like
 the training data, ``(width,)`` layers are accepted, ``es_config`` takes
 ``restore_best_weights`` as a synonym and warns about unknown keys, and out-of-range
@@ -37,10 +37,11 @@ import numpy as np
 from ..engine import losses as _losses
 from ..engine import optimizers as _optimizers
 from .._util.atomic import atomic_write
+from .._util import untrusted as _untrusted
 from .keras_view import KerasModelView
 from .linn_document import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
                         LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
-from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int
+from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int, seed_value, flag
 from ..engine.callbacks import EarlyStopping, History
 from ..engine.layers import Dense
 from ..engine.network import Network
@@ -52,6 +53,8 @@ __all__ = ["LinnModel", "LinnError", "list_activations", "get_linn", "save_linn"
 
 #: Largest ``.linn`` file read (bytes); the largest valid document is about 1.3 MB.
 MAX_FILE_BYTES = 8 * 1024 * 1024
+#: The deepest JSON nesting a .linn file is read with (a valid one nests 4 deep).
+MAX_JSON_DEPTH = 16
 
 
 def list_activations() -> list[str]:
@@ -289,7 +292,7 @@ class LinnModel:
                               "clipped to [-1, 1], so the network cannot reach them", UserWarning, stacklevel=2)
         self.training_inputs, self.training_outputs = x, y
         self._input_transform_args, self._output_transform_args = sx, sy
-        self._scaled = bool(scale)
+        self._scaled = flag(scale, "scale")
 
     def _transform(self, data_array: np.ndarray, is_input: bool) -> np.ndarray:
         s = self._input_transform_args if is_input else self._output_transform_args
@@ -330,14 +333,14 @@ class LinnModel:
         if self.training_inputs is None:
             raise ValueError("construct_model: call set_training_data first; the input width comes from the training data")
         if len(tuple(metrics)) != 0:
-            raise ValueError(f"metrics: extra metrics are not supported; expected (), got {metrics!r} "
+            raise ValueError(f"metrics: extra metrics are not supported; expected (), got {_untrusted.short(metrics)} "
                              "(history holds 'loss' and 'val_loss')")
         if isinstance(layer_definition, (str, bytes)) or not isinstance(layer_definition, Sequence) or not layer_definition:
             raise ValueError(f"layer_definition: expected a non-empty list of (width, activation) tuples, got {layer_definition!r:.80}")
         definition: list[tuple[int, str]] = []
         for i, entry in enumerate(layer_definition):
             if not isinstance(entry, (tuple, list)) or len(entry) not in (1, 2):
-                raise ValueError(f"layer_definition[{i}]: expected (width, activation) or (width,), got {entry!r}")
+                raise ValueError(f"layer_definition[{i}]: expected (width, activation) or (width,), got {_untrusted.short(entry)}")
             width = positive_int(entry[0], f"layer_definition[{i}] width")
             act = choice(entry[1], list(INSTRUMENT_ACTIVATIONS), f"layer_definition[{i}] activation") if len(entry) == 2 else "linear"
             definition.append((width, act))
@@ -347,7 +350,7 @@ class LinnModel:
                              f"one per training output column, got {definition[-1][0]}")
         loss = _losses.get(loss, "loss")
         opt = _optimizers.get(optimizer)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed_value(seed))
         widths = [self.training_inputs.shape[1]] + [w for w, _ in definition]
         layers = [Dense((widths[i], w), act, seed=rng) for i, (w, act) in enumerate(definition)]
         self.network = Network(layers, clip=True, dtype=dtype)
@@ -384,17 +387,20 @@ class LinnModel:
         if unknown:
             warnings.warn(f"es_config: ignoring unknown key(s) {unknown}; known keys are {sorted(known)}",
                           UserWarning, stacklevel=3)
+        for key in ("restore", "restore_best_weights"):
+            if key in es_config:
+                flag(es_config[key], f"es_config[{key!r}]")
         if "restore" in es_config and "restore_best_weights" in es_config and \
-                bool(es_config["restore"]) != bool(es_config["restore_best_weights"]):
-            raise ValueError(f"es_config: 'restore' ({es_config['restore']!r}) and its synonym 'restore_best_weights' "
-                             f"({es_config['restore_best_weights']!r}) disagree")
+                es_config["restore"] != es_config["restore_best_weights"]:
+            raise ValueError(f"es_config: 'restore' ({_untrusted.short(es_config['restore'])}) and its synonym 'restore_best_weights' "
+                             f"({_untrusted.short(es_config['restore_best_weights'])}) disagree")
         restore = es_config.get("restore", es_config.get("restore_best_weights", False))
         monitor = es_config.get("monitor", "val_loss")
         if monitor not in ("loss", "val_loss"):
-            raise ValueError(f"es_config['monitor']: expected 'loss' or 'val_loss', got {monitor!r}")
+            raise ValueError(f"es_config['monitor']: expected 'loss' or 'val_loss', got {_untrusted.short(monitor)}")
         patience = es_config.get("patience", 5)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-            raise ValueError(f"es_config['patience']: expected a non-negative integer, got {patience!r}")
+            raise ValueError(f"es_config['patience']: expected a non-negative integer, got {_untrusted.short(patience)}")
         return EarlyStopping(monitor=monitor, patience=int(patience), restore_best_weights=bool(restore))
 
     def fit_model(self, epochs: int, es_config: dict | None = None, validation_split: float = 0.0,
@@ -612,6 +618,7 @@ def get_linn(model: Any, input_channels: int, output_channels: int, output_mappi
     ([[0.10000000149011612, 0.20000000298023224, 0.30000001192092896]], [0.10000000149011612])
     """
     net = _network_of(model)
+    clip = flag(clip, "clip")
     if not net.clip:
         warnings.warn("model: this network does not clip its layers' outputs, while the instrument clips every "
                       "layer's output to [-1, 1]; the instrument may compute something else", UserWarning, stacklevel=2)
@@ -664,51 +671,24 @@ def save_linn(model: Any, input_channels: int, output_channels: int, file_name: 
 
 
 # -- reading --------------------------------------------------------------------------------
-def _reject_constant(name: str) -> Any:
-    raise LinnError("finite parameters", f"JSON holds {name}, which is not a finite number")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
-    for k, v in pairs:
-        if k in out:
-            raise LinnError("document structure", f"key {k!r} appears twice in one object")
-        out[k] = v
-    return out
-
-
 def _decode(path_or_dict: Any) -> tuple[Any, str]:
-    """The JSON-decoded document and a label for messages."""
+    """The JSON-decoded document and a label for messages (through the untrusted reader)."""
     if isinstance(path_or_dict, dict):
         return path_or_dict, "document"
     if not isinstance(path_or_dict, (str, os.PathLike)):
         raise TypeError(f"path_or_dict: expected a path to a .linn file or a dict, got {type(path_or_dict).__name__}")
-    path = Path(path_or_dict)
-    label = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise LinnError("size limit", f"{label}: {size} bytes, more than the {MAX_FILE_BYTES} a .linn file can need")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise LinnError("file", f"{label}: is a folder, expected a .linn file") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LinnError("JSON", f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start}); a .linn file is JSON") from None
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise LinnError("JSON", f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise LinnError("JSON", f"{label}: JSON nested too deeply") from None
-    except LinnError as exc:
-        raise LinnError(exc.rule, f"{label}: {str(exc).split('] ', 1)[1]}") from None
-    except ValueError as exc:  # e.g. an integer literal with too many digits
-        raise LinnError("JSON", f"{label}: unreadable JSON value ({exc})") from None
+    label = _untrusted.short(os.fspath(path_or_dict), 80).strip("'\"")
+    data = _untrusted.read_bytes(path_or_dict, limit=MAX_FILE_BYTES, what="a .linn file",
+                                 error=lambda m: LinnError("file", m))
+    # the vendor's writer may have been fed through an editor that adds a byte-order mark
+    text = _untrusted.decode_text(data, label=label, allow_bom=True, error=lambda m: LinnError("JSON", m))
+
+    def json_error(message: str) -> LinnError:
+        rule = "finite parameters" if "not a JSON number" in message else \
+            "document structure" if "duplicate key" in message else "JSON"
+        return LinnError(rule, message)
+
+    doc = _untrusted.loads_json(text, label=label, max_depth=MAX_JSON_DEPTH, error=json_error)
     return doc, label
 
 

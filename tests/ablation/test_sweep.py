@@ -76,10 +76,33 @@ def test_default_process_pool_gives_the_same_rows_as_threads(threaded):
 
 def test_same_seed_same_row_and_seeds_differ():
     with ThreadPoolExecutor(2) as ex:
-        a = sweep({"train.learning_rate": [0.1]}, seeds=[3, 3, 4], base=BASE, executor=ex)
-    r0, r1, r2 = a.rows
+        a = sweep({"train.learning_rate": [0.1]}, seeds=[3, 4], base=BASE, executor=ex)
+        b = sweep({"train.learning_rate": [0.1]}, seeds=[3], base=BASE, executor=ex)
+    r0, r2 = a.rows
+    r1 = b.rows[0]
     assert all(same(r0[k], r1[k]) for k in r0)
     assert r0["final_loss"] != r2["final_loss"]
+
+
+def test_a_seed_given_twice_is_refused_one_row_and_one_history_per_run():
+    with pytest.raises(ValueError, match="seeds: seed 3 appears twice"):
+        sweep({"train.learning_rate": [0.1]}, seeds=[3, 4, 3], base=BASE)
+
+
+def test_grid_and_sizes_are_checked_before_anything_runs():
+    from linncore.ablation.sweep import MAX_RUNS
+
+    huge = {f"train.k{i}": list(range(1000)) for i in range(4)}  # 10**12 points, never expanded
+    with pytest.raises(ValueError, match=f"grid: 1000000000000 points, more than the limit of {MAX_RUNS}"):
+        sweep(huge, seeds=[0], base=BASE)
+    with pytest.raises(ValueError, match=r"dataset.n: expected a positive integer, got 10000000000.0"):
+        sweep({"train.learning_rate": [0.1]}, seeds=[0], base={"dataset": {"n": 1e10}})
+    with pytest.raises(ValueError, match=r"dataset: n \* \(d_in \+ d_out\) = 60000000000 values"):
+        sweep({"train.learning_rate": [0.1]}, seeds=[0], base={"dataset": {"n": 10 ** 10}})
+    with pytest.raises(ValueError, match=r"model: [0-9]+ parameters, more than the limit"):
+        sweep({"model.num_hidden": [[2_000_000, 2_000_000]]}, seeds=[0], base=BASE)
+    with pytest.raises(ValueError, match="seeds: expected non-negative integers, got -1"):
+        sweep({"train.learning_rate": [0.1]}, seeds=[-1], base=BASE)
 
 
 def test_controller_and_silent_death_show_in_the_table():
@@ -180,7 +203,7 @@ def test_bad_grids_are_refused_naming_the_key(grid, match):
 def test_bad_seeds_base_and_executor_are_named():
     with pytest.raises(ValueError, match="seeds: expected at least one seed"):
         sweep({"train.learning_rate": [0.1]}, seeds=[], base=BASE)
-    with pytest.raises(ValueError, match="seeds: expected integers"):
+    with pytest.raises(ValueError, match="seeds: expected non-negative integers"):
         sweep({"train.learning_rate": [0.1]}, seeds=[0.5], base=BASE)
     with pytest.raises(TypeError, match="base: expected a mapping"):
         sweep({"train.learning_rate": [0.1]}, seeds=[0], base=[1])

@@ -231,8 +231,8 @@ def test_usage_errors_exit_2(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["inspect", "{f}/x.linn"], "Not a directory"),
     (["inspect", "a" * 300 + ".linn"], "File name too long"),
-    (["train", "{d}"], "Is a directory"),
-    (["predict", "{f}", "{d}/x.csv", "-o", "{d}/nofolder/o.csv"], "No such file or directory"),
+    (["train", "{d}"], "is a folder, expected a TOML config"),
+    (["predict", "{f}", "{d}/x.csv", "-o", "{d}/nofolder/o.csv"], "nofolder' does not exist"),
     (["demo", "--out", "{d}/nofolder/s.linn"], "does not exist"),
 ])
 def test_file_system_errors_give_a_message_and_exit_1_not_a_traceback(tmp_path, capsys, argv, message):

@@ -17,7 +17,7 @@ def test_deviations_survive_a_target_range_beyond_the_largest_float():
 @pytest.mark.parametrize("change, message", [
     ({"buckets": []}, "buckets: expected an object"),
     ({"buckets": {"0-10%": 5}}, "buckets: expected an object"),
-    ({"deviations": "first", "value": 10 ** 400}, "malformed field"),
+    ({"deviations": "first", "value": 10 ** 400}, r"deviations\[0\]: expected a finite number, got an integer of 401"),
     ({"deviations": "first", "value": -50.0}, "deviations: expected non-negative"),
     ({"combine": "bogus"}, "combine: expected 'max' or 'mean'"),
     ({"column": "x"}, "column: expected null or a column index"),

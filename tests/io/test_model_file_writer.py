@@ -40,5 +40,5 @@ def test_lone_surrogates_are_refused_on_reading_and_writing():
 def test_the_size_limit_counts_utf8_bytes_of_text(monkeypatch):
     monkeypatch.setattr(files, "MAX_FILE_BYTES", 1000)
     text = '{"x": "' + "\u20ac" * 400 + '"}'  # 409 characters, 1209 bytes
-    with pytest.raises(ModelFileError, match="larger than the limit of 1000 bytes"):
+    with pytest.raises(ModelFileError, match="1209 bytes as UTF-8, more than the limit of 1000"):
         from_json(text)

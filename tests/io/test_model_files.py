@@ -193,9 +193,9 @@ def test_text_level_problems_are_model_file_errors():
     cases = {
         text[: len(text) // 2]: "not valid JSON",
         text.encode("utf-8")[:-2] + b"\xff\xfe": "not UTF-8",
-        '{"format": NaN}': "NaN is not allowed",
-        '{"format": "a", "format": "b"}': "appears twice",
-        "[" * 100_000 + "]" * 100_000: "nested too deeply",
+        '{"format": NaN}': "NaN is not a JSON number",
+        '{"format": "a", "format": "b"}': "duplicate key 'format'",
+        "[" * 100_000 + "]" * 100_000: "nested 100000 deep, more than the limit",
         "[]": "document: expected an object",
         "": "not valid JSON",
     }
@@ -211,11 +211,11 @@ def test_size_limits_are_enforced(monkeypatch, tmp_path):
 
     text = to_json(net_of())
     monkeypatch.setattr(files, "MAX_FILE_BYTES", len(text) - 1)
-    with pytest.raises(ModelFileError, match="larger than the limit"):
+    with pytest.raises(ModelFileError, match="more than the limit"):
         from_json(text)
     path = tmp_path / "m.json"
     path.write_text(text)
-    with pytest.raises(ModelFileError, match="larger than the limit"):
+    with pytest.raises(ModelFileError, match="more than the limit"):
         load_model(path)
     monkeypatch.undo()
     monkeypatch.setitem(files.LIMITS, "params", 20)

@@ -1,12 +1,33 @@
 """The one reader of untrusted files refuses what is not a small regular file, before reading."""
 from __future__ import annotations
 
+import io
 import os
+import struct
+import zipfile
 
+import numpy as np
 import pytest
 
-from linncore._util.untrusted import (UntrustedInputError, json_depth, loads_json, read_bytes,
-                                      short)
+from linncore._util.untrusted import (
+    UntrustedInputError,
+    clip,
+    config_bool,
+    config_float,
+    config_int,
+    config_list,
+    config_str,
+    json_depth,
+    kind,
+    loads_json,
+    loads_npy,
+    loads_toml,
+    read_bytes,
+    read_csv,
+    read_npz,
+    short,
+    toml_depth,
+)
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path):
@@ -68,3 +89,119 @@ def test_strict_json(text, message):
 def test_messages_quote_little_of_a_value():
     assert len(short("x" * 10_000)) < 80
     assert short(10 ** 4000) == "an integer of 4001 digits"
+
+
+# -- TOML, NumPy files, CSV and typed values ---------------------------------------------------
+
+
+def test_toml_nesting_counts_brackets_and_dotted_keys_but_not_strings_or_comments():
+    assert toml_depth('a = [[1], "[[[", \'{{{\']  # [[[[\n') == 2
+    assert toml_depth("a.b.c = 1.5\nd = 2.5\n") == 2
+    assert toml_depth('x = """\n[[[[\n"""\n') == 0
+    assert toml_depth("t = {a.b = 1, c.d.e = [1.5]}") == 3
+    with pytest.raises(UntrustedInputError, match="TOML nested 5000 deep, more than the limit"):
+        loads_toml("a = " + "[" * 5000 + "]" * 5000, label="f")
+    with pytest.raises(UntrustedInputError, match="TOML nested 20000 deep"):
+        loads_toml("a" + ".a" * 20_000 + " = 1", label="f")
+    with pytest.raises(UntrustedInputError, match="f: not valid TOML"):
+        loads_toml("a = [", label="f")
+    assert loads_toml("[t]\nx = 1\n", label="f") == {"t": {"x": 1}}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_npz_members_are_capped_by_count_and_by_declared_and_actual_size(tmp_path):
+    p = tmp_path / "a.npz"
+    p.write_bytes(_zip({"x.npy": _npy(np.arange(1000.0))}))
+    assert read_npz(p, limit=100_000)["x"].shape == (1000,)
+    with pytest.raises(UntrustedInputError, match="declares 8128 bytes unpacked, more than the"):
+        read_npz(p, limit=100_000, member_limit=8000)
+    with pytest.raises(UntrustedInputError, match="1 members, more than the limit of 0"):
+        read_npz(p, limit=100_000, max_members=0)
+    data = bytearray(p.read_bytes())  # declare fewer bytes than the member unpacks to
+    for sig, off in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        struct.pack_into("<I", data, data.find(sig) + off, 500)
+    p.write_bytes(bytes(data))
+    with pytest.raises(UntrustedInputError, match=r"member 'x\.npy': (cannot be unpacked|unpacks)"):
+        read_npz(p, limit=100_000)
+    p.write_bytes(_zip({"x.npy": _npy(np.array([{}], dtype=object))}))
+    with pytest.raises(UntrustedInputError, match="expected an array of numbers, got dtype 'obj"):
+        read_npz(p, limit=100_000)
+    p.write_bytes(_zip({"x.txt": b"hello"}))
+    with pytest.raises(UntrustedInputError, match=r"expected a \.npy member"):
+        read_npz(p, limit=100_000)
+
+
+def test_npy_header_must_account_for_the_data():
+    good = _npy(np.arange(6.0).reshape(2, 3))
+    assert loads_npy(good, label="f").tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    with pytest.raises(UntrustedInputError, match=r"header promises 48 bytes .* holds 40"):
+        loads_npy(good[:-8], label="f")
+    with pytest.raises(UntrustedInputError, match="is a zip archive"):
+        loads_npy(_zip({"x.npy": good}), label="f")
+    with pytest.raises(UntrustedInputError, match=r"not a \.npy file"):
+        loads_npy(b"hello", label="f")
+
+
+@pytest.mark.parametrize("text, header, expect", [
+    ("x,y\n1,2\n", None, (["x", "y"], [[1.0, 2.0]])),
+    ("1,2\n3,4\n", None, (None, [[1.0, 2.0], [3.0, 4.0]])),
+    ("-a,b\n1,2\n", None, "line 1, column 1: expected a number, got '-a'"),  # a sign: not a header
+    ("0.5x,1\n2,3\n", None, "line 1, column 1: expected a number, got '0.5x'"),
+    ("1,2\n3,4x\n", None, "line 2, column 2: expected a number, got '4x'"),
+    ("1,2\n\n3\n", None, "line 3: expected 2 columns, got 1"),
+    ("a,b\n1,2\n", False, "line 1, column 1: expected a number, got 'a'"),
+    ("1,2\n3,4\n", True, (["1", "2"], [[3.0, 4.0]])),
+    ("x,x\n1,2\n", None, "the column name 'x' appears twice"),
+    ("1,nan\n", None, "line 1, column 2: expected a number, got 'nan'"),
+    ("1_0,2\n", None, "line 1, column 1: expected a number, got '1_0'"),
+    ("x,y\n", None, "no data rows"),
+])
+def test_strict_csv(tmp_path, text, header, expect):
+    p = tmp_path / "d.csv"
+    p.write_text(text)
+    if isinstance(expect, str):
+        with pytest.raises(UntrustedInputError, match=expect):
+            read_csv(p, limit=1000, header=header)
+    else:
+        arr, names = read_csv(p, limit=1000, header=header)
+        assert names == expect[0] and arr.tolist() == expect[1]
+
+
+def test_typed_config_values():
+    assert config_bool(False, "k") is False
+    assert config_int(3, "k", lo=0, hi=5) == 3 and config_float(2, "k") == 2.0
+    assert config_str("SGD", "k", choices=["adam", "sgd"]) == "sgd"
+    assert config_list((1, 2), "k", min_len=1) == [1, 2]
+    for call, message in [
+        (lambda: config_bool("false", "scale"), "scale: expected true or false, got the string"),
+        (lambda: config_bool(1, "scale"), "got the integer 1"),
+        (lambda: config_int(True, "n"), "n: expected an integer, got the boolean true"),
+        (lambda: config_int(1.0, "n", lo=1), "n: expected an integer >= 1, got the number 1.0"),
+        (lambda: config_int(-1, "seed", lo=0), "seed: expected an integer >= 0, got -1"),
+        (lambda: config_int(10 ** 4000, "n", hi=10), "got an integer of 4001 digits"),
+        (lambda: config_float(float("nan"), "x"), "x: expected a finite number"),
+        (lambda: config_float(10 ** 400, "x"), "x: expected a finite number"),
+        (lambda: config_str(5, "file"), "file: expected a string, got the integer 5"),
+        (lambda: config_list("ab", "k"), "k: expected a list, got the string 'ab'"),
+        (lambda: config_list([], "k", min_len=1), "k: expected a list of at least 1 items, got 0"),
+    ]:
+        with pytest.raises(UntrustedInputError, match=message):
+            call()
+
+
+def test_kind_and_clip_keep_messages_short():
+    assert kind("x" * 10_000) == "a string of 10000 characters"
+    assert len(kind(10 ** 4000)) < 60 and len(clip("y" * 10_000)) < 240

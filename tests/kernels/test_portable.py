@@ -1,0 +1,233 @@
+"""The portable build of csrc/ (LC_PORTABLE=1: no vector types, no function clones, as on a
+compiler without them) gives the same bits as the default build.
+
+The dense kernels are compiled twice into shared libraries, with and without LC_PORTABLE,
+and called through ctypes on the same inputs: every activation on special values and a dense
+sweep of floats, products of awkward shapes, and whole training epochs of a float32 and a
+float64 network.  Outputs are compared byte for byte.  Skipped without a C compiler."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
+SOURCES = ["lc_dense.c", "lc_fixed.c", "lc_optim.c", "lc_parallel.c", "lc_qat.c"]
+# The build's options for GCC and Clang (setup.py), at -O2: the bits must not depend on it.
+FLAGS = ["-O2", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
+
+N_ACTIVATIONS = 7
+F32P = ctypes.POINTER(ctypes.c_float)
+F64P = ctypes.POINTER(ctypes.c_double)
+I64P = ctypes.POINTER(ctypes.c_int64)
+I32P = ctypes.POINTER(ctypes.c_int32)
+
+
+class Net(ctypes.Structure):
+    _fields_ = [
+        ("n_layers", ctypes.c_int64),
+        ("sizes", I64P),
+        ("acts", I32P),
+        ("has_bias", I32P),
+        ("clip_out", ctypes.c_int32),
+        ("bn", I32P),
+        ("bn_momentum", F64P),
+        ("bn_epsilon", F64P),
+    ]
+
+
+class Optim(ctypes.Structure):
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("lr", ctypes.c_double),
+        ("beta_1", ctypes.c_double),
+        ("beta_2", ctypes.c_double),
+        ("epsilon", ctypes.c_double),
+        ("momentum", ctypes.c_double),
+        ("nesterov", ctypes.c_int32),
+    ]
+
+
+class Train(ctypes.Structure):
+    _fields_ = [
+        ("net", ctypes.POINTER(Net)),
+        ("layout", I64P),
+        ("loss", ctypes.c_int32),
+        ("opt", ctypes.POINTER(Optim)),
+        ("clip_params", ctypes.c_int32),
+        ("quant", ctypes.c_void_p),
+    ]
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """The default and the portable library, as ctypes handles."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler on PATH")
+    if not all((CSRC / name).exists() for name in SOURCES):
+        pytest.skip("csrc/ is not beside the tests (installed package without sources)")
+    out = tmp_path_factory.mktemp("portable")
+    libs = {}
+    for mode, extra in (("default", []), ("portable", ["-DLC_PORTABLE=1"])):
+        path = out / f"liblc_{mode}.so"
+        build = subprocess.run(
+            [
+                cc,
+                *FLAGS,
+                *extra,
+                f"-I{CSRC}",
+                *(str(CSRC / s) for s in SOURCES),
+                "-o",
+                str(path),
+                "-lm",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if build.returncode != 0:
+            pytest.skip(f"cannot build a shared library here: {build.stderr.strip()[:200]}")
+        libs[mode] = ctypes.CDLL(str(path))
+    return libs
+
+
+def _ptr(a: np.ndarray):
+    ctype = {
+        np.float32: ctypes.c_float,
+        np.float64: ctypes.c_double,
+        np.int64: ctypes.c_int64,
+        np.int32: ctypes.c_int32,
+    }[a.dtype.type]
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _special_and_sweep(dtype) -> np.ndarray:
+    special = [
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        0.0625,
+        -0.0625,
+        0.06249,
+        19.99,
+        20.0,
+        20.01,
+        -20.0,
+        88.0,
+        -88.0,
+        700.0,
+        -700.0,
+        701.0,
+        -750.0,
+        1e30,
+        -1e30,
+        np.inf,
+        -np.inf,
+        np.nan,
+        np.finfo(dtype).tiny,
+        np.finfo(dtype).max,
+        -np.finfo(dtype).max,
+    ]
+    sweep = np.random.default_rng(7).standard_normal(20_003) * 6.0
+    fine = np.linspace(-0.2, 0.2, 4_001)
+    return np.concatenate([special, sweep, fine]).astype(dtype)
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+def test_every_activation_gives_the_same_bits_in_the_portable_build(builds, sfx, dtype):
+    z = _special_and_sweep(dtype)
+    for act in range(N_ACTIVATIONS):
+        outs = []
+        for lib in (builds["default"], builds["portable"]):
+            h = np.zeros_like(z)
+            d = np.zeros_like(z)
+            getattr(lib, f"lc_act_forward_{sfx}")(
+                ctypes.c_int32(act), _ptr(z), _ptr(h), ctypes.c_int64(z.size)
+            )
+            getattr(lib, f"lc_act_deriv_{sfx}")(
+                ctypes.c_int32(act), _ptr(z), _ptr(h), _ptr(d), ctypes.c_int64(z.size)
+            )
+            outs.append((h, d))
+        for got, want in zip(outs[1], outs[0]):
+            assert got.tobytes() == want.tobytes(), f"activation {act} differs"
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+def test_products_of_awkward_shapes_give_the_same_bits_in_the_portable_build(builds, sfx, dtype):
+    rng = np.random.default_rng(11)
+    for rows, K, N in [(1, 1, 1), (3, 5, 7), (4, 9, 16), (9, 3, 33), (17, 31, 5), (8, 64, 40)]:
+        A = rng.standard_normal((rows, K)).astype(dtype)
+        M = rng.standard_normal((K, N)).astype(dtype)
+        outs = []
+        for lib in (builds["default"], builds["portable"]):
+            C = np.zeros((rows, N), dtype)
+            getattr(lib, f"lc_matmul_{sfx}")(
+                _ptr(A),
+                ctypes.c_int64(K),
+                ctypes.c_int64(1),
+                _ptr(M),
+                _ptr(C),
+                ctypes.c_int64(rows),
+                ctypes.c_int64(K),
+                ctypes.c_int64(N),
+            )
+            outs.append(C)
+        assert outs[1].tobytes() == outs[0].tobytes(), (rows, K, N)
+
+
+def _train(lib, sfx, dtype, acts, kind):
+    sizes = np.array([3, 13, 9, 2], np.int64)
+    acts = np.array(acts, np.int32)
+    has_bias = np.ones(3, np.int32)
+    net = Net(3, _ptr(sizes), _ptr(acts), _ptr(has_bias), 0, None, None, None)
+    n_params = int(sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(3)))
+    rng = np.random.default_rng(5)
+    theta = (rng.standard_normal(n_params) * 0.5).astype(dtype)
+    X = rng.uniform(-2, 2, (101, 3)).astype(dtype)
+    Y = np.stack([np.sin(X[:, 0]) * X[:, 1], np.tanh(X[:, 2])], axis=1).astype(dtype)
+    opt = Optim(kind, 0.01, 0.9, 0.999, 1e-7, 0.9, 1)
+    m = np.zeros(n_params, dtype)
+    v = np.zeros(n_params, dtype)
+    step = ctypes.c_int64(0)
+    losses = []
+    layout = np.zeros((3, 4), np.int64)
+    lib.lc_net_layout(ctypes.byref(net), _ptr(layout))
+    train = Train(ctypes.pointer(net), _ptr(layout), 0, ctypes.pointer(opt), 0, None)
+    for _ in range(30):
+        perm = rng.permutation(101).astype(np.int64)
+        loss_sum, n_done = ctypes.c_double(0), ctypes.c_int64(0)
+        status = getattr(lib, f"lc_train_epoch_{sfx}")(
+            ctypes.byref(train),
+            _ptr(theta),
+            _ptr(m),
+            _ptr(v),
+            None,
+            _ptr(X),
+            _ptr(Y),
+            ctypes.c_int64(101),
+            _ptr(perm),
+            ctypes.c_int64(16),
+            ctypes.byref(step),
+            None,
+            ctypes.byref(loss_sum),
+            ctypes.byref(n_done),
+        )
+        assert status == 0
+        losses.append(loss_sum.value)
+    return theta, m, v, np.array(losses)
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+@pytest.mark.parametrize("acts,kind", [([2, 3, 0], 1), ([6, 4, 0], 0), ([1, 5, 2], 1)])
+def test_training_epochs_give_the_same_bits_in_the_portable_build(builds, sfx, dtype, acts, kind):
+    default = _train(builds["default"], sfx, dtype, acts, kind)
+    portable = _train(builds["portable"], sfx, dtype, acts, kind)
+    assert default[3][-1] < default[3][0]  # it trained
+    for got, want in zip(portable, default):
+        assert got.tobytes() == want.tobytes()
