@@ -199,7 +199,8 @@ int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_
         return LC_ERR_ARGS;
     const int64_t K = max_steps;
     hvp_plan_f64 plan;
-    int status = hvp_plan_init_f64(&plan, net, theta, N, loss, gauss_newton, state, 1, NULL, NULL, 0);
+    int status =
+        hvp_plan_init_f64(&plan, net, theta, N, loss, gauss_newton, state, 1, NULL, NULL, 0);
     if (status != LC_OK) return status;
     lc_team *team = lc_team_start(plan.n_parts);
     double *Q = (double *)malloc((size_t)((K + 1) * P) * sizeof(double));

@@ -82,6 +82,9 @@ typedef struct {
 
 /* Defined below with lc_hvp_apply, which shares them. */
 static int64_t FN(hess_n_parts)(int64_t N, double work);
+LC_HOT static void FN(hess_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
+                                   const REAL *restrict M, REAL *restrict C, int64_t rows,
+                                   int64_t K, int64_t N);
 static inline int64_t FN(hess_part_start)(int64_t N, int64_t n_parts, int64_t p);
 LC_HOT static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n);
 
@@ -106,7 +109,7 @@ static void FN(prep_forward_part)(void *arg, int64_t part)
         REAL *A = base + s0 * n_out, *z = base + 3 * N * n_out + s0 * n_out;
         REAL *h = FN(prep_h)(net, base, N, n_out, s0);
         /* z = a_{l-1} W + b;  h = act(z);  a = clip(h) */
-        FN(lc_matmul)(in, n_in, 1, x->theta + x->w_off[l], z, B, n_in, n_out);
+        FN(hess_matmul)(in, n_in, 1, x->theta + x->w_off[l], z, B, n_in, n_out);
         if (x->b_off[l] >= 0) {
             const REAL *b = x->theta + x->b_off[l];
             for (int64_t i = 0; i < B; i++) {
@@ -168,7 +171,7 @@ static void FN(prep_backward_part)(void *arg, int64_t part)
                         FN(prep_h)(net, base, N, n_out, s0), da, n);
         /* dL/dW = a_{l-1}^T dz (samples in order), dL/db = sum_n dz, da_{l-1} = dz W^T */
         const REAL *in = (l > 0 ? x->state + FN(hess_layer_base)(net, N, l - 1) : x->X) + s0 * n_in;
-        FN(lc_matmul)(in, 1, n_in, DZ, grad + x->w_off[l], n_in, B, n_out);
+        FN(hess_matmul)(in, 1, n_in, DZ, grad + x->w_off[l], n_in, B, n_out);
         if (x->b_off[l] >= 0) {
             REAL *gb = grad + x->b_off[l];
             for (int64_t j = 0; j < n_out; j++) gb[j] = 0;
@@ -189,7 +192,8 @@ static void FN(prep_backward_part)(void *arg, int64_t part)
 static double FN(hess_dloss)(int32_t loss, const REAL *f, const REAL *y, int64_t rows, int64_t m,
                              int64_t N, REAL *dloss)
 {
-    const REAL sc = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N) : (REAL)(2.0 / (double)(N * m));
+    const REAL sc =
+        loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N) : (REAL)(2.0 / (double)(N * m));
     double total = 0.0;
     for (int64_t i = 0; i < rows * m; i++) {
         const REAL r = f[i] - y[i];
@@ -249,8 +253,8 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
     memcpy(state, X, (size_t)(N * net->sizes[0]) * sizeof(REAL));
     lc_team *team = n_parts > 1 ? lc_team_start(n_parts) : NULL; /* one team for both passes */
     lc_team_run(team, n_parts, FN(prep_forward_part), &ctx);
-    *loss_out = FN(hess_loss_value)(
-        loss, FN(hess_dloss)(loss, state + FN(hess_layer_base)(net, N, L - 1), Y, N, m, N, dloss), N, m);
+    const REAL *out = state + FN(hess_layer_base)(net, N, L - 1);
+    *loss_out = FN(hess_loss_value)(loss, FN(hess_dloss)(loss, out, Y, N, m, N, dloss), N, m);
     for (int64_t q = 0; q < n_parts * P; q++) grad_parts[q] = 0;
     lc_team_run(team, n_parts, FN(prep_backward_part), &ctx);
     lc_team_end(team);
@@ -313,6 +317,77 @@ LC_HOT static void FN(hess_add_bias)(REAL *restrict Y, const REAL *restrict T,
     }
 }
 
+/* C := A M as lc_matmul(A, ars, acs, M, C, rows, K, N), the same bits, faster for the narrow
+ * products of small networks (N < 4 columns, e.g. a 2-output layer), where lc_matmul's vector
+ * path does not apply:
+ * - A read transposed (ars = 1: C = A'^T M, A' (K, rows) row-major, as in the gradient terms
+ *   a^T dz): one vector runs down four (float: eight) rows of C per column of M;
+ * - N = 2 and A row-major: one two-lane vector per row holds both columns.
+ * Every C[i][j] is still the sum over k in increasing order of A[i][k] M[k][j] from zero, one
+ * rounding per product and per sum (no FMA), so the bits are those of lc_matmul. */
+#if defined(__GNUC__)
+typedef REAL FN(hess_vec) __attribute__((vector_size(32)));
+typedef REAL FN(hess_vec2) __attribute__((vector_size(2 * sizeof(REAL))));
+#endif
+
+LC_HOT static void FN(hess_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
+                                   const REAL *restrict M, REAL *restrict C, int64_t rows,
+                                   int64_t K, int64_t N)
+{
+#if defined(__GNUC__)
+    typedef FN(hess_vec) vec;
+    enum { JB = (int)(sizeof(vec) / sizeof(REAL)) };
+    if (N < 4 && N >= 1 && ars == 1 && rows >= JB) {
+        const REAL *At = A; /* At (K, acs): A[i][k] = At[k * acs + i] */
+        int64_t i = 0;
+        for (; i + JB <= rows; i += JB) {
+            vec c0 = {0}, c1 = {0}, c2 = {0}, a;
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(&a, At + k * acs + i, sizeof a);
+                const REAL *m = M + k * N;
+                c0 += a * m[0];
+                if (N > 1) c1 += a * m[1];
+                if (N > 2) c2 += a * m[2];
+            }
+            for (int t = 0; t < JB; t++) {
+                C[(i + t) * N] = c0[t];
+                if (N > 1) C[(i + t) * N + 1] = c1[t];
+                if (N > 2) C[(i + t) * N + 2] = c2[t];
+            }
+        }
+        for (; i < rows; i++)
+            for (int64_t j = 0; j < N; j++) {
+                REAL acc = 0;
+                for (int64_t k = 0; k < K; k++) acc += At[k * acs + i] * M[k * N + j];
+                C[i * N + j] = acc;
+            }
+        return;
+    }
+    if (N == 2 && acs == 1) {
+        typedef FN(hess_vec2) vec2;
+        int64_t i = 0;
+        for (; i + 4 <= rows; i += 4) {
+            const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
+            vec2 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(&m, M + 2 * k, sizeof m);
+                c0 += a0[k] * m;
+                c1 += a1[k] * m;
+                c2 += a2[k] * m;
+                c3 += a3[k] * m;
+            }
+            memcpy(C + 2 * i, &c0, sizeof m);
+            memcpy(C + 2 * i + 2, &c1, sizeof m);
+            memcpy(C + 2 * i + 4, &c2, sizeof m);
+            memcpy(C + 2 * i + 6, &c3, sizeof m);
+        }
+        if (i < rows) FN(lc_matmul)(A + i * ars, ars, 1, M, C + 2 * i, rows - i, K, 2);
+        return;
+    }
+#endif
+    FN(lc_matmul)(A, ars, acs, M, C, rows, K, N);
+}
+
 /* C := A M for A (rows, K) row-major and M (K, N) of which only the rows listed in nz (cnt
  * of them) are non-zero: the other terms of each ordered sum are exact zeros, so they are
  * skipped (a unit direction has one such row).  Falls back to lc_matmul when most rows are
@@ -328,7 +403,7 @@ static void FN(hess_matmul_sparse_rows)(const REAL *restrict A, const REAL *rest
         if (!z) nz[cnt++] = k;
     }
     if (4 * cnt > K) {
-        FN(lc_matmul)(A, K, 1, M, C, rows, K, N);
+        FN(hess_matmul)(A, K, 1, M, C, rows, K, N);
         return;
     }
     for (int64_t i = 0; i < rows; i++) {
@@ -469,7 +544,8 @@ static void FN(hvp_part)(void *arg, int64_t part)
             const REAL *base = st + FN(hess_layer_base)(net, N, l);
             const REAL *Ain = (l == 0 ? st : st + FN(hess_layer_base)(net, N, l - 1)) + so * n_in;
             const REAL *D1 = base + N * n_out + so * n_out;
-            if (l > first) FN(lc_matmul)(Ra[l - 1], n_in, 1, theta + w_off[l], Rz[l], k * B, n_in, n_out);
+            if (l > first)
+                FN(hess_matmul)(Ra[l - 1], n_in, 1, theta + w_off[l], Rz[l], k * B, n_in, n_out);
             if (!vzero[l]) {
                 const int64_t vs = 2 * n_in * n_out + n_out;
                 for (int64_t c = 0; c < k; c++) {
@@ -503,10 +579,10 @@ static void FN(hvp_part)(void *arg, int64_t part)
             for (int64_t c = 0; c < k; c++) {
                 const REAL *rdzc = rdz + c * n;
                 REAL *h = hv + c * P;
-                FN(lc_matmul)(Ain, 1, n_in, rdzc, tmp, n_in, B, n_out);
+                FN(hess_matmul)(Ain, 1, n_in, rdzc, tmp, n_in, B, n_out);
                 if (use_ra_in) {
                     REAL *t2 = tmp + n_in * n_out;
-                    FN(lc_matmul)(Ra[l - 1] + c * B * n_in, 1, n_in, DZ, t2, n_in, B, n_out);
+                    FN(hess_matmul)(Ra[l - 1] + c * B * n_in, 1, n_in, DZ, t2, n_in, B, n_out);
                     for (int64_t q = 0; q < n_in * n_out; q++) h[w_off[l] + q] += tmp[q] + t2[q];
                 } else {
                     FN(hess_add)(h + w_off[l], tmp, n_in * n_out);
@@ -583,7 +659,8 @@ static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *the
     REAL *local = NULL;
     double *loss_parts = NULL;
     if (!state) {
-        local = (REAL *)malloc((size_t)(n_parts * (local_len + (with_grad ? 2 * P : 0))) * sizeof(REAL));
+        const int64_t per_part = local_len + (with_grad ? 2 * P : 0);
+        local = (REAL *)malloc((size_t)(n_parts * per_part) * sizeof(REAL));
         loss_parts = (double *)malloc((size_t)n_parts * sizeof(double));
     }
     x->w_off = ib;
@@ -985,14 +1062,16 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
     if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1 || k < 0)
         return LC_ERR_ARGS;
     if (k == 0)
-        return FN(net_hvp_stored)(net, theta, X, Y, N, loss, gauss_newton, V, k, HV, grad, loss_out);
+        return FN(net_hvp_stored)(net, theta, X, Y, N, loss, gauss_newton, V, k, HV, grad,
+                                  loss_out);
     FN(hvp_plan) plan;
     const int status = FN(hvp_plan_init)(&plan, net, theta, N, loss, gauss_newton, NULL, k, X, Y,
                                          grad != NULL);
     if (status != LC_OK) return status;
     if (!FN(hvp_plan_load)(&plan, V)) {
         FN(hvp_plan_free)(&plan);
-        return FN(net_hvp_stored)(net, theta, X, Y, N, loss, gauss_newton, V, k, HV, grad, loss_out);
+        return FN(net_hvp_stored)(net, theta, X, Y, N, loss, gauss_newton, V, k, HV, grad,
+                                  loss_out);
     }
     FN(hvp_plan_run)(&plan, NULL);
     for (int64_t c = 0; c < k; c++)
@@ -1002,7 +1081,8 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
     if (loss_out) *loss_out = FN(hess_loss_value)(loss, total, N, net->sizes[L]);
     if (grad) {
         memcpy(grad, plan.grad_parts, (size_t)P * sizeof(REAL));
-        for (int64_t p = 1; p < plan.n_parts; p++) FN(hess_add)(grad, plan.grad_parts + 2 * p * P, P);
+        for (int64_t p = 1; p < plan.n_parts; p++)
+            FN(hess_add)(grad, plan.grad_parts + 2 * p * P, P);
     }
     FN(hvp_plan_free)(&plan);
     return LC_OK;

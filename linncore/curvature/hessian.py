@@ -413,7 +413,8 @@ def _spectrum(net: Network, X: Any, Y: Any, loss: Any, k: int, which: str, metho
             ev = np.array([ev])
         elif method == "dense" or (method == "auto" and (P <= DENSE_MAX_PARAMS or k >= P - 1)):
             ev = np.linalg.eigvalsh(cur.dense())
-        elif k == 1 and not lanczos_first and (ev := _lanczos_extreme(cur, which, tol, seed)) is not None:
+        elif (k == 1 and not lanczos_first
+              and (ev := _lanczos_extreme(cur, which, tol, seed)) is not None):
             ev = np.array([ev])
         else:
             if k >= P - 1:
