@@ -11,8 +11,15 @@
  * Every cast below is "round, then overflow": the exact value is first rounded to the grid of
  * the destination (its rounding mode), then brought into its rails (its overflow mode).  The
  * kernels compute exactly: doubles are decomposed into integer * 2^e, integer products and
- * sums are formed in 128-bit integers (or in int64 where a stated bound proves it safe), and
- * no step relies on signed overflow or casts an out-of-range double to an integer.
+ * sums are formed in 128-bit integers (lc_int128.h; 192 bits for the exact sum of products of
+ * two formats wider than about 63 bits together; int64 where a stated bound proves it safe),
+ * and no step relies on signed overflow or casts an out-of-range double to an integer.
+ *
+ * Widths go up to 64 bits signed and 63 bits unsigned (every code fits an int64).  A double
+ * has 53 significant bits, so for W > 53 not every code's value is a double: a cast from a
+ * double is still exact (the double is an exact rational, rounded once onto the grid), and
+ * a code's value returned as a double (the `out` arrays, lc_from_codes) is the nearest double
+ * to code * lsb, ties to even (exact whenever |code| <= 2^53).
  *
  * Stochastic rounding (LC_ROUND_STOCH) draws t = lc_rng_unit53(seed, index) (lc_rng.h) and
  * rounds up iff t < frac * 2^53, frac the exact fractional part in [0, 1) of the value in
@@ -56,14 +63,17 @@ typedef enum {
 #define LC_FIX_ERR_CODE 18   /* an input code lies outside its format's width */
 #define LC_FIX_ERR_FORMAT 19 /* a format descriptor is invalid (see lc_fixfmt_check) */
 
-/* |int_bits| limit: keeps lsb, the rails and every code * lsb finite normal doubles. */
+/* |int_bits| limit and fraction-bit limit: keep lsb, the rails and every code * lsb finite
+ * normal doubles (lsb >= 2^-992, |rails| < 2^960). */
 #define LC_FIX_MAX_ABS_INT_BITS 960
-#define LC_FIX_MAX_BITS 32
+#define LC_FIX_MAX_FRAC_BITS 992
+#define LC_FIX_MAX_BITS 64          /* signed formats: 2..64 bits */
+#define LC_FIX_MAX_BITS_UNSIGNED 63 /* unsigned formats: 1..63 bits (codes are int64) */
 
 /* A fixed-point format fixed<bits, int_bits> with its modes. */
 typedef struct {
-    int32_t bits;      /* W: 1..32 (signed needs 2..32) */
-    int32_t int_bits;  /* I: integer bits including the sign; any value in [-960, 960] */
+    int32_t bits;      /* W: signed 2..64, unsigned 1..63 */
+    int32_t int_bits;  /* I: integer bits including the sign; in [-960, 960], W - I <= 992 */
     int32_t is_signed; /* 1: two's complement codes; 0: unsigned */
     int32_t rounding;  /* lc_rounding */
     int32_t overflow;  /* lc_overflow */
@@ -72,7 +82,10 @@ typedef struct {
 /* Counts gathered by a quantization pass (definitions of docs "rail statistics"). */
 typedef struct {
     int64_t saturated; /* elements whose rounded value lay outside the rails (overflow acted) */
-    int64_t near_rail; /* elements whose code has |c| >= near_rail * max(|rail_lo|, rail_hi) */
+    int64_t near_rail; /* elements whose code has |c| >= near_rail * max(|rail_lo|, rail_hi),
+                        * compared in double: (double)|c| against near_rail times the larger
+                        * rail magnitude as a double, the product rounded (exact rails below
+                        * 2^53) */
     int64_t underflow; /* elements nonzero before and zero after */
 } lc_rail_counts;
 
@@ -119,8 +132,9 @@ int lc_fix_mul(const lc_fixfmt *fa, const int64_t *a, const lc_fixfmt *fb, const
 
 /* C := A @ B on codes: A (n, k) in fa, B (k, m) in fb, C (n, m) in out_fmt, row-major.
  *   acc == NULL: C[i,j] := cast_out(sum_p A[i,p] * B[p,j]), the sum exact (F_a + F_b
- *                fraction bits; every |product| < 2^64, so a sum of k < 2^62 terms fits a
- *                128-bit accumulator) and rounded once.  STOCH index: i*m + j.
+ *                fraction bits; every |product| <= 2^126, so a sum of k < 2^62 terms fits a
+ *                192-bit accumulator, used when 128 bits might not hold it) and rounded once.
+ *                STOCH index: i*m + j.
  *   acc != NULL: an accumulator register in format *acc: s := 0; for p = 0..k-1 in order:
  *                s := ovf_acc(s + cast_acc(A[i,p] * B[p,j])), where cast_acc rounds the exact
  *                product with acc's rounding and applies acc's overflow, and every addition

@@ -94,14 +94,15 @@ int LC_QUANT_CAT(lc_quantize_, SFX)(const lc_fixfmt *fmt, const REAL *x, int64_t
     lc_rail_counts st = {0, 0, 0};
     for (int64_t i0 = 0; i0 < n; i0 += LC_QCHUNK) {
         const int64_t nb = n - i0 < LC_QCHUNK ? n - i0 : LC_QCHUNK;
-        int64_t nslow = LC_QUANT_CAT(quant_block_, SFX)(&qp, x + i0, nb, (uint64_t)i0,
-                                                        codes ? codes + i0 : NULL,
-                                                        out ? out + i0 : NULL,
-                                                        stats ? &st : NULL);
+        int64_t nslow = !qp.vec ? nb
+                                : LC_QUANT_CAT(quant_block_, SFX)(&qp, x + i0, nb, (uint64_t)i0,
+                                                                  codes ? codes + i0 : NULL,
+                                                                  out ? out + i0 : NULL,
+                                                                  stats ? &st : NULL);
         /* Second pass over the block: the exact path for the elements the first one left. */
         for (int64_t i = i0; nslow > 0 && i < i0 + nb; i++) {
             const double xi = (double)x[i];
-            if (LC_QF_OK(xi, xi * qp.scale)) continue;
+            if (qp.vec && LC_QF_OK(xi, xi * qp.scale)) continue;
             nslow--;
             int ovf = 0, status = LC_OK;
             int64_t c = quantize_slow(&fi, xi, seed, (uint64_t)i, &ovf, &status);

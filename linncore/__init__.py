@@ -11,11 +11,12 @@ from .fixed import (INSTRUMENT_ASSUMPTIONS, FixedFormat, Overflow, PrecisionDict
                     RailStats, Rounding, fixed_matmul, quantize, rail_stats, requantize, sat_add,
                     sat_mul)
 from . import hessian
-from .vendor import (LinnError, LinnModel, describe_linn, get_linn, list_activations, load_linn,
-                     save_linn)
+from .vendor import (KerasFileError, LinnError, LinnModel, describe_linn, get_linn,
+                     list_activations, load_keras, load_linn, save_keras, save_linn)
 from .evaluation import DeviationReport, EvaluationCallback, evaluate
 from .io import (ModelFile, ModelFileError, export_c_header, export_codes, from_json, load_bundle,
                  load_model, save_bundle, save_model, to_json)
+from .estimators import LinnRegressor
 from .ablation import (BaseDataset, FitHistory, LinearBlockModel, LinearTeacherDataset,
                        SweepResult, sweep, train_instrumented)
 
@@ -31,11 +32,14 @@ __all__ = [
     "hessian",
     # the vendor workflow
     "LinnModel", "LinnError", "get_linn", "save_linn", "load_linn", "describe_linn", "list_activations",
+    "load_keras", "save_keras", "KerasFileError",
     # evaluation and files
     "evaluate", "DeviationReport", "EvaluationCallback", "save_model", "load_model", "save_bundle",
     "load_bundle", "to_json", "from_json", "ModelFile", "ModelFileError", "export_codes", "export_c_header",
     # ablation
     "BaseDataset", "LinearTeacherDataset", "FitHistory", "train_instrumented", "LinearBlockModel",
     "sweep", "SweepResult",
+    # the conventions of other libraries
+    "LinnRegressor",
     "__version__",
 ]

@@ -1,8 +1,9 @@
 """The ``linncore`` command (also ``python -m linncore``).
 
 Commands: ``demo`` (train the vendor's Simple_sine tutorial), ``inspect`` (validate and
-describe a ``.linn`` file), ``predict`` (run a ``.linn`` file on data), ``train`` (train
-from a TOML config) and ``ablate`` (an ablation sweep from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run, 2 a usage error.
+describe a ``.linn`` file), ``predict`` (run a ``.linn`` file on data), ``convert`` (a Keras
+file to a ``.linn`` file), ``train`` (train from a TOML config) and ``ablate`` (an ablation
+sweep from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run, 2 a usage error.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
+from ._version import __version__
 from .vendor.linn_document import channel_mode, describe
 from .vendor.linn_model import LinnError, LinnModel, budget_text, get_linn, load_linn, read_linn, save_linn
 
@@ -151,6 +153,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- convert --------------------------------------------------------------------------------
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """A Keras file (.keras or .h5) to a .linn file, through load_keras and save_linn."""
+    import warnings
+    from .vendor.keras_files import KerasFileError, load_keras
+    out = Path(args.output)
+    if out.suffix != ".linn":
+        raise CliError(f"-o/--output: expected a file name ending in .linn, got {str(out)!r}",
+                       EXIT_USAGE)
+    try:
+        lm = load_keras(Path(args.file))
+    except (KerasFileError, ImportError) as exc:
+        raise CliError(str(exc)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_linn(lm, args.input_channels, args.output_channels, out,
+                  output_mapping=args.output_mapping, clip=args.clip, device=args.device,
+                  slots=args.slots)
+    for w in caught:
+        print(f"linncore convert: warning: {w.message}", file=sys.stderr)
+    net = lm.network
+    layers = " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
+    clipping = "outputs clipped to [-1, 1]" if net.clip else "no clipping"
+    print(f"wrote {out}: {net.input_size} -> {layers} ({clipping}), {args.input_channels} input "
+          f"and {args.output_channels} output channel(s)")
+    return EXIT_OK
+
+
 # -- demo -----------------------------------------------------------------------------------
 def _fit_quality(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     rmse = float(np.sqrt(np.mean((y - p) ** 2)))
@@ -204,12 +234,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print("(matplotlib is not installed: no plot)")
         return EXIT_OK
     png = out.with_suffix(".png")
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(x, y, label="target cos(5x)")
     ax.plot(x, pred, "--", label="prediction")
-    ax.axvline(x[n_train], color="grey", lw=0.8, label="validation starts")
-    ax.set_xlabel("x")
-    ax.legend()
+    ax.axvspan(x[n_train], x[-1], color="grey", alpha=0.15, lw=0,
+               label="validation (extrapolation)")
+    ax.set_xlabel("x (radians)")
+    ax.set_ylabel("y (target units)")
+    ax.set_title(f"Simple_sine: 1 -> 32 relu -> 32 relu -> 32 tanh -> 1 linear, "
+                 f"{args.epochs} epochs, seed {args.seed}; "
+                 f"RMSE train {rt:.3f}, validation {rv:.3f}", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
     print(f"wrote {png}")
@@ -400,14 +436,15 @@ histories/<run>.npz (FitHistory.load reads them) and, when matplotlib is install
 plots/<run>.png (FitHistory.plot_results).
 """
 _ABLATE_KEYS = {"seeds", "base", "grid"}
-_FLOAT_WORDS = ("float", "none")
 
 
 def _precision_value(value: Any, key: str, base: Path) -> Any:
     """TOML has no null: "float"/"none" mean no precision config; any other string is the
     path of a PrecisionDict JSON file (relative to the config file)."""
     if isinstance(value, str):
-        if value.strip().lower() in _FLOAT_WORDS:
+        from .ablation.sweep import FLOAT_WORDS
+
+        if value.strip().lower() in FLOAT_WORDS:
             return None
         path = base / value
         if not path.is_file():
@@ -465,6 +502,23 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
     return seeds, base, grid
 
 
+def _dask_client(address: str, workers: int | None) -> Any:
+    """A dask.distributed client of the scheduler at ``address``, whose workers run the sweep."""
+    if workers is not None:
+        raise CliError("--workers and --scheduler exclude each other: the scheduler's workers "
+                       "run the sweep", EXIT_USAGE)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CliError(f"--scheduler {address}: needs dask.distributed, an optional extra: "
+                       "pip install \"linncore[dask]\"", EXIT_USAGE) from None
+    try:
+        return Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CliError(f"--scheduler: cannot connect to the Dask scheduler at {address!r} "
+                       f"({type(exc).__name__}: {exc})") from None
+
+
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
@@ -485,7 +539,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
             print(f"[{done}/{total}] {row['run']}  final_loss {row['final_loss']:.6g}  "
                   f"{' '.join(flags) or 'ok'}", flush=True)
 
-    executor = ProcessPoolExecutor(args.workers) if args.workers else None
+    client = _dask_client(args.scheduler, args.workers) if args.scheduler else None
+    if client is not None:
+        executor = client.get_executor()
+    else:
+        executor = ProcessPoolExecutor(args.workers) if args.workers else None
     try:
         try:
             result = sweep(grid or [{}], seeds=seeds, base=base, executor=executor, progress=progress)
@@ -494,7 +552,9 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise CliError(str(exc)) from None
     finally:
-        if executor is not None:
+        if client is not None:
+            client.close()
+        elif executor is not None:
             executor.shutdown(cancel_futures=True)
     result.save(out)
     n = len(result.rows)
@@ -507,7 +567,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         return EXIT_OK
     (out / "plots").mkdir(exist_ok=True)
     for run_id, history in result.histories.items():
-        fig = history.plot_results(out / "plots" / f"{run_id}.png")
+        fig = history.plot_results(out / "plots" / f"{run_id}.png", run=run_id)
         plt.close(fig)
     print(f"wrote {n} plot(s) in {out / 'plots'}")
     return EXIT_OK
@@ -525,10 +585,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="linncore", description="Train, check and run networks for the Moku Neural "
                                 "Network instrument (.linn files), without TensorFlow.",
                                 epilog="exit codes: 0 success, 1 a bad file or failed run, 2 a usage error")
+    p.add_argument("--version", action="version", version=f"linncore {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     d = sub.add_parser("demo", help="train the vendor's Simple_sine tutorial and write sine.linn",
                        description="Train y = cos(5x) on x in [0, 2pi) step 0.01 with 1 -> 32 relu -> 32 relu -> "
-                                   "32 tanh -> 1 linear and 10%% validation; print the fit quality and summary; "
+                                   "32 tanh -> 1 linear and 10% validation; print the fit quality and summary; "
                                    "write the .linn (and a .png next to it when matplotlib is installed).")
     d.add_argument("--epochs", type=int, default=1000, help="epochs to train (default 1000)")
     d.add_argument("--out", default="sine.linn", help="the .linn file to write (default sine.linn); the plot "
@@ -570,8 +631,35 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="output folder (default: a folder named after the config file's stem, "
                                  "next to the config file)")
     a.add_argument("--workers", type=int, help="worker processes (default: one per CPU, at most one per run)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster: the scheduler's address, e.g. tcp://10.0.0.5:8786 "
+                        "(needs pip install \"linncore[dask]\"; the workers need linncore "
+                        "installed)")
     a.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     a.set_defaults(func=_cmd_ablate)
+    c = sub.add_parser("convert", help="convert a Keras file (.keras or .h5) to a .linn file",
+                       description="Read a Keras model file (.keras or legacy .h5; a chain of "
+                                   "Dense layers as moku.nn builds it) without TensorFlow and "
+                                   "write the .linn file the instrument loads, with every "
+                                   "converter rule checked. Needs h5py "
+                                   "(pip install \"linncore[keras]\").")
+    c.add_argument("file", help="the Keras file (.keras or .h5)")
+    c.add_argument("-o", "--output", required=True, help="the .linn file to write (atomically)")
+    c.add_argument("--input-channels", type=int, required=True,
+                   help="instrument inputs connected: 1 (serial) or the network's input count "
+                        "(parallel, at most 4)")
+    c.add_argument("--output-channels", type=int, required=True,
+                   help="instrument outputs connected: 1 (serial) or the output count "
+                        "(parallel, at most 4)")
+    c.add_argument("--output-mapping", type=int, nargs="+", metavar="NEURON",
+                   help="output neurons of the last layer to keep, in order")
+    c.add_argument("--clip", action="store_true",
+                   help="clip weights and biases into [-1, 1] instead of refusing")
+    c.add_argument("--device", help="also check a device's neurons per layer: Moku:Pro, "
+                                    "Moku:Delta, Moku:Lab, Moku:Go")
+    c.add_argument("--slots", type=_slots,
+                   help="instrument slots in use on Moku:Lab / Moku:Go (2 or 3)")
+    c.set_defaults(func=_cmd_convert)
     return p
 
 

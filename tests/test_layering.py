@@ -23,6 +23,7 @@ ALLOWED = {
     "io": KERNELS | {"engine", "fixed", "curvature"},
     "vendor": KERNELS | {"engine", "fixed", "curvature", "io"},
     "evaluation": KERNELS | {"engine", "fixed", "curvature", "io"},
+    "estimators": KERNELS | {"engine", "fixed", "curvature", "io", "vendor"},
     "ablation": KERNELS | {"engine", "fixed", "curvature", "io", "vendor", "evaluation"},
 }
 

@@ -23,7 +23,7 @@ cdef extern from "lc_fixed.h" nogil:
     int LC_ROUND_RND_MIN_INF, LC_ROUND_RND_CONV, LC_ROUND_STOCH, LC_N_ROUNDING
     int LC_OVF_SAT, LC_OVF_SAT_SYM, LC_OVF_WRAP, LC_N_OVERFLOW
     int LC_FIX_ERR_NAN, LC_FIX_ERR_INF, LC_FIX_ERR_CODE, LC_FIX_ERR_FORMAT
-    int LC_FIX_MAX_ABS_INT_BITS, LC_FIX_MAX_BITS
+    int LC_FIX_MAX_ABS_INT_BITS, LC_FIX_MAX_FRAC_BITS, LC_FIX_MAX_BITS, LC_FIX_MAX_BITS_UNSIGNED
     int lc_fixfmt_check(const lc_fixfmt *f)
     int lc_quantize_f64(const lc_fixfmt *fmt, const double *x, int64_t n, int64_t *codes,
                         double *out, uint64_t seed, lc_rail_counts *stats, double near_rail,
@@ -57,7 +57,9 @@ def fixed_constants():
         "STATUS": {"NAN": LC_FIX_ERR_NAN, "INF": LC_FIX_ERR_INF, "CODE": LC_FIX_ERR_CODE,
                    "FORMAT": LC_FIX_ERR_FORMAT},
         "MAX_ABS_INT_BITS": LC_FIX_MAX_ABS_INT_BITS,
+        "MAX_FRAC_BITS": LC_FIX_MAX_FRAC_BITS,
         "MAX_BITS": LC_FIX_MAX_BITS,
+        "MAX_BITS_UNSIGNED": LC_FIX_MAX_BITS_UNSIGNED,
     }
 
 

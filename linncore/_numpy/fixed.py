@@ -1,6 +1,7 @@
 """NumPy twins of csrc/lc_fixed.c: the executable specification of the fixed-point kernels.
 
-A format is the tuple ``(bits, int_bits, signed, rounding, overflow)``; codes are int64.
+A format is the tuple ``(bits, int_bits, signed, rounding, overflow)``; codes are int64
+(widths up to 64 bits signed, 63 unsigned).
 Every cast is "round, then overflow" on exact values: ``cast(v, s)`` is the integer ``v``
 times ``2^-s`` rounded with the destination's rounding mode, then brought into its rails
 with its overflow mode.  Two evaluations of it live here:
@@ -9,6 +10,11 @@ with its overflow mode.  Two evaluations of it live here:
   the definition.
 * ``_cast_int64`` on int64 arrays, used only where a bound written next to the call proves
   that no intermediate leaves int64; it computes the same integers.
+
+Wide formats (sums and products that may leave int64) go through Python integers: the
+exact sums of products that the C kernel forms in 128 or 192 bits are plain integer sums
+here.  Values returned as doubles are the codes converted to the nearest double, then
+scaled by lsb (exact when ``|code| <= 2^53``), as in C.
 
 Quantization of doubles takes the same fast path as the C kernel where double arithmetic is
 exact, and the exact decomposition ``x = M * 2^E`` elsewhere.  Stochastic rounding draws
@@ -35,7 +41,9 @@ ROUNDING = {"TRN": 0, "TRN_ZERO": 1, "RND": 2, "RND_ZERO": 3, "RND_INF": 4, "RND
 OVERFLOW = {"SAT": 0, "SAT_SYM": 1, "WRAP": 2}
 _STATUS = {"NAN": 16, "INF": 17, "CODE": 18, "FORMAT": 19}
 MAX_ABS_INT_BITS = 960
-MAX_BITS = 32
+MAX_FRAC_BITS = 992
+MAX_BITS = 64
+MAX_BITS_UNSIGNED = 63
 _TRN, _TRN_ZERO, _RND, _RND_ZERO, _RND_INF, _RND_MIN_INF, _RND_CONV, _STOCH = range(8)
 _SAT, _SAT_SYM, _WRAP = range(3)
 
@@ -48,7 +56,8 @@ _DBL_MIN = 2.2250738585072014e-308
 def fixed_constants() -> dict:
     """The fixed-point enum and status values this engine implements."""
     return {"ROUNDING": dict(ROUNDING), "OVERFLOW": dict(OVERFLOW), "STATUS": dict(_STATUS),
-            "MAX_ABS_INT_BITS": MAX_ABS_INT_BITS, "MAX_BITS": MAX_BITS}
+            "MAX_ABS_INT_BITS": MAX_ABS_INT_BITS, "MAX_FRAC_BITS": MAX_FRAC_BITS,
+            "MAX_BITS": MAX_BITS, "MAX_BITS_UNSIGNED": MAX_BITS_UNSIGNED}
 
 
 # ---------------------------------------------------------------- formats and generator
@@ -63,8 +72,9 @@ class _Fmt:
                 f"{name}: expected a (bits, int_bits, signed, rounding, overflow) tuple, got {t!r}")
         bits, int_bits, signed, rounding, overflow = (int(t[0]), int(t[1]), bool(t[2]),
                                                       int(t[3]), int(t[4]))
-        if (not (2 if signed else 1) <= bits <= MAX_BITS
+        if (not (2 if signed else 1) <= bits <= (MAX_BITS if signed else MAX_BITS_UNSIGNED)
                 or not -MAX_ABS_INT_BITS <= int_bits <= MAX_ABS_INT_BITS
+                or bits - int_bits > MAX_FRAC_BITS
                 or not 0 <= rounding < len(ROUNDING) or not 0 <= overflow < len(OVERFLOW)):
             raise ValueError(f"{name}: invalid fixed-point format {t!r}")
         self.t = t
@@ -120,6 +130,8 @@ def _overflow(c: np.ndarray, f: _Fmt) -> tuple[np.ndarray, np.ndarray]:
     inside = np.asarray((c >= f.lo) & (c <= f.hi), dtype=bool)
     if inside.all():
         return c.astype(np.int64), ~inside
+    if c.dtype != object and f.bits >= 62:
+        c = c.astype(object)  # the wrap mask and the rails of wide formats leave int64
     if f.overflow == _WRAP:
         w = c & ((1 << f.bits) - 1)
         if f.signed:
@@ -228,8 +240,9 @@ def _check_int(a: object, name: str) -> np.ndarray:
 def _stats(c: np.ndarray, ovf: np.ndarray, nonzero_in: np.ndarray, f: _Fmt, near_rail):
     if near_rail is None:
         return None
+    # in double, as the C kernel: |c| and max(hi, -lo) each as the nearest double
     thr = float(near_rail) * float(max(f.hi, -f.lo))
-    near = np.abs(c).astype(np.float64) >= thr
+    near = np.abs(c.astype(np.float64)) >= thr
     return (int(ovf.sum()), int(near.sum()), int((nonzero_in & (c == 0)).sum()))
 
 
@@ -329,7 +342,10 @@ def fix_add(a, b, fmt, out_fmt, seed=0):
     f, fo = _Fmt(fmt, "fmt"), _Fmt(out_fmt, "out_fmt")
     _check_codes("a", a, f)
     _check_codes("b", b, f)
-    v = a.reshape(-1) + b.reshape(-1)  # |a|, |b| < 2^32: exact in int64
+    if f.bits <= 62:
+        v = a.reshape(-1) + b.reshape(-1)  # |a|, |b| <= 2^61: exact in int64
+    else:
+        v = a.reshape(-1).astype(object) + b.reshape(-1).astype(object)
     c, _ = _cast(v, f.frac - fo.frac, fo, int(seed), np.arange(v.size, dtype=np.uint64))
     return c.reshape(a.shape)
 
@@ -383,6 +399,9 @@ def fix_matmul(A, fa, B, fb, out_fmt, acc=None, seed=0):
     for p in range(k):
         prod = _product(A[:, p:p + 1], B[p:p + 1, :], f1, f2).reshape(-1)
         pc, _ = _cast(prod, F_prod - fc.frac, fc, seed, base + np.uint64(p))
-        reg, _ = _overflow(reg + pc, fc)   # |reg|, |pc| < 2^32: exact in int64
+        if fc.bits <= 62:
+            reg, _ = _overflow(reg + pc, fc)   # |reg|, |pc| <= 2^61: exact in int64
+        else:
+            reg, _ = _overflow(reg.astype(object) + pc.astype(object), fc)
     c, _ = _cast(reg, fc.frac - fo.frac, fo, seed, out_idx)
     return c.reshape(n, m)

@@ -103,8 +103,10 @@ class FitHistory(Mapping):
         return {k: v.tolist() for k, v in self._arrays.items()}
 
     # -- comparison ----------------------------------------------------------------------
-    def summary(self) -> dict[str, float]:
-        """One number per question a sweep asks of a run (see :func:`linncore.ablation.sweep`)."""
+    def summary(self) -> dict[str, float | int | bool]:
+        """One value per question a sweep asks of a run (see :func:`linncore.ablation.sweep`):
+        ``steps`` an int, ``diverged`` and ``silent_death`` bools, every other entry a float
+        (NaN when the run did not log what it needs)."""
         def last(k):
             return float(self._arrays[k][-1]) if k in self._arrays and len(self) else math.nan
 
@@ -120,11 +122,11 @@ class FitHistory(Mapping):
         silent = bool(actual is not None and len(self) and not diverged and np.all(np.isfinite(loss[-1:]))
                       and _silently_dead(actual))
         return {
-            "steps": float(len(self)),
+            "steps": len(self),
             "final_loss": last("loss"),
             "min_loss": agg("loss", np.min),
-            "diverged": float(diverged),
-            "silent_death": float(silent),
+            "diverged": diverged,
+            "silent_death": silent,
             "min_update_cosine": agg("update_cosine", np.min),
             "max_weight_saturation_fraction": agg("weight_saturation_fraction_max", np.max),
             "max_weight_near_rail_fraction": agg("weight_near_rail_fraction_max", np.max),
@@ -172,9 +174,26 @@ class FitHistory(Mapping):
         return cls(arrays, config=meta.get("config"), seed=meta.get("seed"), stop_reason=meta.get("stop_reason"))
 
     # -- plots ---------------------------------------------------------------------------
-    def plot_results(self, path: str | os.PathLike | None = None):
-        """Draw the standard panels: loss, update geometry, curvature and controller,
-        stability margins, rail pressure.  Needs matplotlib (``pip install linncore[plot]``).
+    def plot_results(self, path: str | os.PathLike | None = None, *, title: str | None = None,
+                     run: str | None = None):
+        """Draw the standard panels, one quantity with one unit per axis: loss, update norms,
+        update direction, curvature, the controller, stability margins, the Hessian's
+        extreme eigenvalues and rail pressure.  Needs matplotlib (``pip install linncore[plot]``).
+
+        A panel whose series are all non-negative and span more than two decades gets a log
+        axis (symmetric-log when some values are exactly 0, so that they stay visible); legends
+        sit outside the axes, right of the data; a panel the run did not log
+        says so.
+
+        Parameters
+        ----------
+        path : str or PathLike, optional
+            Also save the figure there (format from the extension).
+        title : str, optional
+            The figure's title; default: the network, learning rate, controller, precision
+            and seed of the run (from :attr:`config`).
+        run : str, optional
+            A name put first in the default title, e.g. a sweep's run id.
 
         Returns
         -------
@@ -182,39 +201,88 @@ class FitHistory(Mapping):
         """
         plt = _pyplot()
         steps = self._arrays.get("step", np.arange(len(self)))
-        panels = [
-            ("loss", ["loss", "rmse"], True),
-            ("update geometry", ["raw_update_norm", "actual_update_norm", "update_cosine", "update_radius_ratio"], False),
-            ("curvature and controller", ["curvature_proxy", "curvature_ema", "alpha", "alpha_would"], True),
-            ("stability margins", ["stability_margin_lambda_raw", "stability_margin_lambda_ctrl",
-                                   "spectral_radius_raw", "spectral_radius_ctrl"], False),
-            ("rail pressure", ["weight_saturation_fraction_max", "weight_near_rail_fraction_max",
-                               "gradient_saturation_fraction_max", "update_saturation_fraction_max",
-                               "update_underflow_fraction_max"], False),
-        ]
-        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), sharex=True)
-        for ax, (title, keys, logy) in zip(axes, panels):
-            drawn = False
-            for k in keys:
-                a = self._arrays.get(k)
-                if a is not None and np.any(np.isfinite(a)):
-                    ok = np.isfinite(a)
-                    ax.plot(steps[ok], a[ok], label=k, lw=1)
-                    drawn = True
-            if title == "stability margins" and drawn:
-                ax.axhline(2.0, color="k", ls=":", lw=0.8)
-                ax.axhline(1.0, color="grey", ls=":", lw=0.8)
-            if logy and drawn and all(np.nanmin(self._arrays[k]) > 0 for k in keys
-                                      if k in self._arrays and np.any(np.isfinite(self._arrays[k]))):
+        fig, axes = plt.subplots(len(_PANELS), 1, figsize=(11, 2.1 * len(_PANELS)), sharex=True)
+        for ax, (name, ylabel, keys, refs) in zip(axes, _PANELS, strict=True):
+            series = [(k, self._arrays[k]) for k in keys
+                      if k in self._arrays and np.any(np.isfinite(self._arrays[k]))]
+            ax.set_title(name if series else f"{name} (not logged)", fontsize=9, loc="left")
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.tick_params(labelsize=7)
+            if not series:
+                ax.text(0.5, 0.5, "not logged in this run", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=8, color="grey")
+                ax.set_yticks([])
+                continue
+            finite = np.concatenate([a[np.isfinite(a)] for _, a in series])
+            log = bool(np.all(finite[finite != 0] > 0) and np.any(finite > 0)
+                       and finite[finite > 0].max() > 100.0 * finite[finite > 0].min())
+            for k, a in series:
+                ok = np.isfinite(a)
+                ax.plot(steps[ok], a[ok], label=k, lw=1)
+            for value, label in refs:
+                color = "k" if value == 2.0 else "grey"
+                ax.axhline(value, color=color, ls=":", lw=0.8, label=label)
+            if log and np.any(finite == 0):  # exact zeros (a silent death) stay visible, at 0
+                lo = float(finite[finite > 0].min())
+                ax.set_yscale("symlog", linthresh=lo)
+                decades = np.unique(np.round(np.linspace(np.floor(np.log10(lo)),
+                                                         np.ceil(np.log10(finite.max())), 6)))
+                ax.set_yticks([0.0] + [10.0 ** d for d in decades])
+            elif log:
                 ax.set_yscale("log")
-            ax.set_title(title if drawn else f"{title} (not logged)", fontsize=9)
-            if drawn:
-                ax.legend(fontsize=7, loc="best")
-        axes[-1].set_xlabel("step")
+            else:  # no offset notation; a nearly constant series gets a span of 2% of its size
+                ax.ticklabel_format(axis="y", useOffset=False)
+                lo, hi = float(finite.min()), float(finite.max())
+                span = 0.02 * max(abs(lo), abs(hi), 1e-12)
+                if hi - lo < span:
+                    ax.set_ylim((lo + hi) / 2 - span, (lo + hi) / 2 + span)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        axes[-1].set_xlabel("optimizer step")
+        if title is None:
+            title = self._title() if run is None else f"{run}: {self._title()}"
+        fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=110)
         return fig
+
+    def _title(self) -> str:
+        """The run in one line: network, learning rate, controller, precision, seed."""
+        c = self.config
+        parts = [str(c.get("network", "training run"))]
+        if "learning_rate" in c:
+            parts.append(f"lr {c['learning_rate']:g}")
+        if "use_controller" in c:
+            parts.append(f"controller {'on' if c['use_controller'] else 'off'}")
+        if "precision" in c:
+            parts.append("float" if c["precision"] is None else "quantized")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        if self.stop_reason:
+            parts.append("DIVERGED")
+        return " | ".join(parts)
+
+
+# (panel title, y-axis label with units, series, reference lines (value, label))
+_PANELS = (
+    ("loss", "loss, rmse\n(target units^2, units)", ("loss", "rmse"), ()),
+    ("update norms", "norm\n(parameter units)", ("raw_update_norm", "actual_update_norm"), ()),
+    ("update direction", "cosine, ratio\n(dimensionless)",
+     ("update_cosine", "update_radius_ratio"), ()),
+    ("curvature", "||dg|| / ||dtheta||\n(loss / param^2)",
+     ("curvature_proxy", "curvature_ema"), ()),
+    ("learning-rate controller", "factor on eta\n(0 to 1)", ("alpha", "alpha_would"), ()),
+    ("stability margins", "eta * lambda, radius\n(dimensionless)",
+     ("stability_margin_lambda_raw", "stability_margin_lambda_ctrl", "spectral_radius_raw",
+      "spectral_radius_ctrl"),
+     ((2.0, "eta * lambda = 2 (GD limit)"), (1.0, "radius = 1 (stable below)"))),
+    ("Hessian extremes", "eigenvalue\n(loss / param^2)",
+     ("hessian_lambda_max", "hessian_lambda_min"), ()),
+    ("rail pressure", "fraction of values\n(0 to 1)",
+     ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
+      "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
+      "update_saturation_fraction_max", "update_underflow_fraction_max"), ()),
+)
 
 
 def _silently_dead(actual: np.ndarray, tail: float = 0.25) -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import _backend
 from .._util.codes import LOSSES
+from .._util.progress import Progress, metric, per_unit, seconds
 from .._util.validate import finite_float, non_negative_int, positive_int
 from ..curvature.hessian import _spectral_gain, hessian_extremes
 from .fit_history import FitHistory
@@ -62,6 +63,17 @@ def _end_to_end_kernel(net: Network) -> np.ndarray:
     return W
 
 
+def _epoch_text(log: dict[str, np.ndarray], start: int, stop: int):
+    """The progress text of the steps ``start:stop`` of one epoch, built when shown."""
+    def text() -> str:
+        parts = [f"loss: {metric(float(np.mean(log['loss'][start:stop])))}"]
+        lmax = log["hessian_lambda_max"][start:stop]
+        if np.any(np.isfinite(lmax)):
+            parts.append(f"hessian_lambda_max: {metric(float(np.nanmax(lmax)))}")
+        return " - ".join(parts)
+    return text
+
+
 def train_instrumented(
     net: Network,
     X: Any,
@@ -82,6 +94,7 @@ def train_instrumented(
     hessian_every: int = 1,
     divergence_factor: float = 1e6,
     near_rail: float = 0.9,
+    verbose: int = 0,
 ) -> FitHistory:
     """Train ``net`` from its current weights with plain SGD and the curvature controller,
     logging every metric per step.
@@ -120,6 +133,11 @@ def train_instrumented(
         A loss above this times the first step's loss counts as divergence.
     near_rail : float
         Threshold of the near-rail fraction (fraction of the format's largest magnitude).
+    verbose : int
+        0 silent (default), 1 progress as ``Network.fit`` shows it (a bar on a terminal,
+        lines at intervals elsewhere, always the last epoch's), 2 a line per epoch.  A line
+        carries the time per epoch, the epoch's mean loss and, when computed, its largest
+        ``hessian_lambda_max``; divergence is reported when it ends the run.
 
     Returns
     -------
@@ -151,6 +169,7 @@ def train_instrumented(
     hessian_every = positive_int(hessian_every, "hessian_every")
     divergence_factor = finite_float(divergence_factor, "divergence_factor", lo=0.0, lo_open=True)
     near_rail = finite_float(near_rail, "near_rail", lo=0.0, hi=1.0)
+    verbose = non_negative_int(verbose, "verbose")
     x, y = net._samples(X, Y)
     A = None
     if reference_A is not None:
@@ -189,7 +208,9 @@ def train_instrumented(
     first_loss = None
     step = 0
     stop_reason = None
+    display = Progress(epochs, verbose, "epoch") if verbose else None
     for epoch in range(epochs):
+        first_step = step
         order = rng.permutation(n) if shuffle else np.arange(n)
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
@@ -268,8 +289,15 @@ def train_instrumented(
                 stop_reason = (f"diverged at step {step - 1} (epoch {epoch}): loss {value!r}"
                                + ("" if finite else ", parameters non-finite"))
                 break
+        if display is not None:
+            display.update(epoch + 1, _epoch_text(log, first_step, step))
         if stop_reason:
             break
+    if display is not None:
+        done = step // steps_per_epoch if steps_per_epoch else 0
+        display.close(([f"stopped: {stop_reason}"] if stop_reason else [])
+                      + [f"trained {step} step(s) of {total} in {seconds(display.elapsed)}"
+                         + (f" ({per_unit(display.elapsed / done, 'epoch')})" if done else "")])
     history = FitHistory({k: v[:step] for k, v in log.items()}, seed=run_seed, stop_reason=stop_reason, config={
         "epochs": epochs, "batch_size": batch_size, "learning_rate": eta, "shuffle": shuffle,
         "loss_mode": loss_mode, "curvature_ema_rho": rho, "chi": chi, "eps": eps,

@@ -5,7 +5,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._util.validate import positive_int
+from .._util.codes import ACTIVATIONS
+from .._util.validate import choice, positive_int
 from ..engine.callbacks import History
 from .datasets import BaseDataset
 from .fit_history import FitHistory
@@ -57,7 +58,9 @@ class LinearBlockModel:
             raise TypeError(f"dataset: expected a BaseDataset, got {type(dataset).__name__}")
         self.dataset = dataset
         self.num_hidden = [positive_int(w, f"num_hidden[{i}]") for i, w in enumerate(num_hidden)]
-        self.activation = activation or "linear"
+        # checked here, also when no hidden block would use it
+        self.activation = ("linear" if activation is None
+                           else choice(activation, ACTIVATIONS, "activation"))
         self.use_bias = bool(use_bias)
         self.use_batchnorm = bool(use_batchnorm)
         self.seed = seed

@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .._util.atomic import atomic_write
+from .._util.progress import Progress, metric, per_unit, seconds
+from .._util.validate import non_negative_int
 from .fit_history import FitHistory
 
 __all__ = ["sweep", "SweepResult", "run_config", "check_config", "expand_grid", "DEFAULT_CONFIG"]
@@ -82,13 +84,20 @@ def _allowed_keys() -> dict[str, set[str]]:
 
     return {"dataset": params(LinearTeacherDataset.__init__, {"self", "seed"}),
             "model": params(LinearBlockModel.__init__, {"self", "dataset", "seed"}),
-            "train": params(train_instrumented, {"net", "X", "Y", "seed"})}
+            "train": params(train_instrumented, {"net", "X", "Y", "seed", "verbose"})}
+
+
+#: Strings that mean "no precision config" (full float) where a precision config is expected.
+FLOAT_WORDS = ("float", "none")
 
 
 def _resolve_precision(train: dict) -> None:
-    """A ``precision_dict`` given as a string is the path of a PrecisionDict JSON file."""
+    """A ``precision_dict`` given as a string is ``"float"`` (or ``"none"``: no quantization) or
+    the path of a PrecisionDict JSON file."""
     pd = train.get("precision_dict")
-    if isinstance(pd, (str, os.PathLike)):
+    if isinstance(pd, str) and pd.strip().lower() in FLOAT_WORDS:
+        train["precision_dict"] = None
+    elif isinstance(pd, (str, os.PathLike)):
         from ..fixed.precision import PrecisionDict
 
         try:
@@ -116,8 +125,14 @@ def _build(config: Mapping[str, Any], seed: int):
             raise ValueError(f"{section}.{extra[0]}: unknown key; [{section}] accepts "
                              f"{', '.join(sorted(allowed[section]))}")
     _resolve_precision(cfg["train"])
-    ds = LinearTeacherDataset(**cfg["dataset"], seed=seed)
-    model = LinearBlockModel(ds, **cfg["model"], seed=seed)
+    try:
+        ds = LinearTeacherDataset(**cfg["dataset"], seed=seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"dataset.{exc}") from None
+    try:
+        model = LinearBlockModel(ds, **cfg["model"], seed=seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"model.{exc}") from None
     return cfg, model
 
 
@@ -176,13 +191,25 @@ class SweepResult:
     histories: dict[str, FitHistory] = field(default_factory=dict)
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
-        """The table as CSV (written atomically to ``path`` when given)."""
+        """The table as CSV (written atomically to ``path`` when given).
+
+        Every cell is written as its type reads: integers as integers (``8``), booleans as
+        ``true``/``false`` (as in JSON and the TOML config), floats in their shortest exact
+        form (``nan`` for NaN), None as an empty cell, lists and tables as JSON.
+
+        Examples
+        --------
+        >>> table = SweepResult(rows=[{"run": "r0", "seed": 0, "steps": 8, "diverged": False,
+        ...                            "final_loss": 0.25, "train.precision_dict": None}])
+        >>> table.to_csv().splitlines()[1]
+        'r0,0,8,false,0.25,'
+        """
         cols = list(dict.fromkeys(k for row in self.rows for k in row))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
         writer.writeheader()
         for row in self.rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+            writer.writerow({k: _cell(v) for k, v in row.items()})
         text = buf.getvalue()
         if path is not None:
             with atomic_write(path) as fh:
@@ -216,14 +243,16 @@ def _one_thread() -> None:
 
 def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds: Iterable[int] = (0,),
           base: Mapping[str, Any] | None = None, executor: Executor | None = None,
-          progress: Callable[[int, int, dict], None] | None = None) -> SweepResult:
+          progress: Callable[[int, int, dict], None] | None = None,
+          verbose: int = 0) -> SweepResult:
     """Run every point of ``grid`` (on top of ``base``) once per seed.
 
     Parameters
     ----------
     grid : dict of str to list, or list of dict
         Dotted keys such as ``"train.learning_rate"``, ``"train.use_controller"``,
-        ``"train.precision_dict"``, ``"model.num_hidden"``.
+        ``"train.precision_dict"`` (a config, a PrecisionDict file's path, or ``"float"``
+        for none, as in ``linncore ablate``), ``"model.num_hidden"``.
     seeds : iterable of int
     base : dict, optional
         The configuration the grid points modify (see the module docstring).
@@ -233,6 +262,11 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
         grid order whatever order they finish in.
     progress : callable, optional
         Called as ``progress(done, total, row)`` as each run finishes (in finishing order).
+    verbose : int
+        0 silent (default); 1 a bar over the runs on a terminal (tqdm's when tqdm is
+        installed), elsewhere a line every tenth of the runs and always the last; 2 a line per
+        run.  A line names the run and its final loss and flags (``DIVERGED``,
+        ``SILENT-DEATH``) and carries the time per run.
 
     Raises
     ------
@@ -281,6 +315,7 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
             raise type(exc)(f"{where}: {exc}") from None
         for seed in seeds:
             jobs.append((f"run{i:03d}_seed{seed}", point, cfg, seed))
+    verbose = non_negative_int(verbose, "verbose")
     own = executor is None
     # its own pool fills the CPUs with processes, so each runs its kernels on one thread
     ex = (ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread)
@@ -288,6 +323,7 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
     result = SweepResult()
     rows: list[dict[str, Any] | None] = [None] * len(jobs)
     histories: list[FitHistory | None] = [None] * len(jobs)
+    display = Progress(len(jobs), verbose, "run", desc="sweep") if verbose else None
     try:
         futures = {ex.submit(run_config, cfg, seed): j for j, (_, _, cfg, seed) in enumerate(jobs)}
         for done, fut in enumerate(as_completed(futures), start=1):
@@ -304,13 +340,38 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
             histories[j] = history
             if progress is not None:
                 progress(done, len(jobs), rows[j])
+            if display is not None:
+                display.update(done, _run_text(rows[j]))
     finally:
         if own:
             ex.shutdown(cancel_futures=True)
+        if display is not None:
+            n = display.done
+            display.close([f"swept {n} run(s) of {len(jobs)} in {seconds(display.elapsed)}"
+                           + (f" ({per_unit(display.elapsed / n, 'run')})" if n else "")])
     for j, (run_id, *_rest) in enumerate(jobs):  # grid order, whatever order the runs finished in
         result.rows.append(rows[j])
         result.histories[run_id] = histories[j]
     return result
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell of a table value (see :meth:`SweepResult.to_csv`)."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(v, allow_nan=True)
+    return "" if v is None else v
+
+
+def _run_text(row: Mapping[str, Any]) -> str:
+    flags = [f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death"))
+             if row.get(k)]
+    return f"{row['run']} - final_loss: {metric(row['final_loss'])} - {' '.join(flags) or 'ok'}"
 
 
 def _seed(s: Any) -> int:

@@ -26,6 +26,8 @@ from .layers import BatchNormalization, Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
 
+#: Widest format the training kernels take (fixed-point inference and casts go to 64 bits).
+QAT_MAX_BITS = 32
 
 
 def _side_seed(rng: np.random.Generator) -> int:
@@ -42,6 +44,10 @@ def _side_seed(rng: np.random.Generator) -> int:
 # The reader of precision configs for quantization-aware training.  The engine does not import
 # the fixed-point layer above it; ``linncore.fixed.precision`` registers its reader here.
 _precision_reader: Callable[[Any], Any] | None = None
+
+
+def _unpickle_network(layers: list[Any], clip: bool, dtype: str) -> "Network":
+    return Network(layers, clip=clip, dtype=dtype)
 
 
 class TrainingDivergedWarning(RuntimeWarning):
@@ -274,6 +280,16 @@ class Network:
                 layers.append(bn.copy())
         return Network(layers, clip=self.clip, dtype=self._dtype)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle as the layers and settings, so the copy's layers view its own parameter
+        # vector again (a plain pickle of the instance would break those views).
+        layers: list[Any] = []
+        for layer, bn in zip(self._layers, self._norms):
+            layers.append(layer.copy())
+            if bn is not None:
+                layers.append(bn.copy())
+        return (_unpickle_network, (layers, self.clip, self._dtype.name))
+
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters in Keras's layout: ``[kernel_0 (n_in, n_out), bias_0, kernel_1, ...]``
@@ -490,17 +506,9 @@ class Network:
         for i, cb in enumerate(cbs):
             if not any(hasattr(cb, h) for h in ("on_epoch_end", "on_train_begin", "on_train_end", "on_epoch_begin")):
                 raise TypeError(f"callbacks[{i}]: expected an object with Keras callback hooks, got {type(cb).__name__}")
-        if x_val is None:
-            for i, cb in enumerate(cbs):
-                monitor = getattr(cb, "monitor", None)
-                if isinstance(monitor, str) and monitor.startswith("val_"):
-                    raise ValueError(
-                        f"callbacks[{i}]: monitors {monitor!r}, but there is no validation data; "
-                        "pass validation_split or validation_data, or monitor 'loss'"
-                    )
         cbs.append(history)
-        if verbose:
-            cbs.append(ProgressLogger(epochs, verbose))
+        if verbose:  # nothing per epoch when silent
+            cbs.append(ProgressLogger(epochs, verbose, history=history, callbacks=cbs[:-1]))
         if precision is not None:
             self._refuse_batchnorm("quantization-aware training (precision=...)")
         qat = self._qat_arrays(precision) if precision is not None else None
@@ -563,6 +571,10 @@ class Network:
                                      "optimizer state stays float")
             for f, field in enumerate(QAT_FIELDS):
                 fmt = pd.dtype(name, field)
+                if fmt is not None and fmt.bits > QAT_MAX_BITS:
+                    raise ValueError(f"precision: the {field!r} format of {name} is {fmt}; training takes "
+                                     f"formats up to {QAT_MAX_BITS} bits (wider formats work in quantize, "
+                                     "fixed_matmul and QuantizedNetwork)")
                 if fmt is not None:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1

@@ -703,7 +703,7 @@ def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
 
 def plot_buckets(report: DeviationReport, path: str | os.PathLike | None = None, *,
                  title: str | None = None) -> Any:
-    """A bar chart of the samples per deviation bucket.
+    """A bar chart of the samples per deviation bucket, each bar labelled with its count.
 
     Parameters
     ----------
@@ -711,7 +711,7 @@ def plot_buckets(report: DeviationReport, path: str | os.PathLike | None = None,
     path : str or PathLike, optional
         Also save the figure there (format from the extension).
     title : str, optional
-        Default: the score and sample count.
+        Default: the sample count, score and failures.  Name the model or run here.
 
     Returns
     -------
@@ -725,22 +725,26 @@ def plot_buckets(report: DeviationReport, path: str | os.PathLike | None = None,
     if not isinstance(report, DeviationReport):
         raise TypeError(f"report: expected a DeviationReport, got {type(report).__name__}")
     Figure = _figure_class()
-    fig = Figure(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.8))
     ax = fig.add_subplot(1, 1, 1)
     counts = report.counts
     shade = np.linspace(0.15, 0.9, len(BUCKETS))
     colors = [(0.2 * (1 - s), 0.6 * (1 - s) + 0.1, 0.3 * (1 - s) + 0.1) for s in shade]
-    ax.bar(range(len(counts)), list(counts.values()), color=colors)
+    bars = ax.bar(range(len(counts)), list(counts.values()), color=colors)
+    ax.bar_label(bars, fontsize=8, padding=2)
+    ax.set_ylim(0, max(max(counts.values(), default=0), 1) * 1.15)  # room for the labels
     ax.set_xticks(range(len(counts)))
     ax.set_xticklabels(list(counts))
-    ax.set_xlabel("deviation")
-    ax.set_ylabel("samples")
+    ax.set_xlabel("deviation |prediction - target| / max(|target|, floor) (%)")
+    ax.set_ylabel("samples (count)")
     ax.set_title(title if title is not None else
-                 f"{report.n_samples} samples, score {report.score:.1f}/100, failures {report.failures}")
+                 f"deviation buckets: {report.n_samples} samples, score {report.score:.1f}/100, "
+                 f"{report.failures} failure(s) (100%+)", fontsize=10)
     return _finish(fig, path)
 
 
-def plot_predictions(model_or_pred: Any, X: Any, Y: Any, path: str | os.PathLike | None = None) -> Any:
+def plot_predictions(model_or_pred: Any, X: Any, Y: Any, path: str | os.PathLike | None = None, *,
+                     title: str | None = None) -> Any:
     """Predicted against target, one panel per output column, with the line ``y = x``.
 
     Parameters
@@ -749,32 +753,53 @@ def plot_predictions(model_or_pred: Any, X: Any, Y: Any, path: str | os.PathLike
         A model (called on ``X``) or the predictions themselves (``X`` then unused, may be None).
     X, Y : array_like
     path : str or PathLike, optional
+    title : str, optional
+        Default: the sample count and, for a model, its description.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     Figure = _figure_class()
+    from matplotlib.ticker import MaxNLocator
+
     if callable(getattr(model_or_pred, "predict", None)):
         pred = model_or_pred.predict(X)
+        what = _describe(model_or_pred)
     else:
-        pred = model_or_pred
+        pred, what = model_or_pred, None
     p, y = _pair(pred, Y)
-    m = y.shape[1]
-    fig = Figure(figsize=(3.6 * min(m, 4), 3.6 * ((m + 3) // 4)))
+    n, m = y.shape
+    cols, rows = min(m, 4), (m + 3) // 4
+    fig = Figure(figsize=(max(3.9 * cols, 6.0), 3.9 * rows + 0.6))
     for j in range(m):
-        ax = fig.add_subplot((m + 3) // 4, min(m, 4), j + 1)
+        ax = fig.add_subplot(rows, cols, j + 1)
         ax.scatter(y[:, j], p[:, j], s=8, alpha=0.7)
-        lo = float(np.nanmin([y[:, j].min(initial=0.0), np.nanmin(p[:, j], initial=0.0)]))
-        hi = float(np.nanmax([y[:, j].max(initial=1.0), np.nanmax(p[:, j], initial=1.0)]))
+        finite = np.isfinite(p[:, j])
+        lo = float(min(y[:, j].min(), p[finite, j].min(initial=y[:, j].min())))
+        hi = float(max(y[:, j].max(), p[finite, j].max(initial=y[:, j].max())))
+        if hi == lo:
+            lo, hi = lo - 1.0, hi + 1.0
         ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8)
-        ax.set_xlabel("target" if m == 1 else f"target [{j}]")
-        ax.set_ylabel("predicted" if m == 1 else f"predicted [{j}]")
+        pad = 0.03 * (hi - lo)  # points on the edges stay whole
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_aspect("equal", adjustable="box")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        r2 = _r2(y[:, j], p[:, j])
+        ax.set_title(("" if m == 1 else f"output {j}: ") + f"R^2 {r2:.3f}", fontsize=9)
+        ax.set_xlabel("target (units of Y)" if m == 1 else f"target Y[:, {j}] (units of Y)")
+        ax.set_ylabel("predicted (units of Y)" if m == 1 else f"predicted [:, {j}] (units of Y)")
+    # no legend over the points: the title says what the line is
+    default = (f"predicted against target (line: predicted = target), {n} samples"
+               + (f"\n{what}" if what else ""))
+    fig.suptitle(default if title is None else title, fontsize=10)
     return _finish(fig, path)
 
 
 def plot_history(history: Any, path: str | os.PathLike | None = None, *,
-                 keys: Sequence[str] | None = None) -> Any:
+                 keys: Sequence[str] | None = None, title: str | None = None) -> Any:
     """Training curves: losses (log scale when positive) and, when logged, the validation score.
 
     Parameters
@@ -785,6 +810,8 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *,
     keys : list of str, optional
         Which series to draw (default all); keys ending in ``score`` go to a second panel.
         NaN entries (epochs without evaluation) are skipped.
+    title : str, optional
+        Default: the epochs run and, for a ``History``, the trained model.
 
     Returns
     -------
@@ -801,7 +828,8 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *,
     scores = [k for k in keys if k.endswith("score")]
     losses = [k for k in keys if k not in scores and not k.endswith(("failures", "avg_deviation"))]
     panels = [g for g in (losses, scores) if g]
-    fig = Figure(figsize=(7, 3.2 * max(len(panels), 1)))
+    fig = Figure(figsize=(8, 3.2 * max(len(panels), 1) + 0.4))
+    epochs = max((len(data[k]) for k in keys), default=0)
     for i, group in enumerate(panels):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         positive = True
@@ -811,8 +839,30 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *,
             ok = np.isfinite(v)
             ax.plot(e[ok], v[ok], marker="o" if ok.sum() < v.size else None, markersize=3, label=k)
             positive &= bool(np.all(v[ok] > 0))
-        if group is losses and positive:
-            ax.set_yscale("log")
+        if group is losses:
+            if positive:
+                ax.set_yscale("log")
+            ax.set_ylabel("loss (training loss units,\nscaled data)", fontsize=8)
+        else:
+            ax.set_ylabel("quality score (0 to 100)", fontsize=8)
         ax.set_xlabel("epoch")
-        ax.legend()
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    model = getattr(history, "model", None)
+    default = f"training history, {epochs} epoch(s)"
+    if model is not None:
+        default += f": {_describe(model)}"
+    fig.suptitle(default if title is None else title, fontsize=10)
     return _finish(fig, path)
+
+
+def _describe(model: Any) -> str:
+    """A short description of a model for a plot title: its network's repr when it has one."""
+    net = getattr(model, "network", model)
+    text = repr(net)
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def _r2(y: np.ndarray, p: np.ndarray) -> float:
+    total = float(np.sum((y - y.mean()) ** 2))
+    residual = float(np.sum((y - p) ** 2))
+    return (1.0 - residual / total) if total > 0 else (1.0 if residual == 0 else 0.0)

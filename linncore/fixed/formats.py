@@ -7,6 +7,18 @@ overflow": the exact value is rounded to the grid with the format's :class:`Roun
 then brought into range with its :class:`Overflow` mode.  The defaults (``RND_CONV``,
 ``SAT``) live in :data:`DEFAULT_ROUNDING` and :data:`DEFAULT_OVERFLOW` and nowhere else.
 
+Widths go up to 64 bits for signed formats and 63 bits for unsigned ones, so that every code
+fits an int64 (DSP-slice accumulators of 40 or 48 bits, ``ap_fixed<64,...>``).  Products and
+sums of codes are formed exactly (in 128-bit, or for the widest exact sums 192-bit, integers
+in the compiled core; in Python integers in the NumPy engine).
+
+A float64 holds 53 significant bits, so a format wider than 53 bits has codes whose value is
+not a double.  Conversions *from* doubles stay exact: a double is an exact rational, and
+:func:`quantize` / :meth:`FixedFormat.to_codes` round that exact value once onto the grid
+(``to_codes`` is the exact result for any width).  Conversions *to* doubles (the values
+returned by :func:`quantize`, :meth:`FixedFormat.from_codes`, :attr:`FixedFormat.hi`) give the
+nearest double to ``code * lsb``, ties to even, which is exact whenever ``|code| <= 2^53``.
+
 The arithmetic runs in the kernels of the engine in use (``linncore._backend.kernels()``):
 the compiled core or its bit-exact NumPy twin.
 """
@@ -39,8 +51,10 @@ __all__ = [
     "fixed_matmul",
 ]
 
-MAX_BITS = 32
-MAX_ABS_INT_BITS = 960  # keeps lsb and the rails finite normal doubles (lc_fixed.h)
+MAX_BITS = 64            # signed formats: 2..64 bits
+MAX_BITS_UNSIGNED = 63   # unsigned formats: 1..63 bits (every code fits an int64)
+MAX_ABS_INT_BITS = 960   # with MAX_FRAC_BITS, keeps lsb and the rails finite normal doubles
+MAX_FRAC_BITS = 992      # (lc_fixed.h)
 
 
 class Rounding(enum.IntEnum):
@@ -104,11 +118,11 @@ class FixedFormat:
     Parameters
     ----------
     bits : int
-        Total width W, 1..32 (a signed format needs at least 2).
+        Total width W: 2..64 for a signed format, 1..63 for an unsigned one (codes are int64).
     int_bits : int
         Integer bits I, the sign bit included when signed (ap_fixed convention).  Any integer
-        in [-960, 960]: I > W and I < 0 are allowed (ap_fixed semantics); the format has
-        ``W - I`` fraction bits.
+        in [-960, 960] with at most 992 fraction bits ``W - I``: I > W and I < 0 are allowed
+        (ap_fixed semantics).
     signed : bool
         Two's complement codes when True.
     rounding : Rounding or str
@@ -125,6 +139,8 @@ class FixedFormat:
     True
     >>> f.to_codes([0.5, -1.0, 2.0]).tolist()
     [16384, -32768, 32767]
+    >>> FixedFormat(48, 16).to_codes([0.1]).tolist()  # the double 0.1, exactly, onto 2^-32
+    [429496730]
     """
 
     bits: int
@@ -139,13 +155,18 @@ class FixedFormat:
         if not isinstance(self.signed, (bool, np.bool_)):
             raise TypeError(f"signed: expected a bool, got {type(self.signed).__name__}")
         signed = bool(self.signed)
-        low = 2 if signed else 1
-        if not low <= bits <= MAX_BITS:
+        low, high = (2, MAX_BITS) if signed else (1, MAX_BITS_UNSIGNED)
+        if not low <= bits <= high:
             kind = "signed" if signed else "unsigned"
-            raise ValueError(f"bits: expected {low}..{MAX_BITS} for a {kind} format, got {bits}")
+            why = "" if signed or bits <= high else " (codes are int64)"
+            raise ValueError(f"bits: expected {low}..{high} for a {kind} format{why}, got {bits}")
         if not -MAX_ABS_INT_BITS <= int_bits <= MAX_ABS_INT_BITS:
             raise ValueError(
                 f"int_bits: expected -{MAX_ABS_INT_BITS}..{MAX_ABS_INT_BITS}, got {int_bits}")
+        if bits - int_bits > MAX_FRAC_BITS:
+            raise ValueError(f"int_bits: expected at most {MAX_FRAC_BITS} fraction bits "
+                             f"(int_bits >= {bits - MAX_FRAC_BITS} for {bits} bits), "
+                             f"got {int_bits}")
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "int_bits", int_bits)
         object.__setattr__(self, "signed", signed)
@@ -269,25 +290,35 @@ class FixedFormat:
 
     @property
     def lo(self) -> float:
-        """The lower rail, code_min * lsb."""
+        """The lower rail, code_min * lsb (the nearest double when |code_min| > 2^53)."""
         return math.ldexp(float(self.code_min), -self.frac_bits)
 
     @property
     def hi(self) -> float:
-        """The upper rail, code_max * lsb."""
+        """The upper rail, code_max * lsb (the nearest double when code_max > 2^53)."""
         return math.ldexp(float(self.code_max), -self.frac_bits)
 
     # ------------------------------------------------------------ conversions
 
     def to_codes(self, x: ArrayLike, *, seed: int = 0) -> np.ndarray:
-        """Integer codes (int64) of ``x`` cast to this format; see :func:`quantize`."""
+        """Integer codes (int64) of ``x`` cast to this format; see :func:`quantize`.
+
+        The codes are exact for every width: each double of ``x`` is an exact rational,
+        rounded once onto the grid (with 64-bit formats, finer than a double's 53 bits).
+
+        Examples
+        --------
+        >>> FixedFormat(64, 1).to_codes([1/3]).tolist()  # the double nearest 1/3, to 2^-63
+        [3074457345618258432]
+        """
         xa = _float_input(x)
         codes, _, _ = _backend.kernels().fix_quantize(xa, self.as_tuple(), _seed(seed), True,
                                                       False, None)
         return codes
 
     def from_codes(self, codes: ArrayLike) -> np.ndarray:
-        """The values (float64, exact) of integer ``codes`` of this format.
+        """The values (float64) of integer ``codes`` of this format: exact when
+        ``|code| <= 2^53``, else the nearest double (ties to even).
 
         Examples
         --------
@@ -363,7 +394,10 @@ class RailStats:
         Fraction of elements whose rounded value lay outside [lo, hi], so that the overflow
         mode acted (+-inf included).
     near_rail_fraction : float
-        Fraction of elements whose quantized value q has |q| >= near_rail * max(|lo|, hi).
+        Fraction of elements whose quantized value q has |q| >= near_rail * max(|lo|, hi),
+        compared in double precision on codes: ``|c|`` and ``max(|code_min|, code_max)`` each
+        as the nearest double, their comparison after one multiplication by ``near_rail``
+        (exact rails below 2^53; a 64-bit format's rail counts as 2^63).
     underflow_fraction : float
         Fraction of elements nonzero before quantization and zero after.
     count : int
@@ -406,7 +440,10 @@ def quantize(x: ArrayLike, fmt: FormatLike, *, seed: int = 0, return_stats: bool
     -------
     numpy.ndarray or (numpy.ndarray, RailStats)
         The quantized values, float64; float32 when ``x`` is float32 and every value of the
-        format is exactly a float32 (W <= 24, F <= 149, I <= 127).
+        format is exactly a float32 (W <= 24, F <= 149, I <= 127).  The rounding onto the
+        grid is exact for every width; for W > 53 a grid value may need more than a double's
+        53 bits, and is then returned as the nearest double (ties to even): use
+        :meth:`FixedFormat.to_codes` for the exact result.
 
     Raises
     ------

@@ -196,7 +196,11 @@ class QuantizedNetwork:
         return {"max_abs_error": float(np.max(np.abs(d))), "rms_error": float(np.sqrt(np.mean(d * d))),
                 "output_lsb": float(out_fmt.lsb) if out_fmt is not None else float("nan")}
 
-    def summary(self) -> str:
+    def summary(self) -> None:
+        """Print :meth:`summary_text`, as :meth:`Network.summary` prints its table."""
+        print(self.summary_text())
+
+    def summary_text(self) -> str:
         """The formats of every layer and field, and the assumptions behind the defaults."""
         rows = [f"QuantizedNetwork: {self.network!r}; accumulation: {self.accumulate}"]
         if self.assumed:

@@ -12,15 +12,20 @@ Fixed-point inference (:func:`predict_fixed`, ``export_c_header(..., fixed=...)`
 ---------------------------------------------------------------------------------
 One format ``fixed<W,I>`` (ap_fixed notation: ``W`` bits, ``I`` integer bits with the sign
 bit counted, ``F = W - I`` fraction bits; a code ``c`` means ``c * 2^-F``) holds the weights,
-the biases, the inputs and every layer's output.  Rounding is round-half-to-even, overflow
-saturates to ``[-2^(W-1), 2^(W-1) - 1]``, at these cast points only:
+the biases, the inputs and every layer's output; ``W`` runs from 2 to 64 bits and codes are
+stored in the smallest of ``int8_t``, ``int16_t``, ``int32_t``, ``int64_t`` that holds them.
+Rounding is round-half-to-even, overflow saturates to ``[-2^(W-1), 2^(W-1) - 1]``, at these
+cast points only:
 
 1. input:  ``x`` (a float32, as the C function receives it) -> ``sat(rhe(x * 2^F))``; NaN -> 0;
 2. weights and biases: ``sat(rhe(w * 2^F))`` at export; a value outside the format's range is
    refused (ValueError) rather than silently saturated;
 3. accumulator: ``acc = sum_i x_i w_ij + (b_j << F)`` exactly, in int64, format
    ``fixed<64, 64 - 2F>``; the export checks from the actual weights that ``|acc|`` stays
-   below ``2^63`` for any input, and refuses the network otherwise (with ``2^F`` of headroom);
+   below ``2^63`` for any input, and refuses the network otherwise (with ``2^F`` of headroom).
+   C99 has no wider integer type, so formats wider than 32 bits are exported only where
+   this bound holds: products of two wide codes generally need more than 64 bits, and such
+   networks are refused (``F <= 62`` besides, so that ``2^F`` is an int64);
 4. layer output: ``sat(act(rhe(acc / 2^F)))`` then, when the network clips, clamp to
    ``[-1, 1]`` (that is ``[-2^F, min(2^F, 2^(W-1) - 1)]``);
 5. output: ``float(c * 2^-F)`` (exact in double, then rounded to float32).
@@ -174,8 +179,8 @@ def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
         bits, frac = spec.get("bits"), spec.get("frac_bits")
         if frac is None and spec.get("int_bits") is not None and isinstance(bits, int):
             frac = bits - spec["int_bits"]
-        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
-            raise ValueError(f"{name}: expected bits, an integer in [2, 32], got {bits!r}")
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 64:
+            raise ValueError(f"{name}: expected bits, an integer in [2, 64], got {bits!r}")
         if isinstance(frac, bool) or not isinstance(frac, (int, np.integer)):
             raise ValueError(f"{name}: expected frac_bits (or int_bits), an integer, got {frac!r}")
         try:
@@ -187,8 +192,10 @@ def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
         raise TypeError(f"{name}: expected a FixedFormat, a format string or a dict, got {type(spec).__name__}")
     if not fmt.signed:
         raise ValueError(f"{name}: only signed formats are supported, got {fmt}")
-    if not 0 <= fmt.frac_bits <= fmt.bits - 1:
-        raise ValueError(f"{name}: expected frac_bits in [0, {fmt.bits - 1}] for {fmt.bits} bits, got {fmt.frac_bits}")
+    if not 0 <= fmt.frac_bits <= min(fmt.bits - 1, 62):
+        top = min(fmt.bits - 1, 62)
+        raise ValueError(f"{name}: expected frac_bits in [0, {top}] for {fmt.bits} bits "
+                         f"(2^F must be an int64), got {fmt.frac_bits}")
     if fmt.rounding.name != "RND_CONV" or fmt.overflow.name != "SAT":
         raise ValueError(f"{name}: {fmt} is not supported; the export rounds half to even (RND_CONV) and "
                          "saturates (SAT)")
@@ -196,17 +203,25 @@ def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
 
 
 def _ctype(f: FixedFormat) -> str:
-    return "int8_t" if f.bits <= 8 else "int16_t" if f.bits <= 16 else "int32_t"
+    return ("int8_t" if f.bits <= 8 else "int16_t" if f.bits <= 16 else
+            "int32_t" if f.bits <= 32 else "int64_t")
 
 
 def _quantize(v: np.ndarray, f: FixedFormat) -> tuple[np.ndarray, np.ndarray]:
-    """(codes int64, saturated mask) of float64 values: sat(rhe(v 2^F)), NaN -> 0."""
-    scaled = np.ldexp(v.astype(np.float64), f.frac_bits)
-    r = np.rint(scaled)
-    sat = (r < f.code_min) | (r > f.code_max)
-    r = np.clip(r, f.code_min, f.code_max)
-    r[np.isnan(r)] = 0
-    return r.astype(np.int64), sat
+    """(codes int64, saturated mask) of float64 values: sat(rhe(v 2^F)), NaN -> 0.
+
+    The rails are compared as the exported C code compares them, in double: a rail beyond
+    2^53 rounds to a double, and a value at or past that double saturates (the integers below
+    it are doubles, so no other value can round past the rail)."""
+    r = np.rint(np.ldexp(v.astype(np.float64), f.frac_bits))
+    lo_d, hi_d = float(f.code_min), float(f.code_max)  # lo_d is exact: -2^(W-1)
+    hi_rounded = int(hi_d) != f.code_max
+    sat = (r < lo_d) | (r > hi_d) | ((r == hi_d) & hi_rounded)
+    inside = (r > lo_d) & (r < hi_d)
+    codes = np.where(r >= hi_d, np.int64(f.code_max), np.int64(f.code_min))
+    codes[inside] = r[inside].astype(np.int64)
+    codes[np.isnan(r)] = 0
+    return codes, sat
 
 
 def _rhe_shift(acc: np.ndarray, frac: int) -> np.ndarray:
@@ -239,13 +254,14 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
                                  f"outside the range [{lo}, {hi}] of {f}; use more integer bits")
             parts.append(codes)
         W, b = parts
-        bound = (1 << (f.bits - 1)) * np.abs(W).astype(object).sum(axis=0)
+        bound = (1 << (f.bits - 1)) * np.abs(W.astype(object)).sum(axis=0)
         if b is not None:
-            bound = bound + np.abs(b).astype(object) * (1 << f.frac_bits)
+            bound = bound + np.abs(b.astype(object)) * (1 << f.frac_bits)
         worst = max(int(v) for v in bound)
         if worst > (1 << 63) - 1 - (1 << f.frac_bits):  # headroom for the C floor division
-            raise ValueError(f"fixed: the accumulator of layer {layer.name} can reach {worst}, beyond the int64 "
-                             f"range (less 2^F of headroom) in {f}; use fewer bits")
+            raise ValueError(f"fixed: the accumulator of layer {layer.name} can reach {worst}, "
+                             f"beyond the int64 range (less 2^F of headroom) in {f}; the C export "
+                             "accumulates in int64 (C99 has no wider integer type): use fewer bits")
         out.append((W, b, layer.activation))
     return out
 

@@ -12,7 +12,7 @@ parameters are refused on export unless ``clip=True``.
 Examples
 --------
 >>> import numpy as np
->>> x = np.linspace(0.0, 1.0, 50)
+>>> x = np.linspace(0.0, 1.0, 50)[:, None]  # 50 samples of one input
 >>> lm = LinnModel()
 >>> lm.set_training_data(x, 3.0 * x + 1.0)
 >>> lm.construct_model([(4, "tanh"), (1,)], seed=0)
@@ -85,19 +85,30 @@ class _Scaling:
         return np.where(self.constant, self.lo, out)
 
 
-def _as_columns(value: Any, name: str) -> np.ndarray:
+def _as_rows(value: Any, name: str) -> tuple[np.ndarray, bool]:
+    """Training data as ``(samples, columns)``, and whether it came 1-D.
+
+    As the vendor reads it, the width is the last axis: a 1-D array is one sample whose
+    length is the number of columns."""
     arr = as_float_array(value, name)
-    if arr.ndim == 1:
-        arr = arr[:, None]
+    one_d = arr.ndim == 1
+    if one_d:
+        arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty 2-D array (samples, columns) or a 1-D array of samples, got shape {arr.shape}")
+        raise ValueError(f"{name}: expected a non-empty 2-D array (samples, columns) or a 1-D "
+                         f"array (one sample), got shape {arr.shape}")
     check_finite(arr, name)
-    return arr
+    return arr, one_d
 
 
-def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str, constant_columns: str) -> _Scaling:
+def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str,
+                 constant_columns: str, whole: bool = False) -> _Scaling:
+    """The scaling of each column; with ``whole`` (1-D data, one sample) and no boundary, the
+    vector's own min and max for every column, as the vendor computes them."""
     n_cols = data.shape[1]
-    if boundary is None:
+    if boundary is None and whole:
+        lo, hi = np.full(n_cols, data.min()), np.full(n_cols, data.max())
+    elif boundary is None:
         lo, hi = data.min(axis=0), data.max(axis=0)
     else:
         if not isinstance(boundary, (tuple, list)) or len(boundary) != 2:
@@ -225,7 +236,11 @@ class LinnModel:
         Parameters
         ----------
         training_inputs, training_outputs : array_like
-            ``(samples, columns)``; a 1-D array is one column of samples.  Finite.
+            ``(samples, columns)``, finite.  As in the vendor's ``moku.nn``, the width is the
+            last axis: a 1-D array of ``n`` values is **one sample of** ``n`` **columns** (the
+            Identity_NN tutorial trains on ``data.shape == (100,)``); pass ``x[:, None]`` for
+            ``n`` samples of one column.  With ``scale=True`` and no boundary, 1-D data is
+            scaled by its own min and max, the same for every column (as the vendor does).
         scale : bool
             Map every column with ``2 * (v - lo) / (hi - lo) - 1`` (default True).
         input_data_boundary, output_data_boundary : (lower_list, upper_list), optional
@@ -240,18 +255,30 @@ class LinnModel:
         >>> lm.set_training_data([[0.0], [5.0], [10.0]], [[1.0], [2.0], [3.0]])
         >>> lm.training_inputs.ravel().tolist()
         [-1.0, 0.0, 1.0]
+        >>> lm.set_training_data(np.zeros(100), np.zeros(100), scale=False)  # one sample of 100
+        >>> lm.training_inputs.shape
+        (1, 100)
         """
         constant_columns = choice(constant_columns, ["error", "zero"], "constant_columns")
-        x = _as_columns(training_inputs, "training_inputs")
-        y = _as_columns(training_outputs, "training_outputs")
+        x, x_1d = _as_rows(training_inputs, "training_inputs")
+        y, y_1d = _as_rows(training_outputs, "training_outputs")
         if x.shape[0] != y.shape[0]:
-            raise ValueError(f"training_outputs: expected {x.shape[0]} samples (as many as training_inputs), got {y.shape[0]}")
+            hint = ""
+            for arr, one_d, nm in ((x, x_1d, "training_inputs"), (y, y_1d, "training_outputs")):
+                if one_d:
+                    hint = (f"; a 1-D {nm} is one sample of {arr.shape[1]} columns (the width is "
+                            f"the last axis, as in the vendor's moku.nn): pass "
+                            f"{nm}.reshape(-1, 1) for {arr.shape[1]} samples of one column")
+            raise ValueError(f"training_outputs: expected {x.shape[0]} sample(s) (as many as "
+                             f"training_inputs), got {y.shape[0]}{hint}")
         if self.network is not None and (x.shape[1], y.shape[1]) != (self.network.input_size, self.network.output_size):
             raise ValueError(f"training_inputs/training_outputs: the constructed model takes {self.network.input_size} "
                              f"input and {self.network.output_size} output column(s), got {x.shape[1]} and {y.shape[1]}")
         if scale:
-            sx = _scaling_for(x, input_data_boundary, "training_inputs", "input_data_boundary", constant_columns)
-            sy = _scaling_for(y, output_data_boundary, "training_outputs", "output_data_boundary", constant_columns)
+            sx = _scaling_for(x, input_data_boundary, "training_inputs", "input_data_boundary",
+                              constant_columns, whole=x_1d)
+            sy = _scaling_for(y, output_data_boundary, "training_outputs", "output_data_boundary",
+                              constant_columns, whole=y_1d)
             x, y = sx.forward(x), sy.forward(y)
         else:
             if input_data_boundary is not None or output_data_boundary is not None:
@@ -277,6 +304,9 @@ class LinnModel:
                         loss: str = "mse", metrics: Sequence[str] = (), *, seed: int | None = None,
                         dtype: Any = "float32") -> None:
         """Build the network: one dense layer per entry, weights and outputs clipped to ``[-1, 1]``.
+
+        The input width is the training inputs' last axis (a 1-D array of ``n`` values gives
+        ``n`` inputs, as in the vendor's ``moku.nn``).
 
         Parameters
         ----------
@@ -397,6 +427,10 @@ class LinnModel:
             When early stopping monitors ``val_loss`` without validation data (before any
             training happens).
         """
+        if self.training_inputs is None:
+            then = "" if self.network is not None else ", then construct_model(layer_definition)"
+            raise ValueError("fit_model: no training data; call set_training_data(training_inputs, "
+                             f"training_outputs) first{then}")
         net = self._require_network()
         unknown = sorted(set(kwargs) - set(self._FIT_KWARGS))
         if unknown:
@@ -413,11 +447,12 @@ class LinnModel:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data: expected a pair (inputs, outputs)")
-            vx = _as_columns(validation_data[0], "validation_data[0]")
-            vy = _as_columns(validation_data[1], "validation_data[1]")
-            if vx.shape[1] != net.input_size or vy.shape[1] != net.output_size:
-                raise ValueError(f"validation_data: expected {net.input_size} input and {net.output_size} output column(s), "
-                                 f"got {vx.shape[1]} and {vy.shape[1]}")
+            from .._util.validate import as_samples
+            vx = as_samples(validation_data[0], net.input_size, "validation_data[0]")
+            vy = as_samples(validation_data[1], net.output_size, "validation_data[1]")
+            if vx.shape[0] != vy.shape[0]:
+                raise ValueError(f"validation_data: expected as many output as input samples, got "
+                                 f"{vy.shape[0]} and {vx.shape[0]}")
             validation_data = (self._transform(vx, True), self._transform(vy, False))
         verbose = kwargs.pop("verbose", 1)
         verbose = 1 if verbose == "auto" else int(verbose)
@@ -434,8 +469,11 @@ class LinnModel:
     # -- prediction ------------------------------------------------------------------------
     def predict(self, inputs: Any, scale: bool | None = None, unscale_output: bool | None = None,
                 **kwargs: Any) -> np.ndarray:
-        """Outputs for ``inputs`` ``(samples, n_in)``; a 1-D array is samples of a one-input
-        model, or one sample.
+        """Outputs for ``inputs`` ``(samples, n_in)``.
+
+        A 1-D array of ``n_in`` values is one sample (the Identity_NN tutorial's
+        ``predict(data.reshape(1, -1))`` and ``predict(data)`` give the same); for a one-input
+        model a 1-D array is that many samples, as Keras reads it.
 
         ``scale`` / ``unscale_output`` default to whether the training data was scaled.
 

@@ -150,12 +150,65 @@ def test_early_stopping_restores_best_weights_even_without_stopping(engine):
         np.testing.assert_array_equal(got, want)
 
 
-def test_monitoring_val_loss_without_validation_data_fails_before_training(engine):
+def test_monitoring_val_loss_without_validation_data_warns_and_trains_on_as_keras(engine):
     net = _net()
-    before = net.theta.copy()
-    with pytest.raises(ValueError, match="no validation data"):
-        net.fit(*_data(10), epochs=2, callbacks=[EarlyStopping()], verbose=0)
-    np.testing.assert_array_equal(net.theta, before)
+    es = EarlyStopping(patience=0)
+    with pytest.warns(UserWarning, match=r"'val_loss', which is not logged \(available: loss\)"):
+        h = net.fit(*_data(10), epochs=3, callbacks=[es], verbose=0)
+    assert len(h.epoch) == 3 and es.stopped_epoch == 0
+
+
+def _stop_with(values, **kwargs):
+    """Run EarlyStopping over fixed monitored values; (stopped_epoch, epochs run, callback)."""
+    net = _net()
+    it = iter(values)
+    es = EarlyStopping(**kwargs)
+
+    def inject(epoch, logs):
+        logs[es.monitor] = next(it)
+
+    h = net.fit(*_data(10), epochs=len(values), verbose=0, seed=0,
+                callbacks=[LambdaCallback(on_epoch_end=inject), es])
+    return es.stopped_epoch, len(h.epoch), es
+
+
+def test_early_stopping_baseline_never_beaten_stops_after_patience(engine):
+    # improving every epoch, but never below the baseline: the counter is never reset, and
+    # the first epoch without improvement after patience epochs stops (Keras's order of checks)
+    stopped, run, es = _stop_with([0.9, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5], monitor="loss", patience=2,
+                                  baseline=0.1)
+    assert (stopped, run) == (3, 4) and es.best == 0.7
+
+
+def test_early_stopping_baseline_beaten_resets_the_counter(engine):
+    stopped, run, _ = _stop_with([0.9, 0.05, 0.06, 0.07, 0.08, 0.09], monitor="loss", patience=2,
+                                 baseline=0.1)
+    assert (stopped, run) == (3, 4)
+    # without a beaten baseline the first epoch already counts towards patience
+    stopped, run, _ = _stop_with([0.9, 0.9, 0.9, 0.9], monitor="loss", patience=2, baseline=0.1)
+    assert (stopped, run) == (1, 2)
+
+
+def test_early_stopping_max_mode_and_min_delta_sign(engine):
+    # mode "max": rises are improvements; min_delta's sign is ignored in both modes
+    stopped, run, es = _stop_with([0.1, 0.2, 0.25, 0.26, 0.27, 0.28], monitor="accuracy",
+                                  patience=1, min_delta=-0.02)
+    assert es.mode == "max" and (stopped, run) == (3, 4) and es.best == 0.25
+    stopped, run, es = _stop_with([1.0, 0.9, 0.89, 0.88], monitor="loss", mode="min", patience=1,
+                                  min_delta=0.05)
+    assert (stopped, run) == (2, 3) and es.best == 0.9
+
+
+def test_early_stopping_auto_mode_follows_keras_metric_directions():
+    assert EarlyStopping(monitor="val_loss").mode == "min"
+    assert EarlyStopping(monitor="val_mean_absolute_error").mode == "min"
+    assert EarlyStopping(monitor="val_accuracy").mode == "max"
+    assert EarlyStopping(monitor="auc").mode == "max"
+    with pytest.raises(ValueError, match="pass mode='min' or mode='max'"):
+        EarlyStopping(monitor="my_score")
+    assert EarlyStopping(monitor="my_score", mode="max").mode == "max"
+    with pytest.warns(UserWarning, match="mode 'lowest' is unknown"):
+        assert EarlyStopping(monitor="loss", mode="lowest").mode == "min"
 
 
 def test_divergence_stops_with_a_warning_and_keeps_finite_weights(engine):
@@ -236,3 +289,19 @@ def test_compiled_core_is_in_use_when_required():
     if os.environ.get("LINNCORE_REQUIRE_NATIVE") != "1":
         pytest.skip("LINNCORE_REQUIRE_NATIVE is not set")
     assert linncore.backend() == "native"
+
+
+def test_a_pickled_network_comes_back_whole_with_its_layers_viewing_its_parameters():
+    import pickle
+
+    from linncore import BatchNormalization
+
+    net = Network([Dense((2, 3), "tanh", seed=0), BatchNormalization(), Dense((3, 1), seed=1)],
+                  clip=False, dtype="float64")
+    back = pickle.loads(pickle.dumps(net))
+    assert (back.clip, back.dtype) == (False, np.float64)
+    np.testing.assert_array_equal(back.theta, net.theta)
+    back.layers[0].weight[...] = 0.0  # a layer's arrays are views of the network's parameters
+    assert not back.theta[:6].any()
+    x = np.ones((2, 2))
+    assert not np.array_equal(back.predict(x), net.predict(x))

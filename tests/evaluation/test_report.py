@@ -320,3 +320,24 @@ def test_plots_return_figures_and_save_them(tmp_path):
     assert len(fig.axes) == 2 and (tmp_path / "h.png").exists()
     with pytest.raises(ValueError, match="keys"):
         plot_history({"loss": [1.0]}, keys=["val_loss"])
+
+
+def test_plots_carry_titles_units_and_legends_outside_the_data():
+    pytest.importorskip("matplotlib")
+    r = report_of([10.0, 11.0, 30.0])
+    ax = plot_buckets(r).axes[0]
+    assert "3 samples" in ax.get_title() and "(%)" in ax.get_xlabel()
+    assert "(count)" in ax.get_ylabel()
+    assert plot_buckets(r, title="run A").axes[0].get_title() == "run A"
+    net = Network([Dense((1, 2), seed=0)])
+    x = np.linspace(-1, 1, 9)[:, None]
+    fig = plot_predictions(net, x, np.hstack([x, -x]))
+    assert "9 samples" in fig._suptitle.get_text() and "Network(1 -> 2" in fig._suptitle.get_text()
+    assert all("(units of Y)" in a.get_xlabel() and a.get_legend() is None for a in fig.axes)
+    assert [a.get_title().split(":")[0] for a in fig.axes] == ["output 0", "output 1"]
+    h = net.fit(x, x ** 2 * np.ones((1, 2)), epochs=3, verbose=0, seed=0, validation_split=0.3)
+    fig = plot_history(h)
+    assert fig._suptitle.get_text().startswith("training history, 3 epoch(s): Network(1 -> 2")
+    ax = fig.axes[0]
+    assert "loss" in ax.get_ylabel()
+    assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _fixed_ref import ref_cast  # the exact rational reference (shared with test_formats_wide)
+
 import linncore.fixed.formats as fixed_mod
 from linncore import _backend
 from linncore._numpy import kernels as K
@@ -32,42 +34,7 @@ def engine(request):
         yield module
 
 
-# ------------------------------------------------------------------ an independent reference
-
-def _splitmix_unit53(seed: int, i: int) -> int:
-    mask = (1 << 64) - 1
-    z = (seed + (i + 1) * 0x9E3779B97F4A7C15) & mask
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-    return (z ^ (z >> 31)) >> 11
-
-
-def ref_cast(value: Fraction, f: FixedFormat, seed: int = 0, index: int = 0) -> int:
-    """The code of an exact rational value: round with f's mode, then overflow."""
-    y = value * Fraction(2) ** f.frac_bits
-    fl = math.floor(y)
-    r = y - fl
-    half = Fraction(1, 2)
-    R = Rounding
-    up = {
-        R.TRN: False,
-        R.TRN_ZERO: r != 0 and y < 0,
-        R.RND: r >= half,
-        R.RND_ZERO: r > half or (r == half and y < 0),
-        R.RND_INF: r > half or (r == half and y > 0),
-        R.RND_MIN_INF: r > half,
-        R.RND_CONV: r > half or (r == half and fl % 2 == 1),
-        R.STOCH: r != 0 and Fraction(_splitmix_unit53(seed, index), 2**53) < r,
-    }[f.rounding]
-    c = fl + int(up)
-    lo, hi = f.code_min, f.code_max
-    if lo <= c <= hi:
-        return c
-    if f.overflow == Overflow.WRAP:
-        w = c % (1 << f.bits)
-        return w - (1 << f.bits) if f.signed and w >= 1 << (f.bits - 1) else w
-    return lo if c < lo else hi
-
+# ------------------------------------------------------------------ strategies
 
 @st.composite
 def formats(draw, max_abs_int_bits=60):
@@ -104,6 +71,11 @@ def test_rounding_and_overflow_enums_match_both_engines():
         assert consts["OVERFLOW"] == {m.name: m.value for m in Overflow}
         assert consts["MAX_ABS_INT_BITS"] == fixed_mod.MAX_ABS_INT_BITS
         assert consts["MAX_BITS"] == fixed_mod.MAX_BITS
+        assert consts["MAX_BITS_UNSIGNED"] == fixed_mod.MAX_BITS_UNSIGNED
+        assert consts["MAX_FRAC_BITS"] == fixed_mod.MAX_FRAC_BITS
+        assert consts["STATUS"] == {"NAN": 16, "INF": 17, "CODE": 18, "FORMAT": 19}
+        assert set(consts) == {"ROUNDING", "OVERFLOW", "STATUS", "MAX_ABS_INT_BITS",
+                               "MAX_FRAC_BITS", "MAX_BITS", "MAX_BITS_UNSIGNED"}
 
 
 # ------------------------------------------------------------------ hand-computed tables
@@ -422,7 +394,7 @@ def test_parse_reads_ap_fixed_and_q_notation(text, expected):
 
 
 @pytest.mark.parametrize("text", ["fixed<16>", "fixed<16,1,FOO>", "fixed<a,1>", "Q1", "float32",
-                                  "fixed<16,1,RND,SAT,X>", "fixed<33,1>", "Q0.1"])
+                                  "fixed<16,1,RND,SAT,X>", "fixed<65,1>", "ufixed<64,1>", "Q0.1"])
 def test_parse_rejects_malformed_strings(text):
     with pytest.raises(ValueError):
         FixedFormat.parse(text)
@@ -447,9 +419,11 @@ def test_modes_are_accepted_in_any_case_and_unknown_names_list_the_valid_ones():
 
 
 @pytest.mark.parametrize("args,match", [
-    ((1, 0, True), r"bits: expected 2\.\.32 for a signed format, got 1"),
-    ((33, 0, False), r"bits: expected 1\.\.32 for a unsigned format, got 33"),
+    ((1, 0, True), r"bits: expected 2\.\.64 for a signed format, got 1"),
+    ((65, 0, True), r"bits: expected 2\.\.64 for a signed format, got 65"),
+    ((64, 0, False), r"bits: expected 1\.\.63 for a unsigned format \(codes are int64\), got 64"),
     ((8, 961), r"int_bits: expected -960\.\.960, got 961"),
+    ((64, -930), r"int_bits: expected at most 992 fraction bits \(int_bits >= -928 for 64"),
 ])
 def test_invalid_formats_are_rejected_with_the_argument_named(args, match):
     with pytest.raises(ValueError, match=match):

@@ -88,7 +88,7 @@ def test_default_config_is_stated_as_an_assumption_and_close_to_float(engine):
     lm.set_training_data(X, X[:, :1] * X[:, 1:])
     lm.construct_model([(8, "tanh"), (1, "linear")], seed=0)
     qn = QuantizedNetwork(lm)
-    assert "ASSUMED" in qn.summary() and "fixed<32,8,RND_CONV,SAT>" in qn.summary()
+    assert "ASSUMED" in qn.summary_text() and "fixed<32,8,RND_CONV,SAT>" in qn.summary_text()
     cmp = qn.compare(r.uniform(-1, 1, (64, 2)))
     assert cmp["max_abs_error"] < 20 * cmp["output_lsb"]
     out, stats = qn.predict([[0.1, 0.2]], return_stats=True)

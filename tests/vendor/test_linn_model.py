@@ -77,6 +77,43 @@ def test_identity_tutorial_weights_set_by_hand_through_the_layer_list():
     assert doc["layers"][0]["biases"] == [0.0]
 
 
+def test_identity_nn_notebook_sequence_reads_1d_data_as_one_sample(tmp_path):
+    # the vendor's Identity_NN notebook, step by step: 1-D data of 100 values is one sample of 100
+    data = np.random.default_rng(3).uniform(-1, 1, 100)
+    lm = LinnModel()
+    lm.set_training_data(data, data, scale=False)
+    assert lm.training_inputs.shape == (1, 100) and lm.training_outputs.shape == (1, 100)
+    lm.construct_model([(100, "linear")])
+    assert lm.network.input_size == 100 and lm.network.output_size == 100
+    lm.set_weights([np.identity(100), np.zeros(100)])
+    path = save_linn(lm, 1, 1, tmp_path / "Identity.linn", output_mapping=[99])
+    doc = json.loads(path.read_text())
+    assert _rows(doc) == [((1, 100), "linear")]
+    assert doc["layers"][0]["weights"][0] == [0.0] * 99 + [1.0]
+    out = lm.predict(data.reshape(1, -1))
+    assert out.shape == (1, 100)
+    np.testing.assert_array_equal(out[0], data.astype(np.float32))
+    np.testing.assert_array_equal(lm.predict(data), out)  # 1-D of the input width: one sample
+    lm.fit_model(epochs=2, verbose=0, seed=0)  # one sample trains (the vendor's Keras refuses)
+
+
+def test_1d_training_data_is_scaled_by_its_own_range_as_the_vendor_does():
+    data = np.linspace(-5.0, 5.0, 11)
+    lm = LinnModel()
+    lm.set_training_data(data, 3.0 * data)
+    np.testing.assert_allclose(lm.training_inputs[0], data / 5.0)
+    np.testing.assert_allclose(lm.training_outputs[0], data / 5.0)
+    lm.construct_model([(11, "linear")], seed=0)
+    lm.set_weights([np.identity(11), np.zeros(11)])
+    np.testing.assert_allclose(lm.predict(data)[0], 3.0 * data, rtol=1e-6, atol=1e-5)
+
+
+def test_1d_outputs_beside_2d_inputs_say_how_to_mean_samples():
+    lm = LinnModel()
+    with pytest.raises(ValueError, match=r"one sample of 40 columns.*reshape\(-1, 1\)"):
+        lm.set_training_data(np.zeros((40, 2)), np.linspace(0, 1, 40))
+
+
 def test_autoencoder_tutorial_with_output_mapping_keeps_the_last_neuron():
     x = np.sin(np.linspace(0, 20, 200)[:, None] + np.linspace(0, 1, 32)[None, :])
     lm = LinnModel()
@@ -119,7 +156,7 @@ def test_emitter_control_tutorial_four_parallel_channels(tmp_path):
 
 # -- LinnModel behaviour --------------------------------------------------------------------
 def _small(scale=True, n=40):
-    x = np.linspace(0.0, 4.0, n)
+    x = np.linspace(0.0, 4.0, n)[:, None]
     lm = LinnModel()
     lm.set_training_data(x, 2.0 * x - 3.0, scale=scale) if scale else lm.set_training_data(x / 4, x / 4, scale=False)
     lm.construct_model([(8, "tanh"), (1,)], seed=0)
@@ -190,7 +227,7 @@ def test_es_config_restore_best_weights_synonym_and_unknown_key_warning():
 
 def test_es_config_patience_counts_epochs_without_improvement():
     # a frozen network (a learning rate far below float32 resolution, fixed order) never improves after its first epoch
-    x = np.linspace(0.0, 4.0, 40)
+    x = np.linspace(0.0, 4.0, 40)[:, None]
     lm = LinnModel()
     lm.set_training_data(x, 2.0 * x - 3.0)
     lm.construct_model([(8, "tanh"), (1,)], optimizer=linncore.SGD(learning_rate=1e-30), seed=0)
@@ -225,7 +262,7 @@ def test_construct_model_checks_the_last_width_and_activations():
 
 def test_show_summary_prints_budget_channels_and_voltage_windows(capsys):
     lm = LinnModel()
-    lm.set_training_data(np.linspace(-2.0, 5.0, 10), np.linspace(0.0, 1.0, 10))
+    lm.set_training_data(np.linspace(-2.0, 5.0, 10)[:, None], np.linspace(0.0, 1.0, 10)[:, None])
     lm.construct_model([(4, "tanh"), (1, "linear")], show_summary=True, seed=0)
     out = capsys.readouterr().out
     assert "column depth 11 of 1024" in out and "latency about 11 cycles" in out
@@ -422,7 +459,7 @@ def test_fit_model_callbacks_see_the_keras_shaped_model_and_score_in_data_units(
 
 def test_none_means_the_default_in_es_config_and_batch_size_as_in_the_vendor_and_keras():
     lm = LinnModel()
-    x = np.linspace(0, 1, 40)
+    x = np.linspace(0, 1, 40)[:, None]
     lm.set_training_data(x, x ** 2)
     lm.construct_model([(4, "tanh"), (1, "linear")], seed=0)
     h = lm.fit_model(3, es_config={"monitor": "loss", "patience": None, "restore": None}, batch_size=None,

@@ -5,6 +5,8 @@ network from the same initial weights with ``shuffle=False``; the weights after 
 and the per-epoch losses must agree to float32 rounding (tolerances below)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,27 @@ def test_converters_write_the_same_document():
     ours.model.layers[1].set_weights([np.array([[0.1], [0.2], [0.3]]), np.array([0.1])])
     # the vendor exports get_linn only from its private module
     assert linncore.get_linn(ours, 3, 1) == moku_nn._linn.get_linn(vendor.model, 3, 1)
+
+
+def test_identity_nn_notebook_gives_the_vendors_document_and_predictions(tmp_path):
+    # 1-D data: the vendor reads its width from the last axis; so does linncore
+    data = np.random.default_rng(3).uniform(-1, 1, 100)
+    vendor, ours = _pair([(100, "linear")], data, data, scale=False)
+    assert ours.network.input_size == vendor.model.input_shape[-1] == 100
+    for m in (vendor.model.layers[1], ours.model.layers[1]):
+        m.set_weights([np.identity(100), np.zeros(100)])
+    moku_nn.save_linn(vendor, 1, 1, str(tmp_path / "vendor.linn"), output_mapping=[99])
+    linncore.save_linn(ours, 1, 1, tmp_path / "ours.linn", output_mapping=[99])
+    ours_doc = json.loads((tmp_path / "ours.linn").read_text())
+    assert ours_doc == json.loads((tmp_path / "vendor.linn").read_text())
+    np.testing.assert_array_equal(ours.predict(data.reshape(1, -1)),
+                                  vendor.predict(data.reshape(1, -1), verbose=0))
+
+
+def test_1d_scaled_training_data_matches_the_vendors_scaling():
+    data = np.random.default_rng(4).uniform(-3, 7, 50)
+    vendor, ours = moku_nn.LinnModel(), linncore.LinnModel()
+    vendor.set_training_data(data, 2.0 * data)
+    ours.set_training_data(data, 2.0 * data)
+    np.testing.assert_allclose(ours.training_inputs[0], vendor.training_inputs, atol=1e-12)
+    np.testing.assert_allclose(ours.training_outputs[0], vendor.training_outputs, atol=1e-12)
