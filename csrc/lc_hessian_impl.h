@@ -78,6 +78,7 @@ typedef struct {
     REAL *work;          /* n_parts blocks of work_len */
     int64_t N, L, P, maxw, n_parts, work_len;
     const int64_t *w_off, *b_off;
+    int no_grad;         /* 1: leave grad_parts alone (a fused product that needs no gradient) */
 } FN(prep_ctx);
 
 /* Defined below with lc_hvp_apply, which shares them. */
@@ -171,8 +172,8 @@ static void FN(prep_backward_part)(void *arg, int64_t part)
                         FN(prep_h)(net, base, N, n_out, s0), da, n);
         /* dL/dW = a_{l-1}^T dz (samples in order), dL/db = sum_n dz, da_{l-1} = dz W^T */
         const REAL *in = (l > 0 ? x->state + FN(hess_layer_base)(net, N, l - 1) : x->X) + s0 * n_in;
-        FN(hess_matmul)(in, 1, n_in, DZ, grad + x->w_off[l], n_in, B, n_out);
-        if (x->b_off[l] >= 0) {
+        if (!x->no_grad) FN(hess_matmul)(in, 1, n_in, DZ, grad + x->w_off[l], n_in, B, n_out);
+        if (x->b_off[l] >= 0 && !x->no_grad) {
             REAL *gb = grad + x->b_off[l];
             for (int64_t j = 0; j < n_out; j++) gb[j] = 0;
             for (int64_t i = 0; i < B; i++) {
@@ -485,7 +486,8 @@ static const REAL *FN(hvp_chunk_pass)(const FN(hvp_plan) *x, int64_t part, int64
     FN(prep_ctx) ctx = {.net = net, .theta = x->theta, .X = x->X + s * n0, .state = st,
                         .WT = x->WT, .dloss = dloss, .grad_parts = chunk_grad, .work = work,
                         .N = B, .L = L, .P = P, .maxw = x->maxw, .n_parts = 1,
-                        .work_len = 2 * B * x->maxw, .w_off = x->w_off, .b_off = x->b_off};
+                        .work_len = 2 * B * x->maxw, .w_off = x->w_off, .b_off = x->b_off,
+                        .no_grad = grad == NULL};
     memcpy(st, ctx.X, (size_t)(B * n0) * sizeof(REAL));
     FN(prep_forward_part)(&ctx, 0);
     x->loss_parts[part] += FN(hess_dloss)(x->loss, st + FN(hess_layer_base)(net, B, L - 1),

@@ -325,7 +325,8 @@ def hvp(net: Network, X: Any, Y: Any, v: Any, loss: str = "half_mse",
     # state of the whole batch is stored; the same bits as HessianOperator's products
     theta = np.array(net.theta, dtype=np.float64)
     V = np.ascontiguousarray(arr.reshape(P, -1), dtype=np.float64)
-    out = _backend.kernels().net_hvp(net.spec, theta, x, y, code, V, bool(gauss_newton))[2]
+    out = _backend.kernels().net_hvp(net.spec, theta, x, y, code, V, bool(gauss_newton),
+                                     with_grad=False)[2]
     return out.reshape(arr.shape)
 
 

@@ -671,6 +671,9 @@ def test_fused_hvp_gives_the_bits_of_prepare_then_apply(core, threads):
                     runs.append((value, grad, HV))
         for a, b in zip(runs[: len(runs) // 2], runs[len(runs) // 2:]):
             assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+        value, none, HV = core.net_hvp(net.spec, theta, X, Y, 1, V, False, with_grad=False)
+        twin = numpy_kernels.net_hvp(net.spec, theta, X, Y, 1, V, False, with_grad=False)
+        assert none is None and twin[1] is None and np.array_equal(HV, runs[2][2])
         # a zero direction still gives the loss and the gradient
         value, grad, HV = core.net_hvp(net.spec, theta, X, Y, 1, np.zeros((net.n_params, 1)))
         state, pvalue, pgrad = core.hvp_prepare(net.spec, theta, X, Y, 1)
