@@ -1,6 +1,6 @@
 """Exact loss Hessians of dense networks, their spectra, and stability metrics.
 
-Everything here follows ``shared/spec/ablation-metrics.md``: parameters in ``theta``'s order
+Everything here follows the project's ablation-metric definitions: parameters in ``theta``'s order
 (per layer the kernel ``(n_in, n_out)`` row-major, then the bias), losses ``half_mse``
 (``0.5 / B * sum ||r||^2``) and ``mse`` (``sum r^2 / (B m)``, Keras's), the whole ``(X, Y)``
 taken as one batch.
@@ -15,9 +15,14 @@ derivative 0; relu and leaky_relu have second derivative 0 (their kinks have mea
 
 The full Hessian is assembled block by block from per-sample second derivatives rather than
 from ``P`` products, and ``lambda_max`` / ``lambda_min`` run their whole Lanczos iteration in
-one kernel call.  The compiled kernels split the samples into parts fixed by the problem's
-size and run them on :func:`linncore.get_num_threads` threads; the parts' sums are added in a
-fixed order, so every result is the same bits for any thread count.
+one kernel call.  One :func:`hvp` call is one fused kernel pass: each chunk of samples gets its
+forward and backward pass just before its products, so no state of the whole batch is stored;
+:class:`HessianOperator` keeps that state for many products at one point (the same bits).  In
+the compiled core, float64 tanh is the kernel's own vector routine (within two ulps).
+
+The compiled kernels split the samples into parts fixed by the problem's size and run them on
+:func:`linncore.get_num_threads` threads; the parts' sums are added in a fixed order, so every
+result is the same bits for any thread count.
 """
 from __future__ import annotations
 
