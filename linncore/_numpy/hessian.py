@@ -254,7 +254,8 @@ def hvp_lanczos(spec, theta, state, N: int, loss: int, v0, which: str, tol: floa
     return th, max_steps, False
 
 
-def net_hvp(spec, theta, X, Y, loss: int, V, gauss_newton: bool = False):
-    """(loss value, grad, HV (P, k)): hvp_prepare then hvp_apply."""
+def net_hvp(spec, theta, X, Y, loss: int, V, gauss_newton: bool = False, with_grad: bool = True):
+    """(loss value, grad, HV (P, k)): hvp_prepare then hvp_apply; grad None unless with_grad."""
     state, value, grad = hvp_prepare(spec, theta, X, Y, loss)
-    return value, grad, hvp_apply(spec, theta, state, X.shape[0], loss, V, gauss_newton)
+    HV = hvp_apply(spec, theta, state, X.shape[0], loss, V, gauss_newton)
+    return value, grad if with_grad else None, HV

@@ -643,3 +643,76 @@ def test_a_prepared_operator_refuses_a_wrong_direction(engine):
         H @ np.ones(3)
     with pytest.raises(ValueError, match="v: expected finite"):
         H @ np.array([np.nan, 0.0])
+
+
+# -- the fused product, the kernels' tanh, the automatic choice of method ---------------------
+def test_fused_hvp_gives_the_bits_of_prepare_then_apply(core, threads):
+    rng = np.random.default_rng(12)
+    wide, Xw, Yw = _wide_case(1500)  # several parts, clipping, relu / softplus / tanh
+    small = Network([Dense((3, 7), "sigmoid", seed=1),
+                     Dense((7, 5), "softsign", has_bias=False, seed=2),
+                     Dense((5, 2), "tanh", seed=3)], clip=False, dtype="float64")
+    Xs, Ys = rng.normal(size=(300, 3)), rng.normal(size=(300, 2))
+    for net, X, Y in ((wide, Xw, Yw), (small, Xs, Ys)):
+        theta = np.array(net.theta)
+        V = rng.normal(size=(net.n_params, 3))
+        V[: net.n_params // 2, 1] = 0.0  # a direction confined to later layers
+        runs = []
+        for n in (1, 3):
+            threads(n)
+            for loss in (0, 1):
+                for gn in (False, True):
+                    value, grad, HV = core.net_hvp(net.spec, theta, X, Y, loss, V, gn)
+                    state, pvalue, pgrad = core.hvp_prepare(net.spec, theta, X, Y, loss)
+                    stored = core.hvp_apply(net.spec, theta, state, len(X), loss, V, gn)
+                    assert np.array_equal(HV, stored)
+                    assert value == pytest.approx(pvalue, rel=1e-14)
+                    assert _rel_err(grad, pgrad) < 1e-13
+                    runs.append((value, grad, HV))
+        for a, b in zip(runs[: len(runs) // 2], runs[len(runs) // 2:]):
+            assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+        value, none, HV = core.net_hvp(net.spec, theta, X, Y, 1, V, False, with_grad=False)
+        twin = numpy_kernels.net_hvp(net.spec, theta, X, Y, 1, V, False, with_grad=False)
+        assert none is None and twin[1] is None and np.array_equal(HV, runs[2][2])
+        # a zero direction still gives the loss and the gradient
+        value, grad, HV = core.net_hvp(net.spec, theta, X, Y, 1, np.zeros((net.n_params, 1)))
+        state, pvalue, pgrad = core.hvp_prepare(net.spec, theta, X, Y, 1)
+        assert not HV.any() and value == pvalue and np.array_equal(grad, pgrad)
+
+
+def test_compiled_tanh_is_within_two_ulps_of_the_exact_value(core):
+    net = Network([Dense((1, 1), "tanh", weight=[[1.0]], has_bias=False)], clip=False,
+                  dtype="float64")
+    rng = np.random.default_rng(0)
+    special = [0.0, -0.0, 5e-324, -1e-300, 1e-9, 0.17, 0.3465, 0.3467, 19.0, 22.0, -23.0, 700.0,
+               -1e300]
+    x = np.concatenate([special, rng.uniform(-25, 25, 20000), rng.uniform(-1, 1, 20000),
+                        10.0 ** rng.uniform(-20, 1.5, 20000)])
+    N = len(x)
+    state = core.hvp_prepare(net.spec, np.array(net.theta), x[:, None], np.zeros((N, 1)), 1)[0]
+    a = state[N:2 * N]  # the state holds X, then the layer's a = tanh(X)
+    exact = np.tanh(x.astype(np.longdouble)).astype(np.float64)
+    ulps = np.abs(a - exact) / np.spacing(np.maximum(np.abs(exact), 5e-324))
+    assert ulps.max() <= 2.0
+    assert np.array_equal(np.sign(a), np.sign(x))  # (z = 0 + x W: -0 becomes +0 before tanh)
+    nan = core.hvp_prepare(net.spec, np.array(net.theta), np.array([[np.nan]]), np.zeros((1, 1)),
+                           1)[0]
+    assert np.isnan(nan[1])
+
+
+def test_lambda_max_at_a_loose_tolerance_runs_lanczos_and_stays_within_it(engine):
+    rng = np.random.default_rng(5)
+    net = Network([Dense((4, 16), "tanh", seed=0), Dense((16, 2), seed=1)], clip=False,
+                  dtype="float64")
+    X, Y = rng.normal(size=(200, 4)), rng.normal(size=(200, 2))
+    from linncore.curvature.hessian import DENSE_MAX_PARAMS, hessian_extremes
+
+    assert net.n_params <= DENSE_MAX_PARAMS
+    ev = np.linalg.eigvalsh(hs.full_hessian(net, X, Y))
+    loose = hs.lambda_max(net, X, Y, tol=1e-6)
+    assert loose == hs.lambda_max(net, X, Y, tol=1e-6, method="lanczos")
+    assert loose == pytest.approx(ev[-1], rel=1e-6)
+    assert hs.lambda_max(net, X, Y) == hs.lambda_max(net, X, Y, method="dense")
+    low = hs.lambda_min(net, X, Y, tol=1e-6)
+    assert low == hs.lambda_min(net, X, Y, tol=1e-6, method="lanczos")
+    assert hessian_extremes(net, X, Y, "half_mse", 0, tol=1e-6) == (low, loose)
