@@ -15,7 +15,9 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
     return N * w;
 }
 
-#if defined(LC_HAVE_VMATH)
+/* The lanes of lc_v4d: four with vector types, one in the portable build (lc_vmath.h). */
+#define LC_HESS_LANES ((int64_t)(sizeof(lc_v4d) / sizeof(double)))
+
 /* expm1(y) for 0 <= y <= 44, four lanes: y = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite, ln2 in
  * two parts, so n ln2_hi is exact), expm1(r) by its Taylor polynomial to degree 14 (truncation
  * below 1e-17 relative), then expm1(y) = 2^n expm1(r) + (2^n - 1): both terms exact, one
@@ -23,25 +25,25 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
  * accuracy near 0.) */
 static inline lc_v4d lc_hess_expm1_4(lc_v4d y)
 {
-    const lc_v4d shifter = lc_v4d_set(0x1.8p52); /* adding it rounds to an integer */
-    const lc_v4d kk = y * lc_v4d_set(1.4426950408889634) + shifter;
+    const lc_v4d shifter = LC_V4D(0x1.8p52); /* adding it rounds to an integer */
+    const lc_v4d kk = y * LC_V4D(1.4426950408889634) + shifter;
     const lc_v4d n = kk - shifter;
-    const lc_v4d r = (y - n * lc_v4d_set(6.93147180369123816490e-01)) -
-                     n * lc_v4d_set(1.90821492927058770002e-10);
+    const lc_v4d r = (y - n * LC_V4D(6.93147180369123816490e-01)) -
+                     n * LC_V4D(1.90821492927058770002e-10);
     static const double inv_fact[] = {1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
                                       1.0 / 39916800.0,    1.0 / 3628800.0,    1.0 / 362880.0,
                                       1.0 / 40320.0,       1.0 / 5040.0,       1.0 / 720.0,
                                       1.0 / 120.0,         1.0 / 24.0,         1.0 / 6.0,
                                       0.5};
-    lc_v4d p = lc_v4d_set(inv_fact[0]);
-    for (int i = 1; i < 13; i++) p = p * r + lc_v4d_set(inv_fact[i]);
+    lc_v4d p = LC_V4D(inv_fact[0]);
+    for (int i = 1; i < 13; i++) p = p * r + LC_V4D(inv_fact[i]);
     p = (p * r) * r + r; /* r + r^2 / 2 + ... + r^14 / 14! */
-    lc_v4l bits;
+    lc_v4u bits;
     memcpy(&bits, &kk, sizeof bits); /* the low bits of kk hold 2^51 + n */
     bits = (bits + 1023) << 52;      /* the biased exponent of 2^n */
     lc_v4d scale;
     memcpy(&scale, &bits, sizeof scale);
-    return scale * p + (scale - lc_v4d_set(1.0));
+    return scale * p + (scale - LC_V4D(1.0));
 }
 
 /* tanh, four lanes: e / (e + 2) with e = expm1(2 |x|), |x| capped at 22 (where tanh rounds to
@@ -49,21 +51,21 @@ static inline lc_v4d lc_hess_expm1_4(lc_v4d y)
  * same bits on every machine, whatever its C library.  NaN stays NaN. */
 static inline lc_v4d lc_hess_tanh4(lc_v4d x)
 {
-    const lc_v4l sign_bit = {INT64_MIN, INT64_MIN, INT64_MIN, INT64_MIN};
-    lc_v4l xb;
+    const lc_v4u sign_bit = LC_V4U(UINT64_C(0x8000000000000000));
+    lc_v4u xb;
     memcpy(&xb, &x, sizeof xb);
-    lc_v4l ab = xb & ~sign_bit;
+    lc_v4u ab = xb & ~sign_bit;
     lc_v4d a;
     memcpy(&a, &ab, sizeof a);
-    a = lc_v4d_select(a > lc_v4d_set(22.0), lc_v4d_set(22.0), a); /* NaN is kept */
+    a = LC_V4D_SELECT(a > LC_V4D(22.0), LC_V4D(22.0), a); /* NaN is kept */
     const lc_v4d e = lc_hess_expm1_4(a + a);
-    const lc_v4d t = e / (e + lc_v4d_set(2.0));
-    lc_v4l tb;
+    const lc_v4d t = e / (e + LC_V4D(2.0));
+    lc_v4u tb;
     memcpy(&tb, &t, sizeof tb);
     tb |= xb & sign_bit;
     lc_v4d out;
     memcpy(&out, &tb, sizeof out);
-    return lc_v4d_select(x == x, out, x);
+    return LC_V4D_SELECT(x == x, out, x);
 }
 
 /* h := act(z) over n doubles: tanh by lc_hess_tanh4 (the tail through a zero-padded vector, so
@@ -75,14 +77,14 @@ LC_HOT static void lc_hess_act_forward_f64(int32_t act, const double *z, double 
         return;
     }
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
+    for (; i + LC_HESS_LANES <= n; i += LC_HESS_LANES) {
         lc_v4d v;
         memcpy(&v, z + i, sizeof v);
         v = lc_hess_tanh4(v);
         memcpy(h + i, &v, sizeof v);
     }
     if (i < n) {
-        double buf[4] = {0, 0, 0, 0};
+        double buf[4] = {0, 0, 0, 0}; /* at least LC_HESS_LANES */
         memcpy(buf, z + i, (size_t)(n - i) * sizeof(double));
         lc_v4d v;
         memcpy(&v, buf, sizeof v);
@@ -92,16 +94,6 @@ LC_HOT static void lc_hess_act_forward_f64(int32_t act, const double *z, double 
     }
 }
 
-#else
-static void lc_hess_act_forward_f64(int32_t act, const double *z, double *h, int64_t n)
-{
-    if (act != LC_ACT_TANH) {
-        lc_act_forward_f64(act, z, h, n);
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) h[i] = tanh(z[i]);
-}
-#endif
 
 #define REAL float
 #define SFX f32
