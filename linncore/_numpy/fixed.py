@@ -319,7 +319,7 @@ def _quantize_codes(x: np.ndarray, f: _Fmt, seed: int):
     return codes, ovf
 
 
-def fix_quantize(x, fmt, seed=0, codes=True, values=True, near_rail=None):
+def fix_quantize(x, fmt, *, seed=0, codes=True, values=True, near_rail=None):
     """Quantize float32/float64 ``x`` (any shape) to ``fmt``.
 
     Returns (codes int64 or None, values float64 or None, (saturated, near_rail, underflow)
@@ -350,7 +350,7 @@ def fix_from_codes(codes, fmt):
     return codes.astype(np.float64) * f.lsb
 
 
-def fix_requantize(codes, src, dst, seed=0, near_rail=None):
+def fix_requantize(codes, src, dst, *, seed=0, near_rail=None):
     """Codes of ``src`` cast to ``dst``; returns (codes, counts or None)."""
     _check_int(codes, "codes")
     fs, fd = _Fmt(src, "src_fmt"), _Fmt(dst, "dst_fmt")
@@ -367,7 +367,7 @@ def _pair(a, b) -> None:
         raise ValueError(f"b: expected shape {a.shape} (the shape of a), got {b.shape}")
 
 
-def fix_add(a, b, fmt, out_fmt, seed=0):
+def fix_add(a, b, fmt, out_fmt, *, seed=0):
     """cast_out(a + b) for codes a, b of ``fmt`` (same shape)."""
     _pair(a, b)
     f, fo = _Fmt(fmt, "fmt"), _Fmt(out_fmt, "out_fmt")
@@ -388,7 +388,7 @@ def _product(a: np.ndarray, b: np.ndarray, fa: _Fmt, fb: _Fmt) -> np.ndarray:
     return a.astype(object) * b.astype(object)
 
 
-def fix_mul(a, fa, b, fb, out_fmt, seed=0):
+def fix_mul(a, fa, b, fb, out_fmt, *, seed=0):
     """cast_out(a * b) for codes a of ``fa`` and b of ``fb`` (same shape)."""
     _pair(a, b)
     f1, f2, fo = _Fmt(fa, "a_fmt"), _Fmt(fb, "b_fmt"), _Fmt(out_fmt, "out_fmt")
@@ -399,7 +399,7 @@ def fix_mul(a, fa, b, fb, out_fmt, seed=0):
     return c.reshape(a.shape)
 
 
-def fix_matmul(A, fa, B, fb, out_fmt, acc=None, seed=0):
+def fix_matmul(A, fa, B, fb, out_fmt, *, acc=None, seed=0):
     """C = A @ B on codes: A (n, k) of ``fa``, B (k, m) of ``fb``; exact sum when ``acc`` is
     None, else an accumulator register of format ``acc`` (see lc_fix_matmul)."""
     _check_int(A, "a_codes")

@@ -334,7 +334,7 @@ class FixedFormat:
         """
         xa = _float_input(x)
         codes, _, _ = _backend.kernels().fix_quantize(
-            xa, self.as_tuple(), _seed(seed), True, False, None
+            xa, self.as_tuple(), seed=_seed(seed), codes=True, values=False
         )
         return codes
 
@@ -492,7 +492,7 @@ def quantize(
     xa = _float_input(x)
     nr = _near(near_rail) if return_stats else None
     _, values, counts = _backend.kernels().fix_quantize(
-        xa, f.as_tuple(), _seed(seed), False, True, nr
+        xa, f.as_tuple(), seed=_seed(seed), codes=False, values=True, near_rail=nr
     )
     if xa.dtype == np.float32 and _exact_in_float32(f):
         values = values.astype(np.float32)
@@ -514,7 +514,7 @@ def rail_stats(
     f = _fmt(fmt, "fmt")
     xa = _float_input(x)
     _, _, counts = _backend.kernels().fix_quantize(
-        xa, f.as_tuple(), _seed(seed), False, False, _near(near_rail)
+        xa, f.as_tuple(), seed=_seed(seed), codes=False, values=False, near_rail=_near(near_rail)
     )
     return RailStats.from_counts(counts, xa.size)
 
@@ -537,7 +537,7 @@ def requantize(
     """
     fs, fd = _fmt(src_fmt, "src_fmt"), _fmt(dst_fmt, "dst_fmt")
     out, _ = _backend.kernels().fix_requantize(
-        _codes(codes, "codes"), fs.as_tuple(), fd.as_tuple(), _seed(seed), None
+        _codes(codes, "codes"), fs.as_tuple(), fd.as_tuple(), seed=_seed(seed)
     )
     return out
 
@@ -557,7 +557,11 @@ def sat_add(
     fo = f if out_fmt is None else _fmt(out_fmt, "out_fmt")
     aa, bb = np.broadcast_arrays(_codes(a, "a"), _codes(b, "b"))
     return _backend.kernels().fix_add(
-        np.ascontiguousarray(aa), np.ascontiguousarray(bb), f.as_tuple(), fo.as_tuple(), _seed(seed)
+        np.ascontiguousarray(aa),
+        np.ascontiguousarray(bb),
+        f.as_tuple(),
+        fo.as_tuple(),
+        seed=_seed(seed),
     )
 
 
@@ -586,7 +590,7 @@ def sat_mul(
         np.ascontiguousarray(bb),
         fb.as_tuple(),
         fo.as_tuple(),
-        _seed(seed),
+        seed=_seed(seed),
     )
 
 
@@ -626,5 +630,5 @@ def fixed_matmul(
     if B.ndim != 2 or B.shape[0] != A.shape[1]:
         raise ValueError(f"b_codes: expected a 2-D array ({A.shape[1]}, m), got shape {B.shape}")
     return _backend.kernels().fix_matmul(
-        A, fa.as_tuple(), B, fb.as_tuple(), fo.as_tuple(), fc, _seed(seed)
+        A, fa.as_tuple(), B, fb.as_tuple(), fo.as_tuple(), acc=fc, seed=_seed(seed)
     )

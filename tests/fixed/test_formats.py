@@ -348,24 +348,31 @@ def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin(trial):
     for xx in (x, x32):
         xx = xx[np.isfinite(xx)]
         a, b = (
-            C.fix_quantize(xx, f, seed, True, True, 0.8),
-            K.fix_quantize(xx, f, seed, True, True, 0.8),
+            C.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
+            K.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
         )
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     c = a[0]
     assert np.array_equal(C.fix_from_codes(c, f), K.fix_from_codes(c, f))
-    r1, r2 = C.fix_requantize(c, f, f2, seed, 0.5), K.fix_requantize(c, f, f2, seed, 0.5)
+    r1, r2 = (
+        C.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+        K.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+    )
     assert np.array_equal(r1[0], r2[0]) and r1[1] == r2[1]
     d = rng.permutation(c)
-    assert np.array_equal(C.fix_add(c, d, f, f3, seed), K.fix_add(c, d, f, f3, seed))
-    e = C.fix_quantize(rng.standard_normal(c.size), f2, 0, True, False, None)[0]
-    assert np.array_equal(C.fix_mul(c, f, e, f2, f3, seed), K.fix_mul(c, f, e, f2, f3, seed))
+    assert np.array_equal(C.fix_add(c, d, f, f3, seed=seed), K.fix_add(c, d, f, f3, seed=seed))
+    e = C.fix_quantize(rng.standard_normal(c.size), f2, seed=0, codes=True, values=False)[0]
+    assert np.array_equal(
+        C.fix_mul(c, f, e, f2, f3, seed=seed), K.fix_mul(c, f, e, f2, f3, seed=seed)
+    )
     A, B = c[:60].reshape(6, 10).copy(), e[:50].reshape(10, 5).copy()
     assert np.array_equal(
-        C.fix_matmul(A, f, B, f2, f3, None, seed), K.fix_matmul(A, f, B, f2, f3, None, seed)
+        C.fix_matmul(A, f, B, f2, f3, acc=None, seed=seed),
+        K.fix_matmul(A, f, B, f2, f3, acc=None, seed=seed),
     )
     assert np.array_equal(
-        C.fix_matmul(A, f, B, f2, f3, f4, seed), K.fix_matmul(A, f, B, f2, f3, f4, seed)
+        C.fix_matmul(A, f, B, f2, f3, acc=f4, seed=seed),
+        K.fix_matmul(A, f, B, f2, f3, acc=f4, seed=seed),
     )
 
 

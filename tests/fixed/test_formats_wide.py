@@ -342,22 +342,30 @@ def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin_for_wide_formats
     for xx in (x, x.astype(np.float32)):
         xx = xx[np.isfinite(xx)]
         a, b = (
-            C.fix_quantize(xx, f, seed, True, True, 0.8),
-            K.fix_quantize(xx, f, seed, True, True, 0.8),
+            C.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
+            K.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
         )
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     c = a[0]
     assert np.array_equal(C.fix_from_codes(c, f), K.fix_from_codes(c, f))
-    r1, r2 = C.fix_requantize(c, f, f2, seed, 0.5), K.fix_requantize(c, f, f2, seed, 0.5)
+    r1, r2 = (
+        C.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+        K.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+    )
     assert np.array_equal(r1[0], r2[0]) and r1[1] == r2[1]
     d = rng.permutation(c)
-    assert np.array_equal(C.fix_add(c, d, f, f3, seed), K.fix_add(c, d, f, f3, seed))
-    e = C.fix_quantize(rng.standard_normal(c.size) * 2.0**30, f2, 0, True, False, None)[0]
-    assert np.array_equal(C.fix_mul(c, f, e, f2, f3, seed), K.fix_mul(c, f, e, f2, f3, seed))
+    assert np.array_equal(C.fix_add(c, d, f, f3, seed=seed), K.fix_add(c, d, f, f3, seed=seed))
+    e = C.fix_quantize(rng.standard_normal(c.size) * 2.0**30, f2, seed=0, codes=True, values=False)[
+        0
+    ]
+    assert np.array_equal(
+        C.fix_mul(c, f, e, f2, f3, seed=seed), K.fix_mul(c, f, e, f2, f3, seed=seed)
+    )
     A, B = c[:60].reshape(6, 10).copy(), e[:50].reshape(10, 5).copy()
     for acc in (None, f4):
         assert np.array_equal(
-            C.fix_matmul(A, f, B, f2, f3, acc, seed), K.fix_matmul(A, f, B, f2, f3, acc, seed)
+            C.fix_matmul(A, f, B, f2, f3, acc=acc, seed=seed),
+            K.fix_matmul(A, f, B, f2, f3, acc=acc, seed=seed),
         )
     # extreme codes of two 64-bit formats: the 192-bit path
     g = (64, int(rng.integers(-10, 70)), True, int(rng.integers(0, 8)), int(rng.integers(0, 3)))
@@ -365,7 +373,8 @@ def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin_for_wide_formats
     A2 = rng.choice(ext, (4, 9))
     B2 = rng.choice(ext, (9, 3))
     assert np.array_equal(
-        C.fix_matmul(A2, g, B2, g, f3, None, seed), K.fix_matmul(A2, g, B2, g, f3, None, seed)
+        C.fix_matmul(A2, g, B2, g, f3, acc=None, seed=seed),
+        K.fix_matmul(A2, g, B2, g, f3, acc=None, seed=seed),
     )
 
 
@@ -642,7 +651,9 @@ def test_fixed_kernels_built_with_portable_int128_match_the_numpy_twin(tmp_path)
         n, k, m = 3, 7, 4
         seed = int(rng.integers(0, 2**63))
         x = rng.standard_normal(n * k) * 2.0 ** rng.integers(-5, 70, n * k)
-        B = K.fix_quantize(rng.standard_normal(k * m) * 2.0**40, fmts[1], 0, True, False, None)[0]
+        B = K.fix_quantize(
+            rng.standard_normal(k * m) * 2.0**40, fmts[1], seed=0, codes=True, values=False
+        )[0]
         text = " ".join(f"{b} {i} {int(s)} {r} {o}" for b, i, s, r, o in fmts)
         text += f"\n{n} {k} {m} {seed}\n" + " ".join(v.hex() for v in x) + "\n"
         text += " ".join(str(int(v)) for v in B) + "\n"
@@ -656,15 +667,15 @@ def test_fixed_kernels_built_with_portable_int128_match_the_numpy_twin(tmp_path)
         vals, status = outs[0].split("\n")[:2]
         assert status == "0"
         got = [int(v) for v in vals.split()]
-        A = K.fix_quantize(x, fmts[0], seed, True, False, None)[0]
+        A = K.fix_quantize(x, fmts[0], seed=seed, codes=True, values=False)[0]
         Bm = B.reshape(k, m)
         want = [
             A,
-            K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], None, seed),
-            K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], fmts[3], seed),
-            K.fix_requantize(A, fmts[0], fmts[2], seed)[0],
-            K.fix_add(A, A, fmts[0], fmts[2], seed),
-            K.fix_mul(A, fmts[0], A, fmts[0], fmts[3], seed),
+            K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], acc=None, seed=seed),
+            K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], acc=fmts[3], seed=seed),
+            K.fix_requantize(A, fmts[0], fmts[2], seed=seed)[0],
+            K.fix_add(A, A, fmts[0], fmts[2], seed=seed),
+            K.fix_mul(A, fmts[0], A, fmts[0], fmts[3], seed=seed),
         ]
         assert got == [int(v) for w in want for v in np.asarray(w).reshape(-1)], fmts
 
