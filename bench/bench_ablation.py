@@ -23,6 +23,7 @@ favour TensorFlow.
 Prints steps/s, the ratio and whether the 50x target is met; never fails.
 Run: python bench/bench_ablation.py   (TensorFlow lives in /work/venv-tf here)
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,13 @@ from linncore import Dense, LinearTeacherDataset, Network, train_instrumented
 TARGET = 50.0
 POWER_ITERS = 20
 BATCH = 32
-PRECISION = {"default": {"weight": "fixed<16,1>", "gradient": "fixed<16,4>", "update": "fixed<16,1,STOCH,SAT>"}}
+PRECISION = {
+    "default": {
+        "weight": "fixed<16,1>",
+        "gradient": "fixed<16,4>",
+        "update": "fixed<16,1,STOCH,SAT>",
+    }
+}
 
 
 def one_layer(seed: int = 0) -> Network:
@@ -44,15 +51,28 @@ def one_layer(seed: int = 0) -> Network:
 
 
 def deep(seed: int = 0) -> Network:
-    return Network([Dense((4, 16), "tanh", seed=seed), Dense((16, 16), "tanh", seed=seed + 1),
-                    Dense((16, 2), seed=seed + 2)], clip=False, dtype="float64")
+    return Network(
+        [
+            Dense((4, 16), "tanh", seed=seed),
+            Dense((16, 16), "tanh", seed=seed + 1),
+            Dense((16, 2), seed=seed + 2),
+        ],
+        clip=False,
+        dtype="float64",
+    )
 
 
 def linncore_rate(make, ds, precision, min_time: float = 1.0) -> float:
     """Best steps/s over a few runs of at least ``min_time`` seconds in all."""
     linear = len(make().layers) == 1
-    kw = dict(batch_size=BATCH, learning_rate=0.05, use_controller=True, precision_dict=precision, seed=0,
-              reference_A=ds.A if linear else None)
+    kw = dict(
+        batch_size=BATCH,
+        learning_rate=0.05,
+        use_controller=True,
+        precision_dict=precision,
+        seed=0,
+        reference_A=ds.A if linear else None,
+    )
     train_instrumented(make(), ds.X, ds.Y, epochs=1, **kw)  # warm-up
     best, spent = 0.0, 0.0
     epochs = 1
@@ -71,6 +91,7 @@ def linncore_rate(make, ds, precision, min_time: float = 1.0) -> float:
 def tf_quantizers(tf):
     """Fake quantization to fixed<W,I> in TensorFlow: (round to nearest even | stochastic),
     saturation, and the straight-through estimator."""
+
     def q(x, bits, int_bits, stochastic=False, rng=None):
         scale = 2.0 ** (bits - int_bits)
         lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
@@ -149,10 +170,25 @@ def tf_rate(tf, make, ds, steps: int, quantized: bool = False) -> float:
     eta, rho, chi, eps = 0.05, 0.05, 1.5, 1e-12
     prev_theta = prev_grad = None
     ema = 0.0
-    log = {k: [] for k in ("loss", "grad_norm", "curvature_proxy", "curvature_ema", "alpha", "eta_eff",
-                           "raw_update_norm", "actual_update_norm", "update_cosine", "theta_norm",
-                           "forward_gain_spectral", "hessian_lambda_max", "stability_margin_lambda_ctrl",
-                           "weight_error_fro")}
+    log = {
+        k: []
+        for k in (
+            "loss",
+            "grad_norm",
+            "curvature_proxy",
+            "curvature_ema",
+            "alpha",
+            "eta_eff",
+            "raw_update_norm",
+            "actual_update_norm",
+            "update_cosine",
+            "theta_norm",
+            "forward_gain_spectral",
+            "hessian_lambda_max",
+            "stability_margin_lambda_ctrl",
+            "weight_error_fro",
+        )
+    }
     done, t0 = 0, None
     while done < steps + 3:
         order = rng.permutation(n)
@@ -161,7 +197,7 @@ def tf_rate(tf, make, ds, steps: int, quantized: bool = False) -> float:
                 t0 = time.perf_counter()
             if done >= steps + 3:
                 break
-            idx = order[s:s + BATCH]
+            idx = order[s : s + BATCH]
             x, y = tf.gather(X, idx), tf.gather(Y, idx)
             theta_before = flatten(variables)
             with tf.GradientTape() as tape:
@@ -182,7 +218,9 @@ def tf_rate(tf, make, ds, steps: int, quantized: bool = False) -> float:
             for v, gr in zip(variables, grads):
                 if quantized:
                     delta = q(-eta_eff * gr, 16, 1, stochastic=True, rng=qrng)
-                    rail_log.append((float(tf.reduce_mean(tf.cast((delta == 0) & (gr != 0), tf.float64))), 0.0))
+                    rail_log.append(
+                        (float(tf.reduce_mean(tf.cast((delta == 0) & (gr != 0), tf.float64))), 0.0)
+                    )
                     v.assign_add(delta)
                     rail_log.append(rails(v, 16, 1))
                     v.assign(q(v, 16, 1))
@@ -203,8 +241,25 @@ def tf_rate(tf, make, ds, steps: int, quantized: bool = False) -> float:
             else:
                 lam = power_lambda_max(x, y, done)
                 err = math.nan
-            for k, val in zip(log, (float(loss), float(tf.norm(g)), c, ema, alpha, eta_eff, un, an, cos,
-                                    float(tf.norm(theta_after)), gain, lam, eta_eff * lam, err)):
+            for k, val in zip(
+                log,
+                (
+                    float(loss),
+                    float(tf.norm(g)),
+                    c,
+                    ema,
+                    alpha,
+                    eta_eff,
+                    un,
+                    an,
+                    cos,
+                    float(tf.norm(theta_after)),
+                    gain,
+                    lam,
+                    eta_eff * lam,
+                    err,
+                ),
+            ):
                 log[k].append(val)
             prev_theta, prev_grad = theta_before, g
             done += 1
@@ -216,15 +271,20 @@ def main() -> None:
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
+
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except ImportError:
         tf = None
         print("TensorFlow is not importable: linncore figures only")
-    print(f"{'problem':<34}{'linncore float':>16}{'linncore quant':>16}{'TF float':>12}{'TF quant':>12}"
-          f"{'ratio float':>13}{'ratio quant':>13}")
-    for label, make, tf_steps in (("one-layer teacher 4 -> 2 (closed)", one_layer, 300),
-                                  ("4 -> 16 -> 16 -> 2 tanh (HVP)", deep, 30)):
+    print(
+        f"{'problem':<34}{'linncore float':>16}{'linncore quant':>16}{'TF float':>12}{'TF quant':>12}"
+        f"{'ratio float':>13}{'ratio quant':>13}"
+    )
+    for label, make, tf_steps in (
+        ("one-layer teacher 4 -> 2 (closed)", one_layer, 300),
+        ("4 -> 16 -> 16 -> 2 tanh (HVP)", deep, 30),
+    ):
         fl = linncore_rate(make, ds, None)
         qu = linncore_rate(make, ds, PRECISION)
         line = f"{label:<34}{fl:>12.0f} /s{qu:>12.0f} /s"
@@ -232,11 +292,15 @@ def main() -> None:
             ref = tf_rate(tf, make, ds, tf_steps)
             ref_q = tf_rate(tf, make, ds, tf_steps, quantized=True)
             rf, rq = fl / ref, qu / ref_q
-            line += (f"{ref:>8.1f} /s{ref_q:>8.1f} /s{rf:>12.1f}x{rq:>12.1f}x   "
-                     f"{'met' if min(rf, rq) >= TARGET else 'NOT met'}")
+            line += (
+                f"{ref:>8.1f} /s{ref_q:>8.1f} /s{rf:>12.1f}x{rq:>12.1f}x   "
+                f"{'met' if min(rf, rq) >= TARGET else 'NOT met'}"
+            )
         print(line, flush=True)
-    print(f"target: linncore at least {TARGET:.0f}x the TensorFlow loop's steps/s "
-          f"(TF: eager GradientTape, one intra-op thread, {POWER_ITERS} power-iteration HVPs per deep step)")
+    print(
+        f"target: linncore at least {TARGET:.0f}x the TensorFlow loop's steps/s "
+        f"(TF: eager GradientTape, one intra-op thread, {POWER_ITERS} power-iteration HVPs per deep step)"
+    )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ Peers are measured in the same run when importable; where their modes match linn
 script also checks that the results agree bit for bit.  It prints whether the targets are
 met and never fails on them (exit status 0 unless a library raises).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,13 @@ F = W - I
 
 # linncore rounding -> apytypes quantization mode / fxpmath rounding name (None: no match)
 APY_MODES = {
-    "TRN": "TO_NEG", "TRN_ZERO": "TO_ZERO", "RND": "TIES_POS", "RND_ZERO": "TIES_ZERO",
-    "RND_INF": "TIES_AWAY", "RND_MIN_INF": "TIES_NEG", "RND_CONV": "TIES_EVEN",
+    "TRN": "TO_NEG",
+    "TRN_ZERO": "TO_ZERO",
+    "RND": "TIES_POS",
+    "RND_ZERO": "TIES_ZERO",
+    "RND_INF": "TIES_AWAY",
+    "RND_MIN_INF": "TIES_NEG",
+    "RND_CONV": "TIES_EVEN",
     "STOCH": "STOCH_WEIGHTED",
 }
 FXP_MODES = {"TRN": "floor", "TRN_ZERO": "fix", "RND_CONV": "around"}
@@ -78,8 +84,12 @@ def apy_quantize(x: np.ndarray, mode: str):
     # from_float rounds with RND_INF; the inputs lie on a 2^-24 grid, so 40 guard fraction
     # bits hold them exactly and only the cast rounds (the bit comparison checks this).
     a = apy.APyFixedArray.from_float(x, int_bits=I + 4, frac_bits=F + 40)
-    return a.cast(int_bits=I, frac_bits=F, quantization=getattr(apy.QuantizationMode, mode),
-                  overflow=apy.OverflowMode.SAT)
+    return a.cast(
+        int_bits=I,
+        frac_bits=F,
+        quantization=getattr(apy.QuantizationMode, mode),
+        overflow=apy.OverflowMode.SAT,
+    )
 
 
 def main() -> None:
@@ -115,8 +125,10 @@ def main() -> None:
                 agree.append(f"apytypes {'==' if np.array_equal(a.to_numpy(), ref) else '!='}")
         if Fxp is not None and mode.name in FXP_MODES:
             m = min(args.n, 100_000)  # fxpmath is slow: rate measured on a prefix
-            t, q = best_time(lambda: Fxp(x[:m], True, W, F, rounding=FXP_MODES[mode.name],
-                                         overflow="saturate"), 1)
+            t, q = best_time(
+                lambda: Fxp(x[:m], True, W, F, rounding=FXP_MODES[mode.name], overflow="saturate"),
+                1,
+            )
             fxp_rate = m / t / 1e6
             agree.append(f"fxpmath {'==' if np.array_equal(q.get_val(), ref[:m]) else '!='}")
         row = f"{mode.name:<12}" + "".join(f"{rates[e]:>10.1f}" for e in engines)
@@ -144,9 +156,12 @@ def main() -> None:
         Ba = apy.APyFixedArray.from_float(fa.from_codes(B), int_bits=I, frac_bits=F)
 
         def peer():
-            return (Aa @ Ba).cast(int_bits=I, frac_bits=F,
-                                  quantization=apy.QuantizationMode.TIES_EVEN,
-                                  overflow=apy.OverflowMode.SAT)
+            return (Aa @ Ba).cast(
+                int_bits=I,
+                frac_bits=F,
+                quantization=apy.QuantizationMode.TIES_EVEN,
+                overflow=apy.OverflowMode.SAT,
+            )
 
         t, c = best_time(peer, args.repeat)
         same = np.array_equal(c.to_numpy(), fa.from_codes(ref))
@@ -160,14 +175,14 @@ def main() -> None:
 def _apy_codes(a, f: FixedFormat) -> np.ndarray:
     """Signed codes of f from an apytypes array's bit patterns."""
     b = np.asarray(a.to_bits(), dtype=object).reshape(-1)
-    return np.array([int(v) - (1 << f.bits) if int(v) >> (f.bits - 1) else int(v) for v in b],
-                    dtype=object)
+    return np.array(
+        [int(v) - (1 << f.bits) if int(v) >> (f.bits - 1) else int(v) for v in b], dtype=object
+    )
 
 
 def _apy_of_codes(codes: np.ndarray, f: FixedFormat):
     bits = (codes.astype(object) % (1 << f.bits)).reshape(-1).tolist()
-    return apy.APyFixedArray(bits, int_bits=f.int_bits, frac_bits=f.frac_bits).reshape(
-        codes.shape)
+    return apy.APyFixedArray(bits, int_bits=f.int_bits, frac_bits=f.frac_bits).reshape(codes.shape)
 
 
 def _agree(ours: np.ndarray, theirs: np.ndarray) -> str:
@@ -180,8 +195,11 @@ def wide(args, engines: list[str], rng) -> None:
     n = args.n
     x = rng.standard_normal(n) * 2.0 ** rng.integers(-8, 8, n)  # 53 significant bits each
     print("\nwide formats (RND_CONV, SAT)")
-    print(f"{'operation':<58}" + "".join(f"{e:>10}" for e in engines)
-          + f"{'apytypes':>10}{'x apy':>8}  agreement")
+    print(
+        f"{'operation':<58}"
+        + "".join(f"{e:>10}" for e in engines)
+        + f"{'apytypes':>10}{'x apy':>8}  agreement"
+    )
 
     def row(name: str, unit: str, size: int, ours, peer, compare) -> None:
         rates, out = {}, None
@@ -204,10 +222,18 @@ def wide(args, engines: list[str], rng) -> None:
     f18, f27, acc = FixedFormat(18, 1), FixedFormat(27, 1), FixedFormat(48, 8)
     A = f18.to_codes(rng.standard_normal((64, 64)) * 0.3)
     B = f27.to_codes(rng.standard_normal((64, 1000)) * 0.3)
-    row("(64x64)@(64x1000) 18x27 -> 48-bit sat. acc.", "M MAC/s", 64 * 64 * 1000,
-        lambda: fixed_matmul(A, f18, B, f27, acc, accumulator=acc), None, None)
-    print("  (no apytypes row: its accumulator context does not saturate each addition at the"
-          " register's width; apytypes issue 857)")
+    row(
+        "(64x64)@(64x1000) 18x27 -> 48-bit sat. acc.",
+        "M MAC/s",
+        64 * 64 * 1000,
+        lambda: fixed_matmul(A, f18, B, f27, acc, accumulator=acc),
+        None,
+        None,
+    )
+    print(
+        "  (no apytypes row: its accumulator context does not saturate each addition at the"
+        " register's width; apytypes issue 857)"
+    )
 
 
 def _cpu() -> str:
@@ -219,8 +245,10 @@ def _cpu() -> str:
                 key, _, value = line.partition(":")
                 info.setdefault(key.strip(), value.strip())
     if "model name" in info:
-        return (f"{info['model name']} (family {info.get('cpu family', '?')}, model "
-                f"{info.get('model', '?')}), {os.cpu_count()} logical CPUs")
+        return (
+            f"{info['model name']} (family {info.get('cpu family', '?')}, model "
+            f"{info.get('model', '?')}), {os.cpu_count()} logical CPUs"
+        )
     return platform.processor() or platform.machine()
 
 
@@ -237,21 +265,39 @@ def _wide_rows(f: FixedFormat, x: np.ndarray, rng, row) -> None:
         return _apy_codes(r, f)
 
     # from_float reads every double exactly at 110 fraction bits (|x| >= 2^-57)
-    row(f"quantize float64 -> {f}", "M values/s", x.size, lambda: f.to_codes(x),
+    row(
+        f"quantize float64 -> {f}",
+        "M values/s",
+        x.size,
+        lambda: f.to_codes(x),
         (lambda: apy_cast(apy.APyFixedArray.from_float(x, int_bits=12, frac_bits=110)))
-        if have else None, codes)
+        if have
+        else None,
+        codes,
+    )
     m = min(x.size, 200_000)
     a, b = f.to_codes(rng.standard_normal(m)), f.to_codes(rng.standard_normal(m))
     aa, bb = (_apy_of_codes(a, f), _apy_of_codes(b, f)) if have else (None, None)
-    row(f"product a*b -> {f}", "M values/s", m, lambda: sat_mul(a, f, b, f, f),
-        (lambda: apy_cast(aa * bb)) if have else None, codes)
+    row(
+        f"product a*b -> {f}",
+        "M values/s",
+        m,
+        lambda: sat_mul(a, f, b, f, f),
+        (lambda: apy_cast(aa * bb)) if have else None,
+        codes,
+    )
     A = f.to_codes(rng.standard_normal((64, 64)) * 0.1)
     B = f.to_codes(rng.standard_normal((64, 1000)) * 0.1)
     Aa, Ba = (_apy_of_codes(A, f), _apy_of_codes(B, f)) if have else (None, None)
     sums = "128" if f.bits <= 48 else "192"
-    row(f"(64x64)@(64x1000) exact ({sums}-bit sums)", "M MAC/s", A.size * B.shape[1],
-        lambda: fixed_matmul(A, f, B, f, f), (lambda: apy_cast(Aa @ Ba)) if have else None,
-        codes)
+    row(
+        f"(64x64)@(64x1000) exact ({sums}-bit sums)",
+        "M MAC/s",
+        A.size * B.shape[1],
+        lambda: fixed_matmul(A, f, B, f, f),
+        (lambda: apy_cast(Aa @ Ba)) if have else None,
+        codes,
+    )
 
 
 def _has_core() -> bool:

@@ -26,14 +26,15 @@ Targets (issue 14; printed, never enforced): sine whole fit <= 0.25 s, >= 300x K
 >= 2x JAX; tiny64 >= 20x the hand-written NumPy loop; the NumPy engine at least as fast as
 the hand-written NumPy loop.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -65,10 +66,12 @@ class Case:
 
 CASES = {
     "sine": Case([1, 32, 32, 32, 1], ["relu", "relu", "tanh", "linear"], 629, "float32", True),
-    "medium1": Case([100, 80, 64, 64, 32, 1], ["relu", "relu", "relu", "relu", "tanh"], 5040,
-                    "float32"),
-    "medium2": Case([4, 80, 80, 64, 64, 4], ["relu", "relu", "relu", "relu", "linear"], 2250,
-                    "float32"),
+    "medium1": Case(
+        [100, 80, 64, 64, 32, 1], ["relu", "relu", "relu", "relu", "tanh"], 5040, "float32"
+    ),
+    "medium2": Case(
+        [4, 80, 80, 64, 64, 4], ["relu", "relu", "relu", "relu", "linear"], 2250, "float32"
+    ),
     "tiny64": Case([1, 16, 16, 1], ["tanh", "tanh", "linear"], 1000, "float64"),
 }
 
@@ -113,7 +116,7 @@ def gemm_peak(repeat: int = 5) -> float:
     """float32 GFLOP/s of a 1024 x 1024 NumPy product on all cores."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
     a @ a
-    return 2 * 1024 ** 3 / best_of(lambda: a @ a, repeat) / 1e9
+    return 2 * 1024**3 / best_of(lambda: a @ a, repeat) / 1e9
 
 
 # -- linncore --------------------------------------------------------------------------------
@@ -121,17 +124,27 @@ def linncore_time(case: Case, X, Y, epochs: int, repeat: int, engine: str) -> fl
     """Seconds per epoch (the whole fit divided by the epochs)."""
     with _backend.use(engine):
         if case.through_linn_model:
+
             def run():
                 lm = LinnModel()
                 lm.set_training_data(X, Y)
                 lm.construct_model([(s, a) for s, a in zip(case.sizes[1:], case.acts)], seed=0)
                 lm.fit_model(epochs=epochs, validation_split=0.1, verbose=0)
         else:
+
             def run():
-                net = Network([Dense((case.sizes[i], case.sizes[i + 1]), case.acts[i], seed=i)
-                               for i in range(len(case.acts))], clip=True, dtype=case.dtype)
-                net.fit(X, Y, epochs=epochs, batch_size=BATCH, optimizer=Adam(1e-3), verbose=0,
-                        seed=0)
+                net = Network(
+                    [
+                        Dense((case.sizes[i], case.sizes[i + 1]), case.acts[i], seed=i)
+                        for i in range(len(case.acts))
+                    ],
+                    clip=True,
+                    dtype=case.dtype,
+                )
+                net.fit(
+                    X, Y, epochs=epochs, batch_size=BATCH, optimizer=Adam(1e-3), verbose=0, seed=0
+                )
+
         return best_of(run, repeat) / epochs
 
 
@@ -141,13 +154,16 @@ def training_rows(case: Case, X) -> int:
 
 # -- a hand-written NumPy loop ---------------------------------------------------------------
 _F = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh, "linear": lambda z: z}
-_DF = {"relu": lambda z, h: (z > 0).astype(z.dtype), "tanh": lambda z, h: 1 - h * h,
-       "linear": lambda z, h: np.ones_like(z)}
+_DF = {
+    "relu": lambda z, h: (z > 0).astype(z.dtype),
+    "tanh": lambda z, h: 1 - h * h,
+    "linear": lambda z, h: np.ones_like(z),
+}
 
 
 def numpy_loop_time(case: Case, X, Y, epochs: int, repeat: int) -> float:
     """A straightforward NumPy training loop: Adam, clipping, per-epoch shuffling."""
-    X, Y = X[:training_rows(case, X)], Y[:training_rows(case, X)]
+    X, Y = X[: training_rows(case, X)], Y[: training_rows(case, X)]
     dt = np.dtype(case.dtype)
 
     def run():
@@ -162,7 +178,7 @@ def numpy_loop_time(case: Case, X, Y, epochs: int, repeat: int) -> float:
         for _ in range(epochs):
             order = r.permutation(len(X))
             for s in range(0, len(X), BATCH):
-                idx = order[s:s + BATCH]
+                idx = order[s : s + BATCH]
                 a, cache = X[idx], []
                 for i, act in enumerate(case.acts):
                     z = a @ params[2 * i] + params[2 * i + 1]
@@ -177,7 +193,7 @@ def numpy_loop_time(case: Case, X, Y, epochs: int, repeat: int) -> float:
                     grads[2 * i], grads[2 * i + 1] = a_in.T @ d, d.sum(0)
                     d = d @ params[2 * i].T
                 t += 1
-                lr = 0.001 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+                lr = 0.001 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
                 for p, g, mm, vv in zip(params, grads, m, v):
                     mm += (g - mm) * 0.1
                     vv += (g * g - vv) * 0.001
@@ -193,7 +209,7 @@ def torch_time(case: Case, X, Y, epochs: int, repeat: int) -> tuple[float, int] 
         import torch
     except ImportError:
         return None
-    X, Y = X[:training_rows(case, X)], Y[:training_rows(case, X)]
+    X, Y = X[: training_rows(case, X)], Y[: training_rows(case, X)]
     act_mod = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "linear": torch.nn.Identity}
     tdt = torch.float64 if case.dtype == "float64" else torch.float32
 
@@ -201,15 +217,18 @@ def torch_time(case: Case, X, Y, epochs: int, repeat: int) -> tuple[float, int] 
         torch.manual_seed(0)
         layers = []
         for i, a in enumerate(case.acts):
-            layers += [torch.nn.Linear(case.sizes[i], case.sizes[i + 1], dtype=tdt), act_mod[a](),
-                       torch.nn.Hardtanh()]
+            layers += [
+                torch.nn.Linear(case.sizes[i], case.sizes[i + 1], dtype=tdt),
+                act_mod[a](),
+                torch.nn.Hardtanh(),
+            ]
         model = torch.nn.Sequential(*layers)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
         Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
         for _ in range(epochs):
             perm = torch.randperm(len(Xt))
             for s in range(0, len(Xt), BATCH):
-                idx = perm[s:s + BATCH]
+                idx = perm[s : s + BATCH]
                 opt.zero_grad()
                 loss = torch.mean((model(Xt[idx]) - Yt[idx]) ** 2)
                 loss.backward()
@@ -238,7 +257,7 @@ def jax_time(case: Case, X, Y, epochs: int, repeat: int) -> tuple[float, float] 
         return None
     if case.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
-    X, Y = X[:training_rows(case, X)], Y[:training_rows(case, X)]
+    X, Y = X[: training_rows(case, X)], Y[: training_rows(case, X)]
     acts = {"relu": jax.nn.relu, "tanh": jnp.tanh, "linear": lambda z: z}
     n_full = len(X) // BATCH
     rest = len(X) - n_full * BATCH
@@ -260,10 +279,13 @@ def jax_time(case: Case, X, Y, epochs: int, repeat: int) -> tuple[float, float] 
         b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-7
         m = jax.tree_util.tree_map(lambda m_, g_: b1 * m_ + (1 - b1) * g_, m, g)
         v = jax.tree_util.tree_map(lambda v_, g_: b2 * v_ + (1 - b2) * g_ * g_, v, g)
-        lr_t = lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
         params = jax.tree_util.tree_map(
             lambda p, m_, v_: jnp.clip(p - lr_t * m_ / (jnp.sqrt(v_) + eps), -1.0, 1.0),
-            params, m, v)
+            params,
+            m,
+            v,
+        )
         return params, m, v, t
 
     def step(state, batch):
@@ -274,19 +296,22 @@ def jax_time(case: Case, X, Y, epochs: int, repeat: int) -> tuple[float, float] 
     def epoch(state, key, X, Y):
         perm = jax.random.permutation(key, X.shape[0])
         Xs, Ys = X[perm], Y[perm]
-        full = (Xs[:n_full * BATCH].reshape(n_full, BATCH, -1),
-                Ys[:n_full * BATCH].reshape(n_full, BATCH, -1))
+        full = (
+            Xs[: n_full * BATCH].reshape(n_full, BATCH, -1),
+            Ys[: n_full * BATCH].reshape(n_full, BATCH, -1),
+        )
         state, _ = jax.lax.scan(step, state, full)
         if rest:
-            state, _ = step(state, (Xs[n_full * BATCH:], Ys[n_full * BATCH:]))
+            state, _ = step(state, (Xs[n_full * BATCH :], Ys[n_full * BATCH :]))
         return state
 
     r = np.random.default_rng(0)
     params = []
     for a, b in zip(case.sizes[:-1], case.sizes[1:]):
         lim = np.sqrt(6 / (a + b))
-        params.append((jnp.asarray(r.uniform(-lim, lim, (a, b)).astype(case.dtype)),
-                       jnp.zeros(b, case.dtype)))
+        params.append(
+            (jnp.asarray(r.uniform(-lim, lim, (a, b)).astype(case.dtype)), jnp.zeros(b, case.dtype))
+        )
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     state0 = (params, zeros, zeros, jnp.asarray(0, case.dtype))
     Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
@@ -312,7 +337,7 @@ def keras_time(case: Case, X, Y, epochs: int, repeat: int) -> float | None:
         import keras
     except ImportError:
         return None
-    X, Y = X[:training_rows(case, X)], Y[:training_rows(case, X)]
+    X, Y = X[: training_rows(case, X)], Y[: training_rows(case, X)]
 
     class Clip(keras.constraints.Constraint):
         def __call__(self, w):
@@ -324,19 +349,29 @@ def keras_time(case: Case, X, Y, epochs: int, repeat: int) -> float | None:
 
     layers = [keras.Input((case.sizes[0],), dtype=case.dtype)]
     for i, a in enumerate(case.acts):
-        layers.append(keras.layers.Dense(case.sizes[i + 1], activation=a, kernel_constraint=Clip(),
-                                         bias_constraint=Clip(), dtype=case.dtype))
+        layers.append(
+            keras.layers.Dense(
+                case.sizes[i + 1],
+                activation=a,
+                kernel_constraint=Clip(),
+                bias_constraint=Clip(),
+                dtype=case.dtype,
+            )
+        )
         layers.append(OutputClip(dtype=case.dtype))
     model = keras.Sequential(layers)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     model.fit(X, Y, epochs=1, batch_size=BATCH, verbose=0)  # tracing and warm-up, not timed
-    return best_of(lambda: model.fit(X, Y, epochs=epochs, batch_size=BATCH, verbose=0),
-                   repeat) / epochs
+    return (
+        best_of(lambda: model.fit(X, Y, epochs=epochs, batch_size=BATCH, verbose=0), repeat)
+        / epochs
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--epochs", type=int, default=200, help="epochs of the sine case")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cases", default=",".join(CASES))
@@ -344,9 +379,11 @@ def main() -> None:
     args = ap.parse_args()
     peak = gemm_peak()
     print(f"CPU: {cpu_name()}")
-    print(f"linncore {linncore.__version__}, engine {linncore.backend()}, "
-          f"{linncore.get_num_threads()} threads; float32 GEMM peak (NumPy, 1024^2, all cores): "
-          f"{peak:.1f} GFLOP/s")
+    print(
+        f"linncore {linncore.__version__}, engine {linncore.backend()}, "
+        f"{linncore.get_num_threads()} threads; float32 GEMM peak (NumPy, 1024^2, all cores): "
+        f"{peak:.1f} GFLOP/s"
+    )
     for name in args.cases.split(","):
         case = CASES[name]
         X, Y = data(case)
@@ -354,8 +391,10 @@ def main() -> None:
         few = max(2, epochs // 10)
         rows_n = training_rows(case, X)
         flops = 6 * rows_n * case.macs
-        print(f"\n== {name}: {' -> '.join(map(str, case.sizes))} ({case.dtype}), {rows_n} training "
-              f"samples, batch {BATCH}, {epochs} epochs")
+        print(
+            f"\n== {name}: {' -> '.join(map(str, case.sizes))} ({case.dtype}), {rows_n} training "
+            f"samples, batch {BATCH}, {epochs} epochs"
+        )
         rows: dict[str, float | None] = {}
         rows["linncore (compiled core)"] = linncore_time(case, X, Y, epochs, args.repeat, "native")
         core = rows["linncore (compiled core)"]
@@ -378,25 +417,33 @@ def main() -> None:
                 continue
             rate = flops / t / 1e9
             extra = f"  ({notes[label]})" if label in notes else ""
-            print(f"  {label:<26} {t * 1e3:9.3f} ms/epoch  {rate:7.2f} GFLOP/s "
-                  f"{100 * rate / peak:5.1f}% of peak   linncore is {t / core:7.1f}x{extra}")
+            print(
+                f"  {label:<26} {t * 1e3:9.3f} ms/epoch  {rate:7.2f} GFLOP/s "
+                f"{100 * rate / peak:5.1f}% of peak   linncore is {t / core:7.1f}x{extra}"
+            )
         if name == "sine":
             print(f"  whole 1000-epoch tutorial fit: {core * 1000:.3f} s (target <= 0.25 s)")
-        targets = {"sine": {"Keras": 300, "PyTorch eager": 40, "JAX jit + lax.scan": 2},
-                   "medium1": {"Keras": 50, "PyTorch eager": 20, "JAX jit + lax.scan": 2},
-                   "medium2": {"Keras": 50, "PyTorch eager": 20, "JAX jit + lax.scan": 2},
-                   "tiny64": {"hand-written NumPy loop": 20}}[name]
+        targets = {
+            "sine": {"Keras": 300, "PyTorch eager": 40, "JAX jit + lax.scan": 2},
+            "medium1": {"Keras": 50, "PyTorch eager": 20, "JAX jit + lax.scan": 2},
+            "medium2": {"Keras": 50, "PyTorch eager": 20, "JAX jit + lax.scan": 2},
+            "tiny64": {"hand-written NumPy loop": 20},
+        }[name]
         for label, target in targets.items():
             t = rows.get(label)
             if t is not None:
-                print(f"  target >= {target}x {label}: {'met' if t / core >= target else 'NOT met'} "
-                      f"({t / core:.1f}x)")
+                print(
+                    f"  target >= {target}x {label}: {'met' if t / core >= target else 'NOT met'} "
+                    f"({t / core:.1f}x)"
+                )
         if name.startswith("medium"):
             share = 100 * flops / core / 1e9 / peak
             print(f"  target >= 40% of peak: {'met' if share >= 40 else 'NOT met'} ({share:.1f}%)")
         ne, nl = rows["linncore (NumPy engine)"], rows["hand-written NumPy loop"]
-        print(f"  target NumPy engine <= hand-written loop: {'met' if ne <= nl else 'NOT met'} "
-              f"({nl / ne:.2f}x the loop's speed)")
+        print(
+            f"  target NumPy engine <= hand-written loop: {'met' if ne <= nl else 'NOT met'} "
+            f"({nl / ne:.2f}x the loop's speed)"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include "lc_dense.h"
 #include "lc_hessian.h"
 #include "lc_parallel.h"
+#include "lc_vmath.h"
 
 int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
 {
@@ -14,20 +15,103 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
     return N * w;
 }
 
+/* The lanes of lc_v4d: four with vector types, one in the portable build (lc_vmath.h). */
+#define LC_HESS_LANES ((int64_t)(sizeof(lc_v4d) / sizeof(double)))
+
+/* expm1(y) for 0 <= y <= 44, four lanes: y = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite, ln2 in
+ * two parts, so n ln2_hi is exact), expm1(r) by its Taylor polynomial to degree 14 (truncation
+ * below 1e-17 relative), then expm1(y) = 2^n expm1(r) + (2^n - 1): both terms exact, one
+ * rounding.  About one ulp.  (Not the exp of lc_vmath.h, which serves float32 and loses relative
+ * accuracy near 0.) */
+static inline lc_v4d lc_hess_expm1_4(lc_v4d y)
+{
+    const lc_v4d shifter = LC_V4D(0x1.8p52); /* adding it rounds to an integer */
+    const lc_v4d kk = y * LC_V4D(1.4426950408889634) + shifter;
+    const lc_v4d n = kk - shifter;
+    const lc_v4d r = (y - n * LC_V4D(6.93147180369123816490e-01)) -
+                     n * LC_V4D(1.90821492927058770002e-10);
+    static const double inv_fact[] = {1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
+                                      1.0 / 39916800.0,    1.0 / 3628800.0,    1.0 / 362880.0,
+                                      1.0 / 40320.0,       1.0 / 5040.0,       1.0 / 720.0,
+                                      1.0 / 120.0,         1.0 / 24.0,         1.0 / 6.0,
+                                      0.5};
+    lc_v4d p = LC_V4D(inv_fact[0]);
+    for (int i = 1; i < 13; i++) p = p * r + LC_V4D(inv_fact[i]);
+    p = (p * r) * r + r; /* r + r^2 / 2 + ... + r^14 / 14! */
+    lc_v4u bits;
+    memcpy(&bits, &kk, sizeof bits); /* the low bits of kk hold 2^51 + n */
+    bits = (bits + 1023) << 52;      /* the biased exponent of 2^n */
+    lc_v4d scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return scale * p + (scale - LC_V4D(1.0));
+}
+
+/* tanh, four lanes: e / (e + 2) with e = expm1(2 |x|), |x| capped at 22 (where tanh rounds to
+ * 1), the sign of x put back (so -0 stays -0).  Within about two ulps of the exact value; the
+ * same bits on every machine, whatever its C library.  NaN stays NaN. */
+static inline lc_v4d lc_hess_tanh4(lc_v4d x)
+{
+    const lc_v4u sign_bit = LC_V4U(UINT64_C(0x8000000000000000));
+    lc_v4u xb;
+    memcpy(&xb, &x, sizeof xb);
+    lc_v4u ab = xb & ~sign_bit;
+    lc_v4d a;
+    memcpy(&a, &ab, sizeof a);
+    a = LC_V4D_SELECT(a > LC_V4D(22.0), LC_V4D(22.0), a); /* NaN is kept */
+    const lc_v4d e = lc_hess_expm1_4(a + a);
+    const lc_v4d t = e / (e + LC_V4D(2.0));
+    lc_v4u tb;
+    memcpy(&tb, &t, sizeof tb);
+    tb |= xb & sign_bit;
+    lc_v4d out;
+    memcpy(&out, &tb, sizeof out);
+    return LC_V4D_SELECT(x == x, out, x);
+}
+
+/* h := act(z) over n doubles: tanh by lc_hess_tanh4 (the tail through a zero-padded vector, so
+ * every element is computed the same way), the others by lc_act_forward. */
+LC_HOT static void lc_hess_act_forward_f64(int32_t act, const double *z, double *h, int64_t n)
+{
+    if (act != LC_ACT_TANH) {
+        lc_act_forward_f64(act, z, h, n);
+        return;
+    }
+    int64_t i = 0;
+    for (; i + LC_HESS_LANES <= n; i += LC_HESS_LANES) {
+        lc_v4d v;
+        memcpy(&v, z + i, sizeof v);
+        v = lc_hess_tanh4(v);
+        memcpy(h + i, &v, sizeof v);
+    }
+    if (i < n) {
+        double buf[4] = {0, 0, 0, 0}; /* at least LC_HESS_LANES */
+        memcpy(buf, z + i, (size_t)(n - i) * sizeof(double));
+        lc_v4d v;
+        memcpy(&v, buf, sizeof v);
+        v = lc_hess_tanh4(v);
+        memcpy(buf, &v, sizeof v);
+        memcpy(h + i, buf, (size_t)(n - i) * sizeof(double));
+    }
+}
+
+
 #define REAL float
 #define SFX f32
 #define EXP expf
 #define FABS fabsf
+#define HESS_ACT_FORWARD lc_act_forward_f32
 #include "lc_hessian_impl.h"
 #undef REAL
 #undef SFX
 #undef EXP
 #undef FABS
+#undef HESS_ACT_FORWARD
 
 #define REAL double
 #define SFX f64
 #define EXP exp
 #define FABS fabs
+#define HESS_ACT_FORWARD lc_hess_act_forward_f64
 #include "lc_hessian_impl.h"
 
 /* Eigenvalues of the symmetric tridiagonal matrix with diagonal d[0..n) and off-diagonal
@@ -107,7 +191,8 @@ int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_
         return LC_ERR_ARGS;
     const int64_t K = max_steps;
     hvp_plan_f64 plan;
-    int status = hvp_plan_init_f64(&plan, net, theta, N, loss, gauss_newton, state, 1);
+    int status =
+        hvp_plan_init_f64(&plan, net, theta, N, loss, gauss_newton, state, 1, NULL, NULL, 0);
     if (status != LC_OK) return status;
     lc_team *team = lc_team_start(plan.n_parts);
     double *Q = (double *)malloc((size_t)((K + 1) * P) * sizeof(double));

@@ -28,6 +28,9 @@
  *        + [k < l, i < n_in] sum_n abar_k[p] dz_l[j] d1_{l-1}[i] J_{l-1,k}[i,q];
  *   gauss_newton drops d2 and the second term.  Each sum over samples is one lc_matmul per
  *   chunk of samples; diagonal blocks use the pairs p <= i only.
+ * In double, tanh is evaluated by the kernels' own vector routine (within about two ulps of
+ * the exact value, the same bits on every machine) rather than the C library's, which costs
+ * four times as much; the other activations are the dense kernels'.
  * Functions exist for float (_f32) and double (_f64) from one definition (lc_hessian_impl.h);
  * they return an lc_status: LC_ERR_ARGS for a loss other than mse / half_mse or k < 0,
  * LC_ERR_NOMEM when workspace allocation fails. */
@@ -59,7 +62,10 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N);
      * symmetric.  Allocates workspace. */                                                       \
     int lc_hvp_dense_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,        \
                            int32_t gauss_newton, const REAL *state, REAL *H);                   \
-    /* prepare + apply in one call; grad and loss_out may be NULL.  Allocates workspace. */      \
+    /* prepare + apply in one call, fused: each chunk of samples is prepared just before its   \
+     * products, so no state of all N samples is stored.  HV is the same bits as prepare +       \
+     * apply; grad and *loss_out (either may be NULL) are summed chunk by chunk, the same values \
+     * to rounding.  Allocates workspace. */                                                     \
     int lc_net_hvp_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,     \
                          int64_t N, int32_t loss, int32_t gauss_newton, const REAL *V,           \
                          int64_t k, REAL *HV, REAL *grad, double *loss_out);

@@ -15,8 +15,10 @@
 #define FN(name) LC_CAT(name, SFX)
 
 /* Values of per-direction buffers one chunk of samples may hold (chunk size is this divided
- * by the values one sample needs, within [LC_HVP_MIN_CHUNK, N]): about 512 KiB in double. */
-#define LC_HVP_CHUNK_VALUES 65536
+ * by the values one sample needs, within [LC_HVP_MIN_CHUNK, N]): about 64 KiB in double, so a
+ * chunk's buffers stay in the level-2 cache and a call allocates little (on the 4-16-2 case,
+ * 512 KiB chunks cost a third more per product, most of it in page faults). */
+#define LC_HVP_CHUNK_VALUES 8192
 #define LC_HVP_MIN_CHUNK 64
 
 /* act''(z) from z and h = act(z). */
@@ -62,23 +64,37 @@ static int64_t FN(hess_layer_base)(const lc_net *net, int64_t N, int64_t l)
     return base;
 }
 
-/* What the parts of lc_hvp_prepare share; each part owns the rows [start(p), start(p + 1)). */
+/* What the parts of lc_hvp_prepare share; each part owns the rows [start(p), start(p + 1)).
+ * The forward pass leaves z in a layer's dz slot of the state and h in its a slot (with
+ * clipping: h in the d2 slot, clip(h) in the a slot); the backward pass overwrites both in
+ * place, element by element, so the pass needs no buffers of its own beyond the gradients. */
 typedef struct {
     const lc_net *net;
     const REAL *theta, *X;
     REAL *state;
-    REAL **z, **h;       /* per layer (N, n_out) */
+    REAL *const *WT;     /* per layer W^T (n_out, n_in) */
     const REAL *dloss;   /* (N, m): dL/da of the last layer */
     REAL *grad_parts;    /* n_parts blocks of P */
     REAL *work;          /* n_parts blocks of work_len */
     int64_t N, L, P, maxw, n_parts, work_len;
     const int64_t *w_off, *b_off;
+    int no_grad;         /* 1: leave grad_parts alone (a fused product that needs no gradient) */
 } FN(prep_ctx);
 
 /* Defined below with lc_hvp_apply, which shares them. */
 static int64_t FN(hess_n_parts)(int64_t N, double work);
+LC_HOT static void FN(hess_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
+                                   const REAL *restrict M, REAL *restrict C, int64_t rows,
+                                   int64_t K, int64_t N);
 static inline int64_t FN(hess_part_start)(int64_t N, int64_t n_parts, int64_t p);
 LC_HOT static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n);
+
+/* Where layer l's forward pass leaves h, from row s0: the a slot without clipping, the d2
+ * slot with it. */
+static inline REAL *FN(prep_h)(const lc_net *net, REAL *base, int64_t N, int64_t n_out, int64_t s0)
+{
+    return base + (net->clip_out ? 2 * N * n_out : 0) + s0 * n_out;
+}
 
 static void FN(prep_forward_part)(void *arg, int64_t part)
 {
@@ -89,12 +105,50 @@ static void FN(prep_forward_part)(void *arg, int64_t part)
     const int64_t B = FN(hess_part_start)(N, x->n_parts, part + 1) - s0;
     const REAL *in = x->X + s0 * net->sizes[0];
     for (int64_t l = 0; l < L; l++) {
-        const int64_t n_out = net->sizes[l + 1];
-        const REAL *b = x->b_off[l] >= 0 ? x->theta + x->b_off[l] : NULL;
-        REAL *A = x->state + FN(hess_layer_base)(net, N, l) + s0 * n_out;
-        FN(lc_dense_forward)(in, B, net->sizes[l], n_out, x->theta + x->w_off[l], b, net->acts[l],
-                             net->clip_out, x->z[l] + s0 * n_out, x->h[l] + s0 * n_out, A);
+        const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
+        REAL *base = x->state + FN(hess_layer_base)(net, N, l);
+        REAL *A = base + s0 * n_out, *z = base + 3 * N * n_out + s0 * n_out;
+        REAL *h = FN(prep_h)(net, base, N, n_out, s0);
+        /* z = a_{l-1} W + b;  h = act(z);  a = clip(h) */
+        FN(hess_matmul)(in, n_in, 1, x->theta + x->w_off[l], z, B, n_in, n_out);
+        if (x->b_off[l] >= 0) {
+            const REAL *b = x->theta + x->b_off[l];
+            for (int64_t i = 0; i < B; i++) {
+                REAL *restrict zi = z + i * n_out;
+                for (int64_t j = 0; j < n_out; j++) zi[j] += b[j];
+            }
+        }
+        HESS_ACT_FORWARD(net->acts[l], z, h, n);
+        if (net->clip_out)
+            for (int64_t q = 0; q < n; q++) {
+                const REAL v = h[q];
+                A[q] = v < (REAL)-1 ? (REAL)-1 : (v > (REAL)1 ? (REAL)1 : v);
+            }
         in = A;
+    }
+}
+
+/* d1 := clip'(h) act'(z);  d2 := clip'(h) act''(z) da;  dz := da act'(z) (0 where clipped),
+ * in place: z is read from the dz slot and h from where prep_h put it (d1 is computed first
+ * from them, into its own slot). */
+LC_HOT static void FN(prep_derivs)(int32_t act, int32_t clip, REAL *D1, REAL *D2, REAL *DZ,
+                                   const REAL *h, const REAL *restrict da, int64_t n)
+{
+    FN(lc_act_deriv)(act, DZ, h, D1, n);
+    if (act == LC_ACT_TANH && !clip) {
+        for (int64_t q = 0; q < n; q++) {
+            const REAL hq = h[q], d = D1[q];
+            D2[q] = ((REAL)-2 * hq * ((REAL)1 - hq * hq)) * da[q];
+            DZ[q] = da[q] * d;
+        }
+        return;
+    }
+    for (int64_t q = 0; q < n; q++) {
+        const REAL zq = DZ[q], hq = h[q], d = D1[q];
+        REAL d2 = FN(hess_d2)(act, zq, hq) * da[q], dz = da[q] * d;
+        if (clip && !(hq >= (REAL)-1 && hq <= (REAL)1)) D1[q] = d2 = dz = 0;
+        D2[q] = d2;
+        DZ[q] = dz;
     }
 }
 
@@ -106,29 +160,54 @@ static void FN(prep_backward_part)(void *arg, int64_t part)
     const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
     const int64_t B = FN(hess_part_start)(N, x->n_parts, part + 1) - s0;
     REAL *grad = x->grad_parts + part * x->P;
-    REAL *da = x->work + part * x->work_len, *da_prev = da + B * maxw, *work = da + 2 * B * maxw;
+    REAL *da = x->work + part * x->work_len, *da_prev = da + B * maxw;
     const int64_t m = net->sizes[L];
     memcpy(da, x->dloss + s0 * m, (size_t)(B * m) * sizeof(REAL));
     for (int64_t l = L - 1; l >= 0; l--) {
         const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
-        const int32_t act = net->acts[l];
         REAL *base = x->state + FN(hess_layer_base)(net, N, l);
         REAL *D1 = base + N * n_out + s0 * n_out, *D2 = base + 2 * N * n_out + s0 * n_out;
         REAL *DZ = base + 3 * N * n_out + s0 * n_out;
-        const REAL *z = x->z[l] + s0 * n_out, *h = x->h[l] + s0 * n_out;
-        FN(lc_act_deriv)(act, z, h, D1, n);
-        FN(lc_act_deriv2)(act, z, h, D2, n);
-        for (int64_t q = 0; q < n; q++) D2[q] *= da[q];
-        if (net->clip_out)
-            for (int64_t q = 0; q < n; q++)
-                if (!(h[q] >= (REAL)-1 && h[q] <= (REAL)1)) D1[q] = D2[q] = 0;
+        FN(prep_derivs)(net->acts[l], net->clip_out, D1, D2, DZ,
+                        FN(prep_h)(net, base, N, n_out, s0), da, n);
+        /* dL/dW = a_{l-1}^T dz (samples in order), dL/db = sum_n dz, da_{l-1} = dz W^T */
         const REAL *in = (l > 0 ? x->state + FN(hess_layer_base)(net, N, l - 1) : x->X) + s0 * n_in;
-        FN(lc_dense_backward)(in, B, n_in, n_out, x->theta + x->w_off[l], z, h, da, act,
-                              net->clip_out, work, grad + x->w_off[l],
-                              x->b_off[l] >= 0 ? grad + x->b_off[l] : NULL, l > 0 ? da_prev : NULL);
-        memcpy(DZ, work, (size_t)n * sizeof(REAL)); /* lc_dense_backward leaves dz first in work */
+        if (!x->no_grad) FN(hess_matmul)(in, 1, n_in, DZ, grad + x->w_off[l], n_in, B, n_out);
+        if (x->b_off[l] >= 0 && !x->no_grad) {
+            REAL *gb = grad + x->b_off[l];
+            for (int64_t j = 0; j < n_out; j++) gb[j] = 0;
+            for (int64_t i = 0; i < B; i++) {
+                const REAL *restrict dzi = DZ + i * n_out;
+                for (int64_t j = 0; j < n_out; j++) gb[j] += dzi[j];
+            }
+        }
+        if (l == 0) break;
+        FN(lc_matmul)(DZ, n_out, 1, x->WT[l], da_prev, B, n_out, n_in);
         REAL *t = da; da = da_prev; da_prev = t;
     }
+}
+
+/* dloss := dL/da_{L-1} for `rows` samples of a batch of N (m outputs each): s r with
+ * s = 1 / N (half_mse) or 2 / (N m) (mse), r = f - y; returns their sum of r^2 (in double,
+ * in order).  The same per-element arithmetic as lc_loss_grad over the whole batch. */
+static double FN(hess_dloss)(int32_t loss, const REAL *f, const REAL *y, int64_t rows, int64_t m,
+                             int64_t N, REAL *dloss)
+{
+    const REAL sc =
+        loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N) : (REAL)(2.0 / (double)(N * m));
+    double total = 0.0;
+    for (int64_t i = 0; i < rows * m; i++) {
+        const REAL r = f[i] - y[i];
+        total += (double)r * (double)r;
+        dloss[i] = sc * r;
+    }
+    return total;
+}
+
+/* The loss from hess_dloss's sum of r^2 over all N samples. */
+static inline double FN(hess_loss_value)(int32_t loss, double total, int64_t N, int64_t m)
+{
+    return total / (loss == LC_LOSS_HALF_MSE ? 2.0 * (double)N : (double)(N * m));
 }
 
 int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,
@@ -137,36 +216,35 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
     const int64_t L = net->n_layers, maxw = lc_net_max_width(net), P = lc_net_n_params(net);
     if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1) return LC_ERR_ARGS;
     double work = 0;
-    int64_t zh = 0;
+    int64_t wlen = 0;
     for (int64_t l = 0; l < L; l++) {
-        zh += 2 * N * net->sizes[l + 1];
         work += (double)(net->sizes[l] + 1) * (double)net->sizes[l + 1];
+        wlen += net->sizes[l] * net->sizes[l + 1];
     }
     /* a forward and backward pass has a third of a product's multiply-adds, but evaluates
      * every activation and its derivatives, which cost as much again */
     const int64_t n_parts = FN(hess_n_parts)(N, work * (double)N);
     const int64_t longest = (N + n_parts - 1) / n_parts;
-    const int64_t work_len = 2 * longest * maxw + LC_BACKWARD_WORK(longest, maxw, maxw);
+    const int64_t work_len = 2 * longest * maxw;
     const int64_t m = net->sizes[L];
     int64_t *off = (int64_t *)malloc((size_t)(2 * L) * sizeof(int64_t));
-    REAL **zp = (REAL **)malloc((size_t)(2 * L) * sizeof(REAL *));
-    REAL *buf = (REAL *)malloc((size_t)(zh + N * m + n_parts * (P + work_len)) * sizeof(REAL));
-    if (!off || !zp || !buf) {
+    REAL **WT = (REAL **)malloc((size_t)L * sizeof(REAL *));
+    REAL *buf = (REAL *)malloc((size_t)(wlen + N * m + n_parts * (P + work_len)) * sizeof(REAL));
+    if (!off || !WT || !buf) {
         free(off);
-        free(zp);
+        free(WT);
         free(buf);
         return LC_ERR_NOMEM;
     }
     lc_net_offsets(net, off, off + L);
-    REAL **z = zp, **h = zp + L;
     REAL *p = buf;
     for (int64_t l = 0; l < L; l++) {
-        const int64_t s = N * net->sizes[l + 1];
-        z[l] = p; p += s;
-        h[l] = p; p += s;
+        WT[l] = p;
+        FN(lc_transpose)(theta + off[l], p, net->sizes[l], net->sizes[l + 1]);
+        p += net->sizes[l] * net->sizes[l + 1];
     }
     REAL *dloss = p, *grad_parts = p + N * m;
-    FN(prep_ctx) ctx = {.net = net, .theta = theta, .X = X, .state = state, .z = z, .h = h,
+    FN(prep_ctx) ctx = {.net = net, .theta = theta, .X = X, .state = state, .WT = WT,
                         .dloss = dloss, .grad_parts = grad_parts,
                         .work = grad_parts + n_parts * P, .N = N, .L = L, .P = P, .maxw = maxw,
                         .n_parts = n_parts, .work_len = work_len, .w_off = off, .b_off = off + L};
@@ -176,14 +254,15 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
     memcpy(state, X, (size_t)(N * net->sizes[0]) * sizeof(REAL));
     lc_team *team = n_parts > 1 ? lc_team_start(n_parts) : NULL; /* one team for both passes */
     lc_team_run(team, n_parts, FN(prep_forward_part), &ctx);
-    *loss_out = FN(lc_loss_grad)(loss, state + FN(hess_layer_base)(net, N, L - 1), Y, N, m, dloss);
+    const REAL *out = state + FN(hess_layer_base)(net, N, L - 1);
+    *loss_out = FN(hess_loss_value)(loss, FN(hess_dloss)(loss, out, Y, N, m, N, dloss), N, m);
     for (int64_t q = 0; q < n_parts * P; q++) grad_parts[q] = 0;
     lc_team_run(team, n_parts, FN(prep_backward_part), &ctx);
     lc_team_end(team);
     memcpy(grad, grad_parts, (size_t)P * sizeof(REAL));
     for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(grad, grad_parts + q * P, P);
     free(buf);
-    free(zp);
+    free(WT);
     free(off);
     return LC_OK;
 }
@@ -239,6 +318,77 @@ LC_HOT static void FN(hess_add_bias)(REAL *restrict Y, const REAL *restrict T,
     }
 }
 
+/* C := A M as lc_matmul(A, ars, acs, M, C, rows, K, N), the same bits, faster for the narrow
+ * products of small networks (N < 4 columns, e.g. a 2-output layer), where lc_matmul's vector
+ * path does not apply:
+ * - A read transposed (ars = 1: C = A'^T M, A' (K, rows) row-major, as in the gradient terms
+ *   a^T dz): one vector runs down four (float: eight) rows of C per column of M;
+ * - N = 2 and A row-major: one two-lane vector per row holds both columns.
+ * Every C[i][j] is still the sum over k in increasing order of A[i][k] M[k][j] from zero, one
+ * rounding per product and per sum (no FMA), so the bits are those of lc_matmul. */
+#if defined(__GNUC__)
+typedef REAL FN(hess_vec) __attribute__((vector_size(32)));
+typedef REAL FN(hess_vec2) __attribute__((vector_size(2 * sizeof(REAL))));
+#endif
+
+LC_HOT static void FN(hess_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
+                                   const REAL *restrict M, REAL *restrict C, int64_t rows,
+                                   int64_t K, int64_t N)
+{
+#if defined(__GNUC__)
+    typedef FN(hess_vec) vec;
+    enum { JB = (int)(sizeof(vec) / sizeof(REAL)) };
+    if (N < 4 && N >= 1 && ars == 1 && rows >= JB) {
+        const REAL *At = A; /* At (K, acs): A[i][k] = At[k * acs + i] */
+        int64_t i = 0;
+        for (; i + JB <= rows; i += JB) {
+            vec c0 = {0}, c1 = {0}, c2 = {0}, a;
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(&a, At + k * acs + i, sizeof a);
+                const REAL *m = M + k * N;
+                c0 += a * m[0];
+                if (N > 1) c1 += a * m[1];
+                if (N > 2) c2 += a * m[2];
+            }
+            for (int t = 0; t < JB; t++) {
+                C[(i + t) * N] = c0[t];
+                if (N > 1) C[(i + t) * N + 1] = c1[t];
+                if (N > 2) C[(i + t) * N + 2] = c2[t];
+            }
+        }
+        for (; i < rows; i++)
+            for (int64_t j = 0; j < N; j++) {
+                REAL acc = 0;
+                for (int64_t k = 0; k < K; k++) acc += At[k * acs + i] * M[k * N + j];
+                C[i * N + j] = acc;
+            }
+        return;
+    }
+    if (N == 2 && acs == 1) {
+        typedef FN(hess_vec2) vec2;
+        int64_t i = 0;
+        for (; i + 4 <= rows; i += 4) {
+            const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
+            vec2 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(&m, M + 2 * k, sizeof m);
+                c0 += a0[k] * m;
+                c1 += a1[k] * m;
+                c2 += a2[k] * m;
+                c3 += a3[k] * m;
+            }
+            memcpy(C + 2 * i, &c0, sizeof m);
+            memcpy(C + 2 * i + 2, &c1, sizeof m);
+            memcpy(C + 2 * i + 4, &c2, sizeof m);
+            memcpy(C + 2 * i + 6, &c3, sizeof m);
+        }
+        if (i < rows) FN(lc_matmul)(A + i * ars, ars, 1, M, C + 2 * i, rows - i, K, 2);
+        return;
+    }
+#endif
+    FN(lc_matmul)(A, ars, acs, M, C, rows, K, N);
+}
+
 /* C := A M for A (rows, K) row-major and M (K, N) of which only the rows listed in nz (cnt
  * of them) are non-zero: the other terms of each ordered sum are exact zeros, so they are
  * skipped (a unit direction has one such row).  Falls back to lc_matmul when most rows are
@@ -254,7 +404,7 @@ static void FN(hess_matmul_sparse_rows)(const REAL *restrict A, const REAL *rest
         if (!z) nz[cnt++] = k;
     }
     if (4 * cnt > K) {
-        FN(lc_matmul)(A, K, 1, M, C, rows, K, N);
+        FN(hess_matmul)(A, K, 1, M, C, rows, K, N);
         return;
     }
     for (int64_t i = 0; i < rows; i++) {
@@ -284,6 +434,14 @@ typedef struct {
     int64_t work_len;
     REAL **rp;      /* n_parts blocks of 2 L pointers */
     int64_t *nzrow; /* n_parts blocks of maxw indices */
+    /* Fused mode (state NULL): each chunk's pass is run into the part's own small state
+     * first, from X and Y; grad_parts (NULL: no gradient) and loss_parts get each part's sums. */
+    const REAL *X, *Y;
+    int32_t loss;
+    REAL *local;        /* n_parts blocks of local_len: a chunk's state, then its workspace */
+    int64_t local_len;
+    REAL *grad_parts;   /* n_parts blocks of 2 P (the part's sum, then one chunk's) */
+    double *loss_parts; /* n_parts sums of r^2 */
 } FN(hvp_plan);
 
 /* Size of near-equal chunks, at most C, covering n samples (none left nearly empty). */
@@ -313,22 +471,53 @@ static int64_t FN(hess_n_parts)(int64_t N, double work)
     return n;
 }
 
+/* Fused mode: the forward and backward pass of lc_hvp_prepare over the chunk's B samples from
+ * sample s, into part's local state (laid out as a state of B samples), with the loss scaled
+ * for all N samples: the same values, element by element, as the prepared state's rows.  Adds
+ * the chunk's sum of r^2 and (when asked) gradient to the part's.  Returns the local state. */
+static const REAL *FN(hvp_chunk_pass)(const FN(hvp_plan) *x, int64_t part, int64_t s, int64_t B)
+{
+    const lc_net *net = x->net;
+    const int64_t L = x->L, P = x->P, m = x->m, n0 = net->sizes[0];
+    REAL *st = x->local + part * x->local_len;
+    REAL *dloss = st + lc_hvp_state_len(net, B), *work = dloss + B * m;
+    REAL *grad = x->grad_parts ? x->grad_parts + 2 * part * P : NULL;
+    REAL *chunk_grad = grad ? grad + P : work + 2 * B * x->maxw;
+    FN(prep_ctx) ctx = {.net = net, .theta = x->theta, .X = x->X + s * n0, .state = st,
+                        .WT = x->WT, .dloss = dloss, .grad_parts = chunk_grad, .work = work,
+                        .N = B, .L = L, .P = P, .maxw = x->maxw, .n_parts = 1,
+                        .work_len = 2 * B * x->maxw, .w_off = x->w_off, .b_off = x->b_off,
+                        .no_grad = grad == NULL};
+    memcpy(st, ctx.X, (size_t)(B * n0) * sizeof(REAL));
+    FN(prep_forward_part)(&ctx, 0);
+    x->loss_parts[part] += FN(hess_dloss)(x->loss, st + FN(hess_layer_base)(net, B, L - 1),
+                                          x->Y + s * m, B, m, x->N, dloss);
+    FN(prep_backward_part)(&ctx, 0);
+    if (grad) FN(hess_add)(grad, chunk_grad, P);
+    return st;
+}
+
 /* One part of lc_hvp_apply: the R-operator over its samples, summed into its own hv block. */
 static void FN(hvp_part)(void *arg, int64_t part)
 {
     const FN(hvp_plan) *x = (const FN(hvp_plan) *)arg;
     const lc_net *net = x->net;
     const REAL *theta = x->theta, *state = x->state;
-    const int64_t N = x->N, L = x->L, P = x->P, k = x->k, m = x->m, maxw = x->maxw;
+    const int64_t L = x->L, P = x->P, k = x->k, m = x->m, maxw = x->maxw;
     const int64_t first = x->first;
     const int64_t *w_off = x->w_off, *b_off = x->b_off, *vzero = x->vzero;
     REAL *const *WT = x->WT, *const *Vl = x->Vl;
     const int gn = x->gn;
     const REAL s2 = x->s2;
-    const int64_t s0 = FN(hess_part_start)(N, x->n_parts, part);
-    const int64_t s1 = FN(hess_part_start)(N, x->n_parts, part + 1);
+    const int64_t s0 = FN(hess_part_start)(x->N, x->n_parts, part);
+    const int64_t s1 = FN(hess_part_start)(x->N, x->n_parts, part + 1);
     const int64_t C = FN(hess_equal_chunk)(s1 - s0, x->C);
     REAL *hv = x->hv_parts + part * k * P; /* (k, P): one row per direction */
+    if (!state) { /* fused: the part's sums start at zero */
+        x->loss_parts[part] = 0.0;
+        if (x->grad_parts)
+            for (int64_t q = 0; q < P; q++) x->grad_parts[2 * part * P + q] = 0;
+    }
     for (int64_t q = 0; q < k * P; q++) hv[q] = 0;
     REAL **Rz = x->rp + part * 2 * L, **Ra = Rz + L;
     int64_t *nzrow = x->nzrow + part * maxw;
@@ -342,14 +531,23 @@ static void FN(hvp_part)(void *arg, int64_t part)
 
     for (int64_t s = s0; s < s1; s += C) {
         const int64_t B = s1 - s < C ? s1 - s : C;
+        /* the chunk's rows of the state: st, read as a state of N rows from row so */
+        const REAL *st = state;
+        int64_t N = x->N, so = s;
+        if (!state) {
+            st = FN(hvp_chunk_pass)(x, part, s, B);
+            N = B;
+            so = 0;
+        }
 
         /* forward: Rz = (a_{l-1} V_l + vb_l) + Ra_{l-1} W,  Ra = d1 Rz */
         for (int64_t l = first; l < L; l++) {
             const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
-            const REAL *base = state + FN(hess_layer_base)(net, N, l);
-            const REAL *Ain = (l == 0 ? state : state + FN(hess_layer_base)(net, N, l - 1)) + s * n_in;
-            const REAL *D1 = base + N * n_out + s * n_out;
-            if (l > first) FN(lc_matmul)(Ra[l - 1], n_in, 1, theta + w_off[l], Rz[l], k * B, n_in, n_out);
+            const REAL *base = st + FN(hess_layer_base)(net, N, l);
+            const REAL *Ain = (l == 0 ? st : st + FN(hess_layer_base)(net, N, l - 1)) + so * n_in;
+            const REAL *D1 = base + N * n_out + so * n_out;
+            if (l > first)
+                FN(hess_matmul)(Ra[l - 1], n_in, 1, theta + w_off[l], Rz[l], k * B, n_in, n_out);
             if (!vzero[l]) {
                 const int64_t vs = 2 * n_in * n_out + n_out;
                 for (int64_t c = 0; c < k; c++) {
@@ -371,11 +569,11 @@ static void FN(hvp_part)(void *arg, int64_t part)
         }
         for (int64_t l = L - 1; l >= 0; l--) {
             const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
-            const REAL *base = state + FN(hess_layer_base)(net, N, l);
-            const REAL *Ain = (l == 0 ? state : state + FN(hess_layer_base)(net, N, l - 1)) + s * n_in;
-            const REAL *D1 = base + N * n_out + s * n_out;
-            const REAL *D2 = base + 2 * N * n_out + s * n_out;
-            const REAL *DZ = base + 3 * N * n_out + s * n_out;
+            const REAL *base = st + FN(hess_layer_base)(net, N, l);
+            const REAL *Ain = (l == 0 ? st : st + FN(hess_layer_base)(net, N, l - 1)) + so * n_in;
+            const REAL *D1 = base + N * n_out + so * n_out;
+            const REAL *D2 = base + 2 * N * n_out + so * n_out;
+            const REAL *DZ = base + 3 * N * n_out + so * n_out;
             const int use_d2 = !gn && l >= first && !FN(hess_d2_is_zero)(net->acts[l]);
             const int use_ra_in = !gn && l - 1 >= first;
             const int use_v = !gn && !vzero[l] && l > 0;
@@ -383,10 +581,10 @@ static void FN(hvp_part)(void *arg, int64_t part)
             for (int64_t c = 0; c < k; c++) {
                 const REAL *rdzc = rdz + c * n;
                 REAL *h = hv + c * P;
-                FN(lc_matmul)(Ain, 1, n_in, rdzc, tmp, n_in, B, n_out);
+                FN(hess_matmul)(Ain, 1, n_in, rdzc, tmp, n_in, B, n_out);
                 if (use_ra_in) {
                     REAL *t2 = tmp + n_in * n_out;
-                    FN(lc_matmul)(Ra[l - 1] + c * B * n_in, 1, n_in, DZ, t2, n_in, B, n_out);
+                    FN(hess_matmul)(Ra[l - 1] + c * B * n_in, 1, n_in, DZ, t2, n_in, B, n_out);
                     for (int64_t q = 0; q < n_in * n_out; q++) h[w_off[l] + q] += tmp[q] + t2[q];
                 } else {
                     FN(hess_add)(h + w_off[l], tmp, n_in * n_out);
@@ -417,14 +615,22 @@ static void FN(hvp_plan_free)(FN(hvp_plan) *x)
     free(x->rp);
     free(x->nzrow);
     free((void *)x->w_off);
+    free(x->local);
+    free(x->loss_parts);
+    x->local = NULL;
+    x->loss_parts = NULL;
     x->hv_parts = NULL;
     x->rp = NULL;
     x->nzrow = NULL;
     x->w_off = NULL;
 }
 
+/* A plan for k directions from a prepared state; or, with state NULL, a fused plan that runs
+ * each chunk's forward and backward pass from X and Y itself (with_grad: and sums the
+ * gradient), so that no state of all N samples is ever stored. */
 static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *theta, int64_t N,
-                             int32_t loss, int32_t gauss_newton, const REAL *state, int64_t k)
+                             int32_t loss, int32_t gauss_newton, const REAL *state, int64_t k,
+                             const REAL *X, const REAL *Y, int with_grad)
 {
     const int64_t L = net->n_layers, P = lc_net_n_params(net), maxw = lc_net_max_width(net);
     memset(x, 0, sizeof *x);
@@ -450,11 +656,22 @@ static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *the
     REAL **rp = (REAL **)malloc((size_t)(2 * L * (n_parts + 1)) * sizeof(REAL *));
     int64_t *nzrow = (int64_t *)malloc((size_t)(maxw * n_parts) * sizeof(int64_t));
     REAL *buf = (REAL *)malloc((size_t)(n_parts * (k * P + work_len) + wlen + vlen) * sizeof(REAL));
+    /* fused: a chunk's state, dloss and pass workspace, a gradient block; the parts' sums */
+    const int64_t local_len = lc_hvp_state_len(net, C) + C * m + 2 * C * maxw + P;
+    REAL *local = NULL;
+    double *loss_parts = NULL;
+    if (!state) {
+        const int64_t per_part = local_len + (with_grad ? 2 * P : 0);
+        local = (REAL *)malloc((size_t)(n_parts * per_part) * sizeof(REAL));
+        loss_parts = (double *)malloc((size_t)n_parts * sizeof(double));
+    }
     x->w_off = ib;
     x->rp = rp;
     x->nzrow = nzrow;
     x->hv_parts = buf;
-    if (!ib || !rp || !nzrow || !buf) {
+    x->local = local;
+    x->loss_parts = loss_parts;
+    if (!ib || !rp || !nzrow || !buf || (!state && (!local || !loss_parts))) {
         FN(hvp_plan_free)(x);
         return LC_ERR_NOMEM;
     }
@@ -480,7 +697,10 @@ static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *the
                         .gn = gauss_newton != 0, .w_off = w_off, .b_off = b_off,
                         .vzero = ib + 2 * L, .WT = WT, .Vl = Vl, .hv_parts = buf,
                         .work = buf + n_parts * k * P, .work_len = work_len, .rp = rp,
-                        .nzrow = nzrow};
+                        .nzrow = nzrow, .X = X, .Y = Y, .loss = loss, .local = local,
+                        .local_len = local_len,
+                        .grad_parts = local && with_grad ? local + n_parts * local_len : NULL,
+                        .loss_parts = loss_parts};
     return LC_OK;
 }
 
@@ -536,7 +756,8 @@ int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     for (int64_t q = 0; q < P * k; q++) HV[q] = 0;
     if (k == 0) return LC_OK;
     FN(hvp_plan) plan;
-    const int status = FN(hvp_plan_init)(&plan, net, theta, N, loss, gauss_newton, state, k);
+    const int status =
+        FN(hvp_plan_init)(&plan, net, theta, N, loss, gauss_newton, state, k, NULL, NULL, 0);
     if (status != LC_OK) return status;
     if (FN(hvp_plan_load)(&plan, V)) {
         FN(hvp_plan_run)(&plan, NULL);
@@ -807,9 +1028,10 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
     return LC_OK;
 }
 
-int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y, int64_t N,
-                   int32_t loss, int32_t gauss_newton, const REAL *V, int64_t k, REAL *HV,
-                   REAL *grad, double *loss_out)
+/* lc_net_hvp through a stored state (V zero or k = 0: only the loss and gradient are needed). */
+static int FN(net_hvp_stored)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,
+                              int64_t N, int32_t loss, int32_t gauss_newton, const REAL *V,
+                              int64_t k, REAL *HV, REAL *grad, double *loss_out)
 {
     const int64_t P = lc_net_n_params(net);
     double value = 0.0;
@@ -827,6 +1049,45 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
     free(state);
     if (!grad) free(g);
     return status;
+}
+
+/* Fused: each chunk's forward and backward pass runs just before its products, into a small
+ * buffer, so no state of all N samples is stored or read back.  The per-sample values and the
+ * order of every sum over samples are those of lc_hvp_apply, so HV is the same bits as
+ * lc_hvp_prepare + lc_hvp_apply; the gradient and loss are summed per chunk (the same values
+ * to rounding). */
+int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y, int64_t N,
+                   int32_t loss, int32_t gauss_newton, const REAL *V, int64_t k, REAL *HV,
+                   REAL *grad, double *loss_out)
+{
+    const int64_t P = lc_net_n_params(net), L = net->n_layers;
+    if ((loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE) || N < 1 || L < 1 || k < 0)
+        return LC_ERR_ARGS;
+    if (k == 0)
+        return FN(net_hvp_stored)(net, theta, X, Y, N, loss, gauss_newton, V, k, HV, grad,
+                                  loss_out);
+    FN(hvp_plan) plan;
+    const int status = FN(hvp_plan_init)(&plan, net, theta, N, loss, gauss_newton, NULL, k, X, Y,
+                                         grad != NULL);
+    if (status != LC_OK) return status;
+    if (!FN(hvp_plan_load)(&plan, V)) {
+        FN(hvp_plan_free)(&plan);
+        return FN(net_hvp_stored)(net, theta, X, Y, N, loss, gauss_newton, V, k, HV, grad,
+                                  loss_out);
+    }
+    FN(hvp_plan_run)(&plan, NULL);
+    for (int64_t c = 0; c < k; c++)
+        for (int64_t q = 0; q < P; q++) HV[q * k + c] = plan.hv_parts[c * P + q];
+    double total = 0.0;
+    for (int64_t p = 0; p < plan.n_parts; p++) total += plan.loss_parts[p];
+    if (loss_out) *loss_out = FN(hess_loss_value)(loss, total, N, net->sizes[L]);
+    if (grad) {
+        memcpy(grad, plan.grad_parts, (size_t)P * sizeof(REAL));
+        for (int64_t p = 1; p < plan.n_parts; p++)
+            FN(hess_add)(grad, plan.grad_parts + 2 * p * P, P);
+    }
+    FN(hvp_plan_free)(&plan);
+    return LC_OK;
 }
 
 #undef LC_HVP_CHUNK_VALUES

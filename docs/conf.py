@@ -4,6 +4,7 @@ Build with ``pip install ".[docs]"`` and ``sphinx-build -W -b html docs docs/_bu
 The package is imported from this checkout (the folder above this one), so the pages
 document the source they sit beside, on the NumPy engine (no compiled core needed).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ extensions = [
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {"members": True, "inherited-members": False}
-autodoc_typehints = "none"          # numpydoc's Parameters sections carry the types
+autodoc_typehints = "none"  # numpydoc's Parameters sections carry the types
 numpydoc_show_class_members = False  # members come from autodoc, once
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False

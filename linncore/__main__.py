@@ -1,4 +1,5 @@
 """``python -m linncore``: the ``linncore`` command (see :mod:`linncore.cli`)."""
+
 import sys
 
 from .cli import main

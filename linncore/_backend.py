@@ -103,8 +103,10 @@ def _default_threads() -> int:
         except ValueError:
             n = 0
         if not 1 <= n <= MAX_THREADS:
-            raise ValueError(f"{_THREADS_ENV}: expected a whole number of threads in [1, {MAX_THREADS}], "
-                             f"got {text[:40]!r}")
+            raise ValueError(
+                f"{_THREADS_ENV}: expected a whole number of threads in [1, {MAX_THREADS}], "
+                f"got {text[:40]!r}"
+            )
         return n
     try:
         return len(os.sched_getaffinity(0))
@@ -145,7 +147,7 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"n: expected an integer number of threads, got {type(n).__name__}")
     n = int(n)
     if not 1 <= n <= MAX_THREADS:
-        shown = n if abs(n) < 10 ** 12 else f"an integer of {len(str(abs(n)))} digits"
+        shown = n if abs(n) < 10**12 else f"an integer of {len(str(abs(n)))} digits"
         raise ValueError(f"n: expected 1 to {MAX_THREADS} threads, got {shown}")
     _threads = n
     core = _native()

@@ -3,10 +3,33 @@
 Closed-form Hessians of a single dense layer, exact Hessian-vector products, the full Hessian,
 its extreme eigenvalues and the stability metrics of an optimizer's update map.
 """
-from .curvature.hessian import (HessianOperator, forward_gain_spectral, full_hessian, hutchinson_trace, hvp,
-                                lambda_max, lambda_min, layer_blocks, single_dense_eigenvalues,
-                                single_dense_hessian, stability_metrics, top_eigenvalues)
 
-__all__ = ["HessianOperator", "single_dense_hessian", "single_dense_eigenvalues", "hvp", "full_hessian",
-           "layer_blocks", "lambda_max", "lambda_min", "top_eigenvalues", "hutchinson_trace",
-           "stability_metrics", "forward_gain_spectral"]
+from .curvature.hessian import (
+    HessianOperator,
+    forward_gain_spectral,
+    full_hessian,
+    hutchinson_trace,
+    hvp,
+    lambda_max,
+    lambda_min,
+    layer_blocks,
+    single_dense_eigenvalues,
+    single_dense_hessian,
+    stability_metrics,
+    top_eigenvalues,
+)
+
+__all__ = [
+    "HessianOperator",
+    "single_dense_hessian",
+    "single_dense_eigenvalues",
+    "hvp",
+    "full_hessian",
+    "layer_blocks",
+    "lambda_max",
+    "lambda_min",
+    "top_eigenvalues",
+    "hutchinson_trace",
+    "stability_metrics",
+    "forward_gain_spectral",
+]

@@ -8,6 +8,7 @@ the linncore these tests import. A block whose first lines carry a comment
 Blocks state what they claim with ``assert``, so a block that stops doing what its text
 says fails.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -55,11 +56,20 @@ def run_alone(code: str, tmp_path: Path) -> None:
     script.write_text(code, encoding="utf-8")
     env = dict(os.environ)
     # the linncore under test, whether installed or imported from the checkout
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(linncore.__file__).resolve().parent.parent),
-                                         env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(linncore.__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
     env["MPLBACKEND"] = "Agg"
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, (f"block failed:\n{code}\n--- stdout\n{proc.stdout[-2000:]}"
-                                  f"\n--- stderr\n{proc.stderr[-3000:]}")
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, (
+        f"block failed:\n{code}\n--- stdout\n{proc.stdout[-2000:]}"
+        f"\n--- stderr\n{proc.stderr[-3000:]}"
+    )
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -1,5 +1,6 @@
 """The exact reference of the fixed-point tests: a cast of a fractions.Fraction, written from
 the definitions ("round, then overflow") without any of the kernels' shortcuts."""
+
 from __future__ import annotations
 
 import math

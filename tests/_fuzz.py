@@ -7,20 +7,67 @@ nesting, giant arrays or strings, duplicated keys, resized base64 data).  The sa
 generator state give the same result, so a failing case is reproduced from its seed.  Any
 loader of JSON documents (model files, ``.linn`` documents) can reuse it.
 """
+
 from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-_POOL: list[Any] = [None, True, False, 0, -1, 1, 2, 7, 2 ** 31, 2 ** 63, -(2 ** 63) - 1, 10 ** 40, 0.5, -0.0,
-                    1e-320, 1.7976931348623157e308, "", "x", "float32", "float64", "relu", "tanh", "dense0",
-                    "linncore.model", "linncore.bundle", "AAAA", [], {}, [1, 2], [[1]], {"a": 1}, "A" * 1000]
-_RAW_TOKENS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" * 5000, "1e-999", "0.1e1", "-0", "00",
-               "true", "null", '"\\ud800"', '"\\u0000"']
+_POOL: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2,
+    7,
+    2**31,
+    2**63,
+    -(2**63) - 1,
+    10**40,
+    0.5,
+    -0.0,
+    1e-320,
+    1.7976931348623157e308,
+    "",
+    "x",
+    "float32",
+    "float64",
+    "relu",
+    "tanh",
+    "dense0",
+    "linncore.model",
+    "linncore.bundle",
+    "AAAA",
+    [],
+    {},
+    [1, 2],
+    [[1]],
+    {"a": 1},
+    "A" * 1000,
+]
+_RAW_TOKENS = [
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999",
+    "-1e999",
+    "1" * 5000,
+    "1e-999",
+    "0.1e1",
+    "-0",
+    "00",
+    "true",
+    "null",
+    '"\\ud800"',
+    '"\\u0000"',
+]
 
 
 def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
@@ -60,17 +107,28 @@ def _structural(text: str, rng: np.random.Generator) -> str | None:
             value, raw = marker, _RAW_TOKENS[int(rng.integers(len(_RAW_TOKENS)))]
         elif op == 3:
             depth = int(rng.choice([5, 40, 900, 5000, 50_000]))
-            value, raw = marker, "[" * depth + "]" * depth if rng.random() < 0.5 else '{"a":' * depth + "1" + "}" * depth
+            value, raw = (
+                marker,
+                "[" * depth + "]" * depth
+                if rng.random() < 0.5
+                else '{"a":' * depth + "1" + "}" * depth,
+            )
         elif op == 4:
             n = int(rng.choice([100, 10_000, 200_000]))
             value = [0] * n if rng.random() < 0.5 else "A" * n
         elif op == 5:
             old = _get(doc, path)
-            value = old[: int(rng.integers(len(old) + 1))] + "A" * int(rng.integers(0, 9)) if isinstance(old, str) else old
+            value = (
+                old[: int(rng.integers(len(old) + 1))] + "A" * int(rng.integers(0, 9))
+                if isinstance(old, str)
+                else old
+            )
         elif op == 6:
-            value = [int(rng.choice([-1, 0, 1, 3, 5, 2 ** 20, 2 ** 40]))] * int(rng.integers(0, 4))
+            value = [int(rng.choice([-1, 0, 1, 3, 5, 2**20, 2**40]))] * int(rng.integers(0, 4))
         elif op == 7:
-            value = float(rng.choice([1e308, -1e308, 1e-308, 3.5, -2.0])) * float(rng.choice([1, 10]))
+            value = float(rng.choice([1e308, -1e308, 1e-308, 3.5, -2.0])) * float(
+                rng.choice([1, 10])
+            )
         else:
             value = _get(doc, path)
             if isinstance(value, dict):
@@ -110,18 +168,30 @@ def _fuzz_mutations(doc_text: str, rng: np.random.Generator) -> bytes:
         else:  # duplicate a key, or insert a stray byte sequence
             pos = data.find(b"{")
             if pos >= 0 and rng.random() < 0.5:
-                data = data[: pos + 1] + b'"format_version": 1, ' + data[pos + 1:]
+                data = data[: pos + 1] + b'"format_version": 1, ' + data[pos + 1 :]
             else:
                 at = int(rng.integers(len(data) + 1))
-                data = data[:at] + bytes(rng.integers(0, 256, size=int(rng.integers(1, 5))).tolist()) + data[at:]
+                data = (
+                    data[:at]
+                    + bytes(rng.integers(0, 256, size=int(rng.integers(1, 5))).tolist())
+                    + data[at:]
+                )
     out = data if data is not None else text.encode("utf-8", "surrogatepass")
-    if out == doc_text.encode("utf-8", "surrogatepass"):  # a mutation that happened to change nothing
+    if out == doc_text.encode(
+        "utf-8", "surrogatepass"
+    ):  # a mutation that happened to change nothing
         out = out[:-1]
     return out
 
 
-def fuzz_loader(load: Callable[[bytes], Any], texts: list[str], n: int, seed: int,
-                clean_error: type[Exception], check: Callable[[Any], None]) -> Counter:
+def fuzz_loader(
+    load: Callable[[bytes], Any],
+    texts: list[str],
+    n: int,
+    seed: int,
+    clean_error: type[Exception],
+    check: Callable[[Any], None],
+) -> Counter:
     """Feed ``n`` seeded mutations of ``texts`` (taken in turn) to ``load``.
 
     Each case must raise ``clean_error`` or return a result that ``check`` accepts; any other
@@ -136,8 +206,10 @@ def fuzz_loader(load: Callable[[bytes], Any], texts: list[str], n: int, seed: in
         except clean_error:
             outcome["error"] += 1
             continue
-        except Exception as exc:  # noqa: BLE001 - the point of the fuzzing
-            pytest.fail(f"case {k} (seed {seed}) raised {type(exc).__name__}: {exc}\ninput: {bad[:300]!r}")
+        except Exception as exc:
+            pytest.fail(
+                f"case {k} (seed {seed}) raised {type(exc).__name__}: {exc}\ninput: {bad[:300]!r}"
+            )
         check(result)
         outcome["valid"] += 1
     return outcome

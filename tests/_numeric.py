@@ -1,4 +1,5 @@
 """Numerical references shared by the tests."""
+
 from __future__ import annotations
 
 import numpy as np

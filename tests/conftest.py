@@ -1,4 +1,5 @@
 """Shared fixtures: the engines to compare, and reference data."""
+
 from __future__ import annotations
 
 import sys

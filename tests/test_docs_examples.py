@@ -1,5 +1,6 @@
 """The documentation's examples run: docs/examples/*.py and every python code block of the
 pages, each on its own in a fresh interpreter (the same runner as the README's blocks)."""
+
 from __future__ import annotations
 
 import re

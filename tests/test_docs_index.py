@@ -1,5 +1,6 @@
 """The API reference lists every public name: each entry of ``linncore.__all__`` and of
 ``linncore.hessian.__all__`` has a line in docs/api.rst's autosummary tables."""
+
 from __future__ import annotations
 
 import re

@@ -88,11 +88,24 @@ def _directory_bomb(members: int) -> bytes:
     """A zip of nothing but a central directory of ``members`` records (56 MB for a million):
     :mod:`zipfile` alone would build a Python object for every one before any check ran."""
     name = b"m.npy"
-    record = struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name),
-                         0, 0, 0, 0, 0, 0) + name
+    record = (
+        struct.pack(
+            "<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0
+        )
+        + name
+    )
     directory = record * members
-    end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, min(members, 0xFFFF), min(members, 0xFFFF),
-                      len(directory), 0, 0)
+    end = struct.pack(
+        "<4s4H2IH",
+        b"PK\x05\x06",
+        0,
+        0,
+        min(members, 0xFFFF),
+        min(members, 0xFFFF),
+        len(directory),
+        0,
+        0,
+    )
     return directory + end
 
 

@@ -1,5 +1,6 @@
 """The package's layers import one way: _util <- engine <- fixed/curvature <- io/vendor/evaluation
 <- ablation <- cli.  Every import inside linncore, at module level or inside a function, is checked."""
+
 from __future__ import annotations
 
 import ast
@@ -71,8 +72,9 @@ def _violations(root: Path) -> list[str]:
         for line, target in _imports(path, root):
             to = _layer(target)
             if to == "__init__" or (to != layer and to not in allowed):
-                wrong.append(f"{path.relative_to(root)}:{line} ({layer}) imports "
-                             f"linncore.{'.'.join(target)}")
+                wrong.append(
+                    f"{path.relative_to(root)}:{line} ({layer}) imports linncore.{'.'.join(target)}"
+                )
     return wrong
 
 
@@ -84,9 +86,14 @@ def test_imports_point_down_the_layers():
 def test_an_upward_import_inside_a_function_is_found(tmp_path):
     (tmp_path / "engine").mkdir()
     (tmp_path / "engine" / "net.py").write_text(
-        "from .._util import validate\n\ndef f():\n    from ..vendor import linn_model\n")
+        "from .._util import validate\n\ndef f():\n    from ..vendor import linn_model\n"
+    )
     (tmp_path / "vendor").mkdir()
-    (tmp_path / "vendor" / "m.py").write_text("import linncore.engine.net\nfrom linncore import cli\n")
+    (tmp_path / "vendor" / "m.py").write_text(
+        "import linncore.engine.net\nfrom linncore import cli\n"
+    )
     wrong = _violations(tmp_path)
-    assert wrong == ["engine/net.py:4 (engine) imports linncore.vendor",
-                     "vendor/m.py:2 (vendor) imports linncore.cli"]
+    assert wrong == [
+        "engine/net.py:4 (engine) imports linncore.vendor",
+        "vendor/m.py:2 (vendor) imports linncore.cli",
+    ]

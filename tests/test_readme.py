@@ -1,5 +1,6 @@
 """Every python block of README.md runs on its own in a fresh interpreter (see
 tests/_blocks.py for how, and for the ``# needs:`` comment that marks optional blocks)."""
+
 from __future__ import annotations
 
 import re

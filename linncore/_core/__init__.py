@@ -4,4 +4,5 @@ The extension ``linncore._core._kernels`` holds every wrapper; this package re-e
 ``from linncore import _core`` gives the kernels under the names their NumPy twins in
 ``linncore._numpy.kernels`` have.  Importing it raises ``ImportError`` when the core is not built.
 """
-from ._kernels import *  # noqa: F401,F403
+
+from ._kernels import *  # noqa: F403

@@ -114,7 +114,7 @@ cdef _fix_raise(int status, int64_t bad, list names, list arrays, list fmts):
     raise ValueError(f"inconsistent arguments (status {status})")
 
 
-def fix_quantize(x, fmt, uint64_t seed=0, bint codes=True, bint values=True, near_rail=None):
+def fix_quantize(x, fmt, *, uint64_t seed=0, bint codes=True, bint values=True, near_rail=None):
     """Quantize float32/float64 ``x`` (any shape) to ``fmt``.
 
     Returns (codes int64 or None, values float64 or None, (saturated, near_rail, underflow)
@@ -158,7 +158,7 @@ def fix_from_codes(codes, fmt):
     return out
 
 
-def fix_requantize(codes, src, dst, uint64_t seed=0, near_rail=None):
+def fix_requantize(codes, src, dst, *, uint64_t seed=0, near_rail=None):
     """Codes of ``src`` cast to ``dst``; returns (codes, counts or None)."""
     _flat(codes, np.int64, "codes")
     cdef lc_fixfmt fs = _fmt(src, "src_fmt")
@@ -178,7 +178,7 @@ def fix_requantize(codes, src, dst, uint64_t seed=0, near_rail=None):
     return out, stats
 
 
-def fix_add(a, b, fmt, out_fmt, uint64_t seed=0):
+def fix_add(a, b, fmt, out_fmt, *, uint64_t seed=0):
     """cast_out(a + b) for codes a, b of ``fmt`` (same shape)."""
     _flat(a, np.int64, "a")
     _flat(b, np.int64, "b")
@@ -198,7 +198,7 @@ def fix_add(a, b, fmt, out_fmt, uint64_t seed=0):
     return out
 
 
-def fix_mul(a, fa, b, fb, out_fmt, uint64_t seed=0):
+def fix_mul(a, fa, b, fb, out_fmt, *, uint64_t seed=0):
     """cast_out(a * b) for codes a of ``fa`` and b of ``fb`` (same shape)."""
     _flat(a, np.int64, "a")
     _flat(b, np.int64, "b")
@@ -219,7 +219,7 @@ def fix_mul(a, fa, b, fb, out_fmt, uint64_t seed=0):
     return out
 
 
-def fix_matmul(A, fa, B, fb, out_fmt, acc=None, uint64_t seed=0):
+def fix_matmul(A, fa, B, fb, out_fmt, *, acc=None, uint64_t seed=0):
     """C = A @ B on codes: A (n, k) of ``fa``, B (k, m) of ``fb``; exact sum when ``acc`` is
     None, else an accumulator register of format ``acc``."""
     _arr(A, np.int64, (-1, -1), "a_codes")

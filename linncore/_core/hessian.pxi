@@ -188,8 +188,9 @@ def hvp_lanczos(spec, theta, state, int64_t N, int loss, v0, str which, double t
     return value, steps, bool(converged)
 
 
-def net_hvp(spec, theta, X, Y, int loss, V, bint gauss_newton=False):
-    """(loss value, grad, HV (P, k)) in one call: hvp_prepare then hvp_apply."""
+def net_hvp(spec, theta, X, Y, int loss, V, bint gauss_newton=False, bint with_grad=True):
+    """(loss value, grad, HV (P, k)) in one fused call: the products of hvp_prepare then
+    hvp_apply, bit for bit, without storing the state; grad is None unless with_grad."""
     cdef _Net n = _Net(spec)
     _check_hvp_loss(loss)
     dt = _float_dtype(theta, "theta")
@@ -202,13 +203,13 @@ def net_hvp(spec, theta, X, Y, int loss, V, bint gauss_newton=False):
     _arr(V, dt, (n.n_params, -1), "V")
     cdef int64_t k = V.shape[1]
     HV = np.empty_like(V)
-    grad = np.empty_like(theta)
+    grad = np.empty_like(theta) if with_grad else None
     cdef void *tc = _ptr(theta)
     cdef void *Xc = _ptr(X)
     cdef void *Yc = _ptr(Y)
     cdef void *Vc = _ptr(V)
     cdef void *Hc = _ptr(HV)
-    cdef void *gc = _ptr(grad)
+    cdef void *gc = _ptr(grad) if with_grad else NULL
     cdef int status
     cdef double value = 0.0
     cdef bint f32 = dt == np.float32

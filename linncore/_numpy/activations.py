@@ -8,10 +8,11 @@ Codes are those of :mod:`linncore._util.codes`.
 Each function takes the pre-activation ``z`` and, where it helps, ``h = act(z)``, and keeps
 ``z``'s dtype.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -78,34 +79,62 @@ def _row(name: str, forward, deriv, deriv2, c_code: str, instrument: bool) -> Ac
 
 
 _ROWS = [
-    _row("relu", lambda z: np.where(z > 0, z, _zero(z)),
-         lambda z, h: np.where(z > 0, _one(z), _zero(z)),  # 0 at z = 0, as Keras
-         lambda z, h: np.zeros_like(z),
-         "s = s > 0.0 ? s : 0.0;", True),
-    _row("tanh", np.tanh,
-         lambda z, h: _one(z) - h * h,
-         lambda z, h: -z.dtype.type(2) * h * (_one(z) - h * h),  # -2 t (1 - t^2)
-         "s = tanh(s);", True),
-    _row("sigmoid", _sigmoid,
-         lambda z, h: h * (_one(z) - h),
-         lambda z, h: h * (_one(z) - h) * (_one(z) - z.dtype.type(2) * h),  # s (1-s)(1-2s)
-         "s = 1.0 / (1.0 + exp(-s));", True),
-    _row("softsign", lambda z: z / (_one(z) + np.abs(z)),
-         lambda z, h: _one(z) / ((_one(z) + np.abs(z)) * (_one(z) + np.abs(z))),
-         _softsign_d2,  # -2 sgn(z) / (1 + |z|)^3
-         "s = s / (1.0 + fabs(s));", True),
-    _row("linear", lambda z: z.copy(),
-         lambda z, h: np.ones_like(z),
-         lambda z, h: np.zeros_like(z),
-         "", True),
-    _row("leaky_relu", lambda z: np.where(z > 0, z, z.dtype.type(LEAKY_SLOPE) * z),
-         lambda z, h: np.where(z > 0, _one(z), z.dtype.type(LEAKY_SLOPE)),
-         lambda z, h: np.zeros_like(z),
-         f"s = s > 0.0 ? s : {LEAKY_SLOPE!r} * s;", False),
-    _row("softplus", lambda z: np.log1p(np.exp(-np.abs(z))) + np.where(z > 0, z, _zero(z)),
-         lambda z, h: _sigmoid(z),
-         _softplus_d2,  # s (1 - s), s = sigmoid(z)
-         "s = log1p(exp(-fabs(s))) + (s > 0.0 ? s : 0.0);", False),
+    _row(
+        "relu",
+        lambda z: np.where(z > 0, z, _zero(z)),
+        lambda z, h: np.where(z > 0, _one(z), _zero(z)),  # 0 at z = 0, as Keras
+        lambda z, h: np.zeros_like(z),
+        "s = s > 0.0 ? s : 0.0;",
+        True,
+    ),
+    _row(
+        "tanh",
+        np.tanh,
+        lambda z, h: _one(z) - h * h,
+        lambda z, h: -z.dtype.type(2) * h * (_one(z) - h * h),  # -2 t (1 - t^2)
+        "s = tanh(s);",
+        True,
+    ),
+    _row(
+        "sigmoid",
+        _sigmoid,
+        lambda z, h: h * (_one(z) - h),
+        lambda z, h: h * (_one(z) - h) * (_one(z) - z.dtype.type(2) * h),  # s (1-s)(1-2s)
+        "s = 1.0 / (1.0 + exp(-s));",
+        True,
+    ),
+    _row(
+        "softsign",
+        lambda z: z / (_one(z) + np.abs(z)),
+        lambda z, h: _one(z) / ((_one(z) + np.abs(z)) * (_one(z) + np.abs(z))),
+        _softsign_d2,  # -2 sgn(z) / (1 + |z|)^3
+        "s = s / (1.0 + fabs(s));",
+        True,
+    ),
+    _row(
+        "linear",
+        lambda z: z.copy(),
+        lambda z, h: np.ones_like(z),
+        lambda z, h: np.zeros_like(z),
+        "",
+        True,
+    ),
+    _row(
+        "leaky_relu",
+        lambda z: np.where(z > 0, z, z.dtype.type(LEAKY_SLOPE) * z),
+        lambda z, h: np.where(z > 0, _one(z), z.dtype.type(LEAKY_SLOPE)),
+        lambda z, h: np.zeros_like(z),
+        f"s = s > 0.0 ? s : {LEAKY_SLOPE!r} * s;",
+        False,
+    ),
+    _row(
+        "softplus",
+        lambda z: np.log1p(np.exp(-np.abs(z))) + np.where(z > 0, z, _zero(z)),
+        lambda z, h: _sigmoid(z),
+        _softplus_d2,  # s (1 - s), s = sigmoid(z)
+        "s = log1p(exp(-fabs(s))) + (s > 0.0 ? s : 0.0);",
+        False,
+    ),
 ]
 
 #: Rows by code.

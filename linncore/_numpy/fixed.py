@@ -20,6 +20,7 @@ Quantization of doubles takes the same fast path as the C kernel where double ar
 exact, and the exact decomposition ``x = M * 2^E`` elsewhere.  Stochastic rounding draws
 ``t = splitmix64(seed, index) >> 11`` and rounds up iff ``t < frac * 2^53``.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,16 @@ __all__ = [
     "fix_matmul",
 ]
 
-ROUNDING = {"TRN": 0, "TRN_ZERO": 1, "RND": 2, "RND_ZERO": 3, "RND_INF": 4, "RND_MIN_INF": 5,
-            "RND_CONV": 6, "STOCH": 7}
+ROUNDING = {
+    "TRN": 0,
+    "TRN_ZERO": 1,
+    "RND": 2,
+    "RND_ZERO": 3,
+    "RND_INF": 4,
+    "RND_MIN_INF": 5,
+    "RND_CONV": 6,
+    "STOCH": 7,
+}
 OVERFLOW = {"SAT": 0, "SAT_SYM": 1, "WRAP": 2}
 _STATUS = {"NAN": 16, "INF": 17, "CODE": 18, "FORMAT": 19}
 MAX_ABS_INT_BITS = 960
@@ -55,9 +64,15 @@ _DBL_MIN = 2.2250738585072014e-308
 
 def fixed_constants() -> dict:
     """The fixed-point enum and status values this engine implements."""
-    return {"ROUNDING": dict(ROUNDING), "OVERFLOW": dict(OVERFLOW), "STATUS": dict(_STATUS),
-            "MAX_ABS_INT_BITS": MAX_ABS_INT_BITS, "MAX_FRAC_BITS": MAX_FRAC_BITS,
-            "MAX_BITS": MAX_BITS, "MAX_BITS_UNSIGNED": MAX_BITS_UNSIGNED}
+    return {
+        "ROUNDING": dict(ROUNDING),
+        "OVERFLOW": dict(OVERFLOW),
+        "STATUS": dict(_STATUS),
+        "MAX_ABS_INT_BITS": MAX_ABS_INT_BITS,
+        "MAX_FRAC_BITS": MAX_FRAC_BITS,
+        "MAX_BITS": MAX_BITS,
+        "MAX_BITS_UNSIGNED": MAX_BITS_UNSIGNED,
+    }
 
 
 # ---------------------------------------------------------------- formats and generator
@@ -69,13 +84,22 @@ class _Fmt:
     def __init__(self, t: object, name: str):
         if not isinstance(t, tuple) or len(t) != 5:
             raise TypeError(
-                f"{name}: expected a (bits, int_bits, signed, rounding, overflow) tuple, got {t!r}")
-        bits, int_bits, signed, rounding, overflow = (int(t[0]), int(t[1]), bool(t[2]),
-                                                      int(t[3]), int(t[4]))
-        if (not (2 if signed else 1) <= bits <= (MAX_BITS if signed else MAX_BITS_UNSIGNED)
-                or not -MAX_ABS_INT_BITS <= int_bits <= MAX_ABS_INT_BITS
-                or bits - int_bits > MAX_FRAC_BITS
-                or not 0 <= rounding < len(ROUNDING) or not 0 <= overflow < len(OVERFLOW)):
+                f"{name}: expected a (bits, int_bits, signed, rounding, overflow) tuple, got {t!r}"
+            )
+        bits, int_bits, signed, rounding, overflow = (
+            int(t[0]),
+            int(t[1]),
+            bool(t[2]),
+            int(t[3]),
+            int(t[4]),
+        )
+        if (
+            not (2 if signed else 1) <= bits <= (MAX_BITS if signed else MAX_BITS_UNSIGNED)
+            or not -MAX_ABS_INT_BITS <= int_bits <= MAX_ABS_INT_BITS
+            or bits - int_bits > MAX_FRAC_BITS
+            or not 0 <= rounding < len(ROUNDING)
+            or not 0 <= overflow < len(OVERFLOW)
+        ):
             raise ValueError(f"{name}: invalid fixed-point format {t!r}")
         self.t = t
         self.bits, self.signed, self.rounding, self.overflow = bits, signed, rounding, overflow
@@ -138,8 +162,11 @@ def _overflow(c: np.ndarray, f: _Fmt) -> tuple[np.ndarray, np.ndarray]:
             w = np.where(np.asarray(w >= (1 << (f.bits - 1)), dtype=bool), w - (1 << f.bits), w)
         out = w
     else:
-        out = np.where(np.asarray(c < f.lo, dtype=bool), f.lo,
-                       np.where(np.asarray(c > f.hi, dtype=bool), f.hi, c))
+        out = np.where(
+            np.asarray(c < f.lo, dtype=bool),
+            f.lo,
+            np.where(np.asarray(c > f.hi, dtype=bool), f.hi, c),
+        )
     return np.asarray(out).astype(np.int64), ~inside
 
 
@@ -148,8 +175,8 @@ def _cast_exact(v: np.ndarray, s, f: _Fmt, seed: int, idx: np.ndarray):
     v = np.asarray(v, dtype=object)
     s = np.asarray(s, dtype=object)
     right = np.asarray(s > 0, dtype=bool)
-    sr = np.where(right, s, 1)            # shift used for the right-shift lane
-    sl = np.where(right, 0, -s)           # shift used for the left-shift lane
+    sr = np.where(right, s, 1)  # shift used for the right-shift lane
+    sl = np.where(right, 0, -s)  # shift used for the left-shift lane
     fl = v >> sr
     r = v - (fl << sr)
     neg = np.asarray(v < 0, dtype=bool)
@@ -158,7 +185,7 @@ def _cast_exact(v: np.ndarray, s, f: _Fmt, seed: int, idx: np.ndarray):
 
     def stoch():
         t = _rng_unit53(seed, idx).astype(object)
-        return (t << sr) < (r << 53)     # t < r * 2^(53 - s), exactly
+        return (t << sr) < (r << 53)  # t < r * 2^(53 - s), exactly
 
     up = _decide(f.rounding, r, half, neg, odd, stoch)
     c = np.where(right, fl + up.astype(object) * 1, v << sl)
@@ -219,8 +246,10 @@ def _check_codes(name: str, a: np.ndarray, f: _Fmt) -> None:
     i = _first((flat < f.raw_min) | (flat > f.raw_max))
     if i >= 0:
         kind = "signed" if f.signed else "unsigned"
-        raise ValueError(f"{name}: code {flat[i]} at index {_where(a, i)} lies outside the "
-                         f"{f.bits}-bit {kind} code range")
+        raise ValueError(
+            f"{name}: code {flat[i]} at index {_where(a, i)} lies outside the "
+            f"{f.bits}-bit {kind} code range"
+        )
 
 
 def _check_float(x: np.ndarray) -> np.ndarray:
@@ -290,7 +319,7 @@ def _quantize_codes(x: np.ndarray, f: _Fmt, seed: int):
     return codes, ovf
 
 
-def fix_quantize(x, fmt, seed=0, codes=True, values=True, near_rail=None):
+def fix_quantize(x, fmt, *, seed=0, codes=True, values=True, near_rail=None):
     """Quantize float32/float64 ``x`` (any shape) to ``fmt``.
 
     Returns (codes int64 or None, values float64 or None, (saturated, near_rail, underflow)
@@ -303,8 +332,10 @@ def fix_quantize(x, fmt, seed=0, codes=True, values=True, near_rail=None):
     if i >= 0:
         if np.isnan(xf[i]):
             raise ValueError(f"x: expected finite values, got NaN at index {_where(x, i)}")
-        raise ValueError(f"x: got {x.reshape(-1)[i]} at index {_where(x, i)}, which has no "
-                         "wrapped code (overflow WRAP); use SAT or SAT_SYM")
+        raise ValueError(
+            f"x: got {x.reshape(-1)[i]} at index {_where(x, i)}, which has no "
+            "wrapped code (overflow WRAP); use SAT or SAT_SYM"
+        )
     c, ovf = _quantize_codes(xf, f, int(seed))
     stats = _stats(c, ovf, xf != 0, f, near_rail)
     v = (c.astype(np.float64) * f.lsb).reshape(x.shape) if values else None
@@ -319,7 +350,7 @@ def fix_from_codes(codes, fmt):
     return codes.astype(np.float64) * f.lsb
 
 
-def fix_requantize(codes, src, dst, seed=0, near_rail=None):
+def fix_requantize(codes, src, dst, *, seed=0, near_rail=None):
     """Codes of ``src`` cast to ``dst``; returns (codes, counts or None)."""
     _check_int(codes, "codes")
     fs, fd = _Fmt(src, "src_fmt"), _Fmt(dst, "dst_fmt")
@@ -336,7 +367,7 @@ def _pair(a, b) -> None:
         raise ValueError(f"b: expected shape {a.shape} (the shape of a), got {b.shape}")
 
 
-def fix_add(a, b, fmt, out_fmt, seed=0):
+def fix_add(a, b, fmt, out_fmt, *, seed=0):
     """cast_out(a + b) for codes a, b of ``fmt`` (same shape)."""
     _pair(a, b)
     f, fo = _Fmt(fmt, "fmt"), _Fmt(out_fmt, "out_fmt")
@@ -357,19 +388,18 @@ def _product(a: np.ndarray, b: np.ndarray, fa: _Fmt, fb: _Fmt) -> np.ndarray:
     return a.astype(object) * b.astype(object)
 
 
-def fix_mul(a, fa, b, fb, out_fmt, seed=0):
+def fix_mul(a, fa, b, fb, out_fmt, *, seed=0):
     """cast_out(a * b) for codes a of ``fa`` and b of ``fb`` (same shape)."""
     _pair(a, b)
     f1, f2, fo = _Fmt(fa, "a_fmt"), _Fmt(fb, "b_fmt"), _Fmt(out_fmt, "out_fmt")
     _check_codes("a", a, f1)
     _check_codes("b", b, f2)
     v = _product(a.reshape(-1), b.reshape(-1), f1, f2)
-    c, _ = _cast(v, f1.frac + f2.frac - fo.frac, fo, int(seed),
-                 np.arange(v.size, dtype=np.uint64))
+    c, _ = _cast(v, f1.frac + f2.frac - fo.frac, fo, int(seed), np.arange(v.size, dtype=np.uint64))
     return c.reshape(a.shape)
 
 
-def fix_matmul(A, fa, B, fb, out_fmt, acc=None, seed=0):
+def fix_matmul(A, fa, B, fb, out_fmt, *, acc=None, seed=0):
     """C = A @ B on codes: A (n, k) of ``fa``, B (k, m) of ``fb``; exact sum when ``acc`` is
     None, else an accumulator register of format ``acc`` (see lc_fix_matmul)."""
     _check_int(A, "a_codes")
@@ -389,7 +419,7 @@ def fix_matmul(A, fa, B, fb, out_fmt, acc=None, seed=0):
     F_prod = f1.frac + f2.frac
     if fc is None:
         if f1.max_abs * f2.max_abs * max(k, 1) < (1 << 63):
-            s = A @ B                      # every partial sum bounded by 2^63: exact
+            s = A @ B  # every partial sum bounded by 2^63: exact
         else:
             s = A.astype(object) @ B.astype(object)
         c, _ = _cast(s.reshape(-1), F_prod - fo.frac, fo, seed, out_idx)
@@ -397,10 +427,10 @@ def fix_matmul(A, fa, B, fb, out_fmt, acc=None, seed=0):
     reg = np.zeros(n * m, dtype=np.int64)
     base = np.uint64(n * m) + out_idx * np.uint64(k)
     for p in range(k):
-        prod = _product(A[:, p:p + 1], B[p:p + 1, :], f1, f2).reshape(-1)
+        prod = _product(A[:, p : p + 1], B[p : p + 1, :], f1, f2).reshape(-1)
         pc, _ = _cast(prod, F_prod - fc.frac, fc, seed, base + np.uint64(p))
         if fc.bits <= 62:
-            reg, _ = _overflow(reg + pc, fc)   # |reg|, |pc| <= 2^61: exact in int64
+            reg, _ = _overflow(reg + pc, fc)  # |reg|, |pc| <= 2^61: exact in int64
         else:
             reg, _ = _overflow(reg.astype(object) + pc.astype(object), fc)
     c, _ = _cast(reg, fc.frac - fo.frac, fo, seed, out_idx)

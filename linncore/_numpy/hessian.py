@@ -9,6 +9,7 @@ The state ``hvp_prepare`` returns has the C kernel's flat layout: X (N, n_0), th
 a, d1, d2, dz, each (N, n_l) row-major, where d1 = clip'(h) act'(z), d2 = clip'(h) act''(z) dL/da
 and dz = dL/dz.  Written for clarity: one direction at a time, in matrix form.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,15 @@ from .._util.codes import LOSSES
 from .activations import lookup
 from .dense import _forward_all, _layers, act_deriv, dense_backward, loss_grad
 
-__all__ = ["act_deriv2", "hvp_state_len", "hvp_prepare", "hvp_apply", "hvp_dense", "hvp_lanczos", "net_hvp"]
+__all__ = [
+    "act_deriv2",
+    "hvp_state_len",
+    "hvp_prepare",
+    "hvp_apply",
+    "hvp_dense",
+    "hvp_lanczos",
+    "net_hvp",
+]
 
 
 def act_deriv2(act: int, z: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -38,11 +47,13 @@ def hvp_state_len(spec, N: int) -> int:
 def _state_views(spec, state, N):
     """X and per layer (a, d1, d2, dz), each (N, width), as views of the flat state."""
     n0 = int(spec.sizes[0])
-    Xs = state[:n0 * N].reshape(N, n0)
+    Xs = state[: n0 * N].reshape(N, n0)
     p, out = n0 * N, []
     for n in spec.sizes[1:]:
         n = int(n)
-        out.append(tuple(state[p + q * n * N:p + (q + 1) * n * N].reshape(N, n) for q in range(4)))
+        out.append(
+            tuple(state[p + q * n * N : p + (q + 1) * n * N].reshape(N, n) for q in range(4))
+        )
         p += 4 * n * N
     return Xs, out
 
@@ -203,13 +214,25 @@ def hvp_dense(spec, theta, state, N: int, loss: int, gauss_newton: bool = False)
                 n_in = int(spec.sizes[l])
                 blk[:n_in] += np.einsum("np,nj,niq->ijpq", abar[k], views[l][3], S)
             rows, cols = blk.shape[0] * blk.shape[1], blk.shape[2] * blk.shape[3]
-            H[offsets[l]:offsets[l] + rows, offsets[k]:offsets[k] + cols] = blk.reshape(rows, cols)
+            H[offsets[l] : offsets[l] + rows, offsets[k] : offsets[k] + cols] = blk.reshape(
+                rows, cols
+            )
     lower = np.tril(H, -1)
     return np.tril(H) + lower.T
 
 
-def hvp_lanczos(spec, theta, state, N: int, loss: int, v0, which: str, tol: float, max_steps: int,
-                gauss_newton: bool = False):
+def hvp_lanczos(
+    spec,
+    theta,
+    state,
+    N: int,
+    loss: int,
+    v0,
+    which: str,
+    tol: float,
+    max_steps: int,
+    gauss_newton: bool = False,
+):
     """(value, steps, converged): the largest ("LA") or smallest ("SA") eigenvalue by Lanczos
     with full reorthogonalization (twice, classical Gram-Schmidt), one product per step from
     the unit start vector v0.  With theta the extreme Ritz value, r = beta_j |s_j| its
@@ -224,7 +247,9 @@ def hvp_lanczos(spec, theta, state, N: int, loss: int, v0, which: str, tol: floa
         raise ValueError(f"max_steps: expected 1 to {P}, got {max_steps}")
     norm = float(np.linalg.norm(v0))
     if not abs(norm - 1.0) <= 1e-8:
-        raise ValueError(f"v0: expected a unit vector (Lanczos starts from it), got norm {norm:.6g}")
+        raise ValueError(
+            f"v0: expected a unit vector (Lanczos starts from it), got norm {norm:.6g}"
+        )
     Q = np.empty((max_steps + 1, P))
     alpha, beta = np.empty(max_steps), np.empty(max_steps)
     Q[0] = v0
@@ -234,12 +259,12 @@ def hvp_lanczos(spec, theta, state, N: int, loss: int, v0, which: str, tol: floa
     for j in range(max_steps):
         w = hvp_apply(spec, theta, state, N, loss, Q[j][:, None], gauss_newton)[:, 0]
         alpha[j] = Q[j] @ w
-        B = Q[:j + 1]
+        B = Q[: j + 1]
         w -= B.T @ (B @ w)
         w -= B.T @ (B @ w)  # twice is enough (Kahan, Parlett)
         b = float(np.sqrt(w @ w))
         beta[j] = b
-        T = np.diag(alpha[:j + 1]) + np.diag(beta[:j], 1) + np.diag(beta[:j], -1)
+        T = np.diag(alpha[: j + 1]) + np.diag(beta[:j], 1) + np.diag(beta[:j], -1)
         ritz, S = np.linalg.eigh(T)
         th = float(ritz[pick])
         r = b * abs(float(S[-1, pick]))
@@ -254,7 +279,8 @@ def hvp_lanczos(spec, theta, state, N: int, loss: int, v0, which: str, tol: floa
     return th, max_steps, False
 
 
-def net_hvp(spec, theta, X, Y, loss: int, V, gauss_newton: bool = False):
-    """(loss value, grad, HV (P, k)): hvp_prepare then hvp_apply."""
+def net_hvp(spec, theta, X, Y, loss: int, V, gauss_newton: bool = False, with_grad: bool = True):
+    """(loss value, grad, HV (P, k)): hvp_prepare then hvp_apply; grad None unless with_grad."""
     state, value, grad = hvp_prepare(spec, theta, X, Y, loss)
-    return value, grad, hvp_apply(spec, theta, state, X.shape[0], loss, V, gauss_newton)
+    HV = hvp_apply(spec, theta, state, X.shape[0], loss, V, gauss_newton)
+    return value, grad if with_grad else None, HV

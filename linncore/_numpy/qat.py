@@ -33,8 +33,8 @@ def qat_seed(seed: int, step: int, n_layers: int, layer: int, field: int, part: 
 def qat_quantize(x, fmt, seed, near_rail, want_mask):
     """(q(x) in x's dtype, straight-through mask or None, (saturated, near_rail, underflow))."""
     f = tuple(int(v) for v in fmt)
-    _, vals, counts = fix_quantize(np.ascontiguousarray(x), f, seed, codes=False, values=True,
-                                   near_rail=near_rail)
+    _, vals, counts = fix_quantize(np.ascontiguousarray(x), f, seed=seed, codes=False,
+                                   values=True, near_rail=near_rail)
     mask = None
     if want_mask:
         bits, int_bits, signed, _, overflow = f

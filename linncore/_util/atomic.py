@@ -4,20 +4,24 @@ A reader sees either the old file or the complete new one; a write that fails pa
 (full disk, killed process, an exception while writing) leaves an earlier file intact and
 removes its temporary file.
 """
+
 from __future__ import annotations
 
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 
 def _target(path: Any, name: str) -> str:
     try:
         target = os.fspath(path)
     except TypeError:
-        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {type(path).__name__}") from None
+        raise TypeError(
+            f"{name}: expected a file path (str or os.PathLike), got {type(path).__name__}"
+        ) from None
     if isinstance(target, bytes):
         target = os.fsdecode(target)
     return target

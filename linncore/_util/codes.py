@@ -3,6 +3,7 @@
 The C side is ``csrc/lc_common.h`` and ``csrc/lc_qat.h``; the compiled core exports its values
 through ``linncore._core.constants()`` and ``tests/test_codes.py`` compares the two in full.
 """
+
 from __future__ import annotations
 
 ACTIVATIONS: dict[str, int] = {
@@ -29,12 +30,24 @@ STATUS_NOMEM = 3
 STATUS_ARGS = 4
 
 #: The tensor roles of quantization-aware training, in the kernels' field order (lc_qat.h).
-QAT_FIELDS: tuple[str, ...] = ("input", "weight", "bias", "accumulator", "activation", "gradient",
-                               "update")
+QAT_FIELDS: tuple[str, ...] = (
+    "input",
+    "weight",
+    "bias",
+    "accumulator",
+    "activation",
+    "gradient",
+    "update",
+)
 #: The per-step rail statistics of quantization-aware training, in the kernels' column order.
-RAIL_NAMES: tuple[str, ...] = ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
-                               "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
-                               "update_saturation_fraction_max", "update_underflow_fraction_max")
+RAIL_NAMES: tuple[str, ...] = (
+    "weight_saturation_fraction_max",
+    "weight_near_rail_fraction_max",
+    "gradient_saturation_fraction_max",
+    "gradient_near_rail_fraction_max",
+    "update_saturation_fraction_max",
+    "update_underflow_fraction_max",
+)
 
 #: The default near-rail threshold: a quantized value q is near a rail when
 #: |q| >= NEAR_RAIL * max(|lo|, hi) (rail statistics and quantization-aware training).
@@ -55,9 +68,13 @@ def constants() -> dict[str, object]:
         "LEAKY_SLOPE": LEAKY_SLOPE,
         "LOSSES": dict(LOSSES),
         "OPTIMIZERS": {"sgd": OPT_SGD, "adam": OPT_ADAM},
-        "STATUS": {"OK": STATUS_OK, "NONFINITE_LOSS": STATUS_NONFINITE_LOSS,
-                   "NONFINITE_PARAMS": STATUS_NONFINITE_PARAMS, "NOMEM": STATUS_NOMEM,
-                   "ARGS": STATUS_ARGS},
+        "STATUS": {
+            "OK": STATUS_OK,
+            "NONFINITE_LOSS": STATUS_NONFINITE_LOSS,
+            "NONFINITE_PARAMS": STATUS_NONFINITE_PARAMS,
+            "NOMEM": STATUS_NOMEM,
+            "ARGS": STATUS_ARGS,
+        },
         "QAT_FIELDS": {name: i for i, name in enumerate(QAT_FIELDS)},
         "RAIL_COLUMNS": {name: i for i, name in enumerate(RAIL_NAMES)},
     }

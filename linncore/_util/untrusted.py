@@ -24,6 +24,7 @@ symlink to a device, a gigabyte of nesting.  This module reads such input with s
 Each format raises its own error type, given by the caller as ``error``: a callable taking the
 message (``error(message)``) and returning the exception to raise.  Messages name the file.
 """
+
 from __future__ import annotations
 
 import array
@@ -87,7 +88,7 @@ def short(value: Any, limit: int = _QUOTE) -> str:
     >>> short("x" * 1000)
     "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (1002 characters)"
     """
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 30:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
         return f"an integer of {len(str(abs(value)))} digits"
     text = repr(value) if not isinstance(value, (bytes, bytearray)) else repr(bytes(value[:limit]))
     if len(text) <= limit:
@@ -141,8 +142,9 @@ def _label(path: Any) -> str:
     return short(os.fspath(path), 80).strip("'\"")
 
 
-def read_bytes(path: Any, *, limit: int, what: str = "file",
-               error: ErrorFactory = UntrustedInputError) -> bytes:
+def read_bytes(
+    path: Any, *, limit: int, what: str = "file", error: ErrorFactory = UntrustedInputError
+) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes.
 
     Parameters
@@ -177,8 +179,9 @@ def read_bytes(path: Any, *, limit: int, what: str = "file",
     try:
         name = os.fspath(path)
     except TypeError:
-        raise TypeError(f"path: expected a file path (str or os.PathLike), got "
-                        f"{type(path).__name__}") from None
+        raise TypeError(
+            f"path: expected a file path (str or os.PathLike), got {type(path).__name__}"
+        ) from None
     if isinstance(name, bytes):
         name = os.fsdecode(name)
     label = _label(name)
@@ -189,9 +192,17 @@ def read_bytes(path: Any, *, limit: int, what: str = "file",
     except (OSError, ValueError) as exc:  # ValueError: an embedded NUL
         raise error(f"{label}: cannot be read ({short(str(exc), 80)})") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file"
+        )
         raise error(f"{label}: is {kind}, expected {what}")
     if st.st_size > limit:
         raise error(f"{label}: {st.st_size} bytes, more than the limit of {limit} for {what}")
@@ -219,8 +230,9 @@ def read_bytes(path: Any, *, limit: int, what: str = "file",
     return b"".join(chunks)
 
 
-def decode_text(data: bytes, *, label: str, allow_bom: bool = False,
-                error: ErrorFactory = UntrustedInputError) -> str:
+def decode_text(
+    data: bytes, *, label: str, allow_bom: bool = False, error: ErrorFactory = UntrustedInputError
+) -> str:
     """Strict UTF-8 text of ``data``; a byte-order mark is refused unless ``allow_bom``.
 
     Examples
@@ -287,8 +299,14 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def loads_json(text: str, *, label: str, max_depth: int = DEFAULT_MAX_DEPTH,
-               allow_constants: bool = False, error: ErrorFactory = UntrustedInputError) -> Any:
+def loads_json(
+    text: str,
+    *,
+    label: str,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    allow_constants: bool = False,
+    error: ErrorFactory = UntrustedInputError,
+) -> Any:
     """Parse JSON text strictly.
 
     Duplicate keys, ``NaN``/``Infinity`` literals (unless ``allow_constants``) and nesting
@@ -307,34 +325,53 @@ def loads_json(text: str, *, label: str, max_depth: int = DEFAULT_MAX_DEPTH,
     if depth > max_depth:
         raise error(f"{label}: JSON nested {depth} deep, more than the limit of {max_depth}")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates,
-                          parse_constant=None if allow_constants else _reject_constant)
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=None if allow_constants else _reject_constant,
+        )
     except _Duplicate as exc:
         raise error(f"{label}: duplicate key {short(exc.args[0])}") from None
     except _Constant as exc:
-        raise error(f"{label}: {exc.args[0]} is not a JSON number; expected finite "
-                    "numbers") from None
+        raise error(
+            f"{label}: {exc.args[0]} is not a JSON number; expected finite numbers"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise error(f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column "
-                    f"{exc.colno}") from None
+        raise error(
+            f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise error(f"{label}: JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal of too many digits
         raise error(f"{label}: unreadable JSON value ({short(str(exc), 80)})") from None
 
 
-def read_json(path: Any, *, limit: int, what: str, max_depth: int = DEFAULT_MAX_DEPTH,
-              allow_constants: bool = False, error: ErrorFactory = UntrustedInputError) -> Any:
+def read_json(
+    path: Any,
+    *,
+    limit: int,
+    what: str,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    allow_constants: bool = False,
+    error: ErrorFactory = UntrustedInputError,
+) -> Any:
     """:func:`read_bytes`, :func:`decode_text` and :func:`loads_json` in one call."""
     data = read_bytes(path, limit=limit, what=what, error=error)
     label = _label(path)
     text = decode_text(data, label=label, error=error)
-    return loads_json(text, label=label, max_depth=max_depth, allow_constants=allow_constants,
-                      error=error)
+    return loads_json(
+        text, label=label, max_depth=max_depth, allow_constants=allow_constants, error=error
+    )
 
 
-def read_text(path: Any, *, limit: int, what: str = "file", allow_bom: bool = False,
-              error: ErrorFactory = UntrustedInputError) -> str:
+def read_text(
+    path: Any,
+    *,
+    limit: int,
+    what: str = "file",
+    allow_bom: bool = False,
+    error: ErrorFactory = UntrustedInputError,
+) -> str:
     """:func:`read_bytes` then :func:`decode_text`: the strict UTF-8 text of a small regular file.
 
     Examples
@@ -404,8 +441,7 @@ def toml_depth(text: str) -> int:
         if ch in "[{":
             depth += 1
             stack.append(ch)
-            header = (ch == "[" and len(stack) <= 2 and "{" not in stack
-                      and _at_line_start(text, i))
+            header = ch == "[" and len(stack) <= 2 and "{" not in stack and _at_line_start(text, i)
             in_key = ch == "{" or header
             dots = 0
         elif ch in "]}":
@@ -434,8 +470,13 @@ def _at_line_start(text: str, i: int) -> bool:
     return j < 0 or text[j] == "\n"
 
 
-def loads_toml(text: str, *, label: str, max_depth: int = DEFAULT_MAX_DEPTH,
-               error: ErrorFactory = UntrustedInputError) -> dict:
+def loads_toml(
+    text: str,
+    *,
+    label: str,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    error: ErrorFactory = UntrustedInputError,
+) -> dict:
     """Parse TOML text, with nesting (brackets, braces and dotted keys) limited to ``max_depth``.
 
     Examples
@@ -468,8 +509,14 @@ def loads_toml(text: str, *, label: str, max_depth: int = DEFAULT_MAX_DEPTH,
     return doc
 
 
-def read_toml(path: Any, *, limit: int, what: str, max_depth: int = DEFAULT_MAX_DEPTH,
-              error: ErrorFactory = UntrustedInputError) -> dict:
+def read_toml(
+    path: Any,
+    *,
+    limit: int,
+    what: str,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    error: ErrorFactory = UntrustedInputError,
+) -> dict:
     """:func:`read_bytes`, :func:`decode_text` and :func:`loads_toml` in one call."""
     text = read_text(path, limit=limit, what=what, error=error)
     return loads_toml(text, label=_label(path), max_depth=max_depth, error=error)
@@ -479,8 +526,9 @@ def read_toml(path: Any, *, limit: int, what: str, max_depth: int = DEFAULT_MAX_
 _NPY_KINDS = "biuf"
 
 
-def loads_npy(data: bytes, *, label: str, kinds: str = _NPY_KINDS,
-              error: ErrorFactory = UntrustedInputError) -> np.ndarray:
+def loads_npy(
+    data: bytes, *, label: str, kinds: str = _NPY_KINDS, error: ErrorFactory = UntrustedInputError
+) -> np.ndarray:
     """The numeric array of ``.npy`` bytes; never unpickles, and the header's shape must
     account for exactly the bytes that follow it.
 
@@ -509,25 +557,34 @@ def loads_npy(data: bytes, *, label: str, kinds: str = _NPY_KINDS,
     offset = fh.tell()
     expected = count * dtype.itemsize
     if len(data) - offset != expected:
-        raise error(f"{label}: the header promises {expected} bytes of data "
-                    f"(shape {short(shape)}), "
-                    f"the file holds {len(data) - offset}")
+        raise error(
+            f"{label}: the header promises {expected} bytes of data "
+            f"(shape {short(shape)}), "
+            f"the file holds {len(data) - offset}"
+        )
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
-def read_npy(path: Any, *, limit: int, what: str = "a .npy file",
-             error: ErrorFactory = UntrustedInputError) -> np.ndarray:
+def read_npy(
+    path: Any, *, limit: int, what: str = "a .npy file", error: ErrorFactory = UntrustedInputError
+) -> np.ndarray:
     """:func:`read_bytes` then :func:`loads_npy`."""
-    return loads_npy(read_bytes(path, limit=limit, what=what, error=error), label=_label(path),
-                     error=error)
+    return loads_npy(
+        read_bytes(path, limit=limit, what=what, error=error), label=_label(path), error=error
+    )
 
 
 _DIRECTORY_ENTRY = 46 + 512 + 64  # a directory record, a member name, its zip64 extra field
 
 
-def zip_extent(data: bytes, *, label: str, what: str = "a zip archive",
-               error: ErrorFactory = UntrustedInputError) -> tuple[int, int]:
+def zip_extent(
+    data: bytes,
+    *,
+    label: str,
+    what: str = "a zip archive",
+    error: ErrorFactory = UntrustedInputError,
+) -> tuple[int, int]:
     """(members, directory bytes) that a zip archive's end record declares, read before
     :mod:`zipfile` builds one record per member (a directory of millions of members would
     exhaust memory before any per-member check ran).
@@ -545,19 +602,29 @@ def zip_extent(data: bytes, *, label: str, what: str = "a zip archive",
         raise error(f"{label}: not {what} (no zip end record)")
     members, size = struct.unpack_from("<HI", data, at + 10)
     locator = at - 20
-    if (members == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0 \
-            and data[locator:locator + 4] == b"PK\x06\x07":
+    if (
+        (members == 0xFFFF or size == 0xFFFFFFFF)
+        and locator >= 0
+        and data[locator : locator + 4] == b"PK\x06\x07"
+    ):
         (record,) = struct.unpack_from("<Q", data, locator + 8)
-        if record + 56 > len(data) or data[record:record + 4] != b"PK\x06\x06":
+        if record + 56 > len(data) or data[record : record + 4] != b"PK\x06\x06":
             raise error(f"{label}: not {what} (a bad zip64 end record)")
         members, size = struct.unpack_from("<QQ", data, record + 32)
     return int(members), int(size)
 
 
-def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: int = 4096,
-             member_limit: int | None = None, total_limit: int | None = None,
-             kinds: str = _NPY_KINDS,
-             error: ErrorFactory = UntrustedInputError) -> dict[str, np.ndarray]:
+def read_npz(
+    path: Any,
+    *,
+    limit: int,
+    what: str = "a .npz file",
+    max_members: int = 4096,
+    member_limit: int | None = None,
+    total_limit: int | None = None,
+    kinds: str = _NPY_KINDS,
+    error: ErrorFactory = UntrustedInputError,
+) -> dict[str, np.ndarray]:
     """The arrays of a ``.npz`` archive, by member name (without ``.npy``).
 
     The file is at most ``limit`` bytes; it holds at most ``max_members`` members, each of
@@ -583,8 +650,9 @@ def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: i
     if members > max_members:
         raise error(f"{label}: {members} members, more than the limit of {max_members}")
     if directory > max_members * _DIRECTORY_ENTRY:
-        raise error(f"{label}: a zip directory of {directory} bytes, more than {max_members} "
-                    "members need")
+        raise error(
+            f"{label}: a zip directory of {directory} bytes, more than {max_members} members need"
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except Exception as exc:
@@ -603,12 +671,16 @@ def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: i
                 raise error(f"{where}: appears twice in the archive")
             names.add(info.filename)
             if info.file_size > member_limit:
-                raise error(f"{where}: declares {info.file_size} bytes unpacked, more than the "
-                            f"limit of {member_limit}")
+                raise error(
+                    f"{where}: declares {info.file_size} bytes unpacked, more than the "
+                    f"limit of {member_limit}"
+                )
             total += info.file_size
         if total > total_limit:
-            raise error(f"{label}: members declare {total} bytes unpacked, more than the limit of "
-                        f"{total_limit}")
+            raise error(
+                f"{label}: members declare {total} bytes unpacked, more than the limit of "
+                f"{total_limit}"
+            )
         out: dict[str, np.ndarray] = {}
         for info in infos:
             where = f"{label}: member {short(info.filename)}"
@@ -618,8 +690,9 @@ def read_npz(path: Any, *, limit: int, what: str = "a .npz file", max_members: i
             except Exception as exc:
                 raise error(f"{where}: cannot be unpacked ({short(str(exc), 80)})") from None
             if len(raw) != info.file_size:
-                raise error(f"{where}: unpacks to a size other than the {info.file_size} bytes "
-                            "it declares")
+                raise error(
+                    f"{where}: unpacks to a size other than the {info.file_size} bytes it declares"
+                )
             out[info.filename[:-4]] = loads_npy(raw, label=where, kinds=kinds, error=error)
     return out
 
@@ -629,8 +702,14 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _LOOKS_NUMERIC = re.compile(r"[0-9+\-.]")
 
 
-def read_csv(path: Any, *, limit: int, header: bool | None = None, what: str = "a CSV file",
-             error: ErrorFactory = UntrustedInputError) -> tuple[np.ndarray, list[str] | None]:
+def read_csv(
+    path: Any,
+    *,
+    limit: int,
+    header: bool | None = None,
+    what: str = "a CSV file",
+    error: ErrorFactory = UntrustedInputError,
+) -> tuple[np.ndarray, list[str] | None]:
     """A numeric CSV file (comma separated) as a 2-D float64 array, and its header.
 
     The first line is a header when ``header`` is True, or when ``header`` is None and none of
@@ -662,15 +741,18 @@ def read_csv(path: Any, *, limit: int, header: bool | None = None, what: str = "
         cells = [c.strip() for c in line.split(",")]
         if first:
             first = False
-            is_header = header if header is not None else not any(
-                _LOOKS_NUMERIC.match(c) for c in cells)
+            is_header = (
+                header if header is not None else not any(_LOOKS_NUMERIC.match(c) for c in cells)
+            )
             if is_header:
                 for col, c in enumerate(cells, start=1):
                     if not c:
                         raise error(f"{label}: line {number}, column {col}: an empty column name")
-                    if c in cells[:col - 1]:
-                        raise error(f"{label}: line {number}, column {col}: the column name "
-                                    f"{short(c)} appears twice")
+                    if c in cells[: col - 1]:
+                        raise error(
+                            f"{label}: line {number}, column {col}: the column name "
+                            f"{short(c)} appears twice"
+                        )
                 names = cells
                 width = len(cells)
                 continue
@@ -680,12 +762,15 @@ def read_csv(path: Any, *, limit: int, header: bool | None = None, what: str = "
             raise error(f"{label}: line {number}: expected {width} columns, got {len(cells)}")
         for col, c in enumerate(cells, start=1):
             if not _NUMBER.fullmatch(c):
-                raise error(f"{label}: line {number}, column {col}: expected a number, got "
-                            f"{short(c)}")
+                raise error(
+                    f"{label}: line {number}, column {col}: expected a number, got {short(c)}"
+                )
             v = float(c)
             if not math.isfinite(v):
-                raise error(f"{label}: line {number}, column {col}: expected a finite number, "
-                            f"got {short(c)}")
+                raise error(
+                    f"{label}: line {number}, column {col}: expected a finite number, "
+                    f"got {short(c)}"
+                )
             values.append(v)
         rows += 1
     if not rows:
@@ -722,8 +807,14 @@ def _interval(lo: Any, hi: Any) -> str:
     return ""
 
 
-def config_int(value: Any, where: str, *, lo: int | None = None, hi: int | None = None,
-               error: ErrorFactory = UntrustedInputError) -> int:
+def config_int(
+    value: Any,
+    where: str,
+    *,
+    lo: int | None = None,
+    hi: int | None = None,
+    error: ErrorFactory = UntrustedInputError,
+) -> int:
     """``value`` when it is an integer (not a boolean, not a float) in ``[lo, hi]``.
 
     Examples
@@ -744,8 +835,14 @@ def config_int(value: Any, where: str, *, lo: int | None = None, hi: int | None 
     return v
 
 
-def config_float(value: Any, where: str, *, lo: float | None = None, hi: float | None = None,
-                 error: ErrorFactory = UntrustedInputError) -> float:
+def config_float(
+    value: Any,
+    where: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    error: ErrorFactory = UntrustedInputError,
+) -> float:
     """``value`` as a finite float in ``[lo, hi]``; integers are taken, booleans are not.
 
     Examples
@@ -764,8 +861,13 @@ def config_float(value: Any, where: str, *, lo: float | None = None, hi: float |
     return v
 
 
-def config_str(value: Any, where: str, *, choices: Sequence[str] | None = None,
-               error: ErrorFactory = UntrustedInputError) -> str:
+def config_str(
+    value: Any,
+    where: str,
+    *,
+    choices: Sequence[str] | None = None,
+    error: ErrorFactory = UntrustedInputError,
+) -> str:
     """``value`` when it is a string (one of ``choices``, when given, case-insensitively).
 
     Examples
@@ -777,14 +879,22 @@ def config_str(value: Any, where: str, *, choices: Sequence[str] | None = None,
         raise error(f"{where}: expected a string, got {kind(value)}")
     if choices is not None:
         if value.lower() not in [c.lower() for c in choices]:
-            raise error(f"{where}: expected one of {', '.join(repr(c) for c in choices)}, got "
-                        f"{short(value)}")
+            raise error(
+                f"{where}: expected one of {', '.join(repr(c) for c in choices)}, got "
+                f"{short(value)}"
+            )
         return value.lower()
     return value
 
 
-def config_list(value: Any, where: str, *, min_len: int = 0, max_len: int | None = None,
-                error: ErrorFactory = UntrustedInputError) -> list:
+def config_list(
+    value: Any,
+    where: str,
+    *,
+    min_len: int = 0,
+    max_len: int | None = None,
+    error: ErrorFactory = UntrustedInputError,
+) -> list:
     """``value`` when it is a list of ``min_len`` to ``max_len`` items.
 
     Examples

@@ -2,6 +2,7 @@
 
 Each check raises ``ValueError`` or ``TypeError`` naming the argument, what was expected and
 what came, so that a bad call fails at the line that made it."""
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,9 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{name}: expected a numeric array, got {type(value).__name__} ({exc})") from None
+        raise ValueError(
+            f"{name}: expected a numeric array, got {type(value).__name__} ({exc})"
+        ) from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
@@ -47,13 +50,19 @@ def as_samples(value: Any, width: int, name: str, *, dtype: Any = np.float64) ->
         elif arr.shape[0] == width:
             arr = arr[None, :]
         else:
-            raise ValueError(f"{name}: expected samples of width {width}, got a 1-D array of length {arr.shape[0]}")
+            raise ValueError(
+                f"{name}: expected samples of width {width}, got a 1-D array of length {arr.shape[0]}"
+            )
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (samples, {width}), got shape {arr.shape}")
     if arr.shape[1] != width:
-        raise ValueError(f"{name}: expected {width} column(s), got {arr.shape[1]} (shape {arr.shape})")
+        raise ValueError(
+            f"{name}: expected {width} column(s), got {arr.shape[1]} (shape {arr.shape})"
+        )
     if arr.shape[0] == 0:
-        raise ValueError(f"{name}: expected at least one sample, got an empty array of shape {arr.shape}")
+        raise ValueError(
+            f"{name}: expected at least one sample, got an empty array of shape {arr.shape}"
+        )
     check_finite(arr, name)
     if np.dtype(dtype) == arr.dtype:
         return np.ascontiguousarray(arr)
@@ -65,15 +74,23 @@ def as_samples(value: Any, width: int, name: str, *, dtype: Any = np.float64) ->
 
 def _shown(value: Any) -> str:
     """A bad value for a message: at most a few dozen characters of it."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) > 10 ** 30:
+    if (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and abs(int(value)) > 10**30
+    ):
         return f"an integer of {len(str(abs(int(value))))} digits"
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def positive_int(value: Any, name: str, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1 \
-            or (hi is not None and value > hi):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 1
+        or (hi is not None and value > hi)
+    ):
         over = hi is not None and isinstance(value, numbers.Integral) and value > hi
         bound = "a positive integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
@@ -81,8 +98,12 @@ def positive_int(value: Any, name: str, hi: int | None = None) -> int:
 
 
 def non_negative_int(value: Any, name: str, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0 \
-            or (hi is not None and value > hi):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 0
+        or (hi is not None and value > hi)
+    ):
         over = hi is not None and isinstance(value, numbers.Integral) and value > hi
         bound = "a non-negative integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
@@ -93,7 +114,9 @@ def flag(value: Any, name: str) -> bool:
     """``value`` when it is a boolean (``True``/``False`` or a NumPy boolean).  A string such as
     ``"false"`` or ``"no"`` is refused: it would count as true."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {_shown(value)} ({type(value).__name__})")
+        raise TypeError(
+            f"{name}: expected True or False, got {_shown(value)} ({type(value).__name__})"
+        )
     return bool(value)
 
 
@@ -105,11 +128,22 @@ def seed_value(seed: Any, name: str = "seed") -> Any:
     return non_negative_int(seed, name)
 
 
-def finite_float(value: Any, name: str, *, lo: float | None = None, hi: float | None = None,
-                 lo_open: bool = False, hi_open: bool = False) -> float:
+def finite_float(
+    value: Any,
+    name: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     """``value`` as a finite float in the stated interval."""
     try:
-        v = float(value) if not isinstance(value, bool) and isinstance(value, numbers.Real) else math.nan
+        v = (
+            float(value)
+            if not isinstance(value, bool) and isinstance(value, numbers.Real)
+            else math.nan
+        )
     except OverflowError:  # an integer beyond the float range
         v = math.nan
     if not math.isfinite(v):

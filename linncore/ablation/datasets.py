@@ -1,4 +1,5 @@
 """Datasets for ablation studies."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,7 +27,9 @@ class BaseDataset:
         if X.ndim != 2 or Y.ndim != 2:
             raise ValueError(f"X, Y: expected 2-D arrays, got shapes {X.shape} and {Y.shape}")
         if X.shape[0] != Y.shape[0] or X.shape[0] == 0:
-            raise ValueError(f"Y: expected {X.shape[0]} samples (as many as X, at least one), got {Y.shape[0]}")
+            raise ValueError(
+                f"Y: expected {X.shape[0]} samples (as many as X, at least one), got {Y.shape[0]}"
+            )
         check_finite(X, "X")
         check_finite(Y, "Y")
         self.X, self.Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
@@ -43,7 +46,9 @@ class BaseDataset:
         return self.X.shape[0]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n={len(self)}, d_in={self.X.shape[1]}, d_out={self.Y.shape[1]})"
+        return (
+            f"{type(self).__name__}(n={len(self)}, d_in={self.X.shape[1]}, d_out={self.Y.shape[1]})"
+        )
 
 
 class LinearTeacherDataset(BaseDataset):
@@ -70,10 +75,23 @@ class LinearTeacherDataset(BaseDataset):
     True
     """
 
-    def __init__(self, n: int = 1000, d_in: int = 4, d_out: int = 2, *, noise: float = 0.0,
-                 teacher_scale: float = 0.5, input_scale: float = 1.0, A: Any = None,
-                 seed: int | np.random.Generator | None = None) -> None:
-        n, d_in, d_out = positive_int(n, "n"), positive_int(d_in, "d_in"), positive_int(d_out, "d_out")
+    def __init__(
+        self,
+        n: int = 1000,
+        d_in: int = 4,
+        d_out: int = 2,
+        *,
+        noise: float = 0.0,
+        teacher_scale: float = 0.5,
+        input_scale: float = 1.0,
+        A: Any = None,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        n, d_in, d_out = (
+            positive_int(n, "n"),
+            positive_int(d_in, "d_in"),
+            positive_int(d_out, "d_out"),
+        )
         noise = finite_float(noise, "noise", lo=0.0)
         teacher_scale = finite_float(teacher_scale, "teacher_scale", lo=0.0)
         input_scale = finite_float(input_scale, "input_scale", lo=0.0, lo_open=True)

@@ -5,13 +5,15 @@
 without loss as a ``.npz`` file whose arrays are the metrics and whose ``__meta__`` entry is
 JSON (configuration, seed, versions).
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import platform
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,7 @@ _MAX_MEMBERS = 1024
 
 class HistoryFileError(ValueError):
     """A history file is malformed; the message names the file and the member or field."""
+
 
 _FORMAT = "linncore.FitHistory"
 _VERSION = 1
@@ -67,8 +70,13 @@ class FitHistory(Mapping):
     ['epoch', 'loss', 'step']
     """
 
-    def __init__(self, metrics: Mapping[str, Any], config: dict | None = None, seed: int | None = None,
-                 stop_reason: str | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Mapping[str, Any],
+        config: dict | None = None,
+        seed: int | None = None,
+        stop_reason: str | None = None,
+    ) -> None:
         arrays = {str(k): np.asarray(v) for k, v in metrics.items()}
         for k, a in arrays.items():
             if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
@@ -87,7 +95,9 @@ class FitHistory(Mapping):
         try:
             return self._arrays[key]
         except KeyError:
-            raise KeyError(f"{key!r} is not a logged metric; logged: {', '.join(self._arrays)}") from None
+            raise KeyError(
+                f"{key!r} is not a logged metric; logged: {', '.join(self._arrays)}"
+            ) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._arrays)
@@ -118,6 +128,7 @@ class FitHistory(Mapping):
         """One value per question a sweep asks of a run (see :func:`linncore.ablation.sweep`):
         ``steps`` an int, ``diverged`` and ``silent_death`` bools, every other entry a float
         (NaN when the run did not log what it needs)."""
+
         def last(k):
             return float(self._arrays[k][-1]) if k in self._arrays and len(self) else math.nan
 
@@ -130,8 +141,13 @@ class FitHistory(Mapping):
         diverged = bool(len(self) and self._arrays.get("diverged", np.zeros(1))[-1])
         actual = self._arrays.get("actual_update_norm")
         loss = self._arrays.get("loss")
-        silent = bool(actual is not None and len(self) and not diverged and np.all(np.isfinite(loss[-1:]))
-                      and _silently_dead(actual))
+        silent = bool(
+            actual is not None
+            and len(self)
+            and not diverged
+            and np.all(np.isfinite(loss[-1:]))
+            and _silently_dead(actual)
+        )
         return {
             "steps": len(self),
             "final_loss": last("loss"),
@@ -150,7 +166,9 @@ class FitHistory(Mapping):
             "mean_alpha": agg("alpha", np.mean),
         }
 
-    def compare(self, other: "FitHistory", keys: list[str] | None = None) -> dict[str, dict[str, float]]:
+    def compare(
+        self, other: FitHistory, keys: list[str] | None = None
+    ) -> dict[str, dict[str, float]]:
         """Side-by-side summaries of two runs: ``{metric: {"self": a, "other": b, "diff": b - a}}``."""
         if not isinstance(other, FitHistory):
             raise TypeError(f"other: expected a FitHistory, got {type(other).__name__}")
@@ -161,8 +179,14 @@ class FitHistory(Mapping):
     # -- files ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the history to ``path`` (``.npz``) atomically, without loss."""
-        meta = {"format": _FORMAT, "version": _VERSION, "config": self.config, "seed": self.seed,
-                "stop_reason": self.stop_reason, "versions": _versions()}
+        meta = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "config": self.config,
+            "seed": self.seed,
+            "stop_reason": self.stop_reason,
+            "versions": _versions(),
+        }
         # metric names go in with a prefix: none can collide with np.savez's own arguments
         arrays = {_PREFIX + k: v for k, v in self._arrays.items()}
         arrays["__meta__"] = np.array(json.dumps(meta, allow_nan=True, default=_json_default))
@@ -170,7 +194,7 @@ class FitHistory(Mapping):
             np.savez(fh, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "FitHistory":
+    def load(cls, path: str | os.PathLike) -> FitHistory:
         """Read a history written by :meth:`save` (an untrusted file; nothing is unpickled).
 
         Raises
@@ -183,9 +207,16 @@ class FitHistory(Mapping):
         FileNotFoundError
         """
         label = _untrusted.short(os.fspath(path), 80).strip("'\"")
-        members = _untrusted.read_npz(path, limit=MAX_FILE_BYTES, what="a FitHistory file (.npz)",
-                                      max_members=_MAX_MEMBERS, member_limit=MAX_UNPACKED_BYTES,
-                                      total_limit=MAX_UNPACKED_BYTES, kinds="biufU", error=HistoryFileError)
+        members = _untrusted.read_npz(
+            path,
+            limit=MAX_FILE_BYTES,
+            what="a FitHistory file (.npz)",
+            max_members=_MAX_MEMBERS,
+            member_limit=MAX_UNPACKED_BYTES,
+            total_limit=MAX_UNPACKED_BYTES,
+            kinds="biufU",
+            error=HistoryFileError,
+        )
 
         def bad(what: str) -> HistoryFileError:
             return HistoryFileError(f"{label}: {what}")
@@ -194,41 +225,63 @@ class FitHistory(Mapping):
         if raw is None:
             raise bad("not a linncore FitHistory file (no __meta__ member)")
         if raw.dtype.kind != "U" or raw.shape != ():
-            raise bad(f"__meta__: expected one JSON string, got dtype {raw.dtype} of shape {raw.shape}")
-        meta = _untrusted.loads_json(str(raw), label=f"{label}: __meta__", max_depth=64,
-                                     allow_constants=True, error=HistoryFileError)
+            raise bad(
+                f"__meta__: expected one JSON string, got dtype {raw.dtype} of shape {raw.shape}"
+            )
+        meta = _untrusted.loads_json(
+            str(raw),
+            label=f"{label}: __meta__",
+            max_depth=64,
+            allow_constants=True,
+            error=HistoryFileError,
+        )
         if not isinstance(meta, dict):
             raise bad(f"__meta__: expected a JSON object, got {_untrusted.kind(meta)}")
         if meta.get("format") != _FORMAT:
-            raise bad(f"__meta__.format: expected {_FORMAT!r}, got {_untrusted.kind(meta.get('format'))}")
+            raise bad(
+                f"__meta__.format: expected {_FORMAT!r}, got {_untrusted.kind(meta.get('format'))}"
+            )
         version = meta.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise bad(f"__meta__.version: expected a positive integer, got {_untrusted.kind(version)}")
+            raise bad(
+                f"__meta__.version: expected a positive integer, got {_untrusted.kind(version)}"
+            )
         if version > _VERSION:
-            raise bad(f"written by a newer linncore (FitHistory format {version}, this reads up to "
-                      f"{_VERSION}); upgrade linncore")
+            raise bad(
+                f"written by a newer linncore (FitHistory format {version}, this reads up to "
+                f"{_VERSION}); upgrade linncore"
+            )
         seed, stop, config = meta.get("seed"), meta.get("stop_reason"), meta.get("config")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise bad(f"__meta__.seed: expected an integer or null, got {_untrusted.kind(seed)}")
         if stop is not None and not isinstance(stop, str):
-            raise bad(f"__meta__.stop_reason: expected a string or null, got {_untrusted.kind(stop)}")
+            raise bad(
+                f"__meta__.stop_reason: expected a string or null, got {_untrusted.kind(stop)}"
+            )
         if config is not None and not isinstance(config, dict):
             raise bad(f"__meta__.config: expected an object or null, got {_untrusted.kind(config)}")
         arrays = {}
         for name, arr in members.items():
             if not name.startswith(_PREFIX):
-                raise bad(f"member {_untrusted.short(name)}: not a metric (expected {_PREFIX}<name>)")
+                raise bad(
+                    f"member {_untrusted.short(name)}: not a metric (expected {_PREFIX}<name>)"
+                )
             if arr.dtype.kind == "U":
                 raise bad(f"member {_untrusted.short(name)}: expected numbers, got text")
-            arrays[name[len(_PREFIX):]] = arr
+            arrays[name[len(_PREFIX) :]] = arr
         try:
             return cls(arrays, config=config, seed=seed, stop_reason=stop)
         except (TypeError, ValueError) as exc:
             raise bad(_untrusted.clip(str(exc))) from None
 
     # -- plots ---------------------------------------------------------------------------
-    def plot_results(self, path: str | os.PathLike | None = None, *, title: str | None = None,
-                     run: str | None = None):
+    def plot_results(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        title: str | None = None,
+        run: str | None = None,
+    ):
         """Draw the standard panels, one quantity with one unit per axis: loss, update norms,
         update direction, curvature, the controller, stability margins, the Hessian's
         extreme eigenvalues and rail pressure.  Needs matplotlib (``pip install linncore[plot]``).
@@ -256,19 +309,33 @@ class FitHistory(Mapping):
         steps = self._arrays.get("step", np.arange(len(self)))
         fig, axes = plt.subplots(len(_PANELS), 1, figsize=(11, 2.1 * len(_PANELS)), sharex=True)
         for ax, (name, ylabel, keys, refs) in zip(axes, _PANELS, strict=True):
-            series = [(k, self._arrays[k]) for k in keys
-                      if k in self._arrays and np.any(np.isfinite(self._arrays[k]))]
+            series = [
+                (k, self._arrays[k])
+                for k in keys
+                if k in self._arrays and np.any(np.isfinite(self._arrays[k]))
+            ]
             ax.set_title(name if series else f"{name} (not logged)", fontsize=9, loc="left")
             ax.set_ylabel(ylabel, fontsize=8)
             ax.tick_params(labelsize=7)
             if not series:
-                ax.text(0.5, 0.5, "not logged in this run", transform=ax.transAxes, ha="center",
-                        va="center", fontsize=8, color="grey")
+                ax.text(
+                    0.5,
+                    0.5,
+                    "not logged in this run",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="grey",
+                )
                 ax.set_yticks([])
                 continue
             finite = np.concatenate([a[np.isfinite(a)] for _, a in series])
-            log = bool(np.all(finite[finite != 0] > 0) and np.any(finite > 0)
-                       and finite[finite > 0].max() > 100.0 * finite[finite > 0].min())
+            log = bool(
+                np.all(finite[finite != 0] > 0)
+                and np.any(finite > 0)
+                and finite[finite > 0].max() > 100.0 * finite[finite > 0].min()
+            )
             for k, a in series:
                 ok = np.isfinite(a)
                 ax.plot(steps[ok], a[ok], label=k, lw=1)
@@ -278,9 +345,12 @@ class FitHistory(Mapping):
             if log and np.any(finite == 0):  # exact zeros (a silent death) stay visible, at 0
                 lo = float(finite[finite > 0].min())
                 ax.set_yscale("symlog", linthresh=lo)
-                decades = np.unique(np.round(np.linspace(np.floor(np.log10(lo)),
-                                                         np.ceil(np.log10(finite.max())), 6)))
-                ax.set_yticks([0.0] + [10.0 ** d for d in decades])
+                decades = np.unique(
+                    np.round(
+                        np.linspace(np.floor(np.log10(lo)), np.ceil(np.log10(finite.max())), 6)
+                    )
+                )
+                ax.set_yticks([0.0] + [10.0**d for d in decades])
             elif log:
                 ax.set_yscale("log")
             else:  # no offset notation; a nearly constant series gets a span of 2% of its size
@@ -320,21 +390,49 @@ class FitHistory(Mapping):
 _PANELS = (
     ("loss", "loss, rmse\n(target units^2, units)", ("loss", "rmse"), ()),
     ("update norms", "norm\n(parameter units)", ("raw_update_norm", "actual_update_norm"), ()),
-    ("update direction", "cosine, ratio\n(dimensionless)",
-     ("update_cosine", "update_radius_ratio"), ()),
-    ("curvature", "||dg|| / ||dtheta||\n(loss / param^2)",
-     ("curvature_proxy", "curvature_ema"), ()),
+    (
+        "update direction",
+        "cosine, ratio\n(dimensionless)",
+        ("update_cosine", "update_radius_ratio"),
+        (),
+    ),
+    (
+        "curvature",
+        "||dg|| / ||dtheta||\n(loss / param^2)",
+        ("curvature_proxy", "curvature_ema"),
+        (),
+    ),
     ("learning-rate controller", "factor on eta\n(0 to 1)", ("alpha", "alpha_would"), ()),
-    ("stability margins", "eta * lambda, radius\n(dimensionless)",
-     ("stability_margin_lambda_raw", "stability_margin_lambda_ctrl", "spectral_radius_raw",
-      "spectral_radius_ctrl"),
-     ((2.0, "eta * lambda = 2 (GD limit)"), (1.0, "radius = 1 (stable below)"))),
-    ("Hessian extremes", "eigenvalue\n(loss / param^2)",
-     ("hessian_lambda_max", "hessian_lambda_min"), ()),
-    ("rail pressure", "fraction of values\n(0 to 1)",
-     ("weight_saturation_fraction_max", "weight_near_rail_fraction_max",
-      "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
-      "update_saturation_fraction_max", "update_underflow_fraction_max"), ()),
+    (
+        "stability margins",
+        "eta * lambda, radius\n(dimensionless)",
+        (
+            "stability_margin_lambda_raw",
+            "stability_margin_lambda_ctrl",
+            "spectral_radius_raw",
+            "spectral_radius_ctrl",
+        ),
+        ((2.0, "eta * lambda = 2 (GD limit)"), (1.0, "radius = 1 (stable below)")),
+    ),
+    (
+        "Hessian extremes",
+        "eigenvalue\n(loss / param^2)",
+        ("hessian_lambda_max", "hessian_lambda_min"),
+        (),
+    ),
+    (
+        "rail pressure",
+        "fraction of values\n(0 to 1)",
+        (
+            "weight_saturation_fraction_max",
+            "weight_near_rail_fraction_max",
+            "gradient_saturation_fraction_max",
+            "gradient_near_rail_fraction_max",
+            "update_saturation_fraction_max",
+            "update_underflow_fraction_max",
+        ),
+        (),
+    ),
 )
 
 

@@ -1,17 +1,19 @@
 """The ablation harness's model object: dense blocks on a dataset."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .._util.codes import ACTIVATIONS
 from .._util.validate import choice, flag, positive_int, seed_value
 from ..engine.callbacks import History
-from .datasets import BaseDataset
-from .fit_history import FitHistory
 from ..engine.layers import BatchNormalization, Dense
 from ..engine.network import Network
+from .datasets import BaseDataset
+from .fit_history import FitHistory
 
 __all__ = ["LinearBlockModel"]
 
@@ -51,16 +53,26 @@ class LinearBlockModel:
     ['dense0', 'dense1']
     """
 
-    def __init__(self, dataset: BaseDataset, num_hidden: Sequence[int] = (64, 64), activation: str | None = None,
-                 use_bias: bool = True, seed: int | None = None, use_batchnorm: bool = False,
-                 clip: bool = False, dtype: str = "float64", name: str = "LinearBlockModel") -> None:
+    def __init__(
+        self,
+        dataset: BaseDataset,
+        num_hidden: Sequence[int] = (64, 64),
+        activation: str | None = None,
+        use_bias: bool = True,
+        seed: int | None = None,
+        use_batchnorm: bool = False,
+        clip: bool = False,
+        dtype: str = "float64",
+        name: str = "LinearBlockModel",
+    ) -> None:
         if not isinstance(dataset, BaseDataset):
             raise TypeError(f"dataset: expected a BaseDataset, got {type(dataset).__name__}")
         self.dataset = dataset
         self.num_hidden = [positive_int(w, f"num_hidden[{i}]") for i, w in enumerate(num_hidden)]
         # checked here, also when no hidden block would use it
-        self.activation = ("linear" if activation is None
-                           else choice(activation, ACTIVATIONS, "activation"))
+        self.activation = (
+            "linear" if activation is None else choice(activation, ACTIVATIONS, "activation")
+        )
         self.use_bias = flag(use_bias, "use_bias")
         self.use_batchnorm = flag(use_batchnorm, "use_batchnorm")
         self.seed = seed_value(seed)
@@ -75,7 +87,9 @@ class LinearBlockModel:
         widths = [d_in] + self.num_hidden
         layers: list = []
         for i in range(len(self.num_hidden)):
-            layers.append(Dense((widths[i], widths[i + 1]), self.activation, has_bias=self.use_bias, seed=rng))
+            layers.append(
+                Dense((widths[i], widths[i + 1]), self.activation, has_bias=self.use_bias, seed=rng)
+            )
             if self.use_batchnorm:
                 layers.append(BatchNormalization())
         if widths[-1] != d_out or not layers:
@@ -105,13 +119,23 @@ class LinearBlockModel:
     def predict(self, X: Any) -> np.ndarray:
         return self.network.predict(X)
 
-    def train(self, X: Any = None, Y: Any = None, epochs: int = 10, batch_size: int = 32,
-              optimizer: Any = "sgd", loss: str = "mse", **kwargs: Any) -> History:
+    def train(
+        self,
+        X: Any = None,
+        Y: Any = None,
+        epochs: int = 10,
+        batch_size: int = 32,
+        optimizer: Any = "sgd",
+        loss: str = "mse",
+        **kwargs: Any,
+    ) -> History:
         """Plain training with :meth:`Network.fit` (defaults: the dataset, SGD, Keras's mse)."""
         X = self.dataset.X if X is None else X
         Y = self.dataset.Y if Y is None else Y
         kwargs.setdefault("verbose", 0)
-        return self.network.fit(X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss, **kwargs)
+        return self.network.fit(
+            X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss, **kwargs
+        )
 
     def train_instrumented(self, X: Any = None, Y: Any = None, **kwargs: Any) -> FitHistory:
         """:func:`linncore.train_instrumented` on this model (defaults: the dataset, and its
@@ -120,7 +144,10 @@ class LinearBlockModel:
 
         X = self.dataset.X if X is None else X
         Y = self.dataset.Y if Y is None else Y
-        if ("reference_A" not in kwargs and getattr(self.dataset, "A", None) is not None
-                and all(layer.activation == "linear" for layer in self.network.layers)):
+        if (
+            "reference_A" not in kwargs
+            and getattr(self.dataset, "A", None) is not None
+            and all(layer.activation == "linear" for layer in self.network.layers)
+        ):
             kwargs["reference_A"] = self.dataset.A
         return train_instrumented(self.network, X, Y, **kwargs)

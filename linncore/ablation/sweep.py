@@ -10,6 +10,7 @@ A grid maps dotted keys (``"train.learning_rate"``) to lists of values; :func:`s
 the Cartesian product of the grid on top of a base configuration, once per seed.  The seed
 makes the dataset, the initial weights and the training reproducible.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,24 +20,31 @@ import io
 import itertools
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .._util.atomic import atomic_write
 from .._util.progress import Progress, metric, per_unit, seconds
-from .._util.validate import non_negative_int
 from .._util.untrusted import short as _short
+from .._util.validate import non_negative_int
 from .fit_history import FitHistory
 
 __all__ = ["sweep", "SweepResult", "run_config", "check_config", "expand_grid", "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": {"n": 1000, "d_in": 4, "d_out": 2, "noise": 0.0, "teacher_scale": 0.5},
-    "model": {"num_hidden": [], "activation": None, "use_bias": False, "clip": False, "dtype": "float64"},
+    "model": {
+        "num_hidden": [],
+        "activation": None,
+        "use_bias": False,
+        "clip": False,
+        "dtype": "float64",
+    },
     "train": {"epochs": 10, "batch_size": 32, "learning_rate": 0.05},
 }
 _SECTIONS = ("dataset", "model", "train")
@@ -61,20 +69,28 @@ def _merge(base: Mapping, over: Mapping) -> dict:
 def _set_dotted(config: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     if len(parts) != 2 or parts[0] not in _SECTIONS:
-        raise ValueError(f"grid: keys are 'section.name' with section one of {_SECTIONS}, got {key!r}")
+        raise ValueError(
+            f"grid: keys are 'section.name' with section one of {_SECTIONS}, got {key!r}"
+        )
     config[parts[0]][parts[1]] = value
 
 
-def expand_grid(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def expand_grid(
+    grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
     """The points of a grid: a dict of lists (Cartesian product) or a list of dicts."""
     if isinstance(grid, Mapping):
         size = 1
         for k, v in grid.items():
             if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not len(v):
-                raise ValueError(f"grid[{_short(k)}]: expected a non-empty list of values, got {_short(v)}")
+                raise ValueError(
+                    f"grid[{_short(k)}]: expected a non-empty list of values, got {_short(v)}"
+                )
             size *= len(v)
             if size > MAX_RUNS:
-                raise ValueError(f"grid: {_grid_size(grid)} points, more than the limit of {MAX_RUNS} runs")
+                raise ValueError(
+                    f"grid: {_grid_size(grid)} points, more than the limit of {MAX_RUNS} runs"
+                )
         keys = list(grid)
         return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
     points = list(itertools.islice(grid, MAX_RUNS + 1))
@@ -82,7 +98,9 @@ def expand_grid(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]])
         raise ValueError(f"grid: more than the limit of {MAX_RUNS} points")
     for i, p in enumerate(points):
         if not isinstance(p, Mapping):
-            raise ValueError(f"grid[{i}]: expected a mapping of dotted keys to values, got {_short(p)}")
+            raise ValueError(
+                f"grid[{i}]: expected a mapping of dotted keys to values, got {_short(p)}"
+            )
     return [dict(p) for p in points]
 
 
@@ -91,7 +109,7 @@ def _grid_size(grid: Mapping[str, Sequence[Any]]) -> str:
     size = 1
     for v in grid.values():
         size *= len(v)
-    return str(size) if size < 10 ** 15 else f"about 10**{len(str(size)) - 1}"
+    return str(size) if size < 10**15 else f"about 10**{len(str(size)) - 1}"
 
 
 def _check_sizes(cfg: Mapping[str, Any]) -> None:
@@ -105,8 +123,10 @@ def _check_sizes(cfg: Mapping[str, Any]) -> None:
         dims[key] = int(v)
     values = dims["n"] * (dims["d_in"] + dims["d_out"])
     if values > MAX_DATASET_VALUES:
-        raise ValueError(f"dataset: n * (d_in + d_out) = {_short(values)} values, more than the limit of "
-                         f"{MAX_DATASET_VALUES}")
+        raise ValueError(
+            f"dataset: n * (d_in + d_out) = {_short(values)} values, more than the limit of "
+            f"{MAX_DATASET_VALUES}"
+        )
     hidden = model.get("num_hidden", [])
     if isinstance(hidden, (str, bytes, Mapping)) or not isinstance(hidden, Sequence):
         raise ValueError(f"model.num_hidden: expected a list of layer widths, got {_short(hidden)}")
@@ -123,16 +143,18 @@ def _check_sizes(cfg: Mapping[str, Any]) -> None:
 
 def _allowed_keys() -> dict[str, set[str]]:
     """The keys each section accepts: the parameters of what the section configures."""
-    from .instrumented import train_instrumented
     from .datasets import LinearTeacherDataset
+    from .instrumented import train_instrumented
     from .linear_block import LinearBlockModel
 
     def params(fn, drop):
         return {p for p in inspect.signature(fn).parameters if p not in drop}
 
-    return {"dataset": params(LinearTeacherDataset.__init__, {"self", "seed"}),
-            "model": params(LinearBlockModel.__init__, {"self", "dataset", "seed"}),
-            "train": params(train_instrumented, {"net", "X", "Y", "seed", "verbose"})}
+    return {
+        "dataset": params(LinearTeacherDataset.__init__, {"self", "seed"}),
+        "model": params(LinearBlockModel.__init__, {"self", "dataset", "seed"}),
+        "train": params(train_instrumented, {"net", "X", "Y", "seed", "verbose"}),
+    }
 
 
 #: Strings that mean "no precision config" (full float) where a precision config is expected.
@@ -151,7 +173,9 @@ def _resolve_precision(train: dict) -> None:
         try:
             train["precision_dict"] = PrecisionDict.load(pd).to_dict()
         except OSError as exc:
-            raise ValueError(f"train.precision_dict: cannot read {os.fspath(pd)!r} ({exc.strerror or exc})") from None
+            raise ValueError(
+                f"train.precision_dict: cannot read {os.fspath(pd)!r} ({exc.strerror or exc})"
+            ) from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"train.precision_dict: {os.fspath(pd)!r}: {exc}") from None
 
@@ -170,8 +194,10 @@ def _build(config: Mapping[str, Any], seed: int):
             raise ValueError(f"{section}: expected a table of settings, got {cfg[section]!r}")
         extra = sorted(set(cfg[section]) - allowed[section])
         if extra:
-            raise ValueError(f"{section}.{extra[0]}: unknown key; [{section}] accepts "
-                             f"{', '.join(sorted(allowed[section]))}")
+            raise ValueError(
+                f"{section}.{extra[0]}: unknown key; [{section}] accepts "
+                f"{', '.join(sorted(allowed[section]))}"
+            )
     _check_sizes(cfg)
     _resolve_precision(cfg["train"])
     try:
@@ -290,10 +316,14 @@ def _one_thread() -> None:
     set_num_threads(1)
 
 
-def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds: Iterable[int] = (0,),
-          base: Mapping[str, Any] | None = None, executor: Executor | None = None,
-          progress: Callable[[int, int, dict], None] | None = None,
-          verbose: int = 0) -> SweepResult:
+def sweep(
+    grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+    seeds: Iterable[int] = (0,),
+    base: Mapping[str, Any] | None = None,
+    executor: Executor | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+    verbose: int = 0,
+) -> SweepResult:
     """Run every point of ``grid`` (on top of ``base``) once per seed.
 
     Parameters
@@ -344,20 +374,30 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
     try:
         seeds = [_seed(s) for s in itertools.islice(seeds, MAX_RUNS + 1)]
     except TypeError:
-        raise TypeError(f"seeds: expected an iterable of ints, got {type(seeds).__name__}") from None
+        raise TypeError(
+            f"seeds: expected an iterable of ints, got {type(seeds).__name__}"
+        ) from None
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
     if len(set(seeds)) != len(seeds):
         twice = next(s for k, s in enumerate(seeds) if s in seeds[:k])
         raise ValueError(f"seeds: seed {twice} appears twice; each seed runs once per grid point")
     if len(points) * len(seeds) > MAX_RUNS:
-        raise ValueError(f"grid and seeds: {len(points)} points times {len(seeds)} seeds, more than the "
-                         f"limit of {MAX_RUNS} runs")
+        raise ValueError(
+            f"grid and seeds: {len(points)} points times {len(seeds)} seeds, more than the "
+            f"limit of {MAX_RUNS} runs"
+        )
     if base is not None and not isinstance(base, Mapping):
         raise TypeError(f"base: expected a mapping of sections, got {type(base).__name__}")
     base = _merge(DEFAULT_CONFIG, base or {})
-    if executor is not None and not isinstance(executor, Executor) and not callable(getattr(executor, "submit", None)):
-        raise TypeError(f"executor: expected a concurrent.futures.Executor, got {type(executor).__name__}")
+    if (
+        executor is not None
+        and not isinstance(executor, Executor)
+        and not callable(getattr(executor, "submit", None))
+    ):
+        raise TypeError(
+            f"executor: expected a concurrent.futures.Executor, got {type(executor).__name__}"
+        )
     jobs = []
     for i, point in enumerate(points):
         cfg = copy.deepcopy(base)
@@ -373,8 +413,13 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
     verbose = non_negative_int(verbose, "verbose")
     own = executor is None
     # its own pool fills the CPUs with processes, so each runs its kernels on one thread
-    ex = (ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread)
-          if own else executor)
+    ex = (
+        ProcessPoolExecutor(
+            max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread
+        )
+        if own
+        else executor
+    )
     result = SweepResult()
     rows: list[dict[str, Any] | None] = [None] * len(jobs)
     histories: list[FitHistory | None] = [None] * len(jobs)
@@ -389,8 +434,10 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
             except Exception as exc:
                 for other in futures:
                     other.cancel()
-                raise RuntimeError(f"{run_id} ({_label(point) or 'base'}, seed {seed}) failed: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+                raise RuntimeError(
+                    f"{run_id} ({_label(point) or 'base'}, seed {seed}) failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             rows[j] = {"run": run_id, **point, "seed": seed, **summary}
             histories[j] = history
             if progress is not None:
@@ -402,8 +449,12 @@ def sweep(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], seeds
             ex.shutdown(cancel_futures=True)
         if display is not None:
             n = display.done
-            display.close([f"swept {n} run(s) of {len(jobs)} in {seconds(display.elapsed)}"
-                           + (f" ({per_unit(display.elapsed / n, 'run')})" if n else "")])
+            display.close(
+                [
+                    f"swept {n} run(s) of {len(jobs)} in {seconds(display.elapsed)}"
+                    + (f" ({per_unit(display.elapsed / n, 'run')})" if n else "")
+                ]
+            )
     for j, (run_id, *_rest) in enumerate(jobs):  # grid order, whatever order the runs finished in
         result.rows.append(rows[j])
         result.histories[run_id] = histories[j]
@@ -424,8 +475,9 @@ def _cell(v: Any) -> Any:
 
 
 def _run_text(row: Mapping[str, Any]) -> str:
-    flags = [f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death"))
-             if row.get(k)]
+    flags = [
+        f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death")) if row.get(k)
+    ]
     return f"{row['run']} - final_loss: {metric(row['final_loss'])} - {' '.join(flags) or 'ok'}"
 
 
@@ -436,4 +488,7 @@ def _seed(s: Any) -> int:
 
 
 def _label(point: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={_short(v)}" if not isinstance(v, Mapping) else f"{k}={{...}}" for k, v in point.items())
+    return ", ".join(
+        f"{k}={_short(v)}" if not isinstance(v, Mapping) else f"{k}={{...}}"
+        for k, v in point.items()
+    )

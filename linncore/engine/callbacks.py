@@ -6,10 +6,12 @@ A callback is any object with some of the methods of :class:`Callback`; ``fit`` 
 ``on_train_end(logs)``.  Setting ``network.stop_training = True`` ends training after the
 current epoch.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,20 +76,62 @@ class History(Callback):
 
 
 #: Quantities Keras 3's metrics maximise (their direction is "up"), and those they minimise.
-_MAXIMISED = frozenset({
-    "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc", "precision", "recall",
-    "precision_at_recall", "recall_at_precision", "sensitivity_at_specificity",
-    "specificity_at_sensitivity", "f1_score", "fbeta_score", "r2_score", "iou", "mean_iou",
-    "binary_iou", "one_hot_iou", "one_hot_mean_iou", "pearson_correlation",
-    "concordance_correlation", "cosine_similarity"})
+_MAXIMISED = frozenset(
+    {
+        "accuracy",
+        "acc",
+        "binary_accuracy",
+        "categorical_accuracy",
+        "sparse_categorical_accuracy",
+        "top_k_categorical_accuracy",
+        "sparse_top_k_categorical_accuracy",
+        "auc",
+        "precision",
+        "recall",
+        "precision_at_recall",
+        "recall_at_precision",
+        "sensitivity_at_specificity",
+        "specificity_at_sensitivity",
+        "f1_score",
+        "fbeta_score",
+        "r2_score",
+        "iou",
+        "mean_iou",
+        "binary_iou",
+        "one_hot_iou",
+        "one_hot_mean_iou",
+        "pearson_correlation",
+        "concordance_correlation",
+        "cosine_similarity",
+    }
+)
 #: ``half_mse`` is linncore's own loss.
-_MINIMISED = frozenset({
-    "loss", "mse", "mae", "mape", "msle", "rmse", "mean_squared_error", "mean_absolute_error",
-    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "root_mean_squared_error",
-    "logcosh", "log_cosh", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence",
-    "poisson", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy", "half_mse"})
+_MINIMISED = frozenset(
+    {
+        "loss",
+        "mse",
+        "mae",
+        "mape",
+        "msle",
+        "rmse",
+        "mean_squared_error",
+        "mean_absolute_error",
+        "mean_absolute_percentage_error",
+        "mean_squared_logarithmic_error",
+        "root_mean_squared_error",
+        "logcosh",
+        "log_cosh",
+        "hinge",
+        "squared_hinge",
+        "categorical_hinge",
+        "kl_divergence",
+        "poisson",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+        "half_mse",
+    }
+)
 
 
 def _direction(monitor: str) -> str:
@@ -98,8 +142,10 @@ def _direction(monitor: str) -> str:
         return "min"
     if name in _MAXIMISED or name.endswith(("_accuracy", "_acc", "_auc")):
         return "max"
-    raise ValueError(f"monitor: cannot tell whether {monitor!r} should be minimised or maximised; "
-                     "pass mode='min' or mode='max'")
+    raise ValueError(
+        f"monitor: cannot tell whether {monitor!r} should be minimised or maximised; "
+        "pass mode='min' or mode='max'"
+    )
 
 
 class EarlyStopping(Callback):
@@ -147,18 +193,32 @@ class EarlyStopping(Callback):
     'max'
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
-                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
-                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ) -> None:
         if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"monitor: expected a logged quantity such as 'val_loss', got {monitor!r}")
+            raise ValueError(
+                f"monitor: expected a logged quantity such as 'val_loss', got {monitor!r}"
+            )
         self.monitor = monitor
         self.min_delta = abs(finite_float(min_delta, "min_delta"))
         self.patience = non_negative_int(patience, "patience")
         self.verbose = verbose
         if mode not in ("auto", "min", "max"):
-            warnings.warn(f"EarlyStopping: mode {mode!r} is unknown; using 'auto' (expected "
-                          "'auto', 'min' or 'max')", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"EarlyStopping: mode {mode!r} is unknown; using 'auto' (expected "
+                "'auto', 'min' or 'max')",
+                UserWarning,
+                stacklevel=2,
+            )
             mode = "auto"
         self.mode = _direction(monitor) if mode == "auto" else mode
         self.baseline = None if baseline is None else finite_float(baseline, "baseline")
@@ -174,9 +234,11 @@ class EarlyStopping(Callback):
         self.best_weights: list[np.ndarray] | None = None
 
     def __repr__(self) -> str:
-        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
-                f"min_delta={self.min_delta}, mode={self.mode!r}, baseline={self.baseline}, "
-                f"restore_best_weights={self.restore_best_weights})")
+        return (
+            f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+            f"min_delta={self.min_delta}, mode={self.mode!r}, baseline={self.baseline}, "
+            f"restore_best_weights={self.restore_best_weights})"
+        )
 
     def _beats(self, value: float, reference: float | None) -> bool:
         if reference is None:
@@ -192,9 +254,12 @@ class EarlyStopping(Callback):
         current = (logs or {}).get(self.monitor)
         if current is None:
             available = ", ".join(logs or {}) or "none"
-            warnings.warn(f"EarlyStopping: monitors {self.monitor!r}, which is not logged "
-                          f"(available: {available}); it will not stop training", UserWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"EarlyStopping: monitors {self.monitor!r}, which is not logged "
+                f"(available: {available}); it will not stop training",
+                UserWarning,
+                stacklevel=2,
+            )
             return
         if epoch < self.start_from_epoch:
             return
@@ -226,10 +291,19 @@ class EarlyStopping(Callback):
 class LambdaCallback(Callback):
     """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
 
-    def __init__(self, on_epoch_begin: Callable | None = None, on_epoch_end: Callable | None = None,
-                 on_train_begin: Callable | None = None, on_train_end: Callable | None = None) -> None:
-        for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
-                         ("on_train_begin", on_train_begin), ("on_train_end", on_train_end)):
+    def __init__(
+        self,
+        on_epoch_begin: Callable | None = None,
+        on_epoch_end: Callable | None = None,
+        on_train_begin: Callable | None = None,
+        on_train_end: Callable | None = None,
+    ) -> None:
+        for name, fn in (
+            ("on_epoch_begin", on_epoch_begin),
+            ("on_epoch_end", on_epoch_end),
+            ("on_train_begin", on_train_begin),
+            ("on_train_end", on_train_end),
+        ):
             if fn is not None:
                 if not callable(fn):
                     raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
@@ -260,8 +334,15 @@ class ProgressLogger(Callback):
         The run's other callbacks, to report which early stopping ended it.
     """
 
-    def __init__(self, epochs: int, verbose: int = 1, stream: Any = None, *,
-                 history: History | None = None, callbacks: Any = ()) -> None:
+    def __init__(
+        self,
+        epochs: int,
+        verbose: int = 1,
+        stream: Any = None,
+        *,
+        history: History | None = None,
+        callbacks: Any = (),
+    ) -> None:
         self.epochs = epochs
         self.verbose = verbose
         self.stream = stream
@@ -277,23 +358,33 @@ class ProgressLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         values = dict(logs or {})
         self._run = epoch + 1
-        self._progress.update(epoch + 1, lambda: " - ".join(
-            f"{k}: {metric(v)}" for k, v in values.items() if isinstance(v, float)))
+        self._progress.update(
+            epoch + 1,
+            lambda: " - ".join(
+                f"{k}: {metric(v)}" for k, v in values.items() if isinstance(v, float)
+            ),
+        )
 
     def _stop_message(self) -> str | None:
         for cb in self.callbacks:
             if isinstance(cb, EarlyStopping) and getattr(cb, "stopped_epoch", 0) > 0:
                 restored = cb.restore_best_weights and cb.best_weights is not None
-                return (f"stopped early at epoch {cb.stopped_epoch + 1} "
-                        f"(best epoch {cb.best_epoch + 1}, "
-                        f"its weights {'restored' if restored else 'not restored'})")
+                return (
+                    f"stopped early at epoch {cb.stopped_epoch + 1} "
+                    f"(best epoch {cb.best_epoch + 1}, "
+                    f"its weights {'restored' if restored else 'not restored'})"
+                )
         reason = getattr(self.history, "stop_reason", None)
         if reason:
             diverged = getattr(self.history, "diverged", False)
             return f"training diverged: {reason}" if diverged else reason
         for cb in self.callbacks:
-            if (isinstance(cb, EarlyStopping) and cb.restore_best_weights
-                    and cb.best_weights is not None and cb.best_epoch + 1 != self._run):
+            if (
+                isinstance(cb, EarlyStopping)
+                and cb.restore_best_weights
+                and cb.best_weights is not None
+                and cb.best_epoch + 1 != self._run
+            ):
                 return f"weights restored from the best epoch, {cb.best_epoch + 1}"
         return None
 

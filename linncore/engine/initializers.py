@@ -5,14 +5,25 @@ kernels), ``he_uniform`` (also ``kaiming``, Rockpool's default), ``uniform_sqrt`
 bias default), ``zeros``, ``ones``.  A callable taking ``(shape)`` or ``(shape, rng)`` works
 too.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["glorot_uniform", "he_uniform", "kaiming", "uniform_sqrt", "zeros", "ones", "get", "call"]
+__all__ = [
+    "glorot_uniform",
+    "he_uniform",
+    "kaiming",
+    "uniform_sqrt",
+    "zeros",
+    "ones",
+    "get",
+    "call",
+]
 
 Initializer = Callable[..., np.ndarray]
 

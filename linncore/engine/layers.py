@@ -5,16 +5,18 @@ an optional ``bias``.  Inside a :class:`~linncore.Network` both are views into t
 one flat parameter vector, so that the optimizer, the Hessian and the metrics see all
 parameters at once without copying.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from . import initializers
 from .._numpy.activations import BY_NAME
 from .._util.codes import ACTIVATIONS
-from .._util.validate import as_float_array, check_finite, choice, positive_int, seed_value, flag
+from .._util.validate import as_float_array, check_finite, choice, flag, positive_int, seed_value
+from . import initializers
 
 __all__ = ["Dense", "BatchNormalization", "all_activations"]
 
@@ -95,7 +97,9 @@ class Dense:
         seed = seed_value(seed)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if weight is None:
-            weight = initializers.call(initializers.get(weight_init, "weight_init"), self._shape, rng)
+            weight = initializers.call(
+                initializers.get(weight_init, "weight_init"), self._shape, rng
+            )
         self._weight = self._checked(weight, self._shape, "weight")
         self._bias: np.ndarray | None = None
         if self._has_bias:
@@ -173,11 +177,15 @@ class Dense:
         array([0., 1.])
         """
         if not isinstance(params, Mapping):
-            raise TypeError(f"params: expected a mapping of names to arrays, got {type(params).__name__}")
+            raise TypeError(
+                f"params: expected a mapping of names to arrays, got {type(params).__name__}"
+            )
         known = self.parameters()
         unknown = set(params) - set(known)
         if unknown:
-            raise ValueError(f"params: unknown parameter(s) {sorted(unknown)}; this layer has {sorted(known)}")
+            raise ValueError(
+                f"params: unknown parameter(s) {sorted(unknown)}; this layer has {sorted(known)}"
+            )
         checked = {k: self._checked(v, known[k].shape, f"params[{k!r}]") for k, v in params.items()}
         for k, v in checked.items():
             known[k][...] = v
@@ -189,12 +197,16 @@ class Dense:
             bias[...] = self._bias
         self._weight, self._bias, self._owner = weight, bias, owner
 
-    def copy(self) -> "Dense":
+    def copy(self) -> Dense:
         """An independent copy with the same parameters (not bound to any network)."""
-        return Dense(self._shape, self._activation, self._has_bias,
-                     weight=self._weight.astype(np.float64),
-                     bias=None if self._bias is None else self._bias.astype(np.float64),
-                     name=self.name)
+        return Dense(
+            self._shape,
+            self._activation,
+            self._has_bias,
+            weight=self._weight.astype(np.float64),
+            bias=None if self._bias is None else self._bias.astype(np.float64),
+            name=self.name,
+        )
 
     def __call__(self, x: Any) -> np.ndarray:
         """``act(x W + b)`` for ``x`` of shape ``(n, n_in)`` (no output clipping)."""
@@ -203,7 +215,9 @@ class Dense:
 
         dt = self._weight.dtype
         xs = as_samples(x, self.size_in, "x", dtype=dt)
-        return kernels().dense_forward(xs, self._weight, self._bias, ACTIVATIONS[self._activation], False)[2]
+        return kernels().dense_forward(
+            xs, self._weight, self._bias, ACTIVATIONS[self._activation], False
+        )[2]
 
 
 class BatchNormalization:
@@ -234,7 +248,9 @@ class BatchNormalization:
     [(2, 4), (4,), (4,), (4,), (4,), (4,), (4, 1), (1,)]
     """
 
-    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, name: str | None = None) -> None:
+    def __init__(
+        self, momentum: float = 0.99, epsilon: float = 1e-3, name: str | None = None
+    ) -> None:
         from .._util.validate import finite_float
 
         self.momentum = finite_float(momentum, "momentum", lo=0.0, hi=1.0)
@@ -252,13 +268,18 @@ class BatchNormalization:
     def _bind(self, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
         """Views into a network's parameters and state; values carried over when already set."""
         if self.gamma is not None and self.gamma.shape == gamma.shape:
-            gamma[...], beta[...], mean[...], var[...] = self.gamma, self.beta, self.moving_mean, self.moving_variance
+            gamma[...], beta[...], mean[...], var[...] = (
+                self.gamma,
+                self.beta,
+                self.moving_mean,
+                self.moving_variance,
+            )
         else:
             gamma[...], beta[...], mean[...], var[...] = 1.0, 0.0, 0.0, 1.0
         self.gamma, self.beta, self.moving_mean, self.moving_variance = gamma, beta, mean, var
         self.size = gamma.shape[0]
 
-    def copy(self) -> "BatchNormalization":
+    def copy(self) -> BatchNormalization:
         other = BatchNormalization(self.momentum, self.epsilon, self.name)
         if self.gamma is not None:
             other.gamma, other.beta = self.gamma.astype(np.float64), self.beta.astype(np.float64)

@@ -8,6 +8,7 @@
 ``mae``
     ``sum |r| / (B m)``.
 """
+
 from __future__ import annotations
 
 from typing import Any

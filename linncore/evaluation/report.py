@@ -46,20 +46,29 @@ Empty and constant data
 Zero samples give a report with empty buckets, zero failures and NaN score and average.
 Constant targets are handled by the floor rule above.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import numbers
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .._util import untrusted as _untrusted
 from .._util.atomic import save_figure, write_text_atomic
-from .._util.validate import as_float_array, check_finite, choice, finite_float, non_negative_int, positive_int
+from .._util.validate import (
+    as_float_array,
+    check_finite,
+    choice,
+    finite_float,
+    non_negative_int,
+    positive_int,
+)
 from ..engine.callbacks import Callback
 
 __all__ = [
@@ -111,7 +120,9 @@ def _column_floor(y: np.ndarray, floor: Any, floor_fraction: float) -> np.ndarra
         if f.ndim == 0:
             f = np.full(m, float(f))
         if f.shape != (m,):
-            raise ValueError(f"floor: expected one number or {m} (one per output column), got shape {f.shape}")
+            raise ValueError(
+                f"floor: expected one number or {m} (one per output column), got shape {f.shape}"
+            )
         if not np.all(np.isfinite(f) & (f > 0)):
             raise ValueError(f"floor: expected positive finite numbers, got {f.tolist()}")
         return f.astype(np.float64)
@@ -125,8 +136,9 @@ def _column_floor(y: np.ndarray, floor: Any, floor_fraction: float) -> np.ndarra
     return floor_fraction * half * 2.0
 
 
-def deviations(Y_pred: Any, Y: Any, *, floor: Any = None,
-               floor_fraction: float = DEFAULT_FLOOR_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+def deviations(
+    Y_pred: Any, Y: Any, *, floor: Any = None, floor_fraction: float = DEFAULT_FLOOR_FRACTION
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample, per-column deviations in percent, and the floor used for each column.
 
     Parameters
@@ -172,7 +184,9 @@ def _as_2d(value: Any, name: str) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (samples, columns) or a 1-D one, got shape {arr.shape}")
+        raise ValueError(
+            f"{name}: expected a 2-D array (samples, columns) or a 1-D one, got shape {arr.shape}"
+        )
     return arr
 
 
@@ -209,8 +223,12 @@ class WorstSample:
     predicted: tuple[float, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "deviation": _enc(self.deviation),
-                "expected": [_enc(v) for v in self.expected], "predicted": [_enc(v) for v in self.predicted]}
+        return {
+            "index": self.index,
+            "deviation": _enc(self.deviation),
+            "expected": [_enc(v) for v in self.expected],
+            "predicted": [_enc(v) for v in self.predicted],
+        }
 
 
 def _bucket_of(d: np.ndarray) -> np.ndarray:
@@ -259,7 +277,7 @@ class DeviationReport:
     predicted: np.ndarray
     floor: np.ndarray
     column: int | None = 0
-    columns: tuple["DeviationReport", ...] = ()
+    columns: tuple[DeviationReport, ...] = ()
     combine: str = "max"
     worst_n: int = 5
     _bucket: np.ndarray = field(init=False, repr=False)
@@ -269,8 +287,16 @@ class DeviationReport:
 
     # -- building --------------------------------------------------------------------------
     @classmethod
-    def from_predictions(cls, Y_pred: Any, Y: Any, *, worst_n: int = 5, floor: Any = None,
-                         floor_fraction: float = DEFAULT_FLOOR_FRACTION, combine: str = "max") -> "DeviationReport":
+    def from_predictions(
+        cls,
+        Y_pred: Any,
+        Y: Any,
+        *,
+        worst_n: int = 5,
+        floor: Any = None,
+        floor_fraction: float = DEFAULT_FLOOR_FRACTION,
+        combine: str = "max",
+    ) -> DeviationReport:
         """The report of predictions ``Y_pred`` against targets ``Y`` (same shape).
 
         Parameters are those of :func:`evaluate`.
@@ -284,8 +310,10 @@ class DeviationReport:
         m = y.shape[1]
         if m == 1:
             return cls(d[:, 0], y, p, f, 0, (), combine, worst_n)
-        cols = tuple(cls(d[:, j], y[:, j:j + 1], p[:, j:j + 1], f[j:j + 1], j, (), combine, worst_n)
-                     for j in range(m))
+        cols = tuple(
+            cls(d[:, j], y[:, j : j + 1], p[:, j : j + 1], f[j : j + 1], j, (), combine, worst_n)
+            for j in range(m)
+        )
         if y.shape[0] == 0:
             agg = np.zeros(0)
         elif combine == "max":
@@ -345,14 +373,26 @@ class DeviationReport:
     def worst(self) -> tuple[WorstSample, ...]:
         """The ``worst_n`` samples of highest deviation, worst first (ties: lower index first)."""
         order = np.lexsort((np.arange(self.n_samples), -self.deviations))[: self.worst_n]
-        return tuple(WorstSample(int(i), float(self.deviations[i]),
-                                 tuple(float(v) for v in self.expected[i]),
-                                 tuple(float(v) for v in self.predicted[i])) for i in order)
+        return tuple(
+            WorstSample(
+                int(i),
+                float(self.deviations[i]),
+                tuple(float(v) for v in self.expected[i]),
+                tuple(float(v) for v in self.predicted[i]),
+            )
+            for i in order
+        )
 
     def __repr__(self) -> str:
-        what = f"column {self.column}" if self.column is not None else f"{len(self.columns)} columns, {self.combine}"
-        return (f"DeviationReport(n_samples={self.n_samples}, {what}, score={self.score:.2f}, "
-                f"average_deviation={self.average_deviation:.2f}%, failures={self.failures})")
+        what = (
+            f"column {self.column}"
+            if self.column is not None
+            else f"{len(self.columns)} columns, {self.combine}"
+        )
+        return (
+            f"DeviationReport(n_samples={self.n_samples}, {what}, score={self.score:.2f}, "
+            f"average_deviation={self.average_deviation:.2f}%, failures={self.failures})"
+        )
 
     # -- text --------------------------------------------------------------------------------
     def summary_text(self, width: int = 40, bar: str = "\u2588") -> str:
@@ -388,16 +428,21 @@ class DeviationReport:
         """
         width = positive_int(width, "width")
         n = self.n_samples
-        what = f"column {self.column}" if self.column is not None else \
-            f"{len(self.columns)} columns, combined by {self.combine}"
+        what = (
+            f"column {self.column}"
+            if self.column is not None
+            else f"{len(self.columns)} columns, combined by {self.combine}"
+        )
         lines = [f"Deviation report: {n} samples ({what})"]
         if n == 0:
             lines.append("No samples: score and average deviation are undefined.")
             return "\n".join(lines)
-        lines += [f"Quality score: {self.score:.2f}/100",
-                  f"Average deviation: {self.average_deviation:.2f}%",
-                  f"Failures (deviation > 100%): {self.failures} ({100.0 * self.failure_rate:.1f}%)",
-                  "Deviation buckets:"]
+        lines += [
+            f"Quality score: {self.score:.2f}/100",
+            f"Average deviation: {self.average_deviation:.2f}%",
+            f"Failures (deviation > 100%): {self.failures} ({100.0 * self.failure_rate:.1f}%)",
+            "Deviation buckets:",
+        ]
         for label, c in self.counts.items():
             length = int(round(width * c / n))
             if c and not length:
@@ -406,14 +451,18 @@ class DeviationReport:
         if self.columns:
             lines.append("Per column:")
             for r in self.columns:
-                lines.append(f"  column {r.column}: score {r.score:.2f}, average deviation "
-                             f"{r.average_deviation:.2f}%, failures {r.failures}")
+                lines.append(
+                    f"  column {r.column}: score {r.score:.2f}, average deviation "
+                    f"{r.average_deviation:.2f}%, failures {r.failures}"
+                )
         worst = self.worst
         if worst:
             lines.append(f"Worst {len(worst)} samples:")
             for k, w in enumerate(worst, 1):
-                lines.append(f"  {k}. sample {w.index}: expected {_short(w.expected)}, "
-                             f"predicted {_short(w.predicted)}, deviation {w.deviation:.1f}%")
+                lines.append(
+                    f"  {k}. sample {w.index}: expected {_short(w.expected)}, "
+                    f"predicted {_short(w.predicted)}, deviation {w.deviation:.1f}%"
+                )
         return "\n".join(lines)
 
     def summary(self, width: int = 40, bar: str = "\u2588") -> None:
@@ -447,7 +496,7 @@ class DeviationReport:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], _where: str = "report") -> "DeviationReport":
+    def from_dict(cls, doc: Mapping[str, Any], _where: str = "report") -> DeviationReport:
         """The report of a :meth:`to_dict` dict (untrusted input is safe).
 
         The stored deviations must be those the stored targets, predictions and floors give,
@@ -463,7 +512,7 @@ class DeviationReport:
         return _report_from(cls, doc, _where, nested=False)
 
     @classmethod
-    def from_json(cls, text: str | bytes, _label: str = "text") -> "DeviationReport":
+    def from_json(cls, text: str | bytes, _label: str = "text") -> DeviationReport:
         """Read a report written by :meth:`to_json` (strict JSON: duplicate keys, NaN literals
         and nesting deeper than a report's own are refused with :class:`ReportFileError`)."""
         if isinstance(text, (bytes, bytearray)):
@@ -473,14 +522,16 @@ class DeviationReport:
         elif not isinstance(text, str):
             raise TypeError(f"text: expected JSON text (str or bytes), got {type(text).__name__}")
         doc = _untrusted.loads_json(text, label=_label, max_depth=_MAX_DEPTH, error=ReportFileError)
-        return _report_from(cls, doc, "report" if _label == "text" else f"{_label}: report", nested=False)
+        return _report_from(
+            cls, doc, "report" if _label == "text" else f"{_label}: report", nested=False
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_json` to ``path`` atomically (an earlier file survives a failed write)."""
         write_text_atomic(path, self.to_json(indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "DeviationReport":
+    def load(cls, path: str | os.PathLike) -> DeviationReport:
         """Read a report written by :meth:`save` (an untrusted file: see :meth:`from_json`).
 
         Raises
@@ -491,8 +542,9 @@ class DeviationReport:
         FileNotFoundError
         """
         label = _untrusted.short(os.fspath(path), 80).strip("'\"")
-        data = _untrusted.read_bytes(path, limit=MAX_FILE_BYTES, what="a deviation report (JSON)",
-                                     error=ReportFileError)
+        data = _untrusted.read_bytes(
+            path, limit=MAX_FILE_BYTES, what="a deviation report (JSON)", error=ReportFileError
+        )
         return cls.from_json(data, _label=label)
 
     def __eq__(self, other: object) -> bool:
@@ -516,7 +568,9 @@ def _dec(v: Any, where: str = "value") -> float:
     try:
         return float(v)
     except OverflowError:
-        raise ReportFileError(f"{where}: expected a finite number, got {_untrusted.short(v)}") from None
+        raise ReportFileError(
+            f"{where}: expected a finite number, got {_untrusted.short(v)}"
+        ) from None
 
 
 def _field(doc: Mapping[str, Any], key: str, where: str) -> Any:
@@ -544,8 +598,9 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
 
 
-def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationReport":
+def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationReport:
     """The checked report of a decoded document (see :meth:`DeviationReport.from_dict`)."""
+
     def bad(what: str) -> ReportFileError:
         return ReportFileError(f"{where}: {what}")
 
@@ -557,8 +612,10 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise bad(f"format_version: expected a positive integer, got {_untrusted.kind(version)}")
     if version > _REPORT_VERSION:
-        raise bad(f"format_version {version} is newer than this linncore reads ({_REPORT_VERSION}); "
-                  "upgrade linncore")
+        raise bad(
+            f"format_version {version} is newer than this linncore reads ({_REPORT_VERSION}); "
+            "upgrade linncore"
+        )
     dev = _numbers(_field(doc, "deviations", where), f"{where}.deviations")
     exp = _table(_field(doc, "expected", where), f"{where}.expected")
     pred = _table(_field(doc, "predicted", where), f"{where}.predicted")
@@ -571,13 +628,17 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
     if exp.size == 0:
         exp, pred = exp.reshape(n, m), pred.reshape(n, m)
     if exp.shape != (n, m) or pred.shape != (n, m):
-        raise bad(f"expected, predicted, deviations and floor disagree in shape: {exp.shape}, "
-                  f"{pred.shape}, ({n},), ({m},)")
+        raise bad(
+            f"expected, predicted, deviations and floor disagree in shape: {exp.shape}, "
+            f"{pred.shape}, ({n},), ({m},)"
+        )
     if np.any(dev < 0) or np.any(np.isnan(dev)):
         raise bad("deviations: expected non-negative values (inf for failures)")
     if n and not np.all(np.isfinite(floor) & (floor > 0)):
         j = int(np.flatnonzero(~(np.isfinite(floor) & (floor > 0)))[0])
-        raise bad(f"floor[{j}]: expected a positive finite number, got {_untrusted.short(float(floor[j]))}")
+        raise bad(
+            f"floor[{j}]: expected a positive finite number, got {_untrusted.short(float(floor[j]))}"
+        )
     if not np.all(np.isfinite(exp)):
         raise bad("expected: expected finite targets")
     if combine not in ("max", "mean"):
@@ -585,11 +646,15 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
     if isinstance(worst_n, bool) or not isinstance(worst_n, int) or worst_n < 0:
         raise bad(f"worst_n: expected a non-negative integer, got {_untrusted.kind(worst_n)}")
     if not isinstance(cols_doc, list):
-        raise bad(f"columns: expected a list of per-column reports, got {_untrusted.kind(cols_doc)}")
+        raise bad(
+            f"columns: expected a list of per-column reports, got {_untrusted.kind(cols_doc)}"
+        )
     if m == 1 or nested:
         if cols_doc:
-            raise bad(f"columns: expected an empty list for a report of one column, got "
-                      f"{_untrusted.kind(cols_doc)}")
+            raise bad(
+                f"columns: expected an empty list for a report of one column, got "
+                f"{_untrusted.kind(cols_doc)}"
+            )
         if isinstance(column, bool) or not isinstance(column, int) or column < 0:
             raise bad(f"column: expected null or a column index, got {_untrusted.kind(column)}")
         cols: tuple = ()
@@ -597,14 +662,25 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
             raise bad("deviations: not those of the stored targets, predictions and floor")
     else:
         if column is not None:
-            raise bad(f"column: expected null or a column index (null for a report of {m} columns), got "
-                      f"{_untrusted.kind(column)}")
+            raise bad(
+                f"column: expected null or a column index (null for a report of {m} columns), got "
+                f"{_untrusted.kind(column)}"
+            )
         if len(cols_doc) != m:
-            raise bad(f"columns: expected {m} per-column reports (one per column), got {len(cols_doc)}")
-        cols = tuple(_report_from(cls, c, f"{where}.columns[{j}]", nested=True) for j, c in enumerate(cols_doc))
+            raise bad(
+                f"columns: expected {m} per-column reports (one per column), got {len(cols_doc)}"
+            )
+        cols = tuple(
+            _report_from(cls, c, f"{where}.columns[{j}]", nested=True)
+            for j, c in enumerate(cols_doc)
+        )
         for j, c in enumerate(cols):
-            if (c.column != j or not _same(c.expected, exp[:, j:j + 1]) or not _same(c.predicted, pred[:, j:j + 1])
-                    or not _same(c.floor, floor[j:j + 1])):
+            if (
+                c.column != j
+                or not _same(c.expected, exp[:, j : j + 1])
+                or not _same(c.predicted, pred[:, j : j + 1])
+                or not _same(c.floor, floor[j : j + 1])
+            ):
                 raise bad(f"columns[{j}]: not the report of column {j} of this report's data")
         if n:
             d = np.stack([c.deviations for c in cols], axis=1)
@@ -614,21 +690,28 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> "DeviationRepo
     report = cls(dev, exp, pred, floor, column, cols, combine, worst_n)
     stored = doc.get("buckets")
     try:
-        same = stored is None or {k: list(v) for k, v in stored.items()} == \
-            {k: v.tolist() for k, v in report.buckets.items()}
+        same = stored is None or {k: list(v) for k, v in stored.items()} == {
+            k: v.tolist() for k, v in report.buckets.items()
+        }
     except (AttributeError, TypeError):
         raise bad("buckets: expected an object of bucket names to sample index lists") from None
     if not same:
         raise bad("the stored buckets disagree with the stored deviations")
     if doc.get("failures") is not None and doc["failures"] != report.failures:
-        raise bad(f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give {report.failures}")
+        raise bad(
+            f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give {report.failures}"
+        )
     if doc.get("score") is not None:
         try:
             score = _dec(doc["score"])
         except ReportFileError:
             score = None
-        if score is None or not (score == report.score or (math.isnan(score) and math.isnan(report.score))):
-            raise bad(f"score: stored {_untrusted.short(doc['score'])}, the deviations give {report.score!r}")
+        if score is None or not (
+            score == report.score or (math.isnan(score) and math.isnan(report.score))
+        ):
+            raise bad(
+                f"score: stored {_untrusted.short(doc['score'])}, the deviations give {report.score!r}"
+            )
     return report
 
 
@@ -638,8 +721,16 @@ def _short(values: Sequence[float]) -> str:
 
 
 # -- evaluation ----------------------------------------------------------------------------
-def evaluate(model: Any, X: Any, Y: Any, *, worst_n: int = 5, floor: Any = None,
-             floor_fraction: float = DEFAULT_FLOOR_FRACTION, combine: str = "max") -> DeviationReport:
+def evaluate(
+    model: Any,
+    X: Any,
+    Y: Any,
+    *,
+    worst_n: int = 5,
+    floor: Any = None,
+    floor_fraction: float = DEFAULT_FLOOR_FRACTION,
+    combine: str = "max",
+) -> DeviationReport:
     """Deviation metrics of ``model`` on inputs ``X`` and targets ``Y``.
 
     Parameters
@@ -685,18 +776,28 @@ def evaluate(model: Any, X: Any, Y: Any, *, worst_n: int = 5, floor: Any = None,
         pred = np.zeros_like(y)
     else:
         if not callable(getattr(model, "predict", None)):
-            raise TypeError(f"model: expected a Network or an object with predict(X), got {type(model).__name__}")
+            raise TypeError(
+                f"model: expected a Network or an object with predict(X), got {type(model).__name__}"
+            )
         pred = as_float_array(model.predict(X), "model.predict(X)")
         pred = pred[:, None] if pred.ndim == 1 else pred
         if pred.ndim != 2:
-            raise ValueError(f"model.predict(X): expected (samples, outputs), got shape {pred.shape}")
+            raise ValueError(
+                f"model.predict(X): expected (samples, outputs), got shape {pred.shape}"
+            )
         # the model reads a 1-D X itself (n samples of one input, or one sample); a 1-D Y holding
         # one sample's outputs then reads as one row
         y_arr = np.asarray(Y)
-        if pred.shape[0] == 1 and pred.shape[1] > 1 and y_arr.ndim == 1 and y_arr.shape[0] == pred.shape[1]:
+        if (
+            pred.shape[0] == 1
+            and pred.shape[1] > 1
+            and y_arr.ndim == 1
+            and y_arr.shape[0] == pred.shape[1]
+        ):
             Y = y_arr[None, :]
-    return DeviationReport.from_predictions(pred, Y, worst_n=worst_n, floor=floor,
-                                            floor_fraction=floor_fraction, combine=combine)
+    return DeviationReport.from_predictions(
+        pred, Y, worst_n=worst_n, floor=floor, floor_fraction=floor_fraction, combine=combine
+    )
 
 
 class EvaluationCallback(Callback):
@@ -741,8 +842,17 @@ class EvaluationCallback(Callback):
     [True, False, True, False]
     """
 
-    def __init__(self, X_val: Any, Y_val: Any, every: int = 1, *, prefix: str = "val_", verbose: int = 0,
-                 evaluates: Any = None, **options: Any) -> None:
+    def __init__(
+        self,
+        X_val: Any,
+        Y_val: Any,
+        every: int = 1,
+        *,
+        prefix: str = "val_",
+        verbose: int = 0,
+        evaluates: Any = None,
+        **options: Any,
+    ) -> None:
         self.X_val = as_float_array(X_val, "X_val")
         self.Y_val = as_float_array(Y_val, "Y_val")
         n_x = self.X_val.shape[0] if self.X_val.ndim else 1
@@ -760,7 +870,9 @@ class EvaluationCallback(Callback):
         self.options = options
         self.reports: dict[int, DeviationReport] = {}
         if evaluates is not None and not callable(getattr(evaluates, "predict", None)):
-            raise TypeError(f"evaluates: expected a model with predict(), got {type(evaluates).__name__}")
+            raise TypeError(
+                f"evaluates: expected a model with predict(), got {type(evaluates).__name__}"
+            )
         self.evaluates = evaluates
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -774,15 +886,21 @@ class EvaluationCallback(Callback):
             for k in keys:
                 logs[k] = math.nan
             return
-        report = evaluate(self.model if self.evaluates is None else self.evaluates, self.X_val, self.Y_val,
-                          **self.options)
+        report = evaluate(
+            self.model if self.evaluates is None else self.evaluates,
+            self.X_val,
+            self.Y_val,
+            **self.options,
+        )
         self.reports[epoch] = report
         logs[keys[0]] = report.score
         logs[keys[1]] = report.average_deviation
         logs[keys[2]] = float(report.failures)
         if self.verbose:
-            print(f"  epoch {epoch + 1}: validation score {report.score:.1f}/100, average deviation "
-                  f"{report.average_deviation:.1f}%, failures {report.failures}/{report.n_samples}")
+            print(
+                f"  epoch {epoch + 1}: validation score {report.score:.1f}/100, average deviation "
+                f"{report.average_deviation:.1f}%, failures {report.failures}/{report.n_samples}"
+            )
 
 
 # -- plots (matplotlib is an optional extra) ----------------------------------------------
@@ -790,7 +908,9 @@ def _figure_class() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("plotting needs matplotlib, an optional extra: pip install linncore[plot]") from exc
+        raise ImportError(
+            "plotting needs matplotlib, an optional extra: pip install linncore[plot]"
+        ) from exc
     return Figure
 
 
@@ -801,8 +921,9 @@ def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
     return fig
 
 
-def plot_buckets(report: DeviationReport, path: str | os.PathLike | None = None, *,
-                 title: str | None = None) -> Any:
+def plot_buckets(
+    report: DeviationReport, path: str | os.PathLike | None = None, *, title: str | None = None
+) -> Any:
     """A bar chart of the samples per deviation bucket, each bar labelled with its count.
 
     Parameters
@@ -837,14 +958,24 @@ def plot_buckets(report: DeviationReport, path: str | os.PathLike | None = None,
     ax.set_xticklabels(list(counts))
     ax.set_xlabel("deviation |prediction - target| / max(|target|, floor) (%)")
     ax.set_ylabel("samples (count)")
-    ax.set_title(title if title is not None else
-                 f"deviation buckets: {report.n_samples} samples, score {report.score:.1f}/100, "
-                 f"{report.failures} failure(s) (100%+)", fontsize=10)
+    ax.set_title(
+        title
+        if title is not None
+        else f"deviation buckets: {report.n_samples} samples, score {report.score:.1f}/100, "
+        f"{report.failures} failure(s) (100%+)",
+        fontsize=10,
+    )
     return _finish(fig, path)
 
 
-def plot_predictions(model_or_pred: Any, X: Any, Y: Any, path: str | os.PathLike | None = None, *,
-                     title: str | None = None) -> Any:
+def plot_predictions(
+    model_or_pred: Any,
+    X: Any,
+    Y: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    title: str | None = None,
+) -> Any:
     """Predicted against target, one panel per output column, with the line ``y = x``.
 
     Parameters
@@ -892,14 +1023,20 @@ def plot_predictions(model_or_pred: Any, X: Any, Y: Any, path: str | os.PathLike
         ax.set_xlabel("target (units of Y)" if m == 1 else f"target Y[:, {j}] (units of Y)")
         ax.set_ylabel("predicted (units of Y)" if m == 1 else f"predicted [:, {j}] (units of Y)")
     # no legend over the points: the title says what the line is
-    default = (f"predicted against target (line: predicted = target), {n} samples"
-               + (f"\n{what}" if what else ""))
+    default = f"predicted against target (line: predicted = target), {n} samples" + (
+        f"\n{what}" if what else ""
+    )
     fig.suptitle(default if title is None else title, fontsize=10)
     return _finish(fig, path)
 
 
-def plot_history(history: Any, path: str | os.PathLike | None = None, *,
-                 keys: Sequence[str] | None = None, title: str | None = None) -> Any:
+def plot_history(
+    history: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    keys: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Any:
     """Training curves: losses (log scale when positive) and, when logged, the validation score.
 
     Parameters
@@ -919,7 +1056,9 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *,
     """
     data = getattr(history, "history", history)
     if not isinstance(data, Mapping):
-        raise TypeError(f"history: expected a History or a dict of lists, got {type(history).__name__}")
+        raise TypeError(
+            f"history: expected a History or a dict of lists, got {type(history).__name__}"
+        )
     keys = list(data) if keys is None else list(keys)
     missing = [k for k in keys if k not in data]
     if missing:

@@ -22,13 +22,15 @@ nearest double to ``code * lsb``, ties to even, which is exact whenever ``|code|
 The arithmetic runs in the kernels of the engine in use (``linncore._backend.kernels()``):
 the compiled core or its bit-exact NumPy twin.
 """
+
 from __future__ import annotations
 
 import enum
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -51,31 +53,31 @@ __all__ = [
     "fixed_matmul",
 ]
 
-MAX_BITS = 64            # signed formats: 2..64 bits
-MAX_BITS_UNSIGNED = 63   # unsigned formats: 1..63 bits (every code fits an int64)
-MAX_ABS_INT_BITS = 960   # with MAX_FRAC_BITS, keeps lsb and the rails finite normal doubles
-MAX_FRAC_BITS = 992      # (lc_fixed.h)
+MAX_BITS = 64  # signed formats: 2..64 bits
+MAX_BITS_UNSIGNED = 63  # unsigned formats: 1..63 bits (every code fits an int64)
+MAX_ABS_INT_BITS = 960  # with MAX_FRAC_BITS, keeps lsb and the rails finite normal doubles
+MAX_FRAC_BITS = 992  # (lc_fixed.h)
 
 
 class Rounding(enum.IntEnum):
     """Rounding modes; the values are those of ``lc_rounding`` in csrc/lc_fixed.h."""
 
-    TRN = 0          #: toward -inf (floor)
-    TRN_ZERO = 1     #: toward zero
-    RND = 2          #: to nearest, ties toward +inf
-    RND_ZERO = 3     #: to nearest, ties toward zero
-    RND_INF = 4      #: to nearest, ties away from zero
+    TRN = 0  #: toward -inf (floor)
+    TRN_ZERO = 1  #: toward zero
+    RND = 2  #: to nearest, ties toward +inf
+    RND_ZERO = 3  #: to nearest, ties toward zero
+    RND_INF = 4  #: to nearest, ties away from zero
     RND_MIN_INF = 5  #: to nearest, ties toward -inf
-    RND_CONV = 6     #: to nearest, ties to the even code
-    STOCH = 7        #: up with probability equal to the fractional part (seeded, reproducible)
+    RND_CONV = 6  #: to nearest, ties to the even code
+    STOCH = 7  #: up with probability equal to the fractional part (seeded, reproducible)
 
 
 class Overflow(enum.IntEnum):
     """Overflow modes, applied after rounding; the values are those of ``lc_overflow``."""
 
-    SAT = 0      #: clamp to [code_min, code_max]
+    SAT = 0  #: clamp to [code_min, code_max]
     SAT_SYM = 1  #: signed: clamp to [-code_max, code_max]; unsigned: as SAT
-    WRAP = 2     #: keep the low W bits (two's complement when signed)
+    WRAP = 2  #: keep the low W bits (two's complement when signed)
 
 
 DEFAULT_ROUNDING = Rounding.RND_CONV
@@ -162,11 +164,14 @@ class FixedFormat:
             raise ValueError(f"bits: expected {low}..{high} for a {kind} format{why}, got {bits}")
         if not -MAX_ABS_INT_BITS <= int_bits <= MAX_ABS_INT_BITS:
             raise ValueError(
-                f"int_bits: expected -{MAX_ABS_INT_BITS}..{MAX_ABS_INT_BITS}, got {int_bits}")
+                f"int_bits: expected -{MAX_ABS_INT_BITS}..{MAX_ABS_INT_BITS}, got {int_bits}"
+            )
         if bits - int_bits > MAX_FRAC_BITS:
-            raise ValueError(f"int_bits: expected at most {MAX_FRAC_BITS} fraction bits "
-                             f"(int_bits >= {bits - MAX_FRAC_BITS} for {bits} bits), "
-                             f"got {int_bits}")
+            raise ValueError(
+                f"int_bits: expected at most {MAX_FRAC_BITS} fraction bits "
+                f"(int_bits >= {bits - MAX_FRAC_BITS} for {bits} bits), "
+                f"got {int_bits}"
+            )
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "int_bits", int_bits)
         object.__setattr__(self, "signed", signed)
@@ -176,7 +181,7 @@ class FixedFormat:
     # ------------------------------------------------------------ text forms
 
     @classmethod
-    def parse(cls, text: str) -> "FixedFormat":
+    def parse(cls, text: str) -> FixedFormat:
         """A format from ``fixed<W,I>``, ``fixed<W,I,ROUNDING,OVERFLOW>``, ``ufixed<W,I>``
         (``ap_`` prefixes accepted) or ``Qm.n`` / ``UQm.n`` (m counts the sign bit:
         ``Q1.15`` is ``fixed<16,1>``).
@@ -215,7 +220,8 @@ class FixedFormat:
             return cls(ib + fb, ib, not m.group(1))
         raise ValueError(
             f"text: expected 'fixed<W,I>', 'fixed<W,I,ROUNDING,OVERFLOW>', 'ufixed<W,I>' or "
-            f"'Qm.n', got {text!r}")
+            f"'Qm.n', got {text!r}"
+        )
 
     def __str__(self) -> str:
         u = "" if self.signed else "u"
@@ -229,11 +235,16 @@ class FixedFormat:
         >>> FixedFormat.from_dict(FixedFormat(8, 3).to_dict()) == FixedFormat(8, 3)
         True
         """
-        return {"bits": self.bits, "int_bits": self.int_bits, "signed": self.signed,
-                "rounding": self.rounding.name, "overflow": self.overflow.name}
+        return {
+            "bits": self.bits,
+            "int_bits": self.int_bits,
+            "signed": self.signed,
+            "rounding": self.rounding.name,
+            "overflow": self.overflow.name,
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FixedFormat":
+    def from_dict(cls, d: Mapping[str, Any]) -> FixedFormat:
         """The format of a :meth:`to_dict` mapping; unknown or missing keys are errors."""
         if not isinstance(d, Mapping):
             raise TypeError(f"d: expected a mapping, got {type(d).__name__}")
@@ -243,11 +254,17 @@ class FixedFormat:
             raise ValueError(f"d: unknown keys {sorted(extra)}; expected {sorted(keys)}")
         if not {"bits", "int_bits"} <= set(d):
             raise ValueError(f"d: expected at least 'bits' and 'int_bits', got {sorted(d)}")
-        return cls(d["bits"], d["int_bits"], d.get("signed", True),
-                   d.get("rounding", DEFAULT_ROUNDING), d.get("overflow", DEFAULT_OVERFLOW))
+        return cls(
+            d["bits"],
+            d["int_bits"],
+            d.get("signed", True),
+            d.get("rounding", DEFAULT_ROUNDING),
+            d.get("overflow", DEFAULT_OVERFLOW),
+        )
 
-    def with_modes(self, rounding: Rounding | str | None = None,
-                   overflow: Overflow | str | None = None) -> "FixedFormat":
+    def with_modes(
+        self, rounding: Rounding | str | None = None, overflow: Overflow | str | None = None
+    ) -> FixedFormat:
         """The same width and binary point with other modes (None keeps the current one).
 
         Examples
@@ -255,9 +272,13 @@ class FixedFormat:
         >>> str(FixedFormat(8, 1).with_modes(rounding="trn", overflow="wrap"))
         'fixed<8,1,TRN,WRAP>'
         """
-        return FixedFormat(self.bits, self.int_bits, self.signed,
-                           self.rounding if rounding is None else rounding,
-                           self.overflow if overflow is None else overflow)
+        return FixedFormat(
+            self.bits,
+            self.int_bits,
+            self.signed,
+            self.rounding if rounding is None else rounding,
+            self.overflow if overflow is None else overflow,
+        )
 
     def as_tuple(self) -> tuple[int, int, bool, int, int]:
         """``(bits, int_bits, signed, rounding, overflow)``: how kernels receive a format."""
@@ -312,8 +333,9 @@ class FixedFormat:
         [3074457345618258432]
         """
         xa = _float_input(x)
-        codes, _, _ = _backend.kernels().fix_quantize(xa, self.as_tuple(), _seed(seed), True,
-                                                      False, None)
+        codes, _, _ = _backend.kernels().fix_quantize(
+            xa, self.as_tuple(), seed=_seed(seed), codes=True, values=False
+        )
         return codes
 
     def from_codes(self, codes: ArrayLike) -> np.ndarray:
@@ -411,14 +433,20 @@ class RailStats:
     count: int
 
     @classmethod
-    def from_counts(cls, counts: tuple[int, int, int], n: int) -> "RailStats":
+    def from_counts(cls, counts: tuple[int, int, int], n: int) -> RailStats:
         if n == 0:
             return cls(0.0, 0.0, 0.0, 0)
         return cls(counts[0] / n, counts[1] / n, counts[2] / n, int(n))
 
 
-def quantize(x: ArrayLike, fmt: FormatLike, *, seed: int = 0, return_stats: bool = False,
-             near_rail: float = NEAR_RAIL):
+def quantize(
+    x: ArrayLike,
+    fmt: FormatLike,
+    *,
+    seed: int = 0,
+    return_stats: bool = False,
+    near_rail: float = NEAR_RAIL,
+):
     """Round ``x`` onto the grid of ``fmt`` ("round, then overflow").
 
     Parameters
@@ -463,8 +491,9 @@ def quantize(x: ArrayLike, fmt: FormatLike, *, seed: int = 0, return_stats: bool
     f = _fmt(fmt, "fmt")
     xa = _float_input(x)
     nr = _near(near_rail) if return_stats else None
-    _, values, counts = _backend.kernels().fix_quantize(xa, f.as_tuple(), _seed(seed), False,
-                                                        True, nr)
+    _, values, counts = _backend.kernels().fix_quantize(
+        xa, f.as_tuple(), seed=_seed(seed), codes=False, values=True, near_rail=nr
+    )
     if xa.dtype == np.float32 and _exact_in_float32(f):
         values = values.astype(np.float32)
     if return_stats:
@@ -472,8 +501,9 @@ def quantize(x: ArrayLike, fmt: FormatLike, *, seed: int = 0, return_stats: bool
     return values
 
 
-def rail_stats(x: ArrayLike, fmt: FormatLike, near_rail: float = NEAR_RAIL, *,
-               seed: int = 0) -> RailStats:
+def rail_stats(
+    x: ArrayLike, fmt: FormatLike, near_rail: float = NEAR_RAIL, *, seed: int = 0
+) -> RailStats:
     """The :class:`RailStats` of quantizing ``x`` to ``fmt`` (values are not kept).
 
     Examples
@@ -483,13 +513,15 @@ def rail_stats(x: ArrayLike, fmt: FormatLike, near_rail: float = NEAR_RAIL, *,
     """
     f = _fmt(fmt, "fmt")
     xa = _float_input(x)
-    _, _, counts = _backend.kernels().fix_quantize(xa, f.as_tuple(), _seed(seed), False, False,
-                                                   _near(near_rail))
+    _, _, counts = _backend.kernels().fix_quantize(
+        xa, f.as_tuple(), seed=_seed(seed), codes=False, values=False, near_rail=_near(near_rail)
+    )
     return RailStats.from_counts(counts, xa.size)
 
 
-def requantize(codes: ArrayLike, src_fmt: FormatLike, dst_fmt: FormatLike, *,
-               seed: int = 0) -> np.ndarray:
+def requantize(
+    codes: ArrayLike, src_fmt: FormatLike, dst_fmt: FormatLike, *, seed: int = 0
+) -> np.ndarray:
     """Cast codes of ``src_fmt`` to codes of ``dst_fmt`` (exact shift, dst's rounding, then
     dst's overflow).
 
@@ -504,13 +536,15 @@ def requantize(codes: ArrayLike, src_fmt: FormatLike, dst_fmt: FormatLike, *,
     [1, -1, 2, 31]
     """
     fs, fd = _fmt(src_fmt, "src_fmt"), _fmt(dst_fmt, "dst_fmt")
-    out, _ = _backend.kernels().fix_requantize(_codes(codes, "codes"), fs.as_tuple(),
-                                               fd.as_tuple(), _seed(seed), None)
+    out, _ = _backend.kernels().fix_requantize(
+        _codes(codes, "codes"), fs.as_tuple(), fd.as_tuple(), seed=_seed(seed)
+    )
     return out
 
 
-def sat_add(a: ArrayLike, b: ArrayLike, fmt: FormatLike, out_fmt: FormatLike | None = None, *,
-            seed: int = 0) -> np.ndarray:
+def sat_add(
+    a: ArrayLike, b: ArrayLike, fmt: FormatLike, out_fmt: FormatLike | None = None, *, seed: int = 0
+) -> np.ndarray:
     """Codes of ``a + b`` for codes ``a``, ``b`` of ``fmt`` (broadcast), cast to ``out_fmt``
     (default ``fmt``): the sum is exact, then rounded and saturated (or wrapped) once.
 
@@ -522,12 +556,24 @@ def sat_add(a: ArrayLike, b: ArrayLike, fmt: FormatLike, out_fmt: FormatLike | N
     f = _fmt(fmt, "fmt")
     fo = f if out_fmt is None else _fmt(out_fmt, "out_fmt")
     aa, bb = np.broadcast_arrays(_codes(a, "a"), _codes(b, "b"))
-    return _backend.kernels().fix_add(np.ascontiguousarray(aa), np.ascontiguousarray(bb),
-                                      f.as_tuple(), fo.as_tuple(), _seed(seed))
+    return _backend.kernels().fix_add(
+        np.ascontiguousarray(aa),
+        np.ascontiguousarray(bb),
+        f.as_tuple(),
+        fo.as_tuple(),
+        seed=_seed(seed),
+    )
 
 
-def sat_mul(a: ArrayLike, a_fmt: FormatLike, b: ArrayLike, b_fmt: FormatLike,
-            out_fmt: FormatLike, *, seed: int = 0) -> np.ndarray:
+def sat_mul(
+    a: ArrayLike,
+    a_fmt: FormatLike,
+    b: ArrayLike,
+    b_fmt: FormatLike,
+    out_fmt: FormatLike,
+    *,
+    seed: int = 0,
+) -> np.ndarray:
     """Codes of ``a * b`` (codes of ``a_fmt`` and ``b_fmt``, broadcast) cast to ``out_fmt``:
     the product is exact, then rounded and saturated (or wrapped) once.
 
@@ -538,14 +584,26 @@ def sat_mul(a: ArrayLike, a_fmt: FormatLike, b: ArrayLike, b_fmt: FormatLike,
     """
     fa, fb, fo = _fmt(a_fmt, "a_fmt"), _fmt(b_fmt, "b_fmt"), _fmt(out_fmt, "out_fmt")
     aa, bb = np.broadcast_arrays(_codes(a, "a"), _codes(b, "b"))
-    return _backend.kernels().fix_mul(np.ascontiguousarray(aa), fa.as_tuple(),
-                                      np.ascontiguousarray(bb), fb.as_tuple(), fo.as_tuple(),
-                                      _seed(seed))
+    return _backend.kernels().fix_mul(
+        np.ascontiguousarray(aa),
+        fa.as_tuple(),
+        np.ascontiguousarray(bb),
+        fb.as_tuple(),
+        fo.as_tuple(),
+        seed=_seed(seed),
+    )
 
 
-def fixed_matmul(a_codes: ArrayLike, a_fmt: FormatLike, b_codes: ArrayLike, b_fmt: FormatLike,
-                 out_fmt: FormatLike, accumulator: FormatLike | None = None, *,
-                 seed: int = 0) -> np.ndarray:
+def fixed_matmul(
+    a_codes: ArrayLike,
+    a_fmt: FormatLike,
+    b_codes: ArrayLike,
+    b_fmt: FormatLike,
+    out_fmt: FormatLike,
+    accumulator: FormatLike | None = None,
+    *,
+    seed: int = 0,
+) -> np.ndarray:
     """Codes of ``C = A @ B`` in ``out_fmt``, for codes A (n, k) of ``a_fmt`` and B (k, m)
     of ``b_fmt``.
 
@@ -571,5 +629,6 @@ def fixed_matmul(a_codes: ArrayLike, a_fmt: FormatLike, b_codes: ArrayLike, b_fm
         raise ValueError(f"a_codes: expected a 2-D array (n, k), got shape {A.shape}")
     if B.ndim != 2 or B.shape[0] != A.shape[1]:
         raise ValueError(f"b_codes: expected a 2-D array ({A.shape[1]}, m), got shape {B.shape}")
-    return _backend.kernels().fix_matmul(A, fa.as_tuple(), B, fb.as_tuple(), fo.as_tuple(), fc,
-                                         _seed(seed))
+    return _backend.kernels().fix_matmul(
+        A, fa.as_tuple(), B, fb.as_tuple(), fo.as_tuple(), acc=fc, seed=_seed(seed)
+    )

@@ -5,19 +5,27 @@ or to ``None`` (floating point).  Layer names are ``dense0``, ``dense1``, ...; t
 those of the spec (:data:`FIELDS`).  The ``"default"`` entry applies to every layer; a layer's
 own entry overrides it field by field (``None`` there forces floating point).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
-from typing import Any, Iterable, Mapping, Optional, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
 
 from .._util import untrusted as _untrusted
 from .._util.atomic import write_text_atomic
 from ..engine import network as _network
 from .formats import FixedFormat
 
-__all__ = ["FIELDS", "PrecisionDict", "PrecisionFileError", "ensure_precision_dict", "MAX_FILE_BYTES"]
+__all__ = [
+    "FIELDS",
+    "PrecisionDict",
+    "PrecisionFileError",
+    "ensure_precision_dict",
+    "MAX_FILE_BYTES",
+]
 
 #: The largest precision config file read (a config of a thousand layers is well under it).
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -27,8 +35,19 @@ _MAX_DEPTH = 8
 class PrecisionFileError(ValueError):
     """A precision config file or text is malformed; the message names the file and the entry."""
 
-FIELDS: tuple[str, ...] = ("input", "weight", "bias", "accumulator", "activation", "gradient",
-                           "update", "momentum", "adam_m", "adam_v")
+
+FIELDS: tuple[str, ...] = (
+    "input",
+    "weight",
+    "bias",
+    "accumulator",
+    "activation",
+    "gradient",
+    "update",
+    "momentum",
+    "adam_m",
+    "adam_v",
+)
 DEFAULT = "default"
 _LAYER_RE = re.compile(r"^dense(0|[1-9][0-9]*)$")
 
@@ -37,8 +56,9 @@ FormatSpec = Union[FixedFormat, str, Mapping[str, Any], None]
 
 def _check_layer(name: Any, where: str) -> str:
     if not isinstance(name, str) or not _LAYER_RE.match(name):
-        raise ValueError(f"{where}: expected 'default' or a layer name dense0, dense1, ..., "
-                         f"got {name!r}")
+        raise ValueError(
+            f"{where}: expected 'default' or a layer name dense0, dense1, ..., got {name!r}"
+        )
     return name
 
 
@@ -48,7 +68,7 @@ def _check_field(field: Any, where: str) -> str:
     return field
 
 
-def _format(spec: FormatSpec, where: str) -> Optional[FixedFormat]:
+def _format(spec: FormatSpec, where: str) -> FixedFormat | None:
     if spec is None or isinstance(spec, FixedFormat):
         return spec
     try:
@@ -58,8 +78,10 @@ def _format(spec: FormatSpec, where: str) -> Optional[FixedFormat]:
             return FixedFormat.from_dict(spec)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from None
-    raise TypeError(f"{where}: expected a FixedFormat, a format string, a dict or None, got "
-                    f"{type(spec).__name__}")
+    raise TypeError(
+        f"{where}: expected a FixedFormat, a format string, a dict or None, got "
+        f"{type(spec).__name__}"
+    )
 
 
 class PrecisionDict:
@@ -88,26 +110,29 @@ class PrecisionDict:
     ('fixed<16,2,RND_CONV,SAT>', None)
     """
 
-    def __init__(self, config: Optional[Mapping[str, Mapping[str, FormatSpec]]] = None):
+    def __init__(self, config: Mapping[str, Mapping[str, FormatSpec]] | None = None):
         if config is None:
             config = {}
         if not isinstance(config, Mapping):
             raise TypeError(f"config: expected a mapping, got {type(config).__name__}")
-        entries: dict[str, dict[str, Optional[FixedFormat]]] = {}
+        entries: dict[str, dict[str, FixedFormat | None]] = {}
         for layer, fields in config.items():
             if layer != DEFAULT:
                 _check_layer(layer, "config")
             if not isinstance(fields, Mapping):
-                raise TypeError(f"config[{layer!r}]: expected a mapping of field -> format, "
-                                f"got {type(fields).__name__}")
+                raise TypeError(
+                    f"config[{layer!r}]: expected a mapping of field -> format, "
+                    f"got {type(fields).__name__}"
+                )
             entries[layer] = {
-                _check_field(field, f"config[{layer!r}]"):
-                    _format(spec, f"config[{layer!r}][{field!r}]")
+                _check_field(field, f"config[{layer!r}]"): _format(
+                    spec, f"config[{layer!r}][{field!r}]"
+                )
                 for field, spec in fields.items()
             }
         self._entries = entries
 
-    def dtype(self, layer: str, field: str) -> Optional[FixedFormat]:
+    def dtype(self, layer: str, field: str) -> FixedFormat | None:
         """The format of ``field`` in ``layer``, or None for floating point."""
         _check_layer(layer, "layer")
         _check_field(field, "field")
@@ -140,22 +165,25 @@ class PrecisionDict:
             _check_layer(n, "layer_names")
         for layer in self.layers():
             if layer not in names:
-                raise ValueError(f"layer {layer!r} is not in the network "
-                                 f"(layers: {', '.join(names)})")
+                raise ValueError(
+                    f"layer {layer!r} is not in the network (layers: {', '.join(names)})"
+                )
 
     # ------------------------------------------------------------ serialisation
 
-    def to_dict(self) -> dict[str, dict[str, Optional[str]]]:
+    def to_dict(self) -> dict[str, dict[str, str | None]]:
         """A JSON-ready dict of format strings (None for floating point)."""
-        return {layer: {f: (None if fmt is None else str(fmt)) for f, fmt in fields.items()}
-                for layer, fields in self._entries.items()}
+        return {
+            layer: {f: (None if fmt is None else str(fmt)) for f, fmt in fields.items()}
+            for layer, fields in self._entries.items()
+        }
 
     def to_json(self) -> str:
         """JSON text that :meth:`from_json` reads back to an equal PrecisionDict."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: Union[str, bytes], _label: str = "text") -> "PrecisionDict":
+    def from_json(cls, text: str | bytes, _label: str = "text") -> PrecisionDict:
         """The PrecisionDict of :meth:`to_json` text.
 
         Raises
@@ -178,22 +206,26 @@ class PrecisionDict:
             text = _untrusted.decode_text(bytes(text), label=_label, error=PrecisionFileError)
         elif not isinstance(text, str):
             raise TypeError(f"text: expected JSON text (str or bytes), got {type(text).__name__}")
-        data = _untrusted.loads_json(text, label=_label, max_depth=_MAX_DEPTH, error=PrecisionFileError)
+        data = _untrusted.loads_json(
+            text, label=_label, max_depth=_MAX_DEPTH, error=PrecisionFileError
+        )
         if not isinstance(data, dict):
-            raise PrecisionFileError(f"{_label}: expected a JSON object of layer names to fields, got "
-                                     f"{_untrusted.kind(data)}")
+            raise PrecisionFileError(
+                f"{_label}: expected a JSON object of layer names to fields, got "
+                f"{_untrusted.kind(data)}"
+            )
         try:
             return cls(data)
         except (TypeError, ValueError) as exc:
             raise PrecisionFileError(f"{_label}: {_untrusted.clip(str(exc))}") from None
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_json` to ``path`` atomically (a temporary file in the same folder,
         then ``os.replace``)."""
         write_text_atomic(path, self.to_json())
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "PrecisionDict":
+    def load(cls, path: str | os.PathLike) -> PrecisionDict:
         """The PrecisionDict saved at ``path`` (an untrusted file: see :meth:`from_json`).
 
         Raises
@@ -204,8 +236,9 @@ class PrecisionDict:
         FileNotFoundError
         """
         label = _untrusted.short(os.fspath(path), 80).strip("'\"")
-        data = _untrusted.read_bytes(path, limit=MAX_FILE_BYTES, what="a precision config (JSON)",
-                                     error=PrecisionFileError)
+        data = _untrusted.read_bytes(
+            path, limit=MAX_FILE_BYTES, what="a precision config (JSON)", error=PrecisionFileError
+        )
         return cls.from_json(data, _label=label)
 
     # ------------------------------------------------------------ display
@@ -237,7 +270,7 @@ class PrecisionDict:
         return f"PrecisionDict({self.to_dict()!r})"
 
 
-def ensure_precision_dict(obj: Union[None, Mapping, PrecisionDict]) -> Optional[PrecisionDict]:
+def ensure_precision_dict(obj: Mapping | PrecisionDict | None) -> PrecisionDict | None:
     """None (floating point everywhere), or a PrecisionDict made from ``obj``.
 
     Examples
@@ -251,8 +284,9 @@ def ensure_precision_dict(obj: Union[None, Mapping, PrecisionDict]) -> Optional[
         return obj
     if isinstance(obj, Mapping):
         return PrecisionDict(obj)
-    raise TypeError(f"precision_dict: expected None, a dict or a PrecisionDict, got "
-                    f"{type(obj).__name__}")
+    raise TypeError(
+        f"precision_dict: expected None, a dict or a PrecisionDict, got {type(obj).__name__}"
+    )
 
 
 # The engine below reads precision configs for quantization-aware training through this reader.

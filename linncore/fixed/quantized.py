@@ -23,15 +23,17 @@ to even, saturating) for inputs, weights, biases and layer outputs, and a 32-bit
 with 8 integer bits (``fixed<32,8>``: room for the sum of 100 products of magnitude below 1;
 the products' 30 fraction bits are summed exactly and rounded once to 24).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .._util.codes import ACTIVATIONS
-from .formats import FixedFormat, fixed_matmul, quantize
 from ..engine.network import Network
+from .formats import FixedFormat, fixed_matmul, quantize
 from .precision import PrecisionDict, ensure_precision_dict
 
 __all__ = ["QuantizedNetwork", "INSTRUMENT_ASSUMPTIONS"]
@@ -60,9 +62,13 @@ def _as_network(model: Any) -> Network:
     inner = getattr(model, "network", None)
     if isinstance(inner, Network):  # LinnModel
         return inner
-    if (isinstance(model, (str, dict)) or hasattr(model, "__fspath__")) and _linn_reader is not None:
+    if (
+        isinstance(model, (str, dict)) or hasattr(model, "__fspath__")
+    ) and _linn_reader is not None:
         return _linn_reader(model, dtype="float64")
-    raise TypeError(f"model: expected a Network, a LinnModel or a .linn document, got {type(model).__name__}")
+    raise TypeError(
+        f"model: expected a Network, a LinnModel or a .linn document, got {type(model).__name__}"
+    )
 
 
 class QuantizedNetwork:
@@ -94,8 +100,11 @@ class QuantizedNetwork:
     def __init__(self, model: Any, precision: Any = None, accumulate: str = "exact") -> None:
         net = _as_network(model)
         net._refuse_batchnorm("quantized inference")
-        self.network = net.copy() if net.dtype == np.float64 else Network(
-            [layer.copy() for layer in net.layers], clip=net.clip, dtype="float64")
+        self.network = (
+            net.copy()
+            if net.dtype == np.float64
+            else Network([layer.copy() for layer in net.layers], clip=net.clip, dtype="float64")
+        )
         if accumulate not in ("exact", "saturate"):
             raise ValueError(f"accumulate: expected 'exact' or 'saturate', got {accumulate!r}")
         self.accumulate = accumulate
@@ -110,7 +119,14 @@ class QuantizedNetwork:
             b = None
             if layer.has_bias:
                 b = layer.bias if fm["bias"] is None else quantize(layer.bias, fm["bias"])
-            self._layers.append((layer, fm, np.asarray(W, np.float64), None if b is None else np.asarray(b, np.float64)))
+            self._layers.append(
+                (
+                    layer,
+                    fm,
+                    np.asarray(W, np.float64),
+                    None if b is None else np.asarray(b, np.float64),
+                )
+            )
 
     def formats(self) -> list[dict[str, FixedFormat | None]]:
         """The format of every forward field, per layer."""
@@ -163,7 +179,7 @@ class QuantizedNetwork:
         acc = np.zeros((a.shape[0], W.shape[1]))
         hit = np.zeros(acc.shape, dtype=bool)
         for k in range(W.shape[0]):
-            acc = acc + a[:, k:k + 1] * W[k]
+            acc = acc + a[:, k : k + 1] * W[k]
             out = (acc < fmt.lo) | (acc > fmt.hi)
             hit |= out
             acc = np.clip(acc, fmt.lo, fmt.hi)
@@ -171,19 +187,29 @@ class QuantizedNetwork:
 
     @staticmethod
     def _integer_path(fm: dict) -> bool:
-        return fm["input"] is not None and fm["weight"] is not None and fm["accumulator"] is not None
+        return (
+            fm["input"] is not None and fm["weight"] is not None and fm["accumulator"] is not None
+        )
 
     def _product(self, a: np.ndarray, W: np.ndarray, fm: dict) -> np.ndarray:
         """x W: on integer codes into the accumulator format when input, weight and
         accumulator all have formats; otherwise in float64."""
         if self._integer_path(fm):
             acc_fmt = fm["accumulator"]
-            codes = fixed_matmul(fm["input"].to_codes(a), fm["input"], fm["weight"].to_codes(W), fm["weight"],
-                                 acc_fmt, accumulator=acc_fmt if self.accumulate == "saturate" else None)
+            codes = fixed_matmul(
+                fm["input"].to_codes(a),
+                fm["input"],
+                fm["weight"].to_codes(W),
+                fm["weight"],
+                acc_fmt,
+                accumulator=acc_fmt if self.accumulate == "saturate" else None,
+            )
             return acc_fmt.from_codes(codes)
         if self.accumulate == "saturate" and fm["accumulator"] is not None:
-            raise ValueError("accumulate='saturate' needs input, weight and accumulator formats on every layer "
-                             "(a fixed-width accumulator adds integer codes)")
+            raise ValueError(
+                "accumulate='saturate' needs input, weight and accumulator formats on every layer "
+                "(a fixed-width accumulator adds integer codes)"
+            )
         return a @ W
 
     def compare(self, X: Any) -> dict[str, float]:
@@ -193,8 +219,11 @@ class QuantizedNetwork:
         f = self.network.predict(X)
         d = q - f
         out_fmt = self._layers[-1][1]["activation"]
-        return {"max_abs_error": float(np.max(np.abs(d))), "rms_error": float(np.sqrt(np.mean(d * d))),
-                "output_lsb": float(out_fmt.lsb) if out_fmt is not None else float("nan")}
+        return {
+            "max_abs_error": float(np.max(np.abs(d))),
+            "rms_error": float(np.sqrt(np.mean(d * d))),
+            "output_lsb": float(out_fmt.lsb) if out_fmt is not None else float("nan"),
+        }
 
     def summary(self) -> None:
         """Print :meth:`summary_text`, as :meth:`Network.summary` prints its table."""
@@ -204,13 +233,24 @@ class QuantizedNetwork:
         """The formats of every layer and field, and the assumptions behind the defaults."""
         rows = [f"QuantizedNetwork: {self.network!r}; accumulation: {self.accumulate}"]
         if self.assumed:
-            rows.append("formats: linncore's ASSUMED model of the instrument (the vendor publishes no bit widths):")
-            rows.append("  16-bit signed values on [-1, 1) (fixed<16,1>, ties to even, saturating) for inputs, weights,")
-            rows.append("  biases and layer outputs; a 32-bit accumulator with 8 integer bits (fixed<32,8>) holding")
-            rows.append("  sums of up to 100 products, rounded once.  Pass precision=... to model other hardware.")
+            rows.append(
+                "formats: linncore's ASSUMED model of the instrument (the vendor publishes no bit widths):"
+            )
+            rows.append(
+                "  16-bit signed values on [-1, 1) (fixed<16,1>, ties to even, saturating) for inputs, weights,"
+            )
+            rows.append(
+                "  biases and layer outputs; a 32-bit accumulator with 8 integer bits (fixed<32,8>) holding"
+            )
+            rows.append(
+                "  sums of up to 100 products, rounded once.  Pass precision=... to model other hardware."
+            )
         rows.append(f"{'layer':<8}" + "".join(f"{f:<27}" for f in _FORWARD_FIELDS))
         for layer, fm, _, _ in self._layers:
-            rows.append(f"{layer.name:<8}" + "".join(f"{(str(fm[f]) if fm[f] else 'float'):<27}" for f in _FORWARD_FIELDS))
+            rows.append(
+                f"{layer.name:<8}"
+                + "".join(f"{(str(fm[f]) if fm[f] else 'float'):<27}" for f in _FORWARD_FIELDS)
+            )
         return "\n".join(rows)
 
     def __repr__(self) -> str:

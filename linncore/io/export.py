@@ -35,21 +35,23 @@ activations are refused.  The C code does the same integer operations without re
 signed overflow or on the right shift of negative numbers, so its outputs equal
 :func:`predict_fixed`'s bit for bit.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from .._util.atomic import write_text_atomic
 from .._numpy.activations import BY_NAME
+from .._util.atomic import write_text_atomic
 from .._util.validate import as_samples, choice
-from ..fixed.formats import FixedFormat
 from ..engine.network import Network
+from ..fixed.formats import FixedFormat
 
 __all__ = ["QuantizedParams", "export_format", "export_codes", "predict_fixed", "export_c_header"]
 
@@ -106,8 +108,10 @@ class QuantizedParams:
             "dtype": self.dtype,
             "rounding": "half_even",
             "saturation": "symmetric",
-            "params": {k: {"shape": list(c.shape), "scale": self.scales[k], "codes": c.ravel().tolist()}
-                       for k, c in self.codes.items()},
+            "params": {
+                k: {"shape": list(c.shape), "scale": self.scales[k], "codes": c.ravel().tolist()}
+                for k, c in self.codes.items()
+            },
         }
 
 
@@ -143,9 +147,11 @@ def export_codes(model: Any, dtype: str = "int8") -> QuantizedParams:
         amax = float(np.max(np.abs(w64))) if w64.size else 0.0
         scale = amax / qmax if amax > 0 else 1.0
         if scale < np.finfo(np.float64).tiny:
-            raise ValueError(f"model: {name} holds values as small as {amax!r}: their {dtype} scale "
-                             f"{amax!r} / {qmax} is below the smallest normal float, so the codes could "
-                             "not be turned back into values; rescale the network or use fewer bits")
+            raise ValueError(
+                f"model: {name} holds values as small as {amax!r}: their {dtype} scale "
+                f"{amax!r} / {qmax} is below the smallest normal float, so the codes could "
+                "not be turned back into values; rescale the network or use fewer bits"
+            )
         c = np.clip(np.rint(w64 / scale), -qmax, qmax).astype(dtype)
         codes[name] = c
         scales[name] = scale
@@ -175,7 +181,9 @@ def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
     elif isinstance(spec, Mapping):
         unknown = set(spec) - {"bits", "frac_bits", "int_bits", "rounding", "overflow", "signed"}
         if unknown:
-            raise ValueError(f"{name}: unknown key(s) {sorted(unknown)}; expected bits and frac_bits or int_bits")
+            raise ValueError(
+                f"{name}: unknown key(s) {sorted(unknown)}; expected bits and frac_bits or int_bits"
+            )
         bits, frac = spec.get("bits"), spec.get("frac_bits")
         if frac is None and spec.get("int_bits") is not None and isinstance(bits, int):
             frac = bits - spec["int_bits"]
@@ -184,27 +192,45 @@ def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
         if isinstance(frac, bool) or not isinstance(frac, (int, np.integer)):
             raise ValueError(f"{name}: expected frac_bits (or int_bits), an integer, got {frac!r}")
         try:
-            fmt = FixedFormat(int(bits), int(bits) - int(frac), signed=bool(spec.get("signed", True)),
-                              rounding=spec.get("rounding", "RND_CONV"), overflow=spec.get("overflow", "SAT"))
+            fmt = FixedFormat(
+                int(bits),
+                int(bits) - int(frac),
+                signed=bool(spec.get("signed", True)),
+                rounding=spec.get("rounding", "RND_CONV"),
+                overflow=spec.get("overflow", "SAT"),
+            )
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     else:
-        raise TypeError(f"{name}: expected a FixedFormat, a format string or a dict, got {type(spec).__name__}")
+        raise TypeError(
+            f"{name}: expected a FixedFormat, a format string or a dict, got {type(spec).__name__}"
+        )
     if not fmt.signed:
         raise ValueError(f"{name}: only signed formats are supported, got {fmt}")
     if not 0 <= fmt.frac_bits <= min(fmt.bits - 1, 62):
         top = min(fmt.bits - 1, 62)
-        raise ValueError(f"{name}: expected frac_bits in [0, {top}] for {fmt.bits} bits "
-                         f"(2^F must be an int64), got {fmt.frac_bits}")
+        raise ValueError(
+            f"{name}: expected frac_bits in [0, {top}] for {fmt.bits} bits "
+            f"(2^F must be an int64), got {fmt.frac_bits}"
+        )
     if fmt.rounding.name != "RND_CONV" or fmt.overflow.name != "SAT":
-        raise ValueError(f"{name}: {fmt} is not supported; the export rounds half to even (RND_CONV) and "
-                         "saturates (SAT)")
+        raise ValueError(
+            f"{name}: {fmt} is not supported; the export rounds half to even (RND_CONV) and "
+            "saturates (SAT)"
+        )
     return fmt
 
 
 def _ctype(f: FixedFormat) -> str:
-    return ("int8_t" if f.bits <= 8 else "int16_t" if f.bits <= 16 else
-            "int32_t" if f.bits <= 32 else "int64_t")
+    return (
+        "int8_t"
+        if f.bits <= 8
+        else "int16_t"
+        if f.bits <= 16
+        else "int32_t"
+        if f.bits <= 32
+        else "int64_t"
+    )
 
 
 def _quantize(v: np.ndarray, f: FixedFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -239,8 +265,10 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
     out = []
     for layer in net.layers:
         if layer.activation not in _FIXED_ACTS:
-            raise ValueError(f"fixed: layer {layer.name} has activation {layer.activation!r}; fixed-point export "
-                             f"supports only {list(_FIXED_ACTS)} (exact on integers); use the float export")
+            raise ValueError(
+                f"fixed: layer {layer.name} has activation {layer.activation!r}; fixed-point export "
+                f"supports only {list(_FIXED_ACTS)} (exact on integers); use the float export"
+            )
         parts = []
         for what, arr in (("weight", layer.weight), ("bias", layer.bias)):
             if arr is None:
@@ -250,8 +278,10 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
             if sat.any():
                 idx = tuple(int(i) for i in np.argwhere(sat)[0])
                 lo, hi = math.ldexp(f.code_min, -f.frac_bits), math.ldexp(f.code_max, -f.frac_bits)
-                raise ValueError(f"fixed: {layer.name}.{what}[{', '.join(map(str, idx))}] = {float(arr[idx])!r} is "
-                                 f"outside the range [{lo}, {hi}] of {f}; use more integer bits")
+                raise ValueError(
+                    f"fixed: {layer.name}.{what}[{', '.join(map(str, idx))}] = {float(arr[idx])!r} is "
+                    f"outside the range [{lo}, {hi}] of {f}; use more integer bits"
+                )
             parts.append(codes)
         W, b = parts
         bound = (1 << (f.bits - 1)) * np.abs(W.astype(object)).sum(axis=0)
@@ -259,9 +289,11 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
             bound = bound + np.abs(b.astype(object)) * (1 << f.frac_bits)
         worst = max(int(v) for v in bound)
         if worst > (1 << 63) - 1 - (1 << f.frac_bits):  # headroom for the C floor division
-            raise ValueError(f"fixed: the accumulator of layer {layer.name} can reach {worst}, "
-                             f"beyond the int64 range (less 2^F of headroom) in {f}; the C export "
-                             "accumulates in int64 (C99 has no wider integer type): use fewer bits")
+            raise ValueError(
+                f"fixed: the accumulator of layer {layer.name} can reach {worst}, "
+                f"beyond the int64 range (less 2^F of headroom) in {f}; the C export "
+                "accumulates in int64 (C99 has no wider integer type): use fewer bits"
+            )
         out.append((W, b, layer.activation))
     return out
 
@@ -327,7 +359,7 @@ def _c_float(v: float, single: bool) -> str:
 
 def _c_array(ctype: str, name: str, values: np.ndarray, fmt: Any, per_line: int = 6) -> str:
     items = [fmt(v) for v in values.ravel().tolist()]
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
     body = ",\n    ".join(lines)
     return f"static const {ctype} {name}[{len(items)}] = {{\n    {body}\n}};"
 
@@ -336,8 +368,9 @@ def _i64(v: int) -> str:
     return f"(INT64_C({v + 1}) - 1)" if v < 0 else f"INT64_C({v})"
 
 
-def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "linn_net",
-                    fixed: Any = None) -> str:
+def export_c_header(
+    model: Any, path: str | os.PathLike | None, *, name: str = "linn_net", fixed: Any = None
+) -> str:
     """Write a plain C99 header with the network's weights and ``void NAME_predict(const float *x, float *y)``.
 
     The header defines ``NAME_N_IN`` and ``NAME_N_OUT``, the parameters as ``static const``
@@ -377,7 +410,9 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
     """
     net = _network(model)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
-        raise ValueError(f"name: expected a C identifier (letters, digits, _; at most 63), got {name!r}")
+        raise ValueError(
+            f"name: expected a C identifier (letters, digits, _; at most 63), got {name!r}"
+        )
     f = export_format(fixed) if fixed is not None else None
     guard = name.upper() + "_H_"
     widths = [net.input_size] + [layer.size_out for layer in net.layers]
@@ -385,7 +420,10 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
     head = [
         f"/* {name}: generated by linncore.export_c_header; do not edit.",
         f" * Network {arch}; outputs of every layer clipped to [-1, 1]: {'yes' if net.clip else 'no'}.",
-        " * Layer l:  a_{l+1} = " + ("clip(" if net.clip else "") + "act_l(a_l W_l + b_l)" + (", -1, 1)" if net.clip else ""),
+        " * Layer l:  a_{l+1} = "
+        + ("clip(" if net.clip else "")
+        + "act_l(a_l W_l + b_l)"
+        + (", -1, 1)" if net.clip else ""),
         " * with the kernel W_l stored row-major as (n_in, n_out).",
     ]
     if f is None:
@@ -399,14 +437,26 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
             f" * Arithmetic: {f} (code c means c * 2^-{f.frac_bits}), round half to even, saturation;",
             f" * accumulator int64 fixed<64,{64 - 2 * f.frac_bits}>, its bound checked at export. */",
         ]
-    lines = head + [f"#ifndef {guard}", f"#define {guard}", "", "#include <math.h>", "#include <stdint.h>", "",
-                    f"#define {name.upper()}_N_IN {net.input_size}",
-                    f"#define {name.upper()}_N_OUT {net.output_size}", ""]
+    lines = head + [
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <math.h>",
+        "#include <stdint.h>",
+        "",
+        f"#define {name.upper()}_N_IN {net.input_size}",
+        f"#define {name.upper()}_N_OUT {net.output_size}",
+        "",
+    ]
     if f is None:
         for l, layer in enumerate(net.layers):
-            lines.append(_c_array(ctype, f"{name}_w{l}", layer.weight, lambda v: _c_float(v, single)))
+            lines.append(
+                _c_array(ctype, f"{name}_w{l}", layer.weight, lambda v: _c_float(v, single))
+            )
             if layer.has_bias:
-                lines.append(_c_array(ctype, f"{name}_b{l}", layer.bias, lambda v: _c_float(v, single)))
+                lines.append(
+                    _c_array(ctype, f"{name}_b{l}", layer.bias, lambda v: _c_float(v, single))
+                )
         lines.append("")
     else:
         fixed_layers = _fixed_layers(net, f)
@@ -447,19 +497,29 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
     lines += [f"static inline void {name}_predict(const float *x, float *y)", "{"]
     maxw = max(widths)
     if f is None:
-        lines += [f"    double a[{maxw}], b[{maxw}], s;", "    int i, j;",
-                  f"    for (i = 0; i < {net.input_size}; ++i) a[i] = (double)x[i];"]
+        lines += [
+            f"    double a[{maxw}], b[{maxw}], s;",
+            "    int i, j;",
+            f"    for (i = 0; i < {net.input_size}; ++i) a[i] = (double)x[i];",
+        ]
     else:
-        lines += [f"    int64_t a[{maxw}], b[{maxw}], s;", "    int i, j;",
-                  f"    for (i = 0; i < {net.input_size}; ++i) a[i] = {name}_quantize(x[i]);"]
+        lines += [
+            f"    int64_t a[{maxw}], b[{maxw}], s;",
+            "    int i, j;",
+            f"    for (i = 0; i < {net.input_size}; ++i) a[i] = {name}_quantize(x[i]);",
+        ]
     src, dst = "a", "b"
     for l, layer in enumerate(net.layers):
         n_in, n_out = layer.shape
         lines.append(f"    /* layer {l}: {layer.name}, {n_in} -> {n_out}, {layer.activation} */")
         lines.append(f"    for (j = 0; j < {n_out}; ++j) {{")
         if f is None:
-            lines.append(f"        s = {'(double)' + name + '_b' + str(l) + '[j]' if layer.has_bias else '0.0'};")
-            lines.append(f"        for (i = 0; i < {n_in}; ++i) s += {src}[i] * (double){name}_w{l}[i * {n_out} + j];")
+            lines.append(
+                f"        s = {'(double)' + name + '_b' + str(l) + '[j]' if layer.has_bias else '0.0'};"
+            )
+            lines.append(
+                f"        for (i = 0; i < {n_in}; ++i) s += {src}[i] * (double){name}_w{l}[i * {n_out} + j];"
+            )
             if BY_NAME[layer.activation].c_code:
                 lines.append(f"        {BY_NAME[layer.activation].c_code}")
             if net.clip:
@@ -467,23 +527,31 @@ def export_c_header(model: Any, path: str | os.PathLike | None, *, name: str = "
         else:
             bias = f"(int64_t){name}_b{l}[j] * {_i64(1 << f.frac_bits)}" if layer.has_bias else "0"
             lines.append(f"        s = {bias};")
-            lines.append(f"        for (i = 0; i < {n_in}; ++i) s += {src}[i] * (int64_t){name}_w{l}[i * {n_out} + j];")
+            lines.append(
+                f"        for (i = 0; i < {n_in}; ++i) s += {src}[i] * (int64_t){name}_w{l}[i * {n_out} + j];"
+            )
             lines.append(f"        s = {name}_requantize(s);")
             if layer.activation == "relu":
                 lines.append("        if (s < 0) s = 0;")
-            lines.append(f"        if (s < {_i64(f.code_min)}) s = {_i64(f.code_min)}; else if (s > {_i64(f.code_max)}) s = {_i64(f.code_max)};")
+            lines.append(
+                f"        if (s < {_i64(f.code_min)}) s = {_i64(f.code_min)}; else if (s > {_i64(f.code_max)}) s = {_i64(f.code_max)};"
+            )
             if net.clip:
                 one = 1 << f.frac_bits
-                lines.append(f"        if (s < {_i64(-one)}) s = {_i64(-one)}; "
-                             f"else if (s > {_i64(min(one, f.code_max))}) s = {_i64(min(one, f.code_max))};")
+                lines.append(
+                    f"        if (s < {_i64(-one)}) s = {_i64(-one)}; "
+                    f"else if (s > {_i64(min(one, f.code_max))}) s = {_i64(min(one, f.code_max))};"
+                )
         lines.append(f"        {dst}[j] = s;")
         lines.append("    }")
         src, dst = dst, src
     if f is None:
         lines.append(f"    for (j = 0; j < {net.output_size}; ++j) y[j] = (float){src}[j];")
     else:
-        lines.append(f"    for (j = 0; j < {net.output_size}; ++j) "
-                     f"y[j] = (float)((double){src}[j] * {math.ldexp(1.0, -f.frac_bits).hex()});")
+        lines.append(
+            f"    for (j = 0; j < {net.output_size}; ++j) "
+            f"y[j] = (float)((double){src}[j] * {math.ldexp(1.0, -f.frac_bits).hex()});"
+        )
     lines += ["}", "", f"#endif /* {guard} */", ""]
     text = "\n".join(lines)
     if path is not None:

@@ -37,6 +37,7 @@ Loading builds a plain :class:`~linncore.Network`, so it works on the NumPy engi
 compiled core.  Writing is atomic: a temporary file in the same folder, then ``os.replace``;
 a failed write leaves an earlier file intact.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,8 +46,9 @@ import json
 import math
 import numbers
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -87,13 +89,13 @@ FORMAT_VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Limits every loaded document is checked against.
 LIMITS: dict[str, int] = {
-    "layers": 256,          # layers per network
-    "width": 65536,         # n_in / n_out of a layer
-    "params": 16_000_000,   # parameters per network
-    "name": 128,            # characters of a layer or bundle name
-    "models": 1024,         # models per bundle
-    "depth": 32,            # nesting of the precision / training objects
-    "items": 100_000,       # values in the precision / training objects
+    "layers": 256,  # layers per network
+    "width": 65536,  # n_in / n_out of a layer
+    "params": 16_000_000,  # parameters per network
+    "name": 128,  # characters of a layer or bundle name
+    "models": 1024,  # models per bundle
+    "depth": 32,  # nesting of the precision / training objects
+    "items": 100_000,  # values in the precision / training objects
 }
 
 
@@ -178,7 +180,9 @@ def _keys(d: dict, required: set[str], optional: set[str], where: str) -> None:
     unknown = sorted(set(d) - required - optional)
     if unknown:
         shown = [k[:40] for k in unknown[:5]]
-        raise ModelFileError(where, f"unknown field(s) {shown}; expected {sorted(required | optional)}")
+        raise ModelFileError(
+            where, f"unknown field(s) {shown}; expected {sorted(required | optional)}"
+        )
 
 
 def _int(v: Any, where: str, lo: int, hi: int) -> int:
@@ -197,7 +201,9 @@ def _bool(v: Any, where: str) -> bool:
 
 def _name(v: Any, where: str) -> str:
     if not isinstance(v, str) or not v or len(v) > LIMITS["name"]:
-        raise ModelFileError(where, f"expected a name of 1 to {LIMITS['name']} characters, got {_type(v)}")
+        raise ModelFileError(
+            where, f"expected a name of 1 to {LIMITS['name']} characters, got {_type(v)}"
+        )
     if not v.isprintable():
         raise ModelFileError(where, f"expected a printable name, got {v!r}")
     return v
@@ -234,11 +240,15 @@ def _version(doc: dict, fmt: str, where: str) -> int:
         raise ModelFileError(f"{where}format", f"expected {fmt!r}, got {_type(got)}{hint}")
     v = doc.get("format_version")
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ModelFileError(f"{where}format_version", f"expected a positive integer, got {_type(v)}")
+        raise ModelFileError(
+            f"{where}format_version", f"expected a positive integer, got {_type(v)}"
+        )
     if v > FORMAT_VERSION:
-        raise ModelFileError(f"{where}format_version",
-                             f"the document is format version {v}, newer than the {FORMAT_VERSION} this "
-                             "linncore reads; upgrade linncore to load it")
+        raise ModelFileError(
+            f"{where}format_version",
+            f"the document is format version {v}, newer than the {FORMAT_VERSION} this "
+            "linncore reads; upgrade linncore to load it",
+        )
     return v
 
 
@@ -247,7 +257,9 @@ def _utf8(text: str, where: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ModelFileError(where, "expected text, got a lone UTF-16 surrogate, which no file can hold") from None
+        raise ModelFileError(
+            where, "expected text, got a lone UTF-16 surrogate, which no file can hold"
+        ) from None
 
 
 def _plain(v: Any, where: str, depth: int = 0, budget: list[int] | None = None) -> Any:
@@ -287,7 +299,10 @@ def _plain(v: Any, where: str, depth: int = 0, budget: list[int] | None = None) 
         return out
     if isinstance(v, (list, tuple)):
         return [_plain(x, f"{where}[{i}]", depth + 1, budget) for i, x in enumerate(v)]
-    raise ModelFileError(where, f"expected plain JSON data (dict, list, str, number, bool, None), got {type(v).__name__}")
+    raise ModelFileError(
+        where,
+        f"expected plain JSON data (dict, list, str, number, bool, None), got {type(v).__name__}",
+    )
 
 
 def _settings(v: Any, where: str) -> dict | None:
@@ -318,7 +333,10 @@ def _scaling(v: Any, n_in: int, n_out: int, where: str = "scaling") -> dict | No
         hi = _floats(p["hi"], n, f"{w}.hi")
         for i, (a, b) in enumerate(zip(lo, hi)):
             if a > b:
-                raise ModelFileError(f"{w}", f"expected lo <= hi in every column, got lo {a!r} > hi {b!r} in column {i}")
+                raise ModelFileError(
+                    f"{w}",
+                    f"expected lo <= hi in every column, got lo {a!r} > hi {b!r} in column {i}",
+                )
         out[part] = {"lo": lo, "hi": hi}
     return out
 
@@ -343,19 +361,27 @@ def _decode_array(v: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -
     if not isinstance(data, str):
         raise ModelFileError(f"{where}.data", f"expected a base64 string, got {_type(data)}")
     if len(data) != 4 * ((n_bytes + 2) // 3):
-        raise ModelFileError(f"{where}.data", f"expected the base64 of {n_bytes} bytes ({dtype.name}), "
-                             f"{4 * ((n_bytes + 2) // 3)} characters; got {len(data)}")
+        raise ModelFileError(
+            f"{where}.data",
+            f"expected the base64 of {n_bytes} bytes ({dtype.name}), "
+            f"{4 * ((n_bytes + 2) // 3)} characters; got {len(data)}",
+        )
     try:
         raw = base64.b64decode(data.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise ModelFileError(f"{where}.data", f"expected base64 text, got invalid characters ({exc})") from None
+        raise ModelFileError(
+            f"{where}.data", f"expected base64 text, got invalid characters ({exc})"
+        ) from None
     if len(raw) != n_bytes:
         raise ModelFileError(f"{where}.data", f"expected {n_bytes} bytes, got {len(raw)}")
     arr = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     bad = ~np.isfinite(arr)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ModelFileError(where, f"expected finite values, got {arr[idx]} at index {idx if len(idx) > 1 else idx[0]}")
+        raise ModelFileError(
+            where,
+            f"expected finite values, got {arr[idx]} at index {idx if len(idx) > 1 else idx[0]}",
+        )
     return arr
 
 
@@ -372,8 +398,11 @@ def _network_doc(net: Network) -> dict[str, Any]:
             "bias": _encode_array(layer.bias, net.dtype) if layer.has_bias else None,
         }
         if bn is not None:  # optional key: files without it read as before
-            doc["batchnorm"] = {"momentum": bn.momentum, "epsilon": bn.epsilon,
-                                **{k: _encode_array(getattr(bn, k), net.dtype) for k in _BN_ARRAYS}}
+            doc["batchnorm"] = {
+                "momentum": bn.momentum,
+                "epsilon": bn.epsilon,
+                **{k: _encode_array(getattr(bn, k), net.dtype) for k in _BN_ARRAYS},
+            }
         layers.append(doc)
     return {"dtype": net.dtype.name, "clip": net.clip, "layers": layers}
 
@@ -409,11 +438,19 @@ def _model_doc(model: Any, scaling: Any, precision: Any, training: Any) -> dict[
         training = model.training if training is None else training
         model = model.network
     if not isinstance(model, Network):
-        raise TypeError(f"model: expected a Network, a LinnModel or a ModelFile, got {type(model).__name__}")
-    doc: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "network": _network_doc(model)}
-    for key, value in (("scaling", _scaling(scaling, model.input_size, model.output_size)),
-                       ("precision", _settings(precision, "precision")),
-                       ("training", _settings(training, "training"))):
+        raise TypeError(
+            f"model: expected a Network, a LinnModel or a ModelFile, got {type(model).__name__}"
+        )
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "network": _network_doc(model),
+    }
+    for key, value in (
+        ("scaling", _scaling(scaling, model.input_size, model.output_size)),
+        ("precision", _settings(precision, "precision")),
+        ("training", _settings(training, "training")),
+    ):
         if value is not None:
             doc[key] = value
     return doc
@@ -425,7 +462,9 @@ def _readable(text: str, read: Any) -> None:
         read(text)
     except ModelFileError as exc:
         what = exc.what
-        raise ModelFileError(exc.where, f"cannot be written in a form load_model reads back: {what}") from None
+        raise ModelFileError(
+            exc.where, f"cannot be written in a form load_model reads back: {what}"
+        ) from None
 
 
 def _dump(doc: Any, indent: int | None) -> str:
@@ -437,7 +476,7 @@ def _json_doc(text: str, file: str | None) -> Any:
     label = file or "document"
 
     def error(message: str) -> ModelFileError:  # the reader's "label: what" -> where and what
-        return ModelFileError("document", message[len(label) + 2:], file)
+        return ModelFileError("document", message[len(label) + 2 :], file)
 
     return _untrusted.loads_json(text, label=label, max_depth=LIMITS["depth"] + 8, error=error)
 
@@ -446,15 +485,20 @@ def _parse(text: Any, name: str, file: str | None = None) -> Any:
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text)
         if len(text) > MAX_FILE_BYTES:
-            raise ModelFileError("document", f"{len(text)} bytes, more than the limit of {MAX_FILE_BYTES}", file)
+            raise ModelFileError(
+                "document", f"{len(text)} bytes, more than the limit of {MAX_FILE_BYTES}", file
+            )
         label = file or "document"
-        text = _untrusted.decode_text(text, label=label, error=lambda m: ModelFileError(
-            "document", m[len(label) + 2:], file))
+        text = _untrusted.decode_text(
+            text, label=label, error=lambda m: ModelFileError("document", m[len(label) + 2 :], file)
+        )
     elif not isinstance(text, str):
         raise TypeError(f"{name}: expected JSON text (str or bytes), got {type(text).__name__}")
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         size = len(text.encode("utf-8", "surrogatepass"))
-        raise ModelFileError("document", f"{size} bytes as UTF-8, more than the limit of {MAX_FILE_BYTES}", file)
+        raise ModelFileError(
+            "document", f"{size} bytes as UTF-8, more than the limit of {MAX_FILE_BYTES}", file
+        )
     return _json_doc(text, file)
 
 
@@ -462,12 +506,17 @@ def _network_from(v: Any, where: str) -> Network:
     d = _obj(v, where)
     _keys(d, {"dtype", "clip", "layers"}, set(), where)
     if d["dtype"] not in ("float32", "float64"):
-        raise ModelFileError(f"{where}.dtype", f"expected 'float32' or 'float64', got {_type(d['dtype'])}")
+        raise ModelFileError(
+            f"{where}.dtype", f"expected 'float32' or 'float64', got {_type(d['dtype'])}"
+        )
     dtype = np.dtype(d["dtype"])
     clip = _bool(d["clip"], f"{where}.clip")
     layers_doc = d["layers"]
     if not isinstance(layers_doc, list) or not 1 <= len(layers_doc) <= LIMITS["layers"]:
-        raise ModelFileError(f"{where}.layers", f"expected a list of 1 to {LIMITS['layers']} layers, got {_type(layers_doc)}")
+        raise ModelFileError(
+            f"{where}.layers",
+            f"expected a list of 1 to {LIMITS['layers']} layers, got {_type(layers_doc)}",
+        )
     # structure first, so that sizes are checked before any array is decoded
     heads = []
     names: dict[str, int] = {}
@@ -475,21 +524,34 @@ def _network_from(v: Any, where: str) -> Network:
     for i, ld in enumerate(layers_doc):
         w = f"{where}.layers[{i}]"
         ld = _obj(ld, w)
-        _keys(ld, {"name", "n_in", "n_out", "activation", "has_bias", "weight", "bias"}, {"batchnorm"}, w)
+        _keys(
+            ld,
+            {"name", "n_in", "n_out", "activation", "has_bias", "weight", "bias"},
+            {"batchnorm"},
+            w,
+        )
         name = _name(ld["name"], f"{w}.name")
         if name in names:
-            raise ModelFileError(f"{w}.name", f"{name!r} is already the name of layers[{names[name]}]")
+            raise ModelFileError(
+                f"{w}.name", f"{name!r} is already the name of layers[{names[name]}]"
+            )
         names[name] = i
         n_in = _int(ld["n_in"], f"{w}.n_in", 1, LIMITS["width"])
         n_out = _int(ld["n_out"], f"{w}.n_out", 1, LIMITS["width"])
         if i and n_in != heads[-1][2]:
-            raise ModelFileError(f"{w}.n_in", f"expected {heads[-1][2]} (the n_out of layers[{i - 1}]), got {n_in}")
+            raise ModelFileError(
+                f"{w}.n_in", f"expected {heads[-1][2]} (the n_out of layers[{i - 1}]), got {n_in}"
+            )
         act = ld["activation"]
         if not isinstance(act, str) or act not in ACTIVATIONS:
-            raise ModelFileError(f"{w}.activation", f"expected one of {sorted(ACTIVATIONS)}, got {_type(act)}")
+            raise ModelFileError(
+                f"{w}.activation", f"expected one of {sorted(ACTIVATIONS)}, got {_type(act)}"
+            )
         has_bias = _bool(ld["has_bias"], f"{w}.has_bias")
         if not has_bias and ld["bias"] is not None:
-            raise ModelFileError(f"{w}.bias", f"expected null for a layer without bias, got {_type(ld['bias'])}")
+            raise ModelFileError(
+                f"{w}.bias", f"expected null for a layer without bias, got {_type(ld['bias'])}"
+            )
         total += n_in * n_out + (n_out if has_bias else 0) + (4 * n_out if "batchnorm" in ld else 0)
         if total > LIMITS["params"]:
             raise ModelFileError(f"{where}.layers", f"more than {LIMITS['params']} parameters")
@@ -511,7 +573,12 @@ def _network_from(v: Any, where: str) -> Network:
 def _model_from(doc: Any, where: str = "") -> ModelFile:
     d = _obj(doc, where.rstrip(".") or "document")
     version = _version(d, FORMAT, where)
-    _keys(d, {"format", "format_version", "network"}, {"scaling", "precision", "training"}, where.rstrip(".") or "document")
+    _keys(
+        d,
+        {"format", "format_version", "network"},
+        {"scaling", "precision", "training"},
+        where.rstrip(".") or "document",
+    )
     net = _network_from(d["network"], f"{where}network")
     return ModelFile(
         network=net,
@@ -524,9 +591,17 @@ def _model_from(doc: Any, where: str = "") -> ModelFile:
 
 def _read(path: Any) -> tuple[bytes, str]:
     """The bytes of a model or bundle file, through the untrusted reader, and its label."""
-    label = _untrusted.short(os.fspath(path), 80).strip("'\"") if isinstance(path, (str, os.PathLike)) else ""
-    data = _untrusted.read_bytes(path, limit=MAX_FILE_BYTES, what="a model file",
-                                 error=lambda m: ModelFileError("document", m[len(label) + 2:], label))
+    label = (
+        _untrusted.short(os.fspath(path), 80).strip("'\"")
+        if isinstance(path, (str, os.PathLike))
+        else ""
+    )
+    data = _untrusted.read_bytes(
+        path,
+        limit=MAX_FILE_BYTES,
+        what="a model file",
+        error=lambda m: ModelFileError("document", m[len(label) + 2 :], label),
+    )
     return data, label
 
 
@@ -541,8 +616,14 @@ def _in_file(file: str, read: Callable[[], Any]) -> Any:
 
 
 # -- public API ------------------------------------------------------------------------------
-def to_json(model: Network | ModelFile, *, scaling: Any = None, precision: Any = None, training: Any = None,
-            indent: int | None = None) -> str:
+def to_json(
+    model: Network | ModelFile,
+    *,
+    scaling: Any = None,
+    precision: Any = None,
+    training: Any = None,
+    indent: int | None = None,
+) -> str:
     """A model as JSON text in the ``linncore.model`` format (see :mod:`linncore.io.model_files`).
 
     Parameters
@@ -594,8 +675,14 @@ def from_json(text: str | bytes) -> ModelFile:
     return _model_from(_parse(text, "text"))
 
 
-def save_model(model: Network | ModelFile, path: str | os.PathLike, *, scaling: Any = None,
-               precision: Any = None, training: Any = None) -> None:
+def save_model(
+    model: Network | ModelFile,
+    path: str | os.PathLike,
+    *,
+    scaling: Any = None,
+    precision: Any = None,
+    training: Any = None,
+) -> None:
     """Write a model file atomically (arguments as :func:`to_json`).
 
     Examples
@@ -640,8 +727,12 @@ def bundle_to_json(models: Mapping[str, Network | ModelFile], indent: int | None
         elif isinstance(model, Network):
             docs[name] = _model_doc(model, None, None, None)
         else:
-            raise TypeError(f"models[{name!r}]: expected a Network or a ModelFile, got {type(model).__name__}")
-    return _dump({"format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION, "models": docs}, indent)
+            raise TypeError(
+                f"models[{name!r}]: expected a Network or a ModelFile, got {type(model).__name__}"
+            )
+    return _dump(
+        {"format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION, "models": docs}, indent
+    )
 
 
 def bundle_from_json(text: str | bytes) -> dict[str, ModelFile]:
@@ -651,7 +742,9 @@ def bundle_from_json(text: str | bytes) -> dict[str, ModelFile]:
     _keys(doc, {"format", "format_version", "models"}, set(), "document")
     models = _obj(doc["models"], "models")
     if len(models) > LIMITS["models"]:
-        raise ModelFileError("models", f"expected at most {LIMITS['models']} models, got {len(models)}")
+        raise ModelFileError(
+            "models", f"expected at most {LIMITS['models']} models, got {len(models)}"
+        )
     out = {}
     for name, sub in models.items():
         _name(name, f"models[{name[:40]!r}]")
@@ -680,4 +773,3 @@ def load_bundle(path: str | os.PathLike) -> dict[str, ModelFile]:
     """Read a bundle file written by :func:`save_bundle`."""
     data, file = _read(path)
     return _in_file(file, lambda: bundle_from_json(data))
-

@@ -7,9 +7,11 @@ NumPy arrays.  Its layer list is the one Keras builds for a ``LinnModel``: an in
 index 0, then for each dense layer the ``Dense`` followed by its output-clip layer.  The
 views hold no data of their own: reading and writing go to the network's parameters.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +34,9 @@ class _LayerView:
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         if len(weights) != 0:
-            raise ValueError(f"weights: layer {self.name!r} has no weights; expected an empty list, got {len(weights)} array(s)")
+            raise ValueError(
+                f"weights: layer {self.name!r} has no weights; expected an empty list, got {len(weights)} array(s)"
+            )
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -85,15 +89,27 @@ class DenseView(_LayerView):
         """Set ``[kernel (n_in, n_out), bias (n_out,)]``; shapes and finiteness are checked
         before anything changes."""
         names = ["kernel", "bias"] if self._layer.has_bias else ["kernel"]
-        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence) or len(weights) != len(names):
-            got = f"{len(weights)} item(s)" if isinstance(weights, Sequence) else type(weights).__name__
-            raise ValueError(f"weights: layer {self.name!r} expects [{', '.join(names)}], got {got}")
+        if (
+            isinstance(weights, np.ndarray)
+            or not isinstance(weights, Sequence)
+            or len(weights) != len(names)
+        ):
+            got = (
+                f"{len(weights)} item(s)"
+                if isinstance(weights, Sequence)
+                else type(weights).__name__
+            )
+            raise ValueError(
+                f"weights: layer {self.name!r} expects [{', '.join(names)}], got {got}"
+            )
         targets = [self._layer.weight] + ([self._layer.bias] if self._layer.has_bias else [])
         checked = []
         for name, target, value in zip(names, targets, weights):
             arr = as_float_array(value, f"{self.name} {name}")
             if arr.shape != target.shape:
-                raise ValueError(f"{self.name} {name}: expected shape {target.shape}, got {arr.shape}")
+                raise ValueError(
+                    f"{self.name} {name}: expected shape {target.shape}, got {arr.shape}"
+                )
             check_finite(arr, f"{self.name} {name}")
             checked.append(arr)
         for target, arr in zip(targets, checked):
@@ -144,7 +160,9 @@ class KerasModelView:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"name: no layer named {name!r}; layers are {[l.name for l in self.layers]}")
+        raise ValueError(
+            f"name: no layer named {name!r}; layers are {[l.name for l in self.layers]}"
+        )
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel_0, bias_0, kernel_1, ...]`` (Keras layout, copies)."""
@@ -156,7 +174,9 @@ class KerasModelView:
     def count_params(self) -> int:
         return self.network.n_params
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **kwargs: Any) -> np.ndarray:
+    def predict(
+        self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **kwargs: Any
+    ) -> np.ndarray:
         """The network's outputs on ``x`` as given (no data scaling: the raw model)."""
         return self.network.predict(x)
 

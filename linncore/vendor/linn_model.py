@@ -23,33 +23,63 @@ Examples
 >>> [layer["activation"] for layer in doc["layers"]]
 ['tanh', 'linear']
 """
+
 from __future__ import annotations
 
 import json
 import numbers
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from .._util import untrusted as _untrusted
+from .._util.atomic import atomic_write
+from .._util.validate import (
+    as_float_array,
+    check_finite,
+    choice,
+    finite_float,
+    flag,
+    positive_int,
+    seed_value,
+)
 from ..engine import losses as _losses
 from ..engine import optimizers as _optimizers
-from .._util.atomic import atomic_write
-from .._util import untrusted as _untrusted
-from .keras_view import KerasModelView
-from .linn_document import (INSTRUMENT_ACTIVATIONS, MAX_COLUMN_DEPTH, MAX_LAYERS, MAX_PARALLEL_CHANNELS, LinnError,
-                        LinnLayer, build_document, column_depth, describe, device_neuron_limit, parse_document)
-from .._util.validate import as_float_array, check_finite, choice, finite_float, positive_int, seed_value, flag
 from ..engine.callbacks import EarlyStopping, History
 from ..engine.layers import Dense
 from ..engine.network import Network
 from ..fixed import quantized as _quantized
 from ..io import model_files as _model_files
+from .keras_view import KerasModelView
+from .linn_document import (
+    INSTRUMENT_ACTIVATIONS,
+    MAX_COLUMN_DEPTH,
+    MAX_LAYERS,
+    MAX_PARALLEL_CHANNELS,
+    LinnError,
+    LinnLayer,
+    build_document,
+    column_depth,
+    describe,
+    device_neuron_limit,
+    parse_document,
+)
 
-__all__ = ["LinnModel", "LinnError", "list_activations", "get_linn", "save_linn", "load_linn", "describe_linn",
-           "read_linn", "budget_text"]
+__all__ = [
+    "LinnModel",
+    "LinnError",
+    "list_activations",
+    "get_linn",
+    "save_linn",
+    "load_linn",
+    "describe_linn",
+    "read_linn",
+    "budget_text",
+]
 
 #: Largest ``.linn`` file read (bytes); the largest valid document is about 1.3 MB.
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -98,14 +128,22 @@ def _as_rows(value: Any, name: str) -> tuple[np.ndarray, bool]:
     if one_d:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty 2-D array (samples, columns) or a 1-D "
-                         f"array (one sample), got shape {arr.shape}")
+        raise ValueError(
+            f"{name}: expected a non-empty 2-D array (samples, columns) or a 1-D "
+            f"array (one sample), got shape {arr.shape}"
+        )
     check_finite(arr, name)
     return arr, one_d
 
 
-def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str,
-                 constant_columns: str, whole: bool = False) -> _Scaling:
+def _scaling_for(
+    data: np.ndarray,
+    boundary: Any,
+    name: str,
+    boundary_name: str,
+    constant_columns: str,
+    whole: bool = False,
+) -> _Scaling:
     """The scaling of each column; with ``whole`` (1-D data, one sample) and no boundary, the
     vector's own min and max for every column, as the vendor computes them."""
     n_cols = data.shape[1]
@@ -115,24 +153,35 @@ def _scaling_for(data: np.ndarray, boundary: Any, name: str, boundary_name: str,
         lo, hi = data.min(axis=0), data.max(axis=0)
     else:
         if not isinstance(boundary, (tuple, list)) or len(boundary) != 2:
-            raise ValueError(f"{boundary_name}: expected a pair (lower_list, upper_list), got {boundary!r:.80}")
+            raise ValueError(
+                f"{boundary_name}: expected a pair (lower_list, upper_list), got {boundary!r:.80}"
+            )
         lo = as_float_array(boundary[0], f"{boundary_name}[0] (lower)").reshape(-1)
         hi = as_float_array(boundary[1], f"{boundary_name}[1] (upper)").reshape(-1)
         for arr, part in ((lo, "[0] (lower)"), (hi, "[1] (upper)")):
             if arr.shape != (n_cols,):
-                raise ValueError(f"{boundary_name}{part}: expected {n_cols} value(s), one per column of {name}, got {arr.shape[0]}")
+                raise ValueError(
+                    f"{boundary_name}{part}: expected {n_cols} value(s), one per column of {name}, got {arr.shape[0]}"
+                )
             check_finite(arr, boundary_name + part)
         below = np.flatnonzero(hi < lo)
         if below.size:
             c = int(below[0])
-            raise ValueError(f"{boundary_name}: column {c} has upper {float(hi[c]):g} below lower {float(lo[c]):g}")
+            raise ValueError(
+                f"{boundary_name}: column {c} has upper {float(hi[c]):g} below lower {float(lo[c]):g}"
+            )
     equal = np.flatnonzero(hi == lo)
     if equal.size and constant_columns != "zero":
         c = int(equal[0])
-        what = "is constant (every value" if boundary is None else f"has equal boundaries ({boundary_name}"
+        what = (
+            "is constant (every value"
+            if boundary is None
+            else f"has equal boundaries ({boundary_name}"
+        )
         raise ValueError(
             f"{name}: column {c} {what} {float(lo[c]):g}), so its scaling 2*(v - lo)/(hi - lo) - 1 divides by zero; "
-            f"give {boundary_name}, drop the column, or pass constant_columns='zero' to map it to 0")
+            f"give {boundary_name}, drop the column, or pass constant_columns='zero' to map it to 0"
+        )
     return _Scaling(lo.astype(np.float64), hi.astype(np.float64))
 
 
@@ -146,7 +195,9 @@ def _network_of(model: Any) -> Network:
         return model.network
     if isinstance(model, Network):
         return model
-    raise TypeError(f"model: expected a LinnModel, its .model or a Network, got {type(model).__name__}")
+    raise TypeError(
+        f"model: expected a LinnModel, its .model or a Network, got {type(model).__name__}"
+    )
 
 
 # -- LinnModel ------------------------------------------------------------------------------
@@ -194,10 +245,14 @@ class LinnModel:
         self._loss = "mse"
 
     def __repr__(self) -> str:
-        return f"LinnModel({self.network!r})" if self.network is not None else "LinnModel(not constructed)"
+        return (
+            f"LinnModel({self.network!r})"
+            if self.network is not None
+            else "LinnModel(not constructed)"
+        )
 
     @classmethod
-    def from_network(cls, network: Network, scaling: dict | None = None) -> "LinnModel":
+    def from_network(cls, network: Network, scaling: dict | None = None) -> LinnModel:
         """A LinnModel around a trained network, e.g. one read back from a model file.
 
         Parameters
@@ -215,10 +270,20 @@ class LinnModel:
         lm.model = KerasModelView(network, owner=lm)
         lm._optimizer = _optimizers.get("adam")
         if scaling:
-            for part, n, attr in (("inputs", network.input_size, "_input_transform_args"),
-                                  ("outputs", network.output_size, "_output_transform_args")):
-                lo = np.asarray(scaling[part]["lo"], dtype=np.float64) if part in scaling else -np.ones(n)
-                hi = np.asarray(scaling[part]["hi"], dtype=np.float64) if part in scaling else np.ones(n)
+            for part, n, attr in (
+                ("inputs", network.input_size, "_input_transform_args"),
+                ("outputs", network.output_size, "_output_transform_args"),
+            ):
+                lo = (
+                    np.asarray(scaling[part]["lo"], dtype=np.float64)
+                    if part in scaling
+                    else -np.ones(n)
+                )
+                hi = (
+                    np.asarray(scaling[part]["hi"], dtype=np.float64)
+                    if part in scaling
+                    else np.ones(n)
+                )
                 setattr(lm, attr, _Scaling(lo, hi))
             lm._scaled = True
         return lm
@@ -227,13 +292,24 @@ class LinnModel:
         """The training scaling as plain lists (None when the data was not scaled)."""
         if not self._scaled or self._input_transform_args is None:
             return None
-        return {part: {"lo": s.lo.tolist(), "hi": s.hi.tolist()}
-                for part, s in (("inputs", self._input_transform_args), ("outputs", self._output_transform_args))}
+        return {
+            part: {"lo": s.lo.tolist(), "hi": s.hi.tolist()}
+            for part, s in (
+                ("inputs", self._input_transform_args),
+                ("outputs", self._output_transform_args),
+            )
+        }
 
     # -- data ------------------------------------------------------------------------------
-    def set_training_data(self, training_inputs: Any, training_outputs: Any, scale: bool = True,
-                          input_data_boundary: Any = None, output_data_boundary: Any = None,
-                          constant_columns: str = "error") -> None:
+    def set_training_data(
+        self,
+        training_inputs: Any,
+        training_outputs: Any,
+        scale: bool = True,
+        input_data_boundary: Any = None,
+        output_data_boundary: Any = None,
+        constant_columns: str = "error",
+    ) -> None:
         """Set the training data and, with ``scale=True``, map each column onto ``[-1, 1]``.
 
         Parameters
@@ -269,27 +345,54 @@ class LinnModel:
             hint = ""
             for arr, one_d, nm in ((x, x_1d, "training_inputs"), (y, y_1d, "training_outputs")):
                 if one_d:
-                    hint = (f"; a 1-D {nm} is one sample of {arr.shape[1]} columns (the width is "
-                            f"the last axis, as in the vendor's moku.nn): pass "
-                            f"{nm}.reshape(-1, 1) for {arr.shape[1]} samples of one column")
-            raise ValueError(f"training_outputs: expected {x.shape[0]} sample(s) (as many as "
-                             f"training_inputs), got {y.shape[0]}{hint}")
-        if self.network is not None and (x.shape[1], y.shape[1]) != (self.network.input_size, self.network.output_size):
-            raise ValueError(f"training_inputs/training_outputs: the constructed model takes {self.network.input_size} "
-                             f"input and {self.network.output_size} output column(s), got {x.shape[1]} and {y.shape[1]}")
+                    hint = (
+                        f"; a 1-D {nm} is one sample of {arr.shape[1]} columns (the width is "
+                        f"the last axis, as in the vendor's moku.nn): pass "
+                        f"{nm}.reshape(-1, 1) for {arr.shape[1]} samples of one column"
+                    )
+            raise ValueError(
+                f"training_outputs: expected {x.shape[0]} sample(s) (as many as "
+                f"training_inputs), got {y.shape[0]}{hint}"
+            )
+        if self.network is not None and (x.shape[1], y.shape[1]) != (
+            self.network.input_size,
+            self.network.output_size,
+        ):
+            raise ValueError(
+                f"training_inputs/training_outputs: the constructed model takes {self.network.input_size} "
+                f"input and {self.network.output_size} output column(s), got {x.shape[1]} and {y.shape[1]}"
+            )
         if scale:
-            sx = _scaling_for(x, input_data_boundary, "training_inputs", "input_data_boundary",
-                              constant_columns, whole=x_1d)
-            sy = _scaling_for(y, output_data_boundary, "training_outputs", "output_data_boundary",
-                              constant_columns, whole=y_1d)
+            sx = _scaling_for(
+                x,
+                input_data_boundary,
+                "training_inputs",
+                "input_data_boundary",
+                constant_columns,
+                whole=x_1d,
+            )
+            sy = _scaling_for(
+                y,
+                output_data_boundary,
+                "training_outputs",
+                "output_data_boundary",
+                constant_columns,
+                whole=y_1d,
+            )
             x, y = sx.forward(x), sy.forward(y)
         else:
             if input_data_boundary is not None or output_data_boundary is not None:
-                raise ValueError("input_data_boundary/output_data_boundary: boundaries only apply with scale=True")
+                raise ValueError(
+                    "input_data_boundary/output_data_boundary: boundaries only apply with scale=True"
+                )
             sx = sy = None
             if np.abs(y).max() > 1.0:
-                warnings.warn("training_outputs: values outside [-1, 1] with scale=False; every layer's output is "
-                              "clipped to [-1, 1], so the network cannot reach them", UserWarning, stacklevel=2)
+                warnings.warn(
+                    "training_outputs: values outside [-1, 1] with scale=False; every layer's output is "
+                    "clipped to [-1, 1], so the network cannot reach them",
+                    UserWarning,
+                    stacklevel=2,
+                )
         self.training_inputs, self.training_outputs = x, y
         self._input_transform_args, self._output_transform_args = sx, sy
         self._scaled = flag(scale, "scale")
@@ -303,9 +406,17 @@ class LinnModel:
         return data_array if s is None else s.inverse(data_array)
 
     # -- model -----------------------------------------------------------------------------
-    def construct_model(self, layer_definition: Sequence[Any], show_summary: bool = False, optimizer: Any = "adam",
-                        loss: str = "mse", metrics: Sequence[str] = (), *, seed: int | None = None,
-                        dtype: Any = "float32") -> None:
+    def construct_model(
+        self,
+        layer_definition: Sequence[Any],
+        show_summary: bool = False,
+        optimizer: Any = "adam",
+        loss: str = "mse",
+        metrics: Sequence[str] = (),
+        *,
+        seed: int | None = None,
+        dtype: Any = "float32",
+    ) -> None:
         """Build the network: one dense layer per entry, weights and outputs clipped to ``[-1, 1]``.
 
         The input width is the training inputs' last axis (a 1-D array of ``n`` values gives
@@ -331,23 +442,41 @@ class LinnModel:
             Training precision; float32 (default) as Keras.
         """
         if self.training_inputs is None:
-            raise ValueError("construct_model: call set_training_data first; the input width comes from the training data")
+            raise ValueError(
+                "construct_model: call set_training_data first; the input width comes from the training data"
+            )
         if len(tuple(metrics)) != 0:
-            raise ValueError(f"metrics: extra metrics are not supported; expected (), got {_untrusted.short(metrics)} "
-                             "(history holds 'loss' and 'val_loss')")
-        if isinstance(layer_definition, (str, bytes)) or not isinstance(layer_definition, Sequence) or not layer_definition:
-            raise ValueError(f"layer_definition: expected a non-empty list of (width, activation) tuples, got {layer_definition!r:.80}")
+            raise ValueError(
+                f"metrics: extra metrics are not supported; expected (), got {_untrusted.short(metrics)} "
+                "(history holds 'loss' and 'val_loss')"
+            )
+        if (
+            isinstance(layer_definition, (str, bytes))
+            or not isinstance(layer_definition, Sequence)
+            or not layer_definition
+        ):
+            raise ValueError(
+                f"layer_definition: expected a non-empty list of (width, activation) tuples, got {layer_definition!r:.80}"
+            )
         definition: list[tuple[int, str]] = []
         for i, entry in enumerate(layer_definition):
             if not isinstance(entry, (tuple, list)) or len(entry) not in (1, 2):
-                raise ValueError(f"layer_definition[{i}]: expected (width, activation) or (width,), got {_untrusted.short(entry)}")
+                raise ValueError(
+                    f"layer_definition[{i}]: expected (width, activation) or (width,), got {_untrusted.short(entry)}"
+                )
             width = positive_int(entry[0], f"layer_definition[{i}] width")
-            act = choice(entry[1], list(INSTRUMENT_ACTIVATIONS), f"layer_definition[{i}] activation") if len(entry) == 2 else "linear"
+            act = (
+                choice(entry[1], list(INSTRUMENT_ACTIVATIONS), f"layer_definition[{i}] activation")
+                if len(entry) == 2
+                else "linear"
+            )
             definition.append((width, act))
         n_out = self.training_outputs.shape[1]
         if definition[-1][0] != n_out:
-            raise ValueError(f"layer_definition[{len(definition) - 1}]: the last layer must have {n_out} neuron(s), "
-                             f"one per training output column, got {definition[-1][0]}")
+            raise ValueError(
+                f"layer_definition[{len(definition) - 1}]: the last layer must have {n_out} neuron(s), "
+                f"one per training output column, got {definition[-1][0]}"
+            )
         loss = _losses.get(loss, "loss")
         opt = _optimizers.get(optimizer)
         rng = np.random.default_rng(seed_value(seed))
@@ -379,32 +508,54 @@ class LinnModel:
     @staticmethod
     def _early_stopping(es_config: Any) -> EarlyStopping:
         if not isinstance(es_config, dict):
-            raise TypeError(f"es_config: expected a dict such as {{'patience': 10}}, got {type(es_config).__name__}")
+            raise TypeError(
+                f"es_config: expected a dict such as {{'patience': 10}}, got {type(es_config).__name__}"
+            )
         known = {"monitor", "patience", "restore", "restore_best_weights"}
         # a key set to None means its default, as the vendor reads es_config
         es_config = {k: v for k, v in es_config.items() if v is not None}
         unknown = sorted(set(es_config) - known)
         if unknown:
-            warnings.warn(f"es_config: ignoring unknown key(s) {unknown}; known keys are {sorted(known)}",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"es_config: ignoring unknown key(s) {unknown}; known keys are {sorted(known)}",
+                UserWarning,
+                stacklevel=3,
+            )
         for key in ("restore", "restore_best_weights"):
             if key in es_config:
                 flag(es_config[key], f"es_config[{key!r}]")
-        if "restore" in es_config and "restore_best_weights" in es_config and \
-                es_config["restore"] != es_config["restore_best_weights"]:
-            raise ValueError(f"es_config: 'restore' ({_untrusted.short(es_config['restore'])}) and its synonym 'restore_best_weights' "
-                             f"({_untrusted.short(es_config['restore_best_weights'])}) disagree")
+        if (
+            "restore" in es_config
+            and "restore_best_weights" in es_config
+            and es_config["restore"] != es_config["restore_best_weights"]
+        ):
+            raise ValueError(
+                f"es_config: 'restore' ({_untrusted.short(es_config['restore'])}) and its synonym 'restore_best_weights' "
+                f"({_untrusted.short(es_config['restore_best_weights'])}) disagree"
+            )
         restore = es_config.get("restore", es_config.get("restore_best_weights", False))
         monitor = es_config.get("monitor", "val_loss")
         if monitor not in ("loss", "val_loss"):
-            raise ValueError(f"es_config['monitor']: expected 'loss' or 'val_loss', got {_untrusted.short(monitor)}")
+            raise ValueError(
+                f"es_config['monitor']: expected 'loss' or 'val_loss', got {_untrusted.short(monitor)}"
+            )
         patience = es_config.get("patience", 5)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-            raise ValueError(f"es_config['patience']: expected a non-negative integer, got {_untrusted.short(patience)}")
-        return EarlyStopping(monitor=monitor, patience=int(patience), restore_best_weights=bool(restore))
+            raise ValueError(
+                f"es_config['patience']: expected a non-negative integer, got {_untrusted.short(patience)}"
+            )
+        return EarlyStopping(
+            monitor=monitor, patience=int(patience), restore_best_weights=bool(restore)
+        )
 
-    def fit_model(self, epochs: int, es_config: dict | None = None, validation_split: float = 0.0,
-                  validation_data: tuple[Any, Any] | None = None, **kwargs: Any) -> History:
+    def fit_model(
+        self,
+        epochs: int,
+        es_config: dict | None = None,
+        validation_split: float = 0.0,
+        validation_data: tuple[Any, Any] | None = None,
+        **kwargs: Any,
+    ) -> History:
         """Train on the training data with Keras 3's rules.
 
         Parameters
@@ -435,30 +586,41 @@ class LinnModel:
         """
         if self.training_inputs is None:
             then = "" if self.network is not None else ", then construct_model(layer_definition)"
-            raise ValueError("fit_model: no training data; call set_training_data(training_inputs, "
-                             f"training_outputs) first{then}")
+            raise ValueError(
+                "fit_model: no training data; call set_training_data(training_inputs, "
+                f"training_outputs) first{then}"
+            )
         net = self._require_network()
         unknown = sorted(set(kwargs) - set(self._FIT_KWARGS))
         if unknown:
-            raise TypeError(f"fit_model: unexpected keyword argument(s) {unknown}; accepted: {list(self._FIT_KWARGS)}")
-        validation_split = finite_float(validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True)
+            raise TypeError(
+                f"fit_model: unexpected keyword argument(s) {unknown}; accepted: {list(self._FIT_KWARGS)}"
+            )
+        validation_split = finite_float(
+            validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True
+        )
         callbacks = list(kwargs.pop("callbacks", None) or [])
         has_val = validation_data is not None or validation_split > 0
         if es_config is not None:
             es = self._early_stopping(es_config)
             if es.monitor.startswith("val_") and not has_val:
-                raise ValueError(f"es_config: early stopping monitors {es.monitor!r} but there is no validation data; "
-                                 "pass validation_split or validation_data, or monitor 'loss'")
+                raise ValueError(
+                    f"es_config: early stopping monitors {es.monitor!r} but there is no validation data; "
+                    "pass validation_split or validation_data, or monitor 'loss'"
+                )
             callbacks.append(es)
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data: expected a pair (inputs, outputs)")
             from .._util.validate import as_samples
+
             vx = as_samples(validation_data[0], net.input_size, "validation_data[0]")
             vy = as_samples(validation_data[1], net.output_size, "validation_data[1]")
             if vx.shape[0] != vy.shape[0]:
-                raise ValueError(f"validation_data: expected as many output as input samples, got "
-                                 f"{vy.shape[0]} and {vx.shape[0]}")
+                raise ValueError(
+                    f"validation_data: expected as many output as input samples, got "
+                    f"{vy.shape[0]} and {vx.shape[0]}"
+                )
             validation_data = (self._transform(vx, True), self._transform(vy, False))
         verbose = kwargs.pop("verbose", 1)
         verbose = 1 if verbose == "auto" else int(verbose)
@@ -466,15 +628,30 @@ class LinnModel:
             if getattr(cb, "evaluates", "unset") is None:
                 cb.evaluates = self
         # callbacks see the Keras-shaped model, as in Keras (self.model.layers[i].get_weights(), ...)
-        history = net.fit(self.training_inputs, self.training_outputs, epochs=epochs, optimizer=self._optimizer,
-                          loss=self._loss, validation_split=validation_split, validation_data=validation_data,
-                          callbacks=callbacks, verbose=verbose, callback_model=self.model, **kwargs)
+        history = net.fit(
+            self.training_inputs,
+            self.training_outputs,
+            epochs=epochs,
+            optimizer=self._optimizer,
+            loss=self._loss,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            verbose=verbose,
+            callback_model=self.model,
+            **kwargs,
+        )
         history.model = self.model
         return history
 
     # -- prediction ------------------------------------------------------------------------
-    def predict(self, inputs: Any, scale: bool | None = None, unscale_output: bool | None = None,
-                **kwargs: Any) -> np.ndarray:
+    def predict(
+        self,
+        inputs: Any,
+        scale: bool | None = None,
+        unscale_output: bool | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
         """Outputs for ``inputs`` ``(samples, n_in)``.
 
         A 1-D array of ``n_in`` values is one sample (the Identity_NN tutorial's
@@ -499,6 +676,7 @@ class LinnModel:
         scale = self._scaled if scale is None else bool(scale)
         unscale_output = self._scaled if unscale_output is None else bool(unscale_output)
         from .._util.validate import as_samples
+
         x = as_samples(inputs, net.input_size, "inputs")
         if scale:
             x = self._transform(x, True)
@@ -508,43 +686,76 @@ class LinnModel:
         return y
 
     # -- description -----------------------------------------------------------------------
-    def summary_text(self, input_channels: int | None = None, output_channels: int | None = None,
-                     device: str | None = None, slots: int | None = None) -> str:
+    def summary_text(
+        self,
+        input_channels: int | None = None,
+        output_channels: int | None = None,
+        device: str | None = None,
+        slots: int | None = None,
+    ) -> str:
         """The summary as text: layers, parameters, instrument budget, channels, voltage windows."""
         net = self._require_network()
-        lines = [f"LinnModel: {net.input_size} -> " + " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
-                 + f" ({net.dtype.name})"]
-        lines.append(f"  {'#':<3}{'layer':<10}{'shape (in, out)':<18}{'activation':<12}{'params':>8}")
+        lines = [
+            f"LinnModel: {net.input_size} -> "
+            + " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
+            + f" ({net.dtype.name})"
+        ]
+        lines.append(
+            f"  {'#':<3}{'layer':<10}{'shape (in, out)':<18}{'activation':<12}{'params':>8}"
+        )
         for i, layer in enumerate(net.layers):
-            lines.append(f"  {i:<3}{self.model.layers[1 + 2 * i].name:<10}{str(layer.shape):<18}"
-                         f"{layer.activation:<12}{layer.n_params:>8}")
-        lines.append(f"  total parameters: {net.n_params}; weights, biases and every layer's output clipped to [-1, 1]")
-        lines += budget_text([l.size_in for l in net.layers], [l.size_out for l in net.layers], device, slots)
+            lines.append(
+                f"  {i:<3}{self.model.layers[1 + 2 * i].name:<10}{layer.shape!s:<18}"
+                f"{layer.activation:<12}{layer.n_params:>8}"
+            )
+        lines.append(
+            f"  total parameters: {net.n_params}; weights, biases and every layer's output clipped to [-1, 1]"
+        )
+        lines += budget_text(
+            [l.size_in for l in net.layers], [l.size_out for l in net.layers], device, slots
+        )
         lines += _channel_lines(net.input_size, net.output_size, input_channels, output_channels)
         lines += self._scaling_lines()
         return "\n".join(lines)
 
     def _scaling_lines(self) -> list[str]:
         if not self._scaled:
-            return ["scaling: none; data is used as given, so the instrument's [-1, 1] is the data's range"]
-        out = ["voltage windows implied by the training scaling (each maps onto the instrument's [-1, 1]):"]
-        for label, s, fn in (("input", self._input_transform_args, "set_input"),
-                             ("output", self._output_transform_args, "set_output")):
+            return [
+                "scaling: none; data is used as given, so the instrument's [-1, 1] is the data's range"
+            ]
+        out = [
+            "voltage windows implied by the training scaling (each maps onto the instrument's [-1, 1]):"
+        ]
+        for label, s, fn in (
+            ("input", self._input_transform_args, "set_input"),
+            ("output", self._output_transform_args, "set_output"),
+        ):
             for c in range(s.lo.shape[0]):
                 lo, hi = float(s.lo[c]), float(s.hi[c])
                 note = "  (constant column: fed as 0)" if s.constant[c] else ""
-                out.append(f"  {label} column {c}: [{lo:.6g}, {hi:.6g}] -> {fn}(channel, low_level={lo:.6g}, "
-                           f"high_level={hi:.6g}){note}")
+                out.append(
+                    f"  {label} column {c}: [{lo:.6g}, {hi:.6g}] -> {fn}(channel, low_level={lo:.6g}, "
+                    f"high_level={hi:.6g}){note}"
+                )
         return out
 
-    def summary(self, input_channels: int | None = None, output_channels: int | None = None,
-                device: str | None = None, slots: int | None = None) -> None:
+    def summary(
+        self,
+        input_channels: int | None = None,
+        output_channels: int | None = None,
+        device: str | None = None,
+        slots: int | None = None,
+    ) -> None:
         """Print :meth:`summary_text`."""
         print(self.summary_text(input_channels, output_channels, device, slots))
 
 
-def budget_text(inputs: Sequence[int], outputs: Sequence[int], device: str | None = None,
-                slots: int | None = None) -> list[str]:
+def budget_text(
+    inputs: Sequence[int],
+    outputs: Sequence[int],
+    device: str | None = None,
+    slots: int | None = None,
+) -> list[str]:
     """Lines describing the instrument budget of layers with these input/output widths.
 
     Examples
@@ -569,20 +780,37 @@ def _channel_lines(n_in: int, n_out: int, in_ch: int | None, out_ch: int | None)
     for which, width, ch in (("input", n_in, in_ch), ("output", n_out, out_ch)):
         if ch is not None:
             mode = "serial" if ch == 1 and width > 1 else "parallel"
-            lines.append(f"{which} channels: {ch} ({mode}: " + (
-                f"a window of {width} samples on one channel)" if mode == "serial" else f"one {which} per channel)"))
+            lines.append(
+                f"{which} channels: {ch} ({mode}: "
+                + (
+                    f"a window of {width} samples on one channel)"
+                    if mode == "serial"
+                    else f"one {which} per channel)"
+                )
+            )
         elif width == 1:
             lines.append(f"{which} channels: 1 (one {which})")
         elif width > MAX_PARALLEL_CHANNELS:
-            lines.append(f"{which} channels: 1 only (serial: a window of {width} samples on one channel)")
+            lines.append(
+                f"{which} channels: 1 only (serial: a window of {width} samples on one channel)"
+            )
         else:
-            lines.append(f"{which} channels: 1 (serial, a window of {width} samples) or {width} (parallel, one per channel)")
+            lines.append(
+                f"{which} channels: 1 (serial, a window of {width} samples) or {width} (parallel, one per channel)"
+            )
     return lines
 
 
 # -- conversion -----------------------------------------------------------------------------
-def get_linn(model: Any, input_channels: int, output_channels: int, output_mapping: Sequence[int] | None = None,
-             clip: bool = False, device: str | None = None, slots: int | None = None) -> dict:
+def get_linn(
+    model: Any,
+    input_channels: int,
+    output_channels: int,
+    output_mapping: Sequence[int] | None = None,
+    clip: bool = False,
+    device: str | None = None,
+    slots: int | None = None,
+) -> dict:
     """The ``.linn`` document of a network, with every instrument rule enforced.
 
     Parameters
@@ -620,8 +848,12 @@ def get_linn(model: Any, input_channels: int, output_channels: int, output_mappi
     net = _network_of(model)
     clip = flag(clip, "clip")
     if not net.clip:
-        warnings.warn("model: this network does not clip its layers' outputs, while the instrument clips every "
-                      "layer's output to [-1, 1]; the instrument may compute something else", UserWarning, stacklevel=2)
+        warnings.warn(
+            "model: this network does not clip its layers' outputs, while the instrument clips every "
+            "layer's output to [-1, 1]; the instrument may compute something else",
+            UserWarning,
+            stacklevel=2,
+        )
     if net.has_batchnorm:  # the instrument has no normalisation: fold it into the next layer
         try:
             layers = net.folded_layers()
@@ -629,12 +861,21 @@ def get_linn(model: Any, input_channels: int, output_channels: int, output_mappi
             raise LinnError("only dense layers", str(e)) from None
     else:
         layers = [(l.weight, l.bias, l.activation) for l in net.layers]
-    return build_document(layers, input_channels, output_channels, output_mapping, clip, device, slots)
+    return build_document(
+        layers, input_channels, output_channels, output_mapping, clip, device, slots
+    )
 
 
-def save_linn(model: Any, input_channels: int, output_channels: int, file_name: str | os.PathLike,
-              output_mapping: Sequence[int] | None = None, clip: bool = False, device: str | None = None,
-              slots: int | None = None) -> Path:
+def save_linn(
+    model: Any,
+    input_channels: int,
+    output_channels: int,
+    file_name: str | os.PathLike,
+    output_mapping: Sequence[int] | None = None,
+    clip: bool = False,
+    device: str | None = None,
+    slots: int | None = None,
+) -> Path:
     """Write the ``.linn`` document of a network (see :func:`get_linn`) atomically.
 
     The document goes to a temporary file in the target's folder, which then replaces the
@@ -657,7 +898,9 @@ def save_linn(model: Any, input_channels: int, output_channels: int, file_name: 
     0.7
     """
     if not isinstance(file_name, (str, os.PathLike)):
-        raise TypeError(f"file_name: expected a path ending in .linn, got {type(file_name).__name__}")
+        raise TypeError(
+            f"file_name: expected a path ending in .linn, got {type(file_name).__name__}"
+        )
     path = Path(file_name)
     if path.suffix != ".linn":
         raise ValueError(f"file_name: expected a name ending in '.linn', got {str(file_name)!r}")
@@ -676,23 +919,38 @@ def _decode(path_or_dict: Any) -> tuple[Any, str]:
     if isinstance(path_or_dict, dict):
         return path_or_dict, "document"
     if not isinstance(path_or_dict, (str, os.PathLike)):
-        raise TypeError(f"path_or_dict: expected a path to a .linn file or a dict, got {type(path_or_dict).__name__}")
+        raise TypeError(
+            f"path_or_dict: expected a path to a .linn file or a dict, got {type(path_or_dict).__name__}"
+        )
     label = _untrusted.short(os.fspath(path_or_dict), 80).strip("'\"")
-    data = _untrusted.read_bytes(path_or_dict, limit=MAX_FILE_BYTES, what="a .linn file",
-                                 error=lambda m: LinnError("file", m))
+    data = _untrusted.read_bytes(
+        path_or_dict,
+        limit=MAX_FILE_BYTES,
+        what="a .linn file",
+        error=lambda m: LinnError("file", m),
+    )
     # the vendor's writer may have been fed through an editor that adds a byte-order mark
-    text = _untrusted.decode_text(data, label=label, allow_bom=True, error=lambda m: LinnError("JSON", m))
+    text = _untrusted.decode_text(
+        data, label=label, allow_bom=True, error=lambda m: LinnError("JSON", m)
+    )
 
     def json_error(message: str) -> LinnError:
-        rule = "finite parameters" if "not a JSON number" in message else \
-            "document structure" if "duplicate key" in message else "JSON"
+        rule = (
+            "finite parameters"
+            if "not a JSON number" in message
+            else "document structure"
+            if "duplicate key" in message
+            else "JSON"
+        )
         return LinnError(rule, message)
 
     doc = _untrusted.loads_json(text, label=label, max_depth=MAX_JSON_DEPTH, error=json_error)
     return doc, label
 
 
-def read_linn(path_or_dict: Any, device: str | None = None, slots: int | None = None) -> tuple[dict, list[LinnLayer]]:
+def read_linn(
+    path_or_dict: Any, device: str | None = None, slots: int | None = None
+) -> tuple[dict, list[LinnLayer]]:
     """Decode and validate a ``.linn`` document; its header and layers.
 
     Raises
@@ -725,8 +983,9 @@ def describe_linn(path_or_dict: Any, device: str | None = None, slots: int | Non
     return describe(header, layers)
 
 
-def load_linn(path_or_dict: Any, dtype: Any = "float32", device: str | None = None,
-              slots: int | None = None) -> Network:
+def load_linn(
+    path_or_dict: Any, dtype: Any = "float32", device: str | None = None, slots: int | None = None
+) -> Network:
     """A :class:`Network` computing exactly what a ``.linn`` document describes.
 
     Each layer computes ``clip(act(W x + b), -1, 1)`` (the network has ``clip=True``).  The
@@ -752,8 +1011,16 @@ def load_linn(path_or_dict: Any, dtype: Any = "float32", device: str | None = No
     [0.0, 0.25, 1.0]
     """
     _, layers = read_linn(path_or_dict, device, slots)
-    dense = [Dense((l.inputs, l.outputs), l.activation, weight=l.weights.T.astype(np.float64),
-                   bias=l.biases.astype(np.float64), name=f"dense{i}") for i, l in enumerate(layers)]
+    dense = [
+        Dense(
+            (l.inputs, l.outputs),
+            l.activation,
+            weight=l.weights.T.astype(np.float64),
+            bias=l.biases.astype(np.float64),
+            name=f"dense{i}",
+        )
+        for i, l in enumerate(layers)
+    ]
     return Network(dense, clip=True, dtype=dtype)
 
 

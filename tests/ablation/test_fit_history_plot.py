@@ -1,4 +1,5 @@
 """FitHistory.plot_results: the spec's panels with matplotlib, a clear message without it."""
+
 from __future__ import annotations
 
 import sys
@@ -13,11 +14,21 @@ def history(quantized: bool) -> FitHistory:
     ds = LinearTeacherDataset(64, 4, 2, seed=0)
     net = Network([Dense((4, 2), has_bias=False, seed=0)], clip=False, dtype="float64")
     pd = {"default": {"weight": "fixed<8,1>", "update": "fixed<12,1>"}} if quantized else None
-    return train_instrumented(net, ds.X, ds.Y, epochs=2, batch_size=16, precision_dict=pd, reference_A=ds.A, seed=0)
+    return train_instrumented(
+        net, ds.X, ds.Y, epochs=2, batch_size=16, precision_dict=pd, reference_A=ds.A, seed=0
+    )
 
 
-PANELS = ["loss", "update norms", "update direction", "curvature", "learning-rate controller",
-          "stability margins", "Hessian extremes", "rail pressure"]
+PANELS = [
+    "loss",
+    "update norms",
+    "update direction",
+    "curvature",
+    "learning-rate controller",
+    "stability margins",
+    "Hessian extremes",
+    "rail pressure",
+]
 
 
 @pytest.mark.parametrize("quantized", [False, True])
@@ -32,8 +43,14 @@ def test_plot_results_draws_one_quantity_per_panel(tmp_path, quantized):
         assert titles[:-1] == PANELS[:-1]
         assert titles[-1] == ("rail pressure" if quantized else "rail pressure (not logged)")
         labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
-        assert {"loss", "actual_update_norm", "update_cosine", "alpha_would",
-                "stability_margin_lambda_ctrl", "hessian_lambda_max"} <= labels
+        assert {
+            "loss",
+            "actual_update_norm",
+            "update_cosine",
+            "alpha_would",
+            "stability_margin_lambda_ctrl",
+            "hessian_lambda_max",
+        } <= labels
         assert ("update_underflow_fraction_max" in labels) == quantized
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
@@ -68,16 +85,28 @@ def test_no_panel_mixes_a_huge_series_with_a_unit_interval_series():
     n = 40
     step = np.arange(n)
     huge = np.r_[0.0, np.full(n - 1, 4e10)]  # a curvature proxy once the updates stop
-    h = FitHistory({"step": step, "epoch": np.zeros(n, int), "loss": np.linspace(1, 0.1, n),
-                    "curvature_proxy": huge, "curvature_ema": huge / 2, "alpha": np.full(n, 3e-11),
-                    "alpha_would": np.full(n, 3e-11), "update_cosine": np.linspace(1, 0, n),
-                    "actual_update_norm": np.r_[np.geomspace(0.1, 1e-6, 10), np.zeros(n - 10)]})
+    h = FitHistory(
+        {
+            "step": step,
+            "epoch": np.zeros(n, int),
+            "loss": np.linspace(1, 0.1, n),
+            "curvature_proxy": huge,
+            "curvature_ema": huge / 2,
+            "alpha": np.full(n, 3e-11),
+            "alpha_would": np.full(n, 3e-11),
+            "update_cosine": np.linspace(1, 0, n),
+            "actual_update_norm": np.r_[np.geomspace(0.1, 1e-6, 10), np.zeros(n - 10)],
+        }
+    )
     fig = h.plot_results()
     try:
         for ax in fig.axes:
             lines = ax.get_lines()
-            data = [np.asarray(line.get_ydata(), float) for line in lines
-                    if not line.get_label().startswith("_") and "=" not in line.get_label()]
+            data = [
+                np.asarray(line.get_ydata(), float)
+                for line in lines
+                if not line.get_label().startswith("_") and "=" not in line.get_label()
+            ]
             if not data:
                 continue
             top = max(np.max(np.abs(d)) for d in data)

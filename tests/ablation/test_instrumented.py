@@ -1,32 +1,75 @@
 """The instrumented loop against an independent NumPy implementation of ablation-metrics.md."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from linncore import Dense, FitHistory, LinearBlockModel, LinearTeacherDataset, Network, train_instrumented
+from linncore import (
+    Dense,
+    FitHistory,
+    LinearBlockModel,
+    LinearTeacherDataset,
+    Network,
+    train_instrumented,
+)
 from linncore.engine.network import TrainingDivergedWarning
 
 
-def reference_run(W0, X, Y, *, epochs, batch_size, eta, rho, chi, eps, use_controller, loss_mode, A, seed,
-                  hessian=True):
+def reference_run(
+    W0,
+    X,
+    Y,
+    *,
+    epochs,
+    batch_size,
+    eta,
+    rho,
+    chi,
+    eps,
+    use_controller,
+    loss_mode,
+    A,
+    seed,
+    hessian=True,
+):
     """A one-layer, no-bias, linear network trained by the spec, written out plainly."""
     W = W0.copy()
     n, m = X.shape[0], Y.shape[1]
     rng = np.random.default_rng(seed)
-    out = {k: [] for k in ("loss", "rmse", "grad_norm", "theta_norm", "curvature_proxy", "curvature_ema",
-                           "alpha", "alpha_would", "eta_eff", "raw_update_norm", "actual_update_norm",
-                           "update_cosine", "update_angle_rad", "update_radius_ratio", "hessian_lambda_max",
-                           "hessian_lambda_min", "stability_margin_lambda_raw", "stability_margin_lambda_ctrl",
-                           "spectral_radius_raw", "spectral_radius_ctrl", "weight_error_fro",
-                           "forward_gain_spectral")}
+    out = {
+        k: []
+        for k in (
+            "loss",
+            "rmse",
+            "grad_norm",
+            "theta_norm",
+            "curvature_proxy",
+            "curvature_ema",
+            "alpha",
+            "alpha_would",
+            "eta_eff",
+            "raw_update_norm",
+            "actual_update_norm",
+            "update_cosine",
+            "update_angle_rad",
+            "update_radius_ratio",
+            "hessian_lambda_max",
+            "hessian_lambda_min",
+            "stability_margin_lambda_raw",
+            "stability_margin_lambda_ctrl",
+            "spectral_radius_raw",
+            "spectral_radius_ctrl",
+            "weight_error_fro",
+            "forward_gain_spectral",
+        )
+    }
     prev_g = prev_t = None
     E = 0.0
     for _ in range(epochs):
         order = rng.permutation(n)
         for s in range(0, n, batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             x, y = X[idx], Y[idx]
             B = len(idx)
             r = x @ W - y
@@ -35,7 +78,11 @@ def reference_run(W0, X, Y, *, epochs, batch_size, eta, rho, chi, eps, use_contr
             else:
                 L, G = np.sum(r * r) / (B * m), 2 * x.T @ r / (B * m)
             g, theta = G.ravel(), W.ravel().copy()
-            C = 0.0 if prev_g is None else np.linalg.norm(g - prev_g) / (np.linalg.norm(theta - prev_t) + eps)
+            C = (
+                0.0
+                if prev_g is None
+                else np.linalg.norm(g - prev_g) / (np.linalg.norm(theta - prev_t) + eps)
+            )
             E = C if prev_g is None else (1 - rho) * E + rho * C
             ctl = max(C, E)
             aw = 1.0 if ctl == 0 else min(1.0, chi / (eta * (ctl + eps)))
@@ -48,15 +95,30 @@ def reference_run(W0, X, Y, *, epochs, batch_size, eta, rho, chi, eps, use_contr
             cos = a @ u / (an * un) if an > 0 and un > 0 else 0.0
             lam = np.linalg.eigvalsh(x.T @ x / B) * (1.0 if loss_mode == "half_mse" else 2.0 / m)
             lmin, lmax = lam[0], lam[-1]
-            vals = dict(loss=L, rmse=np.sqrt(np.mean(r * r)), grad_norm=np.linalg.norm(g),
-                        theta_norm=np.linalg.norm(W), curvature_proxy=C, curvature_ema=E, alpha=al,
-                        alpha_would=aw, eta_eff=ee, raw_update_norm=un, actual_update_norm=an, update_cosine=cos,
-                        update_angle_rad=np.arccos(np.clip(cos, -1, 1)), update_radius_ratio=an / (un + eps),
-                        hessian_lambda_max=lmax, hessian_lambda_min=lmin,
-                        stability_margin_lambda_raw=eta * lmax, stability_margin_lambda_ctrl=ee * lmax,
-                        spectral_radius_raw=max(abs(1 - eta * lmin), abs(1 - eta * lmax)),
-                        spectral_radius_ctrl=max(abs(1 - ee * lmin), abs(1 - ee * lmax)),
-                        weight_error_fro=np.linalg.norm(W - A), forward_gain_spectral=np.linalg.norm(W, 2))
+            vals = dict(
+                loss=L,
+                rmse=np.sqrt(np.mean(r * r)),
+                grad_norm=np.linalg.norm(g),
+                theta_norm=np.linalg.norm(W),
+                curvature_proxy=C,
+                curvature_ema=E,
+                alpha=al,
+                alpha_would=aw,
+                eta_eff=ee,
+                raw_update_norm=un,
+                actual_update_norm=an,
+                update_cosine=cos,
+                update_angle_rad=np.arccos(np.clip(cos, -1, 1)),
+                update_radius_ratio=an / (un + eps),
+                hessian_lambda_max=lmax,
+                hessian_lambda_min=lmin,
+                stability_margin_lambda_raw=eta * lmax,
+                stability_margin_lambda_ctrl=ee * lmax,
+                spectral_radius_raw=max(abs(1 - eta * lmin), abs(1 - eta * lmax)),
+                spectral_radius_ctrl=max(abs(1 - ee * lmin), abs(1 - ee * lmax)),
+                weight_error_fro=np.linalg.norm(W - A),
+                forward_gain_spectral=np.linalg.norm(W, 2),
+            )
             for k, v in vals.items():
                 out[k].append(float(v))
             prev_g, prev_t = g, theta
@@ -71,9 +133,21 @@ def test_every_metric_matches_the_independent_reference(engine, use_controller, 
     W0 = net.layers[0].weight.copy()
     # a large rate makes the controller act
     kw = dict(epochs=3, batch_size=16, eta=1.2, rho=0.05, chi=1.5, eps=1e-12)
-    h = train_instrumented(net, ds.X, ds.Y, epochs=3, batch_size=16, learning_rate=1.2, loss_mode=loss_mode,
-                           use_controller=use_controller, reference_A=ds.A, seed=7)
-    ref = reference_run(W0, ds.X, ds.Y, use_controller=use_controller, loss_mode=loss_mode, A=ds.A, seed=7, **kw)
+    h = train_instrumented(
+        net,
+        ds.X,
+        ds.Y,
+        epochs=3,
+        batch_size=16,
+        learning_rate=1.2,
+        loss_mode=loss_mode,
+        use_controller=use_controller,
+        reference_A=ds.A,
+        seed=7,
+    )
+    ref = reference_run(
+        W0, ds.X, ds.Y, use_controller=use_controller, loss_mode=loss_mode, A=ds.A, seed=7, **kw
+    )
     assert len(h) == 3 * 13
     for k, v in ref.items():
         # arccos near 1 turns a cosine that is 1 up to rounding (1e-16) into an angle of about
@@ -89,8 +163,16 @@ def test_every_metric_matches_the_independent_reference(engine, use_controller, 
 def test_controller_off_still_logs_would_be_alpha(engine):
     ds = LinearTeacherDataset(128, 4, 2, seed=0)
     net = Network([Dense((4, 2), has_bias=False, seed=0)], clip=False, dtype="float64")
-    h = train_instrumented(net, ds.X, ds.Y, epochs=2, learning_rate=3.0, chi=0.5, compute_analytic_hessian=False,
-                           seed=0)
+    h = train_instrumented(
+        net,
+        ds.X,
+        ds.Y,
+        epochs=2,
+        learning_rate=3.0,
+        chi=0.5,
+        compute_analytic_hessian=False,
+        seed=0,
+    )
     assert np.all(h.alpha == 1.0) and np.min(h.alpha_would) < 1.0
     assert np.all(np.isnan(h.hessian_lambda_max))
 
@@ -108,8 +190,9 @@ def test_divergence_stops_the_run_and_keeps_the_history(engine):
     ds = LinearTeacherDataset(256, 4, 2, input_scale=3.0, seed=0)
     net = Network([Dense((4, 2), has_bias=False, seed=0)], clip=False, dtype="float64")
     with pytest.warns(TrainingDivergedWarning, match="diverged at step"):
-        h = train_instrumented(net, ds.X, ds.Y, epochs=50, learning_rate=5.0, compute_analytic_hessian=False,
-                               seed=0)
+        h = train_instrumented(
+            net, ds.X, ds.Y, epochs=50, learning_rate=5.0, compute_analytic_hessian=False, seed=0
+        )
     assert h.diverged[-1] == 1 and np.all(h.diverged[:-1] == 0)
     assert len(h) < 50 * 8 and "diverged" in h.stop_reason
     assert h.summary()["diverged"] == 1.0
@@ -122,7 +205,9 @@ def test_same_seed_same_history_and_reinitialized_models_start_equal(engine):
     model.reinitialize_weights()
     b = model.train_instrumented(epochs=2, seed=11, use_controller=True, learning_rate=0.05)
     for k in a:
-        np.testing.assert_array_equal(np.nan_to_num(a[k], nan=-7.0), np.nan_to_num(b[k], nan=-7.0), err_msg=k)
+        np.testing.assert_array_equal(
+            np.nan_to_num(a[k], nan=-7.0), np.nan_to_num(b[k], nan=-7.0), err_msg=k
+        )
 
 
 def test_fit_history_saves_and_loads_without_loss(engine, tmp_path):
@@ -154,7 +239,11 @@ def test_bad_arguments_are_named(engine):
 def _on_grid_net(ds, fmt, seed=0):
     from linncore.fixed.formats import quantize
 
-    net = Network([Dense((ds.X.shape[1], ds.Y.shape[1]), has_bias=False, seed=seed)], clip=False, dtype="float64")
+    net = Network(
+        [Dense((ds.X.shape[1], ds.Y.shape[1]), has_bias=False, seed=seed)],
+        clip=False,
+        dtype="float64",
+    )
     net.layers[0].weight[...] = quantize(net.layers[0].weight, fmt)
     return net
 
@@ -167,14 +256,26 @@ def test_updates_that_underflow_are_reported_as_silent_death(engine):
     pd = {"default": {"weight": str(fmt), "update": str(fmt)}}
     net = _on_grid_net(ds, fmt)
     before = net.theta.copy()
-    h = train_instrumented(net, ds.X, ds.Y, epochs=4, learning_rate=0.01, precision_dict=pd,
-                           compute_analytic_hessian=False, seed=0)
+    h = train_instrumented(
+        net,
+        ds.X,
+        ds.Y,
+        epochs=4,
+        learning_rate=0.01,
+        precision_dict=pd,
+        compute_analytic_hessian=False,
+        seed=0,
+    )
     assert np.all(h.actual_update_norm == 0) and np.all(h.raw_update_norm > 0)
     assert np.min(h.update_underflow_fraction_max) == 1.0
     np.testing.assert_array_equal(net.theta, before)
     assert np.all(h.update_cosine == 0)
     s = h.summary()
-    assert s["silent_death"] == 1.0 and s["diverged"] == 0.0 and s["max_update_underflow_fraction"] == 1.0
+    assert (
+        s["silent_death"] == 1.0
+        and s["diverged"] == 0.0
+        and s["max_update_underflow_fraction"] == 1.0
+    )
 
 
 def test_stochastic_rounding_of_updates_keeps_learning(engine):
@@ -184,8 +285,17 @@ def test_stochastic_rounding_of_updates_keeps_learning(engine):
     fmt = FixedFormat.parse("fixed<8,1>")
     pd = {"default": {"weight": str(fmt), "update": "fixed<8,1,STOCH,SAT>"}}
     net = _on_grid_net(ds, fmt)
-    h = train_instrumented(net, ds.X, ds.Y, epochs=20, learning_rate=0.01, precision_dict=pd,
-                           compute_analytic_hessian=False, reference_A=ds.A, seed=0)
+    h = train_instrumented(
+        net,
+        ds.X,
+        ds.Y,
+        epochs=20,
+        learning_rate=0.01,
+        precision_dict=pd,
+        compute_analytic_hessian=False,
+        reference_A=ds.A,
+        seed=0,
+    )
     assert np.max(h.raw_update_norm) < fmt.lsb  # the same regime as the silent-death case
     assert np.mean(h.actual_update_norm > 0) > 0.3
     assert h.weight_error_fro[-1] < 0.7 * h.weight_error_fro[0]
@@ -195,18 +305,34 @@ def test_stochastic_rounding_of_updates_keeps_learning(engine):
 
 def test_quantized_run_logs_rail_pressure(engine):
     ds = LinearTeacherDataset(128, 4, 2, teacher_scale=0.9, seed=1)
-    pd = {"default": {"weight": "fixed<8,1>", "gradient": "fixed<8,0>", "update": "fixed<16,0>",
-                      "input": "fixed<8,1>", "accumulator": "fixed<16,2>", "activation": "fixed<12,2>"}}
-    net = Network([Dense((4, 8), "tanh", seed=1), Dense((8, 2), seed=2)], clip=True, dtype="float64")
+    pd = {
+        "default": {
+            "weight": "fixed<8,1>",
+            "gradient": "fixed<8,0>",
+            "update": "fixed<16,0>",
+            "input": "fixed<8,1>",
+            "accumulator": "fixed<16,2>",
+            "activation": "fixed<12,2>",
+        }
+    }
+    net = Network(
+        [Dense((4, 8), "tanh", seed=1), Dense((8, 2), seed=2)], clip=True, dtype="float64"
+    )
     h = train_instrumented(net, ds.X, ds.Y, epochs=2, learning_rate=0.5, precision_dict=pd, seed=3)
-    for k in ("weight_saturation_fraction_max", "weight_near_rail_fraction_max", "gradient_saturation_fraction_max",
-              "gradient_near_rail_fraction_max", "update_saturation_fraction_max", "update_underflow_fraction_max"):
+    for k in (
+        "weight_saturation_fraction_max",
+        "weight_near_rail_fraction_max",
+        "gradient_saturation_fraction_max",
+        "gradient_near_rail_fraction_max",
+        "update_saturation_fraction_max",
+        "update_underflow_fraction_max",
+    ):
         assert np.all((h[k] >= 0) & (h[k] <= 1)), k
     # stored kernels stay on the fixed<8,1> grid (the config gives biases no format)
     for layer in net.layers:
-        codes = layer.weight * 2 ** 7
+        codes = layer.weight * 2**7
         np.testing.assert_array_equal(codes, np.round(codes))
-    assert not np.array_equal(net.layers[0].bias * 2 ** 7, np.round(net.layers[0].bias * 2 ** 7))
+    assert not np.array_equal(net.layers[0].bias * 2**7, np.round(net.layers[0].bias * 2**7))
     assert np.all(np.isfinite(h.hessian_lambda_max))
 
 
@@ -227,13 +353,18 @@ def test_both_hessian_ends_of_a_deep_net_are_the_librarys(engine):
     from linncore.curvature import hessian as curvature_hessian
 
     ds = LinearTeacherDataset(96, 4, 2, seed=0)
-    net = Network([Dense((4, 16), "tanh", seed=0), Dense((16, 16), "tanh", seed=1), Dense((16, 2), seed=2)],
-                  clip=False, dtype="float64")
+    net = Network(
+        [Dense((4, 16), "tanh", seed=0), Dense((16, 16), "tanh", seed=1), Dense((16, 2), seed=2)],
+        clip=False,
+        dtype="float64",
+    )
     assert net.n_params > curvature_hessian.DENSE_MAX_PARAMS  # the Lanczos branch
     for s in range(0, 96, 32):
-        x, y = ds.X[s:s + 32], ds.Y[s:s + 32]
+        x, y = ds.X[s : s + 32], ds.Y[s : s + 32]
         lo, hi = curvature_hessian.hessian_extremes(net, x, y, "half_mse", s)
         assert lo == hs.lambda_min(net, x, y, seed=s)
         assert hi == hs.lambda_max(net, x, y, seed=s)
         ev = np.linalg.eigvalsh(hs.full_hessian(net, x, y))
-        assert lo == pytest.approx(ev[0], rel=1e-6, abs=1e-9) and hi == pytest.approx(ev[-1], rel=1e-9)
+        assert lo == pytest.approx(ev[0], rel=1e-6, abs=1e-9) and hi == pytest.approx(
+            ev[-1], rel=1e-9
+        )

@@ -1,4 +1,5 @@
 """Sweeps: grid order, summaries, reproducibility, files, executors and bad grids."""
+
 from __future__ import annotations
 
 import csv
@@ -15,12 +16,23 @@ from linncore.ablation.sweep import check_config, expand_grid
 
 BASE = {"dataset": {"n": 64, "d_in": 4, "d_out": 2}, "train": {"epochs": 2, "batch_size": 16}}
 QUANT = {"default": {"weight": "fixed<8,1>", "update": "fixed<8,1>", "gradient": "fixed<12,2>"}}
-GRID = {"train.learning_rate": [0.05, 0.5], "train.use_controller": [False, True],
-        "train.precision_dict": [None, QUANT]}
-SUMMARY_COLUMNS = ("final_loss", "diverged", "silent_death", "min_update_cosine", "max_weight_saturation_fraction",
-                   "max_weight_near_rail_fraction", "max_gradient_saturation_fraction",
-                   "max_gradient_near_rail_fraction", "max_update_saturation_fraction",
-                   "max_update_underflow_fraction")
+GRID = {
+    "train.learning_rate": [0.05, 0.5],
+    "train.use_controller": [False, True],
+    "train.precision_dict": [None, QUANT],
+}
+SUMMARY_COLUMNS = (
+    "final_loss",
+    "diverged",
+    "silent_death",
+    "min_update_cosine",
+    "max_weight_saturation_fraction",
+    "max_weight_near_rail_fraction",
+    "max_gradient_saturation_fraction",
+    "max_gradient_near_rail_fraction",
+    "max_update_saturation_fraction",
+    "max_update_underflow_fraction",
+)
 
 
 def same(a, b):
@@ -62,14 +74,18 @@ def test_thread_pool_rows_in_grid_order_with_summary_columns(threaded):
 
 def test_default_process_pool_gives_the_same_rows_as_threads(threaded):
     done = []
-    res = sweep(GRID, seeds=[0, 1], base=BASE, progress=lambda d, t, row: done.append((d, t, row["run"])))
+    res = sweep(
+        GRID, seeds=[0, 1], base=BASE, progress=lambda d, t, row: done.append((d, t, row["run"]))
+    )
     check_rows(res, [0, 1])
     for a, b in zip(res.rows, threaded.rows):
         assert a.keys() == b.keys()
         assert all(same(a[k], b[k]) for k in a), (a, b)
     for run_id, h in res.histories.items():
         for key in h:
-            np.testing.assert_array_equal(h[key], threaded.histories[run_id][key], err_msg=f"{run_id} {key}")
+            np.testing.assert_array_equal(
+                h[key], threaded.histories[run_id][key], err_msg=f"{run_id} {key}"
+            )
     assert [d for d, _, _ in done] == list(range(1, 17)) and {t for _, t, _ in done} == {16}
     assert sorted(r for _, _, r in done) == sorted(row["run"] for row in res.rows)
 
@@ -93,12 +109,16 @@ def test_grid_and_sizes_are_checked_before_anything_runs():
     from linncore.ablation.sweep import MAX_RUNS
 
     huge = {f"train.k{i}": list(range(1000)) for i in range(4)}  # 10**12 points, never expanded
-    with pytest.raises(ValueError, match=f"grid: 1000000000000 points, more than the limit of {MAX_RUNS}"):
+    with pytest.raises(
+        ValueError, match=f"grid: 1000000000000 points, more than the limit of {MAX_RUNS}"
+    ):
         sweep(huge, seeds=[0], base=BASE)
-    with pytest.raises(ValueError, match=r"dataset.n: expected a positive integer, got 10000000000.0"):
+    with pytest.raises(
+        ValueError, match=r"dataset.n: expected a positive integer, got 10000000000.0"
+    ):
         sweep({"train.learning_rate": [0.1]}, seeds=[0], base={"dataset": {"n": 1e10}})
     with pytest.raises(ValueError, match=r"dataset: n \* \(d_in \+ d_out\) = 60000000000 values"):
-        sweep({"train.learning_rate": [0.1]}, seeds=[0], base={"dataset": {"n": 10 ** 10}})
+        sweep({"train.learning_rate": [0.1]}, seeds=[0], base={"dataset": {"n": 10**10}})
     with pytest.raises(ValueError, match=r"model: [0-9]+ parameters, more than the limit"):
         sweep({"model.num_hidden": [[2_000_000, 2_000_000]]}, seeds=[0], base=BASE)
     with pytest.raises(ValueError, match="seeds: expected non-negative integers, got -1"):
@@ -108,11 +128,21 @@ def test_grid_and_sizes_are_checked_before_anything_runs():
 def test_controller_and_silent_death_show_in_the_table():
     dead = {"default": {"weight": "fixed<8,1>", "update": "fixed<8,1>"}}
     with ThreadPoolExecutor(1) as ex:
-        res = sweep({"train.precision_dict": [dead], "train.learning_rate": [1e-3]}, seeds=[0],
-                    base={**BASE, "train": {"epochs": 2, "batch_size": 16, "compute_analytic_hessian": False}},
-                    executor=ex)
+        res = sweep(
+            {"train.precision_dict": [dead], "train.learning_rate": [1e-3]},
+            seeds=[0],
+            base={
+                **BASE,
+                "train": {"epochs": 2, "batch_size": 16, "compute_analytic_hessian": False},
+            },
+            executor=ex,
+        )
     row = res.rows[0]
-    assert row["silent_death"] == 1.0 and row["max_update_underflow_fraction"] == 1.0 and row["diverged"] == 0.0
+    assert (
+        row["silent_death"] == 1.0
+        and row["max_update_underflow_fraction"] == 1.0
+        and row["diverged"] == 0.0
+    )
     # the first step moves the initial weights onto the storage grid; every later update is lost
     h = res.histories[row["run"]]
     assert np.all(h.actual_update_norm[1:] == 0) and np.all(h.update_cosine[1:] == 0)
@@ -181,18 +211,27 @@ def test_a_failed_write_keeps_the_earlier_table(threaded, tmp_path, monkeypatch)
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
 
-@pytest.mark.parametrize("grid, match", [
-    ({"train.learning_rate": 0.1}, r"grid\['train.learning_rate'\]: expected a non-empty list"),
-    ({"train.learning_rate": []}, r"grid\['train.learning_rate'\]: expected a non-empty list"),
-    ({"train.learning_rate": "0.1"}, r"grid\['train.learning_rate'\]"),
-    ({"learning_rate": [0.1]}, r"'learning_rate'"),
-    ({"optim.learning_rate": [0.1]}, r"'optim.learning_rate'"),
-    ({"train.learnin_rate": [0.1]}, r"train.learnin_rate: unknown key"),
-    ({"model.widths": [[4]]}, r"model.widths: unknown key"),
-    ({"train.precision_dict": [{"dense7": {"weight": "fixed<8,1>"}}]}, r"train.precision_dict: .*dense7"),
-    ({"train.precision_dict": [{"dense0": {"weights": "fixed<8,1>"}}]}, r"unknown field 'weights'"),
-    ([{"train.learning_rate": 0.1}, 3], r"grid\[1\]: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "grid, match",
+    [
+        ({"train.learning_rate": 0.1}, r"grid\['train.learning_rate'\]: expected a non-empty list"),
+        ({"train.learning_rate": []}, r"grid\['train.learning_rate'\]: expected a non-empty list"),
+        ({"train.learning_rate": "0.1"}, r"grid\['train.learning_rate'\]"),
+        ({"learning_rate": [0.1]}, r"'learning_rate'"),
+        ({"optim.learning_rate": [0.1]}, r"'optim.learning_rate'"),
+        ({"train.learnin_rate": [0.1]}, r"train.learnin_rate: unknown key"),
+        ({"model.widths": [[4]]}, r"model.widths: unknown key"),
+        (
+            {"train.precision_dict": [{"dense7": {"weight": "fixed<8,1>"}}]},
+            r"train.precision_dict: .*dense7",
+        ),
+        (
+            {"train.precision_dict": [{"dense0": {"weights": "fixed<8,1>"}}]},
+            r"unknown field 'weights'",
+        ),
+        ([{"train.learning_rate": 0.1}, 3], r"grid\[1\]: expected a mapping"),
+    ],
+)
 def test_bad_grids_are_refused_naming_the_key(grid, match):
     ex = CountingExecutor()
     with pytest.raises(ValueError, match=match):
@@ -215,8 +254,11 @@ def test_bad_seeds_base_and_executor_are_named():
 
 def test_a_run_that_fails_is_named():
     ex = CountingExecutor()
-    with pytest.raises(RuntimeError, match=r"run001_seed0 \(train.learning_rate=-1.0, seed 0\) failed: "
-                                           r"ValueError: learning_rate"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"run001_seed0 \(train.learning_rate=-1.0, seed 0\) failed: "
+        r"ValueError: learning_rate",
+    ):
         sweep({"train.learning_rate": [0.1, -1.0]}, seeds=[0], base=BASE, executor=ex)
 
 

@@ -1,4 +1,5 @@
 """The linncore command, run in-process through ``linncore.cli.main`` and as ``python -m linncore``."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,18 @@ VENDOR = Path(__file__).resolve().parents[3] / "shared" / "data" / "vendor-linn"
 def run(*args, cwd):
     # the subprocess must import the same linncore as this process (the installed package in
     # CI, the in-place build in a checkout), never an unbuilt source tree
-    env = {**os.environ, "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "linncore", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "linncore", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def sum_file(folder: Path) -> Path:
@@ -59,14 +69,18 @@ def test_inspect_describes_a_document_as_the_instrument_does(tmp_path, capsys):
     path = sum_file(tmp_path)
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
-    assert '{"inputs": 3, "outputs": 1, "num_input_channels": 3, "num_output_channels": 1, ' \
-           '"layers": [{"activation": "Linear", "inputs": 3, "outputs": 1}]}' in out
+    assert (
+        '{"inputs": 3, "outputs": 1, "num_input_channels": 3, "num_output_channels": 1, '
+        '"layers": [{"activation": "Linear", "inputs": 3, "outputs": 1}]}' in out
+    )
     assert "column depth 6 of 1024" in out and "parallel mode" in out
 
 
 def test_inspect_json_output(tmp_path, capsys):
     assert main(["inspect", "--json", str(sum_file(tmp_path))]) == 0
-    assert json.loads(capsys.readouterr().out)["layers"] == [{"activation": "Linear", "inputs": 3, "outputs": 1}]
+    assert json.loads(capsys.readouterr().out)["layers"] == [
+        {"activation": "Linear", "inputs": 3, "outputs": 1}
+    ]
 
 
 def test_inspect_names_the_broken_rule_and_exits_1(tmp_path):
@@ -98,7 +112,9 @@ def test_inspect_device_limit(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not VENDOR.is_dir(), reason="shared/data/vendor-linn is not in this checkout")
-@pytest.mark.parametrize("name", ["Sum.linn", "Autoencoder.linn", "autoencoder_32.linn", "SigID.linn"])
+@pytest.mark.parametrize(
+    "name", ["Sum.linn", "Autoencoder.linn", "autoencoder_32.linn", "SigID.linn"]
+)
 def test_inspect_describes_every_vendor_file(name, capsys):
     assert main(["inspect", "--json", str(VENDOR / name)]) == 0
     desc = json.loads(capsys.readouterr().out)
@@ -123,7 +139,9 @@ def test_predict_npy_to_npy_matches_load_linn(tmp_path):
     np.save(tmp_path / "x.npy", x)
     res = run("predict", str(path), "x.npy", "-o", "y.npy", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), load_linn(path).predict(x).astype(np.float64))
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "y.npy"), load_linn(path).predict(x).astype(np.float64)
+    )
 
 
 def test_predict_clips_inputs_like_the_instrument(tmp_path, capsys):
@@ -131,7 +149,10 @@ def test_predict_clips_inputs_like_the_instrument(tmp_path, capsys):
     (tmp_path / "x.csv").write_text("2,0,0\n")
     assert main(["predict", str(path), str(tmp_path / "x.csv")]) == 0
     captured = capsys.readouterr()
-    assert float(captured.out) == pytest.approx(0.2, rel=1e-6) and "1 input value(s) outside [-1, 1] clipped" in captured.err
+    assert (
+        float(captured.out) == pytest.approx(0.2, rel=1e-6)
+        and "1 input value(s) outside [-1, 1] clipped" in captured.err
+    )
 
 
 def test_predict_wrong_width_and_wrong_extension(tmp_path, capsys):
@@ -173,7 +194,7 @@ output_channels = 1
 
 def make_training_folder(tmp_path: Path, config: str = CONFIG) -> Path:
     x = np.linspace(-2, 2, 100)
-    (tmp_path / "data.csv").write_text("x,y\n" + "\n".join(f"{a},{a ** 2}" for a in x) + "\n")
+    (tmp_path / "data.csv").write_text("x,y\n" + "\n".join(f"{a},{a**2}" for a in x) + "\n")
     (tmp_path / "out").mkdir()
     cfg = tmp_path / "train.toml"
     cfg.write_text(config)
@@ -191,15 +212,21 @@ def test_train_writes_the_linn_and_its_summary(tmp_path):
     assert "trained" in summary and "val_loss" in summary
 
 
-@pytest.mark.parametrize("change, message", [
-    (("[data]", "[dataset]"), "unknown section(s) ['dataset']"),
-    (('patience = 5', 'patiance = 5'), "[training.early_stopping] unknown key(s) ['patiance']"),
-    (('inputs = ["x"]', 'inputs = ["z"]'), "no column named 'z'"),
-    (('file = "out/model.linn"', 'file = "out/model.json"'), "expected a name ending in .linn"),
-    (("layers = [[8, \"tanh\"], [1]]", "layers = [[8, \"tanh\"], [2]]"), "last layer must have 1 neuron(s)"),
-    (("output_channels = 1", "output_channels = 2"), "[rule: output channels]"),
-    (("epochs = 30", "epochs = [30"), "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("[data]", "[dataset]"), "unknown section(s) ['dataset']"),
+        (("patience = 5", "patiance = 5"), "[training.early_stopping] unknown key(s) ['patiance']"),
+        (('inputs = ["x"]', 'inputs = ["z"]'), "no column named 'z'"),
+        (('file = "out/model.linn"', 'file = "out/model.json"'), "expected a name ending in .linn"),
+        (
+            ('layers = [[8, "tanh"], [1]]', 'layers = [[8, "tanh"], [2]]'),
+            "last layer must have 1 neuron(s)",
+        ),
+        (("output_channels = 1", "output_channels = 2"), "[rule: output channels]"),
+        (("epochs = 30", "epochs = [30"), "not valid TOML"),
+    ],
+)
 def test_train_config_errors_are_clear(tmp_path, capsys, change, message):
     cfg = make_training_folder(tmp_path, CONFIG.replace(*change))
     code = main(["train", str(cfg), "-q"])
@@ -228,14 +255,19 @@ def test_usage_errors_exit_2(tmp_path):
     assert main(["demo", "--epochs", "many"]) == 2
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["inspect", "{f}/x.linn"], "Not a directory"),
-    (["inspect", "a" * 300 + ".linn"], "File name too long"),
-    (["train", "{d}"], "is a folder, expected a TOML config"),
-    (["predict", "{f}", "{d}/x.csv", "-o", "{d}/nofolder/o.csv"], "nofolder' does not exist"),
-    (["demo", "--out", "{d}/nofolder/s.linn"], "does not exist"),
-])
-def test_file_system_errors_give_a_message_and_exit_1_not_a_traceback(tmp_path, capsys, argv, message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect", "{f}/x.linn"], "Not a directory"),
+        (["inspect", "a" * 300 + ".linn"], "File name too long"),
+        (["train", "{d}"], "is a folder, expected a TOML config"),
+        (["predict", "{f}", "{d}/x.csv", "-o", "{d}/nofolder/o.csv"], "nofolder' does not exist"),
+        (["demo", "--out", "{d}/nofolder/s.linn"], "does not exist"),
+    ],
+)
+def test_file_system_errors_give_a_message_and_exit_1_not_a_traceback(
+    tmp_path, capsys, argv, message
+):
     f = sum_file(tmp_path)
     (tmp_path / "x.csv").write_text("0.1,0.2,0.3\n")
     argv = [a.format(f=f, d=tmp_path) for a in argv]
@@ -246,10 +278,12 @@ def test_file_system_errors_give_a_message_and_exit_1_not_a_traceback(tmp_path, 
 
 def test_train_checks_the_output_rules_before_training(tmp_path, capsys):
     x = np.linspace(0, 1, 50)
-    np.savetxt(tmp_path / "d.csv", np.c_[x, x ** 2], delimiter=",")
-    (tmp_path / "c.toml").write_text('[data]\nfile = "d.csv"\ninputs = [0]\noutputs = [1]\n[model]\n'
-                                     'layers = [[8, "tanh"], [1, "linear"]]\n[training]\nepochs = 100000\n'
-                                     '[output]\nfile = "m.linn"\ninput_channels = 3\n')
+    np.savetxt(tmp_path / "d.csv", np.c_[x, x**2], delimiter=",")
+    (tmp_path / "c.toml").write_text(
+        '[data]\nfile = "d.csv"\ninputs = [0]\noutputs = [1]\n[model]\n'
+        'layers = [[8, "tanh"], [1, "linear"]]\n[training]\nepochs = 100000\n'
+        '[output]\nfile = "m.linn"\ninput_channels = 3\n'
+    )
     assert main(["train", str(tmp_path / "c.toml")]) == 1
     out = capsys.readouterr()
     assert "rule: input channels" in out.err and "training" not in out.out

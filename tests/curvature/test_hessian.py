@@ -2,6 +2,7 @@
 
 Oracles: 4th-order central differences of the engine's gradient in float64, the closed form
 kron(X^T X / N, I_m), numpy.linalg.eigvalsh, and (optional) torch.func.hessian."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +10,9 @@ import pytest
 
 from linncore import Dense, Network, _backend
 from linncore import hessian as hs
-from linncore._util.codes import ACTIVATIONS
 from linncore._numpy import kernels as numpy_kernels
 from linncore._numpy.dense import _forward_all
+from linncore._util.codes import ACTIVATIONS
 
 ACTS = ["linear", "relu", "tanh", "sigmoid", "softsign", "leaky_relu", "softplus"]
 LOSS_CODE = {"mse": 0, "half_mse": 1}
@@ -47,8 +48,15 @@ def _smooth_case(act: str, clip: bool, bias_last: bool = False):
     can_clip = clip and act in ("linear", "relu", "leaky_relu", "softplus")
     for seed in range(400):
         rng = np.random.default_rng(seed)
-        net = Network([Dense((3, 5), act, seed=seed), Dense((5, 4), "tanh", seed=seed + 1),
-                       Dense((4, 2), act, has_bias=bias_last, seed=seed + 2)], clip=clip, dtype="float64")
+        net = Network(
+            [
+                Dense((3, 5), act, seed=seed),
+                Dense((5, 4), "tanh", seed=seed + 1),
+                Dense((4, 2), act, has_bias=bias_last, seed=seed + 2),
+            ],
+            clip=clip,
+            dtype="float64",
+        )
         net.set_theta(np.clip(net.theta * 2.5, -1, 1))
         X = rng.uniform(-1, 1, size=(20, 3))
         Y = rng.normal(size=(20, 2))
@@ -67,8 +75,15 @@ def _fd_hessian_columns(net, X, Y, loss, V):
     cols = []
     for c in range(V.shape[1]):
         v = V[:, c]
-        cols.append((-grad(theta + 2 * h * v) + 8 * grad(theta + h * v)
-                     - 8 * grad(theta - h * v) + grad(theta - 2 * h * v)) / (12 * h))
+        cols.append(
+            (
+                -grad(theta + 2 * h * v)
+                + 8 * grad(theta + h * v)
+                - 8 * grad(theta - h * v)
+                + grad(theta - 2 * h * v)
+            )
+            / (12 * h)
+        )
     return np.stack(cols, axis=1)
 
 
@@ -114,8 +129,16 @@ def test_assembled_hessian_equals_the_one_built_from_products(act, dtype, engine
     tol = 1e-13 if dtype == "float64" else 2e-5
     for clip in (False, True):
         rng = np.random.default_rng(ACTS.index(act))
-        net = Network([Dense((3, 17), act, seed=1), Dense((17, 4), "tanh", has_bias=False, seed=2),
-                       Dense((4, 6), act, seed=3), Dense((6, 2), act, seed=4)], clip=clip, dtype=dtype)
+        net = Network(
+            [
+                Dense((3, 17), act, seed=1),
+                Dense((17, 4), "tanh", has_bias=False, seed=2),
+                Dense((4, 6), act, seed=3),
+                Dense((6, 2), act, seed=4),
+            ],
+            clip=clip,
+            dtype=dtype,
+        )
         net.set_theta(np.clip(net.theta * 2.5, -1, 1))
         X = rng.uniform(-1, 1, size=(700, 3)).astype(dtype)
         Y = rng.normal(size=(700, 2)).astype(dtype)
@@ -124,23 +147,35 @@ def test_assembled_hessian_equals_the_one_built_from_products(act, dtype, engine
             state, _, _ = K.hvp_prepare(net.spec, theta, X, Y, loss)
             for gn in (False, True):
                 H = K.hvp_dense(net.spec, theta, state, 700, loss, gn)
-                cols = K.hvp_apply(net.spec, theta, state, 700, loss, np.eye(net.n_params, dtype=dtype), gn)
+                cols = K.hvp_apply(
+                    net.spec, theta, state, 700, loss, np.eye(net.n_params, dtype=dtype), gn
+                )
                 assert H.dtype == np.dtype(dtype) and np.array_equal(H, H.T)
                 assert _rel_err(H, cols) < tol, (clip, loss, gn)
 
 
 def test_compiled_assembled_hessian_matches_its_numpy_twin(core):
     rng = np.random.default_rng(5)
-    net = Network([Dense((2, 9), "softsign", seed=0), Dense((9, 9), "sigmoid", seed=1),
-                   Dense((9, 3), "softplus", seed=2)], clip=True, dtype="float64")
+    net = Network(
+        [
+            Dense((2, 9), "softsign", seed=0),
+            Dense((9, 9), "sigmoid", seed=1),
+            Dense((9, 3), "softplus", seed=2),
+        ],
+        clip=True,
+        dtype="float64",
+    )
     X, Y = rng.uniform(-1, 1, size=(333, 2)), rng.normal(size=(333, 3))
     theta = np.array(net.theta)
     for loss in (0, 1):
         state, _, _ = core.hvp_prepare(net.spec, theta, X, Y, loss)
         for gn in (False, True):
-            np.testing.assert_allclose(core.hvp_dense(net.spec, theta, state, 333, loss, gn),
-                                       numpy_kernels.hvp_dense(net.spec, theta, state, 333, loss, gn),
-                                       rtol=0, atol=1e-14)
+            np.testing.assert_allclose(
+                core.hvp_dense(net.spec, theta, state, 333, loss, gn),
+                numpy_kernels.hvp_dense(net.spec, theta, state, 333, loss, gn),
+                rtol=0,
+                atol=1e-14,
+            )
     with pytest.raises(ValueError, match="state"):
         core.hvp_dense(net.spec, theta, state[:-1], 333, 1)
     with pytest.raises(ValueError, match="loss"):
@@ -150,7 +185,9 @@ def test_compiled_assembled_hessian_matches_its_numpy_twin(core):
 def test_hessian_of_clipped_outputs_ignores_units_beyond_the_bounds():
     # one linear layer, clip on: only samples whose output lies in [-1, 1] contribute
     X = np.array([[0.2, 0.1], [3.0, 2.0], [-0.5, 0.4]])
-    net = Network([Dense((2, 1), weight=[[0.5], [0.5]], has_bias=False)], clip=True, dtype="float64")
+    net = Network(
+        [Dense((2, 1), weight=[[0.5], [0.5]], has_bias=False)], clip=True, dtype="float64"
+    )
     H = hs.full_hessian(net, X, np.zeros((3, 1)))
     inside = X[[0, 2]]
     np.testing.assert_allclose(H, inside.T @ inside / 3, rtol=1e-14)
@@ -198,8 +235,12 @@ def test_closed_form_places_the_bias_after_the_whole_kernel():
 def test_closed_form_eigenvalues_equal_eigvalsh_of_the_kronecker_product(bias, loss):
     X = np.random.default_rng(5).normal(size=(12, 3))
     ev = hs.single_dense_eigenvalues(X, 4, bias, loss=loss)
-    np.testing.assert_allclose(ev, np.linalg.eigvalsh(hs.single_dense_hessian(X, 4, bias=bias, loss=loss)),
-                               rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        ev,
+        np.linalg.eigvalsh(hs.single_dense_hessian(X, 4, bias=bias, loss=loss)),
+        rtol=1e-12,
+        atol=1e-13,
+    )
 
 
 def test_lambda_max_uses_the_closed_form_only_when_clipping_is_inactive():
@@ -207,7 +248,9 @@ def test_lambda_max_uses_the_closed_form_only_when_clipping_is_inactive():
     Y = np.zeros((2, 1))
     inactive = Network([Dense((2, 1), weight=[[0.1], [0.1]], has_bias=False)], clip=True)
     assert hs.lambda_max(inactive, X, Y, method="closed_form") == 2.0
-    active = Network([Dense((2, 1), weight=[[1.0], [0.1]], has_bias=False)], clip=True)  # 2.0 > 1 clipped
+    active = Network(
+        [Dense((2, 1), weight=[[1.0], [0.1]], has_bias=False)], clip=True
+    )  # 2.0 > 1 clipped
     with pytest.raises(ValueError, match="method"):
         hs.lambda_max(active, X, Y, method="closed_form")
     assert hs.lambda_max(active, X, Y) == pytest.approx(0.5, rel=1e-14)
@@ -228,9 +271,13 @@ def test_eigenvalues_from_dense_and_lanczos_match_eigvalsh_of_the_full_hessian()
     ev = np.linalg.eigvalsh(hs.full_hessian(net, X, Y))
     top = hs.top_eigenvalues(net, X, Y, k=3, method="lanczos")
     np.testing.assert_allclose(top, ev[::-1][:3], rtol=1e-8)
-    np.testing.assert_allclose(hs.top_eigenvalues(net, X, Y, k=3, method="dense"), ev[::-1][:3], rtol=1e-12)
+    np.testing.assert_allclose(
+        hs.top_eigenvalues(net, X, Y, k=3, method="dense"), ev[::-1][:3], rtol=1e-12
+    )
     assert hs.lambda_max(net, X, Y, method="lanczos") == pytest.approx(ev[-1], rel=1e-8)
-    assert hs.lambda_min(net, X, Y, method="lanczos") == pytest.approx(ev[0], rel=1e-6, abs=1e-9 * ev[-1])
+    assert hs.lambda_min(net, X, Y, method="lanczos") == pytest.approx(
+        ev[0], rel=1e-6, abs=1e-9 * ev[-1]
+    )
     assert hs.lambda_min(net, X, Y, method="dense") == pytest.approx(ev[0], rel=1e-12, abs=1e-14)
 
 
@@ -249,13 +296,23 @@ def test_gauss_newton_equals_the_hessian_for_a_linear_network_under_half_mse():
     X, Y = rng.normal(size=(15, 3)), rng.normal(size=(15, 2))
     # a single linear layer: no second-order term at all
     one = Network([Dense((3, 2), seed=1)], clip=False, dtype="float64")
-    np.testing.assert_allclose(hs.full_hessian(one, X, Y, gauss_newton=True), hs.full_hessian(one, X, Y),
-                               rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(
+        hs.full_hessian(one, X, Y, gauss_newton=True),
+        hs.full_hessian(one, X, Y),
+        rtol=1e-14,
+        atol=1e-15,
+    )
     # two linear layers: Gauss-Newton differs by the residual term, and equals it at a zero residual
-    assert not np.allclose(hs.full_hessian(net, X, Y, gauss_newton=True), hs.full_hessian(net, X, Y))
+    assert not np.allclose(
+        hs.full_hessian(net, X, Y, gauss_newton=True), hs.full_hessian(net, X, Y)
+    )
     Yfit = net.predict(X).astype(np.float64)
-    np.testing.assert_allclose(hs.full_hessian(net, X, Yfit, gauss_newton=True),
-                               hs.full_hessian(net, X, Yfit), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        hs.full_hessian(net, X, Yfit, gauss_newton=True),
+        hs.full_hessian(net, X, Yfit),
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 def test_gauss_newton_is_positive_semidefinite_and_matches_jacobian_product():
@@ -270,7 +327,9 @@ def test_gauss_newton_is_positive_semidefinite_and_matches_jacobian_product():
         e = np.zeros_like(theta)
         e[p] = h
         f = lambda t: numpy_kernels.net_forward(net.spec, t, X).ravel()  # noqa: E731
-        cols.append((-f(theta + 2 * e) + 8 * f(theta + e) - 8 * f(theta - e) + f(theta - 2 * e)) / (12 * h))
+        cols.append(
+            (-f(theta + 2 * e) + 8 * f(theta + e) - 8 * f(theta - e) + f(theta - 2 * e)) / (12 * h)
+        )
     J = np.stack(cols, axis=1)
     np.testing.assert_allclose(G, J.T @ J / X.shape[0], rtol=1e-7, atol=1e-10)
 
@@ -281,7 +340,9 @@ def test_layer_blocks_are_the_diagonal_blocks_of_the_full_hessian():
     blocks = hs.full_hessian(net, X, Y, blocks=True)
     sizes = [layer.n_params for layer in net.layers]
     assert [b.shape for b in blocks] == [(s, s) for s in sizes]
-    np.testing.assert_array_equal(blocks[1], H[sizes[0]:sizes[0] + sizes[1], sizes[0]:sizes[0] + sizes[1]])
+    np.testing.assert_array_equal(
+        blocks[1], H[sizes[0] : sizes[0] + sizes[1], sizes[0] : sizes[0] + sizes[1]]
+    )
 
 
 # -- compiled kernels against their NumPy twins ------------------------------------------------
@@ -291,8 +352,15 @@ def test_layer_blocks_are_the_diagonal_blocks_of_the_full_hessian():
 def test_compiled_hvp_equals_numpy_twin_in_float64(act, gauss_newton):
     core = _core()
     rng = np.random.default_rng(9)
-    net = Network([Dense((3, 7), act, seed=1), Dense((7, 5), act, has_bias=False, seed=2),
-                   Dense((5, 2), act, seed=3)], clip=True, dtype="float64")
+    net = Network(
+        [
+            Dense((3, 7), act, seed=1),
+            Dense((7, 5), act, has_bias=False, seed=2),
+            Dense((5, 2), act, seed=3),
+        ],
+        clip=True,
+        dtype="float64",
+    )
     theta = net.theta * 3
     X, Y = rng.normal(size=(150, 3)), rng.normal(size=(150, 2))  # more samples than one C chunk
     V = rng.normal(size=(net.n_params, 5))
@@ -318,8 +386,12 @@ def test_compiled_derivatives_equal_numpy_twin(act, kernel):
     z = np.linspace(-4, 4, 81)
     code = ACTIVATIONS[act]
     h = core.act_forward(code, z)
-    np.testing.assert_allclose(getattr(core, kernel)(code, z, h), getattr(numpy_kernels, kernel)(code, z, h),
-                               rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(
+        getattr(core, kernel)(code, z, h),
+        getattr(numpy_kernels, kernel)(code, z, h),
+        rtol=1e-14,
+        atol=1e-16,
+    )
 
 
 # -- stability metrics -------------------------------------------------------------------------
@@ -339,7 +411,9 @@ def test_stability_metrics_follow_the_spec_definitions():
 
 def test_forward_gain_is_the_product_of_kernel_spectral_norms():
     net = Network([Dense((3, 4), seed=1), Dense((4, 2), seed=2)])
-    expected = np.prod([np.linalg.svd(l.weight.astype(np.float64), compute_uv=False)[0] for l in net.layers])
+    expected = np.prod(
+        [np.linalg.svd(l.weight.astype(np.float64), compute_uv=False)[0] for l in net.layers]
+    )
     assert hs.forward_gain_spectral(net) == pytest.approx(expected, rel=1e-12)
 
 
@@ -391,10 +465,21 @@ def test_full_hessian_matches_torch_func_hessian():
     torch = pytest.importorskip("torch")
     from torch.func import hessian
 
-    act_fn = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softplus": torch.nn.functional.softplus,
-              "linear": lambda z: z}
-    net = Network([Dense((2, 6), "tanh", seed=1), Dense((6, 4), "sigmoid", seed=2),
-                   Dense((4, 2), "softplus", seed=3)], clip=False, dtype="float64")
+    act_fn = {
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "softplus": torch.nn.functional.softplus,
+        "linear": lambda z: z,
+    }
+    net = Network(
+        [
+            Dense((2, 6), "tanh", seed=1),
+            Dense((6, 4), "sigmoid", seed=2),
+            Dense((4, 2), "softplus", seed=3),
+        ],
+        clip=False,
+        dtype="float64",
+    )
     rng = np.random.default_rng(11)
     X, Y = rng.normal(size=(25, 2)), rng.normal(size=(25, 2))
     shapes = [(l.size_in, l.size_out, l.has_bias, l.activation) for l in net.layers]
@@ -402,10 +487,10 @@ def test_full_hessian_matches_torch_func_hessian():
     def loss(theta, x, y):
         p, a = 0, x
         for n_in, n_out, has_b, act in shapes:
-            z = a @ theta[p:p + n_in * n_out].reshape(n_in, n_out)
+            z = a @ theta[p : p + n_in * n_out].reshape(n_in, n_out)
             p += n_in * n_out
             if has_b:
-                z = z + theta[p:p + n_out]
+                z = z + theta[p : p + n_out]
                 p += n_out
             a = act_fn[act](z)
         return ((a - y) ** 2).sum() / (x.shape[0] * y.shape[1])
@@ -420,8 +505,16 @@ def _wide_case(n_samples=629):
     """A Simple_sine-sized network (2209 parameters) on enough samples that the compiled
     products split into several parts."""
     rng = np.random.default_rng(11)
-    net = Network([Dense((1, 32), "relu", seed=0), Dense((32, 32), "softplus", seed=1),
-                   Dense((32, 32), "tanh", seed=2), Dense((32, 1), seed=3)], clip=True, dtype="float64")
+    net = Network(
+        [
+            Dense((1, 32), "relu", seed=0),
+            Dense((32, 32), "softplus", seed=1),
+            Dense((32, 32), "tanh", seed=2),
+            Dense((32, 1), seed=3),
+        ],
+        clip=True,
+        dtype="float64",
+    )
     X = rng.uniform(-1, 1, size=(n_samples, 1))
     return net, X, np.cos(4 * X)
 
@@ -442,8 +535,15 @@ def test_compiled_products_give_the_same_bits_for_any_thread_count(core, threads
     v0 = V[:, 0] / np.linalg.norm(V[:, 0])
     # a network whose assembled Hessian splits into eight parts
     rng = np.random.default_rng(8)
-    small = Network([Dense((3, 20), "tanh", seed=5), Dense((20, 20), "sigmoid", seed=6),
-                     Dense((20, 2), seed=7)], clip=False, dtype="float64")
+    small = Network(
+        [
+            Dense((3, 20), "tanh", seed=5),
+            Dense((20, 20), "sigmoid", seed=6),
+            Dense((20, 2), seed=7),
+        ],
+        clip=False,
+        dtype="float64",
+    )
     Xs, Ys = rng.uniform(-1, 1, size=(300, 3)), rng.normal(size=(300, 2))
     ts = np.array(small.theta)
     runs = []
@@ -451,9 +551,16 @@ def test_compiled_products_give_the_same_bits_for_any_thread_count(core, threads
         threads(n)
         state, value, grad = core.hvp_prepare(net.spec, theta, X, Y, 1)
         sstate = core.hvp_prepare(small.spec, ts, Xs, Ys, 0)[0]
-        runs.append((state, value, grad, core.hvp_apply(net.spec, theta, state, len(X), 1, V),
-                     core.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "LA", 1e-10, 60),
-                     core.hvp_dense(small.spec, ts, sstate, len(Xs), 0)))
+        runs.append(
+            (
+                state,
+                value,
+                grad,
+                core.hvp_apply(net.spec, theta, state, len(X), 1, V),
+                core.hvp_lanczos(net.spec, theta, state, len(X), 1, v0, "LA", 1e-10, 60),
+                core.hvp_dense(small.spec, ts, sstate, len(Xs), 0),
+            )
+        )
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             if isinstance(a, np.ndarray):
@@ -467,14 +574,26 @@ def test_compiled_products_over_several_parts_match_the_numpy_twin(core):
     theta = np.array(net.theta)
     V = np.random.default_rng(4).normal(size=(net.n_params, 3))
     rng = np.random.default_rng(9)
-    mid = Network([Dense((3, 20), "softsign", seed=5), Dense((20, 20), "tanh", seed=6),
-                   Dense((20, 2), "sigmoid", seed=7)], clip=True, dtype="float64")
+    mid = Network(
+        [
+            Dense((3, 20), "softsign", seed=5),
+            Dense((20, 20), "tanh", seed=6),
+            Dense((20, 2), "sigmoid", seed=7),
+        ],
+        clip=True,
+        dtype="float64",
+    )
     Xm, Ym = rng.uniform(-1, 1, size=(300, 3)), rng.normal(size=(300, 2))
     tm = np.array(mid.theta)
     sm = core.hvp_prepare(mid.spec, tm, Xm, Ym, 0)[0]
     for gn in (False, True):
-        assert _rel_err(core.hvp_dense(mid.spec, tm, sm, 300, 0, gn),
-                        numpy_kernels.hvp_dense(mid.spec, tm, sm, 300, 0, gn)) < 1e-12
+        assert (
+            _rel_err(
+                core.hvp_dense(mid.spec, tm, sm, 300, 0, gn),
+                numpy_kernels.hvp_dense(mid.spec, tm, sm, 300, 0, gn),
+            )
+            < 1e-12
+        )
     for loss in (0, 1):
         state, value, grad = core.hvp_prepare(net.spec, theta, X, Y, loss)
         tstate, tvalue, tgrad = numpy_kernels.hvp_prepare(net.spec, theta, X, Y, loss)
@@ -482,8 +601,13 @@ def test_compiled_products_over_several_parts_match_the_numpy_twin(core):
         assert _rel_err(grad, tgrad) < 1e-12
         assert _rel_err(state, tstate) < 1e-12
         for gn in (False, True):
-            assert _rel_err(core.hvp_apply(net.spec, theta, state, len(X), loss, V, gn),
-                            numpy_kernels.hvp_apply(net.spec, theta, tstate, len(X), loss, V, gn)) < 1e-12
+            assert (
+                _rel_err(
+                    core.hvp_apply(net.spec, theta, state, len(X), loss, V, gn),
+                    numpy_kernels.hvp_apply(net.spec, theta, tstate, len(X), loss, V, gn),
+                )
+                < 1e-12
+            )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -532,13 +656,26 @@ def test_compiled_lanczos_matches_its_numpy_twin_and_checks_its_arguments(core):
         c = core.hvp_lanczos(net.spec, theta, state, 300, 0, v0, which, 1e-8, 40)
         t = numpy_kernels.hvp_lanczos(net.spec, theta, state, 300, 0, v0, which, 1e-8, 40)
         assert c[1:] == t[1:] and c[0] == pytest.approx(t[0], rel=1e-10)
-    for bad, match in [(dict(which="LM"), "which"), (dict(max_steps=0), "max_steps"),
-                       (dict(max_steps=net.n_params + 1), "max_steps"), (dict(tol=float("nan")), "tol"),
-                       (dict(v0=v0[:-1]), "v0")]:
+    for bad, match in [
+        (dict(which="LM"), "which"),
+        (dict(max_steps=0), "max_steps"),
+        (dict(max_steps=net.n_params + 1), "max_steps"),
+        (dict(tol=float("nan")), "tol"),
+        (dict(v0=v0[:-1]), "v0"),
+    ]:
         args = dict(v0=v0, which="LA", tol=1e-8, max_steps=10) | bad
         with pytest.raises(ValueError, match=match):
-            core.hvp_lanczos(net.spec, theta, state, 300, 0, args["v0"], args["which"], args["tol"],
-                             args["max_steps"])
+            core.hvp_lanczos(
+                net.spec,
+                theta,
+                state,
+                300,
+                0,
+                args["v0"],
+                args["which"],
+                args["tol"],
+                args["max_steps"],
+            )
 
 
 def test_set_num_threads_checks_its_argument_and_reads_the_environment(threads, monkeypatch):
@@ -549,7 +686,13 @@ def test_set_num_threads_checks_its_argument_and_reads_the_environment(threads, 
     assert linncore.get_num_threads() == 3
     if _core() is not None:
         assert _core().get_num_threads() == 3
-    for bad, err in [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)]:
+    for bad, err in [
+        (0, ValueError),
+        (-2, ValueError),
+        (1.5, TypeError),
+        ("2", TypeError),
+        (True, TypeError),
+    ]:
         with pytest.raises(err, match="n:"):
             linncore.set_num_threads(bad)
     assert linncore.get_num_threads() == 3
@@ -584,7 +727,9 @@ def test_assembled_hessian_of_a_wide_input_layer_needs_only_its_blocks_workspace
     # 256 inputs: workspace sized by the widest layer to the fourth power would be 34 GB
     K = _kernels(engine)
     rng = np.random.default_rng(12)
-    net = Network([Dense((256, 4), "tanh", seed=0), Dense((4, 1), seed=1)], clip=False, dtype="float64")
+    net = Network(
+        [Dense((256, 4), "tanh", seed=0), Dense((4, 1), seed=1)], clip=False, dtype="float64"
+    )
     X, Y = rng.normal(size=(40, 256)) / 16, rng.normal(size=(40, 1))
     theta = np.array(net.theta)
     state = K.hvp_prepare(net.spec, theta, X, Y, 1)[0]
@@ -618,7 +763,9 @@ def test_get_num_threads_reads_the_core(core, threads):
 
 def test_a_prepared_operator_gives_the_products_of_hvp(engine):
     rng = np.random.default_rng(3)
-    net = Network([Dense((3, 8), "tanh", seed=0), Dense((8, 2), seed=1)], clip=False, dtype="float64")
+    net = Network(
+        [Dense((3, 8), "tanh", seed=0), Dense((8, 2), seed=1)], clip=False, dtype="float64"
+    )
     X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
     H = hs.HessianOperator(net, X, Y, loss="mse")
     V = rng.standard_normal((net.n_params, 3))
@@ -643,3 +790,104 @@ def test_a_prepared_operator_refuses_a_wrong_direction(engine):
         H @ np.ones(3)
     with pytest.raises(ValueError, match="v: expected finite"):
         H @ np.array([np.nan, 0.0])
+
+
+# -- the fused product, the kernels' tanh, the automatic choice of method ---------------------
+def test_fused_hvp_gives_the_bits_of_prepare_then_apply(core, threads):
+    rng = np.random.default_rng(12)
+    wide, Xw, Yw = _wide_case(1500)  # several parts, clipping, relu / softplus / tanh
+    small = Network(
+        [
+            Dense((3, 7), "sigmoid", seed=1),
+            Dense((7, 5), "softsign", has_bias=False, seed=2),
+            Dense((5, 2), "tanh", seed=3),
+        ],
+        clip=False,
+        dtype="float64",
+    )
+    Xs, Ys = rng.normal(size=(300, 3)), rng.normal(size=(300, 2))
+    for net, X, Y in ((wide, Xw, Yw), (small, Xs, Ys)):
+        theta = np.array(net.theta)
+        V = rng.normal(size=(net.n_params, 3))
+        V[: net.n_params // 2, 1] = 0.0  # a direction confined to later layers
+        runs = []
+        for n in (1, 3):
+            threads(n)
+            for loss in (0, 1):
+                for gn in (False, True):
+                    value, grad, HV = core.net_hvp(net.spec, theta, X, Y, loss, V, gn)
+                    state, pvalue, pgrad = core.hvp_prepare(net.spec, theta, X, Y, loss)
+                    stored = core.hvp_apply(net.spec, theta, state, len(X), loss, V, gn)
+                    assert np.array_equal(HV, stored)
+                    assert value == pytest.approx(pvalue, rel=1e-14)
+                    assert _rel_err(grad, pgrad) < 1e-13
+                    runs.append((value, grad, HV))
+        for a, b in zip(runs[: len(runs) // 2], runs[len(runs) // 2 :]):
+            assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+        value, none, HV = core.net_hvp(net.spec, theta, X, Y, 1, V, False, with_grad=False)
+        twin = numpy_kernels.net_hvp(net.spec, theta, X, Y, 1, V, False, with_grad=False)
+        assert none is None and twin[1] is None and np.array_equal(HV, runs[2][2])
+        # a zero direction still gives the loss and the gradient
+        value, grad, HV = core.net_hvp(net.spec, theta, X, Y, 1, np.zeros((net.n_params, 1)))
+        state, pvalue, pgrad = core.hvp_prepare(net.spec, theta, X, Y, 1)
+        assert not HV.any() and value == pvalue and np.array_equal(grad, pgrad)
+
+
+def test_compiled_tanh_is_within_two_ulps_of_the_exact_value(core):
+    net = Network(
+        [Dense((1, 1), "tanh", weight=[[1.0]], has_bias=False)], clip=False, dtype="float64"
+    )
+    rng = np.random.default_rng(0)
+    special = [
+        0.0,
+        -0.0,
+        5e-324,
+        -1e-300,
+        1e-9,
+        0.17,
+        0.3465,
+        0.3467,
+        19.0,
+        22.0,
+        -23.0,
+        700.0,
+        -1e300,
+    ]
+    x = np.concatenate(
+        [
+            special,
+            rng.uniform(-25, 25, 20000),
+            rng.uniform(-1, 1, 20000),
+            10.0 ** rng.uniform(-20, 1.5, 20000),
+        ]
+    )
+    N = len(x)
+    state = core.hvp_prepare(net.spec, np.array(net.theta), x[:, None], np.zeros((N, 1)), 1)[0]
+    a = state[N : 2 * N]  # the state holds X, then the layer's a = tanh(X)
+    exact = np.tanh(x.astype(np.longdouble)).astype(np.float64)
+    ulps = np.abs(a - exact) / np.spacing(np.maximum(np.abs(exact), 5e-324))
+    assert ulps.max() <= 2.0
+    assert np.array_equal(np.sign(a), np.sign(x))  # (z = 0 + x W: -0 becomes +0 before tanh)
+    nan = core.hvp_prepare(
+        net.spec, np.array(net.theta), np.array([[np.nan]]), np.zeros((1, 1)), 1
+    )[0]
+    assert np.isnan(nan[1])
+
+
+def test_lambda_max_at_a_loose_tolerance_runs_lanczos_and_stays_within_it(engine):
+    rng = np.random.default_rng(5)
+    net = Network(
+        [Dense((4, 16), "tanh", seed=0), Dense((16, 2), seed=1)], clip=False, dtype="float64"
+    )
+    X, Y = rng.normal(size=(200, 4)), rng.normal(size=(200, 2))
+    from linncore.curvature.hessian import DENSE_MAX_PARAMS, hessian_extremes
+
+    assert net.n_params <= DENSE_MAX_PARAMS
+    ev = np.linalg.eigvalsh(hs.full_hessian(net, X, Y))
+    loose = hs.lambda_max(net, X, Y, tol=1e-6)
+    assert loose == hs.lambda_max(net, X, Y, tol=1e-6, method="lanczos")
+    assert loose == pytest.approx(ev[-1], rel=1e-6)
+    assert hs.lambda_max(net, X, Y) == hs.lambda_max(net, X, Y, method="dense")
+    low = hs.lambda_min(net, X, Y, tol=1e-6)
+    assert low == hs.lambda_min(net, X, Y, tol=1e-6, method="lanczos")
+    assert hessian_extremes(net, X, Y, "half_mse", 0, tol=1e-6) == (low, loose)

@@ -1,18 +1,34 @@
 """Batch normalisation in the compiled core: Keras semantics, gradients, folding into .linn."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _numeric import fd_gradient
-from linncore import (SGD, BatchNormalization, Dense, LinearBlockModel, LinearTeacherDataset, Network, get_linn,
-                      load_linn, save_model, train_instrumented)
+
+from linncore import (
+    SGD,
+    BatchNormalization,
+    Dense,
+    LinearBlockModel,
+    LinearTeacherDataset,
+    Network,
+    get_linn,
+    load_linn,
+    save_model,
+    train_instrumented,
+)
 from linncore.fixed.quantized import QuantizedNetwork
 
 
 def _net(dtype="float64", clip=False, last_bn=False):
-    layers = [Dense((3, 5), "tanh", seed=1), BatchNormalization(), Dense((5, 4), "relu", seed=2),
-              BatchNormalization(momentum=0.9, epsilon=1e-2), Dense((4, 2), seed=3)]
+    layers = [
+        Dense((3, 5), "tanh", seed=1),
+        BatchNormalization(),
+        Dense((5, 4), "relu", seed=2),
+        BatchNormalization(momentum=0.9, epsilon=1e-2),
+        Dense((4, 2), seed=3),
+    ]
     if last_bn:
         layers.append(BatchNormalization())
     return Network(layers, clip=clip, dtype=dtype)
@@ -27,10 +43,28 @@ def _data(n=40, seed=0):
 def test_layout_follows_keras(engine):
     net = _net()
     w = net.get_weights()
-    assert [a.shape for a in w] == [(3, 5), (5,), (5,), (5,), (5,), (5,), (5, 4), (4,), (4,), (4,), (4,), (4,),
-                                    (4, 2), (2,)]
-    np.testing.assert_array_equal(w[2], 1) and np.testing.assert_array_equal(w[5], 1)  # gamma, moving variance
-    assert net.n_params == 3 * 5 + 5 + 10 + 5 * 4 + 4 + 8 + 4 * 2 + 2 and net.bn_state.shape == (18,)
+    assert [a.shape for a in w] == [
+        (3, 5),
+        (5,),
+        (5,),
+        (5,),
+        (5,),
+        (5,),
+        (5, 4),
+        (4,),
+        (4,),
+        (4,),
+        (4,),
+        (4,),
+        (4, 2),
+        (2,),
+    ]
+    np.testing.assert_array_equal(w[2], 1) and np.testing.assert_array_equal(
+        w[5], 1
+    )  # gamma, moving variance
+    assert net.n_params == 3 * 5 + 5 + 10 + 5 * 4 + 4 + 8 + 4 * 2 + 2 and net.bn_state.shape == (
+        18,
+    )
     other = _net()
     w[4][:] = 0.25
     other.set_weights(w)
@@ -43,7 +77,9 @@ def _reference_forward(net, X, training):
     stats = []
     for layer, bn in zip(net.layers, net.batch_norms):
         a = a @ layer.weight + layer.bias
-        a = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}[layer.activation](a)
+        a = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}[
+            layer.activation
+        ](a)
         if bn is not None:
             if training:
                 mean, var = a.mean(axis=0), a.var(axis=0)
@@ -66,9 +102,13 @@ def test_training_uses_batch_statistics_and_moves_the_averages(engine):
     net.fit(X, Y, epochs=1, batch_size=len(X), optimizer=SGD(1e-30), shuffle=False, verbose=0)
     np.testing.assert_allclose(bn0.moving_mean, 0.01 * stats[0][0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(bn0.moving_variance, 0.99 + 0.01 * stats[0][1], rtol=1e-12)
-    np.testing.assert_allclose(bn1.moving_mean, 0.1 * stats[1][0], rtol=1e-12, atol=1e-15)  # momentum 0.9
+    np.testing.assert_allclose(
+        bn1.moving_mean, 0.1 * stats[1][0], rtol=1e-12, atol=1e-15
+    )  # momentum 0.9
     # inference uses the moving statistics
-    np.testing.assert_allclose(net.predict(X), _reference_forward(net, X, training=False)[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        net.predict(X), _reference_forward(net, X, training=False)[0], rtol=1e-12, atol=1e-14
+    )
     # the training loss uses the batch's statistics
     out, _ = _reference_forward(before, X, training=True)
     assert before.loss(X, Y) == pytest.approx(np.mean((out - Y) ** 2), rel=1e-12)
@@ -103,8 +143,11 @@ def test_batch_normalised_network_folds_into_a_linn_document(engine):
     X, Y = _data(64)
     net.fit(X, Y, epochs=20, batch_size=16, verbose=0, seed=0)
     # the folded dense layers compute what the normalised network computes in inference
-    folded = Network([Dense(W.shape, act, weight=W, bias=b) for W, b, act in net.folded_layers()],
-                     clip=True, dtype="float64")
+    folded = Network(
+        [Dense(W.shape, act, weight=W, bias=b) for W, b, act in net.folded_layers()],
+        clip=True,
+        dtype="float64",
+    )
     np.testing.assert_allclose(folded.predict(X), net.predict(X), rtol=1e-12, atol=1e-13)
     doc = get_linn(net, 1, 2, clip=True)
     assert len(doc["layers"]) == 3  # three dense layers, no normalisation layers
@@ -114,7 +157,9 @@ def test_batch_normalised_network_folds_into_a_linn_document(engine):
 
 
 def test_batch_normalisation_after_the_last_layer_cannot_fold(engine):
-    with pytest.raises(ValueError, match=r"rule: only dense layers.*after the last dense layer \(dense2\)"):
+    with pytest.raises(
+        ValueError, match=r"rule: only dense layers.*after the last dense layer \(dense2\)"
+    ):
         get_linn(_net(clip=True, last_bn=True), 1, 2)
 
 
@@ -143,8 +188,13 @@ def test_model_files_keep_batch_normalisation_exactly(engine, tmp_path):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
     assert back.batch_norms[2 - 1].momentum == 0.9 and back.batch_norms[1].epsilon == 1e-2
-    bad = to_json(net).replace('"momentum": 0.9,', '"momentum": 1.5,')  # the second layer's (0.99 stays)
-    with pytest.raises(ModelFileError, match=r"network.layers\[1\].batchnorm.momentum: expected a number in \[0, 1\]"):
+    bad = to_json(net).replace(
+        '"momentum": 0.9,', '"momentum": 1.5,'
+    )  # the second layer's (0.99 stays)
+    with pytest.raises(
+        ModelFileError,
+        match=r"network.layers\[1\].batchnorm.momentum: expected a number in \[0, 1\]",
+    ):
         from_json(bad)
 
 
@@ -162,7 +212,9 @@ def test_paths_without_batch_normalisation_support_say_so(engine, tmp_path):
     with pytest.raises(ValueError, match="the exact Hessian.*batch normalisation"):
         hessian.hvp(net, X, Y, np.ones(net.n_params))
     with pytest.raises(ValueError, match="precision_dict"):
-        train_instrumented(net, X, Y, compute_analytic_hessian=False, precision_dict={"default": {}})
+        train_instrumented(
+            net, X, Y, compute_analytic_hessian=False, precision_dict={"default": {}}
+        )
 
 
 def test_batchnorm_placement_and_arguments_are_checked():

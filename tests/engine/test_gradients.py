@@ -1,10 +1,11 @@
 """Gradients of every activation and loss against 4th-order central finite differences."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _numeric import fd_gradient
+
 from linncore import Dense, Network
 
 ACTS = ["linear", "relu", "tanh", "sigmoid", "softsign", "leaky_relu", "softplus"]
@@ -28,9 +29,15 @@ def _away_from_kinks(net, X):
 def test_gradient_matches_fourth_order_finite_differences(engine, act, clip, loss):
     for seed in range(20):
         r = np.random.default_rng(seed)
-        net = Network([Dense((3, 5), act, seed=r, bias_init="uniform_sqrt"),
-                       Dense((5, 4), act, seed=r, bias_init="uniform_sqrt"),
-                       Dense((4, 2), "linear", seed=r)], clip=clip, dtype="float64")
+        net = Network(
+            [
+                Dense((3, 5), act, seed=r, bias_init="uniform_sqrt"),
+                Dense((5, 4), act, seed=r, bias_init="uniform_sqrt"),
+                Dense((4, 2), "linear", seed=r),
+            ],
+            clip=clip,
+            dtype="float64",
+        )
         net.set_theta(net.theta * 1.5)  # make clipping bite somewhere when it is on
         X = r.uniform(-1, 1, size=(9, 3))
         Y = r.uniform(-1, 1, size=(9, 2))
@@ -45,7 +52,9 @@ def test_gradient_matches_fourth_order_finite_differences(engine, act, clip, los
 
 def test_mae_gradient_matches_finite_differences(engine):
     r = np.random.default_rng(3)
-    net = Network([Dense((2, 3), "tanh", seed=r), Dense((3, 2), seed=r)], clip=False, dtype="float64")
+    net = Network(
+        [Dense((2, 3), "tanh", seed=r), Dense((3, 2), seed=r)], clip=False, dtype="float64"
+    )
     X, Y = r.normal(size=(6, 2)), r.normal(size=(6, 2)) * 3
     _, grads = net.loss_and_grad(X, Y, "mae")
     flat = np.concatenate([g.ravel() for g in grads])

@@ -1,4 +1,5 @@
 """Network and fit: Keras 3 semantics, reproducibility, early stopping, divergence."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,9 @@ from linncore import SGD, Dense, EarlyStopping, LambdaCallback, Network, Trainin
 
 def _net(seed=0, dtype="float64", clip=True, acts=("tanh", "linear")):
     r = np.random.default_rng(seed)
-    return Network([Dense((2, 6), acts[0], seed=r), Dense((6, 1), acts[1], seed=r)], clip=clip, dtype=dtype)
+    return Network(
+        [Dense((2, 6), acts[0], seed=r), Dense((6, 1), acts[1], seed=r)], clip=clip, dtype=dtype
+    )
 
 
 def _data(n=50, seed=1):
@@ -31,7 +34,7 @@ def _reference_fit(weights, X, Y, epochs, batch_size, lr, clip):
     for _ in range(epochs):
         total = 0.0
         for s in range(0, len(X), batch_size):
-            x, y = X[s:s + batch_size], Y[s:s + batch_size]
+            x, y = X[s : s + batch_size], Y[s : s + batch_size]
             h0 = np.tanh(x @ W0 + b0)
             a0 = cl(h0)
             h1 = a0 @ W1 + b1
@@ -40,7 +43,7 @@ def _reference_fit(weights, X, Y, epochs, batch_size, lr, clip):
             total += np.mean((out - y) ** 2) * B
             d1 = 2 * (out - y) / (B * m) * ((np.abs(h1) <= 1) if clip else 1)
             gW1, gb1 = a0.T @ d1, d1.sum(0)
-            d0 = (d1 @ W1.T) * ((np.abs(h0) <= 1) if clip else 1) * (1 - h0 ** 2)
+            d0 = (d1 @ W1.T) * ((np.abs(h0) <= 1) if clip else 1) * (1 - h0**2)
             gW0, gb0 = x.T @ d0, d0.sum(0)
             for p, g in ((W0, gW0), (b0, gb0), (W1, gW1), (b1, gb1)):
                 p -= lr * g
@@ -125,7 +128,9 @@ def test_early_stopping_follows_keras_counter_rules(engine):
     def inject(epoch, logs):
         logs["loss"] = next(values)
 
-    h = net.fit(X, Y, epochs=10, verbose=0, callbacks=[LambdaCallback(on_epoch_end=inject), es], seed=0)
+    h = net.fit(
+        X, Y, epochs=10, verbose=0, callbacks=[LambdaCallback(on_epoch_end=inject), es], seed=0
+    )
     # improvements at epochs 0, 1 and 4 (the counter reset after two misses); three epochs
     # without improvement after 4 -> stop at 7
     assert es.stopped_epoch == 7 and len(h.epoch) == 8
@@ -142,9 +147,19 @@ def test_early_stopping_restores_best_weights_even_without_stopping(engine):
         logs["loss"] = next(values)
 
     es = EarlyStopping(monitor="loss", patience=10, restore_best_weights=True)
-    net.fit(X, Y, epochs=3, verbose=0, seed=0, optimizer=SGD(0.1),
-            callbacks=[LambdaCallback(on_epoch_end=inject),
-                       LambdaCallback(on_epoch_end=lambda e, l: snapshots.append(net.get_weights())), es])
+    net.fit(
+        X,
+        Y,
+        epochs=3,
+        verbose=0,
+        seed=0,
+        optimizer=SGD(0.1),
+        callbacks=[
+            LambdaCallback(on_epoch_end=inject),
+            LambdaCallback(on_epoch_end=lambda e, l: snapshots.append(net.get_weights())),
+            es,
+        ],
+    )
     assert es.stopped_epoch == 0
     for got, want in zip(net.get_weights(), snapshots[1]):
         np.testing.assert_array_equal(got, want)
@@ -167,22 +182,29 @@ def _stop_with(values, **kwargs):
     def inject(epoch, logs):
         logs[es.monitor] = next(it)
 
-    h = net.fit(*_data(10), epochs=len(values), verbose=0, seed=0,
-                callbacks=[LambdaCallback(on_epoch_end=inject), es])
+    h = net.fit(
+        *_data(10),
+        epochs=len(values),
+        verbose=0,
+        seed=0,
+        callbacks=[LambdaCallback(on_epoch_end=inject), es],
+    )
     return es.stopped_epoch, len(h.epoch), es
 
 
 def test_early_stopping_baseline_never_beaten_stops_after_patience(engine):
     # improving every epoch, but never below the baseline: the counter is never reset, and
     # the first epoch without improvement after patience epochs stops (Keras's order of checks)
-    stopped, run, es = _stop_with([0.9, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5], monitor="loss", patience=2,
-                                  baseline=0.1)
+    stopped, run, es = _stop_with(
+        [0.9, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5], monitor="loss", patience=2, baseline=0.1
+    )
     assert (stopped, run) == (3, 4) and es.best == 0.7
 
 
 def test_early_stopping_baseline_beaten_resets_the_counter(engine):
-    stopped, run, _ = _stop_with([0.9, 0.05, 0.06, 0.07, 0.08, 0.09], monitor="loss", patience=2,
-                                 baseline=0.1)
+    stopped, run, _ = _stop_with(
+        [0.9, 0.05, 0.06, 0.07, 0.08, 0.09], monitor="loss", patience=2, baseline=0.1
+    )
     assert (stopped, run) == (3, 4)
     # without a beaten baseline the first epoch already counts towards patience
     stopped, run, _ = _stop_with([0.9, 0.9, 0.9, 0.9], monitor="loss", patience=2, baseline=0.1)
@@ -191,11 +213,13 @@ def test_early_stopping_baseline_beaten_resets_the_counter(engine):
 
 def test_early_stopping_max_mode_and_min_delta_sign(engine):
     # mode "max": rises are improvements; min_delta's sign is ignored in both modes
-    stopped, run, es = _stop_with([0.1, 0.2, 0.25, 0.26, 0.27, 0.28], monitor="accuracy",
-                                  patience=1, min_delta=-0.02)
+    stopped, run, es = _stop_with(
+        [0.1, 0.2, 0.25, 0.26, 0.27, 0.28], monitor="accuracy", patience=1, min_delta=-0.02
+    )
     assert es.mode == "max" and (stopped, run) == (3, 4) and es.best == 0.25
-    stopped, run, es = _stop_with([1.0, 0.9, 0.89, 0.88], monitor="loss", mode="min", patience=1,
-                                  min_delta=0.05)
+    stopped, run, es = _stop_with(
+        [1.0, 0.9, 0.89, 0.88], monitor="loss", mode="min", patience=1, min_delta=0.05
+    )
     assert (stopped, run) == (2, 3) and es.best == 0.9
 
 
@@ -226,7 +250,10 @@ def test_training_in_a_background_thread_gives_the_same_weights(engine):
     serial = _net(seed=9)
     serial.fit(X, Y, epochs=3, seed=4, verbose=0)
     nets = [_net(seed=9) for _ in range(2)]
-    threads = [threading.Thread(target=n.fit, args=(X, Y), kwargs=dict(epochs=3, seed=4, verbose=0)) for n in nets]
+    threads = [
+        threading.Thread(target=n.fit, args=(X, Y), kwargs=dict(epochs=3, seed=4, verbose=0))
+        for n in nets
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -273,7 +300,9 @@ def test_dense_initialisers_are_reproducible_and_bounded():
     np.testing.assert_array_equal(a.weight, b.weight)
     assert np.all(np.abs(a.weight) <= math.sqrt(6 / 9)) and np.all(a.bias == 0)
     k = Dense((4, 5), weight_init="kaiming", bias_init="uniform_sqrt", seed=0)
-    assert np.all(np.abs(k.weight) <= math.sqrt(6 / 4)) and np.all(np.abs(k.bias) <= math.sqrt(1 / 5))
+    assert np.all(np.abs(k.weight) <= math.sqrt(6 / 4)) and np.all(
+        np.abs(k.bias) <= math.sqrt(1 / 5)
+    )
     c = Dense((2, 2), weight_init=lambda s: np.full(s, 0.1))
     assert np.all(c.weight == 0.1)
 
@@ -296,8 +325,11 @@ def test_a_pickled_network_comes_back_whole_with_its_layers_viewing_its_paramete
 
     from linncore import BatchNormalization
 
-    net = Network([Dense((2, 3), "tanh", seed=0), BatchNormalization(), Dense((3, 1), seed=1)],
-                  clip=False, dtype="float64")
+    net = Network(
+        [Dense((2, 3), "tanh", seed=0), BatchNormalization(), Dense((3, 1), seed=1)],
+        clip=False,
+        dtype="float64",
+    )
     back = pickle.loads(pickle.dumps(net))
     assert (back.clip, back.dtype) == (False, np.float64)
     np.testing.assert_array_equal(back.theta, net.theta)

@@ -1,5 +1,6 @@
 """Deviation reports: bucket boundaries, the score, near-zero targets, several outputs,
 empty and constant data, JSON round trips, the training callback and the plots."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,16 @@ import numpy as np
 import pytest
 
 from linncore import Dense, Network
-from linncore.evaluation.report import (BUCKETS, DeviationReport, EvaluationCallback, deviations, evaluate,
-                                 plot_buckets, plot_history, plot_predictions)
+from linncore.evaluation.report import (
+    BUCKETS,
+    DeviationReport,
+    EvaluationCallback,
+    deviations,
+    evaluate,
+    plot_buckets,
+    plot_history,
+    plot_predictions,
+)
 
 
 class Fixed:
@@ -36,25 +45,28 @@ def bucket_label(d_pred, target=10.0):
 
 
 # With target 10 a prediction 10 + k is a deviation of exactly 10 k percent (100 k / 10 is exact).
-@pytest.mark.parametrize("pred, label", [
-    (10.0, "0-10%"),
-    (np.nextafter(11.0, 0.0), "0-10%"),
-    (11.0, "10-20%"),
-    (np.nextafter(12.0, 0.0), "10-20%"),
-    (12.0, "20-30%"),
-    (np.nextafter(13.0, 0.0), "20-30%"),
-    (13.0, "30-40%"),
-    (np.nextafter(14.0, 0.0), "30-40%"),
-    (14.0, "40-50%"),
-    (np.nextafter(15.0, 0.0), "40-50%"),
-    (15.0, "50-100%"),
-    (20.0, "50-100%"),           # exactly 100 % is not yet a failure
-    (0.0, "50-100%"),            # a prediction of zero for a positive target: exactly 100 %
-    (np.nextafter(20.0, 30.0), "100%+"),
-    (1e300, "100%+"),
-    (np.inf, "100%+"),
-    (np.nan, "100%+"),
-])
+@pytest.mark.parametrize(
+    "pred, label",
+    [
+        (10.0, "0-10%"),
+        (np.nextafter(11.0, 0.0), "0-10%"),
+        (11.0, "10-20%"),
+        (np.nextafter(12.0, 0.0), "10-20%"),
+        (12.0, "20-30%"),
+        (np.nextafter(13.0, 0.0), "20-30%"),
+        (13.0, "30-40%"),
+        (np.nextafter(14.0, 0.0), "30-40%"),
+        (14.0, "40-50%"),
+        (np.nextafter(15.0, 0.0), "40-50%"),
+        (15.0, "50-100%"),
+        (20.0, "50-100%"),  # exactly 100 % is not yet a failure
+        (0.0, "50-100%"),  # a prediction of zero for a positive target: exactly 100 %
+        (np.nextafter(20.0, 30.0), "100%+"),
+        (1e300, "100%+"),
+        (np.inf, "100%+"),
+        (np.nan, "100%+"),
+    ],
+)
 def test_every_bucket_boundary_lands_in_the_documented_bucket(pred, label):
     got, d = bucket_label(pred)
     assert got == label, (pred, d)
@@ -194,7 +206,9 @@ def test_evaluate_runs_a_network_and_a_duck_typed_model():
 def test_summary_has_a_bar_per_bucket_proportional_to_its_share():
     r = report_of([10.0] * 3 + [30.0])
     text = r.summary_text(width=20, bar="#")
-    lines = {ln.split()[0]: ln for ln in text.splitlines() if ln.strip().split()[0] in dict(r.counts)}
+    lines = {
+        ln.split()[0]: ln for ln in text.splitlines() if ln.strip().split()[0] in dict(r.counts)
+    }
     assert set(lines) == set(r.counts)
     assert lines["0-10%"].endswith("#" * 15) and "#" * 16 not in lines["0-10%"]
     assert lines["100%+"].endswith(" " + "#" * 5)
@@ -282,8 +296,10 @@ def test_callback_logs_the_score_every_n_epochs_and_nan_between():
 def test_callback_with_every_one_matches_evaluate_on_the_final_weights():
     x = np.linspace(-1, 1, 20)[:, None]
     net = Network([Dense((1, 4), "tanh", seed=0), Dense((4, 1), seed=1)])
-    h = net.fit(x, x ** 2, epochs=3, verbose=0, seed=0, callbacks=[EvaluationCallback(x, x ** 2, prefix="v_")])
-    assert h.history["v_score"][-1] == evaluate(net, x, x ** 2).score
+    h = net.fit(
+        x, x**2, epochs=3, verbose=0, seed=0, callbacks=[EvaluationCallback(x, x**2, prefix="v_")]
+    )
+    assert h.history["v_score"][-1] == evaluate(net, x, x**2).score
 
 
 def test_callback_checks_its_arguments():
@@ -335,7 +351,7 @@ def test_plots_carry_titles_units_and_legends_outside_the_data():
     assert "9 samples" in fig._suptitle.get_text() and "Network(1 -> 2" in fig._suptitle.get_text()
     assert all("(units of Y)" in a.get_xlabel() and a.get_legend() is None for a in fig.axes)
     assert [a.get_title().split(":")[0] for a in fig.axes] == ["output 0", "output 1"]
-    h = net.fit(x, x ** 2 * np.ones((1, 2)), epochs=3, verbose=0, seed=0, validation_split=0.3)
+    h = net.fit(x, x**2 * np.ones((1, 2)), epochs=3, verbose=0, seed=0, validation_split=0.3)
     fig = plot_history(h)
     assert fig._suptitle.get_text().startswith("training history, 3 epoch(s): Network(1 -> 2")
     ax = fig.axes[0]

@@ -1,4 +1,5 @@
 """Deviation reports: extreme targets, impossible reports, one-sample inputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,15 +15,21 @@ def test_deviations_survive_a_target_range_beyond_the_largest_float():
     np.testing.assert_array_equal(d.ravel(), [100.0, 100.0, np.inf])
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"buckets": []}, "buckets: expected an object"),
-    ({"buckets": {"0-10%": 5}}, "buckets: expected an object"),
-    ({"deviations": "first", "value": 10 ** 400}, r"deviations\[0\]: expected a finite number, got an integer of 401"),
-    ({"deviations": "first", "value": -50.0}, "deviations: expected non-negative"),
-    ({"combine": "bogus"}, "combine: expected 'max' or 'mean'"),
-    ({"column": "x"}, "column: expected null or a column index"),
-    ({"score": 3.0}, "score: stored 3.0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"buckets": []}, "buckets: expected an object"),
+        ({"buckets": {"0-10%": 5}}, "buckets: expected an object"),
+        (
+            {"deviations": "first", "value": 10**400},
+            r"deviations\[0\]: expected a finite number, got an integer of 401",
+        ),
+        ({"deviations": "first", "value": -50.0}, "deviations: expected non-negative"),
+        ({"combine": "bogus"}, "combine: expected 'max' or 'mean'"),
+        ({"column": "x"}, "column: expected null or a column index"),
+        ({"score": 3.0}, "score: stored 3.0"),
+    ],
+)
 def test_a_report_that_cannot_be_true_is_refused_cleanly(change, message):
     import json
 

@@ -1,5 +1,6 @@
 """Fixed-point formats and kernels: hand-computed tables, an exact Fraction reference, and the
 compiled core against its NumPy twin bit for bit."""
+
 from __future__ import annotations
 
 import doctest
@@ -8,16 +9,25 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from _fixed_ref import ref_cast  # the exact rational reference (shared with test_formats_wide)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from _fixed_ref import ref_cast  # the exact rational reference (shared with test_formats_wide)
 
 import linncore.fixed.formats as fixed_mod
 from linncore import _backend
 from linncore._numpy import kernels as K
-from linncore.fixed.formats import (FixedFormat, Overflow, RailStats, Rounding, fixed_matmul, quantize,
-                            rail_stats, requantize, sat_add, sat_mul)
+from linncore.fixed.formats import (
+    FixedFormat,
+    Overflow,
+    RailStats,
+    Rounding,
+    fixed_matmul,
+    quantize,
+    rail_stats,
+    requantize,
+    sat_add,
+    sat_mul,
+)
 
 try:
     import linncore._core as C
@@ -36,14 +46,21 @@ def engine(request):
 
 # ------------------------------------------------------------------ strategies
 
+
 @st.composite
 def formats(draw, max_abs_int_bits=60):
     signed = draw(st.booleans())
     bits = draw(st.integers(2 if signed else 1, 32))
-    int_bits = draw(st.one_of(st.integers(-8, 40),
-                              st.integers(-max_abs_int_bits, max_abs_int_bits)))
-    return FixedFormat(bits, int_bits, signed, draw(st.sampled_from(list(Rounding))),
-                       draw(st.sampled_from(list(Overflow))))
+    int_bits = draw(
+        st.one_of(st.integers(-8, 40), st.integers(-max_abs_int_bits, max_abs_int_bits))
+    )
+    return FixedFormat(
+        bits,
+        int_bits,
+        signed,
+        draw(st.sampled_from(list(Rounding))),
+        draw(st.sampled_from(list(Overflow))),
+    )
 
 
 @st.composite
@@ -51,18 +68,43 @@ def values_for(draw, f: FixedFormat):
     """Doubles around f's grid: exact ties, rails and one lsb around them, huge, tiny, -0.0."""
     lsb = Fraction(2) ** -f.frac_bits
     code = draw(st.integers(f.code_min - 3, f.code_max + 3))
-    offset = draw(st.sampled_from([Fraction(0), Fraction(1, 2), Fraction(1, 4), Fraction(3, 4),
-                                   Fraction(-1, 2), Fraction(1, 2**40)]))
+    offset = draw(
+        st.sampled_from(
+            [
+                Fraction(0),
+                Fraction(1, 2),
+                Fraction(1, 4),
+                Fraction(3, 4),
+                Fraction(-1, 2),
+                Fraction(1, 2**40),
+            ]
+        )
+    )
     near_grid = float((code + offset) * lsb)
-    return draw(st.one_of(
-        st.just(near_grid),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1e308, -1e308, float(f.hi), float(f.lo),
-                         2.0**-1074 * 3, -(2.0**62) - 2048.0]),
-    ))
+    return draw(
+        st.one_of(
+            st.just(near_grid),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.sampled_from(
+                [
+                    0.0,
+                    -0.0,
+                    5e-324,
+                    -5e-324,
+                    1e308,
+                    -1e308,
+                    float(f.hi),
+                    float(f.lo),
+                    2.0**-1074 * 3,
+                    -(2.0**62) - 2048.0,
+                ]
+            ),
+        )
+    )
 
 
 # ------------------------------------------------------------------ enums
+
 
 def test_rounding_and_overflow_enums_match_both_engines():
     for module in [K] + ([C] if C is not None else []):
@@ -74,24 +116,46 @@ def test_rounding_and_overflow_enums_match_both_engines():
         assert consts["MAX_BITS_UNSIGNED"] == fixed_mod.MAX_BITS_UNSIGNED
         assert consts["MAX_FRAC_BITS"] == fixed_mod.MAX_FRAC_BITS
         assert consts["STATUS"] == {"NAN": 16, "INF": 17, "CODE": 18, "FORMAT": 19}
-        assert set(consts) == {"ROUNDING", "OVERFLOW", "STATUS", "MAX_ABS_INT_BITS",
-                               "MAX_FRAC_BITS", "MAX_BITS", "MAX_BITS_UNSIGNED"}
+        assert set(consts) == {
+            "ROUNDING",
+            "OVERFLOW",
+            "STATUS",
+            "MAX_ABS_INT_BITS",
+            "MAX_FRAC_BITS",
+            "MAX_BITS",
+            "MAX_BITS_UNSIGNED",
+        }
 
 
 # ------------------------------------------------------------------ hand-computed tables
 
 # fixed<4,2>: lsb 0.25, codes -8..7, rails [-2, 1.75].  Each x is y = x / lsb as noted.
-TABLE_X = [0.125, 0.375, -0.125, -0.375, 0.3, -0.3, 0.2, -0.2, 1.75, 1.8, 1.875, 2.0, -2.0,
-           -2.125, -1.875]
+TABLE_X = [
+    0.125,
+    0.375,
+    -0.125,
+    -0.375,
+    0.3,
+    -0.3,
+    0.2,
+    -0.2,
+    1.75,
+    1.8,
+    1.875,
+    2.0,
+    -2.0,
+    -2.125,
+    -1.875,
+]
 #  y:         .5  1.5  -.5 -1.5 1.2 -1.2  .8  -.8   7  7.2 7.5   8   -8 -8.5 -7.5
 ROUNDING_TABLE = {
-    "TRN":         [0, 1, -1, -2, 1, -2, 0, -1, 7, 7, 7, 7, -8, -8, -8],
-    "TRN_ZERO":    [0, 1, 0, -1, 1, -1, 0, 0, 7, 7, 7, 7, -8, -8, -7],
-    "RND":         [1, 2, 0, -1, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -7],
-    "RND_ZERO":    [0, 1, 0, -1, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -7],
-    "RND_INF":     [1, 2, -1, -2, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -8],
+    "TRN": [0, 1, -1, -2, 1, -2, 0, -1, 7, 7, 7, 7, -8, -8, -8],
+    "TRN_ZERO": [0, 1, 0, -1, 1, -1, 0, 0, 7, 7, 7, 7, -8, -8, -7],
+    "RND": [1, 2, 0, -1, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -7],
+    "RND_ZERO": [0, 1, 0, -1, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -7],
+    "RND_INF": [1, 2, -1, -2, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -8],
     "RND_MIN_INF": [0, 1, -1, -2, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -8],
-    "RND_CONV":    [0, 2, 0, -2, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -8],
+    "RND_CONV": [0, 2, 0, -2, 1, -1, 1, -1, 7, 7, 7, 7, -8, -8, -8],
 }
 
 
@@ -104,9 +168,9 @@ def test_rounding_modes_match_hand_computed_codes(engine, mode):
 # fixed<4,2,RND_CONV,*>: y = 7, 8, 9, -8, -9, 16, -7, and huge values with known low bits.
 OVF_X = [1.75, 2.0, 2.25, -2.0, -2.25, 4.0, -1.75, 1e300, -1e300, 2.0**40 + 1.0]
 OVERFLOW_TABLE = {
-    "SAT":     [7, 7, 7, -8, -8, 7, -7, 7, -8, 7],
+    "SAT": [7, 7, 7, -8, -8, 7, -7, 7, -8, 7],
     "SAT_SYM": [7, 7, 7, -7, -7, 7, -7, 7, -7, 7],
-    "WRAP":    [7, -8, -7, -8, 7, 0, -7, 0, 0, 4],   # (2^40 + 1) * 4 = 2^42 + 4 -> 4
+    "WRAP": [7, -8, -7, -8, 7, 0, -7, 0, 0, 4],  # (2^40 + 1) * 4 = 2^42 + 4 -> 4
 }
 
 
@@ -116,8 +180,10 @@ def test_overflow_modes_match_hand_computed_codes(engine, mode):
     assert f.to_codes(OVF_X).tolist() == OVERFLOW_TABLE[mode]
 
 
-@pytest.mark.parametrize("mode,expected", [("SAT", [0, 0, 7, 7, 6]), ("SAT_SYM", [0, 0, 7, 7, 6]),
-                                           ("WRAP", [7, 0, 0, 7, 6])])
+@pytest.mark.parametrize(
+    "mode,expected",
+    [("SAT", [0, 0, 7, 7, 6]), ("SAT_SYM", [0, 0, 7, 7, 6]), ("WRAP", [7, 0, 0, 7, 6])],
+)
 def test_unsigned_overflow_modes_match_hand_computed_codes(engine, mode, expected):
     # ufixed<3,1>: lsb 0.25, codes 0..7; y = -1, 0, 8, 7, 6
     f = FixedFormat(3, 1, signed=False, rounding="TRN", overflow=mode)
@@ -166,6 +232,7 @@ def test_extreme_int_bits_follow_ap_fixed_semantics(engine):
 
 
 # ------------------------------------------------------------------ the exact reference
+
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
@@ -238,8 +305,9 @@ def test_accumulator_saturates_every_addition_in_order(engine):
     assert fixed_matmul(a, f, b, f, "fixed<8,8>").tolist() == [[5]]
     assert fixed_matmul(a, f, b, f, "fixed<8,8>", accumulator=f).tolist() == [[2]]
     # the same register wrapping: 10 wraps to -6, -6 - 5 = -11 wraps to 5
-    assert fixed_matmul(a, f, b, f, "fixed<8,8>",
-                        accumulator=f.with_modes(overflow="WRAP")).tolist() == [[5]]
+    assert fixed_matmul(
+        a, f, b, f, "fixed<8,8>", accumulator=f.with_modes(overflow="WRAP")
+    ).tolist() == [[5]]
 
 
 def test_exact_matmul_does_not_overflow_with_widest_unsigned_codes(engine):
@@ -252,6 +320,7 @@ def test_exact_matmul_does_not_overflow_with_widest_unsigned_codes(engine):
 
 # ------------------------------------------------------------------ core vs twin
 
+
 @needs_core
 @pytest.mark.parametrize("trial", range(40))
 def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin(trial):
@@ -260,8 +329,13 @@ def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin(trial):
     def fmt():
         signed = bool(rng.integers(0, 2))
         bits = int(rng.integers(2 if signed else 1, 33))
-        return (bits, int(rng.integers(-40, 60)), signed, int(rng.integers(0, 8)),
-                int(rng.integers(0, 3)))
+        return (
+            bits,
+            int(rng.integers(-40, 60)),
+            signed,
+            int(rng.integers(0, 8)),
+            int(rng.integers(0, 3)),
+        )
 
     f, f2, f3, f4 = fmt(), fmt(), fmt(), fmt()
     x = rng.standard_normal(300) * 2.0 ** rng.integers(-70, 70, 300)
@@ -273,22 +347,33 @@ def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin(trial):
         x32 = x.astype(np.float32)
     for xx in (x, x32):
         xx = xx[np.isfinite(xx)]
-        a, b = C.fix_quantize(xx, f, seed, True, True, 0.8), K.fix_quantize(xx, f, seed, True,
-                                                                            True, 0.8)
+        a, b = (
+            C.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
+            K.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
+        )
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     c = a[0]
     assert np.array_equal(C.fix_from_codes(c, f), K.fix_from_codes(c, f))
-    r1, r2 = C.fix_requantize(c, f, f2, seed, 0.5), K.fix_requantize(c, f, f2, seed, 0.5)
+    r1, r2 = (
+        C.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+        K.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+    )
     assert np.array_equal(r1[0], r2[0]) and r1[1] == r2[1]
     d = rng.permutation(c)
-    assert np.array_equal(C.fix_add(c, d, f, f3, seed), K.fix_add(c, d, f, f3, seed))
-    e = C.fix_quantize(rng.standard_normal(c.size), f2, 0, True, False, None)[0]
-    assert np.array_equal(C.fix_mul(c, f, e, f2, f3, seed), K.fix_mul(c, f, e, f2, f3, seed))
+    assert np.array_equal(C.fix_add(c, d, f, f3, seed=seed), K.fix_add(c, d, f, f3, seed=seed))
+    e = C.fix_quantize(rng.standard_normal(c.size), f2, seed=0, codes=True, values=False)[0]
+    assert np.array_equal(
+        C.fix_mul(c, f, e, f2, f3, seed=seed), K.fix_mul(c, f, e, f2, f3, seed=seed)
+    )
     A, B = c[:60].reshape(6, 10).copy(), e[:50].reshape(10, 5).copy()
-    assert np.array_equal(C.fix_matmul(A, f, B, f2, f3, None, seed),
-                          K.fix_matmul(A, f, B, f2, f3, None, seed))
-    assert np.array_equal(C.fix_matmul(A, f, B, f2, f3, f4, seed),
-                          K.fix_matmul(A, f, B, f2, f3, f4, seed))
+    assert np.array_equal(
+        C.fix_matmul(A, f, B, f2, f3, acc=None, seed=seed),
+        K.fix_matmul(A, f, B, f2, f3, acc=None, seed=seed),
+    )
+    assert np.array_equal(
+        C.fix_matmul(A, f, B, f2, f3, acc=f4, seed=seed),
+        K.fix_matmul(A, f, B, f2, f3, acc=f4, seed=seed),
+    )
 
 
 @needs_core
@@ -314,6 +399,7 @@ def test_compiled_and_numpy_kernels_raise_the_same_messages():
 
 # ------------------------------------------------------------------ stochastic rounding
 
+
 def test_stochastic_rounding_is_reproducible_from_its_seed(engine):
     f = FixedFormat(8, 2, rounding="STOCH")
     x = np.linspace(-1.3, 1.3, 1001)
@@ -322,7 +408,7 @@ def test_stochastic_rounding_is_reproducible_from_its_seed(engine):
 
 
 def test_stochastic_rounding_is_unbiased_on_average(engine):
-    f = FixedFormat(8, 2, rounding="STOCH")   # lsb 1/64
+    f = FixedFormat(8, 2, rounding="STOCH")  # lsb 1/64
     for v in (0.3, -0.3, 1.0 / 192):
         n = 200_000
         q = quantize(np.full(n, v), f, seed=7)
@@ -340,11 +426,12 @@ def test_stochastic_rounding_keeps_grid_values(engine):
 
 # ------------------------------------------------------------------ rail statistics
 
+
 def test_rail_stats_follow_the_spec_definitions(engine):
     # fixed<8,1>: hi = 127/128, lo = -1; near-rail threshold 0.9 * 1 = 0.9
     x = [0.95, -1.0, 0.1, 2.0, -3.0, 0.001, 0.0, 0.5]
     st_ = rail_stats(x, "fixed<8,1>")
-    assert st_ == RailStats(2 / 8, 4 / 8, 1 / 8, 8)   # sat: 2, -3; near: .95 -1 2 -3; under: .001
+    assert st_ == RailStats(2 / 8, 4 / 8, 1 / 8, 8)  # sat: 2, -3; near: .95 -1 2 -3; under: .001
     assert rail_stats([], "fixed<8,1>") == RailStats(0.0, 0.0, 0.0, 0)
 
 
@@ -357,6 +444,7 @@ def test_rail_stats_do_not_count_values_that_round_onto_the_rail(engine):
 
 
 # ------------------------------------------------------------------ the public API
+
 
 def test_quantize_keeps_float32_only_when_every_value_is_a_float32(engine):
     x = np.array([0.1, 0.2], dtype=np.float32)
@@ -379,22 +467,37 @@ def test_format_strings_round_trip_through_parse(f):
     assert hash(FixedFormat.parse(str(f))) == hash(f)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("fixed<16,1>", FixedFormat(16, 1)),
-    ("fixed<16,1,RND_CONV,SAT>", FixedFormat(16, 1)),
-    (" ap_fixed< 8 , 3 , ap_trn , ap_wrap > ", FixedFormat(8, 3, True, "TRN", "WRAP")),
-    ("ufixed<8,0>", FixedFormat(8, 0, signed=False)),
-    ("fixed<8,-2,rnd>", FixedFormat(8, -2, rounding="RND")),
-    ("Q1.15", FixedFormat(16, 1)),
-    ("Q2.14", FixedFormat(16, 2)),
-    ("UQ0.8", FixedFormat(8, 0, signed=False)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("fixed<16,1>", FixedFormat(16, 1)),
+        ("fixed<16,1,RND_CONV,SAT>", FixedFormat(16, 1)),
+        (" ap_fixed< 8 , 3 , ap_trn , ap_wrap > ", FixedFormat(8, 3, True, "TRN", "WRAP")),
+        ("ufixed<8,0>", FixedFormat(8, 0, signed=False)),
+        ("fixed<8,-2,rnd>", FixedFormat(8, -2, rounding="RND")),
+        ("Q1.15", FixedFormat(16, 1)),
+        ("Q2.14", FixedFormat(16, 2)),
+        ("UQ0.8", FixedFormat(8, 0, signed=False)),
+    ],
+)
 def test_parse_reads_ap_fixed_and_q_notation(text, expected):
     assert FixedFormat.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["fixed<16>", "fixed<16,1,FOO>", "fixed<a,1>", "Q1", "float32",
-                                  "fixed<16,1,RND,SAT,X>", "fixed<65,1>", "ufixed<64,1>", "Q0.1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fixed<16>",
+        "fixed<16,1,FOO>",
+        "fixed<a,1>",
+        "Q1",
+        "float32",
+        "fixed<16,1,RND,SAT,X>",
+        "fixed<65,1>",
+        "ufixed<64,1>",
+        "Q0.1",
+    ],
+)
 def test_parse_rejects_malformed_strings(text):
     with pytest.raises(ValueError):
         FixedFormat.parse(text)
@@ -402,8 +505,14 @@ def test_parse_rejects_malformed_strings(text):
 
 def test_format_properties_give_rails_and_lsb():
     f = FixedFormat(8, 3)
-    assert (f.frac_bits, f.lsb, f.code_min, f.code_max, f.lo, f.hi) == (5, 1 / 32, -128, 127,
-                                                                       -4.0, 127 / 32)
+    assert (f.frac_bits, f.lsb, f.code_min, f.code_max, f.lo, f.hi) == (
+        5,
+        1 / 32,
+        -128,
+        127,
+        -4.0,
+        127 / 32,
+    )
     g = f.with_modes(overflow="sat_sym")
     assert (g.code_min, g.lo) == (-127, -127 / 32)
     u = FixedFormat(8, 0, signed=False)
@@ -412,19 +521,27 @@ def test_format_properties_give_rails_and_lsb():
 
 def test_modes_are_accepted_in_any_case_and_unknown_names_list_the_valid_ones():
     assert FixedFormat(8, 1, rounding="rnd_conv", overflow="Sat_Sym").overflow == Overflow.SAT_SYM
-    with pytest.raises(ValueError, match=r"rounding: expected one of TRN, TRN_ZERO, .*STOCH.*'nearest'"):
+    with pytest.raises(
+        ValueError, match=r"rounding: expected one of TRN, TRN_ZERO, .*STOCH.*'nearest'"
+    ):
         FixedFormat(8, 1, rounding="nearest")
     with pytest.raises(ValueError, match=r"overflow: expected one of SAT, SAT_SYM, WRAP"):
         FixedFormat(8, 1).with_modes(overflow="clip")
 
 
-@pytest.mark.parametrize("args,match", [
-    ((1, 0, True), r"bits: expected 2\.\.64 for a signed format, got 1"),
-    ((65, 0, True), r"bits: expected 2\.\.64 for a signed format, got 65"),
-    ((64, 0, False), r"bits: expected 1\.\.63 for a unsigned format \(codes are int64\), got 64"),
-    ((8, 961), r"int_bits: expected -960\.\.960, got 961"),
-    ((64, -930), r"int_bits: expected at most 992 fraction bits \(int_bits >= -928 for 64"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ((1, 0, True), r"bits: expected 2\.\.64 for a signed format, got 1"),
+        ((65, 0, True), r"bits: expected 2\.\.64 for a signed format, got 65"),
+        (
+            (64, 0, False),
+            r"bits: expected 1\.\.63 for a unsigned format \(codes are int64\), got 64",
+        ),
+        ((8, 961), r"int_bits: expected -960\.\.960, got 961"),
+        ((64, -930), r"int_bits: expected at most 992 fraction bits \(int_bits >= -928 for 64"),
+    ],
+)
 def test_invalid_formats_are_rejected_with_the_argument_named(args, match):
     with pytest.raises(ValueError, match=match):
         FixedFormat(*args)
@@ -439,13 +556,16 @@ def test_format_is_immutable_and_hashable():
 
 
 def test_kernel_arguments_are_checked_and_named(engine):
-    with pytest.raises(ValueError, match=r"codes: code 128 at index 1 lies outside the 8-bit signed"):
+    with pytest.raises(
+        ValueError, match=r"codes: code 128 at index 1 lies outside the 8-bit signed"
+    ):
         requantize([0, 128], "fixed<8,1>", "fixed<4,1>")
     with pytest.raises(TypeError, match=r"codes: expected integer codes, got dtype float64"):
         requantize([0.5], "fixed<8,1>", "fixed<4,1>")
     with pytest.raises(ValueError, match=r"b_codes: expected a 2-D array \(3, m\)"):
-        fixed_matmul(np.zeros((2, 3), int), "fixed<8,1>", np.zeros((2, 2), int), "fixed<8,1>",
-                     "fixed<8,1>")
+        fixed_matmul(
+            np.zeros((2, 3), int), "fixed<8,1>", np.zeros((2, 2), int), "fixed<8,1>", "fixed<8,1>"
+        )
     with pytest.raises(ValueError, match=r"fmt: text: expected 'fixed<W,I>'"):
         quantize([0.0], "float16")
     with pytest.raises(ValueError, match=r"near_rail: expected a fraction in \[0, 1\], got 2"):
@@ -460,11 +580,12 @@ def test_sat_add_and_sat_mul_saturate_once_after_exact_arithmetic(engine):
     # 0.75 * 0.75 = 0.5625 in fixed<4,1> (lsb 1/8): 4.5 -> 4 (ties to even)
     q = FixedFormat(4, 1)
     assert sat_mul([6], q, [6], q, q).tolist() == [4]
-    assert sat_mul([-8], q, [-8], q, q).tolist() == [7]      # (-1) * (-1) = 1 saturates
+    assert sat_mul([-8], q, [-8], q, q).tolist() == [7]  # (-1) * (-1) = 1 saturates
 
 
 def test_public_docstring_examples_run():
     from linncore.fixed import precision
+
     for module in (fixed_mod, precision):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0

@@ -2,6 +2,7 @@
 overflow mode, the 128- and 192-bit sums of the compiled core against the NumPy twin bit for
 bit, doubles against grids finer than their 53 bits, the C header export, the two builds of
 csrc/lc_int128.h, and apytypes (optional)."""
+
 from __future__ import annotations
 
 import shutil
@@ -50,18 +51,25 @@ def wide_formats(draw, min_bits=33):
     signed = draw(st.booleans())
     bits = draw(st.integers(min_bits, 64 if signed else 63))
     int_bits = draw(st.one_of(st.integers(-8, 70), st.integers(-300, 300)))
-    return FixedFormat(bits, int_bits, signed, draw(st.sampled_from(list(Rounding))),
-                       draw(st.sampled_from(list(Overflow))))
+    return FixedFormat(
+        bits,
+        int_bits,
+        signed,
+        draw(st.sampled_from(list(Rounding))),
+        draw(st.sampled_from(list(Overflow))),
+    )
 
 
 def codes_of(f: FixedFormat):
     """Codes of f's width, the extremes and their neighbours drawn often."""
     lo, hi = -(1 << (f.bits - 1)) if f.signed else 0, f.code_max
-    return st.one_of(st.integers(lo, hi),
-                     st.sampled_from([lo, lo + 1, hi, hi - 1, 0, 1, min(hi, (1 << 53) + 1)]))
+    return st.one_of(
+        st.integers(lo, hi), st.sampled_from([lo, lo + 1, hi, hi - 1, 0, 1, min(hi, (1 << 53) + 1)])
+    )
 
 
 # ------------------------------------------------------------------ formats
+
 
 def test_widths_up_to_64_bits_signed_and_63_unsigned_are_accepted():
     assert FixedFormat(64, 1).code_min == -(1 << 63)
@@ -69,8 +77,11 @@ def test_widths_up_to_64_bits_signed_and_63_unsigned_are_accepted():
     assert FixedFormat(64, 1, overflow="SAT_SYM").code_min == -(1 << 63) + 1
     assert FixedFormat(63, 0, signed=False).code_max == (1 << 63) - 1
     assert str(FixedFormat.parse("fixed<48,16,TRN,WRAP>")) == "fixed<48,16,TRN,WRAP>"
-    with pytest.raises(ValueError, match=r"bits: expected 1\.\.63 for a unsigned format "
-                                         r"\(codes are int64\), got 64"):
+    with pytest.raises(
+        ValueError,
+        match=r"bits: expected 1\.\.63 for a unsigned format "
+        r"\(codes are int64\), got 64",
+    ):
         FixedFormat.parse("ufixed<64,0>")
 
 
@@ -83,18 +94,24 @@ def test_kernels_refuse_the_formats_the_class_refuses(engine):
 
 # ------------------------------------------------------------------ the exact reference
 
+
 @st.composite
 def doubles_for(draw, f: FixedFormat):
     lsb = Fraction(2) ** -f.frac_bits
     code = draw(codes_of(f))
-    offset = draw(st.sampled_from([Fraction(0), Fraction(1, 2), Fraction(-1, 2), Fraction(1, 4),
-                                   Fraction(3, 1)]))
-    return draw(st.one_of(
-        st.just(float((code + offset) * lsb)),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.floats(-2.0**70, 2.0**70).map(lambda v: v * float(lsb) if abs(float(lsb)) else v),
-        st.sampled_from([0.0, -0.0, 5e-324, 1e308, -1e308, f.hi, f.lo, 1 / 3, -0.1]),
-    ))
+    offset = draw(
+        st.sampled_from(
+            [Fraction(0), Fraction(1, 2), Fraction(-1, 2), Fraction(1, 4), Fraction(3, 1)]
+        )
+    )
+    return draw(
+        st.one_of(
+            st.just(float((code + offset) * lsb)),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.floats(-(2.0**70), 2.0**70).map(lambda v: v * float(lsb) if abs(float(lsb)) else v),
+            st.sampled_from([0.0, -0.0, 5e-324, 1e308, -1e308, f.hi, f.lo, 1 / 3, -0.1]),
+        )
+    )
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -174,8 +191,34 @@ def test_wide_matmul_matches_exact_rational_reference_in_both_modes(data):
 # accumulates it in 192 bits and compresses it for the final cast.  s = F_a + F_b - F_out
 # runs over every branch of that compression (left shifts, s <= 61, 62 <= s with the shifted
 # distance below and above 128 bits, values beyond every rail and values that fit).
-SHIFTS = [-70, -64, -1, 0, 1, 30, 61, 62, 63, 100, 124, 125, 126, 127, 128, 129, 150, 186, 187,
-          188, 189, 190, 191, 250, 400, 1000]
+SHIFTS = [
+    -70,
+    -64,
+    -1,
+    0,
+    1,
+    30,
+    61,
+    62,
+    63,
+    100,
+    124,
+    125,
+    126,
+    127,
+    128,
+    129,
+    150,
+    186,
+    187,
+    188,
+    189,
+    190,
+    191,
+    250,
+    400,
+    1000,
+]
 
 
 @pytest.mark.parametrize("s", SHIFTS)
@@ -205,35 +248,43 @@ def test_accumulator_formats_up_to_64_bits_saturate_every_addition(engine):
     assert fixed_matmul(a, f18, b, f27, out).tolist() == [[20 * p]]
     assert fixed_matmul(a, f18, b, f27, out, accumulator=acc).tolist() == [[acc.code_max]]
     wrapped = (20 * p + (1 << 47)) % (1 << 48) - (1 << 47)
-    assert fixed_matmul(a, f18, b, f27, out,
-                        accumulator=acc.with_modes(overflow="WRAP")).tolist() == [[wrapped]]
+    assert fixed_matmul(
+        a, f18, b, f27, out, accumulator=acc.with_modes(overflow="WRAP")
+    ).tolist() == [[wrapped]]
     # a 64-bit register: its sums need 65 bits before the overflow step
     f64 = FixedFormat(64, 64)
     big = [[f64.code_max, f64.code_max]]
     ones = [[1], [1]]
-    assert fixed_matmul(big, f64, ones, FixedFormat(2, 2), f64, accumulator=f64).tolist() == \
-        [[f64.code_max]]
-    assert fixed_matmul(big, f64, ones, FixedFormat(2, 2), f64,
-                        accumulator=f64.with_modes(overflow="WRAP")).tolist() == [[-2]]
+    assert fixed_matmul(big, f64, ones, FixedFormat(2, 2), f64, accumulator=f64).tolist() == [
+        [f64.code_max]
+    ]
+    assert fixed_matmul(
+        big, f64, ones, FixedFormat(2, 2), f64, accumulator=f64.with_modes(overflow="WRAP")
+    ).tolist() == [[-2]]
 
 
 def test_training_refuses_formats_wider_than_32_bits_with_the_field_named():
     from linncore import Dense, Network
+
     net = Network([Dense((2, 1), "linear", weight=[[0.5], [0.25]], bias=[0.0])])
     X, Y = np.zeros((4, 2)), np.zeros((4, 1))
-    with pytest.raises(ValueError, match=r"'accumulator' format of dense0 is fixed<48,16.*up to "
-                                         r"32 bits"):
+    with pytest.raises(
+        ValueError,
+        match=r"'accumulator' format of dense0 is fixed<48,16.*up to "
+        r"32 bits",
+    ):
         net.fit(X, Y, epochs=1, verbose=0, precision={"default": {"accumulator": "fixed<48,16>"}})
     net.fit(X, Y, epochs=1, verbose=0, precision={"default": {"accumulator": "fixed<32,16>"}})
 
 
 # ------------------------------------------------------------------ doubles and the grid
 
+
 def test_values_of_codes_beyond_53_bits_are_the_nearest_doubles(engine):
     f = FixedFormat(64, 64)
     codes = [(1 << 53) + 1, (1 << 53) + 3, (1 << 63) - 1, -(1 << 63), -(1 << 53) - 1]
-    assert f.from_codes(codes).tolist() == [2.0**53, 2.0**53 + 4, 2.0**63, -2.0**63, -2.0**53]
-    assert f.hi == 2.0**63 and f.lo == -2.0**63
+    assert f.from_codes(codes).tolist() == [2.0**53, 2.0**53 + 4, 2.0**63, -(2.0**63), -(2.0**53)]
+    assert f.hi == 2.0**63 and f.lo == -(2.0**63)
 
 
 def test_doubles_quantize_exactly_onto_grids_finer_than_53_bits(engine):
@@ -243,21 +294,28 @@ def test_doubles_quantize_exactly_onto_grids_finer_than_53_bits(engine):
     assert f.to_codes([-0.1]).tolist() == [-(3602879701896397 << 5)]
     # one ulp of 2^62 is 2^10; 2^63 itself is one past the rail of fixed<64,64>
     g = FixedFormat(64, 64)
-    assert g.to_codes([2.0**62 + 1024, 2.0**63, -2.0**63]).tolist() == \
-        [(1 << 62) + 1024, (1 << 63) - 1, -(1 << 63)]
+    assert g.to_codes([2.0**62 + 1024, 2.0**63, -(2.0**63)]).tolist() == [
+        (1 << 62) + 1024,
+        (1 << 63) - 1,
+        -(1 << 63),
+    ]
     assert g.with_modes(overflow="WRAP").to_codes([2.0**63]).tolist() == [-(1 << 63)]
 
 
 def test_wide_rail_stats_compare_magnitudes_in_double(engine):
     f = FixedFormat(64, 64)
-    x = [2.0**63, -2.0**63, 2.0**62, 0.25, 1.0]
+    x = [2.0**63, -(2.0**63), 2.0**62, 0.25, 1.0]
     st_ = rail_stats(x, f, near_rail=0.5)
     # saturated: 2^63 only; near: |c| >= 0.5 * 2^63 for the first three; underflow: 0.25 -> 0
-    assert (st_.saturation_fraction, st_.near_rail_fraction, st_.underflow_fraction) == \
-        (1 / 5, 3 / 5, 1 / 5)
+    assert (st_.saturation_fraction, st_.near_rail_fraction, st_.underflow_fraction) == (
+        1 / 5,
+        3 / 5,
+        1 / 5,
+    )
 
 
 # ------------------------------------------------------------------ core vs twin
+
 
 @needs_core
 @pytest.mark.parametrize("trial", range(30))
@@ -267,8 +325,13 @@ def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin_for_wide_formats
     def fmt(min_bits=33):
         signed = bool(rng.integers(0, 2))
         bits = int(rng.integers(min_bits, 65 if signed else 64))
-        return (bits, int(rng.integers(-40, 90)), signed, int(rng.integers(0, 8)),
-                int(rng.integers(0, 3)))
+        return (
+            bits,
+            int(rng.integers(-40, 90)),
+            signed,
+            int(rng.integers(0, 8)),
+            int(rng.integers(0, 3)),
+        )
 
     f, f2, f3, f4 = fmt(), fmt(2), fmt(), fmt()
     x = rng.standard_normal(300) * 2.0 ** rng.integers(-90, 90, 300)
@@ -278,35 +341,50 @@ def test_every_compiled_kernel_is_bit_exact_with_its_numpy_twin_for_wide_formats
     seed = int(rng.integers(0, 2**63))
     for xx in (x, x.astype(np.float32)):
         xx = xx[np.isfinite(xx)]
-        a, b = C.fix_quantize(xx, f, seed, True, True, 0.8), K.fix_quantize(xx, f, seed, True,
-                                                                            True, 0.8)
+        a, b = (
+            C.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
+            K.fix_quantize(xx, f, seed=seed, codes=True, values=True, near_rail=0.8),
+        )
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     c = a[0]
     assert np.array_equal(C.fix_from_codes(c, f), K.fix_from_codes(c, f))
-    r1, r2 = C.fix_requantize(c, f, f2, seed, 0.5), K.fix_requantize(c, f, f2, seed, 0.5)
+    r1, r2 = (
+        C.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+        K.fix_requantize(c, f, f2, seed=seed, near_rail=0.5),
+    )
     assert np.array_equal(r1[0], r2[0]) and r1[1] == r2[1]
     d = rng.permutation(c)
-    assert np.array_equal(C.fix_add(c, d, f, f3, seed), K.fix_add(c, d, f, f3, seed))
-    e = C.fix_quantize(rng.standard_normal(c.size) * 2.0**30, f2, 0, True, False, None)[0]
-    assert np.array_equal(C.fix_mul(c, f, e, f2, f3, seed), K.fix_mul(c, f, e, f2, f3, seed))
+    assert np.array_equal(C.fix_add(c, d, f, f3, seed=seed), K.fix_add(c, d, f, f3, seed=seed))
+    e = C.fix_quantize(rng.standard_normal(c.size) * 2.0**30, f2, seed=0, codes=True, values=False)[
+        0
+    ]
+    assert np.array_equal(
+        C.fix_mul(c, f, e, f2, f3, seed=seed), K.fix_mul(c, f, e, f2, f3, seed=seed)
+    )
     A, B = c[:60].reshape(6, 10).copy(), e[:50].reshape(10, 5).copy()
     for acc in (None, f4):
-        assert np.array_equal(C.fix_matmul(A, f, B, f2, f3, acc, seed),
-                              K.fix_matmul(A, f, B, f2, f3, acc, seed))
+        assert np.array_equal(
+            C.fix_matmul(A, f, B, f2, f3, acc=acc, seed=seed),
+            K.fix_matmul(A, f, B, f2, f3, acc=acc, seed=seed),
+        )
     # extreme codes of two 64-bit formats: the 192-bit path
     g = (64, int(rng.integers(-10, 70)), True, int(rng.integers(0, 8)), int(rng.integers(0, 3)))
     ext = np.array([-(1 << 63), (1 << 63) - 1, -(1 << 62), 1 << 62], dtype=np.int64)
     A2 = rng.choice(ext, (4, 9))
     B2 = rng.choice(ext, (9, 3))
-    assert np.array_equal(C.fix_matmul(A2, g, B2, g, f3, None, seed),
-                          K.fix_matmul(A2, g, B2, g, f3, None, seed))
+    assert np.array_equal(
+        C.fix_matmul(A2, g, B2, g, f3, acc=None, seed=seed),
+        K.fix_matmul(A2, g, B2, g, f3, acc=None, seed=seed),
+    )
 
 
 # ------------------------------------------------------------------ the C header export
 
+
 def test_c_header_export_accepts_wide_formats_with_int64_codes():
     from linncore import Dense, Network
     from linncore.io.export import export_c_header, export_format, predict_fixed
+
     net = Network([Dense((2, 1), "linear", weight=[[0.5], [0.25]], bias=[0.125])])
     # the int64 accumulator holds any input code (< 2^47) times the weight codes (< 2^8)
     f = export_format({"bits": 48, "frac_bits": 8})
@@ -327,23 +405,31 @@ def test_c_header_export_accepts_wide_formats_with_int64_codes():
 def test_wide_c_header_compiles_and_matches_predict_fixed(tmp_path):
     from linncore import Dense, Network
     from linncore.io.export import export_c_header, predict_fixed
+
     rng = np.random.default_rng(7)
-    net = Network([Dense((3, 4), "relu", weight=rng.uniform(-1, 1, (3, 4)),
-                         bias=rng.uniform(-1, 1, 4)),
-                   Dense((4, 2), "linear", weight=rng.uniform(-1, 1, (4, 2)), bias=None)])
+    net = Network(
+        [
+            Dense((3, 4), "relu", weight=rng.uniform(-1, 1, (3, 4)), bias=rng.uniform(-1, 1, 4)),
+            Dense((4, 2), "linear", weight=rng.uniform(-1, 1, (4, 2)), bias=None),
+        ]
+    )
     fixed = {"bits": 40, "frac_bits": 12}
     X = rng.uniform(-4, 4, (16, 3)).astype(np.float32)
-    X[:3] = [[1e9, -1e9, 3.0], [2.0**27, -2.0**27, 0.5], [-3e38, 1e-30, -0.0]]  # rails, tiny
+    X[:3] = [[1e9, -1e9, 3.0], [2.0**27, -(2.0**27), 0.5], [-3e38, 1e-30, -0.0]]  # rails, tiny
     export_c_header(net, tmp_path / "net.h", name="net", fixed=fixed)
     rows = "\n".join("{" + ", ".join(float(v).hex() + "f" for v in r) + "}," for r in X)
     (tmp_path / "main.c").write_text(
         '#include <stdio.h>\n#include "net.h"\n'
         f"static const float X[{len(X)}][3] = {{\n{rows}\n}};\n"
         "int main(void) { float y[2]; for (int i = 0; i < %d; i++) { net_predict(X[i], y);"
-        ' printf("%%a %%a\\n", (double)y[0], (double)y[1]); } return 0; }\n' % len(X))
+        ' printf("%%a %%a\\n", (double)y[0], (double)y[1]); } return 0; }\n' % len(X)
+    )
     exe = tmp_path / "main"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-o", str(exe), str(tmp_path / "main.c"), "-lm"],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        ["gcc", "-std=c99", "-O2", "-o", str(exe), str(tmp_path / "main.c"), "-lm"],
+        check=True,
+        cwd=tmp_path,
+    )
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
     got = np.array([float.fromhex(v) for v in out]).reshape(-1, 2)
     assert np.array_equal(got, predict_fixed(net, X, fixed).astype(np.float64))
@@ -413,12 +499,32 @@ def _int128_expected(line: str) -> str:
         return v - (1 << 64) if v >> 63 else v
 
     words = [a, b]
-    words += [(a + b) & M, (a - b) & M, -a & M, a & b, a | b, (a << n) & M, a >> n,
-              (s128(a) >> n) & M, a0 * b0, (s64(a0) * s64(b0)) & M, (a * b0) & M,
-              s64(b0) & M, (1 << n) - 1]
+    words += [
+        (a + b) & M,
+        (a - b) & M,
+        -a & M,
+        a & b,
+        a | b,
+        (a << n) & M,
+        a >> n,
+        (s128(a) >> n) & M,
+        a0 * b0,
+        (s64(a0) * s64(b0)) & M,
+        (a * b0) & M,
+        s64(b0) & M,
+        (1 << n) - 1,
+    ]
     out = [f"{w:032x}" for w in words[:2]] + [str(n)] + [f"{w:032x}" for w in words[2:]]
-    out += [str(int(a < b)), str(int(s128(a) < s128(b))), "1", str(int(a == 0)), str(a >> 127),
-            str(a.bit_length()), str(s64(a0)), str(s64(b0) >> (n % 64))]
+    out += [
+        str(int(a < b)),
+        str(int(s128(a) < s128(b))),
+        "1",
+        str(int(a == 0)),
+        str(a >> 127),
+        str(a.bit_length()),
+        str(s64(a0)),
+        str(s64(b0) >> (n % 64)),
+    ]
     return " ".join(out)
 
 
@@ -429,10 +535,25 @@ def test_int128_helpers_give_the_same_bits_native_and_portable(tmp_path):
     outputs = {}
     for name, flags in (("native", []), ("portable", ["-DLC_INT128_PORTABLE"])):
         exe = tmp_path / name
-        subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Werror", *flags,
-                        "-I", str(ROOT / "csrc"), "-o", str(exe), str(src)], check=True)
-        outputs[name] = subprocess.run([str(exe)], check=True, capture_output=True,
-                                       text=True).stdout
+        subprocess.run(
+            [
+                "gcc",
+                "-std=c99",
+                "-O2",
+                "-Wall",
+                "-Werror",
+                *flags,
+                "-I",
+                str(ROOT / "csrc"),
+                "-o",
+                str(exe),
+                str(src),
+            ],
+            check=True,
+        )
+        outputs[name] = subprocess.run(
+            [str(exe)], check=True, capture_output=True, text=True
+        ).stdout
     assert outputs["native"] == outputs["portable"]
     lines = outputs["portable"].splitlines()
     assert len(lines) == 4000
@@ -491,47 +612,85 @@ def test_fixed_kernels_built_with_portable_int128_match_the_numpy_twin(tmp_path)
     builds = {}
     for name, flags in (("native", []), ("portable", ["-DLC_INT128_PORTABLE"])):
         exe = tmp_path / name
-        proc = subprocess.run(["gcc", "-std=c99", "-O1", "-pthread", "-ffp-contract=off", *flags,
-                               "-I", str(csrc), "-o", str(exe), str(src), *sources, "-lm"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                "gcc",
+                "-std=c99",
+                "-O1",
+                "-pthread",
+                "-ffp-contract=off",
+                *flags,
+                "-I",
+                str(csrc),
+                "-o",
+                str(exe),
+                str(src),
+                *sources,
+                "-lm",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             pytest.fail(f"the kernel driver does not build:\n{proc.stderr[-2000:]}")
         builds[name] = exe
     rng = np.random.default_rng(99)
     for trial in range(25):
         signed = [True] * 4 if trial % 2 == 0 else [bool(v) for v in rng.integers(0, 2, 4)]
-        fmts = [(int(rng.integers(33, 65 if s else 64)) if trial % 5 else 64 if s else 63,
-                 int(rng.integers(-20, 70)), s, int(rng.integers(0, 8)), int(rng.integers(0, 3)))
-                for s in signed]
+        fmts = [
+            (
+                int(rng.integers(33, 65 if s else 64)) if trial % 5 else 64 if s else 63,
+                int(rng.integers(-20, 70)),
+                s,
+                int(rng.integers(0, 8)),
+                int(rng.integers(0, 3)),
+            )
+            for s in signed
+        ]
         fmts[0] = (fmts[0][0], fmts[0][0] - int(rng.integers(0, 64)), *fmts[0][2:])
         n, k, m = 3, 7, 4
         seed = int(rng.integers(0, 2**63))
         x = rng.standard_normal(n * k) * 2.0 ** rng.integers(-5, 70, n * k)
-        B = K.fix_quantize(rng.standard_normal(k * m) * 2.0**40, fmts[1], 0, True, False,
-                           None)[0]
+        B = K.fix_quantize(
+            rng.standard_normal(k * m) * 2.0**40, fmts[1], seed=0, codes=True, values=False
+        )[0]
         text = " ".join(f"{b} {i} {int(s)} {r} {o}" for b, i, s, r, o in fmts)
         text += f"\n{n} {k} {m} {seed}\n" + " ".join(v.hex() for v in x) + "\n"
         text += " ".join(str(int(v)) for v in B) + "\n"
-        outs = [subprocess.run([str(exe)], input=text, check=True, capture_output=True,
-                               text=True).stdout for exe in builds.values()]
+        outs = [
+            subprocess.run(
+                [str(exe)], input=text, check=True, capture_output=True, text=True
+            ).stdout
+            for exe in builds.values()
+        ]
         assert outs[0] == outs[1], fmts
         vals, status = outs[0].split("\n")[:2]
         assert status == "0"
         got = [int(v) for v in vals.split()]
-        A = K.fix_quantize(x, fmts[0], seed, True, False, None)[0]
+        A = K.fix_quantize(x, fmts[0], seed=seed, codes=True, values=False)[0]
         Bm = B.reshape(k, m)
-        want = [A, K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], None, seed),
-                K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], fmts[3], seed),
-                K.fix_requantize(A, fmts[0], fmts[2], seed)[0],
-                K.fix_add(A, A, fmts[0], fmts[2], seed), K.fix_mul(A, fmts[0], A, fmts[0],
-                                                                  fmts[3], seed)]
+        want = [
+            A,
+            K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], acc=None, seed=seed),
+            K.fix_matmul(A.reshape(n, k), fmts[0], Bm, fmts[1], fmts[2], acc=fmts[3], seed=seed),
+            K.fix_requantize(A, fmts[0], fmts[2], seed=seed)[0],
+            K.fix_add(A, A, fmts[0], fmts[2], seed=seed),
+            K.fix_mul(A, fmts[0], A, fmts[0], fmts[3], seed=seed),
+        ]
         assert got == [int(v) for w in want for v in np.asarray(w).reshape(-1)], fmts
 
 
 # ------------------------------------------------------------------ apytypes (optional)
 
-APY_ROUNDING = {"TRN": "TO_NEG", "TRN_ZERO": "TO_ZERO", "RND": "TIES_POS", "RND_ZERO": "TIES_ZERO",
-                "RND_INF": "TIES_AWAY", "RND_MIN_INF": "TIES_NEG", "RND_CONV": "TIES_EVEN"}
+APY_ROUNDING = {
+    "TRN": "TO_NEG",
+    "TRN_ZERO": "TO_ZERO",
+    "RND": "TIES_POS",
+    "RND_ZERO": "TIES_ZERO",
+    "RND_INF": "TIES_AWAY",
+    "RND_MIN_INF": "TIES_NEG",
+    "RND_CONV": "TIES_EVEN",
+}
 
 
 def _apy_array(apy, codes, f: FixedFormat):
@@ -545,10 +704,21 @@ def _apy_cast(apy, a, f: FixedFormat, qm, om):
     codes for some one-step casts of wide values (a round-up carrying out of its 64-bit limb,
     saturation after long shifts; the exact reference of this file shows which side is off),
     while each of these two steps agrees with that reference."""
-    wide = a.cast(int_bits=a.int_bits + 100, frac_bits=f.frac_bits, quantization=qm,
-                  overflow=apy.OverflowMode.WRAP)
-    return _apy_codes(wide.cast(int_bits=f.int_bits, frac_bits=f.frac_bits,
-                                quantization=apy.QuantizationMode.TO_NEG, overflow=om), f)
+    wide = a.cast(
+        int_bits=a.int_bits + 100,
+        frac_bits=f.frac_bits,
+        quantization=qm,
+        overflow=apy.OverflowMode.WRAP,
+    )
+    return _apy_codes(
+        wide.cast(
+            int_bits=f.int_bits,
+            frac_bits=f.frac_bits,
+            quantization=apy.QuantizationMode.TO_NEG,
+            overflow=om,
+        ),
+        f,
+    )
 
 
 def _apy_codes(a, f: FixedFormat) -> list[int]:
@@ -570,8 +740,9 @@ def test_wide_casts_products_and_sums_match_apytypes(engine, rounding, overflow)
     for _ in range(12):
         # signed formats only: apytypes' fixed-point numbers are two's complement
         fs = FixedFormat(int(rng.integers(33, 65)), int(rng.integers(-10, 40)))
-        fd = FixedFormat(int(rng.integers(33, 65)), int(rng.integers(-10, 40)), True, rounding,
-                         overflow)
+        fd = FixedFormat(
+            int(rng.integers(33, 65)), int(rng.integers(-10, 40)), True, rounding, overflow
+        )
         n = 24
         codes = [int(v) for v in rng.integers(fs.code_min, fs.code_max, n, endpoint=True)]
         codes[:4] = [fs.code_min, fs.code_max, 0, -1]
@@ -587,8 +758,9 @@ def test_wide_casts_products_and_sums_match_apytypes(engine, rounding, overflow)
         # exact sum of products (a dot product), one cast
         A = np.array(codes[:12], dtype=np.int64).reshape(3, 4)
         B = np.array(other[:8], dtype=np.int64).reshape(4, 2)
-        mm = _apy_array(apy, A.reshape(-1), fs).reshape((3, 4)) @ \
-            _apy_array(apy, B.reshape(-1), fs).reshape((4, 2))
+        mm = _apy_array(apy, A.reshape(-1), fs).reshape((3, 4)) @ _apy_array(
+            apy, B.reshape(-1), fs
+        ).reshape((4, 2))
         want = _apy_cast(apy, mm, fd, qm, om)
         assert fixed_matmul(A, fs, B, fs, fd).reshape(-1).tolist() == want, (str(fs), str(fd))
         # doubles: apytypes reads them exactly onto a grid fine enough, then casts
@@ -596,4 +768,3 @@ def test_wide_casts_products_and_sums_match_apytypes(engine, rounding, overflow)
         exact = apy.APyFixedArray.from_float(x, int_bits=80, frac_bits=200)
         want = _apy_cast(apy, exact, fd, qm, om)
         assert fd.to_codes(x).tolist() == want, str(fd)
-

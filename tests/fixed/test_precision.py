@@ -1,4 +1,5 @@
 """PrecisionDict: lookups with defaults, validation, JSON round trips and atomic saves."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,18 @@ CONFIG = {
 
 
 def test_fields_are_those_of_the_spec():
-    assert FIELDS == ("input", "weight", "bias", "accumulator", "activation", "gradient",
-                      "update", "momentum", "adam_m", "adam_v")
+    assert FIELDS == (
+        "input",
+        "weight",
+        "bias",
+        "accumulator",
+        "activation",
+        "gradient",
+        "update",
+        "momentum",
+        "adam_m",
+        "adam_v",
+    )
 
 
 def test_layer_entries_override_defaults_field_by_field():
@@ -64,7 +75,9 @@ def test_dtype_rejects_unknown_fields_and_layer_names():
 def test_validate_names_a_configured_layer_missing_from_the_network():
     pd = PrecisionDict(CONFIG)
     pd.validate(["dense0", "dense1"])
-    with pytest.raises(ValueError, match=r"layer 'dense1' is not in the network \(layers: dense0\)"):
+    with pytest.raises(
+        ValueError, match=r"layer 'dense1' is not in the network \(layers: dense0\)"
+    ):
         pd.validate(["dense0"])
 
 
@@ -86,7 +99,7 @@ def test_save_and_load_round_trip_and_leave_no_temporary_file(tmp_path):
     path = tmp_path / "precision.json"
     pd.save(path)
     pd2 = PrecisionDict({"default": {"bias": "Q3.5"}})
-    pd2.save(path)   # replaces the first file
+    pd2.save(path)  # replaces the first file
     assert PrecisionDict.load(path) == pd2
     assert os.listdir(tmp_path) == ["precision.json"]
 
@@ -103,5 +116,7 @@ def test_ensure_precision_dict_accepts_none_dicts_and_instances():
     pd = PrecisionDict(CONFIG)
     assert ensure_precision_dict(pd) is pd
     assert ensure_precision_dict(CONFIG) == pd
-    with pytest.raises(TypeError, match=r"precision_dict: expected None, a dict or a PrecisionDict"):
+    with pytest.raises(
+        TypeError, match=r"precision_dict: expected None, a dict or a PrecisionDict"
+    ):
         ensure_precision_dict("fixed<8,1>")

@@ -1,4 +1,5 @@
 """The model-file writer and reader agree: scaling travels, what one refuses the other does."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,11 @@ def test_the_writer_refuses_what_the_reader_would_refuse(tmp_path, name):
 
 def test_lone_surrogates_are_refused_on_reading_and_writing():
     with pytest.raises(ModelFileError, match="lone UTF-16 surrogate"):
-        from_json(to_json(Network([Dense((1, 1))]), training={"note": "SURROGATE"}).replace("SURROGATE", "\\ud800"))
+        from_json(
+            to_json(Network([Dense((1, 1))]), training={"note": "SURROGATE"}).replace(
+                "SURROGATE", "\\ud800"
+            )
+        )
     with pytest.raises(ModelFileError, match="lone UTF-16 surrogate"):
         to_json(Network([Dense((1, 1))]), training={"note": "\ud800"})
 

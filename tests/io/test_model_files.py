@@ -1,18 +1,30 @@
 """Model files: exact round trips, checks of untrusted documents, atomic writes, bundles,
 integer codes and the C99 header export (compiled with the system's C compiler)."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from _nets import net_of
 
 import linncore
 from linncore import Dense, Network, _backend
-from _nets import net_of
-from linncore.io.model_files import (FORMAT_VERSION, LIMITS, ModelFile, ModelFileError, bundle_from_json,
-                                     bundle_to_json, from_json, load_bundle, load_model, save_bundle,
-                                     save_model, to_json)
+from linncore.io.model_files import (
+    FORMAT_VERSION,
+    LIMITS,
+    ModelFile,
+    ModelFileError,
+    bundle_from_json,
+    bundle_to_json,
+    from_json,
+    load_bundle,
+    load_model,
+    save_bundle,
+    save_model,
+    to_json,
+)
 
 
 def bits(net):
@@ -25,8 +37,15 @@ def bits(net):
 def test_round_trip_is_bit_exact_including_awkward_values(dtype):
     net = net_of(dtype)
     info = np.finfo(dtype)
-    awkward = [-0.0, float(info.tiny) / 4, float(info.max), -float(info.max), float(info.eps), 1 / 3]
-    net.theta[:len(awkward)] = awkward
+    awkward = [
+        -0.0,
+        float(info.tiny) / 4,
+        float(info.max),
+        -float(info.max),
+        float(info.eps),
+        1 / 3,
+    ]
+    net.theta[: len(awkward)] = awkward
     back = from_json(to_json(net)).network
     assert back.dtype == net.dtype
     assert np.array_equal(bits(back), bits(net))
@@ -34,11 +53,19 @@ def test_round_trip_is_bit_exact_including_awkward_values(dtype):
 
 
 def test_round_trip_keeps_the_architecture():
-    net = Network([Dense((2, 3), "sigmoid", name="in"), Dense((3, 3), "softsign", has_bias=False, name="mid"),
-                   Dense((3, 1), "leaky_relu", name="out")], clip=False, dtype="float64")
+    net = Network(
+        [
+            Dense((2, 3), "sigmoid", name="in"),
+            Dense((3, 3), "softsign", has_bias=False, name="mid"),
+            Dense((3, 1), "leaky_relu", name="out"),
+        ],
+        clip=False,
+        dtype="float64",
+    )
     back = from_json(to_json(net)).network
-    assert [(l.name, l.shape, l.activation, l.has_bias) for l in back.layers] == \
-           [(l.name, l.shape, l.activation, l.has_bias) for l in net.layers]
+    assert [(l.name, l.shape, l.activation, l.has_bias) for l in back.layers] == [
+        (l.name, l.shape, l.activation, l.has_bias) for l in net.layers
+    ]
     assert back.clip is False
     x = np.random.default_rng(0).normal(size=(7, 2))
     assert np.array_equal(back.predict(x), net.predict(x))
@@ -46,17 +73,27 @@ def test_round_trip_keeps_the_architecture():
 
 def test_scaling_precision_and_training_travel_with_the_model(tmp_path):
     net = net_of()
-    scaling = {"inputs": {"lo": np.array([-1.0, 0.0, 2.0]), "hi": [1.0, 5.0, 2.0]},
-               "outputs": {"lo": [0.1, -3.0], "hi": [0.2, 3.0]}}
+    scaling = {
+        "inputs": {"lo": np.array([-1.0, 0.0, 2.0]), "hi": [1.0, 5.0, 2.0]},
+        "outputs": {"lo": [0.1, -3.0], "hi": [0.2, 3.0]},
+    }
     precision = {"default": {"bits": 16, "int_bits": 2}, "layers": {"dense0": {"weight": [16, 1]}}}
-    training = {"optimizer": {"name": "adam", "learning_rate": 1e-3}, "loss": "mse", "epochs": np.int64(200),
-                "history": {"loss": [0.5, 0.25]}, "stopped": None, "shuffle": True}
+    training = {
+        "optimizer": {"name": "adam", "learning_rate": 1e-3},
+        "loss": "mse",
+        "epochs": np.int64(200),
+        "history": {"loss": [0.5, 0.25]},
+        "stopped": None,
+        "shuffle": True,
+    }
     path = tmp_path / "m.json"
     save_model(net, path, scaling=scaling, precision=precision, training=training)
     m = load_model(path)
     assert isinstance(m, ModelFile) and m.format_version == FORMAT_VERSION
-    assert m.scaling == {"inputs": {"lo": [-1.0, 0.0, 2.0], "hi": [1.0, 5.0, 2.0]},
-                         "outputs": {"lo": [0.1, -3.0], "hi": [0.2, 3.0]}}
+    assert m.scaling == {
+        "inputs": {"lo": [-1.0, 0.0, 2.0], "hi": [1.0, 5.0, 2.0]},
+        "outputs": {"lo": [0.1, -3.0], "hi": [0.2, 3.0]},
+    }
     assert m.precision == precision
     assert m.training["epochs"] == 200 and m.training["optimizer"]["learning_rate"] == 1e-3
     assert m.training["history"] == {"loss": [0.5, 0.25]}
@@ -139,37 +176,96 @@ def test_a_newer_format_version_is_refused_as_such():
     doc = doc_of()
     doc["format_version"] = FORMAT_VERSION + 1
     doc["network"] = {"something": "new"}
-    with pytest.raises(ModelFileError, match="newer than the 1 this linncore reads; upgrade") as err:
+    with pytest.raises(
+        ModelFileError, match="newer than the 1 this linncore reads; upgrade"
+    ) as err:
         load_doc(doc)
     assert err.value.where == "format_version"
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.pop("network"), r"^document: missing field\(s\) \['network'\]"),
-    (lambda d: d.update(format="other"), r"^format: expected 'linncore.model', got the string 'other'"),
-    (lambda d: d.update(format_version=True), r"^format_version: expected a positive integer"),
-    (lambda d: d.update(format_version=0), r"^format_version: expected a positive integer"),
-    (lambda d: d.update(extra=1), r"^document: unknown field\(s\) \['extra'\]"),
-    (lambda d: d["network"].update(dtype="float16"), r"^network\.dtype: expected 'float32' or 'float64'"),
-    (lambda d: d["network"].update(clip=1), r"^network\.clip: expected true or false, got the number 1"),
-    (lambda d: d["network"].update(layers=[]), r"^network\.layers: expected a list of 1 to 256 layers"),
-    (lambda d: d["network"]["layers"][1].update(activation="gelu"), r"^network\.layers\[1\]\.activation: expected one of"),
-    (lambda d: d["network"]["layers"][1].update(n_in=4), r"^network\.layers\[1\]\.n_in: expected 5 \(the n_out of layers\[0\]\), got 4"),
-    (lambda d: d["network"]["layers"][0].update(n_out=10 ** 6), r"^network\.layers\[0\]\.n_out: expected an integer in \[1, 65536\]"),
-    (lambda d: d["network"]["layers"][0].update(n_in=2.0), r"^network\.layers\[0\]\.n_in: expected an integer"),
-    (lambda d: d["network"]["layers"][2].update(name="dense0"), r"^network\.layers\[2\]\.name: 'dense0' is already the name of layers\[0\]"),
-    (lambda d: d["network"]["layers"][2].update(name=""), r"^network\.layers\[2\]\.name: expected a name"),
-    (lambda d: d["network"]["layers"][2].update(has_bias=False), r"^network\.layers\[2\]\.bias: expected null"),
-    (lambda d: d["network"]["layers"][1]["weight"].update(shape=[5, 3]), r"^network\.layers\[1\]\.weight: expected shape \(5, 4\), got \(5, 3\)"),
-    (lambda d: d["network"]["layers"][1]["weight"].update(shape="5x4"), r"^network\.layers\[1\]\.weight\.shape: expected a list of integers"),
-    (lambda d: d["network"]["layers"][1]["weight"].update(data="@@@@"), r"^network\.layers\[1\]\.weight\.data: expected the base64 of 80 bytes"),
-    (lambda d: d["network"]["layers"][1]["bias"].update(data="!" * 24), r"^network\.layers\[1\]\.bias\.data: expected base64 text"),
-    (lambda d: d["network"]["layers"][1]["bias"].update(data=5), r"^network\.layers\[1\]\.bias\.data: expected a base64 string"),
-    (lambda d: d["network"]["layers"][0].pop("weight"), r"^network\.layers\[0\]: missing field\(s\) \['weight'\]"),
-    (lambda d: d.update(scaling={"inputs": {"lo": [0, 0, 0], "hi": [1, 1, 12345.5]}}), r"^scaling\.inputs\.hi\[2\]: expected a finite number"),
-    (lambda d: d.update(scaling={}), r"^scaling: expected 'inputs' and/or 'outputs'"),
-    (lambda d: d.update(training=[1, 2]), r"^training: expected an object"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("network"), r"^document: missing field\(s\) \['network'\]"),
+        (
+            lambda d: d.update(format="other"),
+            r"^format: expected 'linncore.model', got the string 'other'",
+        ),
+        (lambda d: d.update(format_version=True), r"^format_version: expected a positive integer"),
+        (lambda d: d.update(format_version=0), r"^format_version: expected a positive integer"),
+        (lambda d: d.update(extra=1), r"^document: unknown field\(s\) \['extra'\]"),
+        (
+            lambda d: d["network"].update(dtype="float16"),
+            r"^network\.dtype: expected 'float32' or 'float64'",
+        ),
+        (
+            lambda d: d["network"].update(clip=1),
+            r"^network\.clip: expected true or false, got the number 1",
+        ),
+        (
+            lambda d: d["network"].update(layers=[]),
+            r"^network\.layers: expected a list of 1 to 256 layers",
+        ),
+        (
+            lambda d: d["network"]["layers"][1].update(activation="gelu"),
+            r"^network\.layers\[1\]\.activation: expected one of",
+        ),
+        (
+            lambda d: d["network"]["layers"][1].update(n_in=4),
+            r"^network\.layers\[1\]\.n_in: expected 5 \(the n_out of layers\[0\]\), got 4",
+        ),
+        (
+            lambda d: d["network"]["layers"][0].update(n_out=10**6),
+            r"^network\.layers\[0\]\.n_out: expected an integer in \[1, 65536\]",
+        ),
+        (
+            lambda d: d["network"]["layers"][0].update(n_in=2.0),
+            r"^network\.layers\[0\]\.n_in: expected an integer",
+        ),
+        (
+            lambda d: d["network"]["layers"][2].update(name="dense0"),
+            r"^network\.layers\[2\]\.name: 'dense0' is already the name of layers\[0\]",
+        ),
+        (
+            lambda d: d["network"]["layers"][2].update(name=""),
+            r"^network\.layers\[2\]\.name: expected a name",
+        ),
+        (
+            lambda d: d["network"]["layers"][2].update(has_bias=False),
+            r"^network\.layers\[2\]\.bias: expected null",
+        ),
+        (
+            lambda d: d["network"]["layers"][1]["weight"].update(shape=[5, 3]),
+            r"^network\.layers\[1\]\.weight: expected shape \(5, 4\), got \(5, 3\)",
+        ),
+        (
+            lambda d: d["network"]["layers"][1]["weight"].update(shape="5x4"),
+            r"^network\.layers\[1\]\.weight\.shape: expected a list of integers",
+        ),
+        (
+            lambda d: d["network"]["layers"][1]["weight"].update(data="@@@@"),
+            r"^network\.layers\[1\]\.weight\.data: expected the base64 of 80 bytes",
+        ),
+        (
+            lambda d: d["network"]["layers"][1]["bias"].update(data="!" * 24),
+            r"^network\.layers\[1\]\.bias\.data: expected base64 text",
+        ),
+        (
+            lambda d: d["network"]["layers"][1]["bias"].update(data=5),
+            r"^network\.layers\[1\]\.bias\.data: expected a base64 string",
+        ),
+        (
+            lambda d: d["network"]["layers"][0].pop("weight"),
+            r"^network\.layers\[0\]: missing field\(s\) \['weight'\]",
+        ),
+        (
+            lambda d: d.update(scaling={"inputs": {"lo": [0, 0, 0], "hi": [1, 1, 12345.5]}}),
+            r"^scaling\.inputs\.hi\[2\]: expected a finite number",
+        ),
+        (lambda d: d.update(scaling={}), r"^scaling: expected 'inputs' and/or 'outputs'"),
+        (lambda d: d.update(training=[1, 2]), r"^training: expected an object"),
+    ],
+)
 def test_malformed_documents_say_what_is_wrong_where(mutate, message):
     doc = doc_of()
     mutate(doc)
@@ -181,10 +277,16 @@ def test_non_finite_weights_are_refused_with_their_position():
     net = net_of(dtype="float64")
     doc = doc_of(net)
     import base64
+
     w = np.zeros((5, 4))
     w[2, 3] = np.nan
-    doc["network"]["layers"][1]["weight"]["data"] = base64.b64encode(w.astype("<f8").tobytes()).decode()
-    with pytest.raises(ModelFileError, match=r"network\.layers\[1\]\.weight: expected finite values, got nan at index \(2, 3\)"):
+    doc["network"]["layers"][1]["weight"]["data"] = base64.b64encode(
+        w.astype("<f8").tobytes()
+    ).decode()
+    with pytest.raises(
+        ModelFileError,
+        match=r"network\.layers\[1\]\.weight: expected finite values, got nan at index \(2, 3\)",
+    ):
         load_doc(doc)
 
 
@@ -236,7 +338,11 @@ def test_size_limits_are_enforced(monkeypatch, tmp_path):
 def test_bundle_round_trip_keeps_names_order_and_extras(tmp_path):
     a = net_of(seed=1)
     b = net_of("float64", clip=False, seed=2)
-    m = ModelFile(net_of(seed=3), scaling={"outputs": {"lo": [0.0, 0.0], "hi": [1.0, 2.0]}}, training={"epochs": 3})
+    m = ModelFile(
+        net_of(seed=3),
+        scaling={"outputs": {"lo": [0.0, 0.0], "hi": [1.0, 2.0]}},
+        training={"epochs": 3},
+    )
     path = tmp_path / "bundle.json"
     save_bundle(path, {"zeta": a, "alpha": b, "mid": m})
     back = load_bundle(path)
@@ -249,7 +355,9 @@ def test_bundle_round_trip_keeps_names_order_and_extras(tmp_path):
 def test_bundle_errors_name_the_model():
     doc = json.loads(bundle_to_json({"first": net_of(), "second": net_of()}))
     doc["models"]["second"]["network"]["layers"][0]["activation"] = "swish"
-    with pytest.raises(ModelFileError, match=r"^models\['second'\]\.network\.layers\[0\]\.activation"):
+    with pytest.raises(
+        ModelFileError, match=r"^models\['second'\]\.network\.layers\[0\]\.activation"
+    ):
         bundle_from_json(json.dumps(doc))
     doc["models"]["second"]["format_version"] = 7
     with pytest.raises(ModelFileError, match=r"^models\['second'\]\.format_version: .* newer"):
@@ -266,7 +374,17 @@ def test_bundle_errors_name_the_model():
 
 # -- integer codes -----------------------------------------------------------------------------
 def test_public_names_are_exported():
-    for name in ("evaluate", "DeviationReport", "EvaluationCallback", "save_model", "load_model", "save_bundle",
-                 "load_bundle", "export_codes", "export_c_header", "ModelFileError"):
+    for name in (
+        "evaluate",
+        "DeviationReport",
+        "EvaluationCallback",
+        "save_model",
+        "load_model",
+        "save_bundle",
+        "load_bundle",
+        "export_codes",
+        "export_c_header",
+        "ModelFileError",
+    ):
         assert name in linncore.__all__ and hasattr(linncore, name)
     assert issubclass(linncore.ModelFileError, ValueError)

@@ -1,22 +1,38 @@
 """Thousands of seeded, mutated model files and bundles fed to the loaders: every one must end
 in a clean ModelFileError or a valid model, never another exception."""
+
 from __future__ import annotations
 
 import numpy as np
-
 from _fuzz import _fuzz_mutations, fuzz_loader
+
 from linncore import Dense, Network
-from linncore.io.model_files import (ModelFile, ModelFileError, bundle_from_json, bundle_to_json, from_json, load_model,
-                            to_json)
+from linncore.io.model_files import (
+    ModelFile,
+    ModelFileError,
+    bundle_from_json,
+    bundle_to_json,
+    from_json,
+    load_model,
+    to_json,
+)
 
 
 def seeds() -> list[str]:
     a = Network([Dense((2, 4), "tanh", seed=0), Dense((4, 1), "relu", has_bias=False, seed=1)])
     b = Network([Dense((3, 2), "sigmoid", seed=2)], clip=False, dtype="float64")
-    return [to_json(a), to_json(b, scaling={"inputs": {"lo": [0, 0, 0], "hi": [1, 2, 3]},
-                                            "outputs": {"lo": [-1, -1], "hi": [1, 1]}},
-                                precision={"bits": 16, "layers": {"dense0": [16, 2]}},
-                                training={"optimizer": "adam", "epochs": 10, "lr": 1e-3})]
+    return [
+        to_json(a),
+        to_json(
+            b,
+            scaling={
+                "inputs": {"lo": [0, 0, 0], "hi": [1, 2, 3]},
+                "outputs": {"lo": [-1, -1], "hi": [1, 1]},
+            },
+            precision={"bits": 16, "layers": {"dense0": [16, 2]}},
+            training={"optimizer": "adam", "epochs": 10, "lr": 1e-3},
+        ),
+    ]
 
 
 def _valid_models(result) -> None:

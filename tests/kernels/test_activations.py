@@ -1,5 +1,6 @@
 """The activation table: each row's derivatives are those of its forward function, and every
 list of activations in the API is read from it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,9 @@ def test_every_row_keeps_the_dtype(dtype):
     z = Z.astype(dtype)
     for row in TABLE.values():
         h = row.forward(z)
-        assert h.dtype == dtype and row.deriv(z, h).dtype == dtype and row.deriv2(z, h).dtype == dtype
+        assert (
+            h.dtype == dtype and row.deriv(z, h).dtype == dtype and row.deriv2(z, h).dtype == dtype
+        )
 
 
 def test_the_lists_of_the_api_come_from_the_table():

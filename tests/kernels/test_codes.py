@@ -1,4 +1,5 @@
 """Every code shared by C and Python agrees in full: the core's export, the headers, the Python side."""
+
 from __future__ import annotations
 
 import re
@@ -32,17 +33,24 @@ def test_the_headers_carry_the_python_codes():
     enums = _header_enums()
     expected = codes.constants()
     for prefix, (key, to_python) in HEADER_ENUMS.items():
-        found = {to_python(name[len(prefix):]): v for name, v in enums.items()
-                 if name.startswith(prefix) and name[len(prefix):] != "N"}
+        found = {
+            to_python(name[len(prefix) :]): v
+            for name, v in enums.items()
+            if name.startswith(prefix) and name[len(prefix) :] != "N"
+        }
         assert found == expected[key], key
-    status = {name[len("LC_ERR_"):]: v for name, v in enums.items() if name.startswith("LC_ERR_")}
+    status = {name[len("LC_ERR_") :]: v for name, v in enums.items() if name.startswith("LC_ERR_")}
     status["OK"] = enums["LC_OK"]
     assert status == expected["STATUS"]
     header = "\n".join(p.read_text() for p in sorted(CSRC.glob("*.h")))
-    assert int(re.search(r"#define LC_N_ACTIVATIONS (\d+)", header).group(1)) == len(codes.ACTIVATIONS)
+    assert int(re.search(r"#define LC_N_ACTIVATIONS (\d+)", header).group(1)) == len(
+        codes.ACTIVATIONS
+    )
     assert int(re.search(r"#define LC_QF_N (\d+)", header).group(1)) == len(codes.QAT_FIELDS)
     assert int(re.search(r"#define LC_RAIL_N (\d+)", header).group(1)) == len(codes.RAIL_NAMES)
-    assert float(re.search(r"#define LC_LEAKY_SLOPE ([0-9.]+)", header).group(1)) == codes.LEAKY_SLOPE
+    assert (
+        float(re.search(r"#define LC_LEAKY_SLOPE ([0-9.]+)", header).group(1)) == codes.LEAKY_SLOPE
+    )
 
 
 @pytest.mark.parametrize("key", sorted(codes.constants()))

@@ -4,6 +4,7 @@ Parts are claimed with a compare-and-swap on one word and helpers are detached, 
 protocol is checked directly: thousands of parallel loops and team generations with
 changing part counts, each part's result compared with a serial run, under TSan's race
 detector.  Skipped when there is no C compiler or it cannot build with -fsanitize=thread."""
+
 from __future__ import annotations
 
 import shutil
@@ -68,14 +69,37 @@ def test_parallel_loops_and_teams_are_race_free_under_thread_sanitizer(tmp_path)
         pytest.skip("csrc/ is not beside the tests (installed package without sources)")
     (tmp_path / "stress.c").write_text(HARNESS)
     exe = tmp_path / "stress"
-    build = subprocess.run([cc, "-std=c99", "-O1", "-g", "-fsanitize=thread", "-pthread", f"-I{CSRC}",
-                            str(tmp_path / "stress.c"), str(CSRC / "lc_parallel.c"), "-o", str(exe)],
-                           capture_output=True, text=True)
+    build = subprocess.run(
+        [
+            cc,
+            "-std=c99",
+            "-O1",
+            "-g",
+            "-fsanitize=thread",
+            "-pthread",
+            f"-I{CSRC}",
+            str(tmp_path / "stress.c"),
+            str(CSRC / "lc_parallel.c"),
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if build.returncode != 0:
         pytest.skip(f"cannot build with -fsanitize=thread: {build.stderr.strip()[:200]}")
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300,
-                         env={"TSAN_OPTIONS": "halt_on_error=1 exitcode=66"})
+    run = subprocess.run(
+        [str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"TSAN_OPTIONS": "halt_on_error=1 exitcode=66"},
+    )
     if run.returncode != 0 and "FATAL: ThreadSanitizer" in run.stderr:
         pytest.skip(f"ThreadSanitizer cannot run here: {run.stderr.strip()[:200]}")
     assert "WARNING: ThreadSanitizer" not in run.stderr, run.stderr[:4000]
-    assert run.returncode == 0 and run.stdout.strip() == "ok", (run.returncode, run.stdout, run.stderr[:2000])
+    assert run.returncode == 0 and run.stdout.strip() == "ok", (
+        run.returncode,
+        run.stdout,
+        run.stderr[:2000],
+    )

@@ -1,4 +1,5 @@
 """Atomic writes."""
+
 from __future__ import annotations
 
 

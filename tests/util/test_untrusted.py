@@ -1,4 +1,5 @@
 """The one reader of untrusted files refuses what is not a small regular file, before reading."""
+
 from __future__ import annotations
 
 import io
@@ -75,12 +76,15 @@ def test_json_nesting_is_limited_before_parsing():
     assert loads_json('["[[[[", {"a": [1]}]', label="f", max_depth=3) == ["[[[[", {"a": [1]}]
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"a": 1, "a": 2}', "duplicate key 'a'"),
-    ('[NaN]', "NaN is not a JSON number"),
-    ('[-Infinity]', "-Infinity is not a JSON number"),
-    ('{"a": }', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"a": 1, "a": 2}', "duplicate key 'a'"),
+        ("[NaN]", "NaN is not a JSON number"),
+        ("[-Infinity]", "-Infinity is not a JSON number"),
+        ('{"a": }', "not valid JSON"),
+    ],
+)
 def test_strict_json(text, message):
     with pytest.raises(UntrustedInputError, match=message):
         loads_json(text, label="f")
@@ -88,14 +92,14 @@ def test_strict_json(text, message):
 
 def test_messages_quote_little_of_a_value():
     assert len(short("x" * 10_000)) < 80
-    assert short(10 ** 4000) == "an integer of 4001 digits"
+    assert short(10**4000) == "an integer of 4001 digits"
 
 
 # -- TOML, NumPy files, CSV and typed values ---------------------------------------------------
 
 
 def test_toml_nesting_counts_brackets_and_dotted_keys_but_not_strings_or_comments():
-    assert toml_depth('a = [[1], "[[[", \'{{{\']  # [[[[\n') == 2
+    assert toml_depth("a = [[1], \"[[[\", '{{{']  # [[[[\n") == 2
     assert toml_depth("a.b.c = 1.5\nd = 2.5\n") == 2
     assert toml_depth('x = """\n[[[[\n"""\n') == 0
     assert toml_depth("t = {a.b = 1, c.d.e = [1.5]}") == 3
@@ -155,20 +159,27 @@ def test_npy_header_must_account_for_the_data():
         loads_npy(b"hello", label="f")
 
 
-@pytest.mark.parametrize("text, header, expect", [
-    ("x,y\n1,2\n", None, (["x", "y"], [[1.0, 2.0]])),
-    ("1,2\n3,4\n", None, (None, [[1.0, 2.0], [3.0, 4.0]])),
-    ("-a,b\n1,2\n", None, "line 1, column 1: expected a number, got '-a'"),  # a sign: not a header
-    ("0.5x,1\n2,3\n", None, "line 1, column 1: expected a number, got '0.5x'"),
-    ("1,2\n3,4x\n", None, "line 2, column 2: expected a number, got '4x'"),
-    ("1,2\n\n3\n", None, "line 3: expected 2 columns, got 1"),
-    ("a,b\n1,2\n", False, "line 1, column 1: expected a number, got 'a'"),
-    ("1,2\n3,4\n", True, (["1", "2"], [[3.0, 4.0]])),
-    ("x,x\n1,2\n", None, "the column name 'x' appears twice"),
-    ("1,nan\n", None, "line 1, column 2: expected a number, got 'nan'"),
-    ("1_0,2\n", None, "line 1, column 1: expected a number, got '1_0'"),
-    ("x,y\n", None, "no data rows"),
-])
+@pytest.mark.parametrize(
+    "text, header, expect",
+    [
+        ("x,y\n1,2\n", None, (["x", "y"], [[1.0, 2.0]])),
+        ("1,2\n3,4\n", None, (None, [[1.0, 2.0], [3.0, 4.0]])),
+        (
+            "-a,b\n1,2\n",
+            None,
+            "line 1, column 1: expected a number, got '-a'",
+        ),  # a sign: not a header
+        ("0.5x,1\n2,3\n", None, "line 1, column 1: expected a number, got '0.5x'"),
+        ("1,2\n3,4x\n", None, "line 2, column 2: expected a number, got '4x'"),
+        ("1,2\n\n3\n", None, "line 3: expected 2 columns, got 1"),
+        ("a,b\n1,2\n", False, "line 1, column 1: expected a number, got 'a'"),
+        ("1,2\n3,4\n", True, (["1", "2"], [[3.0, 4.0]])),
+        ("x,x\n1,2\n", None, "the column name 'x' appears twice"),
+        ("1,nan\n", None, "line 1, column 2: expected a number, got 'nan'"),
+        ("1_0,2\n", None, "line 1, column 1: expected a number, got '1_0'"),
+        ("x,y\n", None, "no data rows"),
+    ],
+)
 def test_strict_csv(tmp_path, text, header, expect):
     p = tmp_path / "d.csv"
     p.write_text(text)
@@ -191,9 +202,9 @@ def test_typed_config_values():
         (lambda: config_int(True, "n"), "n: expected an integer, got the boolean true"),
         (lambda: config_int(1.0, "n", lo=1), "n: expected an integer >= 1, got the number 1.0"),
         (lambda: config_int(-1, "seed", lo=0), "seed: expected an integer >= 0, got -1"),
-        (lambda: config_int(10 ** 4000, "n", hi=10), "got an integer of 4001 digits"),
+        (lambda: config_int(10**4000, "n", hi=10), "got an integer of 4001 digits"),
         (lambda: config_float(float("nan"), "x"), "x: expected a finite number"),
-        (lambda: config_float(10 ** 400, "x"), "x: expected a finite number"),
+        (lambda: config_float(10**400, "x"), "x: expected a finite number"),
         (lambda: config_str(5, "file"), "file: expected a string, got the integer 5"),
         (lambda: config_list("ab", "k"), "k: expected a list, got the string 'ab'"),
         (lambda: config_list([], "k", min_len=1), "k: expected a list of at least 1 items, got 0"),
@@ -204,4 +215,4 @@ def test_typed_config_values():
 
 def test_kind_and_clip_keep_messages_short():
     assert kind("x" * 10_000) == "a string of 10000 characters"
-    assert len(kind(10 ** 4000)) < 60 and len(clip("y" * 10_000)) < 240
+    assert len(kind(10**4000)) < 60 and len(clip("y" * 10_000)) < 240

@@ -1,5 +1,6 @@
 """Optional: Keras 3 loads the files save_keras writes, and predicts as linncore (skipped
 unless Keras and h5py are installed)."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,17 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "keras"
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-@pytest.mark.parametrize("clip, dtype", [(True, "float32"), (False, "float32"), (False, "float64"),
-                                         (True, "float64")])
+@pytest.mark.parametrize(
+    "clip, dtype", [(True, "float32"), (False, "float32"), (False, "float64"), (True, "float64")]
+)
 def test_keras_loads_save_keras_files_and_predicts_as_linncore(suffix, clip, dtype, tmp_path):
     acts = all_activations()
     widths = [3, 6, 5, 4, 6, 5, 4, 2]
     rng = np.random.default_rng(7)
-    layers = [Dense((widths[i], widths[i + 1]), acts[i], has_bias=i % 3 != 1, seed=i)
-              for i in range(len(acts))]
+    layers = [
+        Dense((widths[i], widths[i + 1]), acts[i], has_bias=i % 3 != 1, seed=i)
+        for i in range(len(acts))
+    ]
     net = Network(layers, clip=clip, dtype=dtype)
     net.set_weights([rng.uniform(-1.5, 1.5, w.shape) for w in net.get_weights()])
     path = save_keras(net, tmp_path / f"m{suffix}")
@@ -60,7 +64,8 @@ def test_committed_keras_files_pass_through_linncore_and_back_into_keras(tmp_pat
                 lm = load_keras(data / name)
             path = save_keras(lm, tmp_path / f"{model['name']}{Path(name).suffix}")
             km = keras.saving.load_model(path)
-            np.testing.assert_allclose(km.predict(stored["x"], verbose=0), stored["y"], rtol=1e-6,
-                                       atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(
+                km.predict(stored["x"], verbose=0), stored["y"], rtol=1e-6, atol=1e-6, err_msg=name
+            )
             checked += 1
     assert checked >= 10

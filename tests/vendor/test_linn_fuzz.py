@@ -1,5 +1,6 @@
 """Thousands of seeded, mutated .linn documents fed to load_linn and `linncore inspect`: every
 one must end in a clean LinnError or a valid network, never another exception or a hang."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _fuzz import _fuzz_mutations, fuzz_loader
+
 from linncore import Dense, LinnError, Network, get_linn, load_linn
 from linncore.cli import main
 
@@ -18,7 +19,13 @@ VENDOR = Path(__file__).resolve().parents[3] / "shared" / "data" / "vendor-linn"
 
 def documents() -> list[str]:
     a = Network([Dense((3, 1), weight=[[0.1], [0.2], [0.3]], bias=[0.1])])
-    b = Network([Dense((6, 4), "tanh", seed=0), Dense((4, 2), "tanh", seed=1), Dense((2, 3), "sigmoid", seed=2)])
+    b = Network(
+        [
+            Dense((6, 4), "tanh", seed=0),
+            Dense((4, 2), "tanh", seed=1),
+            Dense((2, 3), "sigmoid", seed=2),
+        ]
+    )
     b.set_theta(np.clip(b.theta, -1, 1))
     texts = [json.dumps(get_linn(a, 3, 1)), json.dumps(get_linn(b, 1, 3), indent=2)]
     if VENDOR.is_dir():

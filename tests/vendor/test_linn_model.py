@@ -1,5 +1,6 @@
 """LinnModel, the Keras-shaped model view and .linn documents: the vendor's tutorial networks,
 round trips, atomic writes and the vendor's own files."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,12 @@ def test_simple_sine_tutorial_trains_and_writes_its_document(tmp_path):
     doc = json.loads((tmp_path / "sine.linn").read_text())
     assert list(doc) == ["version", "num_input_channels", "num_output_channels", "layers"]
     assert (doc["version"], doc["num_input_channels"], doc["num_output_channels"]) == ("0.1", 1, 1)
-    assert _rows(doc) == [((32, 1), "relu"), ((32, 32), "relu"), ((32, 32), "tanh"), ((1, 32), "linear")]
+    assert _rows(doc) == [
+        ((32, 1), "relu"),
+        ((32, 32), "relu"),
+        ((32, 32), "tanh"),
+        ((1, 32), "linear"),
+    ]
     kernels = lm.get_weights()[0::2]
     biases = lm.get_weights()[1::2]
     for layer, k, b in zip(doc["layers"], kernels, biases):
@@ -70,7 +76,9 @@ def test_identity_tutorial_weights_set_by_hand_through_the_layer_list():
     lm.set_training_data(x, x, scale=False)
     lm.construct_model([(100, "linear")], seed=0)
     lm.model.layers[1].set_weights([np.identity(100), np.zeros(100)])
-    np.testing.assert_array_equal(lm.predict(x, scale=False, unscale_output=False), x.astype(np.float32))
+    np.testing.assert_array_equal(
+        lm.predict(x, scale=False, unscale_output=False), x.astype(np.float32)
+    )
     doc = get_linn(lm.model, input_channels=1, output_channels=1, output_mapping=[99])
     assert _rows(doc) == [((1, 100), "linear")]
     assert doc["layers"][0]["weights"][0] == [0.0] * 99 + [1.0]
@@ -121,9 +129,16 @@ def test_autoencoder_tutorial_with_output_mapping_keeps_the_last_neuron():
     lm.construct_model([(16, "tanh"), (2, "tanh"), (16, "tanh"), (32, "linear")], seed=3)
     lm.fit_model(epochs=2, verbose=0, seed=0)
     doc = get_linn(lm, 1, 1, output_mapping=[31])
-    assert _rows(doc) == [((16, 32), "tanh"), ((2, 16), "tanh"), ((16, 2), "tanh"), ((1, 16), "linear")]
+    assert _rows(doc) == [
+        ((16, 32), "tanh"),
+        ((2, 16), "tanh"),
+        ((16, 2), "tanh"),
+        ((1, 16), "linear"),
+    ]
     kernel, bias = lm.model.layers[7].get_weights()
-    assert doc["layers"][-1]["weights"] == _f32(kernel[:, [31]].T) and doc["layers"][-1]["biases"] == _f32(bias[[31]])
+    assert doc["layers"][-1]["weights"] == _f32(kernel[:, [31]].T) and doc["layers"][-1][
+        "biases"
+    ] == _f32(bias[[31]])
 
 
 def test_signal_id_tutorial_serial_inputs_and_three_parallel_outputs():
@@ -135,7 +150,12 @@ def test_signal_id_tutorial_serial_inputs_and_three_parallel_outputs():
     lm.construct_model([(64, "relu"), (32, "relu"), (8, "relu"), (3, "sigmoid")], seed=0)
     lm.fit_model(epochs=2, verbose=0, seed=0)
     doc = get_linn(lm, input_channels=1, output_channels=3)
-    assert _rows(doc) == [((64, 80), "relu"), ((32, 64), "relu"), ((8, 32), "relu"), ((3, 8), "sigmoid")]
+    assert _rows(doc) == [
+        ((64, 80), "relu"),
+        ((32, 64), "relu"),
+        ((8, 32), "relu"),
+        ((3, 8), "sigmoid"),
+    ]
     assert "column depth 196 of 1024" in lm.summary_text()
 
 
@@ -145,7 +165,9 @@ def test_emitter_control_tutorial_four_parallel_channels(tmp_path):
     y = np.tanh(x @ rng.normal(size=(4, 4)))
     lm = LinnModel()
     lm.set_training_data(x, y)
-    lm.construct_model([(80, "relu"), (80, "relu"), (64, "relu"), (64, "relu"), (4, "linear")], seed=0)
+    lm.construct_model(
+        [(80, "relu"), (80, "relu"), (64, "relu"), (64, "relu"), (4, "linear")], seed=0
+    )
     lm.fit_model(epochs=2, verbose=0, seed=0)
     path = save_linn(lm, 4, 4, tmp_path / "emitter.linn")
     doc = json.loads(path.read_text())
@@ -158,7 +180,9 @@ def test_emitter_control_tutorial_four_parallel_channels(tmp_path):
 def _small(scale=True, n=40):
     x = np.linspace(0.0, 4.0, n)[:, None]
     lm = LinnModel()
-    lm.set_training_data(x, 2.0 * x - 3.0, scale=scale) if scale else lm.set_training_data(x / 4, x / 4, scale=False)
+    lm.set_training_data(x, 2.0 * x - 3.0, scale=scale) if scale else lm.set_training_data(
+        x / 4, x / 4, scale=False
+    )
     lm.construct_model([(8, "tanh"), (1,)], seed=0)
     return lm
 
@@ -185,15 +209,21 @@ def test_scaling_maps_columns_to_unit_interval_and_predict_undoes_it():
 
 def test_boundaries_replace_min_and_max():
     lm = LinnModel()
-    lm.set_training_data([[1.0], [2.0]], [[1.0], [2.0]], input_data_boundary=([0.0], [4.0]),
-                         output_data_boundary=([0.0], [2.0]))
+    lm.set_training_data(
+        [[1.0], [2.0]],
+        [[1.0], [2.0]],
+        input_data_boundary=([0.0], [4.0]),
+        output_data_boundary=([0.0], [2.0]),
+    )
     np.testing.assert_array_equal(lm.training_inputs.ravel(), [-0.5, 0.0])
     np.testing.assert_array_equal(lm.training_outputs.ravel(), [0.0, 1.0])
 
 
 def test_constant_column_is_an_error_naming_the_column():
     lm = LinnModel()
-    with pytest.raises(ValueError, match=r"training_inputs: column 1 is constant .*constant_columns='zero'"):
+    with pytest.raises(
+        ValueError, match=r"training_inputs: column 1 is constant .*constant_columns='zero'"
+    ):
         lm.set_training_data([[0.0, 3.0], [1.0, 3.0]], [[0.0], [1.0]])
 
 
@@ -208,7 +238,9 @@ def test_constant_column_maps_to_zero_when_asked_and_back_to_its_value():
 def test_validation_data_is_scaled_with_the_training_scaling():
     lm = _small()
     x_raw = np.linspace(0.0, 4.0, 40)
-    history = lm.fit_model(epochs=1, validation_data=(x_raw, 2.0 * x_raw - 3.0), verbose=0, seed=0, shuffle=False)
+    history = lm.fit_model(
+        epochs=1, validation_data=(x_raw, 2.0 * x_raw - 3.0), verbose=0, seed=0, shuffle=False
+    )
     expected = lm.network.loss(lm.training_inputs, lm.training_outputs)
     assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-6)
 
@@ -218,8 +250,18 @@ def test_es_config_restore_best_weights_synonym_and_unknown_key_warning():
     calls = []
     lm_cb = linncore.LambdaCallback(on_epoch_end=lambda e, logs: calls.append(lm.get_weights()))
     with pytest.warns(UserWarning, match=r"unknown key\(s\) \['min_delta'\]"):
-        history = lm.fit_model(epochs=30, es_config={"monitor": "loss", "patience": 100, "restore_best_weights": True,
-                                                     "min_delta": 1.0}, verbose=0, seed=0, callbacks=[lm_cb])
+        history = lm.fit_model(
+            epochs=30,
+            es_config={
+                "monitor": "loss",
+                "patience": 100,
+                "restore_best_weights": True,
+                "min_delta": 1.0,
+            },
+            verbose=0,
+            seed=0,
+            callbacks=[lm_cb],
+        )
     best = int(np.argmin(history.history["loss"]))
     for got, want in zip(lm.get_weights(), calls[best]):
         np.testing.assert_array_equal(got, want)
@@ -231,7 +273,9 @@ def test_es_config_patience_counts_epochs_without_improvement():
     lm = LinnModel()
     lm.set_training_data(x, 2.0 * x - 3.0)
     lm.construct_model([(8, "tanh"), (1,)], optimizer=linncore.SGD(learning_rate=1e-30), seed=0)
-    history = lm.fit_model(epochs=50, es_config={"monitor": "loss", "patience": 3}, verbose=0, shuffle=False)
+    history = lm.fit_model(
+        epochs=50, es_config={"monitor": "loss", "patience": 3}, verbose=0, shuffle=False
+    )
     assert len(history.history["loss"]) == 4
 
 
@@ -254,7 +298,9 @@ def test_construct_model_checks_the_last_width_and_activations():
     lm.set_training_data([[0.0], [1.0]], [[0.0, 1.0], [1.0, 0.0]])
     with pytest.raises(ValueError, match=r"last layer must have 2 neuron\(s\).*got 3"):
         lm.construct_model([(3, "relu")])
-    with pytest.raises(ValueError, match=r"layer_definition\[0\] activation: expected one of .*got 'leaky_relu'"):
+    with pytest.raises(
+        ValueError, match=r"layer_definition\[0\] activation: expected one of .*got 'leaky_relu'"
+    ):
         lm.construct_model([(2, "leaky_relu")])
     with pytest.raises(ValueError, match="call set_training_data first"):
         LinnModel().construct_model([(1,)])
@@ -273,10 +319,15 @@ def test_show_summary_prints_budget_channels_and_voltage_windows(capsys):
 
 def test_summary_names_serial_and_parallel_modes():
     lm = LinnModel()
-    lm.set_training_data(np.random.default_rng(0).normal(size=(8, 3)), np.ones((8, 1)) * [[0.0]] + np.arange(8)[:, None])
+    lm.set_training_data(
+        np.random.default_rng(0).normal(size=(8, 3)),
+        np.ones((8, 1)) * [[0.0]] + np.arange(8)[:, None],
+    )
     lm.construct_model([(1,)], seed=0)
     assert "1 (serial, a window of 3 samples) or 3 (parallel, one per channel)" in lm.summary_text()
-    assert "input channels: 1 (serial: a window of 3 samples on one channel)" in lm.summary_text(1, 1)
+    assert "input channels: 1 (serial: a window of 3 samples on one channel)" in lm.summary_text(
+        1, 1
+    )
 
 
 def test_list_activations_are_the_instruments_five():
@@ -340,17 +391,25 @@ def test_loaded_network_trains_further_and_writes_again(tmp_path):
     path = save_linn(lm, 1, 1, tmp_path / "m.linn")
     net = load_linn(path)
     x = np.linspace(-1, 1, 32)
-    net.fit(x, x ** 2, epochs=3, verbose=0, seed=0)
+    net.fit(x, x**2, epochs=3, verbose=0, seed=0)
     assert not np.array_equal(net.get_weights()[0], lm.get_weights()[0])
     save_linn(net, 1, 1, path)
     assert get_linn(load_linn(path), 1, 1) == get_linn(net, 1, 1)
 
 
 def test_loaded_network_predicts_clipped_layers():
-    doc = {"version": "0.1", "num_input_channels": 1, "num_output_channels": 1,
-           "layers": [{"activation": "linear", "weights": [[1.0]], "biases": [0.5]},
-                      {"activation": "tanh", "weights": [[1.0]], "biases": [0.0]}]}
-    np.testing.assert_allclose(load_linn(doc).predict([0.0, 0.9]).ravel(), np.tanh([0.5, 1.0]), rtol=1e-6)
+    doc = {
+        "version": "0.1",
+        "num_input_channels": 1,
+        "num_output_channels": 1,
+        "layers": [
+            {"activation": "linear", "weights": [[1.0]], "biases": [0.5]},
+            {"activation": "tanh", "weights": [[1.0]], "biases": [0.0]},
+        ],
+    }
+    np.testing.assert_allclose(
+        load_linn(doc).predict([0.0, 0.9]).ravel(), np.tanh([0.5, 1.0]), rtol=1e-6
+    )
 
 
 def test_failed_dump_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
@@ -375,7 +434,11 @@ def test_failed_replace_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
     path = save_linn(lm, 1, 1, tmp_path / "m.linn")
     before = path.read_bytes()
     lm.set_weights([w * 0.5 for w in lm.get_weights()])
-    monkeypatch.setattr(linncore.vendor.linn_model.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("replace failed")))
+    monkeypatch.setattr(
+        linncore.vendor.linn_model.os,
+        "replace",
+        lambda a, b: (_ for _ in ()).throw(OSError("replace failed")),
+    )
     with pytest.raises(OSError, match="replace failed"):
         save_linn(lm, 1, 1, path)
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["m.linn"]
@@ -392,7 +455,9 @@ def test_a_broken_rule_writes_nothing(tmp_path):
 
 def test_save_requires_the_linn_extension_and_an_existing_folder(tmp_path):
     lm = _small()
-    with pytest.raises(ValueError, match=r"file_name: expected a name ending in '.linn', got '.*m.json'"):
+    with pytest.raises(
+        ValueError, match=r"file_name: expected a name ending in '.linn', got '.*m.json'"
+    ):
         save_linn(lm, 1, 1, tmp_path / "m.json")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_linn(lm, 1, 1, tmp_path / "nope" / "m.linn")
@@ -405,7 +470,9 @@ def test_network_without_output_clipping_is_converted_with_a_warning():
 
 
 # -- the vendor's own files -----------------------------------------------------------------
-needs_vendor = pytest.mark.skipif(not VENDOR.is_dir(), reason="shared/data/vendor-linn is not in this checkout")
+needs_vendor = pytest.mark.skipif(
+    not VENDOR.is_dir(), reason="shared/data/vendor-linn is not in this checkout"
+)
 
 
 @needs_vendor
@@ -418,7 +485,9 @@ def test_vendor_files_load_and_round_trip_to_the_same_numbers(name, tmp_path):
     again = get_linn(net, doc["num_input_channels"], doc["num_output_channels"])
     assert again == doc
     out = save_linn(net, doc["num_input_channels"], doc["num_output_channels"], tmp_path / name)
-    if "\n" not in path.read_text().strip():  # the compact files are json.dump output: byte for byte
+    if (
+        "\n" not in path.read_text().strip()
+    ):  # the compact files are json.dump output: byte for byte
         assert out.read_text() == path.read_text()
 
 
@@ -433,7 +502,12 @@ def test_vendor_sum_file_predicts_its_weighted_sum():
 @needs_vendor
 def test_vendor_sigid_description_matches_the_instrument_form():
     desc = describe_linn(VENDOR / "SigID.linn")
-    assert (desc["inputs"], desc["outputs"], desc["num_input_channels"], desc["num_output_channels"]) == (100, 3, 1, 3)
+    assert (
+        desc["inputs"],
+        desc["outputs"],
+        desc["num_input_channels"],
+        desc["num_output_channels"],
+    ) == (100, 3, 1, 3)
     assert [l["activation"] for l in desc["layers"]] == ["Relu"] * 4 + ["Sigmoid"]
 
 
@@ -460,8 +534,12 @@ def test_fit_model_callbacks_see_the_keras_shaped_model_and_score_in_data_units(
 def test_none_means_the_default_in_es_config_and_batch_size_as_in_the_vendor_and_keras():
     lm = LinnModel()
     x = np.linspace(0, 1, 40)[:, None]
-    lm.set_training_data(x, x ** 2)
+    lm.set_training_data(x, x**2)
     lm.construct_model([(4, "tanh"), (1, "linear")], seed=0)
-    h = lm.fit_model(3, es_config={"monitor": "loss", "patience": None, "restore": None}, batch_size=None,
-                     verbose=0)
+    h = lm.fit_model(
+        3,
+        es_config={"monitor": "loss", "patience": None, "restore": None},
+        batch_size=None,
+        verbose=0,
+    )
     assert h.params["batch_size"] == 32 and len(h.epoch) == 3

@@ -3,6 +3,7 @@
 Skipped unless both TensorFlow and the vendor package are installed.  Both train the same
 network from the same initial weights with ``shuffle=False``; the weights after every epoch
 and the per-epoch losses must agree to float32 rounding (tolerances below)."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ pytest.importorskip("tensorflow")
 moku_nn = pytest.importorskip("moku.nn")
 
 EPOCHS = 10
-WEIGHT_ATOL = 2e-5   # float32 rounding, accumulated over EPOCHS * steps Adam updates
+WEIGHT_ATOL = 2e-5  # float32 rounding, accumulated over EPOCHS * steps Adam updates
 LOSS_RTOL = 1e-4
 
 
@@ -32,10 +33,13 @@ def _pair(layers, x, y, scale=True):
     return vendor, ours
 
 
-@pytest.mark.parametrize("layers", [
-    [(32, "relu"), (32, "relu"), (32, "tanh"), (1, "linear")],
-    [(8, "sigmoid"), (4, "softsign"), (1, "linear")],
-])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [(32, "relu"), (32, "relu"), (32, "tanh"), (1, "linear")],
+        [(8, "sigmoid"), (4, "softsign"), (1, "linear")],
+    ],
+)
 def test_simple_sine_tracks_keras_epoch_by_epoch(layers):
     x = np.arange(0, 2 * np.pi, 0.01).reshape(-1, 1)
     y = np.cos(5 * x)
@@ -47,7 +51,12 @@ def test_simple_sine_tracks_keras_epoch_by_epoch(layers):
         for a, b in zip(vendor.model.get_weights(), ours.get_weights()):
             np.testing.assert_allclose(b, a, atol=WEIGHT_ATOL, err_msg=f"epoch {epoch + 1}")
         for key in ("loss", "val_loss"):
-            np.testing.assert_allclose(ho.history[key], hv.history[key], rtol=LOSS_RTOL, err_msg=f"{key}, epoch {epoch + 1}")
+            np.testing.assert_allclose(
+                ho.history[key],
+                hv.history[key],
+                rtol=LOSS_RTOL,
+                err_msg=f"{key}, epoch {epoch + 1}",
+            )
 
 
 def test_converters_write_the_same_document():
@@ -71,8 +80,9 @@ def test_identity_nn_notebook_gives_the_vendors_document_and_predictions(tmp_pat
     linncore.save_linn(ours, 1, 1, tmp_path / "ours.linn", output_mapping=[99])
     ours_doc = json.loads((tmp_path / "ours.linn").read_text())
     assert ours_doc == json.loads((tmp_path / "vendor.linn").read_text())
-    np.testing.assert_array_equal(ours.predict(data.reshape(1, -1)),
-                                  vendor.predict(data.reshape(1, -1), verbose=0))
+    np.testing.assert_array_equal(
+        ours.predict(data.reshape(1, -1)), vendor.predict(data.reshape(1, -1), verbose=0)
+    )
 
 
 def test_1d_scaled_training_data_matches_the_vendors_scaling():
