@@ -11,13 +11,13 @@
 
 /* Activations: y := act(z). */
 typedef enum {
-    LC_ACT_LINEAR = 0,      /* z */
-    LC_ACT_RELU = 1,        /* max(z, 0); derivative 0 at z = 0 */
-    LC_ACT_TANH = 2,        /* tanh(z) */
-    LC_ACT_SIGMOID = 3,     /* 1 / (1 + exp(-z)) */
-    LC_ACT_SOFTSIGN = 4,    /* z / (1 + |z|) */
-    LC_ACT_LEAKY_RELU = 5,  /* z > 0 ? z : LC_LEAKY_SLOPE * z */
-    LC_ACT_SOFTPLUS = 6     /* log(1 + exp(z)) */
+    LC_ACT_LINEAR = 0,     /* z */
+    LC_ACT_RELU = 1,       /* max(z, 0); derivative 0 at z = 0 */
+    LC_ACT_TANH = 2,       /* tanh(z) */
+    LC_ACT_SIGMOID = 3,    /* 1 / (1 + exp(-z)) */
+    LC_ACT_SOFTSIGN = 4,   /* z / (1 + |z|) */
+    LC_ACT_LEAKY_RELU = 5, /* z > 0 ? z : LC_LEAKY_SLOPE * z */
+    LC_ACT_SOFTPLUS = 6    /* log(1 + exp(z)) */
 } lc_activation;
 
 #define LC_N_ACTIVATIONS 7
@@ -59,9 +59,9 @@ typedef struct {
      * moving statistics replace the batch's.  gamma and beta follow the layer's bias in theta;
      * the moving mean and variance of every such layer, in layer order, form a separate state
      * vector (lc_net_bn_state_len values). */
-    const int32_t *bn;           /* n_layers flags, or NULL for none */
-    const double *bn_momentum;   /* n_layers (read where bn) */
-    const double *bn_epsilon;    /* n_layers (read where bn) */
+    const int32_t *bn;         /* n_layers flags, or NULL for none */
+    const double *bn_momentum; /* n_layers (read where bn) */
+    const double *bn_epsilon;  /* n_layers (read where bn) */
 } lc_net;
 
 /* Optimizer hyper-parameters; unused fields are ignored by the kind that does not need them. */

@@ -9,7 +9,7 @@
 
 /* AVX2 paths written with intrinsics (GCC or Clang on x86-64), chosen at run time; each gives
  * the same bits as its plain loop.  LC_BASELINE_ONLY and LC_PORTABLE keep the plain loops alone. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) &&                            \
     !defined(LC_BASELINE_ONLY) && !(defined(LC_PORTABLE) && LC_PORTABLE)
 #define LC_X86_AVX2 1
 #include <immintrin.h>

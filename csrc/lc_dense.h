@@ -38,47 +38,47 @@ int lc_train_check(const lc_train *t);
 /* Scratch values lc_dense_backward needs for B samples of a layer (n_in, n_out). */
 #define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * (n_out))
 
-#define LC_DECLARE_DENSE(REAL, SFX)                                                              \
+#define LC_DECLARE_DENSE(REAL, SFX)                                                                \
     /* C := A M, A (rows, K) read with strides (A[i][k] = A[i * ars + k * acs]), M (K, N),      \
-     * C (rows, N); each C[i][j] an ordered sum over k from zero. */                              \
-    void lc_matmul_##SFX(const REAL *A, int64_t ars, int64_t acs, const REAL *M, REAL *C,        \
-                         int64_t rows, int64_t K, int64_t N);                                    \
-    /* out (cols, rows) := in (rows, cols) transposed. */                                        \
-    void lc_transpose_##SFX(const REAL *in, REAL *out, int64_t rows, int64_t cols);              \
-    /* dz := da * [|h| <= 1 if clip] * act'(z), elementwise over n values. */                    \
-    void lc_act_backward_##SFX(int32_t act, int32_t clip, const REAL *z, const REAL *h,          \
-                               const REAL *da, REAL *dz, int64_t n);                             \
-    /* d := act'(z), elementwise over n values, from z and h = act(z). */                        \
-    void lc_act_deriv_##SFX(int32_t act, const REAL *z, const REAL *h, REAL *d, int64_t n);      \
-    /* h := act(z), elementwise over n values. */                                                \
-    void lc_act_forward_##SFX(int32_t act, const REAL *z, REAL *h, int64_t n);                   \
+     * C (rows, N); each C[i][j] an ordered sum over k from zero. */  \
+    void lc_matmul_##SFX(const REAL *A, int64_t ars, int64_t acs, const REAL *M, REAL *C,          \
+                         int64_t rows, int64_t K, int64_t N);                                      \
+    /* out (cols, rows) := in (rows, cols) transposed. */                                          \
+    void lc_transpose_##SFX(const REAL *in, REAL *out, int64_t rows, int64_t cols);                \
+    /* dz := da * [|h| <= 1 if clip] * act'(z), elementwise over n values. */                      \
+    void lc_act_backward_##SFX(int32_t act, int32_t clip, const REAL *z, const REAL *h,            \
+                               const REAL *da, REAL *dz, int64_t n);                               \
+    /* d := act'(z), elementwise over n values, from z and h = act(z). */                          \
+    void lc_act_deriv_##SFX(int32_t act, const REAL *z, const REAL *h, REAL *d, int64_t n);        \
+    /* h := act(z), elementwise over n values. */                                                  \
+    void lc_act_forward_##SFX(int32_t act, const REAL *z, REAL *h, int64_t n);                     \
     /* z := x W + b;  h := act(z);  a := clip(h, -1, 1) if clip else h.                          \
-     * x (B, n_in), W (n_in, n_out), b (n_out) or NULL; z, h, a (B, n_out). */                   \
-    void lc_dense_forward_##SFX(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,           \
-                                const REAL *W, const REAL *b, int32_t act, int32_t clip,         \
-                                REAL *z, REAL *h, REAL *a);                                      \
+     * x (B, n_in), W (n_in, n_out), b (n_out) or NULL; z, h, a (B, n_out). */ \
+    void lc_dense_forward_##SFX(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,             \
+                                const REAL *W, const REAL *b, int32_t act, int32_t clip, REAL *z,  \
+                                REAL *h, REAL *a);                                                 \
     /* Backward of lc_dense_forward for the upstream gradient da = dL/da (B, n_out):             \
      * dz := da * [|h| <= 1 if clip] * act'(z);  gW := x^T dz;  gb := sum_rows dz (if gb);       \
-     * dx := dz W^T (if dx).  work is scratch of LC_BACKWARD_WORK(B, n_in, n_out) values. */    \
-    void lc_dense_backward_##SFX(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,          \
-                                 const REAL *W, const REAL *z, const REAL *h, const REAL *da,    \
-                                 int32_t act, int32_t clip, REAL *work, REAL *gW, REAL *gb,      \
-                                 REAL *dx);                                                      \
+     * dx := dz W^T (if dx).  work is scratch of LC_BACKWARD_WORK(B, n_in, n_out) values. */ \
+    void lc_dense_backward_##SFX(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,            \
+                                 const REAL *W, const REAL *z, const REAL *h, const REAL *da,      \
+                                 int32_t act, int32_t clip, REAL *work, REAL *gW, REAL *gb,        \
+                                 REAL *dx);                                                        \
     /* Loss of predictions f against targets y (B, m), accumulated in double; when dloss is      \
-     * not NULL it receives dL/df (B, m).  An unknown loss code gives NaN (callers check). */    \
-    double lc_loss_grad_##SFX(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,  \
-                              REAL *dloss);                                                      \
+     * not NULL it receives dL/df (B, m).  An unknown loss code gives NaN (callers check). */ \
+    double lc_loss_grad_##SFX(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,    \
+                              REAL *dloss);                                                        \
     /* Y := net(X) for N samples; X (N, sizes[0]), Y (N, sizes[L]); batch normalisation with    \
-     * the moving statistics bn_state (NULL only without it).  Allocates workspace. */          \
-    int lc_net_forward_##SFX(const lc_net *net, const REAL *theta, const REAL *bn_state,         \
-                             const REAL *X, int64_t N, REAL *Y);                                 \
+     * the moving statistics bn_state (NULL only without it).  Allocates workspace. */  \
+    int lc_net_forward_##SFX(const lc_net *net, const REAL *theta, const REAL *bn_state,           \
+                             const REAL *X, int64_t N, REAL *Y);                                   \
     /* Loss of the whole set (one batch, training mode) at theta and its gradient in theta's    \
      * layout (and dL/dX when dX is not NULL); bn_state, when not NULL, takes the moving        \
      * average update of this batch.  The step's forward and backward, without quantization.    \
-     * LC_ERR_ARGS for an unknown loss code.  Allocates workspace. */                            \
-    int lc_net_loss_grad_##SFX(const lc_net *net, const REAL *theta, const REAL *X,              \
-                               const REAL *Y, int64_t N, int32_t loss, REAL *grad, REAL *dX,     \
-                               REAL *bn_state, double *loss_out);                                \
+     * LC_ERR_ARGS for an unknown loss code.  Allocates workspace. */  \
+    int lc_net_loss_grad_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y, \
+                               int64_t N, int32_t loss, REAL *grad, REAL *dX, REAL *bn_state,      \
+                               double *loss_out);                                                  \
     /* One training epoch, float or quantization-aware (t->quant; see lc_qat.h): mini-batches   \
      * of batch_size samples taken from X, Y in the order of perm (N indices, each in [0, N),    \
      * checked by the caller; NULL keeps the stored order), the last batch partial.  Per batch,  \
@@ -88,11 +88,11 @@ int lc_train_check(const lc_train *t);
      * sample count, rail (ceil(N / batch_size), LC_RAIL_N), when not NULL, each step's rail     \
      * statistics.  Batch-normalised layers use batch statistics and, after each completed      \
      * step, move bn_state (required for such networks).  Stops at the first non-finite loss or  \
-     * parameter, leaving theta as before that batch.  Allocates workspace. */                   \
-    int lc_train_epoch_##SFX(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *bn_state,  \
-                             const REAL *X, const REAL *Y, int64_t N, const int64_t *perm,      \
-                             int64_t batch_size, int64_t *step, double *rail, double *loss_sum, \
-                             int64_t *n_done);                                                   \
+     * parameter, leaving theta as before that batch.  Allocates workspace. */  \
+    int lc_train_epoch_##SFX(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *bn_state,     \
+                             const REAL *X, const REAL *Y, int64_t N, const int64_t *perm,         \
+                             int64_t batch_size, int64_t *step, double *rail, double *loss_sum,    \
+                             int64_t *n_done);                                                     \
     /* The two halves of a step, for loops that act between them (the ablation controller).     \
      * loss_grad: forward, loss, backward (straight-through across quantizers) and gradient      \
      * quantization of the B samples X, Y at theta -> grad (theta's layout), the loss, and       \
@@ -100,11 +100,11 @@ int lc_train_check(const lc_train *t);
      * update formats, theta += delta, clip when asked, storage through the weight and bias      \
      * formats -> rail's weight and update columns; a non-finite result leaves theta as it was   \
      * (LC_ERR_NONFINITE_PARAMS).  step seeds stochastic rounding (lc_qat_seed).  No batch       \
-     * normalisation.  Allocate workspace. */                                                    \
-    int lc_train_loss_grad_##SFX(const lc_train *t, const REAL *theta, const REAL *X,           \
-                                 const REAL *Y, int64_t B, int64_t step, REAL *grad,             \
-                                 double *rail, double *loss_out);                                \
-    int lc_train_apply_##SFX(const lc_train *t, REAL *theta, const REAL *delta, int64_t step,   \
+     * normalisation.  Allocate workspace. */  \
+    int lc_train_loss_grad_##SFX(const lc_train *t, const REAL *theta, const REAL *X,              \
+                                 const REAL *Y, int64_t B, int64_t step, REAL *grad, double *rail, \
+                                 double *loss_out);                                                \
+    int lc_train_apply_##SFX(const lc_train *t, REAL *theta, const REAL *delta, int64_t step,      \
                              double *rail);
 
 LC_DECLARE_DENSE(float, f32)

@@ -9,13 +9,20 @@
 static inline REAL FN(act_one)(int32_t act, REAL z)
 {
     switch (act) {
-    case LC_ACT_RELU: return z > 0 ? z : (REAL)0;
-    case LC_ACT_TANH: return TANH(z);
-    case LC_ACT_SIGMOID: return (REAL)1 / ((REAL)1 + EXP(-z));
-    case LC_ACT_SOFTSIGN: return z / ((REAL)1 + FABS(z));
-    case LC_ACT_LEAKY_RELU: return z > 0 ? z : (REAL)LC_LEAKY_SLOPE * z;
-    case LC_ACT_SOFTPLUS: return LOG1P(EXP(-FABS(z))) + (z > 0 ? z : (REAL)0);
-    default: return z;
+    case LC_ACT_RELU:
+        return z > 0 ? z : (REAL)0;
+    case LC_ACT_TANH:
+        return TANH(z);
+    case LC_ACT_SIGMOID:
+        return (REAL)1 / ((REAL)1 + EXP(-z));
+    case LC_ACT_SOFTSIGN:
+        return z / ((REAL)1 + FABS(z));
+    case LC_ACT_LEAKY_RELU:
+        return z > 0 ? z : (REAL)LC_LEAKY_SLOPE * z;
+    case LC_ACT_SOFTPLUS:
+        return LOG1P(EXP(-FABS(z))) + (z > 0 ? z : (REAL)0);
+    default:
+        return z;
     }
 }
 
@@ -23,13 +30,22 @@ static inline REAL FN(act_one)(int32_t act, REAL z)
 static inline REAL FN(act_deriv)(int32_t act, REAL z, REAL h)
 {
     switch (act) {
-    case LC_ACT_RELU: return z > 0 ? (REAL)1 : (REAL)0;
-    case LC_ACT_TANH: return (REAL)1 - h * h;
-    case LC_ACT_SIGMOID: return h * ((REAL)1 - h);
-    case LC_ACT_SOFTSIGN: { REAL d = (REAL)1 + FABS(z); return (REAL)1 / (d * d); }
-    case LC_ACT_LEAKY_RELU: return z > 0 ? (REAL)1 : (REAL)LC_LEAKY_SLOPE;
-    case LC_ACT_SOFTPLUS: return (REAL)1 / ((REAL)1 + EXP(-z));
-    default: return (REAL)1;
+    case LC_ACT_RELU:
+        return z > 0 ? (REAL)1 : (REAL)0;
+    case LC_ACT_TANH:
+        return (REAL)1 - h * h;
+    case LC_ACT_SIGMOID:
+        return h * ((REAL)1 - h);
+    case LC_ACT_SOFTSIGN: {
+        REAL d = (REAL)1 + FABS(z);
+        return (REAL)1 / (d * d);
+    }
+    case LC_ACT_LEAKY_RELU:
+        return z > 0 ? (REAL)1 : (REAL)LC_LEAKY_SLOPE;
+    case LC_ACT_SOFTPLUS:
+        return (REAL)1 / ((REAL)1 + EXP(-z));
+    default:
+        return (REAL)1;
     }
 }
 
@@ -97,14 +113,15 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
 LC_VECTOR_TYPEDEF(FN(lc_vec), REAL, 32);
 #endif
 
-LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs,
-                               const REAL *restrict M, REAL *restrict C, int64_t rows, int64_t K,
-                               int64_t N)
+LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
+                          REAL *restrict C, int64_t rows, int64_t K, int64_t N)
 {
     int64_t i = 0;
 #if LC_HAVE_VECTOR_EXT
     typedef FN(lc_vec) vec;
-    enum { JB = (int)(sizeof(vec) / sizeof(REAL)) };
+    enum {
+        JB = (int)(sizeof(vec) / sizeof(REAL))
+    };
     for (; i + 4 <= rows; i += 4) {
         const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
         int64_t j = 0;
@@ -231,7 +248,9 @@ static void FN(transpose_plain)(const REAL *restrict in, REAL *restrict out, int
 
 void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols)
 {
-    enum { TB = 32 / sizeof(REAL) }; /* tiles of one AVX register's lanes square */
+    enum {
+        TB = 32 / sizeof(REAL)
+    }; /* tiles of one AVX register's lanes square */
     int64_t r0 = 0, c0 = 0;
 #if LC_X86_AVX2
     if (lc_cpu_has_avx2()) {
@@ -250,8 +269,8 @@ void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows,
 
 /* dz := da * [|h| <= 1 if clip] * act'(z), one loop per activation so each vectorizes. */
 LC_HOT void FN(lc_act_backward)(int32_t act, int32_t clip, const REAL *restrict z,
-                                   const REAL *restrict h, const REAL *restrict da,
-                                   REAL *restrict dz, int64_t n)
+                                const REAL *restrict h, const REAL *restrict da, REAL *restrict dz,
+                                int64_t n)
 {
     switch (act) {
     case LC_ACT_LINEAR:
@@ -274,9 +293,8 @@ LC_HOT void FN(lc_act_backward)(int32_t act, int32_t clip, const REAL *restrict 
             if (!(h[i] >= (REAL)-1 && h[i] <= (REAL)1)) dz[i] = 0;
 }
 
-void FN(lc_dense_forward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,
-                          const REAL *W, const REAL *b, int32_t act, int32_t clip,
-                          REAL *z, REAL *h, REAL *a)
+void FN(lc_dense_forward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out, const REAL *W,
+                          const REAL *b, int32_t act, int32_t clip, REAL *z, REAL *h, REAL *a)
 {
     FN(matmul)(x, W, z, B, n_in, n_out);
     if (b)
@@ -295,9 +313,9 @@ void FN(lc_dense_forward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,
     }
 }
 
-void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out,
-                           const REAL *W, const REAL *z, const REAL *h, const REAL *da,
-                           int32_t act, int32_t clip, REAL *work, REAL *gW, REAL *gb, REAL *dx)
+void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out, const REAL *W,
+                           const REAL *z, const REAL *h, const REAL *da, int32_t act, int32_t clip,
+                           REAL *work, REAL *gW, REAL *gb, REAL *dx)
 {
     REAL *dz = work, *wt = work + B * n_out;
     FN(lc_act_backward)(act, clip, z, h, da, dz, B * n_out);
@@ -367,9 +385,11 @@ typedef struct {
     REAL *da0, *da1, *dz, *dacc, *dbn, *wt, *grad, *delta, *next, *Xb, *Yb;
 } FN(ws);
 
-enum { FN(WS_PTR_ARRAYS) = 21 };
+enum {
+    FN(WS_PTR_ARRAYS) = 21
+};
 
-static void FN(ws_free)(FN(ws) *w)
+static void FN(ws_free)(FN(ws) * w)
 {
     free(w->block);
     free(w->mblock);
@@ -390,7 +410,7 @@ static inline int FN(own_a)(const lc_net *net, const lc_qat *q, int64_t l)
     return net->clip_out || FN(q_on)(q, l, LC_QF_ACTIVATION);
 }
 
-static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, const lc_qat *q, int64_t B, int train)
+static int FN(ws_alloc)(FN(ws) * w, const lc_net *net, const lc_qat *q, int64_t B, int train)
 {
     const int64_t L = net->n_layers, maxw = lc_net_max_width(net);
     const int64_t P = train ? lc_net_n_params(net) : 0;
@@ -401,9 +421,18 @@ static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, const lc_qat *q, int64_t B
         const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
         nr += (2 + FN(own_a)(net, q, l)) * B * no;
         if (lc_net_bn(net, l)) nr += 2 * B * no + 3 * no;
-        if (FN(q_on)(q, l, LC_QF_INPUT)) { nr += B * ni; nm += B * ni; }
-        if (FN(q_on)(q, l, LC_QF_WEIGHT)) { nr += ni * no; nm += ni * no; }
-        if (FN(q_on)(q, l, LC_QF_BIAS)) { nr += no; nm += no; }
+        if (FN(q_on)(q, l, LC_QF_INPUT)) {
+            nr += B * ni;
+            nm += B * ni;
+        }
+        if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
+            nr += ni * no;
+            nm += ni * no;
+        }
+        if (FN(q_on)(q, l, LC_QF_BIAS)) {
+            nr += no;
+            nm += no;
+        }
         if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) nm += B * no;
         if (FN(q_on)(q, l, LC_QF_ACTIVATION)) nm += B * no;
     }
@@ -446,44 +475,76 @@ static int FN(ws_alloc)(FN(ws) *w, const lc_net *net, const lc_qat *q, int64_t B
     uint8_t *mp = w->mblock;
     for (int64_t l = 0; l < L; l++) {
         const int64_t ni = net->sizes[l], no = net->sizes[l + 1], s = B * no;
-        w->z[l] = p; p += s;
-        w->h[l] = p; p += s;
+        w->z[l] = p;
+        p += s;
+        w->h[l] = p;
+        p += s;
         w->a[l] = w->h[l];
-        if (FN(own_a)(net, q, l)) { w->a[l] = p; p += s; }
+        if (FN(own_a)(net, q, l)) {
+            w->a[l] = p;
+            p += s;
+        }
         w->out[l] = w->a[l];
         if (lc_net_bn(net, l)) {
-            w->out[l] = p; p += s;
-            w->bn_hat[l] = p; p += s;
-            w->bn_inv[l] = p; p += no;
-            w->bn_mean[l] = p; p += no;
-            w->bn_var[l] = p; p += no;
+            w->out[l] = p;
+            p += s;
+            w->bn_hat[l] = p;
+            p += s;
+            w->bn_inv[l] = p;
+            p += no;
+            w->bn_mean[l] = p;
+            p += no;
+            w->bn_var[l] = p;
+            p += no;
         }
         if (FN(q_on)(q, l, LC_QF_INPUT)) {
-            w->qin[l] = p; p += B * ni;
-            w->m_in[l] = mp; mp += B * ni;
+            w->qin[l] = p;
+            p += B * ni;
+            w->m_in[l] = mp;
+            mp += B * ni;
         }
         if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
-            w->wq[l] = p; p += ni * no;
-            w->m_w[l] = mp; mp += ni * no;
+            w->wq[l] = p;
+            p += ni * no;
+            w->m_w[l] = mp;
+            mp += ni * no;
         }
         if (FN(q_on)(q, l, LC_QF_BIAS)) {
-            w->bq[l] = p; p += no;
-            w->m_b[l] = mp; mp += no;
+            w->bq[l] = p;
+            p += no;
+            w->m_b[l] = mp;
+            mp += no;
         }
-        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) { w->m_acc[l] = mp; mp += s; }
-        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) { w->m_act[l] = mp; mp += s; }
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
+            w->m_acc[l] = mp;
+            mp += s;
+        }
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
+            w->m_act[l] = mp;
+            mp += s;
+        }
     }
-    w->da0 = p; p += B * maxw;
-    w->da1 = p; p += B * maxw;
-    w->dz = p; p += B * maxw;
-    w->dacc = p; p += B * maxw;
-    w->dbn = p; p += B * maxw;
-    w->wt = p; p += maxw * maxw;
+    w->da0 = p;
+    p += B * maxw;
+    w->da1 = p;
+    p += B * maxw;
+    w->dz = p;
+    p += B * maxw;
+    w->dacc = p;
+    p += B * maxw;
+    w->dbn = p;
+    p += B * maxw;
+    w->wt = p;
+    p += maxw * maxw;
     if (train) {
-        w->grad = p; p += P;
-        w->delta = p; p += P;
-        w->next = p; p += P;
-        w->Xb = p; p += B * net->sizes[0];
+        w->grad = p;
+        p += P;
+        w->delta = p;
+        p += P;
+        w->next = p;
+        p += P;
+        w->Xb = p;
+        p += B * net->sizes[0];
         w->Yb = p;
     }
     return LC_OK;
@@ -529,7 +590,7 @@ static void FN(bn_forward)(const REAL *a, int64_t B, int64_t n, const REAL *gamm
  * training (batch statistics); else inference with the moving statistics.  Quantized fields
  * (q not NULL): z = q_acc(q_in(x) q_w(W)) + q_b(b); a = q_act(clip(act(z))). */
 static int FN(step_forward)(const lc_net *net, const lc_layer_offsets *lay, const lc_qat *q,
-                            int64_t step, const REAL *theta, const REAL *X, int64_t B, FN(ws) *w,
+                            int64_t step, const REAL *theta, const REAL *X, int64_t B, FN(ws) * w,
                             const REAL *bn_state)
 {
     const int64_t L = net->n_layers;
@@ -542,30 +603,30 @@ static int FN(step_forward)(const lc_net *net, const lc_layer_offsets *lay, cons
         const REAL *W = theta + lay[l].w;
         const REAL *b = lay[l].b >= 0 ? theta + lay[l].b : NULL;
         if (FN(q_on)(q, l, LC_QF_INPUT)) {
-            s = QAT_Q(F + LC_QF_INPUT, in, w->qin[l], w->m_in[l], B * ni,
-                      QSEED(l, LC_QF_INPUT, 0), nr, NULL, w->scratch);
+            s = QAT_Q(F + LC_QF_INPUT, in, w->qin[l], w->m_in[l], B * ni, QSEED(l, LC_QF_INPUT, 0),
+                      nr, NULL, w->scratch);
             if (s) return s;
             in = w->qin[l];
         }
         w->in_used[l] = in;
         if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
-            s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no,
-                      QSEED(l, LC_QF_WEIGHT, 0), nr, NULL, w->scratch);
+            s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no, QSEED(l, LC_QF_WEIGHT, 0),
+                      nr, NULL, w->scratch);
             if (s) return s;
             W = w->wq[l];
         }
         w->w_used[l] = W;
         if (b && FN(q_on)(q, l, LC_QF_BIAS)) {
-            s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0), nr,
-                      NULL, w->scratch);
+            s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0), nr, NULL,
+                      w->scratch);
             if (s) return s;
             b = w->bq[l];
         }
         REAL *z = w->z[l], *h = w->h[l], *a = w->a[l];
         FN(matmul)(in, W, z, B, ni, no);
         if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
-            s = QAT_Q(F + LC_QF_ACCUMULATOR, z, z, w->m_acc[l], n,
-                      QSEED(l, LC_QF_ACCUMULATOR, 0), nr, NULL, w->scratch);
+            s = QAT_Q(F + LC_QF_ACCUMULATOR, z, z, w->m_acc[l], n, QSEED(l, LC_QF_ACCUMULATOR, 0),
+                      nr, NULL, w->scratch);
             if (s) return s;
         }
         if (b)
@@ -583,8 +644,8 @@ static int FN(step_forward)(const lc_net *net, const lc_layer_offsets *lay, cons
             memcpy(a, h, (size_t)n * sizeof(REAL));
         }
         if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
-            s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l], n,
-                      QSEED(l, LC_QF_ACTIVATION, 0), nr, NULL, w->scratch);
+            s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l], n, QSEED(l, LC_QF_ACTIVATION, 0), nr,
+                      NULL, w->scratch);
             if (s) return s;
         }
         if (lc_net_bn(net, l)) {
@@ -599,7 +660,7 @@ static int FN(step_forward)(const lc_net *net, const lc_layer_offsets *lay, cons
 }
 
 /* moving := moving * momentum + batch * (1 - momentum), per batch-normalised layer. */
-static void FN(bn_update_state)(const lc_net *net, const lc_layer_offsets *lay, const FN(ws) *w,
+static void FN(bn_update_state)(const lc_net *net, const lc_layer_offsets *lay, const FN(ws) * w,
                                 REAL *bn_state)
 {
     for (int64_t l = 0; l < net->n_layers; l++) {
@@ -626,7 +687,7 @@ static inline void FN(rail_max)(double *r, int k, int64_t count, int64_t n)
  * quantized the gradient passes its straight-through gate; then gradients are quantized with
  * the gradient formats, their rail statistics into r[LC_RAIL_GRAD_*] (any[1] set). */
 static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, const lc_qat *q,
-                             int64_t step, const REAL *theta, int64_t B, FN(ws) *w, REAL *grad,
+                             int64_t step, const REAL *theta, int64_t B, FN(ws) * w, REAL *grad,
                              REAL *dX, double *r, int *any)
 {
     const int64_t L = net->n_layers;
@@ -684,7 +745,9 @@ static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, con
             FN(matmul)(dacc, w->wt, dx, B, no, ni);
             if (FN(q_on)(q, l, LC_QF_INPUT)) QAT_GATE(dx, w->m_in[l], B * ni);
         }
-        REAL *t = da; da = da_prev; da_prev = t;
+        REAL *t = da;
+        da = da_prev;
+        da_prev = t;
     }
     if (!q) return LC_OK;
     lc_rail_counts st;
@@ -694,9 +757,9 @@ static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, con
             const int64_t off = part ? lay[l].b : lay[l].w;
             const int64_t n = part ? net->sizes[l + 1] : net->sizes[l] * net->sizes[l + 1];
             if (off < 0) continue;
-            const int s = QAT_Q(q->fmts + l * LC_QF_N + LC_QF_GRADIENT, grad + off, grad + off,
-                                NULL, n, QSEED(l, LC_QF_GRADIENT, part), q->near_rail, &st,
-                                w->scratch);
+            const int s =
+                QAT_Q(q->fmts + l * LC_QF_N + LC_QF_GRADIENT, grad + off, grad + off, NULL, n,
+                      QSEED(l, LC_QF_GRADIENT, part), q->near_rail, &st, w->scratch);
             if (s) return s;
             any[1] = 1;
             FN(rail_max)(r, LC_RAIL_GRAD_SAT, st.saturated, n);
@@ -709,7 +772,7 @@ static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, con
 /* The gradient half of a step on the B samples X, Y at theta: forward, loss (*value), and, when
  * the loss is finite, backward into w->grad.  LC_ERR_NONFINITE_LOSS for a non-finite loss. */
 static int FN(step_grad)(const lc_train *t, const REAL *theta, const REAL *X, const REAL *Y,
-                         int64_t B, int64_t step, FN(ws) *w, double *value, double *r, int *any)
+                         int64_t B, int64_t step, FN(ws) * w, double *value, double *r, int *any)
 {
     const lc_net *net = t->net;
     const int64_t L = net->n_layers;
@@ -720,7 +783,7 @@ static int FN(step_grad)(const lc_train *t, const REAL *theta, const REAL *X, co
     return FN(step_backward)(net, t->layout, t->quant, step, theta, B, w, w->grad, NULL, r, any);
 }
 
-static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) *w, double *r,
+static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * w, double *r,
                           int *any);
 
 /* 1 when field f is quantized in some layer. */
@@ -735,7 +798,7 @@ static int FN(any_field)(const lc_qat *q, int64_t L, int f)
  * delta) when every value is finite (else LC_ERR_NONFINITE_PARAMS, next undefined, theta
  * untouched); storage quantization of next.  Rail statistics into r (any[0], any[2]). */
 static int FN(step_apply)(const lc_train *t, const REAL *theta, REAL *next, int64_t step,
-                          FN(ws) *w, double *r, int *any)
+                          FN(ws) * w, double *r, int *any)
 {
     const lc_net *net = t->net;
     const lc_layer_offsets *lay = t->layout;
@@ -749,8 +812,8 @@ static int FN(step_apply)(const lc_train *t, const REAL *theta, REAL *next, int6
             const int64_t off = part ? lay[l].b : lay[l].w;
             const int64_t n = part ? net->sizes[l + 1] : net->sizes[l] * net->sizes[l + 1];
             if (off < 0) continue;
-            s = QAT_Q(q->fmts + l * LC_QF_N + LC_QF_UPDATE, w->delta + off, w->delta + off, NULL,
-                      n, QSEED(l, LC_QF_UPDATE, part), q->near_rail, &st, w->scratch);
+            s = QAT_Q(q->fmts + l * LC_QF_N + LC_QF_UPDATE, w->delta + off, w->delta + off, NULL, n,
+                      QSEED(l, LC_QF_UPDATE, part), q->near_rail, &st, w->scratch);
             if (s) return s;
             any[2] = 1;
             FN(rail_max)(r, LC_RAIL_UPDATE_SAT, st.saturated, n);
@@ -764,7 +827,7 @@ static int FN(step_apply)(const lc_train *t, const REAL *theta, REAL *next, int6
 
 /* Storage quantization of the next parameters through the weight and bias formats; rail
  * statistics into r (any[0]). */
-static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) *w, double *r,
+static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * w, double *r,
                           int *any)
 {
     const lc_net *net = t->net;
@@ -896,7 +959,9 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
             status = FN(step_apply)(t, cur, next, *step, &w, r, any);
         }
         if (status != LC_OK) break;
-        REAL *tmp = cur; cur = next; next = tmp;
+        REAL *tmp = cur;
+        cur = next;
+        next = tmp;
         if (bn_state) FN(bn_update_state)(net, t->layout, &w, bn_state);
         if (rail) FN(rail_finish)(r, any, all_cols, rail + row * LC_RAIL_N);
         *step += 1;

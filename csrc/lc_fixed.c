@@ -103,7 +103,7 @@ static inline int64_t wrap_bits(const fixinfo *fi, lc_u128 w)
     uint64_t low = lc_u128_lo(w) & mask;
     if (fi->is_signed && ((low >> (fi->bits - 1)) & 1u))
         return -(int64_t)(~low & mask) - 1; /* low - 2^bits, without leaving int64 */
-    return (int64_t)low;                      /* unsigned: bits <= 63 */
+    return (int64_t)low;                    /* unsigned: bits <= 63 */
 }
 
 /* The overflow step for a rounded code c (a signed 128-bit word); *ovf := 1 when it acted. */
@@ -123,13 +123,20 @@ static inline int round_up(int rounding, lc_u128 r, int s, int neg, int odd, uin
 {
     lc_u128 half = lc_u128_pow2(s - 1);
     switch (rounding) {
-    case LC_ROUND_TRN: return 0;
-    case LC_ROUND_TRN_ZERO: return neg;
-    case LC_ROUND_RND: return !lc_u128_lt(r, half);
-    case LC_ROUND_RND_ZERO: return lc_u128_lt(half, r) || (lc_u128_eq(r, half) && neg);
-    case LC_ROUND_RND_INF: return lc_u128_lt(half, r) || (lc_u128_eq(r, half) && !neg);
-    case LC_ROUND_RND_MIN_INF: return lc_u128_lt(half, r);
-    case LC_ROUND_RND_CONV: return lc_u128_lt(half, r) || (lc_u128_eq(r, half) && odd);
+    case LC_ROUND_TRN:
+        return 0;
+    case LC_ROUND_TRN_ZERO:
+        return neg;
+    case LC_ROUND_RND:
+        return !lc_u128_lt(r, half);
+    case LC_ROUND_RND_ZERO:
+        return lc_u128_lt(half, r) || (lc_u128_eq(r, half) && neg);
+    case LC_ROUND_RND_INF:
+        return lc_u128_lt(half, r) || (lc_u128_eq(r, half) && !neg);
+    case LC_ROUND_RND_MIN_INF:
+        return lc_u128_lt(half, r);
+    case LC_ROUND_RND_CONV:
+        return lc_u128_lt(half, r) || (lc_u128_eq(r, half) && odd);
     default: { /* LC_ROUND_STOCH: t < r * 2^(53 - s), compared exactly */
         lc_u128 t = lc_u128_from_u64(lc_rng_unit53(seed, idx));
         if (s <= 53) return lc_u128_lt(t, lc_u128_shl(r, 53 - s));
@@ -142,8 +149,8 @@ static inline int round_up(int rounding, lc_u128 r, int s, int neg, int odd, uin
 
 /* code := overflow(round(v * 2^-s)) in format fi, for a signed word v with |v| <= 2^126 and
  * any s. */
-static inline int64_t fix_cast(const fixinfo *fi, lc_u128 v, int64_t s, uint64_t seed,
-                               uint64_t idx, int *ovf)
+static inline int64_t fix_cast(const fixinfo *fi, lc_u128 v, int64_t s, uint64_t seed, uint64_t idx,
+                               int *ovf)
 {
     if (lc_u128_is_zero(v)) return 0;
     const int neg = lc_i128_is_neg(v);
@@ -156,7 +163,7 @@ static inline int64_t fix_cast(const fixinfo *fi, lc_u128 v, int64_t s, uint64_t
             s = 126;
         }
         lc_u128 r = lc_u128_and(v, lc_u128_mask((int)s)); /* v mod 2^s */
-        lc_u128 fl = lc_i128_sar(v, (int)s);               /* floor(v / 2^s) */
+        lc_u128 fl = lc_i128_sar(v, (int)s);              /* floor(v / 2^s) */
         int up = !lc_u128_is_zero(r) &&
                  round_up(fi->rounding, r, (int)s, neg, (int)(lc_u128_lo(fl) & 1u), seed, idx);
         return overflow_i128(fi, lc_u128_add(fl, lc_u128_from_u64((uint64_t)up)), ovf);
@@ -237,8 +244,7 @@ static int64_t cast_wide(const fixinfo *fi, int64_t hi, lc_u128 lo, int64_t s, u
     }
     const int low = (s > 0 ? (int)s : 0) + 64; /* <= 125 */
     lc_u128 base = neg ? lc_u128_neg(lc_u128_pow2(126)) : lc_u128_pow2(125);
-    return fix_cast(fi, lc_u128_add(base, lc_u128_and(lo, lc_u128_mask(low))), s, seed, idx,
-                    ovf);
+    return fix_cast(fi, lc_u128_add(base, lc_u128_and(lo, lc_u128_mask(low))), s, seed, idx, ovf);
 }
 
 /* One double -> code.  *status receives an error for NaN and for inf under WRAP. */
@@ -268,14 +274,30 @@ static inline int64_t quantize_one(const fixinfo *fi, double x, uint64_t seed, u
         int up = 0;
         if (f != 0.0) {
             switch (fi->rounding) {
-            case LC_ROUND_TRN: up = 0; break;
-            case LC_ROUND_TRN_ZERO: up = y < 0.0; break;
-            case LC_ROUND_RND: up = f >= 0.5; break;
-            case LC_ROUND_RND_ZERO: up = f > 0.5 || (f == 0.5 && y < 0.0); break;
-            case LC_ROUND_RND_INF: up = f > 0.5 || (f == 0.5 && y > 0.0); break;
-            case LC_ROUND_RND_MIN_INF: up = f > 0.5; break;
-            case LC_ROUND_RND_CONV: up = f > 0.5 || (f == 0.5 && fmod(fl, 2.0) != 0.0); break;
-            default: up = (double)lc_rng_unit53(seed, idx) < f * 0x1p53; break;
+            case LC_ROUND_TRN:
+                up = 0;
+                break;
+            case LC_ROUND_TRN_ZERO:
+                up = y < 0.0;
+                break;
+            case LC_ROUND_RND:
+                up = f >= 0.5;
+                break;
+            case LC_ROUND_RND_ZERO:
+                up = f > 0.5 || (f == 0.5 && y < 0.0);
+                break;
+            case LC_ROUND_RND_INF:
+                up = f > 0.5 || (f == 0.5 && y > 0.0);
+                break;
+            case LC_ROUND_RND_MIN_INF:
+                up = f > 0.5;
+                break;
+            case LC_ROUND_RND_CONV:
+                up = f > 0.5 || (f == 0.5 && fmod(fl, 2.0) != 0.0);
+                break;
+            default:
+                up = (double)lc_rng_unit53(seed, idx) < f * 0x1p53;
+                break;
             }
         }
         int64_t c = (int64_t)fl + up;
@@ -305,8 +327,7 @@ LC_NOINLINE static int64_t quantize_slow(const fixinfo *fi, double x, uint64_t s
     return quantize_one(fi, x, seed, idx, ovf, status);
 }
 
-static inline void count_code(lc_rail_counts *st, double thr, int nonzero_in,
-                              int64_t c, int ovf)
+static inline void count_code(lc_rail_counts *st, double thr, int nonzero_in, int64_t c, int ovf)
 {
     st->saturated += ovf;
     st->near_rail += fabs((double)c) >= thr; /* (double)c: the nearest double */
@@ -524,8 +545,7 @@ int lc_fix_add(const lc_fixfmt *fmt, const int64_t *a, const int64_t *b, int64_t
 }
 
 int lc_fix_mul(const lc_fixfmt *fa, const int64_t *a, const lc_fixfmt *fb, const int64_t *b,
-               int64_t n, const lc_fixfmt *out_fmt, int64_t *out, uint64_t seed,
-               int64_t *bad_index)
+               int64_t n, const lc_fixfmt *out_fmt, int64_t *out, uint64_t seed, int64_t *bad_index)
 {
     fixinfo ia, ib, fo;
     if (info_of(fa, &ia) != LC_OK || info_of(fb, &ib) != LC_OK || info_of(out_fmt, &fo) != LC_OK)
@@ -601,14 +621,14 @@ static int matmul_exact_f64(const fixinfo *fo, const int64_t *A, const int64_t *
                 const double *sum = Cd + r * nb;
                 int64_t *Ci = C + i * m + j0;
                 const uint64_t idx0 = (uint64_t)(i * m + j0);
-                int64_t nslow = vec_cast ? quant_block_f64(&qp, sum, nb, idx0, Ci, NULL, NULL)
-                                         : nb;
+                int64_t nslow = vec_cast ? quant_block_f64(&qp, sum, nb, idx0, Ci, NULL, NULL) : nb;
                 for (int64_t jj = 0; nslow > 0 && jj < nb; jj++) {
                     if (vec_cast && LC_QF_OK(sum[jj], sum[jj] * qp.scale)) continue;
                     nslow--;
                     int ovf = 0;
-                    Ci[jj] = fix_cast64(fo, (int64_t)sum[jj], s, seed, idx0 + (uint64_t)jj, /* < 2^53 */
-                                        &ovf);
+                    Ci[jj] =
+                        fix_cast64(fo, (int64_t)sum[jj], s, seed, idx0 + (uint64_t)jj, /* < 2^53 */
+                                   &ovf);
                 }
             }
         }
@@ -617,10 +637,9 @@ static int matmul_exact_f64(const fixinfo *fo, const int64_t *A, const int64_t *
     return LC_OK;
 }
 
-
 int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, const int64_t *B,
-                  int64_t n, int64_t k, int64_t m, const lc_fixfmt *acc,
-                  const lc_fixfmt *out_fmt, int64_t *C, uint64_t seed, int64_t *bad_index)
+                  int64_t n, int64_t k, int64_t m, const lc_fixfmt *acc, const lc_fixfmt *out_fmt,
+                  int64_t *C, uint64_t seed, int64_t *bad_index)
 {
     fixinfo ia, ib, fo, fc;
     if (info_of(fa, &ia) != LC_OK || info_of(fb, &ib) != LC_OK || info_of(out_fmt, &fo) != LC_OK)
@@ -642,8 +661,9 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
         lc_u128 prod = lc_u128_mul64(max_abs_code(&ia), max_abs_code(&ib));
         if (bound_below(prod, (uint64_t)k, 53) && k > 0 && m > 0 && n > 0)
             return matmul_exact_f64(&fo, A, B, n, k, m, s, seed, C);
-        const int path = bound_below(prod, (uint64_t)k, 63) ? 0
-                         : bound_below(prod, (uint64_t)k, 127) ? 1 : 2;
+        const int path = bound_below(prod, (uint64_t)k, 63)    ? 0
+                         : bound_below(prod, (uint64_t)k, 127) ? 1
+                                                               : 2;
         for (int64_t i = 0; i < n; i++) {
             const int64_t *Ai = A + i * k;
             for (int64_t j0 = 0; j0 < m; j0 += LC_MM_BLOCK) {
@@ -673,9 +693,8 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
                         const int64_t a0 = Ai[p], a1 = Ai[p + 1];
                         const int64_t *B0 = B + p * m + j0, *B1 = B0 + m;
                         for (int64_t jj = 0; jj < nb; jj++)
-                            sum[jj] = lc_u128_add(sum[jj],
-                                                  lc_u128_add(lc_i128_mul64(a0, B0[jj]),
-                                                              lc_i128_mul64(a1, B1[jj])));
+                            sum[jj] = lc_u128_add(sum[jj], lc_u128_add(lc_i128_mul64(a0, B0[jj]),
+                                                                       lc_i128_mul64(a1, B1[jj])));
                     }
                     for (; p < k; p++) {
                         const int64_t a = Ai[p];
@@ -709,8 +728,7 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
                     }
                     for (int64_t jj = 0; jj < nb; jj++) {
                         int ovf = 0;
-                        Ci[jj] = cast_wide(&fo, hi[jj], lo[jj], s, seed, idx0 + (uint64_t)jj,
-                                           &ovf);
+                        Ci[jj] = cast_wide(&fo, hi[jj], lo[jj], s, seed, idx0 + (uint64_t)jj, &ovf);
                     }
                 }
             }
@@ -741,8 +759,9 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
                         int ovf = 0;
                         uint64_t idx = idx0 + (uint64_t)jj * (uint64_t)k;
                         int64_t r = reg[jj] + fix_cast64(&fc, a * Bp[jj], s_prod, seed, idx, &ovf);
-                        reg[jj] = r >= fc.lo && r <= fc.hi ? r
-                                  : overflow_i128(&fc, lc_i128_from_i64(r), &ovf);
+                        reg[jj] = r >= fc.lo && r <= fc.hi
+                                      ? r
+                                      : overflow_i128(&fc, lc_i128_from_i64(r), &ovf);
                     }
                     continue;
                 }
@@ -756,8 +775,8 @@ int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, co
             }
             for (int64_t jj = 0; jj < nb; jj++) {
                 int ovf = 0;
-                C[i * m + j0 + jj] = fix_cast64(&fo, reg[jj], s_out, seed,
-                                                (uint64_t)(i * m + j0 + jj), &ovf);
+                C[i * m + j0 + jj] =
+                    fix_cast64(&fo, reg[jj], s_out, seed, (uint64_t)(i * m + j0 + jj), &ovf);
             }
         }
     }

@@ -100,13 +100,11 @@ int64_t lc_fixfmt_code_max(const lc_fixfmt *f);
  * LC_OVF_SAT_SYM (and counts as saturated); under LC_OVF_WRAP it is LC_FIX_ERR_INF.  NaN is
  * LC_FIX_ERR_NAN.  When stats is not NULL it receives the rail counts with the near-rail
  * threshold near_rail (a fraction of the larger rail magnitude).  STOCH index: i. */
-int lc_quantize_f64(const lc_fixfmt *fmt, const double *x, int64_t n, int64_t *codes,
-                    double *out, uint64_t seed, lc_rail_counts *stats, double near_rail,
-                    int64_t *bad_index);
+int lc_quantize_f64(const lc_fixfmt *fmt, const double *x, int64_t n, int64_t *codes, double *out,
+                    uint64_t seed, lc_rail_counts *stats, double near_rail, int64_t *bad_index);
 /* The same for float32 input (each value is widened to double exactly first). */
-int lc_quantize_f32(const lc_fixfmt *fmt, const float *x, int64_t n, int64_t *codes,
-                    double *out, uint64_t seed, lc_rail_counts *stats, double near_rail,
-                    int64_t *bad_index);
+int lc_quantize_f32(const lc_fixfmt *fmt, const float *x, int64_t n, int64_t *codes, double *out,
+                    uint64_t seed, lc_rail_counts *stats, double near_rail, int64_t *bad_index);
 
 /* out[i] := codes[i] * lsb, exact.  LC_FIX_ERR_CODE for a code outside the width. */
 int lc_from_codes(const lc_fixfmt *fmt, const int64_t *codes, int64_t n, double *out,
@@ -144,7 +142,7 @@ int lc_fix_mul(const lc_fixfmt *fa, const int64_t *a, const lc_fixfmt *fb, const
  * bad_index counts over A then B.  Allocates (k + 16) * 256 + 16 * k doubles of workspace
  * when the exact sum fits 53 bits (LC_ERR_NOMEM if that fails); nothing otherwise. */
 int lc_fix_matmul(const lc_fixfmt *fa, const int64_t *A, const lc_fixfmt *fb, const int64_t *B,
-                  int64_t n, int64_t k, int64_t m, const lc_fixfmt *acc,
-                  const lc_fixfmt *out_fmt, int64_t *C, uint64_t seed, int64_t *bad_index);
+                  int64_t n, int64_t k, int64_t m, const lc_fixfmt *acc, const lc_fixfmt *out_fmt,
+                  int64_t *C, uint64_t seed, int64_t *bad_index);
 
 #endif

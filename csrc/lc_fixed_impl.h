@@ -12,41 +12,49 @@
 #define LC_QUANT_CAT2(a, b) a##b
 #define LC_QUANT_CAT(a, b) LC_QUANT_CAT2(a, b)
 
-#define LC_QF_LOOP(RD, WRAP)                                                                   \
-    for (int64_t i = 0; i < nb; i++) {                                                         \
-        const double xi = (double)x[i];                                                        \
-        const double y = xi * scale;                                                           \
-        const int64_t fast = LC_QF_OK(xi, y);                                                  \
-        const double r = (y + LC_MAGIC) - LC_MAGIC; /* y to nearest, ties to even */          \
-        const double fl = r - lc_one(r > y);        /* floor(y) */                            \
-        const double h = fl + 0.5;                  /* exact: |fl| <= 2^50 */                 \
-        double c = RD;                                                                         \
-        (void)h;                                                                               \
-        const int64_t ovf = (c < lo_d) | (c > hi_d);                                           \
-        if (WRAP) {                                                                            \
-            c = lc_sel((int)ovf, lc_i2d(wrap_low(lc_d2i(c), mask, sbit)), c);                  \
-        } else {                                                                               \
-            c = c < lo_d ? lo_d : c;                                                           \
-            c = c > hi_d ? hi_d : c;                                                           \
-        }                                                                                      \
-        nslow += 1 - fast;                                                                     \
-        cw[i] = lc_d2i(c);                                                                     \
-        ow[i] = c * lsb;                                                                       \
-        sat += ovf & fast;                                                                     \
-        near += (int64_t)(fabs(c) >= thr) & fast;                                              \
-        under += (int64_t)((xi != 0.0) & (c == 0.0)) & fast;                                   \
+#define LC_QF_LOOP(RD, WRAP)                                                                       \
+    for (int64_t i = 0; i < nb; i++) {                                                             \
+        const double xi = (double)x[i];                                                            \
+        const double y = xi * scale;                                                               \
+        const int64_t fast = LC_QF_OK(xi, y);                                                      \
+        const double r = (y + LC_MAGIC) - LC_MAGIC; /* y to nearest, ties to even */               \
+        const double fl = r - lc_one(r > y);        /* floor(y) */                                 \
+        const double h = fl + 0.5;                  /* exact: |fl| <= 2^50 */                      \
+        double c = RD;                                                                             \
+        (void)h;                                                                                   \
+        const int64_t ovf = (c < lo_d) | (c > hi_d);                                               \
+        if (WRAP) {                                                                                \
+            c = lc_sel((int)ovf, lc_i2d(wrap_low(lc_d2i(c), mask, sbit)), c);                      \
+        } else {                                                                                   \
+            c = c < lo_d ? lo_d : c;                                                               \
+            c = c > hi_d ? hi_d : c;                                                               \
+        }                                                                                          \
+        nslow += 1 - fast;                                                                         \
+        cw[i] = lc_d2i(c);                                                                         \
+        ow[i] = c * lsb;                                                                           \
+        sat += ovf & fast;                                                                         \
+        near += (int64_t)(fabs(c) >= thr) & fast;                                                  \
+        under += (int64_t)((xi != 0.0) & (c == 0.0)) & fast;                                       \
     }
 
-#define LC_QF_CASES(WRAP)                                                                      \
-    switch (qp->rounding) {                                                                    \
-    case LC_ROUND_TRN: LC_QF_LOOP(LC_RD_TRN, WRAP) break;                                      \
-    case LC_ROUND_TRN_ZERO: LC_QF_LOOP(LC_RD_TRN_ZERO, WRAP) break;                            \
-    case LC_ROUND_RND: LC_QF_LOOP(LC_RD_RND, WRAP) break;                                      \
-    case LC_ROUND_RND_ZERO: LC_QF_LOOP(LC_RD_RND_ZERO, WRAP) break;                            \
-    case LC_ROUND_RND_INF: LC_QF_LOOP(LC_RD_RND_INF, WRAP) break;                              \
-    case LC_ROUND_RND_MIN_INF: LC_QF_LOOP(LC_RD_RND_MIN_INF, WRAP) break;                      \
-    case LC_ROUND_RND_CONV: LC_QF_LOOP(LC_RD_RND_CONV, WRAP) break;                            \
-    default: LC_QF_LOOP(LC_RD_STOCH, WRAP) break;                                              \
+#define LC_QF_CASES(WRAP)                                                                          \
+    switch (qp->rounding) {                                                                        \
+    case LC_ROUND_TRN:                                                                             \
+        LC_QF_LOOP(LC_RD_TRN, WRAP) break;                                                         \
+    case LC_ROUND_TRN_ZERO:                                                                        \
+        LC_QF_LOOP(LC_RD_TRN_ZERO, WRAP) break;                                                    \
+    case LC_ROUND_RND:                                                                             \
+        LC_QF_LOOP(LC_RD_RND, WRAP) break;                                                         \
+    case LC_ROUND_RND_ZERO:                                                                        \
+        LC_QF_LOOP(LC_RD_RND_ZERO, WRAP) break;                                                    \
+    case LC_ROUND_RND_INF:                                                                         \
+        LC_QF_LOOP(LC_RD_RND_INF, WRAP) break;                                                     \
+    case LC_ROUND_RND_MIN_INF:                                                                     \
+        LC_QF_LOOP(LC_RD_RND_MIN_INF, WRAP) break;                                                 \
+    case LC_ROUND_RND_CONV:                                                                        \
+        LC_QF_LOOP(LC_RD_RND_CONV, WRAP) break;                                                    \
+    default:                                                                                       \
+        LC_QF_LOOP(LC_RD_STOCH, WRAP) break;                                                       \
     }
 
 /* codes[i], out[i] := the fast-path cast of x[i] * scale (either may be NULL); STOCH index
@@ -55,8 +63,8 @@
  * nb <= LC_QCHUNK. */
 static LC_HOT int64_t LC_QUANT_CAT(quant_block_, SFX)(const qparams *qp, const REAL *restrict x,
                                                       int64_t nb, uint64_t idx0,
-                                                      int64_t *restrict codes,
-                                                      double *restrict out, lc_rail_counts *st)
+                                                      int64_t *restrict codes, double *restrict out,
+                                                      lc_rail_counts *st)
 {
     /* Locals: nothing read through qp inside the loops. */
     const double scale = qp->scale, lsb = qp->lsb, lo_d = qp->lo_d, hi_d = qp->hi_d;
@@ -82,9 +90,9 @@ static LC_HOT int64_t LC_QUANT_CAT(quant_block_, SFX)(const qparams *qp, const R
     return nslow;
 }
 
-int LC_QUANT_CAT(lc_quantize_, SFX)(const lc_fixfmt *fmt, const REAL *x, int64_t n,
-                                    int64_t *codes, double *out, uint64_t seed,
-                                    lc_rail_counts *stats, double near_rail, int64_t *bad_index)
+int LC_QUANT_CAT(lc_quantize_, SFX)(const lc_fixfmt *fmt, const REAL *x, int64_t n, int64_t *codes,
+                                    double *out, uint64_t seed, lc_rail_counts *stats,
+                                    double near_rail, int64_t *bad_index)
 {
     fixinfo fi;
     if (info_of(fmt, &fi) != LC_OK) return LC_FIX_ERR_FORMAT;
@@ -95,10 +103,9 @@ int LC_QUANT_CAT(lc_quantize_, SFX)(const lc_fixfmt *fmt, const REAL *x, int64_t
     for (int64_t i0 = 0; i0 < n; i0 += LC_QCHUNK) {
         const int64_t nb = n - i0 < LC_QCHUNK ? n - i0 : LC_QCHUNK;
         int64_t nslow = !qp.vec ? nb
-                                : LC_QUANT_CAT(quant_block_, SFX)(&qp, x + i0, nb, (uint64_t)i0,
-                                                                  codes ? codes + i0 : NULL,
-                                                                  out ? out + i0 : NULL,
-                                                                  stats ? &st : NULL);
+                                : LC_QUANT_CAT(quant_block_, SFX)(
+                                      &qp, x + i0, nb, (uint64_t)i0, codes ? codes + i0 : NULL,
+                                      out ? out + i0 : NULL, stats ? &st : NULL);
         /* Second pass over the block: the exact path for the elements the first one left. */
         for (int64_t i = i0; nslow > 0 && i < i0 + nb; i++) {
             const double xi = (double)x[i];

@@ -28,12 +28,20 @@ static inline lc_v4d lc_hess_expm1_4(lc_v4d y)
     const lc_v4d shifter = LC_V4D(0x1.8p52); /* adding it rounds to an integer */
     const lc_v4d kk = y * LC_V4D(1.4426950408889634) + shifter;
     const lc_v4d n = kk - shifter;
-    const lc_v4d r = (y - n * LC_V4D(6.93147180369123816490e-01)) -
-                     n * LC_V4D(1.90821492927058770002e-10);
-    static const double inv_fact[] = {1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
-                                      1.0 / 39916800.0,    1.0 / 3628800.0,    1.0 / 362880.0,
-                                      1.0 / 40320.0,       1.0 / 5040.0,       1.0 / 720.0,
-                                      1.0 / 120.0,         1.0 / 24.0,         1.0 / 6.0,
+    const lc_v4d r =
+        (y - n * LC_V4D(6.93147180369123816490e-01)) - n * LC_V4D(1.90821492927058770002e-10);
+    static const double inv_fact[] = {1.0 / 87178291200.0,
+                                      1.0 / 6227020800.0,
+                                      1.0 / 479001600.0,
+                                      1.0 / 39916800.0,
+                                      1.0 / 3628800.0,
+                                      1.0 / 362880.0,
+                                      1.0 / 40320.0,
+                                      1.0 / 5040.0,
+                                      1.0 / 720.0,
+                                      1.0 / 120.0,
+                                      1.0 / 24.0,
+                                      1.0 / 6.0,
                                       0.5};
     lc_v4d p = LC_V4D(inv_fact[0]);
     for (int i = 1; i < 13; i++) p = p * r + LC_V4D(inv_fact[i]);
@@ -93,7 +101,6 @@ LC_HOT static void lc_hess_act_forward_f64(int32_t act, const double *z, double 
         memcpy(h + i, buf, (size_t)(n - i) * sizeof(double));
     }
 }
-
 
 #define REAL float
 #define SFX f32
@@ -206,7 +213,8 @@ int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_
         hvp_plan_free_f64(&plan);
         return LC_ERR_NOMEM;
     }
-    double *alpha = h, *beta = h + K, *d = h + 2 * K, *e = h + 3 * K, *z = h + 4 * K, *c = h + 5 * K;
+    double *alpha = h, *beta = h + K, *d = h + 2 * K, *e = h + 3 * K, *z = h + 4 * K,
+           *c = h + 5 * K;
     memcpy(Q, v0, (size_t)P * sizeof(double));
     const double root_tol = sqrt(tol);
     for (int64_t j = 0; j < K; j++) {

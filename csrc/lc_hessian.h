@@ -43,32 +43,31 @@
  * N * (sizes[0] + 4 * (sizes[1] + ... + sizes[L])). */
 int64_t lc_hvp_state_len(const lc_net *net, int64_t N);
 
-#define LC_DECLARE_HESSIAN(REAL, SFX)                                                            \
+#define LC_DECLARE_HESSIAN(REAL, SFX)                                                              \
     /* d2 := act''(z) elementwise over n values, from z and h = act(z); 0 for linear, relu and   \
-     * leaky_relu (their kinks are measure-zero). */                                             \
-    void lc_act_deriv2_##SFX(int32_t act, const REAL *z, const REAL *h, REAL *d2, int64_t n);    \
+     * leaky_relu (their kinks are measure-zero). */ \
+    void lc_act_deriv2_##SFX(int32_t act, const REAL *z, const REAL *h, REAL *d2, int64_t n);      \
     /* state := (X, then per layer a, d1, d2, dz), each (N, width);  grad := dL/dtheta;       \
-     * *loss_out := L.  X (N, sizes[0]), Y (N, sizes[L]).  Allocates workspace. */               \
-    int lc_hvp_prepare_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y, \
-                             int64_t N, int32_t loss, REAL *state, REAL *grad,                   \
-                             double *loss_out);                                                  \
+     * *loss_out := L.  X (N, sizes[0]), Y (N, sizes[L]).  Allocates workspace. */    \
+    int lc_hvp_prepare_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,   \
+                             int64_t N, int32_t loss, REAL *state, REAL *grad, double *loss_out);  \
     /* HV := H V (or the Gauss-Newton product) from a prepared state; V, HV (P, k).              \
-     * Allocates workspace. */                                                                   \
-    int lc_hvp_apply_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,        \
-                           int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k,    \
-                           REAL *HV);                                                            \
+     * Allocates workspace. */ \
+    int lc_hvp_apply_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,          \
+                           int32_t gauss_newton, const REAL *state, const REAL *V, int64_t k,      \
+                           REAL *HV);                                                              \
     /* H (P, P) row-major := the whole Hessian (or the Gauss-Newton matrix) from a prepared      \
      * state, assembled block by block from per-sample second derivatives (see below); exactly  \
-     * symmetric.  Allocates workspace. */                                                       \
-    int lc_hvp_dense_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,        \
-                           int32_t gauss_newton, const REAL *state, REAL *H);                   \
+     * symmetric.  Allocates workspace. */ \
+    int lc_hvp_dense_##SFX(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,          \
+                           int32_t gauss_newton, const REAL *state, REAL *H);                      \
     /* prepare + apply in one call, fused: each chunk of samples is prepared just before its   \
      * products, so no state of all N samples is stored.  HV is the same bits as prepare +       \
      * apply; grad and *loss_out (either may be NULL) are summed chunk by chunk, the same values \
-     * to rounding.  Allocates workspace. */                                                     \
-    int lc_net_hvp_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,     \
-                         int64_t N, int32_t loss, int32_t gauss_newton, const REAL *V,           \
-                         int64_t k, REAL *HV, REAL *grad, double *loss_out);
+     * to rounding.  Allocates workspace. */   \
+    int lc_net_hvp_##SFX(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,       \
+                         int64_t N, int32_t loss, int32_t gauss_newton, const REAL *V, int64_t k,  \
+                         REAL *HV, REAL *grad, double *loss_out);
 
 LC_DECLARE_HESSIAN(float, f32)
 LC_DECLARE_HESSIAN(double, f64)

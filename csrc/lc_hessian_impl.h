@@ -25,18 +25,21 @@
 static inline REAL FN(hess_d2)(int32_t act, REAL z, REAL h)
 {
     switch (act) {
-    case LC_ACT_TANH: return (REAL)-2 * h * ((REAL)1 - h * h);            /* -2 t (1 - t^2) */
-    case LC_ACT_SIGMOID: return h * ((REAL)1 - h) * ((REAL)1 - (REAL)2 * h); /* s (1-s)(1-2s) */
-    case LC_ACT_SOFTSIGN: {                                                /* -2 sgn z / (1+|z|)^3 */
+    case LC_ACT_TANH:
+        return (REAL)-2 * h * ((REAL)1 - h * h); /* -2 t (1 - t^2) */
+    case LC_ACT_SIGMOID:
+        return h * ((REAL)1 - h) * ((REAL)1 - (REAL)2 * h); /* s (1-s)(1-2s) */
+    case LC_ACT_SOFTSIGN: {                                 /* -2 sgn z / (1+|z|)^3 */
         REAL d = (REAL)1 + FABS(z);
         REAL g = (REAL)2 / (d * d * d);
         return z > 0 ? -g : (z < 0 ? g : (REAL)0);
     }
-    case LC_ACT_SOFTPLUS: {                                                /* s (1 - s), s = sigmoid */
+    case LC_ACT_SOFTPLUS: { /* s (1 - s), s = sigmoid */
         REAL s = (REAL)1 / ((REAL)1 + EXP(-z));
         return s * ((REAL)1 - s);
     }
-    default: return (REAL)0; /* linear, relu, leaky_relu */
+    default:
+        return (REAL)0; /* linear, relu, leaky_relu */
     }
 }
 
@@ -72,13 +75,13 @@ typedef struct {
     const lc_net *net;
     const REAL *theta, *X;
     REAL *state;
-    REAL *const *WT;     /* per layer W^T (n_out, n_in) */
-    const REAL *dloss;   /* (N, m): dL/da of the last layer */
-    REAL *grad_parts;    /* n_parts blocks of P */
-    REAL *work;          /* n_parts blocks of work_len */
+    REAL *const *WT;   /* per layer W^T (n_out, n_in) */
+    const REAL *dloss; /* (N, m): dL/da of the last layer */
+    REAL *grad_parts;  /* n_parts blocks of P */
+    REAL *work;        /* n_parts blocks of work_len */
     int64_t N, L, P, maxw, n_parts, work_len;
     const int64_t *w_off, *b_off;
-    int no_grad;         /* 1: leave grad_parts alone (a fused product that needs no gradient) */
+    int no_grad; /* 1: leave grad_parts alone (a fused product that needs no gradient) */
 } FN(prep_ctx);
 
 /* Defined below with lc_hvp_apply, which shares them. */
@@ -183,7 +186,9 @@ static void FN(prep_backward_part)(void *arg, int64_t part)
         }
         if (l == 0) break;
         FN(lc_matmul)(DZ, n_out, 1, x->WT[l], da_prev, B, n_out, n_in);
-        REAL *t = da; da = da_prev; da_prev = t;
+        REAL *t = da;
+        da = da_prev;
+        da_prev = t;
     }
 }
 
@@ -244,10 +249,23 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
         p += net->sizes[l] * net->sizes[l + 1];
     }
     REAL *dloss = p, *grad_parts = p + N * m;
-    FN(prep_ctx) ctx = {.net = net, .theta = theta, .X = X, .state = state, .WT = WT,
-                        .dloss = dloss, .grad_parts = grad_parts,
-                        .work = grad_parts + n_parts * P, .N = N, .L = L, .P = P, .maxw = maxw,
-                        .n_parts = n_parts, .work_len = work_len, .w_off = off, .b_off = off + L};
+    FN(prep_ctx)
+    ctx = {.net = net,
+           .theta = theta,
+           .X = X,
+           .state = state,
+           .WT = WT,
+           .dloss = dloss,
+           .grad_parts = grad_parts,
+           .work = grad_parts + n_parts * P,
+           .N = N,
+           .L = L,
+           .P = P,
+           .maxw = maxw,
+           .n_parts = n_parts,
+           .work_len = work_len,
+           .w_off = off,
+           .b_off = off + L};
 
     /* forward, writing every layer's output a straight into the state; the loss over all
      * samples; backward, recording d1, d2 and dz of every layer and each part's gradient */
@@ -268,9 +286,9 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
 }
 
 /* Y[c] := D * X[c] (+ E * Z[c] when E) for the k direction blocks c of n values each. */
-LC_HOT static void FN(hess_scale_blocks)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X,
-                                  const REAL *restrict E, const REAL *restrict Z, int64_t k,
-                                  int64_t n)
+LC_HOT static void FN(hess_scale_blocks)(REAL *restrict Y, const REAL *restrict D,
+                                         const REAL *restrict X, const REAL *restrict E,
+                                         const REAL *restrict Z, int64_t k, int64_t n)
 {
     for (int64_t c = 0; c < k; c++) {
         REAL *restrict y = Y + c * n;
@@ -285,7 +303,8 @@ LC_HOT static void FN(hess_scale_blocks)(REAL *restrict Y, const REAL *restrict 
 }
 
 /* Y := D * X over n values. */
-LC_HOT static void FN(hess_mul)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X, int64_t n)
+LC_HOT static void FN(hess_mul)(REAL *restrict Y, const REAL *restrict D, const REAL *restrict X,
+                                int64_t n)
 {
     for (int64_t q = 0; q < n; q++) Y[q] = D[q] * X[q];
 }
@@ -337,7 +356,9 @@ LC_HOT static void FN(hess_matmul)(const REAL *restrict A, int64_t ars, int64_t 
 {
 #if defined(__GNUC__)
     typedef FN(hess_vec) vec;
-    enum { JB = (int)(sizeof(vec) / sizeof(REAL)) };
+    enum {
+        JB = (int)(sizeof(vec) / sizeof(REAL))
+    };
     if (N < 4 && N >= 1 && ars == 1 && rows >= JB) {
         const REAL *At = A; /* At (K, acs): A[i][k] = At[k * acs + i] */
         int64_t i = 0;
@@ -438,7 +459,7 @@ typedef struct {
      * first, from X and Y; grad_parts (NULL: no gradient) and loss_parts get each part's sums. */
     const REAL *X, *Y;
     int32_t loss;
-    REAL *local;        /* n_parts blocks of local_len: a chunk's state, then its workspace */
+    REAL *local; /* n_parts blocks of local_len: a chunk's state, then its workspace */
     int64_t local_len;
     REAL *grad_parts;   /* n_parts blocks of 2 P (the part's sum, then one chunk's) */
     double *loss_parts; /* n_parts sums of r^2 */
@@ -475,7 +496,7 @@ static int64_t FN(hess_n_parts)(int64_t N, double work)
  * sample s, into part's local state (laid out as a state of B samples), with the loss scaled
  * for all N samples: the same values, element by element, as the prepared state's rows.  Adds
  * the chunk's sum of r^2 and (when asked) gradient to the part's.  Returns the local state. */
-static const REAL *FN(hvp_chunk_pass)(const FN(hvp_plan) *x, int64_t part, int64_t s, int64_t B)
+static const REAL *FN(hvp_chunk_pass)(const FN(hvp_plan) * x, int64_t part, int64_t s, int64_t B)
 {
     const lc_net *net = x->net;
     const int64_t L = x->L, P = x->P, m = x->m, n0 = net->sizes[0];
@@ -483,11 +504,24 @@ static const REAL *FN(hvp_chunk_pass)(const FN(hvp_plan) *x, int64_t part, int64
     REAL *dloss = st + lc_hvp_state_len(net, B), *work = dloss + B * m;
     REAL *grad = x->grad_parts ? x->grad_parts + 2 * part * P : NULL;
     REAL *chunk_grad = grad ? grad + P : work + 2 * B * x->maxw;
-    FN(prep_ctx) ctx = {.net = net, .theta = x->theta, .X = x->X + s * n0, .state = st,
-                        .WT = x->WT, .dloss = dloss, .grad_parts = chunk_grad, .work = work,
-                        .N = B, .L = L, .P = P, .maxw = x->maxw, .n_parts = 1,
-                        .work_len = 2 * B * x->maxw, .w_off = x->w_off, .b_off = x->b_off,
-                        .no_grad = grad == NULL};
+    FN(prep_ctx)
+    ctx = {.net = net,
+           .theta = x->theta,
+           .X = x->X + s * n0,
+           .state = st,
+           .WT = x->WT,
+           .dloss = dloss,
+           .grad_parts = chunk_grad,
+           .work = work,
+           .N = B,
+           .L = L,
+           .P = P,
+           .maxw = x->maxw,
+           .n_parts = 1,
+           .work_len = 2 * B * x->maxw,
+           .w_off = x->w_off,
+           .b_off = x->b_off,
+           .no_grad = grad == NULL};
     memcpy(st, ctx.X, (size_t)(B * n0) * sizeof(REAL));
     FN(prep_forward_part)(&ctx, 0);
     x->loss_parts[part] += FN(hess_dloss)(x->loss, st + FN(hess_layer_base)(net, B, L - 1),
@@ -513,7 +547,7 @@ static void FN(hvp_part)(void *arg, int64_t part)
     const int64_t s1 = FN(hess_part_start)(x->N, x->n_parts, part + 1);
     const int64_t C = FN(hess_equal_chunk)(s1 - s0, x->C);
     REAL *hv = x->hv_parts + part * k * P; /* (k, P): one row per direction */
-    if (!state) { /* fused: the part's sums start at zero */
+    if (!state) {                          /* fused: the part's sums start at zero */
         x->loss_parts[part] = 0.0;
         if (x->grad_parts)
             for (int64_t q = 0; q < P; q++) x->grad_parts[2 * part * P + q] = 0;
@@ -523,8 +557,10 @@ static void FN(hvp_part)(void *arg, int64_t part)
     int64_t *nzrow = x->nzrow + part * maxw;
     REAL *p = x->work + part * x->work_len;
     for (int64_t l = 0; l < L; l++) {
-        Rz[l] = p; p += k * C * net->sizes[l + 1];
-        Ra[l] = p; p += k * C * net->sizes[l + 1];
+        Rz[l] = p;
+        p += k * C * net->sizes[l + 1];
+        Ra[l] = p;
+        p += k * C * net->sizes[l + 1];
     }
     REAL *rda = p, *rda_prev = p + k * C * maxw, *rdz = p + 2 * k * C * maxw;
     REAL *tmp = p + 3 * k * C * maxw; /* C maxw + 2 maxw^2 values: one direction's products */
@@ -604,12 +640,14 @@ static void FN(hvp_part)(void *arg, int64_t part)
                     FN(hess_add)(rda_prev + c * B * n_in, tmp, B * n_in);
                 }
             }
-            REAL *t = rda; rda = rda_prev; rda_prev = t;
+            REAL *t = rda;
+            rda = rda_prev;
+            rda_prev = t;
         }
     }
 }
 
-static void FN(hvp_plan_free)(FN(hvp_plan) *x)
+static void FN(hvp_plan_free)(FN(hvp_plan) * x)
 {
     free(x->hv_parts);
     free(x->rp);
@@ -628,7 +666,7 @@ static void FN(hvp_plan_free)(FN(hvp_plan) *x)
 /* A plan for k directions from a prepared state; or, with state NULL, a fused plan that runs
  * each chunk's forward and backward pass from X and Y itself (with_grad: and sums the
  * gradient), so that no state of all N samples is ever stored. */
-static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *theta, int64_t N,
+static int FN(hvp_plan_init)(FN(hvp_plan) * x, const lc_net *net, const REAL *theta, int64_t N,
                              int32_t loss, int32_t gauss_newton, const REAL *state, int64_t k,
                              const REAL *X, const REAL *Y, int with_grad)
 {
@@ -689,15 +727,36 @@ static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *the
         Vl[l] = p;
         p += k * (2 * net->sizes[l] * net->sizes[l + 1] + net->sizes[l + 1]);
     }
-    *x = (FN(hvp_plan)){.net = net, .theta = theta, .state = state, .N = N, .L = L, .P = P,
-                        .k = k, .m = m, .maxw = maxw, .first = L, .C = C,
-                        .per_sample = per_sample, .n_parts = n_parts,
+    *x = (FN(hvp_plan)){.net = net,
+                        .theta = theta,
+                        .state = state,
+                        .N = N,
+                        .L = L,
+                        .P = P,
+                        .k = k,
+                        .m = m,
+                        .maxw = maxw,
+                        .first = L,
+                        .C = C,
+                        .per_sample = per_sample,
+                        .n_parts = n_parts,
                         .s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
                                                        : (REAL)(2.0 / ((double)N * (double)m)),
-                        .gn = gauss_newton != 0, .w_off = w_off, .b_off = b_off,
-                        .vzero = ib + 2 * L, .WT = WT, .Vl = Vl, .hv_parts = buf,
-                        .work = buf + n_parts * k * P, .work_len = work_len, .rp = rp,
-                        .nzrow = nzrow, .X = X, .Y = Y, .loss = loss, .local = local,
+                        .gn = gauss_newton != 0,
+                        .w_off = w_off,
+                        .b_off = b_off,
+                        .vzero = ib + 2 * L,
+                        .WT = WT,
+                        .Vl = Vl,
+                        .hv_parts = buf,
+                        .work = buf + n_parts * k * P,
+                        .work_len = work_len,
+                        .rp = rp,
+                        .nzrow = nzrow,
+                        .X = X,
+                        .Y = Y,
+                        .loss = loss,
+                        .local = local,
                         .local_len = local_len,
                         .grad_parts = local && with_grad ? local + n_parts * local_len : NULL,
                         .loss_parts = loss_parts};
@@ -707,7 +766,7 @@ static int FN(hvp_plan_init)(FN(hvp_plan) *x, const lc_net *net, const REAL *the
 /* Loads the k directions V (P, k): per layer V_c, V_c^T and vb_c, and which layers' blocks
  * are zero in every direction (they contribute no a V_l, dz V_l^T term; before the first
  * layer with a non-zero block, Rz and Ra are zero).  Returns 0 when V is zero. */
-static int FN(hvp_plan_load)(FN(hvp_plan) *x, const REAL *V)
+static int FN(hvp_plan_load)(FN(hvp_plan) * x, const REAL *V)
 {
     const lc_net *net = x->net;
     const int64_t L = x->L, k = x->k;
@@ -716,7 +775,8 @@ static int FN(hvp_plan_load)(FN(hvp_plan) *x, const REAL *V)
     x->first = L;
     for (int64_t l = L - 1; l >= 0; l--) {
         const int64_t n_out = net->sizes[l + 1];
-        const int64_t lo = w_off[l], hi = b_off[l] >= 0 ? b_off[l] + n_out : lo + net->sizes[l] * n_out;
+        const int64_t lo = w_off[l],
+                      hi = b_off[l] >= 0 ? b_off[l] + n_out : lo + net->sizes[l] * n_out;
         int vz = 1;
         for (int64_t q = lo * k; q < hi * k && vz; q++) vz = V[q] == 0;
         vzero[l] = vz;
@@ -740,7 +800,7 @@ static int FN(hvp_plan_load)(FN(hvp_plan) *x, const REAL *V)
 
 /* Runs the loaded product (on the team when given) and adds the parts' sums, in part order,
  * into hv_parts' first block: (k, P), one row per direction. */
-static void FN(hvp_plan_run)(FN(hvp_plan) *x, lc_team *team)
+static void FN(hvp_plan_run)(FN(hvp_plan) * x, lc_team *team)
 {
     const int64_t kP = x->k * x->P;
     lc_team_run(team, x->n_parts, FN(hvp_part), x);
@@ -787,8 +847,8 @@ static inline REAL FN(hess_abar)(const REAL *A, int64_t n_in, int64_t b, int64_t
 typedef struct {
     const lc_net *net;
     const REAL *theta, *state;
-    REAL *H, *H_parts;  /* H_parts: n_parts - 1 more matrices */
-    REAL *work;         /* n_parts blocks of work_len */
+    REAL *H, *H_parts; /* H_parts: n_parts - 1 more matrices */
+    REAL *work;        /* n_parts blocks of work_len */
     int64_t N, L, P, hw, ut, u2, sumsq, C, tmp_len, work_len, n_parts; /* hw: widest output */
     REAL s2;
     int gn;
@@ -858,16 +918,19 @@ static void FN(dense_part)(void *arg, int64_t part)
         for (int64_t k = 0; k < L; k++) {
             const int64_t nk = net->sizes[k + 1], ink = net->sizes[k];
             const int64_t inkb = ink + (b_off[k] >= 0);
-            const REAL *Ak = (k == 0 ? state : state + FN(hess_layer_base)(net, N, k - 1)) + s * ink;
+            const REAL *Ak =
+                (k == 0 ? state : state + FN(hess_layer_base)(net, N, k - 1)) + s * ink;
             for (int64_t l = k; l < L; l++) {
                 const int64_t nl = net->sizes[l + 1], inl = net->sizes[l];
                 const int64_t inlb = inl + (b_off[l] >= 0);
-                const REAL *Al = (l == 0 ? state : state + FN(hess_layer_base)(net, N, l - 1)) + s * inl;
+                const REAL *Al =
+                    (l == 0 ? state : state + FN(hess_layer_base)(net, N, l - 1)) + s * inl;
                 const REAL *Gl = G + g_off[l];
                 const REAL *TT = Gl;
                 if (l > k) {
                     /* S = d1_{l-1} J_{l-1,k};  J_{l,k} = W_l^T S;  T = G_l J_{l,k} */
-                    const REAL *D1p = state + FN(hess_layer_base)(net, N, l - 1) + N * inl + s * inl;
+                    const REAL *D1p =
+                        state + FN(hess_layer_base)(net, N, l - 1) + N * inl + s * inl;
                     const REAL *W = theta + w_off[l];
                     for (int64_t b = 0; b < B; b++) {
                         const REAL *jb = J + b * inl * nk;
@@ -886,16 +949,20 @@ static void FN(dense_part)(void *arg, int64_t part)
                         for (int64_t i = 0; i < inl; i++)
                             for (int64_t j = 0; j < nl; j++) {
                                 const REAL w = W[i * nl + j];
-                                for (int64_t q = 0; q < nk; q++) jn[j * nk + q] += w * sb[i * nk + q];
+                                for (int64_t q = 0; q < nk; q++)
+                                    jn[j * nk + q] += w * sb[i * nk + q];
                             }
                         for (int64_t q = 0; q < nl * nk; q++) tb[q] = 0;
                         for (int64_t j = 0; j < nl; j++)
                             for (int64_t r = 0; r < nl; r++) {
                                 const REAL gv = gb[j * nl + r];
-                                for (int64_t q = 0; q < nk; q++) tb[j * nk + q] += gv * jn[r * nk + q];
+                                for (int64_t q = 0; q < nk; q++)
+                                    tb[j * nk + q] += gv * jn[r * nk + q];
                             }
                     }
-                    REAL *t = J; J = Jn; Jn = t;
+                    REAL *t = J;
+                    J = Jn;
+                    Jn = t;
                     TT = T;
                 }
                 const int64_t cols = nl * nk;
@@ -905,7 +972,8 @@ static void FN(dense_part)(void *arg, int64_t part)
                     for (int64_t i = 0; i < inlb; i++)
                         for (int64_t p = 0; p <= i; p++, np++)
                             for (int64_t b = 0; b < B; b++)
-                                Ut[np * B + b] = FN(hess_abar)(Ak, ink, b, p) * FN(hess_abar)(Al, inl, b, i);
+                                Ut[np * B + b] =
+                                    FN(hess_abar)(Ak, ink, b, p) * FN(hess_abar)(Al, inl, b, i);
                     FN(lc_matmul)(Ut, B, 1, TT, tmp, np, B, cols);
                     np = 0;
                     for (int64_t i = 0; i < inlb; i++)
@@ -914,7 +982,8 @@ static void FN(dense_part)(void *arg, int64_t part)
                                 for (int64_t q = 0; q < nk; q++) {
                                     const REAL v = tmp[np * cols + j * nk + q];
                                     H[(w_off[l] + i * nl + j) * P + w_off[k] + p * nk + q] += v;
-                                    if (p != i) H[(w_off[l] + p * nl + j) * P + w_off[k] + i * nk + q] += v;
+                                    if (p != i)
+                                        H[(w_off[l] + p * nl + j) * P + w_off[k] + i * nk + q] += v;
                                 }
                     continue;
                 }
@@ -922,7 +991,8 @@ static void FN(dense_part)(void *arg, int64_t part)
                 for (int64_t p = 0; p < inkb; p++)
                     for (int64_t i = 0; i < inlb; i++)
                         for (int64_t b = 0; b < B; b++)
-                            Ut[(p * inlb + i) * B + b] = FN(hess_abar)(Ak, ink, b, p) * FN(hess_abar)(Al, inl, b, i);
+                            Ut[(p * inlb + i) * B + b] =
+                                FN(hess_abar)(Ak, ink, b, p) * FN(hess_abar)(Al, inl, b, i);
                 FN(lc_matmul)(Ut, B, 1, TT, tmp, inkb * inlb, B, cols);
                 for (int64_t p = 0; p < inkb; p++)
                     for (int64_t i = 0; i < inlb; i++)
@@ -936,7 +1006,8 @@ static void FN(dense_part)(void *arg, int64_t part)
                 for (int64_t p = 0; p < inkb; p++)
                     for (int64_t j = 0; j < nl; j++)
                         for (int64_t b = 0; b < B; b++)
-                            U2t[(p * nl + j) * B + b] = FN(hess_abar)(Ak, ink, b, p) * DZ[b * nl + j];
+                            U2t[(p * nl + j) * B + b] =
+                                FN(hess_abar)(Ak, ink, b, p) * DZ[b * nl + j];
                 FN(lc_matmul)(U2t, B, 1, S, tmp, inkb * nl, B, inl * nk);
                 for (int64_t p = 0; p < inkb; p++)
                     for (int64_t j = 0; j < nl; j++)
@@ -964,7 +1035,8 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
         sumsq += net->sizes[l + 1] * net->sizes[l + 1];
     }
     for (int64_t k = 0; k < L; k++) {
-        const double nk = (double)net->sizes[k + 1], inkb = (double)(net->sizes[k] + net->has_bias[k]);
+        const double nk = (double)net->sizes[k + 1],
+                     inkb = (double)(net->sizes[k] + net->has_bias[k]);
         for (int64_t l = k; l < L; l++) {
             const double nl = (double)net->sizes[l + 1], inl = (double)net->sizes[l];
             const double inlb = inl + (double)net->has_bias[l];
@@ -980,7 +1052,8 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
             }
         }
     }
-    if (biggest > (double)LC_DENSE_MAX_VALUES || (double)P * (double)P > (double)LC_DENSE_MAX_VALUES)
+    if (biggest > (double)LC_DENSE_MAX_VALUES ||
+        (double)P * (double)P > (double)LC_DENSE_MAX_VALUES)
         return LC_ERR_NOMEM;
     const int64_t m = net->sizes[L];
     /* parts: about N P^2 / 2 multiply-adds (a product's work unit, one weight for one sample,
@@ -1006,14 +1079,30 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
         ib[2 * L + l] = o;
         o += C * net->sizes[l + 1] * net->sizes[l + 1];
     }
-    FN(dense_ctx) ctx = {.net = net, .theta = theta, .state = state, .H = H,
-                         .H_parts = buf + n_parts * work_len, .work = buf, .N = N, .L = L, .P = P,
-                         .hw = hw, .ut = ut, .u2 = u2, .sumsq = sumsq, .C = C, .tmp_len = tmp_len,
-                         .work_len = work_len, .n_parts = n_parts,
-                         .s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
-                                                        : (REAL)(2.0 / ((double)N * (double)m)),
-                         .gn = gauss_newton != 0, .w_off = ib, .b_off = ib + L,
-                         .g_off = ib + 2 * L};
+    FN(dense_ctx)
+    ctx = {.net = net,
+           .theta = theta,
+           .state = state,
+           .H = H,
+           .H_parts = buf + n_parts * work_len,
+           .work = buf,
+           .N = N,
+           .L = L,
+           .P = P,
+           .hw = hw,
+           .ut = ut,
+           .u2 = u2,
+           .sumsq = sumsq,
+           .C = C,
+           .tmp_len = tmp_len,
+           .work_len = work_len,
+           .n_parts = n_parts,
+           .s2 = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)N)
+                                          : (REAL)(2.0 / ((double)N * (double)m)),
+           .gn = gauss_newton != 0,
+           .w_off = ib,
+           .b_off = ib + L,
+           .g_off = ib + 2 * L};
     lc_parallel_for(n_parts, FN(dense_part), &ctx);
     for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(H, ctx.H_parts + (q - 1) * P * P, P * P);
     const int64_t *w_off = ib;
@@ -1067,8 +1156,8 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
         return FN(net_hvp_stored)(net, theta, X, Y, N, loss, gauss_newton, V, k, HV, grad,
                                   loss_out);
     FN(hvp_plan) plan;
-    const int status = FN(hvp_plan_init)(&plan, net, theta, N, loss, gauss_newton, NULL, k, X, Y,
-                                         grad != NULL);
+    const int status =
+        FN(hvp_plan_init)(&plan, net, theta, N, loss, gauss_newton, NULL, k, X, Y, grad != NULL);
     if (status != LC_OK) return status;
     if (!FN(hvp_plan_load)(&plan, V)) {
         FN(hvp_plan_free)(&plan);

@@ -39,7 +39,7 @@ static inline REAL FN(flush)(REAL x)
 /* The increments of one parameter; each updates the optimizer state it is given.
  * Adam (Keras 3): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2) (each flushed as above);
  * increment -m alpha / (sqrt(v) + eps). */
-static inline REAL FN(adam_inc)(const FN(ostep) *s, REAL g, REAL *m, REAL *v)
+static inline REAL FN(adam_inc)(const FN(ostep) * s, REAL g, REAL *m, REAL *v)
 {
     *m = FN(flush)(*m + (g - *m) * s->c1);
     *v = FN(flush)(*v + (g * g - *v) * s->c2);
@@ -48,21 +48,21 @@ static inline REAL FN(adam_inc)(const FN(ostep) *s, REAL g, REAL *m, REAL *v)
 
 /* SGD with momentum mu: vel = mu vel - lr g (flushed as above); the increment is vel
  * (Nesterov: mu vel - lr g). */
-static inline REAL FN(momentum_inc)(const FN(ostep) *s, REAL g, REAL *vel, int nesterov)
+static inline REAL FN(momentum_inc)(const FN(ostep) * s, REAL g, REAL *vel, int nesterov)
 {
     *vel = FN(flush)(-g * s->lr + *vel * s->mu);
     return nesterov ? -g * s->lr + *vel * s->mu : *vel;
 }
 
 /* One loop per optimizer kind, so each vectorizes; OUT(i, inc) stores the increment. */
-#define LC_OPTIM_LOOPS(OUT)                                                                      \
-    const FN(ostep) s = FN(ostep_init)(opt, t);                                                  \
-    if (opt->kind == LC_OPT_ADAM) {                                                              \
-        for (int64_t i = 0; i < P; i++) OUT(i, FN(adam_inc)(&s, g[i], &m[i], &v[i]));            \
-    } else if (opt->momentum == 0.0) {                                                           \
-        for (int64_t i = 0; i < P; i++) OUT(i, -(g[i] * s.lr));                                  \
-    } else {                                                                                     \
-        for (int64_t i = 0; i < P; i++) OUT(i, FN(momentum_inc)(&s, g[i], &m[i], opt->nesterov)); \
+#define LC_OPTIM_LOOPS(OUT)                                                                        \
+    const FN(ostep) s = FN(ostep_init)(opt, t);                                                    \
+    if (opt->kind == LC_OPT_ADAM) {                                                                \
+        for (int64_t i = 0; i < P; i++) OUT(i, FN(adam_inc)(&s, g[i], &m[i], &v[i]));              \
+    } else if (opt->momentum == 0.0) {                                                             \
+        for (int64_t i = 0; i < P; i++) OUT(i, -(g[i] * s.lr));                                    \
+    } else {                                                                                       \
+        for (int64_t i = 0; i < P; i++) OUT(i, FN(momentum_inc)(&s, g[i], &m[i], opt->nesterov));  \
     }
 
 /* theta += increment: the same bits as theta -= (the increment's magnitude), since
@@ -71,36 +71,32 @@ static inline REAL FN(momentum_inc)(const FN(ostep) *s, REAL g, REAL *vel, int n
 #define LC_SET_DELTA(i, inc) delta[i] = (inc)
 
 LC_HOT void FN(lc_optim_step)(const lc_optim *opt, REAL *restrict theta, const REAL *restrict g,
-                              REAL *restrict m, REAL *restrict v, int64_t P, int64_t t)
-{
-    LC_OPTIM_LOOPS(LC_ADD_THETA)
-}
+                              REAL *restrict m, REAL *restrict v, int64_t P,
+                              int64_t t){LC_OPTIM_LOOPS(LC_ADD_THETA)}
 
 LC_HOT void FN(lc_optim_delta)(const lc_optim *opt, const REAL *restrict g, REAL *restrict m,
-                               REAL *restrict v, int64_t P, int64_t t, REAL *restrict delta)
-{
-    LC_OPTIM_LOOPS(LC_SET_DELTA)
-}
+                               REAL *restrict v, int64_t P, int64_t t,
+                               REAL *restrict delta){LC_OPTIM_LOOPS(LC_SET_DELTA)}
 
 /* next := theta + increment, clipped when asked; bad counts the values that are not finite
  * (!(|x| <= max) holds for inf and NaN; clipped, only NaN can be left). */
-#define LC_NEXT(i, inc)                                                                          \
-    do {                                                                                         \
-        const REAL x_ = theta[i] + (inc);                                                        \
-        next[i] = x_;                                                                            \
-        bad += !(FABS(x_) <= HUGEV);                                                             \
+#define LC_NEXT(i, inc)                                                                            \
+    do {                                                                                           \
+        const REAL x_ = theta[i] + (inc);                                                          \
+        next[i] = x_;                                                                              \
+        bad += !(FABS(x_) <= HUGEV);                                                               \
     } while (0)
-#define LC_NEXT_CLIP(i, inc)                                                                     \
-    do {                                                                                         \
-        const REAL x_ = theta[i] + (inc);                                                        \
-        const REAL c_ = x_ < (REAL)-1 ? (REAL)-1 : (x_ > (REAL)1 ? (REAL)1 : x_);               \
-        next[i] = c_;                                                                            \
-        bad += c_ != c_;                                                                         \
+#define LC_NEXT_CLIP(i, inc)                                                                       \
+    do {                                                                                           \
+        const REAL x_ = theta[i] + (inc);                                                          \
+        const REAL c_ = x_ < (REAL) - 1 ? (REAL) - 1 : (x_ > (REAL)1 ? (REAL)1 : x_);              \
+        next[i] = c_;                                                                              \
+        bad += c_ != c_;                                                                           \
     } while (0)
 
 LC_HOT int FN(lc_optim_next)(const lc_optim *opt, const REAL *restrict theta,
-                             const REAL *restrict g, REAL *restrict m, REAL *restrict v,
-                             int64_t P, int64_t t, int32_t clip, REAL *restrict next)
+                             const REAL *restrict g, REAL *restrict m, REAL *restrict v, int64_t P,
+                             int64_t t, int32_t clip, REAL *restrict next)
 {
     int64_t bad = 0;
     if (clip) {

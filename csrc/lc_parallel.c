@@ -27,9 +27,15 @@
 
 static int lc_threads = 1;
 
-int lc_get_num_threads(void) { return lc_atomic_load_int(&lc_threads, LC_RELAXED); }
+int lc_get_num_threads(void)
+{
+    return lc_atomic_load_int(&lc_threads, LC_RELAXED);
+}
 
-void lc_set_num_threads(int n) { lc_atomic_store_int(&lc_threads, n < 1 ? 1 : n, LC_RELAXED); }
+void lc_set_num_threads(int n)
+{
+    lc_atomic_store_int(&lc_threads, n < 1 ? 1 : n, LC_RELAXED);
+}
 
 #define LC_GEN_SHIFT 32
 #define LC_COUNT_SHIFT 16
@@ -37,14 +43,14 @@ void lc_set_num_threads(int n) { lc_atomic_store_int(&lc_threads, n < 1 ? 1 : n,
 
 struct lc_team {
 #if LC_HAVE_THREADS
-    uint64_t word;     /* generation << 32 | parts << 16 | next part */
-    int64_t finished;  /* parts of the current generation finished */
-    int64_t refs;      /* the caller and the helpers still holding the block */
-    int stop;          /* set with the last generation: helpers exit */
+    uint64_t word;    /* generation << 32 | parts << 16 | next part */
+    int64_t finished; /* parts of the current generation finished */
+    int64_t refs;     /* the caller and the helpers still holding the block */
+    int stop;         /* set with the last generation: helpers exit */
     lc_part_fn fn;
     void *ctx;
 #endif
-    int64_t size;      /* threads asked for, the caller included */
+    int64_t size; /* threads asked for, the caller included */
 };
 
 #if LC_HAVE_THREADS
@@ -61,8 +67,7 @@ static void lc_team_work(lc_team *team, uint64_t gen)
         if ((w >> LC_GEN_SHIFT) != gen) return;
         const int64_t part = (int64_t)(w & LC_FIELD_MASK);
         if (part >= (int64_t)((w >> LC_COUNT_SHIFT) & LC_FIELD_MASK)) return;
-        if (!lc_atomic_cas_u64(&team->word, &w, w + 1, LC_ACQ_REL, LC_ACQUIRE))
-            continue;
+        if (!lc_atomic_cas_u64(&team->word, &w, w + 1, LC_ACQ_REL, LC_ACQUIRE)) continue;
         team->fn(team->ctx, part);
         lc_atomic_add_i64(&team->finished, 1, LC_RELEASE);
     }
@@ -119,8 +124,8 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx)
     }
 #if LC_HAVE_THREADS
     if (team->size > 1 && n_parts > 1 && (uint64_t)n_parts <= LC_FIELD_MASK) {
-        const uint64_t gen = ((lc_atomic_load_u64(&team->word, LC_RELAXED) >> LC_GEN_SHIFT) + 1) &
-                             0xffffffffu;
+        const uint64_t gen =
+            ((lc_atomic_load_u64(&team->word, LC_RELAXED) >> LC_GEN_SHIFT) + 1) & 0xffffffffu;
         team->fn = fn;
         team->ctx = ctx;
         lc_atomic_store_i64(&team->finished, 0, LC_RELAXED);

@@ -42,7 +42,7 @@
 #endif
 
 /* restrict and inline. */
-#if defined(_MSC_VER) && !defined(__clang__) && \
+#if defined(_MSC_VER) && !defined(__clang__) &&                                                    \
     (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L)
 #if !defined(restrict)
 #define restrict __restrict
@@ -98,7 +98,7 @@
  * either way (the build passes -ffp-contract=off), so both versions give the same bits.
  * LINNCORE_BASELINE_ONLY=1 at build time defines LC_BASELINE_ONLY: the baseline alone, to test
  * it on an AVX2 machine. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
     __GNUC__ >= 6 && !defined(LC_BASELINE_ONLY) && !LC_FORCE_PORTABLE
 #define LC_HOT __attribute__((target_clones("avx2", "default")))
 #else

@@ -8,8 +8,9 @@
 uint64_t lc_qat_seed(uint64_t seed, int64_t step, int64_t n_layers, int64_t layer, int64_t field,
                      int64_t part)
 {
-    const uint64_t slot = (((uint64_t)step * (uint64_t)n_layers + (uint64_t)layer) * LC_QF_N +
-                           (uint64_t)field) * 2u + (uint64_t)part;
+    const uint64_t slot =
+        (((uint64_t)step * (uint64_t)n_layers + (uint64_t)layer) * LC_QF_N + (uint64_t)field) * 2u +
+        (uint64_t)part;
     return seed + 0x9E3779B97F4A7C15ull * (slot + 1u);
 }
 

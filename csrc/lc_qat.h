@@ -29,12 +29,12 @@ typedef enum {
 /* Rail statistics written per step: each the maximum over the quantized variables, NaN when
  * no variable of that role is quantized. */
 typedef enum {
-    LC_RAIL_WEIGHT_SAT = 0,   /* stored kernels and biases: saturated fraction */
-    LC_RAIL_WEIGHT_NEAR = 1,  /* stored kernels and biases: near-rail fraction */
+    LC_RAIL_WEIGHT_SAT = 0,  /* stored kernels and biases: saturated fraction */
+    LC_RAIL_WEIGHT_NEAR = 1, /* stored kernels and biases: near-rail fraction */
     LC_RAIL_GRAD_SAT = 2,
     LC_RAIL_GRAD_NEAR = 3,
     LC_RAIL_UPDATE_SAT = 4,
-    LC_RAIL_UPDATE_UNDER = 5  /* updates nonzero before quantization and zero after */
+    LC_RAIL_UPDATE_UNDER = 5 /* updates nonzero before quantization and zero after */
 } lc_rail_column;
 #define LC_RAIL_N 6
 
@@ -50,15 +50,15 @@ typedef struct {
 uint64_t lc_qat_seed(uint64_t seed, int64_t step, int64_t n_layers, int64_t layer, int64_t field,
                      int64_t part);
 
-#define LC_DECLARE_QAT_HOOK(REAL, SFX)                                                           \
+#define LC_DECLARE_QAT_HOOK(REAL, SFX)                                                             \
     /* The quantization hook of the training step (lc_train_epoch in lc_dense.h).  quantize:    \
      * out := q_f(x) (out may be x); mask[i] := lo <= x[i] <= hi of f (the straight-through      \
      * estimator's pass region) when mask is not NULL; *st := the rail counts when st is not     \
      * NULL.  scratch: n doubles.  Returns LC_OK or a fixed-point status.  gate: x[i] := 0       \
-     * where mask[i] is 0 (a select, so an infinite x behind a closed gate is 0). */             \
-    int lc_qat_quantize_##SFX(const lc_fixfmt *f, const REAL *x, REAL *out, uint8_t *mask,     \
-                              int64_t n, uint64_t seed, double near_rail, lc_rail_counts *st,    \
-                              double *scratch);                                                  \
+     * where mask[i] is 0 (a select, so an infinite x behind a closed gate is 0). */  \
+    int lc_qat_quantize_##SFX(const lc_fixfmt *f, const REAL *x, REAL *out, uint8_t *mask,         \
+                              int64_t n, uint64_t seed, double near_rail, lc_rail_counts *st,      \
+                              double *scratch);                                                    \
     void lc_qat_gate_##SFX(REAL *x, const uint8_t *mask, int64_t n);
 
 LC_DECLARE_QAT_HOOK(float, f32)

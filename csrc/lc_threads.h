@@ -27,7 +27,7 @@
 #define LC_ATOMICS_MSVC 1
 #endif
 
-#if (defined(LC_ATOMICS_GNU) || defined(LC_ATOMICS_MSVC)) && \
+#if (defined(LC_ATOMICS_GNU) || defined(LC_ATOMICS_MSVC)) &&                                       \
     (defined(_WIN32) || defined(__unix__) || defined(__APPLE__))
 #define LC_HAVE_THREADS 1
 #else
@@ -49,7 +49,7 @@
 /* *p += d; the new value. */
 #define lc_atomic_add_i64(p, d, mo) __atomic_add_fetch((p), (d), (mo))
 /* If *p == *expected, *p := desired and 1; else *expected := *p and 0. */
-#define lc_atomic_cas_u64(p, expected, desired, mo_ok, mo_fail) \
+#define lc_atomic_cas_u64(p, expected, desired, mo_ok, mo_fail)                                    \
     __atomic_compare_exchange_n((p), (expected), (desired), 0, (mo_ok), (mo_fail))
 #elif defined(LC_ATOMICS_MSVC)
 #include <intrin.h>
@@ -94,15 +94,14 @@ static LC_INLINE int lc_msvc_cas64(volatile uint64_t *p, uint64_t *expected, uin
 #define lc_atomic_load_u64(p, mo) ((uint64_t)lc_msvc_load64((const volatile int64_t *)(p)))
 #define lc_atomic_load_i64(p, mo) lc_msvc_load64((p))
 #define lc_atomic_load_int(p, mo) lc_msvc_load32((p))
-#define lc_atomic_store_u64(p, v, mo) \
+#define lc_atomic_store_u64(p, v, mo)                                                              \
     ((void)_InterlockedExchange64((volatile __int64 *)(p), (__int64)(v)))
-#define lc_atomic_store_i64(p, v, mo) \
+#define lc_atomic_store_i64(p, v, mo)                                                              \
     ((void)_InterlockedExchange64((volatile __int64 *)(p), (__int64)(v)))
-#define lc_atomic_store_int(p, v, mo) \
-    ((void)_InterlockedExchange((volatile long *)(p), (long)(v)))
-#define lc_atomic_add_i64(p, d, mo) \
+#define lc_atomic_store_int(p, v, mo) ((void)_InterlockedExchange((volatile long *)(p), (long)(v)))
+#define lc_atomic_add_i64(p, d, mo)                                                                \
     ((int64_t)_InterlockedExchangeAdd64((volatile __int64 *)(p), (__int64)(d)) + (int64_t)(d))
-#define lc_atomic_cas_u64(p, expected, desired, mo_ok, mo_fail) \
+#define lc_atomic_cas_u64(p, expected, desired, mo_ok, mo_fail)                                    \
     lc_msvc_cas64((p), (expected), (desired))
 #else /* no atomics: one thread, plain accesses */
 #define LC_RELAXED 0
@@ -129,8 +128,14 @@ static LC_INLINE int lc_thread_spawn_detached(unsigned(__stdcall *fn)(void *), v
     CloseHandle((HANDLE)handle);
     return 0;
 }
-static LC_INLINE void lc_thread_yield(void) { SwitchToThread(); }
-static LC_INLINE void lc_cpu_pause(void) { YieldProcessor(); }
+static LC_INLINE void lc_thread_yield(void)
+{
+    SwitchToThread();
+}
+static LC_INLINE void lc_cpu_pause(void)
+{
+    YieldProcessor();
+}
 #elif LC_HAVE_THREADS
 #include <pthread.h>
 #include <sched.h>
@@ -150,9 +155,15 @@ static LC_INLINE int lc_thread_spawn_detached(void *(*fn)(void *), void *arg)
     pthread_attr_destroy(&attr);
     return rc == 0 ? 0 : -1;
 }
-static LC_INLINE void lc_thread_yield(void) { sched_yield(); }
+static LC_INLINE void lc_thread_yield(void)
+{
+    sched_yield();
+}
 #if defined(__x86_64__) || defined(__i386__)
-static LC_INLINE void lc_cpu_pause(void) { __builtin_ia32_pause(); }
+static LC_INLINE void lc_cpu_pause(void)
+{
+    __builtin_ia32_pause();
+}
 #else
 static LC_INLINE void lc_cpu_pause(void) {}
 #endif

@@ -57,8 +57,8 @@ static inline lc_v4d lc_v4d_exp(lc_v4d y)
     const lc_v4d shifter = LC_V4D(0x1.8p52); /* adding it rounds to an integer */
     const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
     const lc_v4d n = k - shifter;
-    const lc_v4d r = (y - n * LC_V4D(6.93147180369123816490e-01)) -
-                     n * LC_V4D(1.90821492927058770002e-10);
+    const lc_v4d r =
+        (y - n * LC_V4D(6.93147180369123816490e-01)) - n * LC_V4D(1.90821492927058770002e-10);
     lc_v4d p = LC_V4D(1.0 / 479001600.0);
     p = p * r + LC_V4D(1.0 / 39916800.0);
     p = p * r + LC_V4D(1.0 / 3628800.0);
@@ -73,8 +73,8 @@ static inline lc_v4d lc_v4d_exp(lc_v4d y)
     p = p * r + LC_V4D(1.0);
     p = p * r + LC_V4D(1.0);
     lc_v4u bits;
-    memcpy(&bits, &k, sizeof bits);          /* the low bits of k hold 2^51 + n */
-    bits = (bits + LC_V4U(1023)) << 52;      /* the biased exponent of 2^n (modulo 2^64) */
+    memcpy(&bits, &k, sizeof bits);     /* the low bits of k hold 2^51 + n */
+    bits = (bits + LC_V4U(1023)) << 52; /* the biased exponent of 2^n (modulo 2^64) */
     lc_v4d scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
@@ -93,8 +93,9 @@ static inline lc_v4d lc_v4d_tanh(lc_v4d x)
     memcpy(&a, &ab, sizeof a);
     const lc_v4d a2 = a * a;
     const lc_v4d series =
-        x * (LC_V4D(1.0) + a2 * (LC_V4D(-1.0 / 3.0) + a2 * (LC_V4D(2.0 / 15.0) +
-             a2 * (LC_V4D(-17.0 / 315.0) + a2 * LC_V4D(62.0 / 2835.0)))));
+        x * (LC_V4D(1.0) + a2 * (LC_V4D(-1.0 / 3.0) +
+                                 a2 * (LC_V4D(2.0 / 15.0) +
+                                       a2 * (LC_V4D(-17.0 / 315.0) + a2 * LC_V4D(62.0 / 2835.0)))));
     const lc_v4d capped = LC_V4D_SELECT(a < LC_V4D(20.0), a, LC_V4D(20.0));
     const lc_v4d e = lc_v4d_exp(capped + capped);
     const lc_v4d far = LC_V4D(1.0) - LC_V4D(2.0) / (e + LC_V4D(1.0));
@@ -121,31 +122,31 @@ static inline lc_v4d lc_v4d_sigmoid(lc_v4d x)
  * a zero-padded vector; without, one element at a time: every element is computed the same
  * way. */
 #if LC_HAVE_VECTOR_EXT
-#define LC_V4F_APPLY(FUNC, z, h, n)                                                              \
-    do {                                                                                         \
-        int64_t i_ = 0;                                                                          \
-        for (; i_ + 4 <= (n); i_ += 4) {                                                         \
-            lc_v4f f_;                                                                           \
-            memcpy(&f_, (z) + i_, sizeof f_);                                                    \
-            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                               \
-            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                     \
-            memcpy((h) + i_, &r_, sizeof r_);                                                    \
-        }                                                                                        \
-        if (i_ < (n)) {                                                                          \
-            float buf_[4] = {0, 0, 0, 0};                                                        \
-            memcpy(buf_, (z) + i_, (size_t)((n) - i_) * sizeof(float));                          \
-            lc_v4f f_;                                                                           \
-            memcpy(&f_, buf_, sizeof f_);                                                        \
-            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                               \
-            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                     \
-            memcpy(buf_, &r_, sizeof r_);                                                        \
-            memcpy((h) + i_, buf_, (size_t)((n) - i_) * sizeof(float));                          \
-        }                                                                                        \
+#define LC_V4F_APPLY(FUNC, z, h, n)                                                                \
+    do {                                                                                           \
+        int64_t i_ = 0;                                                                            \
+        for (; i_ + 4 <= (n); i_ += 4) {                                                           \
+            lc_v4f f_;                                                                             \
+            memcpy(&f_, (z) + i_, sizeof f_);                                                      \
+            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                                 \
+            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                       \
+            memcpy((h) + i_, &r_, sizeof r_);                                                      \
+        }                                                                                          \
+        if (i_ < (n)) {                                                                            \
+            float buf_[4] = {0, 0, 0, 0};                                                          \
+            memcpy(buf_, (z) + i_, (size_t)((n) - i_) * sizeof(float));                            \
+            lc_v4f f_;                                                                             \
+            memcpy(&f_, buf_, sizeof f_);                                                          \
+            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                                 \
+            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                       \
+            memcpy(buf_, &r_, sizeof r_);                                                          \
+            memcpy((h) + i_, buf_, (size_t)((n) - i_) * sizeof(float));                            \
+        }                                                                                          \
     } while (0)
 #else
-#define LC_V4F_APPLY(FUNC, z, h, n)                                                              \
-    do {                                                                                         \
-        for (int64_t i_ = 0; i_ < (n); i_++) (h)[i_] = (float)FUNC((double)(z)[i_]);             \
+#define LC_V4F_APPLY(FUNC, z, h, n)                                                                \
+    do {                                                                                           \
+        for (int64_t i_ = 0; i_ < (n); i_++) (h)[i_] = (float)FUNC((double)(z)[i_]);               \
     } while (0)
 #endif
 

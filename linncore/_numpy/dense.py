@@ -3,6 +3,7 @@
 Written for clarity: each function states the mathematics its C twin implements, works in
 the dtype of its inputs and returns what the compiled wrapper returns.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "qat_apply",
 ]
 
+
 def constants() -> dict[str, object]:
     """Every code this engine implements, as the compiled core's ``constants()`` names them."""
     return codes.constants()
@@ -55,8 +57,9 @@ def dense_forward(x, W, b, act: int, clip: bool):
     return z, h, a
 
 
-def dense_backward(x, W, z, h, da, act: int, clip: bool, need_bias: bool = True,
-                   need_dx: bool = True):
+def dense_backward(
+    x, W, z, h, da, act: int, clip: bool, need_bias: bool = True, need_dx: bool = True
+):
     """(gW, gb, dx) for upstream da: dz = da * [|h| <= 1] * act'(z), gW = x^T dz,
     gb = sum of dz over samples, dx = dz W^T (None where not asked)."""
     dz = da * act_deriv(act, z, h)
@@ -117,8 +120,8 @@ def _layers(spec, theta):
     out = []
     for l, (w, b, _, _) in enumerate(net_layout(spec)):
         n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
-        W = theta[w:w + n_in * n_out].reshape(n_in, n_out)
-        out.append((W, theta[b:b + n_out] if b >= 0 else None))
+        W = theta[w : w + n_in * n_out].reshape(n_in, n_out)
+        out.append((W, theta[b : b + n_out] if b >= 0 else None))
     return out
 
 
@@ -127,7 +130,7 @@ def _bn_params(spec, theta):
     out = []
     for l, (_, _, g, _) in enumerate(net_layout(spec)):
         n_out = int(spec.sizes[l + 1])
-        out.append((theta[g:g + n_out], theta[g + n_out:g + 2 * n_out]) if g >= 0 else None)
+        out.append((theta[g : g + n_out], theta[g + n_out : g + 2 * n_out]) if g >= 0 else None)
     return out
 
 
@@ -136,7 +139,7 @@ def _bn_state_views(spec, state):
     out = []
     for l, (_, _, _, s) in enumerate(net_layout(spec)):
         n_out = int(spec.sizes[l + 1])
-        out.append((state[s:s + n_out], state[s + n_out:s + 2 * n_out]) if s >= 0 else None)
+        out.append((state[s : s + n_out], state[s + n_out : s + 2 * n_out]) if s >= 0 else None)
     return out
 
 
@@ -146,10 +149,11 @@ def _bn_state_views(spec, state):
 # exactly the float arithmetic, so float training is QAT with every field float by
 # construction.  The compiled twin is csrc/lc_dense_impl.h.
 
+
 class _Layer:
     """What the backward pass needs of one layer's forward pass."""
 
-    __slots__ = ("x", "W", "z", "h", "bn", "m_in", "m_w", "m_b", "m_acc", "m_act")
+    __slots__ = ("W", "bn", "h", "m_acc", "m_act", "m_b", "m_in", "m_w", "x", "z")
 
     def __init__(self):
         self.bn = self.m_in = self.m_w = self.m_b = self.m_acc = self.m_act = None
@@ -166,8 +170,9 @@ def _forward(spec, theta, X, quant=None, step=0, bn_state=None):
     on = (lambda l, f: False) if quant is None else (lambda l, f: bool(quant.on[l][f]))
 
     def q(l, f, x):
-        return qat_quantize(x, quant.fmts[l][f], qat_seed(int(quant.seed), step, L, l, f, 0),
-                            quant.near_rail, True)[:2]
+        return qat_quantize(
+            x, quant.fmts[l][f], qat_seed(int(quant.seed), step, L, l, f, 0), quant.near_rail, True
+        )[:2]
 
     layers, a = [], X
     for l, (W, b) in enumerate(_layers(spec, theta)):
@@ -276,8 +281,9 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0):
                 if arr is None:
                     continue
                 seed = qat_seed(int(quant.seed), step, L, l, GRAD, part)
-                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][GRAD], seed,
-                                                      quant.near_rail, False)
+                qv, _, (sat, near, _u) = qat_quantize(
+                    arr, quant.fmts[l][GRAD], seed, quant.near_rail, False
+                )
                 arr[...] = qv
                 any_g = True
                 r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
@@ -334,8 +340,9 @@ def _step_apply(spec, theta, delta, clip_params, quant, step):
                 if arr is None:
                     continue
                 seed = qat_seed(int(quant.seed), step, L, l, UPDATE, part)
-                qv, _, (sat, _n, under) = qat_quantize(arr, quant.fmts[l][UPDATE], seed,
-                                                       quant.near_rail, False)
+                qv, _, (sat, _n, under) = qat_quantize(
+                    arr, quant.fmts[l][UPDATE], seed, quant.near_rail, False
+                )
                 arr[...] = qv
                 any_u = True
                 r[0], r[1] = max(r[0], sat / arr.size), max(r[1], under / arr.size)
@@ -348,12 +355,13 @@ def _step_apply(spec, theta, delta, clip_params, quant, step):
     if quant is not None:
         r, any_w = np.zeros(2), False
         for l, (W, b) in enumerate(_layers(spec, nxt)):
-            for part, (field, arr) in enumerate(((WEIGHT, W), (BIAS, b))):
+            for field, arr in ((WEIGHT, W), (BIAS, b)):
                 if arr is None or not quant.on[l][field]:
                     continue
                 seed = qat_seed(int(quant.seed), step, L, l, field, 1)
-                qv, _, (sat, near, _u) = qat_quantize(arr, quant.fmts[l][field], seed,
-                                                      quant.near_rail, False)
+                qv, _, (sat, near, _u) = qat_quantize(
+                    arr, quant.fmts[l][field], seed, quant.near_rail, False
+                )
                 arr[...] = qv
                 any_w = True
                 r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
@@ -374,8 +382,9 @@ def _check_step_args(spec, quant, bn_state, loss, optimizer=None):
     if optimizer is not None and not all(hasattr(optimizer, f) for f in OptimizerConfig._fields):
         raise TypeError(f"optimizer: expected an OptimizerConfig, got {type(optimizer).__name__}")
     if optimizer is not None and optimizer.kind not in (OPT_SGD, OPT_ADAM):
-        raise ValueError(f"optimizer.kind: expected {OPT_SGD} (SGD) or {OPT_ADAM} (Adam), "
-                         f"got {optimizer.kind}")
+        raise ValueError(
+            f"optimizer.kind: expected {OPT_SGD} (SGD) or {OPT_ADAM} (Adam), got {optimizer.kind}"
+        )
     has_bn = any(_bn(spec, l) for l in range(len(spec.acts)))
     if quant is not None and has_bn:
         raise ValueError(_NO_QUANT_BN)
@@ -383,8 +392,24 @@ def _check_step_args(spec, quant, bn_state, loss, optimizer=None):
         raise ValueError("bn_state: a network with batch normalisation needs its moving statistics")
 
 
-def train_epoch(spec, theta, X, Y, *, perm, batch_size: int, loss: int, optimizer, m, v, step: int,
-                clip_params: bool, bn_state=None, quant=None, rail=None):
+def train_epoch(
+    spec,
+    theta,
+    X,
+    Y,
+    *,
+    perm,
+    batch_size: int,
+    loss: int,
+    optimizer,
+    m,
+    v,
+    step: int,
+    clip_params: bool,
+    bn_state=None,
+    quant=None,
+    rail=None,
+):
     """One training epoch in place, float (quant None) or quantization-aware; returns (status,
     loss_sum, n_done, step) as the C kernel.  rail (steps, 6), when given, receives each
     step's rail statistics."""
@@ -393,16 +418,18 @@ def train_epoch(spec, theta, X, Y, *, perm, batch_size: int, loss: int, optimize
     _check_step_args(spec, quant, bn_state, loss, optimizer)
     N = X.shape[0]
     if perm is not None and N and (perm.min() < 0 or perm.max() >= N):
-        raise ValueError(f"perm: expected indices in [0, {N}), got values in "
-                         f"[{perm.min()}, {perm.max()}]")
+        raise ValueError(
+            f"perm: expected indices in [0, {N}), got values in [{perm.min()}, {perm.max()}]"
+        )
     order = np.arange(N) if perm is None else perm
     loss_sum, n_done = 0.0, 0
     for row, s in enumerate(range(0, N, batch_size)):
-        idx = order[s:s + batch_size]
+        idx = order[s : s + batch_size]
         batch_state = None if bn_state is None else bn_state.copy()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
-            status, value, grad, rail_g, layers = _step_grad(spec, theta, X[idx], Y[idx], loss,
-                                                             quant, step)
+            status, value, grad, rail_g, layers = _step_grad(
+                spec, theta, X[idx], Y[idx], loss, quant, step
+            )
             if status:
                 return status, loss_sum, n_done, step
             delta = optim_delta(optimizer, grad, m, v, step + 1)
@@ -456,13 +483,20 @@ def optim_delta(opt, g, m, v, t: int):
     increment -m alpha / (sqrt(v) + eps).  SGD: -lr g; with momentum mu: m = mu m - lr g,
     increment m (Nesterov: mu m - lr g).  Moments below the smallest normal number are
     stored as zero (see _flush)."""
-    kind, lr, b1, b2, eps, mu, nesterov = (opt.kind, opt.learning_rate, opt.beta_1, opt.beta_2,
-                                           opt.epsilon, opt.momentum, opt.nesterov)
+    kind, lr, b1, b2, eps, mu, nesterov = (
+        opt.kind,
+        opt.learning_rate,
+        opt.beta_1,
+        opt.beta_2,
+        opt.epsilon,
+        opt.momentum,
+        opt.nesterov,
+    )
     T = g.dtype.type
     lr = T(lr)
     if kind == OPT_ADAM:
         b1, b2, eps, tt = T(b1), T(b2), T(eps), T(t)
-        alpha = lr * np.sqrt(T(1) - b2 ** tt) / (T(1) - b1 ** tt)
+        alpha = lr * np.sqrt(T(1) - b2**tt) / (T(1) - b1**tt)
         m[...] = _flush(m + (g - m) * (T(1) - b1))
         v[...] = _flush(v + (g * g - v) * (T(1) - b2))
         return -((m * alpha) / (np.sqrt(v) + eps))

@@ -7,6 +7,7 @@ its format, else 0), then the gradient quantized.  Update: delta = q_upd(optimiz
 increment), theta += delta, clip, kernels and biases stored through q_w and q_b.  The step
 that calls these hooks is the one training step of ``linncore._numpy.dense``.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,10 @@ from .fixed import fix_quantize
 
 __all__ = ["qat_seed"]
 
-INPUT, WEIGHT, BIAS, ACC, ACT, GRAD, UPDATE = (QAT_FIELDS.index(f) for f in (
-    "input", "weight", "bias", "accumulator", "activation", "gradient", "update"))
+INPUT, WEIGHT, BIAS, ACC, ACT, GRAD, UPDATE = (
+    QAT_FIELDS.index(f)
+    for f in ("input", "weight", "bias", "accumulator", "activation", "gradient", "update")
+)
 _N_FIELDS = len(QAT_FIELDS)
 _M64 = (1 << 64) - 1
 
@@ -33,8 +36,9 @@ def qat_seed(seed: int, step: int, n_layers: int, layer: int, field: int, part: 
 def qat_quantize(x, fmt, seed, near_rail, want_mask):
     """(q(x) in x's dtype, straight-through mask or None, (saturated, near_rail, underflow))."""
     f = tuple(int(v) for v in fmt)
-    _, vals, counts = fix_quantize(np.ascontiguousarray(x), f, seed=seed, codes=False,
-                                   values=True, near_rail=near_rail)
+    _, vals, counts = fix_quantize(
+        np.ascontiguousarray(x), f, seed=seed, codes=False, values=True, near_rail=near_rail
+    )
     mask = None
     if want_mask:
         bits, int_bits, signed, _, overflow = f

@@ -3,6 +3,7 @@
 ``linncore._core`` (the compiled wrappers) and ``linncore._numpy`` (their twins) read these by
 field name, so a call site says what each number is and both engines refuse the same mistakes.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -19,6 +19,7 @@ step's mini-batch at the parameters ``theta_t`` before the update:
   Hessian-vector products and Lanczos otherwise;
 - after the update: ``theta_norm``, ``forward_gain_spectral``, ``weight_error_fro``.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,28 +28,49 @@ from typing import Any
 import numpy as np
 
 from .. import _backend
-from .._util.codes import LOSSES
+from .._util.codes import LOSSES, RAIL_NAMES
+from .._util.kernel_args import QuantConfig
 from .._util.progress import Progress, metric, per_unit, seconds
 from .._util.validate import finite_float, flag, non_negative_int, positive_int, seed_value
 from ..curvature.hessian import _spectral_gain, hessian_extremes
-from .fit_history import FitHistory
-from .._util.codes import RAIL_NAMES
-from .._util.kernel_args import QuantConfig
 from ..engine.network import Network
+from .fit_history import FitHistory
 
 __all__ = ["train_instrumented", "METRICS", "RAIL_METRICS"]
 
 METRICS = (
-    "loss", "rmse", "theta_norm", "grad_norm", "raw_update_norm", "actual_update_norm",
-    "update_cosine", "update_angle_rad", "update_radius_ratio", "curvature_proxy", "curvature_ema",
-    "alpha", "alpha_would", "eta_eff", "forward_gain_spectral", "hessian_lambda_max",
-    "hessian_lambda_min", "stability_margin_lambda_raw", "stability_margin_lambda_ctrl",
-    "spectral_radius_raw", "spectral_radius_ctrl", "weight_error_fro", "finite", "diverged",
+    "loss",
+    "rmse",
+    "theta_norm",
+    "grad_norm",
+    "raw_update_norm",
+    "actual_update_norm",
+    "update_cosine",
+    "update_angle_rad",
+    "update_radius_ratio",
+    "curvature_proxy",
+    "curvature_ema",
+    "alpha",
+    "alpha_would",
+    "eta_eff",
+    "forward_gain_spectral",
+    "hessian_lambda_max",
+    "hessian_lambda_min",
+    "stability_margin_lambda_raw",
+    "stability_margin_lambda_ctrl",
+    "spectral_radius_raw",
+    "spectral_radius_ctrl",
+    "weight_error_fro",
+    "finite",
+    "diverged",
 )
 RAIL_METRICS = (
-    "weight_saturation_fraction_max", "weight_near_rail_fraction_max",
-    "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
-    "update_saturation_fraction_max", "update_underflow_fraction_max",
+    "weight_saturation_fraction_max",
+    "weight_near_rail_fraction_max",
+    "gradient_saturation_fraction_max",
+    "gradient_near_rail_fraction_max",
+    "update_saturation_fraction_max",
+    "update_underflow_fraction_max",
 )
 _LOSS_MODES = {"half_mse": "half_mse", "keras_mse": "mse", "mse": "mse"}
 
@@ -66,12 +88,14 @@ def _end_to_end_kernel(net: Network) -> np.ndarray:
 
 def _epoch_text(log: dict[str, np.ndarray], start: int, stop: int):
     """The progress text of the steps ``start:stop`` of one epoch, built when shown."""
+
     def text() -> str:
         parts = [f"loss: {metric(float(np.mean(log['loss'][start:stop])))}"]
         lmax = log["hessian_lambda_max"][start:stop]
         if np.any(np.isfinite(lmax)):
             parts.append(f"hessian_lambda_max: {metric(float(np.nanmax(lmax)))}")
         return " - ".join(parts)
+
     return text
 
 
@@ -152,7 +176,8 @@ def train_instrumented(
     >>> from linncore import Dense, Network, LinearTeacherDataset
     >>> ds = LinearTeacherDataset(256, 4, 2, seed=0)
     >>> net = Network([Dense((4, 2), has_bias=False, seed=0)], clip=False, dtype="float64")
-    >>> h = train_instrumented(net, ds.X, ds.Y, epochs=2, learning_rate=0.1, reference_A=ds.A, seed=0)
+    >>> h = train_instrumented(net, ds.X, ds.Y, epochs=2, learning_rate=0.1, reference_A=ds.A,
+    ...                        seed=0)
     >>> len(h), bool(h.weight_error_fro[-1] < h.weight_error_fro[0])
     (16, True)
     """
@@ -179,20 +204,30 @@ def train_instrumented(
     if reference_A is not None:
         A = np.asarray(reference_A, dtype=np.float64)
         if A.shape != (net.input_size, net.output_size):
-            raise ValueError(f"reference_A: expected shape ({net.input_size}, {net.output_size}), got {A.shape}")
+            raise ValueError(
+                f"reference_A: expected shape ({net.input_size}, {net.output_size}), got {A.shape}"
+            )
         if any(layer.activation != "linear" for layer in net.layers):
-            raise ValueError("reference_A: weight_error_fro needs a network whose activations are all linear")
+            raise ValueError(
+                "reference_A: weight_error_fro needs a network whose activations are all linear"
+            )
     if net.has_batchnorm:
         if compute_analytic_hessian:
-            raise ValueError("compute_analytic_hessian: exact Hessians of networks with batch normalisation are not "
-                             "implemented; pass compute_analytic_hessian=False")
+            raise ValueError(
+                "compute_analytic_hessian: exact Hessians of networks with batch normalisation "
+                "are not implemented; pass compute_analytic_hessian=False"
+            )
         if precision_dict is not None:
-            raise ValueError("precision_dict: quantized training of networks with batch normalisation is not "
-                             "implemented")
+            raise ValueError(
+                "precision_dict: quantized training of networks with batch normalisation is not "
+                "implemented"
+            )
     seed = seed_value(seed)
     run_seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
     quant = None
-    if precision_dict is not None:  # (fmts, on) for the compiled QAT step; validated before training
+    if (
+        precision_dict is not None
+    ):  # (fmts, on) for the compiled QAT step; validated before training
         fmts, on = net._qat_arrays(precision_dict)
         quant = QuantConfig(fmts, on, seed=run_seed, near_rail=near_rail)
         from ..fixed.precision import ensure_precision_dict
@@ -218,21 +253,26 @@ def train_instrumented(
         first_step = step
         order = rng.permutation(n) if shuffle else np.arange(n)
         for s in range(0, n, batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             xb, yb = np.ascontiguousarray(x[idx]), np.ascontiguousarray(y[idx])
             theta_t = theta.copy()
             # -- loss and gradient at theta_t
             if quant is None:
-                value, g, _ = kernels.net_loss_grad(net.spec, theta, xb, yb, LOSSES[loss], False, net._state())
+                value, g, _ = kernels.net_loss_grad(
+                    net.spec, theta, xb, yb, LOSSES[loss], False, net._state()
+                )
             else:  # quantized forward, straight-through backward, quantized gradient: compiled
                 rail = np.full(6, np.nan)
-                status, value, g = kernels.qat_loss_grad(net.spec, theta, xb, yb, loss=LOSSES[loss],
-                                                         quant=quant, step=step, rail=rail)
+                status, value, g = kernels.qat_loss_grad(
+                    net.spec, theta, xb, yb, loss=LOSSES[loss], quant=quant, step=step, rail=rail
+                )
                 if status:
                     g = np.full_like(theta, np.nan)
             m = net.output_size
             log["loss"][step] = value
-            log["rmse"][step] = math.sqrt(max(value, 0.0) * (2.0 / m if loss == "half_mse" else 1.0))
+            log["rmse"][step] = math.sqrt(
+                max(value, 0.0) * (2.0 / m if loss == "half_mse" else 1.0)
+            )
             log["grad_norm"][step] = _norm(g)
             # -- Hessian quantities at theta_t on the batch
             if compute_analytic_hessian and step % hessian_every == 0 and math.isfinite(value):
@@ -251,7 +291,11 @@ def train_instrumented(
             alpha = alpha_would if use_controller else 1.0
             eta_eff = alpha * eta
             log["curvature_proxy"][step], log["curvature_ema"][step] = c, ema
-            log["alpha_would"][step], log["alpha"][step], log["eta_eff"][step] = alpha_would, alpha, eta_eff
+            log["alpha_would"][step], log["alpha"][step], log["eta_eff"][step] = (
+                alpha_would,
+                alpha,
+                eta_eff,
+            )
             # -- update
             g64 = g if g.dtype == np.float64 else g.astype(np.float64)
             u = (-eta_eff) * g64
@@ -260,8 +304,15 @@ def train_instrumented(
                 if net.clip:
                     np.clip(theta, -1, 1, out=theta)
             else:  # update, clip and storage quantization: compiled
-                kernels.qat_apply(net.spec, theta, u.astype(theta.dtype), quant=quant, step=step,
-                                  clip_params=net.clip, rail=rail)
+                kernels.qat_apply(
+                    net.spec,
+                    theta,
+                    u.astype(theta.dtype),
+                    quant=quant,
+                    step=step,
+                    clip_params=net.clip,
+                    rail=rail,
+                )
                 for k, name in enumerate(RAIL_NAMES):
                     log[name][step] = rail[k]
             a = theta.astype(np.float64) - theta_t
@@ -281,7 +332,9 @@ def train_instrumented(
                 log["stability_margin_lambda_raw"][step] = eta * lmax
                 log["stability_margin_lambda_ctrl"][step] = eta_eff * lmax
                 log["spectral_radius_raw"][step] = max(abs(1 - eta * lmin), abs(1 - eta * lmax))
-                log["spectral_radius_ctrl"][step] = max(abs(1 - eta_eff * lmin), abs(1 - eta_eff * lmax))
+                log["spectral_radius_ctrl"][step] = max(
+                    abs(1 - eta_eff * lmin), abs(1 - eta_eff * lmax)
+                )
             finite = math.isfinite(value) and bool(np.all(np.isfinite(theta)))
             if first_loss is None:
                 first_loss = value
@@ -291,8 +344,9 @@ def train_instrumented(
             prev_theta, prev_grad = theta_t, g64
             step += 1
             if diverged or not finite:
-                stop_reason = (f"diverged at step {step - 1} (epoch {epoch}): loss {value!r}"
-                               + ("" if finite else ", parameters non-finite"))
+                stop_reason = f"diverged at step {step - 1} (epoch {epoch}): loss {value!r}" + (
+                    "" if finite else ", parameters non-finite"
+                )
                 break
         if display is not None:
             display.update(epoch + 1, _epoch_text(log, first_step, step))
@@ -300,22 +354,43 @@ def train_instrumented(
             break
     if display is not None:
         done = step // steps_per_epoch if steps_per_epoch else 0
-        display.close(([f"stopped: {stop_reason}"] if stop_reason else [])
-                      + [f"trained {step} step(s) of {total} in {seconds(display.elapsed)}"
-                         + (f" ({per_unit(display.elapsed / done, 'epoch')})" if done else "")])
-    history = FitHistory({k: v[:step] for k, v in log.items()}, seed=run_seed, stop_reason=stop_reason, config={
-        "epochs": epochs, "batch_size": batch_size, "learning_rate": eta, "shuffle": shuffle,
-        "loss_mode": loss_mode, "curvature_ema_rho": rho, "chi": chi, "eps": eps,
-        "use_controller": bool(use_controller), "compute_analytic_hessian": bool(compute_analytic_hessian),
-        "hessian_every": hessian_every, "divergence_factor": divergence_factor, "near_rail": near_rail,
-        "precision": None if quant is None else precision_config,
-        "network": repr(net),
-    })
+        display.close(
+            ([f"stopped: {stop_reason}"] if stop_reason else [])
+            + [
+                f"trained {step} step(s) of {total} in {seconds(display.elapsed)}"
+                + (f" ({per_unit(display.elapsed / done, 'epoch')})" if done else "")
+            ]
+        )
+    history = FitHistory(
+        {k: v[:step] for k, v in log.items()},
+        seed=run_seed,
+        stop_reason=stop_reason,
+        config={
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": eta,
+            "shuffle": shuffle,
+            "loss_mode": loss_mode,
+            "curvature_ema_rho": rho,
+            "chi": chi,
+            "eps": eps,
+            "use_controller": bool(use_controller),
+            "compute_analytic_hessian": bool(compute_analytic_hessian),
+            "hessian_every": hessian_every,
+            "divergence_factor": divergence_factor,
+            "near_rail": near_rail,
+            "precision": None if quant is None else precision_config,
+            "network": repr(net),
+        },
+    )
     if stop_reason:
         import warnings
 
         from ..engine.network import TrainingDivergedWarning
 
-        warnings.warn(f"train_instrumented: {stop_reason}; the history up to that step is kept",
-                      TrainingDivergedWarning, stacklevel=2)
+        warnings.warn(
+            f"train_instrumented: {stop_reason}; the history up to that step is kept",
+            TrainingDivergedWarning,
+            stacklevel=2,
+        )
     return history

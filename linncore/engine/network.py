@@ -5,23 +5,40 @@ for each layer the kernel ``(n_in, n_out)`` row-major and then the bias; the lay
 into it.  Training runs one compiled call per epoch (batches, forward, loss, backward,
 optimizer step and parameter clipping in C, with the GIL released).
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import _backend
+from .._util.codes import (
+    ACTIVATIONS,
+    NEAR_RAIL,
+    QAT_FIELDS,
+    RAIL_NAMES,
+    STATUS_NONFINITE_LOSS,
+    STATUS_OK,
+)
+from .._util.kernel_args import QuantConfig
+from .._util.validate import (
+    as_float_array,
+    as_samples,
+    check_finite,
+    finite_float,
+    flag,
+    float_dtype,
+    non_negative_int,
+    positive_int,
+    seed_value,
+)
 from . import losses as _losses
 from . import optimizers as _optimizers
-from .._util.codes import (ACTIVATIONS, NEAR_RAIL, QAT_FIELDS, RAIL_NAMES, STATUS_NONFINITE_LOSS,
-                           STATUS_OK)
-from .._util.kernel_args import QuantConfig
-from .._util.validate import (as_float_array, as_samples, check_finite, finite_float, float_dtype,
-                        non_negative_int, positive_int, seed_value, flag)
 from .callbacks import History, ProgressLogger
 from .layers import BatchNormalization, Dense
 
@@ -38,7 +55,9 @@ def _side_seed(rng: np.random.Generator) -> int:
     entropy = getattr(seq, "entropy", None)
     if entropy is None:
         return 0
-    child = np.random.SeedSequence(entropy, spawn_key=tuple(getattr(seq, "spawn_key", ())) + (0x51A7,))
+    child = np.random.SeedSequence(
+        entropy, spawn_key=tuple(getattr(seq, "spawn_key", ())) + (0x51A7,)
+    )
     return int(child.generate_state(1, np.uint64)[0])
 
 
@@ -47,7 +66,7 @@ def _side_seed(rng: np.random.Generator) -> int:
 _precision_reader: Callable[[Any], Any] | None = None
 
 
-def _unpickle_network(layers: list[Any], clip: bool, dtype: str) -> "Network":
+def _unpickle_network(layers: list[Any], clip: bool, dtype: str) -> Network:
     return Network(layers, clip=clip, dtype=dtype)
 
 
@@ -59,13 +78,13 @@ class TrainingDivergedWarning(RuntimeWarning):
 class NetSpec:
     """The structure of a network as the kernels read it."""
 
-    sizes: np.ndarray     # int64, n_layers + 1 widths
-    acts: np.ndarray      # int32 activation codes
+    sizes: np.ndarray  # int64, n_layers + 1 widths
+    acts: np.ndarray  # int32 activation codes
     has_bias: np.ndarray  # int32 flags
     clip_out: bool
-    bn: np.ndarray | None = None           # int32 flags: batch normalisation after the layer
+    bn: np.ndarray | None = None  # int32 flags: batch normalisation after the layer
     bn_momentum: np.ndarray | None = None  # float64 per layer
-    bn_epsilon: np.ndarray | None = None   # float64 per layer
+    bn_epsilon: np.ndarray | None = None  # float64 per layer
 
 
 class Network:
@@ -110,14 +129,18 @@ class Network:
             layers = [layers]
         layers = list(layers) if isinstance(layers, Iterable) else layers
         if not isinstance(layers, list) or not layers:
-            raise ValueError(f"layers: expected a non-empty sequence of Dense layers, got {layers!r}")
+            raise ValueError(
+                f"layers: expected a non-empty sequence of Dense layers, got {layers!r}"
+            )
         dense: list[Dense] = []
         norms: list[BatchNormalization | None] = []
         for i, layer in enumerate(layers):
             if isinstance(layer, BatchNormalization):
                 if not dense or norms[-1] is not None:
-                    raise ValueError(f"layers[{i}]: a BatchNormalization must follow a Dense layer "
-                                     "(one per Dense)")
+                    raise ValueError(
+                        f"layers[{i}]: a BatchNormalization must follow a Dense layer "
+                        "(one per Dense)"
+                    )
                 norms[-1] = layer
             elif isinstance(layer, Dense):
                 dense.append(layer)
@@ -127,33 +150,45 @@ class Network:
         for i in range(1, len(dense)):
             if dense[i].size_in != dense[i - 1].size_out:
                 raise ValueError(
-                    f"layers[{i}]: expected {dense[i - 1].size_out} inputs (the outputs of layers[{i - 1}]), "
-                    f"got shape {dense[i].shape}"
+                    f"layers[{i}]: expected {dense[i - 1].size_out} inputs (the outputs of "
+                    f"layers[{i - 1}]), got shape {dense[i].shape}"
                 )
         self._dtype = float_dtype(dtype)
         self.clip = flag(clip, "clip")
         self.stop_training = False
         owned = [layer if layer._owner is None else layer.copy() for layer in dense]
-        bns = [None if bn is None else (bn if bn.gamma is None or bn.gamma.base is None else bn.copy())
-               for bn in norms]
-        self._theta = np.zeros(sum(layer.n_params + (2 * layer.size_out if bn else 0)
-                                   for layer, bn in zip(owned, bns)), dtype=self._dtype)
-        self._bn_state = np.zeros(sum(2 * layer.size_out for layer, bn in zip(owned, bns) if bn), dtype=self._dtype)
+        bns = [
+            None if bn is None else (bn if bn.gamma is None or bn.gamma.base is None else bn.copy())
+            for bn in norms
+        ]
+        self._theta = np.zeros(
+            sum(
+                layer.n_params + (2 * layer.size_out if bn else 0) for layer, bn in zip(owned, bns)
+            ),
+            dtype=self._dtype,
+        )
+        self._bn_state = np.zeros(
+            sum(2 * layer.size_out for layer, bn in zip(owned, bns) if bn), dtype=self._dtype
+        )
         p = q = 0
         for i, (layer, bn) in enumerate(zip(owned, bns)):
             n_in, n_out = layer.shape
-            w = self._theta[p:p + n_in * n_out].reshape(n_in, n_out)
+            w = self._theta[p : p + n_in * n_out].reshape(n_in, n_out)
             p += n_in * n_out
             b = None
             if layer.has_bias:
-                b = self._theta[p:p + n_out]
+                b = self._theta[p : p + n_out]
                 p += n_out
             layer._bind(w, b, self)
             if layer.name is None:
                 layer.name = f"dense{i}"
             if bn is not None:
-                bn._bind(self._theta[p:p + n_out], self._theta[p + n_out:p + 2 * n_out],
-                         self._bn_state[q:q + n_out], self._bn_state[q + n_out:q + 2 * n_out])
+                bn._bind(
+                    self._theta[p : p + n_out],
+                    self._theta[p + n_out : p + 2 * n_out],
+                    self._bn_state[q : q + n_out],
+                    self._bn_state[q + n_out : q + 2 * n_out],
+                )
                 if bn.name is None:
                     bn.name = f"batchnorm{i}"
                 p += 2 * n_out
@@ -165,7 +200,9 @@ class Network:
         self._norms = tuple(bns)
         has_bn = any(bn is not None for bn in bns)
         self._spec = NetSpec(
-            sizes=np.array([owned[0].size_in] + [layer.size_out for layer in owned], dtype=np.int64),
+            sizes=np.array(
+                [owned[0].size_in] + [layer.size_out for layer in owned], dtype=np.int64
+            ),
             acts=np.array([ACTIVATIONS[layer.activation] for layer in owned], dtype=np.int32),
             has_bias=np.array([layer.has_bias for layer in owned], dtype=np.int32),
             clip_out=self.clip,
@@ -215,12 +252,19 @@ class Network:
             out.append((W, b, layer.activation))
             pending = None
             if bn is not None:
-                scale = bn.gamma.astype(np.float64) / np.sqrt(bn.moving_variance.astype(np.float64) + bn.epsilon)
-                pending = (scale, bn.beta.astype(np.float64) - scale * bn.moving_mean.astype(np.float64))
+                scale = bn.gamma.astype(np.float64) / np.sqrt(
+                    bn.moving_variance.astype(np.float64) + bn.epsilon
+                )
+                pending = (
+                    scale,
+                    bn.beta.astype(np.float64) - scale * bn.moving_mean.astype(np.float64),
+                )
         if pending is not None:
-            raise ValueError(f"batch normalisation after the last dense layer ({self._layers[-1].name}) cannot be "
-                             "folded: no following layer can absorb it; remove it or end the network with a "
-                             "dense layer")
+            raise ValueError(
+                f"batch normalisation after the last dense layer ({self._layers[-1].name}) "
+                "cannot be folded: no following layer can absorb it; remove it or end the network "
+                "with a dense layer"
+            )
         return out
 
     def _refuse_batchnorm(self, what: str) -> None:
@@ -254,25 +298,31 @@ class Network:
         return self._theta
 
     def __repr__(self) -> str:
-        widths = " -> ".join([str(self.input_size)] + [f"{l.size_out} {l.activation}" for l in self._layers])
+        widths = " -> ".join(
+            [str(self.input_size)] + [f"{l.size_out} {l.activation}" for l in self._layers]
+        )
         return f"Network({widths}, clip={self.clip}, dtype={self._dtype.name})"
 
     def summary_text(self) -> str:
         """A table of the layers, their activations and parameter counts."""
         rows = [f"{'layer':<10}{'shape':<14}{'activation':<12}{'params':>8}"]
         for layer, bn in zip(self._layers, self._norms):
-            rows.append(f"{layer.name:<10}{str(layer.shape):<14}{layer.activation:<12}{layer.n_params:>8}")
+            rows.append(
+                f"{layer.name:<10}{layer.shape!s:<14}{layer.activation:<12}{layer.n_params:>8}"
+            )
             if bn is not None:
-                rows.append(f"{bn.name:<10}{str((bn.size,)):<14}{'batchnorm':<12}{2 * bn.size:>8}")
-        rows.append(f"total parameters: {self.n_params} ({self._dtype.name}); "
-                    f"outputs clipped to [-1, 1]: {'yes' if self.clip else 'no'}")
+                rows.append(f"{bn.name:<10}{(bn.size,)!s:<14}{'batchnorm':<12}{2 * bn.size:>8}")
+        rows.append(
+            f"total parameters: {self.n_params} ({self._dtype.name}); "
+            f"outputs clipped to [-1, 1]: {'yes' if self.clip else 'no'}"
+        )
         return "\n".join(rows)
 
     def summary(self) -> None:
         """Print :meth:`summary_text`."""
         print(self.summary_text())
 
-    def copy(self) -> "Network":
+    def copy(self) -> Network:
         """An independent network with the same layers, parameters, clipping and dtype."""
         layers: list[Any] = []
         for layer, bn in zip(self._layers, self._norms):
@@ -293,9 +343,12 @@ class Network:
 
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the parameters in Keras's layout: ``[kernel_0 (n_in, n_out), bias_0, kernel_1, ...]``
-        (a layer without bias contributes its kernel only; a batch normalisation adds
-        ``gamma, beta, moving_mean, moving_variance`` after its layer, as in Keras)."""
+        """Copies of the parameters in Keras's layout.
+
+        ``[kernel_0 (n_in, n_out), bias_0, kernel_1, ...]``: a layer without bias contributes
+        its kernel only; a batch normalisation adds ``gamma, beta, moving_mean,
+        moving_variance`` after its layer, as in Keras.
+        """
         return [arr.copy() for _, arr in self._weight_slots(trainable_only=False)]
 
     def _weight_slots(self, trainable_only: bool = True) -> list[tuple[str, np.ndarray]]:
@@ -309,8 +362,10 @@ class Network:
             if bn is not None:
                 slots += [(f"{bn.name} gamma", bn.gamma), (f"{bn.name} beta", bn.beta)]
                 if not trainable_only:
-                    slots += [(f"{bn.name} moving_mean", bn.moving_mean),
-                              (f"{bn.name} moving_variance", bn.moving_variance)]
+                    slots += [
+                        (f"{bn.name} moving_mean", bn.moving_mean),
+                        (f"{bn.name} moving_variance", bn.moving_variance),
+                    ]
         return slots
 
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -324,14 +379,21 @@ class Network:
         """
         slots = self._weight_slots(trainable_only=False)
         if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
-            raise TypeError(f"weights: expected a list of {len(slots)} arrays, got {type(weights).__name__}")
+            raise TypeError(
+                f"weights: expected a list of {len(slots)} arrays, got {type(weights).__name__}"
+            )
         if len(weights) != len(slots):
-            raise ValueError(f"weights: expected {len(slots)} arrays ({', '.join(n for n, _ in slots)}), got {len(weights)}")
+            raise ValueError(
+                f"weights: expected {len(slots)} arrays ({', '.join(n for n, _ in slots)}), "
+                f"got {len(weights)}"
+            )
         checked = []
         for i, ((name, target), value) in enumerate(zip(slots, weights)):
             arr = as_float_array(value, f"weights[{i}] ({name})")
             if arr.shape != target.shape:
-                raise ValueError(f"weights[{i}] ({name}): expected shape {target.shape}, got {arr.shape}")
+                raise ValueError(
+                    f"weights[{i}] ({name}): expected shape {target.shape}, got {arr.shape}"
+                )
             check_finite(arr, f"weights[{i}] ({name})")
             checked.append(arr)
         for (_, target), arr in zip(slots, checked):
@@ -356,7 +418,9 @@ class Network:
             return x, None
         y = as_samples(Y, self.output_size, name_y, dtype=self._dtype)
         if y.shape[0] != x.shape[0]:
-            raise ValueError(f"{name_y}: expected {x.shape[0]} samples (as many as {name_x}), got {y.shape[0]}")
+            raise ValueError(
+                f"{name_y}: expected {x.shape[0]} samples (as many as {name_x}), got {y.shape[0]}"
+            )
         return x, y
 
     def predict(self, X: Any) -> np.ndarray:
@@ -367,15 +431,19 @@ class Network:
         x, _ = self._samples(X, None)
         bad = ~np.isfinite(self._theta)
         if bad.any():
-            raise ValueError(f"predict: the network's parameters are not finite ({int(bad.sum())} of "
-                             f"{self._theta.size}, the first theta[{int(np.argmax(bad))}]); reload or retrain it")
+            raise ValueError(
+                f"predict: the network's parameters are not finite ({int(bad.sum())} of "
+                f"{self._theta.size}, the first theta[{int(np.argmax(bad))}]); reload or retrain it"
+            )
         out = _backend.kernels().net_forward(self._spec, self._theta, x, self._state())
         bad = ~np.isfinite(out)
         if bad.any():
             i, j = (int(k) for k in np.argwhere(bad)[0])
-            raise ValueError(f"predict: non-finite output {out[i, j]} for sample {i}, output {j} "
-                             f"({int(bad.sum())} in all) from finite inputs: the parameters (largest "
-                             f"|value| {float(np.max(np.abs(self._theta))):.3g}) overflow {self._dtype.name}")
+            raise ValueError(
+                f"predict: non-finite output {out[i, j]} for sample {i}, output {j} "
+                f"({int(bad.sum())} in all) from finite inputs: the parameters (largest "
+                f"|value| {float(np.max(np.abs(self._theta))):.3g}) overflow {self._dtype.name}"
+            )
         return out
 
     __call__ = predict
@@ -385,7 +453,9 @@ class Network:
         return self.loss_and_grad(X, Y, loss)[0]
 
     def _loss_grad_flat(self, x: np.ndarray, y: np.ndarray, loss: str) -> tuple[float, np.ndarray]:
-        value, grad, _ = _backend.kernels().net_loss_grad(self._spec, self._theta, x, y, _losses.code(loss))
+        value, grad, _ = _backend.kernels().net_loss_grad(
+            self._spec, self._theta, x, y, _losses.code(loss)
+        )
         return value, grad
 
     def loss_and_grad(self, X: Any, Y: Any, loss: str = "mse") -> tuple[float, list[np.ndarray]]:
@@ -400,7 +470,8 @@ class Network:
         Examples
         --------
         >>> import numpy as np
-        >>> net = Network([Dense((2, 1), weight=[[1.0], [0.0]], bias=[0.0])], clip=False, dtype="float64")
+        >>> net = Network([Dense((2, 1), weight=[[1.0], [0.0]], bias=[0.0])], clip=False,
+        ...               dtype="float64")
         >>> loss, grads = net.loss_and_grad([[1.0, 0.0]], [[0.5]], loss="half_mse")
         >>> loss, grads[0].ravel().tolist(), grads[1].tolist()
         (0.125, [0.5, 0.0], [0.5])
@@ -409,7 +480,7 @@ class Network:
         value, flat = self._loss_grad_flat(x, y, _losses.get(loss))
         grads, p = [], 0
         for _, target in self._weight_slots():
-            grads.append(flat[p:p + target.size].reshape(target.shape))
+            grads.append(flat[p : p + target.size].reshape(target.shape))
             p += target.size
         return value, grads
 
@@ -488,27 +559,36 @@ class Network:
             ``update_saturation_fraction_max``, ``update_underflow_fraction_max``) to one value
             per step (NaN where that role is not quantized).
         """
-        epochs = non_negative_int(epochs, "epochs", hi=2 ** 63 - 1)
-        batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")  # None: Keras's 32
+        epochs = non_negative_int(epochs, "epochs", hi=2**63 - 1)
+        batch_size = positive_int(
+            32 if batch_size is None else batch_size, "batch_size"
+        )  # None: Keras's 32
         seed = seed_value(seed)
         shuffle = flag(shuffle, "shuffle")
         loss = _losses.get(loss)
         opt = _optimizers.get(optimizer)
-        validation_split = finite_float(validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True)
+        validation_split = finite_float(
+            validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True
+        )
         x, y = self._samples(X, Y)
         x_val = y_val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2 \
-                    or validation_data[1] is None:
+            if (
+                not isinstance(validation_data, (tuple, list))
+                or len(validation_data) != 2
+                or validation_data[1] is None
+            ):
                 raise ValueError("validation_data: expected a pair (X_val, Y_val) of arrays")
-            x_val, y_val = self._samples(validation_data[0], validation_data[1],
-                                         "validation_data[0]", "validation_data[1]")
+            x_val, y_val = self._samples(
+                validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]"
+            )
         elif validation_split > 0:
             n_train = int(math.floor(x.shape[0] * (1.0 - validation_split)))
             if n_train == 0 or n_train == x.shape[0]:
                 raise ValueError(
                     f"validation_split: {validation_split} of {x.shape[0]} samples leaves "
-                    f"{n_train} for training and {x.shape[0] - n_train} for validation; both need at least one"
+                    f"{n_train} for training and {x.shape[0] - n_train} for validation; "
+                    "both need at least one"
                 )
             x, x_val = x[:n_train], x[n_train:]
             y, y_val = y[:n_train], y[n_train:]
@@ -516,12 +596,23 @@ class Network:
         n = x.shape[0]
         asked, batch_size = batch_size, min(batch_size, n)  # the same steps, a count C can hold
         history = History()
-        history.params = {"epochs": epochs, "steps": math.ceil(n / batch_size), "batch_size": asked,
-                          "samples": n, "verbose": verbose}
+        history.params = {
+            "epochs": epochs,
+            "steps": math.ceil(n / batch_size),
+            "batch_size": asked,
+            "samples": n,
+            "verbose": verbose,
+        }
         cbs: list[Any] = list(callbacks or [])
         for i, cb in enumerate(cbs):
-            if not any(hasattr(cb, h) for h in ("on_epoch_end", "on_train_begin", "on_train_end", "on_epoch_begin")):
-                raise TypeError(f"callbacks[{i}]: expected an object with Keras callback hooks, got {type(cb).__name__}")
+            if not any(
+                hasattr(cb, h)
+                for h in ("on_epoch_end", "on_train_begin", "on_train_end", "on_epoch_begin")
+            ):
+                raise TypeError(
+                    f"callbacks[{i}]: expected an object with Keras callback hooks, "
+                    f"got {type(cb).__name__}"
+                )
         cbs.append(history)
         if verbose:  # nothing per epoch when silent
             cbs.append(ProgressLogger(epochs, verbose, history=history, callbacks=cbs[:-1]))
@@ -531,8 +622,9 @@ class Network:
         m, v = opt._state(self.n_params, self._dtype)
         kernels = _backend.kernels()
         rails: list[np.ndarray] = []
-        quant = None if qat is None else QuantConfig(*qat, seed=_side_seed(rng),
-                                                     near_rail=NEAR_RAIL)
+        quant = (
+            None if qat is None else QuantConfig(*qat, seed=_side_seed(rng), near_rail=NEAR_RAIL)
+        )
         loss_code = _losses.code(loss)
         self.stop_training = False
         self._call(cbs, "set_model", self if callback_model is None else callback_model)
@@ -542,23 +634,41 @@ class Network:
             # An epoch is applied wholly or not at all: an interrupt (Ctrl-C) before its results
             # are committed restores the parameters, the optimizer (moments and step count),
             # the batch-norm state and the shuffling generator as they were before it.
-            saved = (self._theta.copy(), m.copy() if m is not None else None,
-                     v.copy() if v is not None else None, opt.iterations,
-                     self._bn_state.copy() if self.has_batchnorm else None, rng.bit_generator.state)
+            saved = (
+                self._theta.copy(),
+                m.copy() if m is not None else None,
+                v.copy() if v is not None else None,
+                opt.iterations,
+                self._bn_state.copy() if self.has_batchnorm else None,
+                rng.bit_generator.state,
+            )
             try:
                 perm = rng.permutation(n).astype(np.int64) if shuffle else None
                 steps = math.ceil(n / batch_size)
                 rail = None if quant is None else np.full((steps, len(RAIL_NAMES)), np.nan)
                 result = kernels.train_epoch(
-                    self._spec, self._theta, x, y, perm=perm, batch_size=batch_size,
-                    loss=loss_code, optimizer=opt._config(), m=m, v=v, step=opt.iterations,
-                    clip_params=self.clip, bn_state=self._state(), quant=quant, rail=rail)
+                    self._spec,
+                    self._theta,
+                    x,
+                    y,
+                    perm=perm,
+                    batch_size=batch_size,
+                    loss=loss_code,
+                    optimizer=opt._config(),
+                    m=m,
+                    v=v,
+                    step=opt.iterations,
+                    clip_params=self.clip,
+                    bn_state=self._state(),
+                    quant=quant,
+                    rail=rail,
+                )
                 status, loss_sum, n_done, opt.iterations = result
             except BaseException:
                 self._restore_epoch(saved, m, v, opt, rng)
                 raise
             if rail is not None:
-                rails.append(rail[:math.ceil(n_done / batch_size)])
+                rails.append(rail[: math.ceil(n_done / batch_size)])
             # Unclipped and quantized training can grow a loss that no float32 holds while every
             # step stays finite (saturated gradients): that epoch counts as diverged and is undone.
             ceiling = float(np.finfo(self._dtype).max)
@@ -566,19 +676,31 @@ class Network:
             if overflow:
                 self._restore_epoch(saved, m, v, opt, rng)
                 history.diverged = True
-                history.stop_reason = (f"the mean loss of epoch {epoch + 1} ({loss_sum / n_done:.3g}) exceeds the "
-                                       f"largest {self._dtype.name} ({ceiling:.3g}); the weights are those before "
-                                       "that epoch")
-                warnings.warn(f"training diverged: {history.stop_reason}", TrainingDivergedWarning, stacklevel=2)
+                history.stop_reason = (
+                    f"the mean loss of epoch {epoch + 1} ({loss_sum / n_done:.3g}) exceeds the "
+                    f"largest {self._dtype.name} ({ceiling:.3g}); the weights are those before "
+                    "that epoch"
+                )
+                warnings.warn(
+                    f"training diverged: {history.stop_reason}",
+                    TrainingDivergedWarning,
+                    stacklevel=2,
+                )
                 if qat is not None:
                     rails.pop()
                 break
             if status != STATUS_OK:
                 what = "loss" if status == STATUS_NONFINITE_LOSS else "parameter update"
                 history.diverged = True
-                history.stop_reason = (f"non-finite {what} in epoch {epoch + 1} after {n_done} of {n} samples "
-                                       f"(step {opt.iterations + 1}); the weights are those of the last finite step")
-                warnings.warn(f"training diverged: {history.stop_reason}", TrainingDivergedWarning, stacklevel=2)
+                history.stop_reason = (
+                    f"non-finite {what} in epoch {epoch + 1} after {n_done} of {n} samples "
+                    f"(step {opt.iterations + 1}); the weights are those of the last finite step"
+                )
+                warnings.warn(
+                    f"training diverged: {history.stop_reason}",
+                    TrainingDivergedWarning,
+                    stacklevel=2,
+                )
                 break
             logs: dict[str, float] = {"loss": loss_sum / n_done}
             if x_val is not None:
@@ -595,7 +717,9 @@ class Network:
             history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
 
-    def _restore_epoch(self, saved: tuple, m: Any, v: Any, opt: Any, rng: np.random.Generator) -> None:
+    def _restore_epoch(
+        self, saved: tuple, m: Any, v: Any, opt: Any, rng: np.random.Generator
+    ) -> None:
         """Undo a partly applied epoch (see :meth:`fit`)."""
         theta, m0, v0, iterations, bn, rng_state = saved
         self._theta[...] = theta
@@ -611,7 +735,9 @@ class Network:
     def _qat_arrays(self, precision: Any) -> tuple[np.ndarray, np.ndarray]:
         """(fmts (L, fields, 5) int32, on (L, fields) int32) of a precision config."""
         if _precision_reader is None:
-            raise TypeError("precision: reading a precision config needs linncore.fixed; import linncore")
+            raise TypeError(
+                "precision: reading a precision config needs linncore.fixed; import linncore"
+            )
         pd = _precision_reader(precision)
         names = [layer.name for layer in self._layers]
         pd.validate(names)
@@ -620,14 +746,18 @@ class Network:
         for l, name in enumerate(names):
             for field in ("momentum", "adam_m", "adam_v"):
                 if pd.dtype(name, field) is not None:
-                    raise ValueError(f"precision: the {field!r} field ({name}) is not supported in training yet; "
-                                     "optimizer state stays float")
+                    raise ValueError(
+                        f"precision: the {field!r} field ({name}) is not supported in training "
+                        "yet; optimizer state stays float"
+                    )
             for f, field in enumerate(QAT_FIELDS):
                 fmt = pd.dtype(name, field)
                 if fmt is not None and fmt.bits > QAT_MAX_BITS:
-                    raise ValueError(f"precision: the {field!r} format of {name} is {fmt}; training takes "
-                                     f"formats up to {QAT_MAX_BITS} bits (wider formats work in quantize, "
-                                     "fixed_matmul and QuantizedNetwork)")
+                    raise ValueError(
+                        f"precision: the {field!r} format of {name} is {fmt}; training takes "
+                        f"formats up to {QAT_MAX_BITS} bits (wider formats work in quantize, "
+                        "fixed_matmul and QuantizedNetwork)"
+                    )
                 if fmt is not None:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1

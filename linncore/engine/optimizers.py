@@ -5,6 +5,7 @@ velocity and the step counter ``iterations``) for the network it trains, so that
 ``fit`` again continues where the last call stopped, as a compiled Keras model does.  Given
 by name (``"adam"``, ``"sgd"``), a fresh optimizer with Keras's defaults is made.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,8 +43,9 @@ class Optimizer:
         if self._m is None or self._m.shape != (n_params,) or self._m.dtype != dtype:
             if self._m is not None and self.iterations:
                 raise ValueError(
-                    f"optimizer: this {type(self).__name__} already trains {self._m.shape[0]} {self._m.dtype} "
-                    f"parameters; give a new optimizer for a network of {n_params} {np.dtype(dtype)} parameters"
+                    f"optimizer: this {type(self).__name__} already trains {self._m.shape[0]} "
+                    f"{self._m.dtype} parameters; give a new optimizer for a network of "
+                    f"{n_params} {np.dtype(dtype)} parameters"
                 )
             self._m = np.zeros(n_params, dtype=dtype)
             self._v = np.zeros(n_params, dtype=dtype)
@@ -82,17 +84,30 @@ class SGD(Optimizer):
 
     kind = OPT_SGD
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(
+        self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False
+    ) -> None:
         super().__init__(learning_rate)
         self.momentum = finite_float(momentum, "momentum", lo=0.0, hi=1.0, hi_open=True)
         self.nesterov = flag(nesterov, "nesterov")
 
     def _config(self) -> OptimizerConfig:
-        return OptimizerConfig(OPT_SGD, self.learning_rate, beta_1=0.0, beta_2=0.0, epsilon=0.0,
-                               momentum=self.momentum, nesterov=self.nesterov)
+        return OptimizerConfig(
+            OPT_SGD,
+            self.learning_rate,
+            beta_1=0.0,
+            beta_2=0.0,
+            epsilon=0.0,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+        )
 
     def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
+        return {
+            "learning_rate": self.learning_rate,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+        }
 
 
 class Adam(Optimizer):
@@ -120,8 +135,14 @@ class Adam(Optimizer):
 
     kind = OPT_ADAM
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, amsgrad: bool = False) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+    ) -> None:
         super().__init__(learning_rate)
         self.beta_1 = finite_float(beta_1, "beta_1", lo=0.0, hi=1.0, hi_open=True)
         self.beta_2 = finite_float(beta_2, "beta_2", lo=0.0, hi=1.0, hi_open=True)
@@ -130,12 +151,23 @@ class Adam(Optimizer):
             raise ValueError("amsgrad: only amsgrad=False (Keras's default) is implemented")
 
     def _config(self) -> OptimizerConfig:
-        return OptimizerConfig(OPT_ADAM, self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
-                               epsilon=self.epsilon, momentum=0.0, nesterov=False)
+        return OptimizerConfig(
+            OPT_ADAM,
+            self.learning_rate,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            momentum=0.0,
+            nesterov=False,
+        )
 
     def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
+        return {
+            "learning_rate": self.learning_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
 
 
 _BY_NAME = {"adam": Adam, "sgd": SGD}

@@ -1,4 +1,5 @@
 """Single optimizer steps against values computed by hand from the Keras 3 rules."""
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ def test_adam_matches_keras_update_rule(engine):
         g = 2 * w
         m += (g - m) * (1 - 0.9)
         v += (g * g - v) * (1 - 0.999)
-        a = 0.1 * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        a = 0.1 * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
         w -= a * m / (math.sqrt(v) + 1e-7)
     assert net.theta[0] == pytest.approx(w, rel=1e-14)
     assert opt.iterations == 2
@@ -49,8 +50,15 @@ def test_sgd_plain_matches_keras_update_rule(engine):
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_sgd_momentum_matches_keras_update_rule(engine, nesterov):
     net = _one_param_net(0.5)
-    net.fit([[1.0]], [[0.0]], epochs=3, batch_size=1, shuffle=False, verbose=0,
-            optimizer=SGD(learning_rate=0.1, momentum=0.9, nesterov=nesterov))
+    net.fit(
+        [[1.0]],
+        [[0.0]],
+        epochs=3,
+        batch_size=1,
+        shuffle=False,
+        verbose=0,
+        optimizer=SGD(learning_rate=0.1, momentum=0.9, nesterov=nesterov),
+    )
     w, vel = 0.5, 0.0
     for _ in range(3):
         g = 2 * w
@@ -69,17 +77,25 @@ def test_optimizer_state_carries_over_between_fit_calls(engine):
 
 
 def test_keras_defaults():
-    assert Adam().get_config() == {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+    assert Adam().get_config() == {
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+    }
     assert SGD().get_config() == {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"learning_rate": -1}, "learning_rate"),
-    ({"learning_rate": float("nan")}, "learning_rate"),
-    ({"beta_1": 1.0}, "beta_1"),
-    ({"epsilon": 0}, "epsilon"),
-    ({"amsgrad": True}, "amsgrad"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"beta_1": 1.0}, "beta_1"),
+        ({"epsilon": 0}, "epsilon"),
+        ({"amsgrad": True}, "amsgrad"),
+    ],
+)
 def test_adam_rejects_bad_hyper_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Adam(**kwargs)
@@ -97,8 +113,11 @@ def test_moments_of_a_dead_unit_decay_to_zero_not_to_subnormals(engine, dtype, m
     # A parameter whose gradient stays zero (a dead relu unit): its moments decay geometrically,
     # and in IEEE arithmetic a decaying moment gets stuck a few units above zero in the
     # subnormal range, where every later step is slow on many x86 cores.  It must reach zero.
-    opt = (OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False) if momentum is None
-           else OptimizerConfig(OPT_SGD, 0.01, 0.0, 0.0, 0.0, momentum, False))
+    opt = (
+        OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False)
+        if momentum is None
+        else OptimizerConfig(OPT_SGD, 0.01, 0.0, 0.0, 0.0, momentum, False)
+    )
     tiny = np.finfo(dtype).tiny
     theta = np.full(8, 0.5, dtype)
     m = np.array([tiny * 4, -tiny * 4, tiny * 2**-20, 5 * tiny * 2**-23, 0.1, 1e-3, 0, 0], dtype)

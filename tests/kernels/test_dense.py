@@ -1,4 +1,5 @@
 """Every compiled dense/optimizer kernel against its NumPy twin."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,9 @@ def _close(a, b, dt):
 
 
 def _spec(sizes, acts, has_bias, clip):
-    return NetSpec(np.array(sizes, np.int64), np.array(acts, np.int32), np.array(has_bias, np.int32), clip)
+    return NetSpec(
+        np.array(sizes, np.int64), np.array(acts, np.int32), np.array(has_bias, np.int32), clip
+    )
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -86,12 +89,15 @@ def test_net_forward_and_loss_grad_match_twin(core, twin, rng, dt, clip):
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("opt", [
-    OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
-    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.0, False),
-    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, False),
-    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
-])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
+        OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.0, False),
+        OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, False),
+        OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
+    ],
+)
 def test_optim_step_matches_twin_bit_for_bit(core, twin, rng, dt, opt):
     P = 50
     states = []
@@ -111,10 +117,13 @@ def test_optim_step_matches_twin_bit_for_bit(core, twin, rng, dt, opt):
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("opt", [
-    OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
-    OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
-])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        OptimizerConfig(OPT_ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, False),
+        OptimizerConfig(OPT_SGD, 0.05, 0.0, 0.0, 0.0, 0.9, True),
+    ],
+)
 def test_optim_delta_is_the_step_as_an_increment(core, twin, rng, dt, opt):
     theta, g = rng.normal(size=40).astype(dt), rng.normal(size=40).astype(dt)
     for mod in (core, twin):
@@ -139,8 +148,20 @@ def test_train_epoch_matches_twin(core, twin, rng, dt, clip):
     for mod in (core, twin):
         theta = theta0.copy()
         m, v = np.zeros_like(theta), np.zeros_like(theta)
-        status, loss_sum, n_done, step = mod.train_epoch(spec, theta, X, Y, perm=perm, batch_size=16, loss=LOSSES["mse"],
-                                                         optimizer=opt, m=m, v=v, step=0, clip_params=clip)
+        status, loss_sum, n_done, step = mod.train_epoch(
+            spec,
+            theta,
+            X,
+            Y,
+            perm=perm,
+            batch_size=16,
+            loss=LOSSES["mse"],
+            optimizer=opt,
+            m=m,
+            v=v,
+            step=0,
+            clip_params=clip,
+        )
         assert (status, n_done, step) == (0, 70, 5)
         out.append((theta, m, v, loss_sum))
     tol = dict(rtol=1e-10, atol=1e-12) if dt == np.float64 else dict(rtol=1e-4, atol=1e-5)
@@ -156,11 +177,25 @@ def test_train_epoch_stops_at_nonfinite_loss_keeping_weights(engine, rng):
     m, v = np.zeros_like(theta), np.zeros_like(theta)
     opt = OptimizerConfig(OPT_SGD, 0.1, 0, 0, 0, 0.0, False)
     theta_before = theta.copy()
-    status, loss_sum, n_done, step = engine.train_epoch(spec, theta, X, Y, perm=None, batch_size=1, loss=LOSSES["mse"],
-                                                            optimizer=opt, m=m, v=v, step=0, clip_params=False)
+    status, _, n_done, step = engine.train_epoch(
+        spec,
+        theta,
+        X,
+        Y,
+        perm=None,
+        batch_size=1,
+        loss=LOSSES["mse"],
+        optimizer=opt,
+        m=m,
+        v=v,
+        step=0,
+        clip_params=False,
+    )
     assert status == 1 and n_done == 1 and step == 1
     expected = theta_before.copy()
-    engine.optim_step(opt, expected, engine.net_loss_grad(spec, theta_before, X[:1], Y[:1], 0)[1], m * 0, v * 0, 1)
+    engine.optim_step(
+        opt, expected, engine.net_loss_grad(spec, theta_before, X[:1], Y[:1], 0)[1], m * 0, v * 0, 1
+    )
     np.testing.assert_array_equal(theta, expected)
     assert np.all(np.isfinite(theta))
 

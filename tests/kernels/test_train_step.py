@@ -1,4 +1,5 @@
 """The one training step (float and quantization-aware) and the arguments it refuses."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,18 +9,27 @@ from linncore._util.codes import LOSSES, OPT_ADAM, OPT_SGD, QAT_FIELDS, RAIL_NAM
 from linncore._util.kernel_args import OptimizerConfig, QuantConfig
 from linncore.engine.network import NetSpec
 
-ADAM = OptimizerConfig(OPT_ADAM, 0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, momentum=0.0,
-                       nesterov=False)
-MOMENTUM = OptimizerConfig(OPT_SGD, 0.05, beta_1=0.0, beta_2=0.0, epsilon=0.0, momentum=0.9,
-                           nesterov=True)
+ADAM = OptimizerConfig(
+    OPT_ADAM, 0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, momentum=0.0, nesterov=False
+)
+MOMENTUM = OptimizerConfig(
+    OPT_SGD, 0.05, beta_1=0.0, beta_2=0.0, epsilon=0.0, momentum=0.9, nesterov=True
+)
 
 
 def _spec(sizes=(3, 8, 6, 2), acts=(2, 1, 0), bias=(1, 0, 1), clip=False, bn=None):
-    extra = {} if bn is None else dict(bn=np.array(bn, np.int32),
-                                       bn_momentum=np.full(len(acts), 0.9),
-                                       bn_epsilon=np.full(len(acts), 1e-3))
-    return NetSpec(np.array(sizes, np.int64), np.array(acts, np.int32),
-                   np.array(bias, np.int32), clip, **extra)
+    extra = (
+        {}
+        if bn is None
+        else dict(
+            bn=np.array(bn, np.int32),
+            bn_momentum=np.full(len(acts), 0.9),
+            bn_epsilon=np.full(len(acts), 1e-3),
+        )
+    )
+    return NetSpec(
+        np.array(sizes, np.int64), np.array(acts, np.int32), np.array(bias, np.int32), clip, **extra
+    )
 
 
 def _n_params(spec):
@@ -30,14 +40,23 @@ def _n_params(spec):
 def _float_quant(L):
     """Quantization with every field float: the hook is there, nothing is quantized."""
     n = len(QAT_FIELDS)
-    return QuantConfig(np.zeros((L, n, 5), np.int32), np.zeros((L, n), np.int32), seed=7,
-                       near_rail=0.9)
+    return QuantConfig(
+        np.zeros((L, n, 5), np.int32), np.zeros((L, n), np.int32), seed=7, near_rail=0.9
+    )
 
 
 def _epoch(engine, spec, theta, X, Y, **kw):
     m, v = np.zeros_like(theta), np.zeros_like(theta)
-    args = dict(perm=None, batch_size=16, loss=LOSSES["mse"], optimizer=ADAM, m=m, v=v, step=0,
-                clip_params=False)
+    args = dict(
+        perm=None,
+        batch_size=16,
+        loss=LOSSES["mse"],
+        optimizer=ADAM,
+        m=m,
+        v=v,
+        step=0,
+        clip_params=False,
+    )
     args.update(kw)
     out = engine.train_epoch(spec, theta, X, Y, **args)
     return out, m, v
@@ -54,8 +73,18 @@ def test_step_with_every_field_float_is_the_float_step_bit_for_bit(engine, rng, 
     a, b = theta0.copy(), theta0.copy()
     rail = np.zeros((5, len(RAIL_NAMES)))
     ra, ma, va = _epoch(engine, spec, a, X, Y, perm=perm, optimizer=opt, clip_params=clip)
-    rb, mb, vb = _epoch(engine, spec, b, X, Y, perm=perm, optimizer=opt, clip_params=clip,
-                        quant=_float_quant(3), rail=rail)
+    rb, mb, vb = _epoch(
+        engine,
+        spec,
+        b,
+        X,
+        Y,
+        perm=perm,
+        optimizer=opt,
+        clip_params=clip,
+        quant=_float_quant(3),
+        rail=rail,
+    )
     assert ra == rb and ra[0] == 0 and ra[2:] == (70, 5)
     for x, y in ((a, b), (ma, mb), (va, vb)):
         np.testing.assert_array_equal(x, y)
