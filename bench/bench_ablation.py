@@ -299,7 +299,8 @@ def main() -> None:
         print(line, flush=True)
     print(
         f"target: linncore at least {TARGET:.0f}x the TensorFlow loop's steps/s "
-        f"(TF: eager GradientTape, one intra-op thread, {POWER_ITERS} power-iteration HVPs per deep step)"
+        f"(TF: eager GradientTape, one intra-op thread, {POWER_ITERS} power-iteration HVPs per "
+        "deep step)"
     )
 
 

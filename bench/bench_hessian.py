@@ -264,7 +264,8 @@ def run(torch) -> None:
     sine.fit(Xs, Ys, epochs=50, batch_size=32, verbose=0, seed=0)
     P = sine.n_params
     print(
-        f"\n2. lambda_max, Simple_sine 1 -> 32 relu -> 32 relu -> 32 tanh -> 1, P = {P}, N = {len(x)}"
+        f"\n2. lambda_max, Simple_sine 1 -> 32 relu -> 32 relu -> 32 tanh -> 1, P = {P}, N = "
+        f"{len(x)}"
     )
     hs.lambda_max(sine, Xs, Ys)  # warm-up
     t_lmax, lmax = best_of(lambda: hs.lambda_max(sine, Xs, Ys), reps=30)
@@ -280,7 +281,8 @@ def run(torch) -> None:
         f"{abs(lmax - exact) / exact:.1e}), {t_lmax * 1e3:.2f} ms"
     )
     print(
-        f"  linncore: lambda_max = {lmax6:.12g} (Lanczos, tol 1e-6 as asked of PyTorch below; error "
+        f"  linncore: lambda_max = {lmax6:.12g} (Lanczos, tol 1e-6 as asked of PyTorch below; "
+        "error "
         f"{abs(lmax6 - exact) / exact:.1e}), {t_lmax6 * 1e3:.2f} ms"
     )
     print(

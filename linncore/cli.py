@@ -145,12 +145,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     print("as the instrument describes it:")
     print("  " + json.dumps(desc))
     print(
-        f"  {'#':<3}{'activation':<12}{'inputs':>7}{'outputs':>8}{'params':>8}   weights range        biases range"
+        f"  {'#':<3}{'activation':<12}{'inputs':>7}{'outputs':>8}{'params':>8}   weights range     "
+        "   biases range"
     )
     for i, l in enumerate(layers):
         print(
             f"  {i:<3}{l.activation:<12}{l.inputs:>7}{l.outputs:>8}{l.weights.size + l.biases.size:>8}   "
-            f"[{l.weights.min():+.4f}, {l.weights.max():+.4f}]   [{l.biases.min():+.4f}, {l.biases.max():+.4f}]"
+            f"[{l.weights.min():+.4f}, {l.weights.max():+.4f}]   [{l.biases.min():+.4f}, "
+            f"{l.biases.max():+.4f}]"
         )
     for line in budget_text(
         [l.inputs for l in layers], [l.outputs for l in layers], args.device, args.slots
@@ -193,7 +195,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     outside = int(np.sum(np.abs(data) > 1.0))
     if outside and not args.no_clip_inputs:
         print(
-            f"note: {outside} input value(s) outside [-1, 1] clipped, as the instrument's inputs saturate",
+            f"note: {outside} input value(s) outside [-1, 1] clipped, as the instrument's inputs "
+            "saturate",
             file=sys.stderr,
         )
         data = np.clip(data, -1.0, 1.0)
@@ -289,7 +292,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     x = np.arange(0.0, 2.0 * np.pi, 0.01)
     y = np.cos(5.0 * x)
     print(
-        f"Simple_sine: y = cos(5x) on {x.size} points of [0, 2pi); 1 -> 32 relu -> 32 relu -> 32 tanh -> 1 linear; "
+        f"Simple_sine: y = cos(5x) on {x.size} points of [0, 2pi); 1 -> 32 relu -> 32 relu -> 32 "
+        "tanh -> 1 linear; "
         f"{args.epochs} epochs, 10% validation (the last samples)"
     )
     lm = LinnModel()
@@ -316,7 +320,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"variance explained train {r2t:.3f}, validation {r2v:.3f}"
     )
     print(
-        f"  (as in the vendor's tutorial, the validation samples are the last 10% of x, x >= {x[n_train]:.2f}: "
+        "  (as in the vendor's tutorial, the validation samples are the last 10% of x, x >= "
+        f"{x[n_train]:.2f}: "
         "outside the training range, so they measure extrapolation)"
     )
     print()
@@ -540,7 +545,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra = sorted(set(cfg.get(section, {})) - keys)
         if extra:
             raise CliError(
-                f"{cfg_path}: [{section}] unknown key(s) {short(extra, 200)}; expected some of {sorted(keys)}"
+                f"{cfg_path}: [{section}] unknown key(s) {short(extra, 200)}; expected some of "
+                f"{sorted(keys)}"
             )
     es_cfg = cfg.get("training", {}).get("early_stopping")
     if es_cfg is not None:
@@ -754,7 +760,8 @@ def _precision_value(value: Any, key: str, base: Path) -> Any:
         return str(path.resolve())
     if value is not None and not isinstance(value, dict):
         raise CliError(
-            f'{key}: expected an inline table, a PrecisionDict file name or "float", got {kind(value)}'
+            f'{key}: expected an inline table, a PrecisionDict file name or "float", got '
+            f"{kind(value)}"
         )
     return value
 
@@ -794,7 +801,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
     for section, value in base.items():
         if section not in ("dataset", "model", "train"):
             raise CliError(
-                f"{cfg_path}: base.{clip(section, 40)}: unknown section; expected base.dataset, base.model, "
+                f"{cfg_path}: base.{clip(section, 40)}: unknown section; expected base.dataset, "
+                "base.model, "
                 "base.train"
             )
         if not isinstance(value, dict):
@@ -810,7 +818,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
             )
         if not isinstance(values, list) or not values:
             raise CliError(
-                f"{cfg_path}: grid[{short(key)}]: expected a non-empty list of values, got {kind(values)}"
+                f"{cfg_path}: grid[{short(key)}]: expected a non-empty list of values, got "
+                f"{kind(values)}"
             )
     folder = cfg_path.parent
     try:
@@ -912,7 +921,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     result.save(out)
     n = len(result.rows)
     print(
-        f"wrote {out / 'summary.csv'}, {out / 'summary.json'} and {n} histor{'y' if n == 1 else 'ies'} "
+        f"wrote {out / 'summary.csv'}, {out / 'summary.json'} and {n} "
+        f"histor{'y' if n == 1 else 'ies'} "
         f"in {out / 'histories'}"
     )
     try:

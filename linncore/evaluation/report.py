@@ -637,7 +637,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
     if n and not np.all(np.isfinite(floor) & (floor > 0)):
         j = int(np.flatnonzero(~(np.isfinite(floor) & (floor > 0)))[0])
         raise bad(
-            f"floor[{j}]: expected a positive finite number, got {_untrusted.short(float(floor[j]))}"
+            f"floor[{j}]: expected a positive finite number, got "
+            f"{_untrusted.short(float(floor[j]))}"
         )
     if not np.all(np.isfinite(exp)):
         raise bad("expected: expected finite targets")
@@ -699,7 +700,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
         raise bad("the stored buckets disagree with the stored deviations")
     if doc.get("failures") is not None and doc["failures"] != report.failures:
         raise bad(
-            f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give {report.failures}"
+            f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give "
+            f"{report.failures}"
         )
     if doc.get("score") is not None:
         try:
@@ -710,7 +712,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
             score == report.score or (math.isnan(score) and math.isnan(report.score))
         ):
             raise bad(
-                f"score: stored {_untrusted.short(doc['score'])}, the deviations give {report.score!r}"
+                f"score: stored {_untrusted.short(doc['score'])}, the deviations give "
+                f"{report.score!r}"
             )
     return report
 
@@ -777,7 +780,8 @@ def evaluate(
     else:
         if not callable(getattr(model, "predict", None)):
             raise TypeError(
-                f"model: expected a Network or an object with predict(X), got {type(model).__name__}"
+                "model: expected a Network or an object with predict(X), got "
+                f"{type(model).__name__}"
             )
         pred = as_float_array(model.predict(X), "model.predict(X)")
         pred = pred[:, None] if pred.ndim == 1 else pred

@@ -35,7 +35,8 @@ class _LayerView:
     def set_weights(self, weights: Sequence[Any]) -> None:
         if len(weights) != 0:
             raise ValueError(
-                f"weights: layer {self.name!r} has no weights; expected an empty list, got {len(weights)} array(s)"
+                f"weights: layer {self.name!r} has no weights; expected an empty list, got "
+                f"{len(weights)} array(s)"
             )
 
     @property

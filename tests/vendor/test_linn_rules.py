@@ -470,7 +470,8 @@ def test_document_activation_must_be_lower_case_instrument_name():
     doc["layers"][0]["activation"] = "Tanh"
     rule_error(
         "activation",
-        r"layers\[0\].activation: expected one of relu, tanh, sigmoid, softsign, linear, got 'Tanh'",
+        r"layers\[0\].activation: expected one of relu, tanh, sigmoid, softsign, linear, got "
+        r"'Tanh'",
         load_linn,
         doc,
     )
