@@ -278,7 +278,8 @@ def main() -> None:
         tf = None
         print("TensorFlow is not importable: linncore figures only")
     print(
-        f"{'problem':<34}{'linncore float':>16}{'linncore quant':>16}{'TF float':>12}{'TF quant':>12}"
+        f"{'problem':<34}{'linncore float':>16}{'linncore quant':>16}"
+        f"{'TF float':>12}{'TF quant':>12}"
         f"{'ratio float':>13}{'ratio quant':>13}"
     )
     for label, make, tf_steps in (

@@ -150,7 +150,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     )
     for i, l in enumerate(layers):
         print(
-            f"  {i:<3}{l.activation:<12}{l.inputs:>7}{l.outputs:>8}{l.weights.size + l.biases.size:>8}   "
+            f"  {i:<3}{l.activation:<12}{l.inputs:>7}{l.outputs:>8}"
+            f"{l.weights.size + l.biases.size:>8}   "
             f"[{l.weights.min():+.4f}, {l.weights.max():+.4f}]   [{l.biases.min():+.4f}, "
             f"{l.biases.max():+.4f}]"
         )
@@ -653,7 +654,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ay, hy = _read_data(sources[1], header)
         x = _columns(ax, hx, inputs, "inputs", sources[0])
         y = _columns(ay, hy, outputs, "outputs", sources[1])
-    # the instrument's limits (layer count, neurons per layer, column depth) before any network is built
+    # the instrument's limits (layer count, neurons per layer, column depth) before any network
+    # is built
     shapes = [(w_in, w) for w_in, (w, _) in zip([x.shape[1]] + [w for w, _ in layers], layers)]
     try:
         _check_shapes(shapes, [a for _, a in layers], limit, limit_label, "[model] layers")

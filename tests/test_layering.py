@@ -1,5 +1,8 @@
 """The package's layers import one way: _util <- engine <- fixed/curvature <- io/vendor/evaluation
-<- ablation <- cli.  Every import inside linncore, at module level or inside a function, is checked."""
+<- ablation <- cli.
+
+Every import inside linncore, at module level or inside a function, is checked.
+"""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ class FitHistory(Mapping):
     Examples
     --------
     >>> import numpy as np
-    >>> h = FitHistory({"step": np.arange(3), "epoch": np.zeros(3, int), "loss": np.array([3.0, 2.0, 1.0])})
+    >>> h = FitHistory({"step": np.arange(3), "epoch": np.zeros(3, int),
+    ...                 "loss": np.array([3.0, 2.0, 1.0])})
     >>> float(h["loss"][-1]), float(h.loss[0]), len(h)
     (1.0, 3.0, 3)
     >>> sorted(h.keys())
@@ -169,7 +170,10 @@ class FitHistory(Mapping):
     def compare(
         self, other: FitHistory, keys: list[str] | None = None
     ) -> dict[str, dict[str, float]]:
-        """Side-by-side summaries of two runs: ``{metric: {"self": a, "other": b, "diff": b - a}}``."""
+        """Side-by-side summaries of two runs.
+
+        Returns ``{metric: {"self": a, "other": b, "diff": b - a}}``.
+        """
         if not isinstance(other, FitHistory):
             raise TypeError(f"other: expected a FitHistory, got {type(other).__name__}")
         a, b = self.summary(), other.summary()

@@ -4,7 +4,8 @@ A run is described by a plain dict (JSON/TOML-able)::
 
     {"dataset": {"n": 1000, "d_in": 4, "d_out": 2, "noise": 0.0},        # LinearTeacherDataset
      "model": {"num_hidden": [], "activation": None, "use_bias": False, "clip": False},
-     "train": {"epochs": 10, "learning_rate": 0.05, "use_controller": False, "precision_dict": None}}
+     "train": {"epochs": 10, "learning_rate": 0.05, "use_controller": False,
+               "precision_dict": None}}
 
 A grid maps dotted keys (``"train.learning_rate"``) to lists of values; :func:`sweep` runs
 the Cartesian product of the grid on top of a base configuration, once per seed.  The seed
@@ -366,7 +367,8 @@ def sweep(
     --------
     >>> from concurrent.futures import ThreadPoolExecutor
     >>> res = sweep({"train.learning_rate": [0.05, 0.1]}, seeds=[0],
-    ...             base={"dataset": {"n": 64}, "train": {"epochs": 1}}, executor=ThreadPoolExecutor(1))
+    ...             base={"dataset": {"n": 64}, "train": {"epochs": 1}},
+    ...             executor=ThreadPoolExecutor(1))
     >>> [row["train.learning_rate"] for row in res.rows]
     [0.05, 0.1]
     """

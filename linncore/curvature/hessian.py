@@ -803,7 +803,8 @@ def forward_gain_spectral(net: Network) -> float:
     --------
     >>> import numpy as np
     >>> from linncore import Dense, Network
-    >>> net = Network([Dense((2, 2), weight=np.diag([3.0, 1.0])), Dense((2, 1), weight=[[0.0], [2.0]])])
+    >>> net = Network([Dense((2, 2), weight=np.diag([3.0, 1.0])),
+    ...                Dense((2, 1), weight=[[0.0], [2.0]])])
     >>> forward_gain_spectral(net)
     6.0
     """

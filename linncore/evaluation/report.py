@@ -354,7 +354,10 @@ class DeviationReport:
 
     @property
     def average_deviation(self) -> float:
-        """Mean deviation in percent (``inf`` when a prediction is not finite); NaN without samples."""
+        """Mean deviation in percent.
+
+        ``inf`` when a prediction is not finite; NaN without samples.
+        """
         if self.n_samples == 0:
             return math.nan
         return float(np.mean(self.deviations))
@@ -492,7 +495,10 @@ class DeviationReport:
         }
 
     def to_json(self, indent: int | None = None) -> str:
-        """The report as JSON text (see :meth:`to_dict`); :meth:`from_json` reads it back exactly."""
+        """The report as JSON text (see :meth:`to_dict`).
+
+        :meth:`from_json` reads it back exactly.
+        """
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
@@ -527,7 +533,10 @@ class DeviationReport:
         )
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_json` to ``path`` atomically (an earlier file survives a failed write)."""
+        """Write :meth:`to_json` to ``path`` atomically.
+
+        An earlier file survives a failed write.
+        """
         write_text_atomic(path, self.to_json(indent=1) + "\n")
 
     @classmethod

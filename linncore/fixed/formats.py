@@ -194,7 +194,8 @@ class FixedFormat:
         Examples
         --------
         >>> FixedFormat.parse("ufixed<8,0,TRN,WRAP>")
-        FixedFormat(bits=8, int_bits=0, signed=False, rounding=<Rounding.TRN: 0>, overflow=<Overflow.WRAP: 2>)
+        FixedFormat(bits=8, int_bits=0, signed=False, rounding=<Rounding.TRN: 0>,
+                    overflow=<Overflow.WRAP: 2>)
         >>> str(FixedFormat.parse("Q2.14"))
         'fixed<16,2,RND_CONV,SAT>'
         """

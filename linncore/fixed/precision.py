@@ -1,9 +1,10 @@
 """Precision configurations: which fixed-point format each tensor role of each layer uses.
 
-A :class:`PrecisionDict` maps ``(layer_name, field)`` to a :class:`~linncore.fixed.formats.FixedFormat`
-or to ``None`` (floating point).  Layer names are ``dense0``, ``dense1``, ...; the fields are
-those of the spec (:data:`FIELDS`).  The ``"default"`` entry applies to every layer; a layer's
-own entry overrides it field by field (``None`` there forces floating point).
+A :class:`PrecisionDict` maps ``(layer_name, field)`` to a
+:class:`~linncore.fixed.formats.FixedFormat` or to ``None`` (floating point).  Layer names are
+``dense0``, ``dense1``, ...; the fields are those of the spec (:data:`FIELDS`).  The
+``"default"`` entry applies to every layer; a layer's own entry overrides it field by field
+(``None`` there forces floating point).
 """
 
 from __future__ import annotations

@@ -373,7 +373,9 @@ def _i64(v: int) -> str:
 def export_c_header(
     model: Any, path: str | os.PathLike | None, *, name: str = "linn_net", fixed: Any = None
 ) -> str:
-    """Write a plain C99 header with the network's weights and ``void NAME_predict(const float *x, float *y)``.
+    """Write a plain C99 header: the network's weights and ``NAME_predict``.
+
+    The prediction function is ``void NAME_predict(const float *x, float *y)``.
 
     The header defines ``NAME_N_IN`` and ``NAME_N_OUT``, the parameters as ``static const``
     arrays (kernels row-major ``(n_in, n_out)``) and a ``static inline`` inference function

@@ -184,7 +184,10 @@ class KerasModelView:
     __call__ = predict
 
     def summary(self, *args: Any, **kwargs: Any) -> None:
-        """Print the owner's summary (a ``LinnModel``'s, with budget and scaling) or the network's."""
+        """Print the owner's summary or the network's.
+
+        A ``LinnModel``'s summary includes the budget and the scaling.
+        """
         if self._owner is not None:
             self._owner.summary()
         else:

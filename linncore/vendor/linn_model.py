@@ -645,7 +645,8 @@ class LinnModel:
         for cb in callbacks:  # evaluation reports in the units of the data, through the scaling
             if getattr(cb, "evaluates", "unset") is None:
                 cb.evaluates = self
-        # callbacks see the Keras-shaped model, as in Keras (self.model.layers[i].get_weights(), ...)
+        # callbacks see the Keras-shaped model, as in Keras
+        # (self.model.layers[i].get_weights(), ...)
         history = net.fit(
             self.training_inputs,
             self.training_outputs,
@@ -783,7 +784,8 @@ def budget_text(
     Examples
     --------
     >>> budget_text([1, 32], [32, 1])[0]
-    'instrument budget: column depth 39 of 1024 (sum over layers of inputs + 3); latency about 39 cycles'
+    'instrument budget: column depth 39 of 1024 (sum over layers of inputs + 3);
+    latency about 39 cycles'
     """
     depth = column_depth(inputs)
     limit, label = device_neuron_limit(device, slots)
@@ -1003,7 +1005,8 @@ def describe_linn(path_or_dict: Any, device: str | None = None, slots: int | Non
     >>> doc = {"version": "0.1", "num_input_channels": 3, "num_output_channels": 1,
     ...        "layers": [{"activation": "linear", "weights": [[0.1, 0.2, 0.3]], "biases": [0.1]}]}
     >>> describe_linn(doc)
-    {'inputs': 3, 'outputs': 1, 'num_input_channels': 3, 'num_output_channels': 1, 'layers': [{'activation': 'Linear', 'inputs': 3, 'outputs': 1}]}
+    {'inputs': 3, 'outputs': 1, 'num_input_channels': 3, 'num_output_channels': 1,
+     'layers': [{'activation': 'Linear', 'inputs': 3, 'outputs': 1}]}
     """
     header, layers = read_linn(path_or_dict, device, slots)
     return describe(header, layers)
