@@ -301,7 +301,8 @@ def run(torch) -> None:
             vv = torch.randn(P, dtype=torch.float64, generator=gen)
             vv /= vv.norm()
             lam, it = 0.0, 0
-            for it in range(1, max_iter + 1):
+            while it < max_iter:
+                it += 1
                 (hv,) = torch.autograd.grad(g, th, vv, retain_graph=True)
                 new = float(vv @ hv)
                 vv = hv / hv.norm()

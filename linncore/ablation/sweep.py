@@ -137,7 +137,7 @@ def _check_sizes(cfg: Mapping[str, Any]) -> None:
             raise ValueError(f"model.num_hidden[{i}]: expected a positive integer, got {_short(w)}")
         widths.append(int(w))
     widths.append(dims["d_out"])
-    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    params = sum(a * b + b for a, b in itertools.pairwise(widths))
     if params > MAX_PARAMS:
         raise ValueError(f"model: {_short(params)} parameters, more than the limit of {MAX_PARAMS}")
 

@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -193,7 +193,7 @@ class FixedFormat:
 
         Examples
         --------
-        >>> FixedFormat.parse("ufixed<8,0,TRN,WRAP>")
+        >>> FixedFormat.parse("ufixed<8,0,TRN,WRAP>")  # doctest: +NORMALIZE_WHITESPACE
         FixedFormat(bits=8, int_bits=0, signed=False, rounding=<Rounding.TRN: 0>,
                     overflow=<Overflow.WRAP: 2>)
         >>> str(FixedFormat.parse("Q2.14"))
@@ -355,7 +355,7 @@ class FixedFormat:
         return quantize(x, self, seed=seed)
 
 
-FormatLike = Union[FixedFormat, str]
+FormatLike = FixedFormat | str
 
 
 def _fmt(f: Any, name: str) -> FixedFormat:

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from .._util import untrusted as _untrusted
 from .._util.atomic import write_text_atomic
@@ -52,7 +52,7 @@ FIELDS: tuple[str, ...] = (
 DEFAULT = "default"
 _LAYER_RE = re.compile(r"^dense(0|[1-9][0-9]*)$")
 
-FormatSpec = Union[FixedFormat, str, Mapping[str, Any], None]
+FormatSpec = FixedFormat | str | Mapping[str, Any] | None
 
 
 def _check_layer(name: Any, where: str) -> str:
