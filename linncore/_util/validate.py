@@ -90,10 +90,10 @@ def positive_int(value: Any, name: str, hi: int | None = None) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or value < 1
-        or (hi is not None and value > hi)
+        or int(value) < 1
+        or (hi is not None and int(value) > hi)
     ):
-        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        over = hi is not None and isinstance(value, numbers.Integral) and int(value) > hi
         bound = "a positive integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)
@@ -103,10 +103,10 @@ def non_negative_int(value: Any, name: str, hi: int | None = None) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or value < 0
-        or (hi is not None and value > hi)
+        or int(value) < 0
+        or (hi is not None and int(value) > hi)
     ):
-        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        over = hi is not None and isinstance(value, numbers.Integral) and int(value) > hi
         bound = "a non-negative integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)

@@ -146,6 +146,7 @@ class FitHistory(Mapping):
             actual is not None
             and len(self)
             and not diverged
+            and loss is not None
             and np.all(np.isfinite(loss[-1:]))
             and _silently_dead(actual)
         )
@@ -195,7 +196,8 @@ class FitHistory(Mapping):
         arrays = {_PREFIX + k: v for k, v in self._arrays.items()}
         arrays["__meta__"] = np.array(json.dumps(meta, allow_nan=True, default=_json_default))
         with atomic_write(path, "wb") as fh:
-            np.savez(fh, **arrays)
+            # the prefixed keys cannot bind savez's allow_pickle, which the stubs cannot see
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FitHistory:

@@ -415,11 +415,11 @@ def sweep(
     verbose = non_negative_int(verbose, "verbose")
     own = executor is None
     # its own pool fills the CPUs with processes, so each runs its kernels on one thread
-    ex = (
+    ex: Executor = (
         ProcessPoolExecutor(
             max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread
         )
-        if own
+        if executor is None
         else executor
     )
     result = SweepResult()
@@ -440,12 +440,12 @@ def sweep(
                     f"{run_id} ({_label(point) or 'base'}, seed {seed}) failed: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            rows[j] = {"run": run_id, **point, "seed": seed, **summary}
-            histories[j] = history
+            row = {"run": run_id, **point, "seed": seed, **summary}
+            rows[j], histories[j] = row, history
             if progress is not None:
-                progress(done, len(jobs), rows[j])
+                progress(done, len(jobs), row)
             if display is not None:
-                display.update(done, _run_text(rows[j]))
+                display.update(done, _run_text(row))
     finally:
         if own:
             ex.shutdown(cancel_futures=True)
@@ -458,8 +458,11 @@ def sweep(
                 ]
             )
     for j, (run_id, *_rest) in enumerate(jobs):  # grid order, whatever order the runs finished in
-        result.rows.append(rows[j])
-        result.histories[run_id] = histories[j]
+        finished, its_history = rows[j], histories[j]
+        # every run finished, or the sweep raised
+        assert finished is not None and its_history is not None
+        result.rows.append(finished)
+        result.histories[run_id] = its_history
     return result
 
 

@@ -361,6 +361,7 @@ class ProgressLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         values = dict(logs or {})
         self._run = epoch + 1
+        assert self._progress is not None, "on_train_begin opens the display"
         self._progress.update(
             epoch + 1,
             lambda: " - ".join(

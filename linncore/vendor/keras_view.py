@@ -82,8 +82,9 @@ class DenseView(_LayerView):
 
     def get_weights(self) -> list[np.ndarray]:
         out = [self._layer.weight.copy()]
-        if self._layer.has_bias:
-            out.append(self._layer.bias.copy())
+        bias = self._layer.bias  # None exactly when the layer has no bias
+        if bias is not None:
+            out.append(bias.copy())
         return out
 
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -103,7 +104,8 @@ class DenseView(_LayerView):
             raise ValueError(
                 f"weights: layer {self.name!r} expects [{', '.join(names)}], got {got}"
             )
-        targets = [self._layer.weight] + ([self._layer.bias] if self._layer.has_bias else [])
+        bias = self._layer.bias
+        targets = [self._layer.weight] + ([bias] if bias is not None else [])
         checked = []
         for name, target, value in zip(names, targets, weights):
             arr = as_float_array(value, f"{self.name} {name}")
