@@ -9,6 +9,7 @@ sweep from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run,
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import math
 import os
@@ -244,6 +245,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     for w in caught:
         print(f"linncore convert: warning: {w.message}", file=sys.stderr)
     net = lm.network
+    assert net is not None  # load_keras returns a model with its network built
     layers = " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
     clipping = "outputs clipped to [-1, 1]" if net.clip else "no clipping"
     print(
@@ -274,6 +276,7 @@ def _preflight(
     trained values: the output folder and every converter, channel, mapping and device rule
     (on a copy of the network with zero parameters)."""
     check_writable(out_path, "output file")
+    assert lm.network is not None  # both callers construct the model first
     probe = lm.network.copy()
     probe.theta[:] = 0.0
     get_linn(
@@ -458,7 +461,7 @@ class _Section:
             None if v is None else config_str(v, self.where(key), choices=choices, error=self.error)
         )
 
-    def columns(self, key: str) -> list | None:
+    def columns(self, key: builtins.str) -> list | None:  # str is the method above
         if key not in self.table:
             return None
         items = config_list(
