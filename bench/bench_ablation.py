@@ -278,7 +278,8 @@ def main() -> None:
         tf = None
         print("TensorFlow is not importable: linncore figures only")
     print(
-        f"{'problem':<34}{'linncore float':>16}{'linncore quant':>16}{'TF float':>12}{'TF quant':>12}"
+        f"{'problem':<34}{'linncore float':>16}{'linncore quant':>16}"
+        f"{'TF float':>12}{'TF quant':>12}"
         f"{'ratio float':>13}{'ratio quant':>13}"
     )
     for label, make, tf_steps in (
@@ -299,7 +300,8 @@ def main() -> None:
         print(line, flush=True)
     print(
         f"target: linncore at least {TARGET:.0f}x the TensorFlow loop's steps/s "
-        f"(TF: eager GradientTape, one intra-op thread, {POWER_ITERS} power-iteration HVPs per deep step)"
+        f"(TF: eager GradientTape, one intra-op thread, {POWER_ITERS} power-iteration HVPs per "
+        "deep step)"
     )
 
 

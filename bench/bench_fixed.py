@@ -113,20 +113,22 @@ def main() -> None:
         for e in engines:
             with _backend.use(e):
                 rep = args.repeat if e == "native" else 1
-                t, q = best_time(lambda: quantize(x, f, seed=1), rep)
+                t, q = best_time(lambda f=f: quantize(x, f, seed=1), rep)
             rates[e] = args.n / t / 1e6
             ref = q if ref is None else ref
         agree = []
         apy_rate = fxp_rate = None
         if apy is not None:
-            t, a = best_time(lambda: apy_quantize(x, APY_MODES[mode.name]), args.repeat)
+            t, a = best_time(lambda mode=mode: apy_quantize(x, APY_MODES[mode.name]), args.repeat)
             apy_rate = args.n / t / 1e6
             if mode != Rounding.STOCH:
                 agree.append(f"apytypes {'==' if np.array_equal(a.to_numpy(), ref) else '!='}")
         if Fxp is not None and mode.name in FXP_MODES:
             m = min(args.n, 100_000)  # fxpmath is slow: rate measured on a prefix
             t, q = best_time(
-                lambda: Fxp(x[:m], True, W, F, rounding=FXP_MODES[mode.name], overflow="saturate"),
+                lambda m=m, mode=mode: Fxp(
+                    x[:m], True, W, F, rounding=FXP_MODES[mode.name], overflow="saturate"
+                ),
                 1,
             )
             fxp_rate = m / t / 1e6

@@ -264,7 +264,8 @@ def run(torch) -> None:
     sine.fit(Xs, Ys, epochs=50, batch_size=32, verbose=0, seed=0)
     P = sine.n_params
     print(
-        f"\n2. lambda_max, Simple_sine 1 -> 32 relu -> 32 relu -> 32 tanh -> 1, P = {P}, N = {len(x)}"
+        f"\n2. lambda_max, Simple_sine 1 -> 32 relu -> 32 relu -> 32 tanh -> 1, P = {P}, N = "
+        f"{len(x)}"
     )
     hs.lambda_max(sine, Xs, Ys)  # warm-up
     t_lmax, lmax = best_of(lambda: hs.lambda_max(sine, Xs, Ys), reps=30)
@@ -280,7 +281,8 @@ def run(torch) -> None:
         f"{abs(lmax - exact) / exact:.1e}), {t_lmax * 1e3:.2f} ms"
     )
     print(
-        f"  linncore: lambda_max = {lmax6:.12g} (Lanczos, tol 1e-6 as asked of PyTorch below; error "
+        f"  linncore: lambda_max = {lmax6:.12g} (Lanczos, tol 1e-6 as asked of PyTorch below; "
+        "error "
         f"{abs(lmax6 - exact) / exact:.1e}), {t_lmax6 * 1e3:.2f} ms"
     )
     print(
@@ -299,7 +301,8 @@ def run(torch) -> None:
             vv = torch.randn(P, dtype=torch.float64, generator=gen)
             vv /= vv.norm()
             lam, it = 0.0, 0
-            for it in range(1, max_iter + 1):
+            while it < max_iter:
+                it += 1
                 (hv,) = torch.autograd.grad(g, th, vv, retain_graph=True)
                 new = float(vv @ hv)
                 vv = hv / hv.norm()

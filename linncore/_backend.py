@@ -115,8 +115,9 @@ def _default_threads() -> int:
 
 
 _threads = _default_threads()
-if _native() is not None:
-    _native().set_num_threads(_threads)
+_native_core = _native()
+if _native_core is not None:
+    _native_core.set_num_threads(_threads)
 
 
 def set_num_threads(n: int) -> None:

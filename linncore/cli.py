@@ -9,6 +9,7 @@ sweep from a TOML config).  Exit codes: 0 success, 1 a bad file or a failed run,
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import math
 import os
@@ -145,12 +146,15 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     print("as the instrument describes it:")
     print("  " + json.dumps(desc))
     print(
-        f"  {'#':<3}{'activation':<12}{'inputs':>7}{'outputs':>8}{'params':>8}   weights range        biases range"
+        f"  {'#':<3}{'activation':<12}{'inputs':>7}{'outputs':>8}{'params':>8}   weights range     "
+        "   biases range"
     )
     for i, l in enumerate(layers):
         print(
-            f"  {i:<3}{l.activation:<12}{l.inputs:>7}{l.outputs:>8}{l.weights.size + l.biases.size:>8}   "
-            f"[{l.weights.min():+.4f}, {l.weights.max():+.4f}]   [{l.biases.min():+.4f}, {l.biases.max():+.4f}]"
+            f"  {i:<3}{l.activation:<12}{l.inputs:>7}{l.outputs:>8}"
+            f"{l.weights.size + l.biases.size:>8}   "
+            f"[{l.weights.min():+.4f}, {l.weights.max():+.4f}]   [{l.biases.min():+.4f}, "
+            f"{l.biases.max():+.4f}]"
         )
     for line in budget_text(
         [l.inputs for l in layers], [l.outputs for l in layers], args.device, args.slots
@@ -193,7 +197,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     outside = int(np.sum(np.abs(data) > 1.0))
     if outside and not args.no_clip_inputs:
         print(
-            f"note: {outside} input value(s) outside [-1, 1] clipped, as the instrument's inputs saturate",
+            f"note: {outside} input value(s) outside [-1, 1] clipped, as the instrument's inputs "
+            "saturate",
             file=sys.stderr,
         )
         data = np.clip(data, -1.0, 1.0)
@@ -240,6 +245,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     for w in caught:
         print(f"linncore convert: warning: {w.message}", file=sys.stderr)
     net = lm.network
+    assert net is not None  # load_keras returns a model with its network built
     layers = " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
     clipping = "outputs clipped to [-1, 1]" if net.clip else "no clipping"
     print(
@@ -270,6 +276,7 @@ def _preflight(
     trained values: the output folder and every converter, channel, mapping and device rule
     (on a copy of the network with zero parameters)."""
     check_writable(out_path, "output file")
+    assert lm.network is not None  # both callers construct the model first
     probe = lm.network.copy()
     probe.theta[:] = 0.0
     get_linn(
@@ -289,7 +296,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     x = np.arange(0.0, 2.0 * np.pi, 0.01)
     y = np.cos(5.0 * x)
     print(
-        f"Simple_sine: y = cos(5x) on {x.size} points of [0, 2pi); 1 -> 32 relu -> 32 relu -> 32 tanh -> 1 linear; "
+        f"Simple_sine: y = cos(5x) on {x.size} points of [0, 2pi); 1 -> 32 relu -> 32 relu -> 32 "
+        "tanh -> 1 linear; "
         f"{args.epochs} epochs, 10% validation (the last samples)"
     )
     lm = LinnModel()
@@ -316,7 +324,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"variance explained train {r2t:.3f}, validation {r2v:.3f}"
     )
     print(
-        f"  (as in the vendor's tutorial, the validation samples are the last 10% of x, x >= {x[n_train]:.2f}: "
+        "  (as in the vendor's tutorial, the validation samples are the last 10% of x, x >= "
+        f"{x[n_train]:.2f}: "
         "outside the training range, so they measure extrapolation)"
     )
     print()
@@ -452,7 +461,7 @@ class _Section:
             None if v is None else config_str(v, self.where(key), choices=choices, error=self.error)
         )
 
-    def columns(self, key: str) -> list | None:
+    def columns(self, key: builtins.str) -> list | None:  # str is the method above
         if key not in self.table:
             return None
         items = config_list(
@@ -540,7 +549,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra = sorted(set(cfg.get(section, {})) - keys)
         if extra:
             raise CliError(
-                f"{cfg_path}: [{section}] unknown key(s) {short(extra, 200)}; expected some of {sorted(keys)}"
+                f"{cfg_path}: [{section}] unknown key(s) {short(extra, 200)}; expected some of "
+                f"{sorted(keys)}"
             )
     es_cfg = cfg.get("training", {}).get("early_stopping")
     if es_cfg is not None:
@@ -647,7 +657,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ay, hy = _read_data(sources[1], header)
         x = _columns(ax, hx, inputs, "inputs", sources[0])
         y = _columns(ay, hy, outputs, "outputs", sources[1])
-    # the instrument's limits (layer count, neurons per layer, column depth) before any network is built
+    # the instrument's limits (layer count, neurons per layer, column depth) before any network
+    # is built
     shapes = [(w_in, w) for w_in, (w, _) in zip([x.shape[1]] + [w for w, _ in layers], layers)]
     try:
         _check_shapes(shapes, [a for _, a in layers], limit, limit_label, "[model] layers")
@@ -754,7 +765,8 @@ def _precision_value(value: Any, key: str, base: Path) -> Any:
         return str(path.resolve())
     if value is not None and not isinstance(value, dict):
         raise CliError(
-            f'{key}: expected an inline table, a PrecisionDict file name or "float", got {kind(value)}'
+            f'{key}: expected an inline table, a PrecisionDict file name or "float", got '
+            f"{kind(value)}"
         )
     return value
 
@@ -794,7 +806,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
     for section, value in base.items():
         if section not in ("dataset", "model", "train"):
             raise CliError(
-                f"{cfg_path}: base.{clip(section, 40)}: unknown section; expected base.dataset, base.model, "
+                f"{cfg_path}: base.{clip(section, 40)}: unknown section; expected base.dataset, "
+                "base.model, "
                 "base.train"
             )
         if not isinstance(value, dict):
@@ -810,7 +823,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
             )
         if not isinstance(values, list) or not values:
             raise CliError(
-                f"{cfg_path}: grid[{short(key)}]: expected a non-empty list of values, got {kind(values)}"
+                f"{cfg_path}: grid[{short(key)}]: expected a non-empty list of values, got "
+                f"{kind(values)}"
             )
     folder = cfg_path.parent
     try:
@@ -912,7 +926,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     result.save(out)
     n = len(result.rows)
     print(
-        f"wrote {out / 'summary.csv'}, {out / 'summary.json'} and {n} histor{'y' if n == 1 else 'ies'} "
+        f"wrote {out / 'summary.csv'}, {out / 'summary.json'} and {n} "
+        f"histor{'y' if n == 1 else 'ies'} "
         f"in {out / 'histories'}"
     )
     try:

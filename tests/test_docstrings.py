@@ -1,4 +1,7 @@
-"""Every example in the public docstrings runs and prints what it says (on the installed package)."""
+"""Every example in the public docstrings runs and prints what it says.
+
+The examples run on the installed package.
+"""
 
 from __future__ import annotations
 

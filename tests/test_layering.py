@@ -1,5 +1,8 @@
 """The package's layers import one way: _util <- engine <- fixed/curvature <- io/vendor/evaluation
-<- ablation <- cli.  Every import inside linncore, at module level or inside a function, is checked."""
+<- ablation <- cli.
+
+Every import inside linncore, at module level or inside a function, is checked.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def _layer(parts: list[str]) -> str:
 def _imports(path: Path, root: Path = PACKAGE) -> list[tuple[int, list[str]]]:
     """(line, target parts under linncore) of every import of a linncore module in a file."""
     parts = list(path.relative_to(root).with_suffix("").parts)
-    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    package = parts[:-1]  # a package's __init__ and a plain module: relative to the folder
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):

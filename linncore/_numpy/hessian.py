@@ -182,7 +182,7 @@ def hvp_dense(spec, theta, state, N: int, loss: int, gauss_newton: bool = False)
     for l in range(L):
         a_in = Xs if l == 0 else views[l - 1][0]
         abar.append(np.hstack([a_in, one]) if spec.has_bias[l] else a_in)
-    G = [None] * L
+    G: dict[int, np.ndarray] = {}  # filled from the last layer down
     for l in range(L - 1, -1, -1):
         _, D1, D2, _ = views[l]
         d2 = np.zeros_like(D2) if gauss_newton else D2

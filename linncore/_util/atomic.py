@@ -82,7 +82,8 @@ def atomic_write(path: Any, mode: str = "w", name: str = "path") -> Iterator[IO]
     try:
         os.chmod(tmp, perms)
         text = "b" not in mode
-        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": "\n"} if text else {})) as fh:
+        encoding, newline = ("utf-8", "\n") if text else (None, None)
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -491,7 +491,7 @@ def loads_toml(
     try:
         import tomllib
     except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib
     depth = toml_depth(text)
     if depth > max_depth:
         raise error(f"{label}: TOML nested {depth} deep, more than the limit of {max_depth}")

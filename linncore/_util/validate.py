@@ -33,7 +33,8 @@ def check_finite(arr: np.ndarray, name: str) -> None:
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"{name}: expected finite values, got {arr[where]} at index {where if len(where) > 1 else where[0]}"
+            f"{name}: expected finite values, got {arr[where]} at index "
+            f"{where if len(where) > 1 else where[0]}"
             f" ({int(bad.sum())} non-finite value(s) in all)"
         )
 
@@ -51,7 +52,8 @@ def as_samples(value: Any, width: int, name: str, *, dtype: Any = np.float64) ->
             arr = arr[None, :]
         else:
             raise ValueError(
-                f"{name}: expected samples of width {width}, got a 1-D array of length {arr.shape[0]}"
+                f"{name}: expected samples of width {width}, got a 1-D array of length "
+                f"{arr.shape[0]}"
             )
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (samples, {width}), got shape {arr.shape}")
@@ -88,10 +90,10 @@ def positive_int(value: Any, name: str, hi: int | None = None) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or value < 1
-        or (hi is not None and value > hi)
+        or int(value) < 1
+        or (hi is not None and int(value) > hi)
     ):
-        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        over = hi is not None and isinstance(value, numbers.Integral) and int(value) > hi
         bound = "a positive integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)
@@ -101,10 +103,10 @@ def non_negative_int(value: Any, name: str, hi: int | None = None) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or value < 0
-        or (hi is not None and value > hi)
+        or int(value) < 0
+        or (hi is not None and int(value) > hi)
     ):
-        over = hi is not None and isinstance(value, numbers.Integral) and value > hi
+        over = hi is not None and isinstance(value, numbers.Integral) and int(value) > hi
         bound = "a non-negative integer" + (f" of at most {hi}" if over else "")
         raise ValueError(f"{name}: expected {bound}, got {_shown(value)}")
     return int(value)

@@ -52,7 +52,7 @@ class BaseDataset:
 
 
 class LinearTeacherDataset(BaseDataset):
-    """``Y = X A`` (plus optional Gaussian noise) with ``X`` uniform on ``[-input_scale, input_scale]``.
+    """``Y = X A`` (plus optional Gaussian noise), ``X`` uniform on ``[-input_scale, input_scale]``.
 
     Parameters
     ----------

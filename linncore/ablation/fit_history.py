@@ -63,7 +63,8 @@ class FitHistory(Mapping):
     Examples
     --------
     >>> import numpy as np
-    >>> h = FitHistory({"step": np.arange(3), "epoch": np.zeros(3, int), "loss": np.array([3.0, 2.0, 1.0])})
+    >>> h = FitHistory({"step": np.arange(3), "epoch": np.zeros(3, int),
+    ...                 "loss": np.array([3.0, 2.0, 1.0])})
     >>> float(h["loss"][-1]), float(h.loss[0]), len(h)
     (1.0, 3.0, 3)
     >>> sorted(h.keys())
@@ -145,6 +146,7 @@ class FitHistory(Mapping):
             actual is not None
             and len(self)
             and not diverged
+            and loss is not None
             and np.all(np.isfinite(loss[-1:]))
             and _silently_dead(actual)
         )
@@ -169,7 +171,10 @@ class FitHistory(Mapping):
     def compare(
         self, other: FitHistory, keys: list[str] | None = None
     ) -> dict[str, dict[str, float]]:
-        """Side-by-side summaries of two runs: ``{metric: {"self": a, "other": b, "diff": b - a}}``."""
+        """Side-by-side summaries of two runs.
+
+        Returns ``{metric: {"self": a, "other": b, "diff": b - a}}``.
+        """
         if not isinstance(other, FitHistory):
             raise TypeError(f"other: expected a FitHistory, got {type(other).__name__}")
         a, b = self.summary(), other.summary()
@@ -191,7 +196,8 @@ class FitHistory(Mapping):
         arrays = {_PREFIX + k: v for k, v in self._arrays.items()}
         arrays["__meta__"] = np.array(json.dumps(meta, allow_nan=True, default=_json_default))
         with atomic_write(path, "wb") as fh:
-            np.savez(fh, **arrays)
+            # the prefixed keys cannot bind savez's allow_pickle, which the stubs cannot see
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FitHistory:

@@ -4,7 +4,8 @@ A run is described by a plain dict (JSON/TOML-able)::
 
     {"dataset": {"n": 1000, "d_in": 4, "d_out": 2, "noise": 0.0},        # LinearTeacherDataset
      "model": {"num_hidden": [], "activation": None, "use_bias": False, "clip": False},
-     "train": {"epochs": 10, "learning_rate": 0.05, "use_controller": False, "precision_dict": None}}
+     "train": {"epochs": 10, "learning_rate": 0.05, "use_controller": False,
+               "precision_dict": None}}
 
 A grid maps dotted keys (``"train.learning_rate"``) to lists of values; :func:`sweep` runs
 the Cartesian product of the grid on top of a base configuration, once per seed.  The seed
@@ -136,7 +137,7 @@ def _check_sizes(cfg: Mapping[str, Any]) -> None:
             raise ValueError(f"model.num_hidden[{i}]: expected a positive integer, got {_short(w)}")
         widths.append(int(w))
     widths.append(dims["d_out"])
-    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    params = sum(a * b + b for a, b in itertools.pairwise(widths))
     if params > MAX_PARAMS:
         raise ValueError(f"model: {_short(params)} parameters, more than the limit of {MAX_PARAMS}")
 
@@ -366,7 +367,8 @@ def sweep(
     --------
     >>> from concurrent.futures import ThreadPoolExecutor
     >>> res = sweep({"train.learning_rate": [0.05, 0.1]}, seeds=[0],
-    ...             base={"dataset": {"n": 64}, "train": {"epochs": 1}}, executor=ThreadPoolExecutor(1))
+    ...             base={"dataset": {"n": 64}, "train": {"epochs": 1}},
+    ...             executor=ThreadPoolExecutor(1))
     >>> [row["train.learning_rate"] for row in res.rows]
     [0.05, 0.1]
     """
@@ -413,11 +415,11 @@ def sweep(
     verbose = non_negative_int(verbose, "verbose")
     own = executor is None
     # its own pool fills the CPUs with processes, so each runs its kernels on one thread
-    ex = (
+    ex: Executor = (
         ProcessPoolExecutor(
             max_workers=min(len(jobs), os.cpu_count() or 1), initializer=_one_thread
         )
-        if own
+        if executor is None
         else executor
     )
     result = SweepResult()
@@ -438,12 +440,12 @@ def sweep(
                     f"{run_id} ({_label(point) or 'base'}, seed {seed}) failed: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            rows[j] = {"run": run_id, **point, "seed": seed, **summary}
-            histories[j] = history
+            row = {"run": run_id, **point, "seed": seed, **summary}
+            rows[j], histories[j] = row, history
             if progress is not None:
-                progress(done, len(jobs), rows[j])
+                progress(done, len(jobs), row)
             if display is not None:
-                display.update(done, _run_text(rows[j]))
+                display.update(done, _run_text(row))
     finally:
         if own:
             ex.shutdown(cancel_futures=True)
@@ -456,8 +458,11 @@ def sweep(
                 ]
             )
     for j, (run_id, *_rest) in enumerate(jobs):  # grid order, whatever order the runs finished in
-        result.rows.append(rows[j])
-        result.histories[run_id] = histories[j]
+        finished, its_history = rows[j], histories[j]
+        # every run finished, or the sweep raised
+        assert finished is not None and its_history is not None
+        result.rows.append(finished)
+        result.histories[run_id] = its_history
     return result
 
 

@@ -451,16 +451,16 @@ def _spectrum(
     else:
         cur = _Curvature(net, x, y, name)
         lanczos_first = method == "auto" and k == 1 and tol >= LANCZOS_AUTO_TOL
-        if lanczos_first and (ev := _lanczos_extreme(cur, which, tol, seed)) is not None:
-            ev = np.array([ev])
+        if lanczos_first and (lam := _lanczos_extreme(cur, which, tol, seed)) is not None:
+            ev = np.array([lam])
         elif method == "dense" or (method == "auto" and (P <= DENSE_MAX_PARAMS or k >= P - 1)):
             ev = np.linalg.eigvalsh(cur.dense())
         elif (
             k == 1
             and not lanczos_first
-            and (ev := _lanczos_extreme(cur, which, tol, seed)) is not None
+            and (lam := _lanczos_extreme(cur, which, tol, seed)) is not None
         ):
-            ev = np.array([ev])
+            ev = np.array([lam])
         else:
             if k >= P - 1:
                 raise ValueError(
@@ -803,7 +803,8 @@ def forward_gain_spectral(net: Network) -> float:
     --------
     >>> import numpy as np
     >>> from linncore import Dense, Network
-    >>> net = Network([Dense((2, 2), weight=np.diag([3.0, 1.0])), Dense((2, 1), weight=[[0.0], [2.0]])])
+    >>> net = Network([Dense((2, 2), weight=np.diag([3.0, 1.0])),
+    ...                Dense((2, 1), weight=[[0.0], [2.0]])])
     >>> forward_gain_spectral(net)
     6.0
     """

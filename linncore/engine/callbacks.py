@@ -289,7 +289,10 @@ class EarlyStopping(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+    """A callback from plain functions.
+
+    For example ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
+    """
 
     def __init__(
         self,
@@ -316,9 +319,9 @@ class ProgressLogger(Callback):
     ``verbose=1``: on a terminal a bar with the elapsed time, the ETA, epochs per second and
     the last losses (tqdm's bar when tqdm is installed); elsewhere the first epoch's line, one
     every tenth of the run, and always the last epoch's.  ``verbose=2``: a line per epoch.  A
-    line reads ``Epoch 3/100 - 0.42 ms/epoch - loss: 1.2345e-02 - val_loss: 2.3456e-02``.  At the end it
-    says why training stopped early (``stopped early at epoch N (best epoch M, its weights
-    restored)``) and how long it took.
+    line reads ``Epoch 3/100 - 0.42 ms/epoch - loss: 1.2345e-02 - val_loss: 2.3456e-02``.
+    At the end it says why training stopped early (``stopped early at epoch N (best epoch M,
+    its weights restored)``) and how long it took.
 
     Parameters
     ----------
@@ -358,6 +361,7 @@ class ProgressLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         values = dict(logs or {})
         self._run = epoch + 1
+        assert self._progress is not None, "on_train_begin opens the display"
         self._progress.update(
             epoch + 1,
             lambda: " - ".join(

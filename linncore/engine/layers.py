@@ -281,8 +281,11 @@ class BatchNormalization:
 
     def copy(self) -> BatchNormalization:
         other = BatchNormalization(self.momentum, self.epsilon, self.name)
-        if self.gamma is not None:
-            other.gamma, other.beta = self.gamma.astype(np.float64), self.beta.astype(np.float64)
-            other.moving_mean = self.moving_mean.astype(np.float64)
-            other.moving_variance = self.moving_variance.astype(np.float64)
+        gamma, beta = self.gamma, self.beta
+        mean, var = self.moving_mean, self.moving_variance
+        # build sets the four together
+        if gamma is not None and beta is not None and mean is not None and var is not None:
+            other.gamma, other.beta = gamma.astype(np.float64), beta.astype(np.float64)
+            other.moving_mean = mean.astype(np.float64)
+            other.moving_variance = var.astype(np.float64)
         return other

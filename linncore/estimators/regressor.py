@@ -283,7 +283,7 @@ class LinnRegressor:
             raise ValueError(
                 f"hidden_layer_sizes: expected a tuple of positive widths, got {sizes!r:.60}"
             )
-        widths = []
+        widths: list[int] = []
         for i, w in enumerate(sizes):
             if isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1:
                 raise ValueError(
@@ -346,7 +346,7 @@ class LinnRegressor:
         net = Network(
             self._layers(x.shape[1], t2.shape[1], init_rng), clip=bool(self.clip), dtype=self.dtype
         )
-        callbacks = []
+        callbacks: list[Any] = []
         if self.patience is not None:
             monitor = "val_loss" if self.validation_split else "loss"
             callbacks.append(
@@ -513,7 +513,7 @@ def _seed_sequence(random_state: Any) -> np.random.SeedSequence:
     if (
         isinstance(random_state, numbers.Integral)
         and not isinstance(random_state, bool)
-        and random_state >= 0
+        and int(random_state) >= 0
     ):
         return np.random.SeedSequence(int(random_state))
     raise ValueError(

@@ -354,7 +354,10 @@ class DeviationReport:
 
     @property
     def average_deviation(self) -> float:
-        """Mean deviation in percent (``inf`` when a prediction is not finite); NaN without samples."""
+        """Mean deviation in percent.
+
+        ``inf`` when a prediction is not finite; NaN without samples.
+        """
         if self.n_samples == 0:
             return math.nan
         return float(np.mean(self.deviations))
@@ -492,7 +495,10 @@ class DeviationReport:
         }
 
     def to_json(self, indent: int | None = None) -> str:
-        """The report as JSON text (see :meth:`to_dict`); :meth:`from_json` reads it back exactly."""
+        """The report as JSON text (see :meth:`to_dict`).
+
+        :meth:`from_json` reads it back exactly.
+        """
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
@@ -527,7 +533,10 @@ class DeviationReport:
         )
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_json` to ``path`` atomically (an earlier file survives a failed write)."""
+        """Write :meth:`to_json` to ``path`` atomically.
+
+        An earlier file survives a failed write.
+        """
         write_text_atomic(path, self.to_json(indent=1) + "\n")
 
     @classmethod
@@ -637,7 +646,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
     if n and not np.all(np.isfinite(floor) & (floor > 0)):
         j = int(np.flatnonzero(~(np.isfinite(floor) & (floor > 0)))[0])
         raise bad(
-            f"floor[{j}]: expected a positive finite number, got {_untrusted.short(float(floor[j]))}"
+            f"floor[{j}]: expected a positive finite number, got "
+            f"{_untrusted.short(float(floor[j]))}"
         )
     if not np.all(np.isfinite(exp)):
         raise bad("expected: expected finite targets")
@@ -699,7 +709,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
         raise bad("the stored buckets disagree with the stored deviations")
     if doc.get("failures") is not None and doc["failures"] != report.failures:
         raise bad(
-            f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give {report.failures}"
+            f"failures: stored {_untrusted.short(doc['failures'])}, the deviations give "
+            f"{report.failures}"
         )
     if doc.get("score") is not None:
         try:
@@ -710,7 +721,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
             score == report.score or (math.isnan(score) and math.isnan(report.score))
         ):
             raise bad(
-                f"score: stored {_untrusted.short(doc['score'])}, the deviations give {report.score!r}"
+                f"score: stored {_untrusted.short(doc['score'])}, the deviations give "
+                f"{report.score!r}"
             )
     return report
 
@@ -777,7 +789,8 @@ def evaluate(
     else:
         if not callable(getattr(model, "predict", None)):
             raise TypeError(
-                f"model: expected a Network or an object with predict(X), got {type(model).__name__}"
+                "model: expected a Network or an object with predict(X), got "
+                f"{type(model).__name__}"
             )
         pred = as_float_array(model.predict(X), "model.predict(X)")
         pred = pred[:, None] if pred.ndim == 1 else pred

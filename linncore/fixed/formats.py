@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -193,8 +193,9 @@ class FixedFormat:
 
         Examples
         --------
-        >>> FixedFormat.parse("ufixed<8,0,TRN,WRAP>")
-        FixedFormat(bits=8, int_bits=0, signed=False, rounding=<Rounding.TRN: 0>, overflow=<Overflow.WRAP: 2>)
+        >>> FixedFormat.parse("ufixed<8,0,TRN,WRAP>")  # doctest: +NORMALIZE_WHITESPACE
+        FixedFormat(bits=8, int_bits=0, signed=False, rounding=<Rounding.TRN: 0>,
+                    overflow=<Overflow.WRAP: 2>)
         >>> str(FixedFormat.parse("Q2.14"))
         'fixed<16,2,RND_CONV,SAT>'
         """
@@ -211,8 +212,9 @@ class FixedFormat:
                 bits, int_bits = int(parts[0]), int(parts[1])
             except ValueError:
                 raise ValueError(f"text: W and I must be integers in {text!r}") from None
-            rounding = parts[2] if len(parts) > 2 else DEFAULT_ROUNDING
-            overflow = parts[3] if len(parts) > 3 else DEFAULT_OVERFLOW
+            # a name or a member: __post_init__ converts it (after checking the widths)
+            rounding: Any = parts[2] if len(parts) > 2 else DEFAULT_ROUNDING
+            overflow: Any = parts[3] if len(parts) > 3 else DEFAULT_OVERFLOW
             return cls(bits, int_bits, not m.group(1), rounding, overflow)
         m = _Q_RE.match(text)
         if m:
@@ -276,8 +278,8 @@ class FixedFormat:
             self.bits,
             self.int_bits,
             self.signed,
-            self.rounding if rounding is None else rounding,
-            self.overflow if overflow is None else overflow,
+            self.rounding if rounding is None else _mode(rounding, Rounding, "rounding"),
+            self.overflow if overflow is None else _mode(overflow, Overflow, "overflow"),
         )
 
     def as_tuple(self) -> tuple[int, int, bool, int, int]:
@@ -354,7 +356,7 @@ class FixedFormat:
         return quantize(x, self, seed=seed)
 
 
-FormatLike = Union[FixedFormat, str]
+FormatLike = FixedFormat | str
 
 
 def _fmt(f: Any, name: str) -> FixedFormat:

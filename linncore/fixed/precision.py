@@ -1,9 +1,10 @@
 """Precision configurations: which fixed-point format each tensor role of each layer uses.
 
-A :class:`PrecisionDict` maps ``(layer_name, field)`` to a :class:`~linncore.fixed.formats.FixedFormat`
-or to ``None`` (floating point).  Layer names are ``dense0``, ``dense1``, ...; the fields are
-those of the spec (:data:`FIELDS`).  The ``"default"`` entry applies to every layer; a layer's
-own entry overrides it field by field (``None`` there forces floating point).
+A :class:`PrecisionDict` maps ``(layer_name, field)`` to a
+:class:`~linncore.fixed.formats.FixedFormat` or to ``None`` (floating point).  Layer names are
+``dense0``, ``dense1``, ...; the fields are those of the spec (:data:`FIELDS`).  The
+``"default"`` entry applies to every layer; a layer's own entry overrides it field by field
+(``None`` there forces floating point).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from .._util import untrusted as _untrusted
 from .._util.atomic import write_text_atomic
@@ -51,7 +52,7 @@ FIELDS: tuple[str, ...] = (
 DEFAULT = "default"
 _LAYER_RE = re.compile(r"^dense(0|[1-9][0-9]*)$")
 
-FormatSpec = Union[FixedFormat, str, Mapping[str, Any], None]
+FormatSpec = FixedFormat | str | Mapping[str, Any] | None
 
 
 def _check_layer(name: Any, where: str) -> str:

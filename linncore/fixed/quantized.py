@@ -234,16 +234,20 @@ class QuantizedNetwork:
         rows = [f"QuantizedNetwork: {self.network!r}; accumulation: {self.accumulate}"]
         if self.assumed:
             rows.append(
-                "formats: linncore's ASSUMED model of the instrument (the vendor publishes no bit widths):"
+                "formats: linncore's ASSUMED model of the instrument (the vendor publishes no bit "
+                "widths):"
             )
             rows.append(
-                "  16-bit signed values on [-1, 1) (fixed<16,1>, ties to even, saturating) for inputs, weights,"
+                "  16-bit signed values on [-1, 1) (fixed<16,1>, ties to even, saturating) for "
+                "inputs, weights,"
             )
             rows.append(
-                "  biases and layer outputs; a 32-bit accumulator with 8 integer bits (fixed<32,8>) holding"
+                "  biases and layer outputs; a 32-bit accumulator with 8 integer bits "
+                "(fixed<32,8>) holding"
             )
             rows.append(
-                "  sums of up to 100 products, rounded once.  Pass precision=... to model other hardware."
+                "  sums of up to 100 products, rounded once.  Pass precision=... to model other "
+                "hardware."
             )
         rows.append(f"{'layer':<8}" + "".join(f"{f:<27}" for f in _FORWARD_FIELDS))
         for layer, fm, _, _ in self._layers:

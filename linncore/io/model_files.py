@@ -670,7 +670,8 @@ def from_json(text: str | bytes) -> ModelFile:
     >>> from_json('{"format": "linncore.model", "format_version": 9}')
     Traceback (most recent call last):
     ...
-    linncore.io.model_files.ModelFileError: format_version: the document is format version 9, newer than the 1 this linncore reads; upgrade linncore to load it
+    linncore.io.model_files.ModelFileError: format_version: the document is format version 9,
+    newer than the 1 this linncore reads; upgrade linncore to load it
     """
     return _model_from(_parse(text, "text"))
 
@@ -760,7 +761,8 @@ def save_bundle(path: str | os.PathLike, models: Mapping[str, Network | ModelFil
     >>> import os, tempfile
     >>> from linncore import Dense, Network
     >>> path = os.path.join(tempfile.mkdtemp(), "bundle.json")
-    >>> save_bundle(path, {"a": Network([Dense((1, 1), seed=0)]), "b": Network([Dense((2, 1), seed=1)])})
+    >>> save_bundle(path, {"a": Network([Dense((1, 1), seed=0)]),
+    ...                    "b": Network([Dense((2, 1), seed=1)])})
     >>> {k: m.network.input_size for k, m in load_bundle(path).items()}
     {'a': 1, 'b': 2}
     """

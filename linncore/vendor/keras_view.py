@@ -35,7 +35,8 @@ class _LayerView:
     def set_weights(self, weights: Sequence[Any]) -> None:
         if len(weights) != 0:
             raise ValueError(
-                f"weights: layer {self.name!r} has no weights; expected an empty list, got {len(weights)} array(s)"
+                f"weights: layer {self.name!r} has no weights; expected an empty list, got "
+                f"{len(weights)} array(s)"
             )
 
     @property
@@ -81,8 +82,9 @@ class DenseView(_LayerView):
 
     def get_weights(self) -> list[np.ndarray]:
         out = [self._layer.weight.copy()]
-        if self._layer.has_bias:
-            out.append(self._layer.bias.copy())
+        bias = self._layer.bias  # None exactly when the layer has no bias
+        if bias is not None:
+            out.append(bias.copy())
         return out
 
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -102,7 +104,8 @@ class DenseView(_LayerView):
             raise ValueError(
                 f"weights: layer {self.name!r} expects [{', '.join(names)}], got {got}"
             )
-        targets = [self._layer.weight] + ([self._layer.bias] if self._layer.has_bias else [])
+        bias = self._layer.bias
+        targets = [self._layer.weight] + ([bias] if bias is not None else [])
         checked = []
         for name, target, value in zip(names, targets, weights):
             arr = as_float_array(value, f"{self.name} {name}")
@@ -183,7 +186,10 @@ class KerasModelView:
     __call__ = predict
 
     def summary(self, *args: Any, **kwargs: Any) -> None:
-        """Print the owner's summary (a ``LinnModel``'s, with budget and scaling) or the network's."""
+        """Print the owner's summary or the network's.
+
+        A ``LinnModel``'s summary includes the budget and the scaling.
+        """
         if self._owner is not None:
             self._owner.summary()
         else:

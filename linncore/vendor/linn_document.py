@@ -120,7 +120,8 @@ def device_neuron_limit(device: str | None, slots: int | None = None) -> tuple[i
     if device is None:
         if slots is not None:
             raise ValueError(
-                f"slots: only meaningful with device='Moku:Lab' or 'Moku:Go', got slots={_short(slots)} without a device"
+                "slots: only meaningful with device='Moku:Lab' or 'Moku:Go', got "
+                f"slots={_short(slots)} without a device"
             )
         return MAX_NEURONS, "the converter"
     name = _canonical_device(device)
@@ -128,13 +129,15 @@ def device_neuron_limit(device: str | None, slots: int | None = None) -> tuple[i
     if None in table:
         if slots is not None:
             raise ValueError(
-                f"slots: {name} runs the instrument in one configuration; expected slots=None, got {_short(slots)}"
+                f"slots: {name} runs the instrument in one configuration; expected slots=None, got "
+                f"{_short(slots)}"
             )
         return table[None], name
     if isinstance(slots, bool) or slots not in table:
         options = " or ".join(f"slots={s} ({n} neurons per layer)" for s, n in table.items())
         raise ValueError(
-            f"slots: {name} runs the instrument with 2 or 3 instrument slots; pass {options}, got {_short(slots)}"
+            f"slots: {name} runs the instrument with 2 or 3 instrument slots; pass {options}, got "
+            f"{_short(slots)}"
         )
     return table[slots], f"{name} with {slots} slots"
 
@@ -187,7 +190,8 @@ def _check_shapes(
         if act not in INSTRUMENT_ACTIVATIONS:
             raise LinnError(
                 "activation",
-                f"layer {i}: the instrument runs {', '.join(INSTRUMENT_ACTIVATIONS)}; got {_short(act)}",
+                f"layer {i}: the instrument runs {', '.join(INSTRUMENT_ACTIVATIONS)}; got "
+                f"{_short(act)}",
             )
     n_in0 = shapes[0][0]
     if not 1 <= n_in0 <= limit:
@@ -204,7 +208,8 @@ def _check_shapes(
         if i and n_in != shapes[i - 1][1]:
             raise LinnError(
                 "chaining",
-                f"layer {i}: expected {shapes[i - 1][1]} inputs (the outputs of layer {i - 1}), got {n_in}",
+                f"layer {i}: expected {shapes[i - 1][1]} inputs (the outputs of layer {i - 1}), "
+                f"got {n_in}",
             )
     depth = column_depth([s[0] for s in shapes])
     if depth > MAX_COLUMN_DEPTH:
@@ -241,7 +246,8 @@ def _check_mapping(mapping: Any, n_out: int, last: int) -> list[int]:
         if not 0 <= int(v) < n_out:
             raise LinnError(
                 "output mapping",
-                f"entry {k}: expected an index in [0, {n_out}) (outputs of layer {last}), got {int(v)}",
+                f"entry {k}: expected an index in [0, {n_out}) (outputs of layer {last}), got "
+                f"{int(v)}",
             )
         out.append(int(v))
     return out
@@ -256,14 +262,16 @@ def _check_channels(channels: Any, width: int, which: str, where: str) -> int:
         if channels != 1:
             raise LinnError(
                 rule,
-                f"{where} has {width} {which}s, more than {MAX_PARALLEL_CHANNELS}: only serial mode "
+                f"{where} has {width} {which}s, more than {MAX_PARALLEL_CHANNELS}: only serial "
+                "mode "
                 f"(num_{which}_channels=1) is possible, got {_short(channels)}",
             )
     elif channels not in (1, width):
         allowed = "1" if width == 1 else f"1 (serial) or {width} (parallel)"
         raise LinnError(
             rule,
-            f"{where} has {width} {which}(s): expected num_{which}_channels {allowed}, got {_short(channels)}",
+            f"{where} has {width} {which}(s): expected num_{which}_channels {allowed}, got "
+            f"{_short(channels)}",
         )
     return channels
 
@@ -288,8 +296,10 @@ def _check_range(layers: list[LinnLayer], clip: bool) -> list[LinnLayer]:
                     n_bad = int(np.sum(np.abs(arr) > 1.0))
                     raise LinnError(
                         "parameter range",
-                        f"layer {i} {field}{list(int(j) for j in worst)} = {value!r} is outside [-1, 1] "
-                        f"({n_bad} value(s) outside in this field); the instrument works on [-1, 1]: "
+                        f"layer {i} {field}{list(int(j) for j in worst)} = {value!r} is outside "
+                        "[-1, 1] "
+                        f"({n_bad} value(s) outside in this field); the instrument works on [-1, "
+                        "1]: "
                         "train with clipping or pass clip=True to clip explicitly",
                     )
             fields[field] = arr
@@ -441,18 +451,21 @@ def parse_document(
         if act not in INSTRUMENT_ACTIVATIONS:
             raise LinnError(
                 "activation",
-                f"{where}.activation: expected one of {', '.join(INSTRUMENT_ACTIVATIONS)}, got {act!r:.40}",
+                f"{where}.activation: expected one of {', '.join(INSTRUMENT_ACTIVATIONS)}, got "
+                f"{act!r:.40}",
             )
         rows = raw["weights"]
         if not isinstance(rows, list) or not rows:
             got = "an empty list" if isinstance(rows, list) else type(rows).__name__
             raise _structure(
-                f"{where}.weights: expected a non-empty list of rows (one per output neuron), got {got}"
+                f"{where}.weights: expected a non-empty list of rows (one per output neuron), got "
+                f"{got}"
             )
         if len(rows) > limit:
             raise LinnError(
                 "outputs per layer" if limit == MAX_NEURONS else "device neuron limit",
-                f"{where}: expected 1 to {limit} outputs ({limit_label}), got {len(rows)} weight rows",
+                f"{where}: expected 1 to {limit} outputs ({limit_label}), got {len(rows)} weight "
+                "rows",
             )
         width = None
         for r, row in enumerate(rows):
@@ -466,7 +479,8 @@ def parse_document(
         biases = _number_list(raw["biases"], MAX_NEURONS, f"{where}.biases")
         if len(biases) != len(rows):
             raise _structure(
-                f"{where}.biases: expected {len(rows)} values (one per weight row), got {len(biases)}"
+                f"{where}.biases: expected {len(rows)} values (one per weight row), got "
+                f"{len(biases)}"
             )
         w = np.array(rows, dtype=np.float64)
         b = np.array(biases, dtype=np.float64)
@@ -476,7 +490,8 @@ def parse_document(
                 pos = np.unravel_index(int(np.argmax(np.abs(arr))), arr.shape)
                 raise LinnError(
                     "parameter range",
-                    f"{where}.{field}{list(int(p) for p in pos)} = {float(arr[pos])!r} is outside [-1, 1]",
+                    f"{where}.{field}{list(int(p) for p in pos)} = {float(arr[pos])!r} is outside "
+                    "[-1, 1]",
                 )
         layers.append(LinnLayer(act, w.astype(np.float32), b.astype(np.float32)))
     _check_shapes(

@@ -161,14 +161,16 @@ def _scaling_for(
         for arr, part in ((lo, "[0] (lower)"), (hi, "[1] (upper)")):
             if arr.shape != (n_cols,):
                 raise ValueError(
-                    f"{boundary_name}{part}: expected {n_cols} value(s), one per column of {name}, got {arr.shape[0]}"
+                    f"{boundary_name}{part}: expected {n_cols} value(s), one per column of {name}, "
+                    f"got {arr.shape[0]}"
                 )
             check_finite(arr, boundary_name + part)
         below = np.flatnonzero(hi < lo)
         if below.size:
             c = int(below[0])
             raise ValueError(
-                f"{boundary_name}: column {c} has upper {float(hi[c]):g} below lower {float(lo[c]):g}"
+                f"{boundary_name}: column {c} has upper {float(hi[c]):g} below lower "
+                f"{float(lo[c]):g}"
             )
     equal = np.flatnonzero(hi == lo)
     if equal.size and constant_columns != "zero":
@@ -179,7 +181,8 @@ def _scaling_for(
             else f"has equal boundaries ({boundary_name}"
         )
         raise ValueError(
-            f"{name}: column {c} {what} {float(lo[c]):g}), so its scaling 2*(v - lo)/(hi - lo) - 1 divides by zero; "
+            f"{name}: column {c} {what} {float(lo[c]):g}), so its scaling 2*(v - lo)/(hi - lo) - 1 "
+            "divides by zero; "
             f"give {boundary_name}, drop the column, or pass constant_columns='zero' to map it to 0"
         )
     return _Scaling(lo.astype(np.float64), hi.astype(np.float64))
@@ -359,8 +362,10 @@ class LinnModel:
             self.network.output_size,
         ):
             raise ValueError(
-                f"training_inputs/training_outputs: the constructed model takes {self.network.input_size} "
-                f"input and {self.network.output_size} output column(s), got {x.shape[1]} and {y.shape[1]}"
+                "training_inputs/training_outputs: the constructed model takes "
+                f"{self.network.input_size} "
+                f"input and {self.network.output_size} output column(s), got {x.shape[1]} and "
+                f"{y.shape[1]}"
             )
         if scale:
             sx = _scaling_for(
@@ -383,12 +388,14 @@ class LinnModel:
         else:
             if input_data_boundary is not None or output_data_boundary is not None:
                 raise ValueError(
-                    "input_data_boundary/output_data_boundary: boundaries only apply with scale=True"
+                    "input_data_boundary/output_data_boundary: boundaries only apply with "
+                    "scale=True"
                 )
             sx = sy = None
             if np.abs(y).max() > 1.0:
                 warnings.warn(
-                    "training_outputs: values outside [-1, 1] with scale=False; every layer's output is "
+                    "training_outputs: values outside [-1, 1] with scale=False; every layer's "
+                    "output is "
                     "clipped to [-1, 1], so the network cannot reach them",
                     UserWarning,
                     stacklevel=2,
@@ -443,11 +450,13 @@ class LinnModel:
         """
         if self.training_inputs is None:
             raise ValueError(
-                "construct_model: call set_training_data first; the input width comes from the training data"
+                "construct_model: call set_training_data first; the input width comes from the "
+                "training data"
             )
         if len(tuple(metrics)) != 0:
             raise ValueError(
-                f"metrics: extra metrics are not supported; expected (), got {_untrusted.short(metrics)} "
+                "metrics: extra metrics are not supported; expected (), got "
+                f"{_untrusted.short(metrics)} "
                 "(history holds 'loss' and 'val_loss')"
             )
         if (
@@ -456,13 +465,15 @@ class LinnModel:
             or not layer_definition
         ):
             raise ValueError(
-                f"layer_definition: expected a non-empty list of (width, activation) tuples, got {layer_definition!r:.80}"
+                "layer_definition: expected a non-empty list of (width, activation) tuples, got "
+                f"{layer_definition!r:.80}"
             )
         definition: list[tuple[int, str]] = []
         for i, entry in enumerate(layer_definition):
             if not isinstance(entry, (tuple, list)) or len(entry) not in (1, 2):
                 raise ValueError(
-                    f"layer_definition[{i}]: expected (width, activation) or (width,), got {_untrusted.short(entry)}"
+                    f"layer_definition[{i}]: expected (width, activation) or (width,), got "
+                    f"{_untrusted.short(entry)}"
                 )
             width = positive_int(entry[0], f"layer_definition[{i}] width")
             act = (
@@ -474,7 +485,8 @@ class LinnModel:
         n_out = self.training_outputs.shape[1]
         if definition[-1][0] != n_out:
             raise ValueError(
-                f"layer_definition[{len(definition) - 1}]: the last layer must have {n_out} neuron(s), "
+                f"layer_definition[{len(definition) - 1}]: the last layer must have {n_out} "
+                "neuron(s), "
                 f"one per training output column, got {definition[-1][0]}"
             )
         loss = _losses.get(loss, "loss")
@@ -509,7 +521,8 @@ class LinnModel:
     def _early_stopping(es_config: Any) -> EarlyStopping:
         if not isinstance(es_config, dict):
             raise TypeError(
-                f"es_config: expected a dict such as {{'patience': 10}}, got {type(es_config).__name__}"
+                f"es_config: expected a dict such as {{'patience': 10}}, got "
+                f"{type(es_config).__name__}"
             )
         known = {"monitor", "patience", "restore", "restore_best_weights"}
         # a key set to None means its default, as the vendor reads es_config
@@ -530,19 +543,22 @@ class LinnModel:
             and es_config["restore"] != es_config["restore_best_weights"]
         ):
             raise ValueError(
-                f"es_config: 'restore' ({_untrusted.short(es_config['restore'])}) and its synonym 'restore_best_weights' "
+                f"es_config: 'restore' ({_untrusted.short(es_config['restore'])}) and its synonym "
+                "'restore_best_weights' "
                 f"({_untrusted.short(es_config['restore_best_weights'])}) disagree"
             )
         restore = es_config.get("restore", es_config.get("restore_best_weights", False))
         monitor = es_config.get("monitor", "val_loss")
         if monitor not in ("loss", "val_loss"):
             raise ValueError(
-                f"es_config['monitor']: expected 'loss' or 'val_loss', got {_untrusted.short(monitor)}"
+                "es_config['monitor']: expected 'loss' or 'val_loss', got "
+                f"{_untrusted.short(monitor)}"
             )
         patience = es_config.get("patience", 5)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
             raise ValueError(
-                f"es_config['patience']: expected a non-negative integer, got {_untrusted.short(patience)}"
+                "es_config['patience']: expected a non-negative integer, got "
+                f"{_untrusted.short(patience)}"
             )
         return EarlyStopping(
             monitor=monitor, patience=int(patience), restore_best_weights=bool(restore)
@@ -594,7 +610,8 @@ class LinnModel:
         unknown = sorted(set(kwargs) - set(self._FIT_KWARGS))
         if unknown:
             raise TypeError(
-                f"fit_model: unexpected keyword argument(s) {unknown}; accepted: {list(self._FIT_KWARGS)}"
+                f"fit_model: unexpected keyword argument(s) {unknown}; accepted: "
+                f"{list(self._FIT_KWARGS)}"
             )
         validation_split = finite_float(
             validation_split, "validation_split", lo=0.0, hi=1.0, hi_open=True
@@ -605,7 +622,8 @@ class LinnModel:
             es = self._early_stopping(es_config)
             if es.monitor.startswith("val_") and not has_val:
                 raise ValueError(
-                    f"es_config: early stopping monitors {es.monitor!r} but there is no validation data; "
+                    f"es_config: early stopping monitors {es.monitor!r} but there is no validation "
+                    "data; "
                     "pass validation_split or validation_data, or monitor 'loss'"
                 )
             callbacks.append(es)
@@ -627,7 +645,8 @@ class LinnModel:
         for cb in callbacks:  # evaluation reports in the units of the data, through the scaling
             if getattr(cb, "evaluates", "unset") is None:
                 cb.evaluates = self
-        # callbacks see the Keras-shaped model, as in Keras (self.model.layers[i].get_weights(), ...)
+        # callbacks see the Keras-shaped model, as in Keras
+        # (self.model.layers[i].get_weights(), ...)
         history = net.fit(
             self.training_inputs,
             self.training_outputs,
@@ -709,7 +728,8 @@ class LinnModel:
                 f"{layer.activation:<12}{layer.n_params:>8}"
             )
         lines.append(
-            f"  total parameters: {net.n_params}; weights, biases and every layer's output clipped to [-1, 1]"
+            f"  total parameters: {net.n_params}; weights, biases and every layer's output clipped "
+            "to [-1, 1]"
         )
         lines += budget_text(
             [l.size_in for l in net.layers], [l.size_out for l in net.layers], device, slots
@@ -721,10 +741,12 @@ class LinnModel:
     def _scaling_lines(self) -> list[str]:
         if not self._scaled:
             return [
-                "scaling: none; data is used as given, so the instrument's [-1, 1] is the data's range"
+                "scaling: none; data is used as given, so the instrument's [-1, 1] is the data's "
+                "range"
             ]
         out = [
-            "voltage windows implied by the training scaling (each maps onto the instrument's [-1, 1]):"
+            "voltage windows implied by the training scaling (each maps onto the instrument's [-1, "
+            "1]):"
         ]
         for label, s, fn in (
             ("input", self._input_transform_args, "set_input"),
@@ -734,7 +756,8 @@ class LinnModel:
                 lo, hi = float(s.lo[c]), float(s.hi[c])
                 note = "  (constant column: fed as 0)" if s.constant[c] else ""
                 out.append(
-                    f"  {label} column {c}: [{lo:.6g}, {hi:.6g}] -> {fn}(channel, low_level={lo:.6g}, "
+                    f"  {label} column {c}: [{lo:.6g}, {hi:.6g}] -> {fn}(channel, "
+                    f"low_level={lo:.6g}, "
                     f"high_level={hi:.6g}){note}"
                 )
         return out
@@ -761,17 +784,19 @@ def budget_text(
     Examples
     --------
     >>> budget_text([1, 32], [32, 1])[0]
-    'instrument budget: column depth 39 of 1024 (sum over layers of inputs + 3); latency about 39 cycles'
+    'instrument budget: column depth 39 of 1024 (sum over layers of inputs + 3);
+    latency about 39 cycles'
     """
     depth = column_depth(inputs)
     limit, label = device_neuron_limit(device, slots)
     widest = max([inputs[0]] + list(outputs))
     ok = len(inputs) <= MAX_LAYERS and widest <= limit and depth <= MAX_COLUMN_DEPTH
     return [
-        f"instrument budget: column depth {depth} of {MAX_COLUMN_DEPTH} (sum over layers of inputs + 3); "
+        f"instrument budget: column depth {depth} of {MAX_COLUMN_DEPTH} (sum over layers of inputs "
+        "+ 3); "
         f"latency about {depth} cycles",
-        f"  dense layers {len(inputs)} of {MAX_LAYERS}; widest {widest} of {limit} neurons ({label}): "
-        + ("fits" if ok else "does NOT fit"),
+        f"  dense layers {len(inputs)} of {MAX_LAYERS}; widest {widest} of {limit} neurons "
+        f"({label}): " + ("fits" if ok else "does NOT fit"),
     ]
 
 
@@ -796,7 +821,8 @@ def _channel_lines(n_in: int, n_out: int, in_ch: int | None, out_ch: int | None)
             )
         else:
             lines.append(
-                f"{which} channels: 1 (serial, a window of {width} samples) or {width} (parallel, one per channel)"
+                f"{which} channels: 1 (serial, a window of {width} samples) or {width} (parallel, "
+                "one per channel)"
             )
     return lines
 
@@ -849,7 +875,8 @@ def get_linn(
     clip = flag(clip, "clip")
     if not net.clip:
         warnings.warn(
-            "model: this network does not clip its layers' outputs, while the instrument clips every "
+            "model: this network does not clip its layers' outputs, while the instrument clips "
+            "every "
             "layer's output to [-1, 1]; the instrument may compute something else",
             UserWarning,
             stacklevel=2,
@@ -920,7 +947,8 @@ def _decode(path_or_dict: Any) -> tuple[Any, str]:
         return path_or_dict, "document"
     if not isinstance(path_or_dict, (str, os.PathLike)):
         raise TypeError(
-            f"path_or_dict: expected a path to a .linn file or a dict, got {type(path_or_dict).__name__}"
+            "path_or_dict: expected a path to a .linn file or a dict, got "
+            f"{type(path_or_dict).__name__}"
         )
     label = _untrusted.short(os.fspath(path_or_dict), 80).strip("'\"")
     data = _untrusted.read_bytes(
@@ -977,7 +1005,8 @@ def describe_linn(path_or_dict: Any, device: str | None = None, slots: int | Non
     >>> doc = {"version": "0.1", "num_input_channels": 3, "num_output_channels": 1,
     ...        "layers": [{"activation": "linear", "weights": [[0.1, 0.2, 0.3]], "biases": [0.1]}]}
     >>> describe_linn(doc)
-    {'inputs': 3, 'outputs': 1, 'num_input_channels': 3, 'num_output_channels': 1, 'layers': [{'activation': 'Linear', 'inputs': 3, 'outputs': 1}]}
+    {'inputs': 3, 'outputs': 1, 'num_input_channels': 3, 'num_output_channels': 1,
+     'layers': [{'activation': 'Linear', 'inputs': 3, 'outputs': 1}]}
     """
     header, layers = read_linn(path_or_dict, device, slots)
     return describe(header, layers)

@@ -1,4 +1,7 @@
-"""``linncore ablate CONFIG.toml``: in process through ``linncore.cli.main`` and as ``python -m linncore``."""
+"""``linncore ablate CONFIG.toml``.
+
+Run in process through ``linncore.cli.main`` and as ``python -m linncore``.
+"""
 
 from __future__ import annotations
 

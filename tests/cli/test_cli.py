@@ -1,4 +1,7 @@
-"""The linncore command, run in-process through ``linncore.cli.main`` and as ``python -m linncore``."""
+"""The linncore command.
+
+Run in-process through ``linncore.cli.main`` and as ``python -m linncore``.
+"""
 
 from __future__ import annotations
 

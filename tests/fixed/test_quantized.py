@@ -39,7 +39,10 @@ def _cast(v: Fraction, frac: int, lo: int, hi: int) -> Fraction:
 def reference(net, X, saturate=False):
     """The pipeline of the module docstring on exact rationals (relu / linear layers, clip on)."""
     out = []
-    q8 = lambda v: _cast(Fraction(v), 7, -128, 127)  # fixed<8,1>
+
+    def q8(v):  # fixed<8,1>
+        return _cast(Fraction(v), 7, -128, 127)
+
     for x in X:
         a = [q8(v) for v in x]
         for layer in net.layers:
@@ -114,7 +117,7 @@ def test_default_config_is_stated_as_an_assumption_and_close_to_float(engine):
     assert "ASSUMED" in qn.summary_text() and "fixed<32,8,RND_CONV,SAT>" in qn.summary_text()
     cmp = qn.compare(r.uniform(-1, 1, (64, 2)))
     assert cmp["max_abs_error"] < 20 * cmp["output_lsb"]
-    out, stats = qn.predict([[0.1, 0.2]], return_stats=True)
+    _, stats = qn.predict([[0.1, 0.2]], return_stats=True)
     assert set(stats) == {"dense0", "dense1"} and set(stats["dense0"]) == {
         "input",
         "accumulator",

@@ -149,7 +149,8 @@ def run_c(header: str, X: np.ndarray, n_out: int, tmp_path) -> np.ndarray:
         pytest.skip("no C compiler (cc) on PATH")
     (tmp_path / "net.h").write_text(header)
     (tmp_path / "main.c").write_text(MAIN)
-    # a second translation unit including the header without using it: no duplicate symbols, no warnings
+    # a second translation unit including the header without using it: no duplicate symbols,
+    # no warnings
     (tmp_path / "other.c").write_text(
         '#include "net.h"\nint other_unit(void) { return NET_N_IN; }\n'
     )

@@ -1,4 +1,7 @@
-"""Every code shared by C and Python agrees in full: the core's export, the headers, the Python side."""
+"""Every code shared by C and Python agrees in full.
+
+The core's export, the headers and the Python side are compared.
+"""
 
 from __future__ import annotations
 

@@ -268,7 +268,8 @@ def test_es_config_restore_best_weights_synonym_and_unknown_key_warning():
 
 
 def test_es_config_patience_counts_epochs_without_improvement():
-    # a frozen network (a learning rate far below float32 resolution, fixed order) never improves after its first epoch
+    # a frozen network (a learning rate far below float32 resolution, fixed order) never
+    # improves after its first epoch
     x = np.linspace(0.0, 4.0, 40)[:, None]
     lm = LinnModel()
     lm.set_training_data(x, 2.0 * x - 3.0)

@@ -99,7 +99,8 @@ def test_rule_chaining():
 
 
 def test_rule_column_depth(monkeypatch):
-    # cannot break with today's limits (5 layers of 100 inputs give 515); the rule stays for new devices
+    # cannot break with today's limits (5 layers of 100 inputs give 515); the rule stays for
+    # new devices
     monkeypatch.setattr(linn_doc, "MAX_COLUMN_DEPTH", 100)
     rule_error(
         "column depth",
@@ -470,7 +471,8 @@ def test_document_activation_must_be_lower_case_instrument_name():
     doc["layers"][0]["activation"] = "Tanh"
     rule_error(
         "activation",
-        r"layers\[0\].activation: expected one of relu, tanh, sigmoid, softsign, linear, got 'Tanh'",
+        r"layers\[0\].activation: expected one of relu, tanh, sigmoid, softsign, linear, got "
+        r"'Tanh'",
         load_linn,
         doc,
     )
