@@ -6,6 +6,8 @@ the dtype of its inputs and returns what the compiled wrapper returns.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._util import codes
@@ -154,8 +156,18 @@ class _Layer:
     """What the backward pass needs of one layer's forward pass."""
 
     __slots__ = ("W", "bn", "h", "m_acc", "m_act", "m_b", "m_in", "m_w", "x", "z")
+    x: np.ndarray
+    W: np.ndarray
+    z: np.ndarray
+    h: np.ndarray
+    bn: Any
+    m_in: Any
+    m_w: Any
+    m_b: Any
+    m_acc: Any
+    m_act: Any
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.bn = self.m_in = self.m_w = self.m_b = self.m_acc = self.m_act = None
 
 

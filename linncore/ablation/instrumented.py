@@ -232,7 +232,8 @@ def train_instrumented(
         quant = QuantConfig(fmts, on, seed=run_seed, near_rail=near_rail)
         from ..fixed.precision import ensure_precision_dict
 
-        precision_config = ensure_precision_dict(precision_dict).to_dict()
+        checked = ensure_precision_dict(precision_dict)
+        precision_config = checked.to_dict() if checked is not None else None
     rng = np.random.default_rng(run_seed)
     kernels = _backend.kernels()
     n = x.shape[0]

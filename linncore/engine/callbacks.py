@@ -59,6 +59,8 @@ class History(Callback):
         self.epoch: list[int] = []
         self.params: dict[str, Any] = {}
         self.diverged = False
+        #: Per-step rail statistics of quantization-aware training (set by ``fit``), or None.
+        self.rail: dict[str, np.ndarray] | None = None
         self.stop_reason: str | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:

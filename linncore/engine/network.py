@@ -66,6 +66,15 @@ def _side_seed(rng: np.random.Generator) -> int:
 _precision_reader: Callable[[Any], Any] | None = None
 
 
+def _bn_arrays(bn: BatchNormalization) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """gamma, beta, moving mean and moving variance of a batch normalisation bound into a
+    network (a bound layer has all four)."""
+    gamma, beta, mean, var = bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance
+    if gamma is None or beta is None or mean is None or var is None:
+        raise RuntimeError(f"{bn.name}: batch normalisation not bound to a network")
+    return gamma, beta, mean, var
+
+
 def _unpickle_network(layers: list[Any], clip: bool, dtype: str) -> Network:
     return Network(layers, clip=clip, dtype=dtype)
 
@@ -245,20 +254,20 @@ class Network:
         pending: tuple[np.ndarray, np.ndarray] | None = None
         for layer, bn in zip(self._layers, self._norms):
             W = layer.weight.astype(np.float64)
-            b = layer.bias.astype(np.float64) if layer.has_bias else np.zeros(layer.size_out)
+            b = (
+                layer.bias.astype(np.float64)
+                if layer.bias is not None
+                else np.zeros(layer.size_out)
+            )
             if pending is not None:
                 scale, shift = pending
                 W, b = scale[:, None] * W, shift @ W + b
             out.append((W, b, layer.activation))
             pending = None
             if bn is not None:
-                scale = bn.gamma.astype(np.float64) / np.sqrt(
-                    bn.moving_variance.astype(np.float64) + bn.epsilon
-                )
-                pending = (
-                    scale,
-                    bn.beta.astype(np.float64) - scale * bn.moving_mean.astype(np.float64),
-                )
+                gamma, beta, mean, var = _bn_arrays(bn)
+                scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + bn.epsilon)
+                pending = (scale, beta.astype(np.float64) - scale * mean.astype(np.float64))
         if pending is not None:
             raise ValueError(
                 f"batch normalisation after the last dense layer ({self._layers[-1].name}) "
@@ -311,7 +320,8 @@ class Network:
                 f"{layer.name:<10}{layer.shape!s:<14}{layer.activation:<12}{layer.n_params:>8}"
             )
             if bn is not None:
-                rows.append(f"{bn.name:<10}{(bn.size,)!s:<14}{'batchnorm':<12}{2 * bn.size:>8}")
+                size = _bn_arrays(bn)[0].shape[0]
+                rows.append(f"{bn.name:<10}{(size,)!s:<14}{'batchnorm':<12}{2 * size:>8}")
         rows.append(
             f"total parameters: {self.n_params} ({self._dtype.name}); "
             f"outputs clipped to [-1, 1]: {'yes' if self.clip else 'no'}"
@@ -354,18 +364,16 @@ class Network:
     def _weight_slots(self, trainable_only: bool = True) -> list[tuple[str, np.ndarray]]:
         """(name, live array) of every parameter in get_weights order; trainable ones only (the
         order of theta) unless asked."""
-        slots = []
+        slots: list[tuple[str, np.ndarray]] = []
         for layer, bn in zip(self._layers, self._norms):
             slots.append((f"{layer.name} kernel", layer.weight))
-            if layer.has_bias:
+            if layer.bias is not None:
                 slots.append((f"{layer.name} bias", layer.bias))
             if bn is not None:
-                slots += [(f"{bn.name} gamma", bn.gamma), (f"{bn.name} beta", bn.beta)]
+                gamma, beta, mean, var = _bn_arrays(bn)
+                slots += [(f"{bn.name} gamma", gamma), (f"{bn.name} beta", beta)]
                 if not trainable_only:
-                    slots += [
-                        (f"{bn.name} moving_mean", bn.moving_mean),
-                        (f"{bn.name} moving_variance", bn.moving_variance),
-                    ]
+                    slots += [(f"{bn.name} moving_mean", mean), (f"{bn.name} moving_variance", var)]
         return slots
 
     def set_weights(self, weights: Sequence[Any]) -> None:

@@ -49,6 +49,7 @@ class Optimizer:
                 )
             self._m = np.zeros(n_params, dtype=dtype)
             self._v = np.zeros(n_params, dtype=dtype)
+        assert self._v is not None  # made together with _m
         return self._m, self._v
 
     def reset(self) -> None:
