@@ -133,7 +133,12 @@ class Network:
     (2, 1)
     """
 
-    def __init__(self, layers: Sequence[Dense], clip: bool = True, dtype: Any = "float32") -> None:
+    def __init__(
+        self,
+        layers: Sequence[Dense | BatchNormalization],
+        clip: bool = True,
+        dtype: Any = "float32",
+    ) -> None:
         if isinstance(layers, Dense):
             layers = [layers]
         layers = list(layers) if isinstance(layers, Iterable) else layers

@@ -71,7 +71,7 @@ def _params(net: Network) -> list[tuple[str, np.ndarray]]:
     out = []
     for layer in net.layers:
         out.append((f"{layer.name}.weight", layer.weight))
-        if layer.has_bias:
+        if layer.bias is not None:
             out.append((f"{layer.name}.bias", layer.bias))
     return out
 
@@ -270,7 +270,7 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
                 "export "
                 f"supports only {list(_FIXED_ACTS)} (exact on integers); use the float export"
             )
-        parts = []
+        parts: list[np.ndarray | None] = []
         for what, arr in (("weight", layer.weight), ("bias", layer.bias)):
             if arr is None:
                 parts.append(None)
@@ -286,6 +286,7 @@ def _fixed_layers(net: Network, f: FixedFormat) -> list[tuple[np.ndarray, np.nda
                 )
             parts.append(codes)
         W, b = parts
+        assert W is not None  # every layer has a kernel; only the bias may be absent
         bound = (1 << (f.bits - 1)) * np.abs(W.astype(object)).sum(axis=0)
         if b is not None:
             bound = bound + np.abs(b.astype(object)) * (1 << f.frac_bits)
@@ -460,7 +461,7 @@ def export_c_header(
             lines.append(
                 _c_array(ctype, f"{name}_w{l}", layer.weight, lambda v: _c_float(v, single))
             )
-            if layer.has_bias:
+            if layer.bias is not None:
                 lines.append(
                     _c_array(ctype, f"{name}_b{l}", layer.bias, lambda v: _c_float(v, single))
                 )

@@ -395,7 +395,7 @@ def _network_doc(net: Network) -> dict[str, Any]:
             "activation": layer.activation,
             "has_bias": layer.has_bias,
             "weight": _encode_array(layer.weight, net.dtype),
-            "bias": _encode_array(layer.bias, net.dtype) if layer.has_bias else None,
+            "bias": _encode_array(layer.bias, net.dtype) if layer.bias is not None else None,
         }
         if bn is not None:  # optional key: files without it read as before
             doc["batchnorm"] = {
@@ -421,7 +421,7 @@ def _batchnorm_from(v: Any, n_out: int, dtype: np.dtype, where: str) -> BatchNor
     bn = BatchNormalization(momentum, epsilon)
     for k in _BN_ARRAYS:
         setattr(bn, k, _decode_array(d[k], (n_out,), dtype, f"{where}.{k}").astype(np.float64))
-    if np.any(bn.moving_variance < 0):
+    if bn.moving_variance is not None and np.any(bn.moving_variance < 0):
         raise ModelFileError(f"{where}.moving_variance", "expected non-negative variances")
     return bn
 
@@ -518,7 +518,7 @@ def _network_from(v: Any, where: str) -> Network:
             f"expected a list of 1 to {LIMITS['layers']} layers, got {_type(layers_doc)}",
         )
     # structure first, so that sizes are checked before any array is decoded
-    heads = []
+    heads: list[tuple[str, int, int, str, bool]] = []
     names: dict[str, int] = {}
     total = 0
     for i, ld in enumerate(layers_doc):
@@ -556,7 +556,7 @@ def _network_from(v: Any, where: str) -> Network:
         if total > LIMITS["params"]:
             raise ModelFileError(f"{where}.layers", f"more than {LIMITS['params']} parameters")
         heads.append((name, n_in, n_out, act, has_bias))
-    built = []
+    built: list[Dense | BatchNormalization] = []
     for i, ((name, n_in, n_out, act, has_bias), ld) in enumerate(zip(heads, layers_doc)):
         w = f"{where}.layers[{i}]"
         weight = _decode_array(ld["weight"], (n_in, n_out), dtype, f"{w}.weight")
