@@ -555,30 +555,6 @@ def hessian_extremes(
             value = float(ev[0])
         ends.append(value)
     return ends[0], ends[1]
-    if cur.P <= DENSE_MAX_PARAMS:
-        ev = np.linalg.eigvalsh(cur.dense())
-        return float(ev[0]), float(ev[-1])
-    for i, which in enumerate(("SA", "LA")):
-        value = ends[i] if ends else _lanczos_extreme(cur, which, tol, seed)
-        if value is None:
-            from scipy.sparse.linalg import eigsh
-
-            v0 = np.random.default_rng(seed).standard_normal(cur.P)
-            ev = eigsh(
-                cur.operator(),
-                k=1,
-                which=which,
-                tol=tol,
-                ncv=min(cur.P - 1, 20),
-                v0=v0,
-                return_eigenvectors=False,
-            )
-            value = float(ev[0])
-        if ends:
-            ends[i] = value
-        else:
-            ends.append(value)
-    return ends[0], ends[1]
 
 
 @functools.lru_cache(maxsize=8)
