@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import _backend
-from .._util.codes import LOSSES, RAIL_NAMES
+from .._util.codes import LOSSES, NEAR_RAIL, RAIL_NAMES
 from .._util.kernel_args import QuantConfig
 from .._util.progress import Progress, metric, per_unit, seconds
 from .._util.validate import finite_float, flag, non_negative_int, positive_int, seed_value
@@ -118,7 +118,7 @@ def train_instrumented(
     seed: int | None = None,
     hessian_every: int = 1,
     divergence_factor: float = 1e6,
-    near_rail: float = 0.9,
+    near_rail: float = NEAR_RAIL,
     verbose: int = 0,
 ) -> FitHistory:
     """Train ``net`` from its current weights with plain SGD and the curvature controller,
