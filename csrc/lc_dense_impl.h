@@ -91,27 +91,88 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
     }
 }
 
-/* C := A M for A (rows, K) read with strides (A[i][k] = A[i * ars + k * acs], so A may be
- * the transpose of a row-major array) and M (K, N), C (rows, N) row-major.  Every C[i][j] is the sum over k in
- * increasing order of A[i][k] M[k][j], starting from zero, whichever path computes it: so the
- * result is the same bit for bit for any vector width.  Register blocking: 4 rows by 64 (then
- * 32) bytes of columns of C stay in registers across the whole k loop (GCC/Clang vector extensions; a
- * vector operation is the same IEEE operation on each lane).
+/* C := A M for A (rows, K) read with strides (A[i][k] = A[i * ars + k * acs], so A may be the
+ * transpose of a row-major array) and M (K, N), C (rows, N) row-major.  Every C[i][j] is the
+ * sum over k in increasing order of A[i][k] M[k][j], starting from zero, whichever path
+ * computes it: so the result is the same bit for bit for any vector width and any path.
+ * Register blocking (GCC/Clang vector extensions; a vector operation is the same IEEE
+ * operation on each lane): 4 rows by 64, then 32, then 16 bytes of columns of C stay in
+ * registers across the whole k loop, the last 1-3 columns as scalars.  Narrow products (fewer
+ * columns than one 32-byte vector holds, e.g. a 1- or 4-output layer) put vectors over rows
+ * instead (matmul_narrow), reading A as it is when its rows are contiguous (x^T dz) and
+ * otherwise from a transposed copy on the stack (x W, up to FN(MATMUL_PACK) elements of A).
  *
  * No fused multiply-add, by decision: each term is a rounded product added with one rounded
  * addition, as in the NumPy twin's elementwise steps and in the plain loop, so a result is the
  * same on every x86-64 machine whatever instruction set the load-time dispatch picks.  FMA
  * would round once per term instead of twice: other bits, differing between machines with and
  * without it.  The cost is small where it matters here: Zen 3 issues vector multiplies and adds
- * to separate pipes, two of each per cycle, the same peak as two FMAs.  On these shapes (widths
- * 32-100, batch 32) the kernel measured 70-87 GFLOP/s float32 on one Zen 3 core for x W and
- * dz W^T, 45-75 for x^T dz (strided reads of x), on a machine shared with other jobs.  An AVX-512
- * version would have to be a compiler-generated clone of this same source (same bits: no
- * contraction, the order of the sum fixed above); none is built, as no machine it could be
- * tested on is at hand. */
+ * to separate pipes, two of each per cycle, the same peak as two FMAs (16 float32
+ * multiply-adds a cycle).  Measured by bench/bench_kernels.c on one Zen 3 core (batch 32,
+ * shared machine, best of many runs): 0.07-0.09 cycles per multiply-add (75-92 GFLOP/s) for
+ * widths 32-100, x^T dz 0.08-0.1; 1- and 4-column products 0.15-0.4 (they took 0.7-1.3 before
+ * the narrow path).  An AVX-512 version would have to be a compiler-generated clone of this
+ * same source (same bits: no contraction, the order of the sum fixed above); none is built,
+ * as no machine it could be tested on is at hand. */
 #if LC_HAVE_VECTOR_EXT
 LC_VECTOR_TYPEDEF(FN(lc_vec), REAL, 32);
+LC_VECTOR_TYPEDEF(FN(lc_hvec), REAL, 16); /* half a vector: leftover columns */
+
+/* Narrow products (N below one vector's lanes): C[i][j] for the rows [0, r) returned, r a
+ * multiple of the lanes, with A's rows contiguous (ars == 1: A[i][k] = A[i + k * acs]), so a
+ * vector holds consecutive rows of one column of C and the whole k loop runs in registers,
+ * four independent row vectors by one column at a time.  Each lane is the same ordered sum
+ * from zero as the other paths compute. */
+LC_HOT static int64_t FN(matmul_narrow)(const REAL *restrict A, int64_t acs, const REAL *restrict M,
+                                        REAL *restrict C, int64_t rows, int64_t K, int64_t N)
+{
+    typedef FN(lc_vec) vec;
+    enum {
+        JB = (int)(sizeof(vec) / sizeof(REAL))
+    };
+    REAL t[4 * JB];
+    int64_t i = 0;
+    for (; i + 4 * JB <= rows; i += 4 * JB)
+        for (int64_t j = 0; j < N; j++) {
+            vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, a0, a1, a2, a3;
+            for (int64_t k = 0; k < K; k++) {
+                const REAL *ak = A + k * acs + i;
+                const REAL m = M[k * N + j];
+                memcpy(&a0, ak, sizeof a0);
+                memcpy(&a1, ak + JB, sizeof a1);
+                memcpy(&a2, ak + 2 * JB, sizeof a2);
+                memcpy(&a3, ak + 3 * JB, sizeof a3);
+                c0 += a0 * m;
+                c1 += a1 * m;
+                c2 += a2 * m;
+                c3 += a3 * m;
+            }
+            memcpy(t, &c0, sizeof c0);
+            memcpy(t + JB, &c1, sizeof c1);
+            memcpy(t + 2 * JB, &c2, sizeof c2);
+            memcpy(t + 3 * JB, &c3, sizeof c3);
+            for (int r = 0; r < 4 * JB; r++) C[(i + r) * N + j] = t[r];
+        }
+    for (; i + JB <= rows; i += JB)
+        for (int64_t j = 0; j < N; j++) {
+            vec c0 = {0}, a0;
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(&a0, A + k * acs + i, sizeof a0);
+                c0 += a0 * M[k * N + j];
+            }
+            memcpy(t, &c0, sizeof c0);
+            for (int r = 0; r < JB; r++) C[(i + r) * N + j] = t[r];
+        }
+    return i;
+}
 #endif
+
+void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows, int64_t cols);
+
+/* Elements of the stack buffer a narrow product packs a row-major A into (16 KiB or less). */
+enum {
+    FN(MATMUL_PACK) = 2048
+};
 
 LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
                           REAL *restrict C, int64_t rows, int64_t K, int64_t N)
@@ -119,9 +180,20 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
     int64_t i = 0;
 #if LC_HAVE_VECTOR_EXT
     typedef FN(lc_vec) vec;
+    typedef FN(lc_hvec) hvec;
     enum {
-        JB = (int)(sizeof(vec) / sizeof(REAL))
+        JB = (int)(sizeof(vec) / sizeof(REAL)),
+        HB = (int)(sizeof(hvec) / sizeof(REAL))
     };
+    if (N < JB && rows >= JB && K > 0) { /* narrow: vectors over rows (matmul_narrow) */
+        if (ars == 1) {
+            i = FN(matmul_narrow)(A, acs, M, C, rows, K, N);
+        } else if (acs == 1 && ars == K && rows * K <= FN(MATMUL_PACK)) {
+            REAL packed[FN(MATMUL_PACK)]; /* A transposed: data movement only */
+            FN(lc_transpose)(A, packed, rows, K);
+            i = FN(matmul_narrow)(packed, rows, M, C, rows, K, N);
+        }
+    }
     for (; i + 4 <= rows; i += 4) {
         const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
         int64_t j = 0;
@@ -152,6 +224,20 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
         }
         for (; j + JB <= N; j += JB) {
             vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(&m, M + k * N + j, sizeof m);
+                c0 += a0[k * acs] * m;
+                c1 += a1[k * acs] * m;
+                c2 += a2[k * acs] * m;
+                c3 += a3[k * acs] * m;
+            }
+            memcpy(C + i * N + j, &c0, sizeof m);
+            memcpy(C + (i + 1) * N + j, &c1, sizeof m);
+            memcpy(C + (i + 2) * N + j, &c2, sizeof m);
+            memcpy(C + (i + 3) * N + j, &c3, sizeof m);
+        }
+        for (; j + HB <= N; j += HB) {
+            hvec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
             for (int64_t k = 0; k < K; k++) {
                 memcpy(&m, M + k * N + j, sizeof m);
                 c0 += a0[k * acs] * m;
@@ -267,31 +353,40 @@ void FN(lc_transpose)(const REAL *restrict in, REAL *restrict out, int64_t rows,
     }
 }
 
-/* dz := da * [|h| <= 1 if clip] * act'(z), one loop per activation so each vectorizes. */
+/* dz := da * [|h| <= 1 if clip] * act'(z), one loop per activation so each vectorizes.  Then,
+ * with clip, each element stays or becomes +0 where h is outside [-1, 1] (|h| <= 1 is false
+ * for NaN too), by a select that vectorizes too: no branch, whose outcome would follow the
+ * data (a relu layer's outputs cross 1 at random, a tanh layer's never do, so relu layers paid
+ * mispredictions: 0.9 ns an element against 0.15 on Zen 3). */
+#define LC_BACK_LOOP(VALUE)                                                                        \
+    do {                                                                                           \
+        for (int64_t i = 0; i < n; i++) dz[i] = (VALUE);                                           \
+        if (clip)                                                                                  \
+            for (int64_t i = 0; i < n; i++) dz[i] = FABS(h[i]) <= (REAL)1 ? dz[i] : (REAL)0;       \
+    } while (0)
+
 LC_HOT void FN(lc_act_backward)(int32_t act, int32_t clip, const REAL *restrict z,
                                 const REAL *restrict h, const REAL *restrict da, REAL *restrict dz,
                                 int64_t n)
 {
     switch (act) {
     case LC_ACT_LINEAR:
-        for (int64_t i = 0; i < n; i++) dz[i] = da[i];
+        LC_BACK_LOOP(da[i]);
         break;
     case LC_ACT_RELU:
-        for (int64_t i = 0; i < n; i++) dz[i] = z[i] > 0 ? da[i] : (REAL)0;
+        LC_BACK_LOOP(z[i] > 0 ? da[i] : (REAL)0);
         break;
     case LC_ACT_TANH:
-        for (int64_t i = 0; i < n; i++) dz[i] = da[i] * ((REAL)1 - h[i] * h[i]);
+        LC_BACK_LOOP(da[i] * ((REAL)1 - h[i] * h[i]));
         break;
     case LC_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++) dz[i] = da[i] * (h[i] * ((REAL)1 - h[i]));
+        LC_BACK_LOOP(da[i] * (h[i] * ((REAL)1 - h[i])));
         break;
     default:
-        for (int64_t i = 0; i < n; i++) dz[i] = da[i] * FN(act_deriv)(act, z[i], h[i]);
+        LC_BACK_LOOP(da[i] * FN(act_deriv)(act, z[i], h[i]));
     }
-    if (clip)
-        for (int64_t i = 0; i < n; i++)
-            if (!(h[i] >= (REAL)-1 && h[i] <= (REAL)1)) dz[i] = 0;
 }
+#undef LC_BACK_LOOP
 
 void FN(lc_dense_forward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out, const REAL *W,
                           const REAL *b, int32_t act, int32_t clip, REAL *z, REAL *h, REAL *a)

@@ -1,0 +1,184 @@
+"""The product and activation-backward kernels give the same bits on every path.
+
+lc_matmul chooses among register-blocked vector paths by shape (4 rows by two, one or half a
+vector of columns; narrow products with vectors over rows, packing a row-major A first) and,
+on x86-64 with GCC, between an AVX2 and a baseline clone at load time; the portable build
+(LC_PORTABLE=1) has the plain loops only.  Each path must compute every C[i][j] as the same
+ordered sum over k from zero, and lc_act_backward the same elements with and without its
+vectorized clip select.  csrc/ is compiled three times into shared libraries (default: the
+AVX2 clone on a machine that has AVX2; LC_BASELINE_ONLY: the baseline clone alone;
+LC_PORTABLE: plain loops) and called through ctypes; each result is compared byte for byte
+with the others and with a NumPy reference of the same arithmetic (a rounded product added to
+a rounded sum, k in increasing order).  Skipped without a C compiler."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
+SOURCES = ["lc_dense.c", "lc_fixed.c", "lc_optim.c", "lc_parallel.c", "lc_qat.c"]
+# The build's options for GCC and Clang (setup.py).
+FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
+MODES = {
+    "default": [],
+    "baseline": ["-DLC_BASELINE_ONLY=1"],
+    "portable": ["-DLC_PORTABLE=1"],
+}
+N_ACTIVATIONS = 7
+
+
+@pytest.fixture(scope="module")
+def libs(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler on PATH")
+    if not all((CSRC / name).exists() for name in SOURCES):
+        pytest.skip("csrc/ is not beside the tests (installed package without sources)")
+    out = tmp_path_factory.mktemp("products")
+    handles = {}
+    for mode, extra in MODES.items():
+        path = out / f"liblc_{mode}.so"
+        cmd = [cc, *FLAGS, *extra, f"-I{CSRC}", *(str(CSRC / s) for s in SOURCES)]
+        build = subprocess.run(
+            [*cmd, "-o", str(path), "-lm"], capture_output=True, text=True, check=False
+        )
+        if build.returncode != 0:
+            pytest.skip(f"cannot build a shared library here: {build.stderr.strip()[:200]}")
+        handles[mode] = ctypes.CDLL(str(path))
+    return handles
+
+
+def _ptr(a: np.ndarray):
+    ctype = ctypes.c_float if a.dtype == np.float32 else ctypes.c_double
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _matmul(lib, sfx, A, ars, acs, M, rows, K, N, dtype):
+    C = np.full((rows, N), np.nan, dtype)
+    i64 = ctypes.c_int64
+    getattr(lib, f"lc_matmul_{sfx}")(
+        _ptr(A), i64(ars), i64(acs), _ptr(M), _ptr(C), i64(rows), i64(K), i64(N)
+    )
+    return C
+
+
+def _ordered_product(A: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """C = A M with each C[i][j] = ((0 + A[i,0] M[0,j]) + A[i,1] M[1,j]) + ..., rounded at
+    every product and every sum in A's precision."""
+    C = np.zeros((A.shape[0], M.shape[1]), A.dtype)
+    for k in range(A.shape[1]):
+        C = C + A[:, k : k + 1] * M[k : k + 1, :]
+    return C
+
+
+# Widths 1..100 around the block sizes (half a vector: 4 floats or 2 doubles; a vector: 8 or
+# 4; two vectors: 16 or 8; four rows; the narrow path's 4 vectors of rows: 32 or 16), the
+# shapes of the networks trained in bench/ (batch 32), and sizes past the 2,048-element
+# packing buffer of the narrow path.
+SHAPES = [
+    (1, 1, 1),
+    (3, 5, 7),
+    (4, 9, 16),
+    (9, 3, 33),
+    (17, 31, 5),
+    (8, 64, 40),
+    (32, 32, 1),
+    (32, 64, 4),
+    (32, 16, 1),
+    (33, 7, 3),
+    (31, 100, 6),
+    (65, 17, 2),
+    (100, 32, 1),
+    (64, 32, 4),
+    (16, 32, 7),
+    (40, 80, 3),
+    (100, 21, 5),
+    (32, 100, 80),
+    (32, 80, 100),
+    (100, 32, 80),
+    (32, 1, 32),
+    (5, 47, 63),
+    (7, 15, 12),
+    (13, 2, 100),
+    (47, 63, 99),
+]
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+@pytest.mark.parametrize("rows,K,N", SHAPES)
+def test_every_product_path_gives_the_ordered_sum(libs, sfx, dtype, rows, K, N):
+    rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
+    A = rng.standard_normal((rows, K)).astype(dtype)
+    At = np.ascontiguousarray(A.T)  # the same A, stored transposed (x^T dz reads x this way)
+    Apad = np.zeros((rows, K + 3), dtype)  # row stride above K: no packing
+    Apad[:, :K] = A
+    M = rng.standard_normal((K, N)).astype(dtype)
+    want = _ordered_product(A, M)
+    for mode, lib in libs.items():
+        for label, src, ars, acs in (
+            ("row-major", A, K, 1),
+            ("transposed", At, 1, rows),
+            ("row stride K + 3", Apad, K + 3, 1),
+        ):
+            got = _matmul(lib, sfx, src, ars, acs, M, rows, K, N, dtype)
+            assert got.tobytes() == want.tobytes(), (mode, label)
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+def test_every_product_width_from_1_to_100_matches(libs, sfx, dtype):
+    rng = np.random.default_rng(3)
+    for N in range(1, 101):
+        rows, K = 1 + (7 * N) % 67, 1 + (13 * N) % 45
+        A = rng.standard_normal((rows, K)).astype(dtype)
+        M = rng.standard_normal((K, N)).astype(dtype)
+        want = _ordered_product(A, M)
+        for mode, lib in libs.items():
+            got = _matmul(lib, sfx, A, K, 1, M, rows, K, N, dtype)
+            assert got.tobytes() == want.tobytes(), (mode, rows, K, N)
+            got = _matmul(lib, sfx, np.ascontiguousarray(A.T), 1, rows, M, rows, K, N, dtype)
+            assert got.tobytes() == want.tobytes(), (mode, "transposed", rows, K, N)
+
+
+def _values(dtype) -> np.ndarray:
+    special = [0.0, -0.0, 1.0, -1.0, 1.0000001, -1.0000001, 2.0, -2.0, 0.5, np.inf, -np.inf]
+    special += [np.nan, np.finfo(dtype).tiny, 1e30, -1e30]
+    sweep = np.random.default_rng(9).standard_normal(2_001) * 1.5
+    return np.concatenate([special, sweep]).astype(dtype)
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+def test_activation_backward_with_and_without_clip_matches_on_every_path(libs, sfx, dtype):
+    z = _values(dtype)
+    rng = np.random.default_rng(4)
+    da = rng.standard_normal(z.size).astype(dtype)
+    i32, i64 = ctypes.c_int32, ctypes.c_int64
+    for act in range(N_ACTIVATIONS):
+        h = np.zeros_like(z)
+        getattr(libs["portable"], f"lc_act_forward_{sfx}")(i32(act), _ptr(z), _ptr(h), i64(z.size))
+        d = np.zeros_like(z)
+        getattr(libs["portable"], f"lc_act_deriv_{sfx}")(
+            i32(act), _ptr(z), _ptr(h), _ptr(d), i64(z.size)
+        )
+        one, zero = dtype(1), dtype(0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            plain = {
+                0: da,
+                1: np.where(z > 0, da, zero),
+                2: da * (one - h * h),
+                3: da * (h * (one - h)),
+            }.get(act, da * d)
+            clipped = np.where(np.abs(h) <= 1, plain, zero)
+        for clip, want in ((0, plain), (1, clipped)):
+            for n in (1, 3, 7, 8, 9, 31, 33, z.size):
+                for mode, lib in libs.items():
+                    dz = np.full(n, np.nan, dtype)
+                    getattr(lib, f"lc_act_backward_{sfx}")(
+                        i32(act), i32(clip), _ptr(z), _ptr(h), _ptr(da), _ptr(dz), i64(n)
+                    )
+                    assert dz.tobytes() == want[:n].tobytes(), (mode, act, clip, n)
