@@ -7,7 +7,7 @@
  *       bench/bench_kernels.c csrc/lc_*.c -lm -o /tmp/bench_kernels && /tmp/bench_kernels
  *
  * Every figure is the minimum over many repetitions (the machine may be shared), in ns per
- * call, GFLOP/s (2 flops per multiply-add) and core cycles per multiply-add, the clock being
+ * call (a whole epoch: the thread's CPU time), GFLOP/s (2 flops per multiply-add) and core cycles per multiply-add, the clock being
  * measured first by a chain of dependent integer additions (one cycle each).  The last line
  * is a checksum of every output: two builds giving the same checksum computed the same bits
  * (for comparing a kernel change against the previous sources, same run).  Arguments:
@@ -27,6 +27,14 @@ static double now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread (POSIX), for runs long enough to be preempted. */
+static double cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 

@@ -88,11 +88,16 @@ static void BF(net)(const char *name, int64_t L, const int64_t *sizes, const int
                                    &n_done);
         mix(th, (size_t)P * sizeof(REAL));
         mix(&loss_sum, sizeof loss_sum);
-        TIME_MIN(t, 3 * scale,
-                 B_CAT(lc_train_epoch, SFX)(&tr, th, m, v, NULL, X, Y, N, NULL, B, &step, NULL,
-                                            &loss_sum, &n_done));
+        t = 1e30; /* thread CPU time: an epoch is long enough to be preempted on a busy machine */
+        for (int r = 0; r < 5 * scale; r++) {
+            const double t0 = cpu_ns();
+            B_CAT(lc_train_epoch, SFX)(&tr, th, m, v, NULL, X, Y, N, NULL, B, &step, NULL,
+                                       &loss_sum, &n_done);
+            const double d = cpu_ns() - t0;
+            if (d < t) t = d;
+        }
         char what[96];
-        snprintf(what, sizeof what, "whole epoch, %lld samples", (long long)N);
+        snprintf(what, sizeof what, "whole epoch, %lld samples (CPU)", (long long)N);
         report(what, t, 3.0 * (double)(N * macs));
         free(th0), free(th), free(m), free(v), free(X), free(Y);
     }

@@ -194,10 +194,15 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
             i = FN(matmul_narrow)(packed, rows, M, C, rows, K, N);
         }
     }
-    for (; i + 4 <= rows; i += 4) {
-        const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
-        int64_t j = 0;
-        for (; j + 2 * JB <= N; j += 2 * JB) { /* 4 rows by 2 vectors: 8 independent chains */
+    /* Blocks of 4 rows from i0 to i1; the two-vector column blocks first, each over every row
+     * block in turn, so its slice of M (K rows of 2 vectors) stays in L1 across them; then the
+     * narrower columns row block by row block. */
+    const int64_t i0 = i, i1 = i0 + (rows - i0) / 4 * 4;
+    int64_t jv = 0; /* the columns the two-vector blocks cover */
+    for (; jv + 2 * JB <= N; jv += 2 * JB)
+        for (i = i0; i < i1; i += 4) { /* 4 rows by 2 vectors: 8 independent chains */
+            const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
+            const int64_t j = jv;
             vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
             vec m, n;
             for (int64_t k = 0; k < K; k++) {
@@ -222,6 +227,9 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
             memcpy(C + (i + 2) * N + j + JB, &e2, sizeof m);
             memcpy(C + (i + 3) * N + j + JB, &e3, sizeof m);
         }
+    for (i = i0; i < i1; i += 4) {
+        const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
+        int64_t j = jv;
         for (; j + JB <= N; j += JB) {
             vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
             for (int64_t k = 0; k < K; k++) {
