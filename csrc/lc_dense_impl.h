@@ -185,7 +185,14 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
         JB = (int)(sizeof(vec) / sizeof(REAL)),
         HB = (int)(sizeof(hvec) / sizeof(REAL))
     };
-    if (N < JB && rows >= JB && K > 0) { /* narrow: vectors over rows (matmul_narrow) */
+#if LC_X86_AVX2
+    /* Not in the baseline clone, which runs only without AVX2: there GCC lowers the 32-byte
+     * vectors of matmul_narrow through memory, and the scalar columns below are faster. */
+    const int narrow_ok = lc_cpu_has_avx2();
+#else
+    const int narrow_ok = 1;
+#endif
+    if (narrow_ok && N < JB && rows >= JB && K > 0) { /* vectors over rows (matmul_narrow) */
         if (ars == 1) {
             i = FN(matmul_narrow)(A, acs, M, C, rows, K, N);
         } else if (acs == 1 && ars == K && rows * K <= FN(MATMUL_PACK)) {
