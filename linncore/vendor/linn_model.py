@@ -342,6 +342,8 @@ class LinnModel:
         (1, 100)
         """
         constant_columns = choice(constant_columns, ["error", "zero"], "constant_columns")
+        # checked before anything changes: a refused flag leaves the model as it was
+        scale = flag(scale, "scale")
         x, x_1d = _as_rows(training_inputs, "training_inputs")
         y, y_1d = _as_rows(training_outputs, "training_outputs")
         if x.shape[0] != y.shape[0]:
@@ -402,7 +404,7 @@ class LinnModel:
                 )
         self.training_inputs, self.training_outputs = x, y
         self._input_transform_args, self._output_transform_args = sx, sy
-        self._scaled = flag(scale, "scale")
+        self._scaled = scale
 
     def _transform(self, data_array: np.ndarray, is_input: bool) -> np.ndarray:
         s = self._input_transform_args if is_input else self._output_transform_args
