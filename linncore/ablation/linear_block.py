@@ -144,10 +144,11 @@ class LinearBlockModel:
 
         X = self.dataset.X if X is None else X
         Y = self.dataset.Y if Y is None else Y
+        teacher = getattr(self.dataset, "A", None)  # only teacher datasets carry one
         if (
             "reference_A" not in kwargs
-            and getattr(self.dataset, "A", None) is not None
+            and teacher is not None
             and all(layer.activation == "linear" for layer in self.network.layers)
         ):
-            kwargs["reference_A"] = self.dataset.A
+            kwargs["reference_A"] = teacher
         return train_instrumented(self.network, X, Y, **kwargs)
