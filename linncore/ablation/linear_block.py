@@ -85,7 +85,7 @@ class LinearBlockModel:
         d_in, d_out = self.dataset.X.shape[1], self.dataset.Y.shape[1]
         rng = np.random.default_rng(self.seed)
         widths = [d_in] + self.num_hidden
-        layers: list = []
+        layers: list[Dense | BatchNormalization] = []
         for i in range(len(self.num_hidden)):
             layers.append(
                 Dense((widths[i], widths[i + 1]), self.activation, has_bias=self.use_bias, seed=rng)

@@ -27,7 +27,7 @@ the products' 30 fraction bits are summed exactly and rounded once to 24).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -52,6 +52,8 @@ _FORWARD_FIELDS = ("input", "weight", "bias", "accumulator", "activation")
 
 #: The format of every forward field of one layer (None: float64).
 _Formats = dict[str, FixedFormat | None]
+#: Saturation fraction per layer and quantized tensor, as ``predict(return_stats=True)`` gives.
+_Stats = dict[str, dict[str, float]]
 
 
 class _QuantizedLayer(NamedTuple):
@@ -153,7 +155,14 @@ class QuantizedNetwork:
         """The format of every forward field, per layer."""
         return [dict(q.formats) for q in self._layers]
 
-    def predict(self, X: Any, return_stats: bool = False):
+    @overload
+    def predict(self, X: Any, return_stats: Literal[False] = False) -> np.ndarray: ...
+    @overload
+    def predict(self, X: Any, return_stats: Literal[True]) -> tuple[np.ndarray, _Stats]: ...
+    @overload
+    def predict(self, X: Any, return_stats: bool) -> np.ndarray | tuple[np.ndarray, _Stats]: ...
+
+    def predict(self, X: Any, return_stats: bool = False) -> np.ndarray | tuple[np.ndarray, _Stats]:
         """Outputs of the quantized network (float64 values on the output grid).
 
         Parameters
@@ -165,7 +174,7 @@ class QuantizedNetwork:
             (``{"dense0": {"input": 0.0, "accumulator": 0.01, ...}, ...}``).
         """
         a, _ = self.network._samples(X, None)
-        stats: dict[str, dict[str, float]] = {}
+        stats: _Stats = {}
         for name, activation, fm, W, b in self._layers:
             st = stats.setdefault(name, {})
             if fm["input"] is not None:

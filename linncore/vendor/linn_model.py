@@ -255,7 +255,7 @@ class LinnModel:
         )
 
     @classmethod
-    def from_network(cls, network: Network, scaling: dict | None = None) -> LinnModel:
+    def from_network(cls, network: Network, scaling: dict[str, Any] | None = None) -> LinnModel:
         """A LinnModel around a trained network, e.g. one read back from a model file.
 
         Parameters
@@ -299,7 +299,7 @@ class LinnModel:
             return None
         return sx, sy
 
-    def scaling(self) -> dict | None:
+    def scaling(self) -> dict[str, Any] | None:
         """The training scaling as plain lists (None when the data was not scaled)."""
         pair = self._scalings()
         if pair is None:
@@ -850,7 +850,7 @@ def get_linn(
     clip: bool = False,
     device: str | None = None,
     slots: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The ``.linn`` document of a network, with every instrument rule enforced.
 
     Parameters
@@ -912,7 +912,7 @@ def save_linn(
     model: Any,
     input_channels: int,
     output_channels: int,
-    file_name: str | os.PathLike,
+    file_name: str | os.PathLike[str],
     output_mapping: Sequence[int] | None = None,
     clip: bool = False,
     device: str | None = None,
@@ -993,7 +993,7 @@ def _decode(path_or_dict: Any) -> tuple[Any, str]:
 
 def read_linn(
     path_or_dict: Any, device: str | None = None, slots: int | None = None
-) -> tuple[dict, list[LinnLayer]]:
+) -> tuple[dict[str, Any], list[LinnLayer]]:
     """Decode and validate a ``.linn`` document; its header and layers.
 
     Raises
@@ -1012,7 +1012,9 @@ def read_linn(
         raise LinnError(exc.rule, f"{label}: {str(exc).split('] ', 1)[1]}") from None
 
 
-def describe_linn(path_or_dict: Any, device: str | None = None, slots: int | None = None) -> dict:
+def describe_linn(
+    path_or_dict: Any, device: str | None = None, slots: int | None = None
+) -> dict[str, Any]:
     """Validate a document and describe it as the instrument does.
 
     Examples
