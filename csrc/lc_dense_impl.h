@@ -201,51 +201,34 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
             i = FN(matmul_narrow)(packed, rows, M, C, rows, K, N);
         }
     }
-    /* Blocks of 4 rows from i0 to i1.  First the tiles of 4 rows by two vectors of columns, in
-     * the order that keeps the data in L1: where M is larger than about 3/4 of L1 (32 KiB on
-     * most x86 cores), each two-vector column block (K rows of 64 bytes) serves every row block
-     * in turn; otherwise row block by row block, so A's rows are read once (3-5% faster there
-     * on Zen 3).  Then the narrower columns, row block by row block. */
-    const int64_t i0 = i, i1 = i0 + (rows - i0) / 4 * 4;
-    const int64_t n_ib = (i1 - i0) / 4, n_jb = N / (2 * JB), jv = n_jb * 2 * JB;
-    const int col_outer = K * N * (int64_t)sizeof(REAL) > 24 * 1024;
-    int64_t ib = 0, jb = 0;
-    for (int64_t tile = 0; tile < n_ib * n_jb; tile++) { /* 8 independent chains */
-        i = i0 + 4 * ib;
-        const int64_t j = jb * 2 * JB;
+    for (; i + 4 <= rows; i += 4) {
         const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
-        vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
-        vec m, n;
-        for (int64_t k = 0; k < K; k++) {
-            memcpy(&m, M + k * N + j, sizeof m);
-            memcpy(&n, M + k * N + j + JB, sizeof n);
-            const REAL x0 = a0[k * acs], x1 = a1[k * acs], x2 = a2[k * acs], x3 = a3[k * acs];
-            c0 += x0 * m;
-            e0 += x0 * n;
-            c1 += x1 * m;
-            e1 += x1 * n;
-            c2 += x2 * m;
-            e2 += x2 * n;
-            c3 += x3 * m;
-            e3 += x3 * n;
+        int64_t j = 0;
+        for (; j + 2 * JB <= N; j += 2 * JB) { /* 4 rows by 2 vectors: 8 independent chains */
+            vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
+            vec m, n;
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(&m, M + k * N + j, sizeof m);
+                memcpy(&n, M + k * N + j + JB, sizeof n);
+                const REAL x0 = a0[k * acs], x1 = a1[k * acs], x2 = a2[k * acs], x3 = a3[k * acs];
+                c0 += x0 * m;
+                e0 += x0 * n;
+                c1 += x1 * m;
+                e1 += x1 * n;
+                c2 += x2 * m;
+                e2 += x2 * n;
+                c3 += x3 * m;
+                e3 += x3 * n;
+            }
+            memcpy(C + i * N + j, &c0, sizeof m);
+            memcpy(C + (i + 1) * N + j, &c1, sizeof m);
+            memcpy(C + (i + 2) * N + j, &c2, sizeof m);
+            memcpy(C + (i + 3) * N + j, &c3, sizeof m);
+            memcpy(C + i * N + j + JB, &e0, sizeof m);
+            memcpy(C + (i + 1) * N + j + JB, &e1, sizeof m);
+            memcpy(C + (i + 2) * N + j + JB, &e2, sizeof m);
+            memcpy(C + (i + 3) * N + j + JB, &e3, sizeof m);
         }
-        memcpy(C + i * N + j, &c0, sizeof m);
-        memcpy(C + (i + 1) * N + j, &c1, sizeof m);
-        memcpy(C + (i + 2) * N + j, &c2, sizeof m);
-        memcpy(C + (i + 3) * N + j, &c3, sizeof m);
-        memcpy(C + i * N + j + JB, &e0, sizeof m);
-        memcpy(C + (i + 1) * N + j + JB, &e1, sizeof m);
-        memcpy(C + (i + 2) * N + j + JB, &e2, sizeof m);
-        memcpy(C + (i + 3) * N + j + JB, &e3, sizeof m);
-        if (col_outer) {
-            if (++ib == n_ib) ib = 0, jb++;
-        } else if (++jb == n_jb) {
-            jb = 0, ib++;
-        }
-    }
-    for (i = i0; i < i1; i += 4) {
-        const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
-        int64_t j = jv;
         for (; j + JB <= N; j += JB) {
             vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
             for (int64_t k = 0; k < K; k++) {
