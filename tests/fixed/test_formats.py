@@ -9,13 +9,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from _fixed_ref import ref_cast  # the exact rational reference (shared with test_formats_wide)
+from _fixed_ref import ENGINES, C, K, needs_core, ref_cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import linncore.fixed.formats as fixed_mod
 from linncore import _backend
-from linncore._numpy import kernels as K
 from linncore.fixed.formats import (
     FixedFormat,
     Overflow,
@@ -28,21 +27,6 @@ from linncore.fixed.formats import (
     sat_add,
     sat_mul,
 )
-
-try:
-    import linncore._core as C
-except ImportError:  # the compiled core is not built: only the NumPy engine is tested
-    C = None
-
-ENGINES = ["numpy"] + (["native"] if C is not None else [])
-needs_core = pytest.mark.skipif(C is None, reason="the compiled core linncore._core is not built")
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request):
-    with _backend.use(request.param) as module:
-        yield module
-
 
 # ------------------------------------------------------------------ strategies
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _fixed_ref import ref_cast
+from _fixed_ref import ENGINES, C, K, needs_core, ref_cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linncore import _backend
-from linncore._numpy import kernels as K
 from linncore.fixed.formats import (
     FixedFormat,
     Overflow,
@@ -30,20 +29,7 @@ from linncore.fixed.formats import (
     sat_mul,
 )
 
-try:
-    import linncore._core as C
-except ImportError:  # the compiled core is not built: only the NumPy engine is tested
-    C = None
-
-ENGINES = ["numpy"] + (["native"] if C is not None else [])
-needs_core = pytest.mark.skipif(C is None, reason="the compiled core linncore._core is not built")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request):
-    with _backend.use(request.param) as module:
-        yield module
 
 
 @st.composite
