@@ -175,7 +175,10 @@ def test_missing_config_file_exits_1(tmp_path, capsys):
     [
         (["ablate"], "the following arguments are required: config"),
         (["ablate", "x.toml", "--workers", "two"], "--workers: invalid int value"),
-        (["ablate", "x.toml", "--workers", "0"], "--workers: expected a positive integer"),
+        (
+            ["ablate", "x.toml", "--workers", "0"],
+            "--workers: expected an integer in [1, 1024], got 0",
+        ),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv, match):

@@ -65,7 +65,7 @@ def test_widths_up_to_64_bits_signed_and_63_unsigned_are_accepted():
     assert str(FixedFormat.parse("fixed<48,16,TRN,WRAP>")) == "fixed<48,16,TRN,WRAP>"
     with pytest.raises(
         ValueError,
-        match=r"bits: expected 1\.\.63 for a unsigned format "
+        match=r"bits: expected an integer in \[1, 63\] for a unsigned format "
         r"\(codes are int64\), got 64",
     ):
         FixedFormat.parse("ufixed<64,0>")
