@@ -378,7 +378,7 @@ def test_c_header_export_accepts_wide_formats_with_int64_codes():
     text = export_c_header(net, None, name="w48", fixed=f)
     assert "static const int64_t w48_w0[2]" in text
     assert predict_fixed(net, [[0.5, 0.25]], f).tolist() == [[0.5 * 0.5 + 0.25 * 0.25 + 0.125]]
-    with pytest.raises(ValueError, match=r"fixed: expected bits, an integer in \[2, 64\]"):
+    with pytest.raises(ValueError, match=r"fixed\.bits: expected an integer in \[2, 64\], got 65"):
         export_format({"bits": 65, "frac_bits": 4})
     # a 64-bit format's accumulator needs more than the int64 of C99: refused, with the reason
     with pytest.raises(ValueError, match=r"accumulator of layer .*C99 has no wider integer"):
