@@ -770,16 +770,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
             f"{cfg_path}: unknown key {short(unknown[0])}; expected {sorted(_ABLATE_KEYS)} "
             f"(see linncore ablate --help)"
         )
-    seeds = cfg.get("seeds", [0])
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        raise CliError(
-            f"{cfg_path}: seeds: expected a non-empty list of integers, got {kind(seeds)}"
-        )
-    seeds = [_v.integer(s, f"seeds[{i}]", lo=0, error=error) for i, s in enumerate(seeds)]
+    seeds = _v.items(cfg.get("seeds", [0]), "seeds", min_len=1, error=error)
+    seeds = [_v.non_negative_int(s, f"seeds[{i}]", error=error) for i, s in enumerate(seeds)]
     if len(set(seeds)) != len(seeds):
         twice = next(s for k, s in enumerate(seeds) if s in seeds[:k])
         raise CliError(

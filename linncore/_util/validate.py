@@ -442,8 +442,11 @@ def items(
     if not isinstance(value, (list, tuple)):
         raise _refuse(error, TypeError, name, "a list", kind(value))
     if len(value) < min_len or (max_len is not None and len(value) > max_len):
-        span = f"{min_len} to {max_len}" if max_len is not None else f"at least {min_len}"
-        raise _refuse(error, ValueError, name, f"a list of {span} items", str(len(value)))
+        if max_len is not None:
+            expected = f"a list of {min_len} to {max_len} items"
+        else:
+            expected = "a non-empty list" if min_len == 1 else f"a list of at least {min_len} items"
+        raise _refuse(error, ValueError, name, expected, kind(value) if value else "an empty list")
     return list(value)
 
 

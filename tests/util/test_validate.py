@@ -131,7 +131,11 @@ def test_the_wrong_type_is_a_type_error_or_the_formats_error(call, message):
         ),
         (
             lambda e: items([], "k", min_len=1, error=e),
-            "k: expected a list of at least 1 items, got 0",
+            "k: expected a non-empty list, got an empty list",
+        ),
+        (
+            lambda e: items([1, 2, 3], "k", max_len=2, error=e),
+            "k: expected a list of 0 to 2 items, got a list of 3 items",
         ),
     ],
 )
