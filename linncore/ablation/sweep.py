@@ -306,7 +306,11 @@ class SweepResult:
 
 
 def _one_thread() -> None:
-    """Initializer of the sweep's own worker processes."""
+    """Initializer of the sweep's own worker processes: one kernel thread each (the default is
+    one per CPU), so that the workers together run no more threads than there are CPUs.
+
+    Test hook: ``tests/ablation/test_sweep.py`` starts a process pool with it, since what a
+    worker process sets is not visible in the sweep's results."""
     from .._backend import set_num_threads
 
     set_num_threads(1)
