@@ -146,6 +146,14 @@ LC_HOT static void FN(prep_derivs)(int32_t act, int32_t clip, REAL *D1, REAL *D2
         }
         return;
     }
+    if (FN(hess_d2_is_zero)(act) && !clip) { /* hess_d2 is 0: the general loop's values */
+        for (int64_t q = 0; q < n; q++) {
+            const REAL d = D1[q];
+            D2[q] = (REAL)0 * da[q];
+            DZ[q] = da[q] * d;
+        }
+        return;
+    }
     for (int64_t q = 0; q < n; q++) {
         const REAL zq = DZ[q], hq = h[q], d = D1[q];
         REAL d2 = FN(hess_d2)(act, zq, hq) * da[q], dz = da[q] * d;
