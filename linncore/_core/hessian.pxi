@@ -217,7 +217,8 @@ def hvp_dense(spec, theta, state, int64_t N, int loss, bint gauss_newton=False):
 cdef _check_unit(v0):
     norm = float(np.linalg.norm(v0))
     if not abs(norm - 1.0) <= 1e-8:
-        raise ValueError(f"v0: expected a unit vector (Lanczos starts from it), got norm {norm:.6g}")
+        raise ValueError("v0: expected a unit vector (Lanczos starts from it), "
+                         f"got norm {norm:.6g}")
 
 
 def hvp_lanczos(spec, theta, state, int64_t N, int loss, v0, str which, double tol,
