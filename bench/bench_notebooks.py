@@ -101,8 +101,7 @@ PHASES = (
 # before the notebook imports them; and writes what it measured to the file named by
 # NBBENCH_OUT when the script ends (normally or not).
 SHIM = r"""
-import atexit as _nb_atexit, json as _nb_json, os as _nb_os, sys as _nb_sys
-import time as _nb_time
+import atexit as _nb_atexit, json as _nb_json, os as _nb_os, time as _nb_time
 _nb_t0 = _nb_time.perf_counter()
 _NB = {"phases": {}, "cpu": {}, "epochs": [], "cells": []}
 _nb_depth = [0]
@@ -124,7 +123,7 @@ def _nb_timed(name, fn):
     wrapper.__wrapped__ = fn
     return wrapper
 import importlib as _nb_importlib
-import numpy  # every notebook imports it: the library's import is timed without it
+import numpy as _nb_numpy  # every notebook imports it: the library's is timed without it
 _nb_t, _nb_c = _nb_time.perf_counter(), _nb_time.process_time()
 _nb_lib = _nb_importlib.import_module(_nb_os.environ["NBBENCH_LIBRARY"])
 _NB["phases"]["import"] = _nb_time.perf_counter() - _nb_t
@@ -176,7 +175,8 @@ def cpu_name() -> str:
     if "AMD" in name and (family, model) in zen:
         name += f" ({zen[family, model]})"
     simd = "AVX-512" if " avx512f" in text else "AVX2" if " avx2" in text else "SSE"
-    return f"{name}, {os.cpu_count()} logical CPUs, {simd}"
+    kind = "vCPUs" if " hypervisor" in text else "logical CPUs"
+    return f"{name}, {os.cpu_count()} {kind}, {simd}"
 
 
 def notebook_folder(path: str | None) -> Path:
