@@ -1,5 +1,7 @@
 # Declarations shared by every kernel family, and the argument checks the wrappers use.
 
+cimport cython
+
 cdef extern from "lc_common.h":
     ctypedef struct lc_net:
         int64_t n_layers
@@ -56,9 +58,44 @@ def set_num_threads(int n):
     lc_set_num_threads(n)
 
 
+# The two float types of every kernel.  A wrapper checks its arrays, then calls a fused def
+# (dispatched by Cython on the dtype of its typed memoryviews) that calls a cdef inline fused
+# dispatcher per C kernel: `if real is float` picks the _f32 or _f64 kernel at compile time.
 ctypedef fused real:
     float
     double
+
+
+@cython.boundscheck(False)
+cdef inline const real *_mv_cptr(const real[::1] a) noexcept nogil:
+    """The data pointer of a checked 1-D view (NULL for None; a valid pointer when empty)."""
+    if a is None:
+        return NULL
+    return &a[0]
+
+
+@cython.boundscheck(False)
+cdef inline real *_mv_ptr(real[::1] a) noexcept nogil:
+    """The data pointer of a checked writable 1-D view (NULL for None)."""
+    if a is None:
+        return NULL
+    return &a[0]
+
+
+@cython.boundscheck(False)
+cdef inline const real *_mv2_cptr(const real[:, ::1] a) noexcept nogil:
+    """The data pointer of a checked 2-D view (NULL for None)."""
+    if a is None:
+        return NULL
+    return &a[0, 0]
+
+
+@cython.boundscheck(False)
+cdef inline real *_mv2_ptr(real[:, ::1] a) noexcept nogil:
+    """The data pointer of a checked writable 2-D view (NULL for None)."""
+    if a is None:
+        return NULL
+    return &a[0, 0]
 
 
 def constants():
