@@ -24,6 +24,11 @@ cdef extern from "lc_dense.h" nogil:
                             double *dloss)
     int lc_net_forward_f32(const lc_net *net, const float *theta, const float *bn_state, const float *X, int64_t N, float *Y)
     int lc_net_forward_f64(const lc_net *net, const double *theta, const double *bn_state, const double *X, int64_t N, double *Y)
+    int lc_net_loss_f32(const lc_net *net, const float *theta, const float *bn_state,
+                        const float *X, const float *Y, int64_t N, int32_t loss, double *loss_out)
+    int lc_net_loss_f64(const lc_net *net, const double *theta, const double *bn_state,
+                        const double *X, const double *Y, int64_t N, int32_t loss,
+                        double *loss_out)
     int lc_net_loss_grad_f32(const lc_net *net, const float *theta, const float *X, const float *Y,
                              int64_t N, int32_t loss, float *grad, float *dX, float *bn_state, double *loss_out)
     int lc_net_loss_grad_f64(const lc_net *net, const double *theta, const double *X, const double *Y,
@@ -97,6 +102,15 @@ cdef inline int _net_forward_c(const lc_net *net, const real *theta, const real 
         return lc_net_forward_f64(net, theta, bn_state, X, N, Y)
 
 
+cdef inline int _net_loss_c(const lc_net *net, const real *theta, const real *bn_state,
+                            const real *X, const real *Y, int64_t N, int32_t loss,
+                            double *loss_out) noexcept nogil:
+    if real is float:
+        return lc_net_loss_f32(net, theta, bn_state, X, Y, N, loss, loss_out)
+    else:
+        return lc_net_loss_f64(net, theta, bn_state, X, Y, N, loss, loss_out)
+
+
 cdef inline int _net_loss_grad_c(const lc_net *net, const real *theta, const real *X,
                                  const real *Y, int64_t N, int32_t loss, real *grad, real *dX,
                                  real *bn_state, double *loss_out) noexcept nogil:
@@ -166,6 +180,16 @@ def _k_net_forward(_Net n, const real[::1] theta, const real[::1] bn_state,
         status = _net_forward_c(&n.net, _mv_cptr(theta), _mv_cptr(bn_state), _mv2_cptr(X),
                                 X.shape[0], _mv2_ptr(Y))
     return status
+
+
+def _k_net_loss(_Net n, const real[::1] theta, const real[::1] bn_state, const real[:, ::1] X,
+                const real[:, ::1] Y, int loss):
+    cdef int status
+    cdef double value = 0.0
+    with nogil:
+        status = _net_loss_c(&n.net, _mv_cptr(theta), _mv_cptr(bn_state), _mv2_cptr(X),
+                             _mv2_cptr(Y), X.shape[0], loss, &value)
+    return status, value
 
 
 def _k_net_loss_grad(_Net n, const real[::1] theta, const real[:, ::1] X, const real[:, ::1] Y,
@@ -269,8 +293,8 @@ def _bn_state(_Net n, bn_state, dt):
 
 
 def net_forward(spec, theta, X, bn_state=None):
-    """Y = net(X) for a NetSpec and flat parameters theta (inference: batch normalisation
-    with the moving statistics bn_state)."""
+    """Y = net(X) for a NetSpec (or a prepare_net description) and flat parameters theta
+    (inference: batch normalisation with the moving statistics bn_state)."""
     cdef _Net n = _Net(spec)
     dt = _float_dtype(theta, "theta")
     _arr(theta, dt, (n.n_params,), "theta")
@@ -279,6 +303,23 @@ def net_forward(spec, theta, X, bn_state=None):
     Y = np.empty((X.shape[0], spec.sizes[len(spec.sizes) - 1]), dtype=dt)
     _raise_status(_k_net_forward(n, theta, bn_state, X, Y), "net_forward")
     return Y
+
+
+def net_loss(spec, theta, X, Y, *, int loss, bn_state=None):
+    """The loss of net(X) against Y over all N samples in inference mode (batch normalisation
+    with the moving statistics bn_state), without a gradient: what net_forward followed by
+    loss_grad gives, in one call (a validation loss).  spec a NetSpec or a prepare_net
+    description."""
+    _check_loss(loss)
+    cdef _Net n = _Net(spec)
+    dt = _float_dtype(theta, "theta")
+    _arr(theta, dt, (n.n_params,), "theta")
+    _bn_state(n, bn_state, dt)
+    _arr(X, dt, (-1, spec.sizes[0]), "X")
+    _arr(Y, dt, (X.shape[0], spec.sizes[len(spec.sizes) - 1]), "Y")
+    status, value = _k_net_loss(n, theta, bn_state, X, Y, loss)
+    _raise_status(status, "net_loss")
+    return value
 
 
 def net_loss_grad(spec, theta, X, Y, int loss, bint need_dx=False, bn_state=None):
