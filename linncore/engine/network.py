@@ -184,34 +184,6 @@ class Network:
         self._bn_state = np.zeros(
             sum(2 * layer.size_out for layer, bn in zip(owned, bns) if bn), dtype=self._dtype
         )
-        p = q = 0
-        for i, (layer, bn) in enumerate(zip(owned, bns)):
-            n_in, n_out = layer.shape
-            w = self._theta[p : p + n_in * n_out].reshape(n_in, n_out)
-            p += n_in * n_out
-            b = None
-            if layer.has_bias:
-                b = self._theta[p : p + n_out]
-                p += n_out
-            layer._bind(w, b, self)
-            if layer.name is None:
-                layer.name = f"dense{i}"
-            if bn is not None:
-                bn._bind(
-                    self._theta[p : p + n_out],
-                    self._theta[p + n_out : p + 2 * n_out],
-                    self._bn_state[q : q + n_out],
-                    self._bn_state[q + n_out : q + 2 * n_out],
-                )
-                if bn.name is None:
-                    bn.name = f"batchnorm{i}"
-                p += 2 * n_out
-                q += 2 * n_out
-        names = [layer.name for layer in owned]
-        if len(set(names)) != len(names):
-            raise ValueError(f"layers: layer names must be unique, got {names}")
-        self._layers = tuple(owned)
-        self._norms = tuple(bns)
         has_bn = any(bn is not None for bn in bns)
         self._spec = NetSpec(
             sizes=np.array(
@@ -224,6 +196,33 @@ class Network:
             bn_momentum=np.array([bn.momentum if bn else 0.0 for bn in bns]) if has_bn else None,
             bn_epsilon=np.array([bn.epsilon if bn else 0.0 for bn in bns]) if has_bn else None,
         )
+        # Where each layer's parameters and state sit: the kernels' layout table, the one owner
+        # of that fact (per layer the offsets of the kernel, the bias, gamma with beta after it,
+        # and the moving mean with the variance after it; -1 where absent).
+        self._layout = _backend.kernels().net_layout(self._spec)
+        self._layout.flags.writeable = False
+        for i, (layer, bn) in enumerate(zip(owned, bns)):
+            n_in, n_out = layer.shape
+            w_at, b_at, g_at, s_at = (int(o) for o in self._layout[i])
+            w = self._theta[w_at : w_at + n_in * n_out].reshape(n_in, n_out)
+            b = self._theta[b_at : b_at + n_out] if layer.has_bias else None
+            layer._bind(w, b, self)
+            if layer.name is None:
+                layer.name = f"dense{i}"
+            if bn is not None:
+                bn._bind(
+                    self._theta[g_at : g_at + n_out],
+                    self._theta[g_at + n_out : g_at + 2 * n_out],
+                    self._bn_state[s_at : s_at + n_out],
+                    self._bn_state[s_at + n_out : s_at + 2 * n_out],
+                )
+                if bn.name is None:
+                    bn.name = f"batchnorm{i}"
+        names = [layer.name for layer in owned]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layers: layer names must be unique, got {names}")
+        self._layers = tuple(owned)
+        self._norms = tuple(bns)
 
     # -- structure -----------------------------------------------------------------------
     @property
@@ -491,11 +490,20 @@ class Network:
         """
         x, y = self._samples(X, Y)
         value, flat = self._loss_grad_flat(x, y, _losses.get(loss))
-        grads, p = [], 0
-        for _, target in self._weight_slots():
-            grads.append(flat[p : p + target.size].reshape(target.shape))
-            p += target.size
-        return value, grads
+        blocks = self._blocks()
+        return value, [flat[at : at + math.prod(shape)].reshape(shape) for at, shape in blocks]
+
+    def _blocks(self) -> list[tuple[int, tuple[int, ...]]]:
+        """(offset in theta, shape) of every trainable array in get_weights order, from the
+        layout table."""
+        blocks: list[tuple[int, tuple[int, ...]]] = []
+        for (w_at, b_at, g_at, _), layer in zip(self._layout.tolist(), self._layers):
+            blocks.append((w_at, layer.shape))
+            if b_at >= 0:
+                blocks.append((b_at, (layer.size_out,)))
+            if g_at >= 0:
+                blocks += [(g_at, (layer.size_out,)), (g_at + layer.size_out, (layer.size_out,))]
+        return blocks
 
     # -- training ------------------------------------------------------------------------
     def fit(
