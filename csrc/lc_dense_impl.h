@@ -1159,8 +1159,11 @@ static void FN(par_params_part)(void *ctx, int64_t k)
         const int64_t hi = p1 < wo + ni * no ? (p1 - wo) / no : ni;
         const REAL *restrict src = c->next + wo;
         REAL *restrict dst = c->wt[l];
-        for (int64_t i = lo; i < hi; i++)
-            for (int64_t j = 0; j < no; j++) dst[j * ni + i] = src[i * no + j];
+        for (int64_t i0 = lo; i0 < hi; i0 += 8) { /* tiles of 8 rows: whole lines written */
+            const int64_t i1 = i0 + 8 < hi ? i0 + 8 : hi;
+            for (int64_t j = 0; j < no; j++)
+                for (int64_t i = i0; i < i1; i++) dst[j * ni + i] = src[i * no + j];
+        }
     }
 }
 
@@ -1217,27 +1220,64 @@ static void FN(rail_finish)(const double *r, const int *any, const int *cols, do
     }
 }
 
+/* The forward pass of lc_net_forward in parts: part p runs the chunks [p per, (p + 1) per) of
+ * rows with its own workspace.  Rows are independent, so the parts change no bit. */
+typedef struct {
+    const lc_net *net;
+    const lc_layer_offsets *lay;
+    const REAL *theta, *bn_state, *X;
+    REAL *Y;
+    int64_t N, chunk, per;
+    FN(ws) * ws;
+} FN(fwd);
+
+static void FN(fwd_part)(void *ctx, int64_t p)
+{
+    const FN(fwd) *f = (const FN(fwd) *)ctx;
+    const int64_t L = f->net->n_layers, n_in = f->net->sizes[0], n_out = f->net->sizes[L];
+    const int64_t end = (p + 1) * f->per * f->chunk < f->N ? (p + 1) * f->per * f->chunk : f->N;
+    for (int64_t s = p * f->per * f->chunk; s < end; s += f->chunk) {
+        const int64_t B = end - s < f->chunk ? end - s : f->chunk;
+        FN(step_forward)(f->net, f->lay, NULL, 0, f->theta, f->X + s * n_in, B, f->ws + p,
+                         f->bn_state);
+        memcpy(f->Y + s * n_out, f->ws[p].out[L - 1], (size_t)(B * n_out) * sizeof(REAL));
+    }
+}
+
 int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *bn_state, const REAL *X,
                        int64_t N, REAL *Y)
 {
     const int64_t L = net->n_layers, chunk = N < 256 ? (N > 0 ? N : 1) : 256;
-    const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
     if (lc_net_has_bn(net) && !bn_state) return LC_ERR_ARGS;
+    if (N <= 0) return LC_OK;
+    const int64_t n_chunks = (N + chunk - 1) / chunk;
+    /* parts of whole chunks, from the problem's size: one unless the pass is worth a team */
+    int64_t parts = N * lc_net_n_params(net) >= 4 * LC_TRAIN_PAR_MIN_WORK ? n_chunks : 1;
+    parts = parts > LC_MAX_PARTS ? LC_MAX_PARTS : (parts < 1 ? 1 : parts);
+    FN(fwd) f = {net, NULL, theta, bn_state, X, Y, N, chunk, (n_chunks + parts - 1) / parts, NULL};
+    parts = (n_chunks + f.per - 1) / f.per;
     lc_layer_offsets *lay = (lc_layer_offsets *)malloc((size_t)L * sizeof *lay);
-    FN(ws) w;
-    if (!lay || FN(ws_alloc)(&w, net, NULL, chunk, 0) != LC_OK) {
-        free(lay);
-        return LC_ERR_NOMEM;
+    FN(ws) *ws = (FN(ws) *)calloc((size_t)(parts > 0 ? parts : 1), sizeof *ws);
+    int status = lay && ws ? LC_OK : LC_ERR_NOMEM;
+    int64_t made = 0;
+    for (; status == LC_OK && made < parts; made++)
+        if (FN(ws_alloc)(ws + made, net, NULL, chunk, 0) != LC_OK) status = LC_ERR_NOMEM;
+    if (status == LC_OK) {
+        lc_net_layout(net, lay);
+        f.lay = lay;
+        f.ws = ws;
+        if (parts > 1) {
+            lc_team *team = lc_team_start(parts);
+            lc_team_run(team, parts, FN(fwd_part), &f);
+            lc_team_end(team);
+        } else if (parts == 1) {
+            FN(fwd_part)(&f, 0);
+        }
     }
-    lc_net_layout(net, lay);
-    for (int64_t s = 0; s < N; s += chunk) {
-        const int64_t B = N - s < chunk ? N - s : chunk;
-        FN(step_forward)(net, lay, NULL, 0, theta, X + s * n_in, B, &w, bn_state);
-        memcpy(Y + s * n_out, w.out[L - 1], (size_t)(B * n_out) * sizeof(REAL));
-    }
-    FN(ws_free)(&w);
+    for (int64_t p = 0; ws && p < made; p++) FN(ws_free)(ws + p);
+    free(ws);
     free(lay);
-    return LC_OK;
+    return status;
 }
 
 int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,

@@ -287,3 +287,37 @@ def test_quantization_error_is_the_serial_one_for_every_thread_count(core, keep_
             )
         messages.add(str(err.value))
     assert len(messages) == 1
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("bn", [False, True])
+def test_forward_same_bits_for_every_thread_count_and_any_rows(core, keep_threads, dt, bn):
+    spec, theta, X, _, _ = _problem("medium1", dt, n=3000)
+    state = None
+    if bn:  # batch normalisation of the second layer, inference with moving statistics
+        L = len(spec.acts)
+        spec = NetSpec(
+            spec.sizes,
+            spec.acts,
+            spec.has_bias,
+            True,
+            bn=np.array([0, 1, 0, 0, 0], np.int32),
+            bn_momentum=np.full(L, 0.9),
+            bn_epsilon=np.full(L, 1e-3),
+        )
+        rng = np.random.default_rng(3)
+        after = 101 * 80 + 81 * 64  # gamma and beta follow the second layer's bias
+        gb = np.concatenate([rng.uniform(0.5, 1.5, 64), rng.normal(size=64) * 0.1]).astype(dt)
+        theta = np.concatenate([theta[:after], gb, theta[after:]])
+        state = np.concatenate([rng.normal(size=64), rng.uniform(0.5, 2, 64)]).astype(dt)
+    outs = []
+    for t in THREADS:
+        core.set_num_threads(t)
+        outs.append(core.net_forward(spec, theta, X, bn_state=state))
+    for y in outs[1:]:
+        np.testing.assert_array_equal(outs[0], y)
+    core.set_num_threads(1)
+    for lo, hi in ((0, 1), (7, 300), (2999, 3000)):  # rows alone give the same bits
+        np.testing.assert_array_equal(
+            core.net_forward(spec, theta, X[lo:hi], bn_state=state), outs[0][lo:hi]
+        )
