@@ -870,9 +870,8 @@ static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * 
  * with.  After one barrier, the parameter gradient gW = a^T dz, a sum over the batch's rows,
  * is cut by its output instead: parameter parts are contiguous ranges of theta cut at kernel
  * rows and biases, and each sums over all rows in row order exactly as the whole product
- * does.  The optimizer (elementwise) runs on the same range, and the next step's transposed
- * kernels are written from its result.  The calling thread sums the loss in the serial order
- * between the two.  The part counts come from the network and the batch size, never from the
+ * does.  The optimizer (elementwise) runs on the same range.  The calling thread sums the
+ * loss in the serial order between the two, and transposes the kernels before the first.  The part counts come from the network and the batch size, never from the
  * thread count: every count of threads gives the same bits as the serial step.
  *
  * Serial: batch-normalised networks (batch statistics), input, accumulator or activation
@@ -909,7 +908,7 @@ typedef struct {
     const REAL *cur;         /* parameters of the step */
     REAL *next, *m, *v;      /* the optimizer's outputs (fused) */
     int64_t step;            /* the optimizer's iteration, from 0 */
-    int fused;               /* optimizer and transposes in the parameter parts */
+    int fused;               /* the optimizer in the parameter parts */
     REAL **dz, **dacc, **wt; /* per layer: dz, the gated dz, W^T as the product saw W */
     const REAL **b_used;     /* per layer: the bias as the product saw it, or NULL */
     REAL *pda;               /* per row part: two upstream gradients, rows x max width */
@@ -964,13 +963,15 @@ static int FN(par_plan)(FN(par) * c, const lc_train *t, FN(ws) * w, int64_t B_ma
     c->rows = rows;
     c->fused = !FN(any_field)(q, L, LC_QF_GRADIENT) && !FN(any_field)(q, L, LC_QF_UPDATE) &&
                !FN(any_field)(q, L, LC_QF_WEIGHT) && !FN(any_field)(q, L, LC_QF_BIAS);
-    /* parameter parts: cut at the first kernel row or bias boundary at or past k P / Q */
+    /* parameter parts: cut at the first boundary at or past k P / Q of a kernel's rows (every
+     * fourth row, the product's register block), its bias or the next layer */
     c->qb[0] = 0;
     int64_t k = 1, p = 0;
     for (int64_t l = 0; l < L && k < Q; l++) {
         const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
-        for (int64_t u = 0; u < ni + (net->has_bias[l] ? 1 : 0) && k < Q; u++) {
-            p += no;
+        for (int64_t u = 1; u <= ni + (net->has_bias[l] ? 1 : 0) && k < Q; u++) {
+            p += no; /* past unit u - 1: kernel row u - 1, or the bias */
+            if (u % 4 != 0 && u < ni) continue;
             if (p >= k * P / Q && p < P) c->qb[k++] = p;
         }
     }
@@ -1117,8 +1118,7 @@ done:
 }
 
 /* Parameter part k: the gradient of the range [qb[k], qb[k + 1]) of theta, summed over all
- * the batch's rows in order; when fused, the optimizer on the range and the next step's
- * transposed kernel rows. */
+ * the batch's rows in order; when fused, the optimizer on the range. */
 static void FN(par_params_part)(void *ctx, int64_t k)
 {
     FN(par) *c = (FN(par) *)ctx;
@@ -1153,23 +1153,13 @@ static void FN(par_params_part)(void *ctx, int64_t k)
     if (!c->fused) return;
     c->qbad[k] = !FN(lc_optim_next)(t->opt, c->cur + p0, grad + p0, c->m + p0, c->v + p0, p1 - p0,
                                     c->step + 1, t->clip_params, c->next + p0);
-    for (int64_t l = 1; l < L; l++) { /* W^T of next, rows [lo, hi) of W (layer 0 unused) */
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], wo = lay[l].w;
-        const int64_t lo = p0 > wo ? (p0 - wo) / no : 0;
-        const int64_t hi = p1 < wo + ni * no ? (p1 - wo) / no : ni;
-        const REAL *restrict src = c->next + wo;
-        REAL *restrict dst = c->wt[l];
-        for (int64_t i0 = lo; i0 < hi; i0 += 8) { /* tiles of 8 rows: whole lines written */
-            const int64_t i1 = i0 + 8 < hi ? i0 + 8 : hi;
-            for (int64_t j = 0; j < no; j++)
-                for (int64_t i = i0; i < i1; i++) dst[j * ni + i] = src[i * no + j];
-        }
-    }
 }
 
 /* The kernels and biases of the step as the products see them (quantized where asked) and
- * their transposes, on the calling thread.  A quantization error: its status. */
-static int FN(par_prepare)(FN(par) * c, int wt_valid)
+ * their transposes, on the calling thread (the transposes measured faster there than written
+ * by the parameter parts, which cannot use lc_transpose's register tiles).  A quantization
+ * error: its status. */
+static int FN(par_prepare)(FN(par) * c)
 {
     const lc_train *t = c->t;
     const lc_net *net = t->net;
@@ -1183,13 +1173,11 @@ static int FN(par_prepare)(FN(par) * c, int wt_valid)
         const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
         const REAL *W = c->cur + lay[l].w;
         const REAL *b = lay[l].b >= 0 ? c->cur + lay[l].b : NULL;
-        int changed = 0;
         if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
             const int s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no,
                                 QSEED(l, LC_QF_WEIGHT, 0), nr, NULL, w->scratch);
             if (s) return s;
             W = w->wq[l];
-            changed = 1;
         }
         if (b && FN(q_on)(q, l, LC_QF_BIAS)) {
             const int s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0),
@@ -1200,7 +1188,7 @@ static int FN(par_prepare)(FN(par) * c, int wt_valid)
         w->w_used[l] = W;
         c->b_used[l] = b;
         w->in_used[l] = FN(q_on)(q, l, LC_QF_INPUT) ? w->qin[l] : (l ? w->out[l - 1] : c->Xb);
-        if (l > 0 && (changed || !wt_valid)) FN(lc_transpose)(W, c->wt[l], ni, no);
+        if (l > 0) FN(lc_transpose)(W, c->wt[l], ni, no); /* for dx = dz W^T */
     }
     return LC_OK;
 }
@@ -1321,15 +1309,13 @@ static int FN(step_update)(const lc_train *t, const REAL *cur, REAL *next, REAL 
 /* One step in parts (c prepared by FN(par_plan), its batch and parameters set): the loss
  * into *value and next := the updated parameters.  LC_PAR_SERIAL when a part met a
  * quantization error: the caller then runs the step serially, for the serial status. */
-static int FN(par_step)(FN(par) * c, lc_team *team, int *wt_valid, double *value, double *r,
-                        int *any)
+static int FN(par_step)(FN(par) * c, lc_team *team, double *value, double *r, int *any)
 {
     const lc_train *t = c->t;
     const lc_net *net = t->net;
     FN(ws) *w = c->w;
     const int64_t L = net->n_layers, R = (c->B + c->rows - 1) / c->rows;
-    int s = FN(par_prepare)(c, *wt_valid);
-    *wt_valid = 0;
+    int s = FN(par_prepare)(c);
     if (s != LC_OK) return LC_PAR_SERIAL;
     lc_team_run(team, R, FN(par_rows_part), c);
     for (int64_t p = 0; p < R; p++)
@@ -1344,7 +1330,6 @@ static int FN(par_step)(FN(par) * c, lc_team *team, int *wt_valid, double *value
     }
     for (int64_t k = 0; k < c->n_qparts; k++)
         if (c->qbad[k]) return LC_ERR_NONFINITE_PARAMS;
-    *wt_valid = 1; /* the parts wrote next's transposed kernels */
     return LC_OK;
 }
 
@@ -1380,7 +1365,6 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
     static const int all_cols[3] = {1, 1, 1};
     REAL *cur = theta, *next = w.next; /* the step writes next; a completed step swaps them */
     int64_t row = 0;
-    int wt_valid = 0; /* c.wt holds the transposed kernels of cur */
     for (int64_t s = 0; s < N; s += batch_size, row++) {
         const int64_t B = N - s < batch_size ? N - s : batch_size;
         double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0}, value = 0.0;
@@ -1398,7 +1382,7 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
             c.m = m;
             c.v = v;
             c.step = *step;
-            status = FN(par_step)(&c, team, &wt_valid, &value, r, any);
+            status = FN(par_step)(&c, team, &value, r, any);
         }
         if (status == LC_PAR_SERIAL) {
             const REAL *Xb = X + s * n_in, *Yb = Y + s * n_out;
