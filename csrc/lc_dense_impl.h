@@ -887,9 +887,10 @@ static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * 
 #define LC_PAR_SERIAL (-1)
 #endif
 
-/* Multiply-adds of one product (batch rows times parameters) from which a step is parallel.
- * Measured on a 2-core Zen 3: the tutorial network (1-32-32-32-1, batch 32: 7e4) is slower on
- * two threads; the vendor's medium networks (batch 32: 5e5 and more) gain. */
+/* Multiply-adds of one product (batch rows times parameters) from which a step runs in parts.
+ * The tutorial network (1-32-32-32-1 at batch 32: 7e4, about 15 us a step) stays serial: forced
+ * into parts it measured 0.82x on two threads of the project's 2-core Zen 3 (shared, busy;
+ * minima of 40 runs).  The vendor's medium networks (batch 32: 5e5 and more) run in parts. */
 #ifndef LC_TRAIN_PAR_MIN_WORK
 #define LC_TRAIN_PAR_MIN_WORK 200000
 #endif

@@ -8,6 +8,10 @@ lc_train_apply), which is the step of the epoch as it was before it had parts.""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -321,3 +325,121 @@ def test_forward_same_bits_for_every_thread_count_and_any_rows(core, keep_thread
         np.testing.assert_array_equal(
             core.net_forward(spec, theta, X[lo:hi], bn_state=state), outs[0][lo:hi]
         )
+
+
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
+
+# Three epochs of the first medium network at 1 and 3 threads (float, per-row quantization,
+# every field quantized: env FLOAT, QAT, QAT + ALLQ), then a forward pass; the two runs must
+# agree bit for bit.
+TSAN_HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lc_dense.h"
+#include "lc_parallel.h"
+
+int main(void)
+{
+    int64_t sizes[] = {100, 80, 64, 64, 32, 1};
+    int32_t acts[] = {1, 1, 1, 1, 2}, bias[] = {1, 1, 1, 1, 1};
+    lc_net net = {0};
+    net.n_layers = 5;
+    net.sizes = sizes;
+    net.acts = acts;
+    net.has_bias = bias;
+    net.clip_out = 1;
+    const int64_t P = lc_net_n_params(&net), N = 600; /* forward: 3 chunks */
+    lc_layer_offsets lay[5];
+    lc_net_layout(&net, lay);
+    lc_optim opt = {LC_OPT_ADAM, 1e-3, 0.9, 0.999, 1e-7, 0, 0};
+    static lc_fixfmt fm[5 * LC_QF_N];
+    static int32_t on[5 * LC_QF_N];
+    for (int i = 0; i < 5 * LC_QF_N; i++) {
+        const int f = i % LC_QF_N;
+        lc_fixfmt x = {16, 3, 1, 2, 0};
+        fm[i] = x;
+        on[i] = f == LC_QF_INPUT || f == LC_QF_ACCUMULATOR || f == LC_QF_ACTIVATION ||
+                getenv("ALLQ") != NULL;
+    }
+    lc_qat q = {fm, on, 11, 0.9};
+    lc_train t = {&net, lay, 0, &opt, 1, getenv("QAT") ? &q : NULL};
+    float *theta[2], *m[2], *v[2], *out[2];
+    float *X = malloc(sizeof(float) * N * 100), *Y = malloc(sizeof(float) * N);
+    int64_t *perm = malloc(sizeof(int64_t) * N);
+    srand(1);
+    for (int64_t i = 0; i < N * 100; i++) X[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < N; i++) {
+        Y[i] = (float)rand() / RAND_MAX - 0.5f;
+        perm[i] = (i * 37) % N;
+    }
+    for (int k = 0; k < 2; k++) {
+        theta[k] = malloc(sizeof(float) * P);
+        m[k] = calloc(P, sizeof(float));
+        v[k] = calloc(P, sizeof(float));
+        out[k] = malloc(sizeof(float) * N);
+        srand(2);
+        for (int64_t i = 0; i < P; i++) theta[k][i] = ((float)rand() / RAND_MAX - 0.5f) * 0.3f;
+        lc_set_num_threads(k ? 3 : 1);
+        int64_t step = 0, done = 0;
+        double ls = 0;
+        for (int e = 0; e < 3; e++) {
+            const int64_t *p = e == 1 ? NULL : perm;
+            int s = lc_train_epoch_f32(&t, theta[k], m[k], v[k], NULL, X, Y, N, p, 32, &step,
+                                       NULL, &ls, &done);
+            if (s) {
+                printf("status %d\n", s);
+                return 1;
+            }
+        }
+        if (lc_net_forward_f32(&net, theta[k], NULL, X, N, out[k])) return 1;
+    }
+    const size_t bytes = sizeof(float) * (size_t)P;
+    if (memcmp(theta[0], theta[1], bytes) || memcmp(m[0], m[1], bytes) ||
+        memcmp(v[0], v[1], bytes) || memcmp(out[0], out[1], sizeof(float) * N)) {
+        puts("DIFF");
+        return 1;
+    }
+    puts("ok");
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("env", [{"FLOAT": "1"}, {"QAT": "1"}, {"QAT": "1", "ALLQ": "1"}])
+def test_training_epoch_is_race_free_under_thread_sanitizer(tmp_path, env):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler on PATH")
+    if not (CSRC / "lc_dense.c").exists():
+        pytest.skip("csrc/ is not beside the tests (installed package without sources)")
+    (tmp_path / "epoch.c").write_text(TSAN_HARNESS)
+    exe = tmp_path / "epoch"
+    sources = ["lc_dense.c", "lc_parallel.c", "lc_optim.c", "lc_qat.c", "lc_fixed.c"]
+    build = subprocess.run(
+        # baseline only: ThreadSanitizer cannot start a program whose ifunc resolvers run
+        # before it (target_clones)
+        [cc, "-std=c11", "-O1", "-g", "-fsanitize=thread", "-DLC_BASELINE_ONLY"]
+        + ["-ffp-contract=off", "-pthread", f"-I{CSRC}", str(tmp_path / "epoch.c")]
+        + [str(CSRC / f) for f in sources]
+        + ["-lm", "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode != 0:
+        pytest.skip(f"cannot build with -fsanitize=thread: {build.stderr.strip()[:200]}")
+    run = subprocess.run(
+        [str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"TSAN_OPTIONS": "halt_on_error=1 exitcode=66", **env},
+    )
+    if run.returncode != 0 and "FATAL: ThreadSanitizer" in run.stderr:
+        pytest.skip(f"ThreadSanitizer cannot run here: {run.stderr.strip()[:200]}")
+    assert "WARNING: ThreadSanitizer" not in run.stderr, run.stderr[:4000]
+    assert run.returncode == 0 and run.stdout.strip() == "ok", (
+        run.returncode,
+        run.stdout,
+        run.stderr[:2000],
+    )
