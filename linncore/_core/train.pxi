@@ -110,16 +110,11 @@ def train_epoch(spec, theta, X, Y, *, perm, int64_t batch_size, int loss, optimi
         qz = _Quant(quant, n.net.n_layers)
     if rail is not None:
         _arr(rail, np.float64, ((N + batch_size - 1) // batch_size, LC_RAIL_N), "rail")
-    return _train_epoch(n, theta, m, v, bn_state, X, Y, perm, batch_size, loss, optimizer, step,
+    return _k_train_epoch(n, theta, m, v, bn_state, X, Y, perm, batch_size, loss, optimizer, step,
                         clip_params, qz, rail)
 
 
-cdef inline real *_data(real[::1] a):
-    """The first value of a, NULL when a is None."""
-    return NULL if a is None else &a[0]
-
-
-cdef inline int _epoch_c(const lc_train *t, real *theta, real *m, real *v, real *bn_state,
+cdef inline int _train_epoch_c(const lc_train *t, real *theta, real *m, real *v, real *bn_state,
                          const real *X, const real *Y, int64_t N, const int64_t *perm,
                          int64_t batch_size, int64_t *step, double *rail, double *loss_sum,
                          int64_t *n_done) noexcept nogil:
@@ -131,7 +126,7 @@ cdef inline int _epoch_c(const lc_train *t, real *theta, real *m, real *v, real 
                                   rail, loss_sum, n_done)
 
 
-def _train_epoch(_Net n, real[::1] theta, real[::1] m, real[::1] v, real[::1] bn_state,
+def _k_train_epoch(_Net n, real[::1] theta, real[::1] m, real[::1] v, real[::1] bn_state,
                  const real[:, ::1] X, const real[:, ::1] Y, perm, int64_t batch_size, int loss,
                  optimizer, int64_t step, bint clip_params, _Quant qz, rail):
     """train_epoch after its checks, typed on the arrays' dtype."""
@@ -144,10 +139,10 @@ def _train_epoch(_Net n, real[::1] theta, real[::1] m, real[::1] v, real[::1] bn
     t.clip_params = clip_params
     t.quant = &qz.q if qz is not None else NULL
     cdef int64_t N = X.shape[0]
-    cdef real *tc = _data(theta)
-    cdef real *mc = _data(m)
-    cdef real *vc = _data(v)
-    cdef real *sc = _data(bn_state)
+    cdef real *tc = _mv_ptr(theta)
+    cdef real *mc = _mv_ptr(m)
+    cdef real *vc = _mv_ptr(v)
+    cdef real *sc = _mv_ptr(bn_state)
     cdef const real *Xc = &X[0, 0]
     cdef const real *Yc = &Y[0, 0]
     cdef const int64_t *pc = <const int64_t*>_ptr(perm)
@@ -156,7 +151,7 @@ def _train_epoch(_Net n, real[::1] theta, real[::1] m, real[::1] v, real[::1] bn
     cdef double loss_sum = 0.0
     cdef int64_t n_done = 0
     with nogil:
-        status = _epoch_c(&t, tc, mc, vc, sc, Xc, Yc, N, pc, batch_size, &step, rc, &loss_sum,
+        status = _train_epoch_c(&t, tc, mc, vc, sc, Xc, Yc, N, pc, batch_size, &step, rc, &loss_sum,
                           &n_done)
     _step_status(status, "train_epoch")
     return status, loss_sum, n_done, step
@@ -177,10 +172,10 @@ def qat_loss_grad(spec, theta, X, Y, *, int loss, quant, int64_t step, rail):
         raise ValueError(_NO_QUANT_BN)
     cdef _Quant qz = _Quant(quant, n.net.n_layers) if quant is not None else None
     grad = np.empty_like(theta)
-    return _qat_loss_grad(n, theta, X, Y, loss, qz, step, rail, grad)
+    return _k_qat_loss_grad(n, theta, X, Y, loss, qz, step, rail, grad)
 
 
-cdef inline int _loss_grad_c(const lc_train *t, const real *theta, const real *X,
+cdef inline int _train_loss_grad_c(const lc_train *t, const real *theta, const real *X,
                              const real *Y, int64_t B, int64_t step, real *grad, double *rail,
                              double *loss_out) noexcept nogil:
     if real is float:
@@ -189,7 +184,7 @@ cdef inline int _loss_grad_c(const lc_train *t, const real *theta, const real *X
         return lc_train_loss_grad_f64(t, theta, X, Y, B, step, grad, rail, loss_out)
 
 
-def _qat_loss_grad(_Net n, const real[::1] theta, const real[:, ::1] X, const real[:, ::1] Y,
+def _k_qat_loss_grad(_Net n, const real[::1] theta, const real[:, ::1] X, const real[:, ::1] Y,
                    int loss, _Quant qz, int64_t step, rail, grad_out):
     """qat_loss_grad after its checks, typed on the arrays' dtype."""
     cdef real[::1] grad = grad_out
@@ -211,7 +206,7 @@ def _qat_loss_grad(_Net n, const real[::1] theta, const real[:, ::1] X, const re
     cdef double value = 0.0
     cdef int status
     with nogil:
-        status = _loss_grad_c(&t, tc, Xc, Yc, B, step, gc, rc, &value)
+        status = _train_loss_grad_c(&t, tc, Xc, Yc, B, step, gc, rc, &value)
     _step_status(status, "qat_loss_grad")
     return status, value, grad_out
 
@@ -228,10 +223,10 @@ def qat_apply(spec, theta, delta, *, quant, int64_t step, bint clip_params, rail
     if n.n_state:
         raise ValueError(_NO_QUANT_BN)
     cdef _Quant qz = _Quant(quant, n.net.n_layers) if quant is not None else None
-    return _qat_apply(n, theta, delta, qz, step, clip_params, rail)
+    return _k_qat_apply(n, theta, delta, qz, step, clip_params, rail)
 
 
-cdef inline int _apply_c(const lc_train *t, real *theta, const real *delta, int64_t step,
+cdef inline int _train_apply_c(const lc_train *t, real *theta, const real *delta, int64_t step,
                          double *rail) noexcept nogil:
     if real is float:
         return lc_train_apply_f32(t, theta, delta, step, rail)
@@ -239,7 +234,7 @@ cdef inline int _apply_c(const lc_train *t, real *theta, const real *delta, int6
         return lc_train_apply_f64(t, theta, delta, step, rail)
 
 
-def _qat_apply(_Net n, real[::1] theta, const real[::1] delta, _Quant qz, int64_t step,
+def _k_qat_apply(_Net n, real[::1] theta, const real[::1] delta, _Quant qz, int64_t step,
                bint clip_params, rail):
     """qat_apply after its checks, typed on the arrays' dtype."""
     cdef lc_optim unused
@@ -256,6 +251,6 @@ def _qat_apply(_Net n, real[::1] theta, const real[::1] delta, _Quant qz, int64_
     cdef double *rc = <double*>_ptr(rail)
     cdef int status
     with nogil:
-        status = _apply_c(&t, tc, dc, step, rc)
+        status = _train_apply_c(&t, tc, dc, step, rc)
     _step_status(status, "qat_apply")
     return status
