@@ -83,16 +83,10 @@ cdef _check_hvp_loss(int loss):
 
 
 cdef inline _Net _hessian_net(object spec):
-    """spec's description for C: spec itself when hessian_net made it, else built now."""
+    """spec's description for C: spec itself when prepare_net made it, else built now."""
     if type(spec) is _Net:
         return <_Net>spec
     return _Net(spec)
-
-
-def hessian_net(spec):
-    """The network description every Hessian kernel here reads, checked and built once: pass
-    it in place of ``spec`` to run many calls on one network without rebuilding it."""
-    return _hessian_net(spec)
 
 
 cdef object _act_deriv2_run(real *kind, int act, z, h):

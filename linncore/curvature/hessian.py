@@ -141,12 +141,12 @@ _KERNEL_NETS_LOCK = threading.Lock()
 
 
 def _kernel_net(kernels: Any, spec: Any) -> Any:
-    """``kernels.hessian_net(spec)``, made once per spec and engine."""
+    """``kernels.prepare_net(spec)``, made once per spec and engine."""
     key = (id(kernels), id(spec))
     hit = _KERNEL_NETS.get(key)
     if hit is not None and hit[0] is spec and hit[1] is kernels:
         return hit[2]
-    hnet = kernels.hessian_net(spec)
+    hnet = kernels.prepare_net(spec)
     with _KERNEL_NETS_LOCK:
         if len(_KERNEL_NETS) >= _KERNEL_NETS_MAX:
             _KERNEL_NETS.pop(next(iter(_KERNEL_NETS)))

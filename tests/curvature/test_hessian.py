@@ -907,7 +907,7 @@ def test_kernels_take_a_network_description_built_once_in_place_of_the_spec(engi
     V = rng.normal(size=(net.n_params, 2))
     v0 = V[:, 0] / np.linalg.norm(V[:, 0])
     K = engine  # the engine the fixture made active
-    hnet = K.hessian_net(net.spec)
+    hnet = K.prepare_net(net.spec)
     assert K.hvp_state_len(hnet, 90) == K.hvp_state_len(net.spec, 90)
     runs = []
     for desc in (net.spec, hnet):
