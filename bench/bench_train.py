@@ -1,8 +1,11 @@
 """Per-epoch training time: linncore against its peers on the networks its users train.
 
 Run: python bench/bench_train.py [--epochs N] [--repeat R] [--cases a,b] [--skip-peers]
+     [--threads T]
 
-Every figure comes from this run on this machine, whose CPU is printed first. Peers run at
+Every figure comes from this run on this machine, whose CPU is printed first. linncore's
+compiled core runs at its thread count (printed; by default the CPUs the process may use) and,
+when that is above one, once more on one thread, for the gain of the other cores. Peers run at
 their best setting: PyTorch at its best thread count (every count from 1 to the cores is
 tried), JAX with the whole epoch compiled (``jax.jit`` of a ``lax.scan`` over the batches:
 forward, MSE, gradient, Keras's Adam, clipping; the compilation is timed apart), Keras
@@ -376,7 +379,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--skip-peers", action="store_true", help="time linncore and the NumPy loop")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads of the compiled core (default: linncore's, the CPUs this process may use)",
+    )
     args = ap.parse_args()
+    if args.threads is not None:
+        linncore.set_num_threads(args.threads)
     peak = gemm_peak()
     print(f"CPU: {cpu_name()}")
     print(
@@ -396,11 +407,20 @@ def main() -> None:
             f"samples, batch {BATCH}, {epochs} epochs"
         )
         rows: dict[str, float | None] = {}
+        threads = linncore.get_num_threads()
         rows["linncore (compiled core)"] = linncore_time(case, X, Y, epochs, args.repeat, "native")
         core = rows["linncore (compiled core)"]
+        notes = {"linncore (compiled core)": f"{threads} thread(s)"}
+        if threads > 1:  # the same fit on one thread, for the gain of the other cores
+            linncore.set_num_threads(1)
+            try:
+                one = linncore_time(case, X, Y, epochs, args.repeat, "native")
+            finally:
+                linncore.set_num_threads(threads)
+            rows["linncore (compiled, 1 thread)"] = one
+            notes["linncore (compiled core)"] += f", {one / core:.2f}x one thread"
         rows["linncore (NumPy engine)"] = linncore_time(case, X, Y, few, 1, "numpy")
         rows["hand-written NumPy loop"] = numpy_loop_time(case, X, Y, few, 1)
-        notes = {}
         if not args.skip_peers:
             tt = torch_time(case, X, Y, few, 1)
             rows["PyTorch eager"] = tt[0] if tt else None

@@ -5,6 +5,7 @@
 
 #include "lc_dense.h"
 #include "lc_optim.h"
+#include "lc_parallel.h"
 #include "lc_vmath.h"
 
 /* AVX2 paths written with intrinsics (GCC or Clang on x86-64), chosen at run time; each gives

@@ -69,7 +69,8 @@ int lc_train_check(const lc_train *t);
     double lc_loss_grad_##SFX(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,    \
                               REAL *dloss);                                                        \
     /* Y := net(X) for N samples; X (N, sizes[0]), Y (N, sizes[L]); batch normalisation with    \
-     * the moving statistics bn_state (NULL only without it).  Allocates workspace. */  \
+     * the moving statistics bn_state (NULL only without it).  Allocates workspace.  Large    \
+     * sets run in chunks of rows on up to lc_get_num_threads() threads (the same bits). */  \
     int lc_net_forward_##SFX(const lc_net *net, const REAL *theta, const REAL *bn_state,           \
                              const REAL *X, int64_t N, REAL *Y);                                   \
     /* Loss of the whole set (one batch, training mode) at theta and its gradient in theta's    \
@@ -88,7 +89,9 @@ int lc_train_check(const lc_train *t);
      * sample count, rail (ceil(N / batch_size), LC_RAIL_N), when not NULL, each step's rail     \
      * statistics.  Batch-normalised layers use batch statistics and, after each completed      \
      * step, move bn_state (required for such networks).  Stops at the first non-finite loss or  \
-     * parameter, leaving theta as before that batch.  Allocates workspace. */  \
+     * parameter, leaving theta as before that batch.  Allocates workspace.  Runs on up to    \
+     * lc_get_num_threads() threads in parts fixed by the batch size and the network, never by  \
+     * the thread count: the same bits for any count (lc_dense_impl.h says what stays serial). */  \
     int lc_train_epoch_##SFX(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *bn_state,     \
                              const REAL *X, const REAL *Y, int64_t N, const int64_t *perm,         \
                              int64_t batch_size, int64_t *step, double *rail, double *loss_sum,    \

@@ -784,6 +784,30 @@ static inline void FN(rail_max)(double *r, int k, int64_t count, int64_t n)
     if (f > r[k]) r[k] = f;
 }
 
+/* Gradient quantization of grad (theta's layout): rail statistics into r (any[1]). */
+static int FN(grad_quant)(const lc_net *net, const lc_layer_offsets *lay, const lc_qat *q,
+                          int64_t step, REAL *grad, double *scratch, double *r, int *any)
+{
+    const int64_t L = net->n_layers;
+    lc_rail_counts st;
+    for (int64_t l = 0; q && l < L; l++) {
+        if (!FN(q_on)(q, l, LC_QF_GRADIENT)) continue;
+        for (int part = 0; part < 2; part++) {
+            const int64_t off = part ? lay[l].b : lay[l].w;
+            const int64_t n = part ? net->sizes[l + 1] : net->sizes[l] * net->sizes[l + 1];
+            if (off < 0) continue;
+            const int s =
+                QAT_Q(q->fmts + l * LC_QF_N + LC_QF_GRADIENT, grad + off, grad + off, NULL, n,
+                      QSEED(l, LC_QF_GRADIENT, part), q->near_rail, &st, scratch);
+            if (s) return s;
+            any[1] = 1;
+            FN(rail_max)(r, LC_RAIL_GRAD_SAT, st.saturated, n);
+            FN(rail_max)(r, LC_RAIL_GRAD_NEAR, st.near_rail, n);
+        }
+    }
+    return LC_OK;
+}
+
 /* Backward of the B samples whose forward state is in w, from dL/d(output) in w->da0:
  * gradient into grad (theta's layout), dL/dX into dX when not NULL.  Where a field is
  * quantized the gradient passes its straight-through gate; then gradients are quantized with
@@ -851,24 +875,7 @@ static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, con
         da = da_prev;
         da_prev = t;
     }
-    if (!q) return LC_OK;
-    lc_rail_counts st;
-    for (int64_t l = 0; l < L; l++) { /* gradient quantization */
-        if (!FN(q_on)(q, l, LC_QF_GRADIENT)) continue;
-        for (int part = 0; part < 2; part++) {
-            const int64_t off = part ? lay[l].b : lay[l].w;
-            const int64_t n = part ? net->sizes[l + 1] : net->sizes[l] * net->sizes[l + 1];
-            if (off < 0) continue;
-            const int s =
-                QAT_Q(q->fmts + l * LC_QF_N + LC_QF_GRADIENT, grad + off, grad + off, NULL, n,
-                      QSEED(l, LC_QF_GRADIENT, part), q->near_rail, &st, w->scratch);
-            if (s) return s;
-            any[1] = 1;
-            FN(rail_max)(r, LC_RAIL_GRAD_SAT, st.saturated, n);
-            FN(rail_max)(r, LC_RAIL_GRAD_NEAR, st.near_rail, n);
-        }
-    }
-    return LC_OK;
+    return FN(grad_quant)(net, lay, q, step, grad, w->scratch, r, any);
 }
 
 /* The gradient half of a step on the B samples X, Y at theta: forward, loss (*value), and, when
@@ -955,6 +962,340 @@ static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * 
     return LC_OK;
 }
 
+/* ---- Both cores: the step split into parts fixed by the problem's size ----
+ *
+ * Everything of a step up to the parameter gradient is per sample row: the forward products
+ * z = a W (+ b), the activations, the loss gradient, dz through the activation derivative and
+ * dx = dz W^T.  A batch's rows are therefore cut into row parts (FN(par_rows)) and each part
+ * runs its rows through the whole forward and backward chain with no synchronisation between
+ * layers; lc_matmul gives every row of a product the same bits whichever rows it is called
+ * with.  After one barrier, the parameter gradient gW = a^T dz, a sum over the batch's rows,
+ * is cut by its output instead: parameter parts are contiguous ranges of theta cut at kernel
+ * rows and biases, and each sums over all rows in row order exactly as the whole product
+ * does.  The optimizer (elementwise) runs on the same range.  The calling thread sums the
+ * loss in the serial order between the two, and transposes the kernels before the first.  The part counts come from the network and the batch size, never from the
+ * thread count: every count of threads gives the same bits as the serial step.
+ *
+ * Serial: batch-normalised networks (batch statistics), input, accumulator or activation
+ * quantization with stochastic rounding (its draws are indexed from the start of the whole
+ * array), and steps too small to pay for a second thread (FN(par_plan)).  With gradient,
+ * update, weight or bias quantization, the quantizations of the kernels and biases and the
+ * tail of the step from the gradient quantization on run on the calling thread.  A part that
+ * meets a quantization error makes the step run again serially, so the status (and the first
+ * failing quantization it names) is the serial step's. */
+
+/* Returned by FN(par_step) when the step is to run serially (not a status of the API). */
+#ifndef LC_PAR_SERIAL
+#define LC_PAR_SERIAL (-1)
+#endif
+
+/* Multiply-adds of one product (batch rows times parameters) from which a step runs in parts.
+ * The tutorial network (1-32-32-32-1 at batch 32: 7e4, about 15 us a step) stays serial: forced
+ * into parts it measured 0.82x on two threads of the project's 2-core Zen 3 (shared, busy;
+ * minima of 40 runs).  The vendor's medium networks (batch 32: 5e5 and more) run in parts. */
+#ifndef LC_TRAIN_PAR_MIN_WORK
+#define LC_TRAIN_PAR_MIN_WORK 200000
+#endif
+/* Fewest rows in a row part (a multiple of the product's 4-row register block). */
+#define LC_TRAIN_PART_ROWS 8
+/* Fewest parameters in a parameter part. */
+#define LC_TRAIN_PART_PARAMS 1024
+
+typedef struct {
+    const lc_train *t;
+    FN(ws) * w;              /* the step's workspace, B_max rows */
+    int64_t B, rows;         /* rows of the batch; rows of a row part */
+    const REAL *Xb, *Yb;     /* the batch (perm NULL), else gathered by the parts into w */
+    const REAL *X, *Y;       /* the epoch's arrays, for the gather */
+    const int64_t *perm;     /* the batch's indices (already offset), or NULL */
+    const REAL *cur;         /* parameters of the step */
+    REAL *next, *m, *v;      /* the optimizer's outputs (fused) */
+    int64_t step;            /* the optimizer's iteration, from 0 */
+    int fused;               /* the optimizer in the parameter parts */
+    REAL **dz, **dacc, **wt; /* per layer: dz, the gated dz, W^T as the product saw W */
+    const REAL **b_used;     /* per layer: the bias as the product saw it, or NULL */
+    REAL *pda;               /* per row part: two upstream gradients, rows x max width */
+    double *pscratch;        /* per row part: quantization scratch, rows x max width */
+    int64_t n_qparts, qb[LC_MAX_PARTS + 1]; /* parameter parts [qb[k], qb[k + 1]) */
+    int pstatus[LC_MAX_PARTS];              /* per row part: status */
+    int qbad[LC_MAX_PARTS];                 /* per parameter part: a non-finite next */
+    REAL *block;
+    double *dblock;
+    void **ptrs;
+} FN(par);
+
+static void FN(par_free)(FN(par) * c)
+{
+    free(c->block);
+    free(c->dblock);
+    free(c->ptrs);
+    c->block = NULL;
+    c->dblock = NULL;
+    c->ptrs = NULL;
+}
+
+/* 1 when field f of some layer is quantized with stochastic rounding. */
+static int FN(any_stoch)(const lc_qat *q, int64_t L, int f)
+{
+    for (int64_t l = 0; l < L; l++)
+        if (FN(q_on)(q, l, f) && q->fmts[l * LC_QF_N + f].rounding == LC_ROUND_STOCH) return 1;
+    return 0;
+}
+
+/* Decides whether the epoch's steps (batches of up to B_max rows) run in parts, from the
+ * network and the batch size only, and prepares c: 1 when they do, 0 for the serial step,
+ * -1 when out of memory. */
+static int FN(par_plan)(FN(par) * c, const lc_train *t, FN(ws) * w, int64_t B_max)
+{
+    const lc_net *net = t->net;
+    const lc_qat *q = t->quant;
+    const int64_t L = net->n_layers, P = lc_net_n_params(net), maxw = lc_net_max_width(net);
+    memset(c, 0, sizeof *c);
+    if (lc_net_has_bn(net) || B_max * P < LC_TRAIN_PAR_MIN_WORK) return 0;
+    if (FN(any_stoch)(q, L, LC_QF_INPUT) || FN(any_stoch)(q, L, LC_QF_ACCUMULATOR) ||
+        FN(any_stoch)(q, L, LC_QF_ACTIVATION))
+        return 0;
+    int64_t rows = (B_max + LC_MAX_PARTS - 1) / LC_MAX_PARTS;
+    rows = (rows + 3) / 4 * 4;
+    if (rows < LC_TRAIN_PART_ROWS) rows = LC_TRAIN_PART_ROWS;
+    int64_t Q = P / LC_TRAIN_PART_PARAMS;
+    Q = Q < 1 ? 1 : (Q > LC_MAX_PARTS ? LC_MAX_PARTS : Q);
+    if ((B_max + rows - 1) / rows < 2 && Q < 2) return 0;
+    c->t = t;
+    c->w = w;
+    c->rows = rows;
+    c->fused = !FN(any_field)(q, L, LC_QF_GRADIENT) && !FN(any_field)(q, L, LC_QF_UPDATE) &&
+               !FN(any_field)(q, L, LC_QF_WEIGHT) && !FN(any_field)(q, L, LC_QF_BIAS);
+    /* parameter parts: cut at the first boundary at or past k P / Q of a kernel's rows (every
+     * fourth row, the product's register block), its bias or the next layer */
+    c->qb[0] = 0;
+    int64_t k = 1, p = 0;
+    for (int64_t l = 0; l < L && k < Q; l++) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
+        for (int64_t u = 1; u <= ni + (net->has_bias[l] ? 1 : 0) && k < Q; u++) {
+            p += no; /* past unit u - 1: kernel row u - 1, or the bias */
+            if (u % 4 != 0 && u < ni) continue;
+            if (p >= k * P / Q && p < P) c->qb[k++] = p;
+        }
+    }
+    c->qb[k] = P;
+    c->n_qparts = k;
+    int64_t nr = 2 * LC_MAX_PARTS * rows * maxw, nd = q ? LC_MAX_PARTS * rows * maxw : 1;
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
+        nr += B_max * no * (1 + FN(q_on)(q, l, LC_QF_ACCUMULATOR)) + ni * no;
+    }
+    c->block = (REAL *)malloc((size_t)nr * sizeof(REAL));
+    c->dblock = (double *)malloc((size_t)nd * sizeof(double));
+    c->ptrs = (void **)calloc((size_t)(4 * L), sizeof(void *));
+    if (!c->block || !c->dblock || !c->ptrs) {
+        FN(par_free)(c);
+        return -1;
+    }
+    c->dz = (REAL **)(void *)c->ptrs;
+    c->dacc = (REAL **)(void *)(c->ptrs + L);
+    c->wt = (REAL **)(void *)(c->ptrs + 2 * L);
+    c->b_used = (const REAL **)(void *)(c->ptrs + 3 * L);
+    REAL *b = c->block;
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
+        c->dz[l] = b;
+        b += B_max * no;
+        c->dacc[l] = c->dz[l];
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
+            c->dacc[l] = b;
+            b += B_max * no;
+        }
+        c->wt[l] = b;
+        b += ni * no;
+    }
+    c->pda = b;
+    c->pscratch = c->dblock;
+    return 1;
+}
+
+/* dL/df of rows of a batch of B rows (m outputs each) into d: the dloss of lc_loss_grad for
+ * nb of its rows, f and y at those rows. */
+static void FN(dloss_rows)(int32_t loss, const REAL *f, const REAL *y, int64_t B, int64_t m,
+                           int64_t nb, REAL *d)
+{
+    const int64_t n = B * m, k = nb * m;
+    if (loss == LC_LOSS_MAE) {
+        const REAL s = (REAL)(1.0 / (double)n);
+        for (int64_t i = 0; i < k; i++) {
+            const REAL r = f[i] - y[i];
+            d[i] = r > 0 ? s : (r < 0 ? -s : (r == 0 ? (REAL)0 : r));
+        }
+        return;
+    }
+    const REAL s = loss == LC_LOSS_HALF_MSE ? (REAL)(1.0 / (double)B) : (REAL)(2.0 / (double)n);
+    for (int64_t i = 0; i < k; i++) d[i] = s * (f[i] - y[i]);
+}
+
+/* Row part p: gather, forward, loss gradient and the backward chain of its rows. */
+static void FN(par_rows_part)(void *ctx, int64_t p)
+{
+    FN(par) *c = (FN(par) *)ctx;
+    const lc_train *t = c->t;
+    const lc_net *net = t->net;
+    const lc_qat *q = t->quant;
+    FN(ws) *w = c->w;
+    const int64_t L = net->n_layers, maxw = lc_net_max_width(net), step = c->step;
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
+    const int64_t r0 = p * c->rows, nb = c->B - r0 < c->rows ? c->B - r0 : c->rows;
+    const double nr = q ? q->near_rail : 0.0;
+    double *scratch = c->pscratch + p * c->rows * maxw;
+    int s = LC_OK;
+    if (c->perm) {
+        for (int64_t i = r0; i < r0 + nb; i++) {
+            const int64_t r = c->perm[i];
+            memcpy(w->Xb + i * n_in, c->X + r * n_in, (size_t)n_in * sizeof(REAL));
+            memcpy(w->Yb + i * n_out, c->Y + r * n_out, (size_t)n_out * sizeof(REAL));
+        }
+    }
+    const REAL *in = c->Xb + r0 * n_in;
+    for (int64_t l = 0; l < L; l++) {
+        const lc_fixfmt *F = q ? q->fmts + l * LC_QF_N : NULL;
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = nb * no;
+        if (FN(q_on)(q, l, LC_QF_INPUT)) {
+            REAL *qi = w->qin[l] + r0 * ni;
+            s = QAT_Q(F + LC_QF_INPUT, in, qi, w->m_in[l] + r0 * ni, nb * ni,
+                      QSEED(l, LC_QF_INPUT, 0), nr, NULL, scratch);
+            if (s) goto done;
+            in = qi;
+        }
+        const REAL *b = c->b_used[l];
+        REAL *z = w->z[l] + r0 * no, *h = w->h[l] + r0 * no, *a = w->a[l] + r0 * no;
+        FN(matmul)(in, w->w_used[l], z, nb, ni, no);
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
+            s = QAT_Q(F + LC_QF_ACCUMULATOR, z, z, w->m_acc[l] + r0 * no, n,
+                      QSEED(l, LC_QF_ACCUMULATOR, 0), nr, NULL, scratch);
+            if (s) goto done;
+        }
+        if (b)
+            for (int64_t i = 0; i < nb; i++) {
+                REAL *restrict zi = z + i * no;
+                for (int64_t j = 0; j < no; j++) zi[j] += b[j];
+            }
+        FN(lc_act_forward)(net->acts[l], z, h, n);
+        if (net->clip_out) {
+            for (int64_t i = 0; i < n; i++) {
+                const REAL u = h[i];
+                a[i] = u < (REAL)-1 ? (REAL)-1 : (u > (REAL)1 ? (REAL)1 : u);
+            }
+        } else if (a != h) {
+            memcpy(a, h, (size_t)n * sizeof(REAL));
+        }
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
+            s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l] + r0 * no, n,
+                      QSEED(l, LC_QF_ACTIVATION, 0), nr, NULL, scratch);
+            if (s) goto done;
+        }
+        in = w->out[l] + r0 * no;
+    }
+    REAL *da = c->pda + 2 * p * c->rows * maxw, *da_prev = da + c->rows * maxw;
+    FN(dloss_rows)(t->loss, w->out[L - 1] + r0 * n_out, c->Yb + r0 * n_out, c->B, n_out, nb, da);
+    for (int64_t l = L - 1; l >= 0; l--) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = nb * no;
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) QAT_GATE(da, w->m_act[l] + r0 * no, n);
+        REAL *dz = c->dz[l] + r0 * no;
+        FN(lc_act_backward)(net->acts[l], net->clip_out, w->z[l] + r0 * no, w->h[l] + r0 * no, da,
+                            dz, n);
+        const REAL *dacc = dz;
+        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
+            REAL *g = c->dacc[l] + r0 * no;
+            memcpy(g, dz, (size_t)n * sizeof(REAL));
+            QAT_GATE(g, w->m_acc[l] + r0 * no, n);
+            dacc = g;
+        }
+        if (l > 0) { /* dx := dacc W^T */
+            FN(matmul)(dacc, c->wt[l], da_prev, nb, no, ni);
+            if (FN(q_on)(q, l, LC_QF_INPUT)) QAT_GATE(da_prev, w->m_in[l] + r0 * ni, nb * ni);
+        }
+        REAL *u = da;
+        da = da_prev;
+        da_prev = u;
+    }
+done:
+    c->pstatus[p] = s;
+}
+
+/* Parameter part k: the gradient of the range [qb[k], qb[k + 1]) of theta, summed over all
+ * the batch's rows in order; when fused, the optimizer on the range. */
+static void FN(par_params_part)(void *ctx, int64_t k)
+{
+    FN(par) *c = (FN(par) *)ctx;
+    const lc_train *t = c->t;
+    const lc_net *net = t->net;
+    const lc_layer_offsets *lay = t->layout;
+    const lc_qat *q = t->quant;
+    FN(ws) *w = c->w;
+    const int64_t L = net->n_layers, p0 = c->qb[k], p1 = c->qb[k + 1], B = c->B;
+    REAL *grad = w->grad;
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], wo = lay[l].w;
+        const int64_t lo = p0 > wo ? (p0 - wo) / no : 0;
+        const int64_t hi = p1 < wo + ni * no ? (p1 - wo) / no : ni;
+        if (lo < hi) { /* gW rows [lo, hi) := (x^T dacc) rows */
+            REAL *gW = grad + wo + lo * no;
+            FN(lc_matmul)(w->in_used[l] + lo, 1, ni, c->dacc[l], gW, hi - lo, B, no);
+            if (FN(q_on)(q, l, LC_QF_WEIGHT)) QAT_GATE(gW, w->m_w[l] + lo * no, (hi - lo) * no);
+        }
+        const int64_t bo = lay[l].b;
+        if (bo >= p0 && bo < p1) { /* gb := sum over samples of dz, in sample order */
+            REAL *gb = grad + bo;
+            const REAL *dz = c->dz[l];
+            for (int64_t j = 0; j < no; j++) gb[j] = 0;
+            for (int64_t i = 0; i < B; i++) {
+                const REAL *restrict dzi = dz + i * no;
+                for (int64_t j = 0; j < no; j++) gb[j] += dzi[j];
+            }
+            if (FN(q_on)(q, l, LC_QF_BIAS)) QAT_GATE(gb, w->m_b[l], no);
+        }
+    }
+    if (!c->fused) return;
+    c->qbad[k] = !FN(lc_optim_next)(t->opt, c->cur + p0, grad + p0, c->m + p0, c->v + p0, p1 - p0,
+                                    c->step + 1, t->clip_params, c->next + p0);
+}
+
+/* The kernels and biases of the step as the products see them (quantized where asked) and
+ * their transposes, on the calling thread (the transposes measured faster there than written
+ * by the parameter parts, which cannot use lc_transpose's register tiles).  A quantization
+ * error: its status. */
+static int FN(par_prepare)(FN(par) * c)
+{
+    const lc_train *t = c->t;
+    const lc_net *net = t->net;
+    const lc_layer_offsets *lay = t->layout;
+    const lc_qat *q = t->quant;
+    FN(ws) *w = c->w;
+    const int64_t L = net->n_layers, step = c->step;
+    const double nr = q ? q->near_rail : 0.0;
+    for (int64_t l = 0; l < L; l++) {
+        const lc_fixfmt *F = q ? q->fmts + l * LC_QF_N : NULL;
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
+        const REAL *W = c->cur + lay[l].w;
+        const REAL *b = lay[l].b >= 0 ? c->cur + lay[l].b : NULL;
+        if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
+            const int s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no,
+                                QSEED(l, LC_QF_WEIGHT, 0), nr, NULL, w->scratch);
+            if (s) return s;
+            W = w->wq[l];
+        }
+        if (b && FN(q_on)(q, l, LC_QF_BIAS)) {
+            const int s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0),
+                                nr, NULL, w->scratch);
+            if (s) return s;
+            b = w->bq[l];
+        }
+        w->w_used[l] = W;
+        c->b_used[l] = b;
+        w->in_used[l] = FN(q_on)(q, l, LC_QF_INPUT) ? w->qin[l] : (l ? w->out[l - 1] : c->Xb);
+        if (l > 0) FN(lc_transpose)(W, c->wt[l], ni, no); /* for dx = dz W^T */
+    }
+    return LC_OK;
+}
+
 #undef QSEED
 
 /* rail[k] := r[k] for the columns in cols (0: weight, 1: gradient, 2: update), NaN for the
@@ -970,27 +1311,64 @@ static void FN(rail_finish)(const double *r, const int *any, const int *cols, do
     }
 }
 
+/* The forward pass of lc_net_forward in parts: part p runs the chunks [p per, (p + 1) per) of
+ * rows with its own workspace.  Rows are independent, so the parts change no bit. */
+typedef struct {
+    const lc_net *net;
+    const lc_layer_offsets *lay;
+    const REAL *theta, *bn_state, *X;
+    REAL *Y;
+    int64_t N, chunk, per;
+    FN(ws) * ws;
+} FN(fwd);
+
+static void FN(fwd_part)(void *ctx, int64_t p)
+{
+    const FN(fwd) *f = (const FN(fwd) *)ctx;
+    const int64_t L = f->net->n_layers, n_in = f->net->sizes[0], n_out = f->net->sizes[L];
+    const int64_t end = (p + 1) * f->per * f->chunk < f->N ? (p + 1) * f->per * f->chunk : f->N;
+    for (int64_t s = p * f->per * f->chunk; s < end; s += f->chunk) {
+        const int64_t B = end - s < f->chunk ? end - s : f->chunk;
+        FN(step_forward)(f->net, f->lay, NULL, 0, f->theta, f->X + s * n_in, B, f->ws + p,
+                         f->bn_state);
+        memcpy(f->Y + s * n_out, f->ws[p].out[L - 1], (size_t)(B * n_out) * sizeof(REAL));
+    }
+}
+
 int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *bn_state, const REAL *X,
                        int64_t N, REAL *Y)
 {
     const int64_t L = net->n_layers, chunk = N < 256 ? (N > 0 ? N : 1) : 256;
-    const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
     if (lc_net_has_bn(net) && !bn_state) return LC_ERR_ARGS;
+    if (N <= 0) return LC_OK;
+    const int64_t n_chunks = (N + chunk - 1) / chunk;
+    /* parts of whole chunks, from the problem's size: one unless the pass is worth a team */
+    int64_t parts = N * lc_net_n_params(net) >= 4 * LC_TRAIN_PAR_MIN_WORK ? n_chunks : 1;
+    parts = parts > LC_MAX_PARTS ? LC_MAX_PARTS : (parts < 1 ? 1 : parts);
+    FN(fwd) f = {net, NULL, theta, bn_state, X, Y, N, chunk, (n_chunks + parts - 1) / parts, NULL};
+    parts = (n_chunks + f.per - 1) / f.per;
     lc_layer_offsets *lay = (lc_layer_offsets *)malloc((size_t)L * sizeof *lay);
-    FN(ws) w;
-    if (!lay || FN(ws_alloc)(&w, net, NULL, chunk, 0) != LC_OK) {
-        free(lay);
-        return LC_ERR_NOMEM;
+    FN(ws) *ws = (FN(ws) *)calloc((size_t)(parts > 0 ? parts : 1), sizeof *ws);
+    int status = lay && ws ? LC_OK : LC_ERR_NOMEM;
+    int64_t made = 0;
+    for (; status == LC_OK && made < parts; made++)
+        if (FN(ws_alloc)(ws + made, net, NULL, chunk, 0) != LC_OK) status = LC_ERR_NOMEM;
+    if (status == LC_OK) {
+        lc_net_layout(net, lay);
+        f.lay = lay;
+        f.ws = ws;
+        if (parts > 1) {
+            lc_team *team = lc_team_start(parts);
+            lc_team_run(team, parts, FN(fwd_part), &f);
+            lc_team_end(team);
+        } else if (parts == 1) {
+            FN(fwd_part)(&f, 0);
+        }
     }
-    lc_net_layout(net, lay);
-    for (int64_t s = 0; s < N; s += chunk) {
-        const int64_t B = N - s < chunk ? N - s : chunk;
-        FN(step_forward)(net, lay, NULL, 0, theta, X + s * n_in, B, &w, bn_state);
-        memcpy(Y + s * n_out, w.out[L - 1], (size_t)(B * n_out) * sizeof(REAL));
-    }
-    FN(ws_free)(&w);
+    for (int64_t p = 0; ws && p < made; p++) FN(ws_free)(ws + p);
+    free(ws);
     free(lay);
-    return LC_OK;
+    return status;
 }
 
 int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, const REAL *Y,
@@ -1015,6 +1393,49 @@ int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, co
     return LC_OK;
 }
 
+/* The optimizer half of a step from w->grad: next := the updated cur (m, v updated), through
+ * the update formats when some layer quantizes updates, then stored through the weight and
+ * bias formats.  LC_ERR_NONFINITE_PARAMS for a non-finite next. */
+static int FN(step_update)(const lc_train *t, const REAL *cur, REAL *next, REAL *m, REAL *v,
+                           int64_t step, FN(ws) * w, double *r, int *any)
+{
+    const int64_t P = lc_net_n_params(t->net);
+    if (!FN(any_field)(t->quant, t->net->n_layers, LC_QF_UPDATE)) { /* one pass */
+        if (!FN(lc_optim_next)(t->opt, cur, w->grad, m, v, P, step + 1, t->clip_params, next))
+            return LC_ERR_NONFINITE_PARAMS;
+        return FN(step_store)(t, next, step, w, r, any);
+    }
+    FN(lc_optim_delta)(t->opt, w->grad, m, v, P, step + 1, w->delta);
+    return FN(step_apply)(t, cur, next, step, w, r, any);
+}
+
+/* One step in parts (c prepared by FN(par_plan), its batch and parameters set): the loss
+ * into *value and next := the updated parameters.  LC_PAR_SERIAL when a part met a
+ * quantization error: the caller then runs the step serially, for the serial status. */
+static int FN(par_step)(FN(par) * c, lc_team *team, double *value, double *r, int *any)
+{
+    const lc_train *t = c->t;
+    const lc_net *net = t->net;
+    FN(ws) *w = c->w;
+    const int64_t L = net->n_layers, R = (c->B + c->rows - 1) / c->rows;
+    int s = FN(par_prepare)(c);
+    if (s != LC_OK) return LC_PAR_SERIAL;
+    lc_team_run(team, R, FN(par_rows_part), c);
+    for (int64_t p = 0; p < R; p++)
+        if (c->pstatus[p] != LC_OK) return LC_PAR_SERIAL;
+    *value = FN(lc_loss_grad)(t->loss, w->out[L - 1], c->Yb, c->B, net->sizes[L], NULL);
+    if (!isfinite(*value)) return LC_ERR_NONFINITE_LOSS;
+    lc_team_run(team, c->n_qparts, FN(par_params_part), c);
+    if (!c->fused) {
+        s = FN(grad_quant)(net, t->layout, t->quant, c->step, w->grad, w->scratch, r, any);
+        if (s != LC_OK) return s;
+        return FN(step_update)(t, c->cur, c->next, c->m, c->v, c->step, w, r, any);
+    }
+    for (int64_t k = 0; k < c->n_qparts; k++)
+        if (c->qbad[k]) return LC_ERR_NONFINITE_PARAMS;
+    return LC_OK;
+}
+
 int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *bn_state,
                        const REAL *X, const REAL *Y, int64_t N, const int64_t *perm,
                        int64_t batch_size, int64_t *step, double *rail, double *loss_sum,
@@ -1032,33 +1453,53 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
     if (N == 0) return LC_OK;
     FN(ws) w;
     if (FN(ws_alloc)(&w, net, t->quant, B_max, 1) != LC_OK) return LC_ERR_NOMEM;
+    FN(par) c;
+    const int par = FN(par_plan)(&c, t, &w, B_max);
+    lc_team *team = NULL;
+    if (par > 0) {
+        const int64_t R = (B_max + c.rows - 1) / c.rows;
+        team = lc_team_start(R > c.n_qparts ? R : c.n_qparts); /* one team for the epoch */
+    }
+    if (par < 0 || (par > 0 && !team)) {
+        FN(par_free)(&c);
+        FN(ws_free)(&w);
+        return LC_ERR_NOMEM;
+    }
     static const int all_cols[3] = {1, 1, 1};
     REAL *cur = theta, *next = w.next; /* the step writes next; a completed step swaps them */
     int64_t row = 0;
     for (int64_t s = 0; s < N; s += batch_size, row++) {
         const int64_t B = N - s < batch_size ? N - s : batch_size;
-        const REAL *Xb = X + s * n_in, *Yb = Y + s * n_out;
-        if (perm) {
-            for (int64_t i = 0; i < B; i++) {
-                const int64_t r = perm[s + i];
-                memcpy(w.Xb + i * n_in, X + r * n_in, (size_t)n_in * sizeof(REAL));
-                memcpy(w.Yb + i * n_out, Y + r * n_out, (size_t)n_out * sizeof(REAL));
-            }
-            Xb = w.Xb;
-            Yb = w.Yb;
-        }
         double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0}, value = 0.0;
         int any[3] = {0, 0, 0}; /* weight, gradient, update */
-        status = FN(step_grad)(t, cur, Xb, Yb, B, *step, &w, &value, r, any);
-        if (status != LC_OK) break;
-        if (!FN(any_field)(t->quant, L, LC_QF_UPDATE)) { /* no update quantization: one pass */
-            if (!FN(lc_optim_next)(t->opt, cur, w.grad, m, v, P, *step + 1, t->clip_params, next))
-                status = LC_ERR_NONFINITE_PARAMS;
-            else
-                status = FN(step_store)(t, next, *step, &w, r, any);
-        } else {
-            FN(lc_optim_delta)(t->opt, w.grad, m, v, P, *step + 1, w.delta);
-            status = FN(step_apply)(t, cur, next, *step, &w, r, any);
+        status = LC_PAR_SERIAL; /* the serial step unless the parts ran it */
+        if (par > 0) {
+            c.B = B;
+            c.X = X;
+            c.Y = Y;
+            c.perm = perm ? perm + s : NULL;
+            c.Xb = perm ? w.Xb : X + s * n_in;
+            c.Yb = perm ? w.Yb : Y + s * n_out;
+            c.cur = cur;
+            c.next = next;
+            c.m = m;
+            c.v = v;
+            c.step = *step;
+            status = FN(par_step)(&c, team, &value, r, any);
+        }
+        if (status == LC_PAR_SERIAL) {
+            const REAL *Xb = X + s * n_in, *Yb = Y + s * n_out;
+            if (perm) {
+                for (int64_t i = 0; i < B; i++) {
+                    const int64_t k = perm[s + i];
+                    memcpy(w.Xb + i * n_in, X + k * n_in, (size_t)n_in * sizeof(REAL));
+                    memcpy(w.Yb + i * n_out, Y + k * n_out, (size_t)n_out * sizeof(REAL));
+                }
+                Xb = w.Xb;
+                Yb = w.Yb;
+            }
+            status = FN(step_grad)(t, cur, Xb, Yb, B, *step, &w, &value, r, any);
+            if (status == LC_OK) status = FN(step_update)(t, cur, next, m, v, *step, &w, r, any);
         }
         if (status != LC_OK) break;
         REAL *tmp = cur;
@@ -1070,7 +1511,9 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
         *loss_sum += value * (double)B;
         *n_done += B;
     }
+    lc_team_end(team);
     if (cur != theta) memcpy(theta, cur, (size_t)P * sizeof(REAL));
+    FN(par_free)(&c);
     FN(ws_free)(&w);
     return status;
 }

@@ -123,10 +123,16 @@ if _native_core is not None:
 def set_num_threads(n: int) -> None:
     """Set how many threads the compiled core's parallel kernels may use.
 
-    The Hessian-vector products split their samples into parts fixed by the problem's size
-    (never by the thread count) and add the parts' sums in a fixed order, so results are the
-    same bits for any ``n``.  The default is the number of CPUs this process may run on, or
-    the environment variable ``LINNCORE_NUM_THREADS``.  Set ``n = 1`` when running many
+    Training (each step of ``Network.fit``, ``LinnModel.fit_model`` and quantization-aware
+    training) and the Hessian-vector products split their work into parts fixed by the
+    problem's size, never by the thread count, and combine the parts in a fixed order, so
+    results are the same bits for any ``n``.  A training step splits its batch's rows for the
+    forward and backward passes, then the parameters for their gradient and the optimizer;
+    steps too small to gain from a second thread (the tutorial's 1-32-32-32-1 network at
+    batch 32), batch-normalised networks and quantization-aware training with stochastic
+    rounding of inputs, accumulators or activations run on one thread.  At most 8 threads
+    work on one call.  The default is the number of CPUs this process may run on, or the
+    environment variable ``LINNCORE_NUM_THREADS``.  Set ``n = 1`` when running many
     processes side by side (a sweep on a process pool).  The NumPy engine ignores it.
 
     Parameters

@@ -2,7 +2,10 @@
 # one kernel for float and quantization-aware training.  Arguments other than the network and
 # its arrays are keyword-only; the optimizer travels as an OptimizerConfig and quantization as a
 # QuantConfig (linncore._util.kernel_args), None for float training.  Every index reaching C is
-# range-checked here.
+# range-checked here.  Each def checks its arguments, then hands the arrays to a private
+# function typed on the fused type `real`: Cython picks its float or double version from the
+# arrays' dtype, and a cdef inline dispatcher per C kernel names the _f32 or _f64 kernel with
+# `if real is float`, resolved at compile time.
 
 cdef extern from "lc_dense.h" nogil:
     ctypedef struct lc_train:
@@ -98,7 +101,7 @@ def train_epoch(spec, theta, X, Y, *, perm, int64_t batch_size, int loss, optimi
             raise ValueError(f"perm: expected indices in [0, {N}), got values in "
                              f"[{perm.min()}, {perm.max()}]")
     _check_loss(loss)
-    cdef lc_optim o = _optim(optimizer)
+    _optim(optimizer)  # refused here, in the order of the checks
     _bn_state(n, bn_state, dt)
     cdef _Quant qz = None
     if quant is not None:
@@ -107,6 +110,27 @@ def train_epoch(spec, theta, X, Y, *, perm, int64_t batch_size, int loss, optimi
         qz = _Quant(quant, n.net.n_layers)
     if rail is not None:
         _arr(rail, np.float64, ((N + batch_size - 1) // batch_size, LC_RAIL_N), "rail")
+    return _k_train_epoch(n, theta, m, v, bn_state, X, Y, perm, batch_size, loss, optimizer, step,
+                        clip_params, qz, rail)
+
+
+cdef inline int _train_epoch_c(const lc_train *t, real *theta, real *m, real *v, real *bn_state,
+                         const real *X, const real *Y, int64_t N, const int64_t *perm,
+                         int64_t batch_size, int64_t *step, double *rail, double *loss_sum,
+                         int64_t *n_done) noexcept nogil:
+    if real is float:
+        return lc_train_epoch_f32(t, theta, m, v, bn_state, X, Y, N, perm, batch_size, step,
+                                  rail, loss_sum, n_done)
+    else:
+        return lc_train_epoch_f64(t, theta, m, v, bn_state, X, Y, N, perm, batch_size, step,
+                                  rail, loss_sum, n_done)
+
+
+def _k_train_epoch(_Net n, real[::1] theta, real[::1] m, real[::1] v, real[::1] bn_state,
+                 const real[:, ::1] X, const real[:, ::1] Y, perm, int64_t batch_size, int loss,
+                 optimizer, int64_t step, bint clip_params, _Quant qz, rail):
+    """train_epoch after its checks, typed on the arrays' dtype."""
+    cdef lc_optim o = _optim(optimizer)
     cdef lc_train t
     t.net = &n.net
     t.layout = n.offsets()
@@ -114,27 +138,21 @@ def train_epoch(spec, theta, X, Y, *, perm, int64_t batch_size, int loss, optimi
     t.opt = &o
     t.clip_params = clip_params
     t.quant = &qz.q if qz is not None else NULL
-    cdef void *sc = _ptr(bn_state)
-    cdef void *tc = _ptr(theta)
-    cdef void *Xc = _ptr(X)
-    cdef void *Yc = _ptr(Y)
-    cdef void *pc = _ptr(perm)
-    cdef void *mc = _ptr(m)
-    cdef void *vc = _ptr(v)
+    cdef int64_t N = X.shape[0]
+    cdef real *tc = _mv_ptr(theta)
+    cdef real *mc = _mv_ptr(m)
+    cdef real *vc = _mv_ptr(v)
+    cdef real *sc = _mv_ptr(bn_state)
+    cdef const real *Xc = &X[0, 0]
+    cdef const real *Yc = &Y[0, 0]
+    cdef const int64_t *pc = <const int64_t*>_ptr(perm)
     cdef double *rc = <double*>_ptr(rail)
     cdef int status
     cdef double loss_sum = 0.0
     cdef int64_t n_done = 0
-    cdef bint f32 = dt == np.float32
     with nogil:
-        if f32:
-            status = lc_train_epoch_f32(&t, <float*>tc, <float*>mc, <float*>vc, <float*>sc,
-                                        <float*>Xc, <float*>Yc, N, <int64_t*>pc, batch_size,
-                                        &step, rc, &loss_sum, &n_done)
-        else:
-            status = lc_train_epoch_f64(&t, <double*>tc, <double*>mc, <double*>vc, <double*>sc,
-                                        <double*>Xc, <double*>Yc, N, <int64_t*>pc, batch_size,
-                                        &step, rc, &loss_sum, &n_done)
+        status = _train_epoch_c(&t, tc, mc, vc, sc, Xc, Yc, N, pc, batch_size, &step, rc, &loss_sum,
+                          &n_done)
     _step_status(status, "train_epoch")
     return status, loss_sum, n_done, step
 
@@ -153,6 +171,23 @@ def qat_loss_grad(spec, theta, X, Y, *, int loss, quant, int64_t step, rail):
     if n.n_state:
         raise ValueError(_NO_QUANT_BN)
     cdef _Quant qz = _Quant(quant, n.net.n_layers) if quant is not None else None
+    grad = np.empty_like(theta)
+    return _k_qat_loss_grad(n, theta, X, Y, loss, qz, step, rail, grad)
+
+
+cdef inline int _train_loss_grad_c(const lc_train *t, const real *theta, const real *X,
+                             const real *Y, int64_t B, int64_t step, real *grad, double *rail,
+                             double *loss_out) noexcept nogil:
+    if real is float:
+        return lc_train_loss_grad_f32(t, theta, X, Y, B, step, grad, rail, loss_out)
+    else:
+        return lc_train_loss_grad_f64(t, theta, X, Y, B, step, grad, rail, loss_out)
+
+
+def _k_qat_loss_grad(_Net n, const real[::1] theta, const real[:, ::1] X, const real[:, ::1] Y,
+                   int loss, _Quant qz, int64_t step, rail, grad_out):
+    """qat_loss_grad after its checks, typed on the arrays' dtype."""
+    cdef real[::1] grad = grad_out
     cdef lc_optim unused
     cdef lc_train t
     unused.kind = LC_OPT_SGD
@@ -162,24 +197,18 @@ def qat_loss_grad(spec, theta, X, Y, *, int loss, quant, int64_t step, rail):
     t.opt = &unused
     t.clip_params = 0
     t.quant = &qz.q if qz is not None else NULL
-    grad = np.empty_like(theta)
-    cdef void *tc = _ptr(theta)
-    cdef void *Xc = _ptr(X)
-    cdef void *Yc = _ptr(Y)
-    cdef void *gc = _ptr(grad)
+    cdef int64_t B = X.shape[0]
+    cdef const real *tc = &theta[0]
+    cdef const real *Xc = &X[0, 0]
+    cdef const real *Yc = &Y[0, 0]
+    cdef real *gc = &grad[0]
     cdef double *rc = <double*>_ptr(rail)
     cdef double value = 0.0
     cdef int status
-    cdef bint f32 = dt == np.float32
     with nogil:
-        if f32:
-            status = lc_train_loss_grad_f32(&t, <float*>tc, <float*>Xc, <float*>Yc, B, step,
-                                            <float*>gc, rc, &value)
-        else:
-            status = lc_train_loss_grad_f64(&t, <double*>tc, <double*>Xc, <double*>Yc, B, step,
-                                            <double*>gc, rc, &value)
+        status = _train_loss_grad_c(&t, tc, Xc, Yc, B, step, gc, rc, &value)
     _step_status(status, "qat_loss_grad")
-    return status, value, grad
+    return status, value, grad_out
 
 
 def qat_apply(spec, theta, delta, *, quant, int64_t step, bint clip_params, rail):
@@ -194,6 +223,20 @@ def qat_apply(spec, theta, delta, *, quant, int64_t step, bint clip_params, rail
     if n.n_state:
         raise ValueError(_NO_QUANT_BN)
     cdef _Quant qz = _Quant(quant, n.net.n_layers) if quant is not None else None
+    return _k_qat_apply(n, theta, delta, qz, step, clip_params, rail)
+
+
+cdef inline int _train_apply_c(const lc_train *t, real *theta, const real *delta, int64_t step,
+                         double *rail) noexcept nogil:
+    if real is float:
+        return lc_train_apply_f32(t, theta, delta, step, rail)
+    else:
+        return lc_train_apply_f64(t, theta, delta, step, rail)
+
+
+def _k_qat_apply(_Net n, real[::1] theta, const real[::1] delta, _Quant qz, int64_t step,
+               bint clip_params, rail):
+    """qat_apply after its checks, typed on the arrays' dtype."""
     cdef lc_optim unused
     cdef lc_train t
     unused.kind = LC_OPT_SGD
@@ -203,15 +246,11 @@ def qat_apply(spec, theta, delta, *, quant, int64_t step, bint clip_params, rail
     t.opt = &unused
     t.clip_params = clip_params
     t.quant = &qz.q if qz is not None else NULL
-    cdef void *tc = _ptr(theta)
-    cdef void *dc = _ptr(delta)
+    cdef real *tc = &theta[0]
+    cdef const real *dc = &delta[0]
     cdef double *rc = <double*>_ptr(rail)
     cdef int status
-    cdef bint f32 = dt == np.float32
     with nogil:
-        if f32:
-            status = lc_train_apply_f32(&t, <float*>tc, <float*>dc, step, rc)
-        else:
-            status = lc_train_apply_f64(&t, <double*>tc, <double*>dc, step, rc)
+        status = _train_apply_c(&t, tc, dc, step, rc)
     _step_status(status, "qat_apply")
     return status
