@@ -285,22 +285,30 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0):
         da = dx
     rail_g = None
     if quant is not None:
-        r, any_g = np.zeros(2), False
-        for l in range(L):
-            if not quant.on[l][GRAD]:
-                continue
-            for part, arr in enumerate(gl[l]):
-                if arr is None:
-                    continue
-                seed = qat_seed(int(quant.seed), step, L, l, GRAD, part)
-                qv, _, (sat, near, _u) = qat_quantize(
-                    arr, quant.fmts[l][GRAD], seed, quant.near_rail, False
-                )
-                arr[...] = qv
-                any_g = True
-                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
-        rail_g = r if any_g else np.full(2, np.nan)
+        parts = ((l, GRAD, part, arr) for l in range(L) for part, arr in enumerate(gl[l]))
+        rail_g = _quantize_fields(quant, step, L, parts, _NEAR)
     return grad, (dx if need_dx else None), rail_g
+
+
+_SAT, _NEAR, _UNDER = range(3)  # the counts qat_quantize returns, in its order
+
+
+def _quantize_fields(quant, step, L, parts, second):
+    """Quantize in place every (layer, field, part, array) of parts whose field has a format,
+    each with its own stream (qat_seed); arrays that are None or whose field is float stay.
+    Returns the rail statistics (2,): the largest saturated fraction and the largest fraction
+    of the count ``second`` (_NEAR or _UNDER) over the arrays quantized, NaN when none was."""
+    r, any_q = np.zeros(2), False
+    for l, field, part, arr in parts:
+        if arr is None or not quant.on[l][field]:
+            continue
+        seed = qat_seed(int(quant.seed), step, L, l, field, part)
+        qv, _, counts = qat_quantize(arr, quant.fmts[l][field], seed, quant.near_rail, False)
+        arr[...] = qv
+        any_q = True
+        r[0] = max(r[0], counts[_SAT] / arr.size)
+        r[1] = max(r[1], counts[second] / arr.size)
+    return r if any_q else np.full(2, np.nan)
 
 
 def _check_loss(loss: int) -> None:
@@ -344,40 +352,24 @@ def _step_apply(spec, theta, delta, clip_params, quant, step):
     rail_w = rail_u = None
     if quant is not None:
         delta = delta.copy()
-        r, any_u = np.zeros(2), False
-        for l, arrs in enumerate(_layers(spec, delta)):
-            if not quant.on[l][UPDATE]:
-                continue
-            for part, arr in enumerate(arrs):
-                if arr is None:
-                    continue
-                seed = qat_seed(int(quant.seed), step, L, l, UPDATE, part)
-                qv, _, (sat, _n, under) = qat_quantize(
-                    arr, quant.fmts[l][UPDATE], seed, quant.near_rail, False
-                )
-                arr[...] = qv
-                any_u = True
-                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], under / arr.size)
-        rail_u = r if any_u else np.full(2, np.nan)
+        parts = (
+            (l, UPDATE, part, arr)
+            for l, arrs in enumerate(_layers(spec, delta))
+            for part, arr in enumerate(arrs)
+        )
+        rail_u = _quantize_fields(quant, step, L, parts, _UNDER)
     nxt = theta + delta
     if clip_params:
         np.clip(nxt, -1, 1, out=nxt)
     if not np.all(np.isfinite(nxt)):
         return STATUS_NONFINITE_PARAMS, None, None, None
-    if quant is not None:
-        r, any_w = np.zeros(2), False
-        for l, (W, b) in enumerate(_layers(spec, nxt)):
-            for field, arr in ((WEIGHT, W), (BIAS, b)):
-                if arr is None or not quant.on[l][field]:
-                    continue
-                seed = qat_seed(int(quant.seed), step, L, l, field, 1)
-                qv, _, (sat, near, _u) = qat_quantize(
-                    arr, quant.fmts[l][field], seed, quant.near_rail, False
-                )
-                arr[...] = qv
-                any_w = True
-                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
-        rail_w = r if any_w else np.full(2, np.nan)
+    if quant is not None:  # storage: part 1 of the kernel's and the bias's streams
+        parts = (
+            (l, field, 1, arr)
+            for l, (W, b) in enumerate(_layers(spec, nxt))
+            for field, arr in ((WEIGHT, W), (BIAS, b))
+        )
+        rail_w = _quantize_fields(quant, step, L, parts, _NEAR)
     return 0, nxt, rail_w, rail_u
 
 
