@@ -6,6 +6,7 @@ the dtype of its inputs and returns what the compiled wrapper returns.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -216,13 +217,13 @@ def _forward(spec, theta, X, quant=None, step=0, bn_state=None, net=None):
             if b is not None and on(l, BIAS):
                 b, st.m_b = q(l, BIAS, b)
         z = a @ W
-        if on(l, ACC):
+        if quant is not None and on(l, ACC):
             z, st.m_acc = q(l, ACC, z)
         if b is not None:
             z += b  # z is this layer's own array (the product or its quantized copy)
         h = net.acts[l].forward(z)
         out = h.clip(-1, 1) if net.clip else h  # h is never written to: no copy needed
-        if on(l, ACT):
+        if quant is not None and on(l, ACT):
             out, st.m_act = q(l, ACT, out)
         st.x, st.W, st.z, st.h = a, W, z, h
         if net.bn[l] is not None:
@@ -290,10 +291,8 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0, net=No
         if st.m_act is not None:
             da = np.where(st.m_act, da, zero)
         dz = net.acts[l].chain(st.z, st.h, da)  # da * act'(z)
-        if clip:  # |h| <= 1 is -1 <= h <= 1, false for NaN as well
-            inside = np.abs(st.h) <= 1
-            if not inside.all():  # (tanh, sigmoid and softsign rarely leave)
-                dz = np.where(inside, dz, zero)
+        if clip and not np.abs(st.h).max() <= 1:  # some h left [-1, 1] (or is NaN)
+            dz = np.where(np.abs(st.h) <= 1, dz, zero)  # |h| <= 1: -1 <= h <= 1, not NaN
         dacc = np.where(st.m_acc, dz, zero) if st.m_acc is not None else dz
         gW, gb = gl[l]
         if st.m_w is None:
@@ -367,7 +366,7 @@ def _step_grad(spec, theta, X, Y, loss, quant, step, net):
     net's gradient vector."""
     layers, out = _forward(spec, theta, X, quant, step, net=net)
     value, da = loss_grad(loss, out, Y)
-    if not np.isfinite(value):
+    if not math.isfinite(value):  # value is a Python float
         return STATUS_NONFINITE_LOSS, value, None, None, layers
     grad, _, rail_g = _backward(spec, theta, layers, da, False, quant, step, net=net)
     return 0, value, grad, rail_g, layers
@@ -390,8 +389,8 @@ def _step_apply(spec, theta, delta, clip_params, quant, step, own_delta=False):
         rail_u = _quantize_fields(quant, step, L, parts, _UNDER)
     nxt = np.add(theta, delta, out=delta) if own_delta else theta + delta
     if clip_params:
-        np.clip(nxt, -1, 1, out=nxt)
-    if not np.all(np.isfinite(nxt)):
+        nxt.clip(-1, 1, out=nxt)
+    if not np.isfinite(nxt).all():
         return STATUS_NONFINITE_PARAMS, None, None, None
     if quant is not None:  # storage: part 1 of the kernel's and the bias's streams
         parts = (
