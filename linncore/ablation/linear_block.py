@@ -85,7 +85,7 @@ class LinearBlockModel:
         d_in, d_out = self.dataset.X.shape[1], self.dataset.Y.shape[1]
         rng = np.random.default_rng(self.seed)
         widths = [d_in] + self.num_hidden
-        layers: list = []
+        layers: list[Dense | BatchNormalization] = []
         for i in range(len(self.num_hidden)):
             layers.append(
                 Dense((widths[i], widths[i + 1]), self.activation, has_bias=self.use_bias, seed=rng)
@@ -144,10 +144,11 @@ class LinearBlockModel:
 
         X = self.dataset.X if X is None else X
         Y = self.dataset.Y if Y is None else Y
+        teacher = getattr(self.dataset, "A", None)  # only teacher datasets carry one
         if (
             "reference_A" not in kwargs
-            and getattr(self.dataset, "A", None) is not None
+            and teacher is not None
             and all(layer.activation == "linear" for layer in self.network.layers)
         ):
-            kwargs["reference_A"] = self.dataset.A
+            kwargs["reference_A"] = teacher
         return train_instrumented(self.network, X, Y, **kwargs)

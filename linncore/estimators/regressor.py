@@ -28,7 +28,7 @@ from ..engine.callbacks import EarlyStopping
 from ..engine.layers import Dense, all_activations
 from ..engine.network import Network
 from ..engine.optimizers import SGD, Adam
-from ..vendor.linn_model import _scaling_for
+from ..vendor.linn_model import _Scaling, _scaling_for
 
 __all__ = ["LinnRegressor", "NotFittedError"]
 
@@ -107,6 +107,17 @@ class LinnRegressor:
     >>> est.get_params()["hidden_layer_sizes"]
     (16,)
     """
+
+    # Set by fit and absent before it (scikit-learn's protocol); declared for the type checker.
+    network_: Network
+    n_features_in_: int
+    n_outputs_: int
+    feature_names_in_: np.ndarray
+    history_: dict[str, list[float]]
+    n_iter_: int
+    _single_output: bool
+    _input_scaling: _Scaling | None
+    _output_scaling: _Scaling | None
 
     def __init__(
         self,
@@ -222,7 +233,11 @@ class LinnRegressor:
                     UserWarning,
                     stacklevel=3,
                 )
-            elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
+            elif (
+                names is not None
+                and fitted is not None
+                and (len(names) != len(fitted) or np.any(names != fitted))
+            ):
                 raise ValueError(
                     "X: The feature names should match those that were passed during fit "
                     f"(fitted with {list(fitted)[:8]}, got {list(names)[:8]})"

@@ -27,7 +27,7 @@ the products' 30 fraction bits are summed exactly and rounded once to 24).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -49,6 +49,21 @@ INSTRUMENT_ASSUMPTIONS = {
     }
 }
 _FORWARD_FIELDS = ("input", "weight", "bias", "accumulator", "activation")
+
+#: The format of every forward field of one layer (None: float64).
+_Formats = dict[str, FixedFormat | None]
+#: Saturation fraction per layer and quantized tensor, as ``predict(return_stats=True)`` gives.
+_Stats = dict[str, dict[str, float]]
+
+
+class _QuantizedLayer(NamedTuple):
+    """One dense layer as the quantized network evaluates it, fixed at construction."""
+
+    name: str  # the key of its formats and of its saturation statistics
+    activation: str
+    formats: _Formats
+    weight: np.ndarray  # float64 values on the weight grid
+    bias: np.ndarray | None  # float64 values on the bias grid; None for a layer without
 
 
 # The reader of ``.linn`` documents.  This layer does not import the vendor workflow above it;
@@ -110,18 +125,26 @@ class QuantizedNetwork:
         self.accumulate = accumulate
         self.assumed = precision is None
         pd = ensure_precision_dict(INSTRUMENT_ASSUMPTIONS if precision is None else precision)
-        pd.validate([layer.name for layer in self.network.layers])
-        self.precision: PrecisionDict = pd
-        self._layers = []
+        # ensure_precision_dict gives None only for None, and it is never handed None here
+        assert pd is not None
+        names: list[str] = []
         for layer in self.network.layers:
-            fm = {f: pd.dtype(layer.name, f) for f in _FORWARD_FIELDS}
+            # Network names every unnamed layer (dense0, ...), and self.network was just built
+            assert layer.name is not None
+            names.append(layer.name)
+        pd.validate(names)
+        self.precision: PrecisionDict = pd
+        self._layers: list[_QuantizedLayer] = []
+        for name, layer in zip(names, self.network.layers):
+            fm = {f: pd.dtype(name, f) for f in _FORWARD_FIELDS}
             W = layer.weight if fm["weight"] is None else quantize(layer.weight, fm["weight"])
             b = None
-            if layer.has_bias:
+            if layer.bias is not None:  # a Dense layer has a bias exactly when has_bias
                 b = layer.bias if fm["bias"] is None else quantize(layer.bias, fm["bias"])
             self._layers.append(
-                (
-                    layer,
+                _QuantizedLayer(
+                    name,
+                    layer.activation,
                     fm,
                     np.asarray(W, np.float64),
                     None if b is None else np.asarray(b, np.float64),
@@ -130,9 +153,16 @@ class QuantizedNetwork:
 
     def formats(self) -> list[dict[str, FixedFormat | None]]:
         """The format of every forward field, per layer."""
-        return [dict(fm) for _, fm, _, _ in self._layers]
+        return [dict(q.formats) for q in self._layers]
 
-    def predict(self, X: Any, return_stats: bool = False):
+    @overload
+    def predict(self, X: Any, return_stats: Literal[False] = False) -> np.ndarray: ...
+    @overload
+    def predict(self, X: Any, return_stats: Literal[True]) -> tuple[np.ndarray, _Stats]: ...
+    @overload
+    def predict(self, X: Any, return_stats: bool) -> np.ndarray | tuple[np.ndarray, _Stats]: ...
+
+    def predict(self, X: Any, return_stats: bool = False) -> np.ndarray | tuple[np.ndarray, _Stats]:
         """Outputs of the quantized network (float64 values on the output grid).
 
         Parameters
@@ -144,9 +174,9 @@ class QuantizedNetwork:
             (``{"dense0": {"input": 0.0, "accumulator": 0.01, ...}, ...}``).
         """
         a, _ = self.network._samples(X, None)
-        stats: dict[str, dict[str, float]] = {}
-        for layer, fm, W, b in self._layers:
-            st = stats.setdefault(layer.name, {})
+        stats: _Stats = {}
+        for name, activation, fm, W, b in self._layers:
+            st = stats.setdefault(name, {})
             if fm["input"] is not None:
                 a, s = quantize(a, fm["input"], return_stats=True)
                 st["input"] = s.saturation_fraction
@@ -161,7 +191,7 @@ class QuantizedNetwork:
             z = acc + b if b is not None else acc
             from .._backend import kernels
 
-            h = kernels().act_forward(ACTIVATIONS[layer.activation], np.ascontiguousarray(z))
+            h = kernels().act_forward(ACTIVATIONS[activation], np.ascontiguousarray(z))
             a = np.clip(h, -1, 1) if self.network.clip else h
             if fm["activation"] is not None:
                 a, s = quantize(a, fm["activation"], return_stats=True)
@@ -186,21 +216,21 @@ class QuantizedNetwork:
         return float(np.mean(hit))
 
     @staticmethod
-    def _integer_path(fm: dict) -> bool:
+    def _integer_path(fm: _Formats) -> bool:
         return (
             fm["input"] is not None and fm["weight"] is not None and fm["accumulator"] is not None
         )
 
-    def _product(self, a: np.ndarray, W: np.ndarray, fm: dict) -> np.ndarray:
+    def _product(self, a: np.ndarray, W: np.ndarray, fm: _Formats) -> np.ndarray:
         """x W: on integer codes into the accumulator format when input, weight and
         accumulator all have formats; otherwise in float64."""
-        if self._integer_path(fm):
-            acc_fmt = fm["accumulator"]
+        in_fmt, w_fmt, acc_fmt = fm["input"], fm["weight"], fm["accumulator"]
+        if in_fmt is not None and w_fmt is not None and acc_fmt is not None:  # _integer_path
             codes = fixed_matmul(
-                fm["input"].to_codes(a),
-                fm["input"],
-                fm["weight"].to_codes(W),
-                fm["weight"],
+                in_fmt.to_codes(a),
+                in_fmt,
+                w_fmt.to_codes(W),
+                w_fmt,
                 acc_fmt,
                 accumulator=acc_fmt if self.accumulate == "saturate" else None,
             )
@@ -218,7 +248,7 @@ class QuantizedNetwork:
         q = self.predict(X)
         f = self.network.predict(X)
         d = q - f
-        out_fmt = self._layers[-1][1]["activation"]
+        out_fmt = self._layers[-1].formats["activation"]
         return {
             "max_abs_error": float(np.max(np.abs(d))),
             "rms_error": float(np.sqrt(np.mean(d * d))),
@@ -250,9 +280,10 @@ class QuantizedNetwork:
                 "hardware."
             )
         rows.append(f"{'layer':<8}" + "".join(f"{f:<27}" for f in _FORWARD_FIELDS))
-        for layer, fm, _, _ in self._layers:
+        for q in self._layers:
+            fm = q.formats
             rows.append(
-                f"{layer.name:<8}"
+                f"{q.name:<8}"
                 + "".join(f"{(str(fm[f]) if fm[f] else 'float'):<27}" for f in _FORWARD_FIELDS)
             )
         return "\n".join(rows)

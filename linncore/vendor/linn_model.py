@@ -255,7 +255,7 @@ class LinnModel:
         )
 
     @classmethod
-    def from_network(cls, network: Network, scaling: dict | None = None) -> LinnModel:
+    def from_network(cls, network: Network, scaling: dict[str, Any] | None = None) -> LinnModel:
         """A LinnModel around a trained network, e.g. one read back from a model file.
 
         Parameters
@@ -291,16 +291,22 @@ class LinnModel:
             lm._scaled = True
         return lm
 
-    def scaling(self) -> dict | None:
+    def _scalings(self) -> tuple[_Scaling, _Scaling] | None:
+        """The input and output scalings, or None when the data was not scaled (both are set
+        together, by set_training_data or from_network)."""
+        sx, sy = self._input_transform_args, self._output_transform_args
+        if not self._scaled or sx is None or sy is None:
+            return None
+        return sx, sy
+
+    def scaling(self) -> dict[str, Any] | None:
         """The training scaling as plain lists (None when the data was not scaled)."""
-        if not self._scaled or self._input_transform_args is None:
+        pair = self._scalings()
+        if pair is None:
             return None
         return {
             part: {"lo": s.lo.tolist(), "hi": s.hi.tolist()}
-            for part, s in (
-                ("inputs", self._input_transform_args),
-                ("outputs", self._output_transform_args),
-            )
+            for part, s in zip(("inputs", "outputs"), pair)
         }
 
     # -- data ------------------------------------------------------------------------------
@@ -342,6 +348,8 @@ class LinnModel:
         (1, 100)
         """
         constant_columns = choice(constant_columns, ["error", "zero"], "constant_columns")
+        # checked before anything changes: a refused flag leaves the model as it was
+        scale = flag(scale, "scale")
         x, x_1d = _as_rows(training_inputs, "training_inputs")
         y, y_1d = _as_rows(training_outputs, "training_outputs")
         if x.shape[0] != y.shape[0]:
@@ -367,6 +375,8 @@ class LinnModel:
                 f"input and {self.network.output_size} output column(s), got {x.shape[1]} and "
                 f"{y.shape[1]}"
             )
+        sx: _Scaling | None
+        sy: _Scaling | None
         if scale:
             sx = _scaling_for(
                 x,
@@ -402,7 +412,7 @@ class LinnModel:
                 )
         self.training_inputs, self.training_outputs = x, y
         self._input_transform_args, self._output_transform_args = sx, sy
-        self._scaled = flag(scale, "scale")
+        self._scaled = scale
 
     def _transform(self, data_array: np.ndarray, is_input: bool) -> np.ndarray:
         s = self._input_transform_args if is_input else self._output_transform_args
@@ -448,7 +458,7 @@ class LinnModel:
         dtype : {"float32", "float64"}
             Training precision; float32 (default) as Keras.
         """
-        if self.training_inputs is None:
+        if self.training_inputs is None or self.training_outputs is None:
             raise ValueError(
                 "construct_model: call set_training_data first; the input width comes from the "
                 "training data"
@@ -505,6 +515,11 @@ class LinnModel:
         if self.network is None:
             raise ValueError("no model yet: call construct_model first")
         return self.network
+
+    def _require_view(self) -> KerasModelView:
+        if self.model is None:
+            raise ValueError("no model yet: call construct_model first")
+        return self.model
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel_0 (n_in, n_out), bias_0, kernel_1, ...]`` (Keras layout, copies)."""
@@ -714,6 +729,7 @@ class LinnModel:
     ) -> str:
         """The summary as text: layers, parameters, instrument budget, channels, voltage windows."""
         net = self._require_network()
+        view = self._require_view()
         lines = [
             f"LinnModel: {net.input_size} -> "
             + " -> ".join(f"{l.size_out} {l.activation}" for l in net.layers)
@@ -724,7 +740,7 @@ class LinnModel:
         )
         for i, layer in enumerate(net.layers):
             lines.append(
-                f"  {i:<3}{self.model.layers[1 + 2 * i].name:<10}{layer.shape!s:<18}"
+                f"  {i:<3}{view.layers[1 + 2 * i].name:<10}{layer.shape!s:<18}"
                 f"{layer.activation:<12}{layer.n_params:>8}"
             )
         lines.append(
@@ -739,7 +755,8 @@ class LinnModel:
         return "\n".join(lines)
 
     def _scaling_lines(self) -> list[str]:
-        if not self._scaled:
+        pair = self._scalings()
+        if pair is None:
             return [
                 "scaling: none; data is used as given, so the instrument's [-1, 1] is the data's "
                 "range"
@@ -748,10 +765,7 @@ class LinnModel:
             "voltage windows implied by the training scaling (each maps onto the instrument's [-1, "
             "1]):"
         ]
-        for label, s, fn in (
-            ("input", self._input_transform_args, "set_input"),
-            ("output", self._output_transform_args, "set_output"),
-        ):
+        for label, s, fn in zip(("input", "output"), pair, ("set_input", "set_output")):
             for c in range(s.lo.shape[0]):
                 lo, hi = float(s.lo[c]), float(s.hi[c])
                 note = "  (constant column: fed as 0)" if s.constant[c] else ""
@@ -836,7 +850,7 @@ def get_linn(
     clip: bool = False,
     device: str | None = None,
     slots: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The ``.linn`` document of a network, with every instrument rule enforced.
 
     Parameters
@@ -881,6 +895,7 @@ def get_linn(
             UserWarning,
             stacklevel=2,
         )
+    layers: Sequence[tuple[np.ndarray, np.ndarray | None, str]]
     if net.has_batchnorm:  # the instrument has no normalisation: fold it into the next layer
         try:
             layers = net.folded_layers()
@@ -897,7 +912,7 @@ def save_linn(
     model: Any,
     input_channels: int,
     output_channels: int,
-    file_name: str | os.PathLike,
+    file_name: str | os.PathLike[str],
     output_mapping: Sequence[int] | None = None,
     clip: bool = False,
     device: str | None = None,
@@ -978,7 +993,7 @@ def _decode(path_or_dict: Any) -> tuple[Any, str]:
 
 def read_linn(
     path_or_dict: Any, device: str | None = None, slots: int | None = None
-) -> tuple[dict, list[LinnLayer]]:
+) -> tuple[dict[str, Any], list[LinnLayer]]:
     """Decode and validate a ``.linn`` document; its header and layers.
 
     Raises
@@ -997,7 +1012,9 @@ def read_linn(
         raise LinnError(exc.rule, f"{label}: {str(exc).split('] ', 1)[1]}") from None
 
 
-def describe_linn(path_or_dict: Any, device: str | None = None, slots: int | None = None) -> dict:
+def describe_linn(
+    path_or_dict: Any, device: str | None = None, slots: int | None = None
+) -> dict[str, Any]:
     """Validate a document and describe it as the instrument does.
 
     Examples

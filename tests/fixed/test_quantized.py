@@ -162,3 +162,17 @@ def test_saturating_accumulator_statistics_count_rails_hit_on_the_way(engine):
     )
     assert exact[0, 0] == 0.5625 and st_exact["dense0"]["accumulator"] == 0.0
     assert sat[0, 0] < exact[0, 0] and st_sat["dense0"]["accumulator"] == 1.0
+
+
+def test_layer_names_are_fixed_when_the_quantized_network_is_built(engine):
+    # the formats are looked up by name once; clearing a name of qn.network afterwards used
+    # to key the statistics by None and make summary_text fail on formatting None
+    net = Network([Dense((2, 2), "tanh", seed=0), Dense((2, 1), seed=1)], dtype="float64")
+    qn = QuantizedNetwork(net, CFG)
+    x = [[0.25, -0.5]]
+    before = qn.predict(x)
+    qn.network.layers[0].name = None
+    out, stats = qn.predict(x, return_stats=True)
+    np.testing.assert_array_equal(out, before)
+    assert set(stats) == {"dense0", "dense1"}
+    assert [row.split()[0] for row in qn.summary_text().splitlines()[-2:]] == ["dense0", "dense1"]

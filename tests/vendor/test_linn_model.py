@@ -116,6 +116,24 @@ def test_1d_training_data_is_scaled_by_its_own_range_as_the_vendor_does():
     np.testing.assert_allclose(lm.predict(data)[0], 3.0 * data, rtol=1e-6, atol=1e-5)
 
 
+def test_a_refused_scale_flag_leaves_data_and_scaling_as_they_were():
+    # scale=0 used to be refused only after the data and scalings were replaced, leaving a
+    # model marked scaled without scalings: predict answered in [-1, 1] units, summary failed
+    x = np.linspace(0.0, 10.0, 20)[:, None]
+    lm = LinnModel()
+    lm.set_training_data(x, 2.0 * x)
+    lm.construct_model([(1,)], seed=0)
+    lm.set_weights([np.ones((1, 1)), np.zeros(1)])
+    inputs, scaling = lm.training_inputs.copy(), lm.scaling()
+    for bad in (0, "no"):
+        with pytest.raises(TypeError, match="scale: expected True or False"):
+            lm.set_training_data(x / 20.0, x / 20.0, scale=bad)
+        np.testing.assert_array_equal(lm.training_inputs, inputs)
+        assert lm.scaling() == scaling
+        np.testing.assert_allclose(lm.predict([[5.0]]), [[10.0]], rtol=1e-6)
+        assert "input column 0: [0, 10]" in lm.summary_text()
+
+
 def test_1d_outputs_beside_2d_inputs_say_how_to_mean_samples():
     lm = LinnModel()
     with pytest.raises(ValueError, match=r"one sample of 40 columns.*reshape\(-1, 1\)"):
