@@ -291,8 +291,10 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0, net=No
         if st.m_act is not None:
             da = np.where(st.m_act, da, zero)
         dz = net.acts[l].chain(st.z, st.h, da)  # da * act'(z)
-        if clip and not np.abs(st.h).max() <= 1:  # some h left [-1, 1] (or is NaN)
-            dz = np.where(np.abs(st.h) <= 1, dz, zero)  # |h| <= 1: -1 <= h <= 1, not NaN
+        if clip:  # |h| <= 1 is -1 <= h <= 1, false for NaN as well
+            inside = np.abs(st.h) <= 1
+            if not inside.all():  # (tanh, sigmoid and softsign leave only as NaN)
+                dz = np.where(inside, dz, zero)
         dacc = np.where(st.m_acc, dz, zero) if st.m_acc is not None else dz
         gW, gb = gl[l]
         if st.m_w is None:
