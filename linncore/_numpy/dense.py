@@ -81,7 +81,7 @@ def loss_grad(loss: int, f, y):
     The value is accumulated in float64."""
     B, m = f.shape
     r = f - y
-    r64 = r.astype(np.float64)
+    r64 = r.astype(np.float64, copy=False)
     dt = f.dtype.type
     if loss == LOSSES["mae"]:
         return float(np.abs(r64).sum() / (B * m)), dt(1.0 / (B * m)) * np.sign(r)
@@ -176,11 +176,12 @@ class _Net:
 class _Layer:
     """What the backward pass needs of one layer's forward pass."""
 
-    __slots__ = ("W", "bn", "h", "m_acc", "m_act", "m_b", "m_in", "m_w", "x", "z")
+    __slots__ = ("W", "bn", "h", "hc", "m_acc", "m_act", "m_b", "m_in", "m_w", "x", "z")
     x: np.ndarray
     W: np.ndarray
     z: np.ndarray
     h: np.ndarray
+    hc: np.ndarray  # clip(h, -1, 1), or h without clipping
     bn: Any
     m_in: Any
     m_w: Any
@@ -223,9 +224,9 @@ def _forward(spec, theta, X, quant=None, step=0, bn_state=None, net=None):
             z += b  # z is this layer's own array (the product or its quantized copy)
         h = net.acts[l].forward(z)
         out = h.clip(-1, 1) if net.clip else h  # h is never written to: no copy needed
+        st.x, st.W, st.z, st.h, st.hc = a, W, z, h, out
         if quant is not None and on(l, ACT):
             out, st.m_act = q(l, ACT, out)
-        st.x, st.W, st.z, st.h = a, W, z, h
         if net.bn[l] is not None:
             gamma, beta = net.bn[l]
             if stv is None:  # y = gamma (a - mean) / sqrt(var + eps) + beta, biased variance
@@ -291,8 +292,8 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0, net=No
         if st.m_act is not None:
             da = np.where(st.m_act, da, zero)
         dz = net.acts[l].chain(st.z, st.h, da)  # da * act'(z)
-        if clip:  # |h| <= 1 is -1 <= h <= 1, false for NaN as well
-            inside = np.abs(st.h) <= 1
+        if clip:  # h == clip(h) exactly where -1 <= h <= 1 (so never where h is NaN)
+            inside = st.h == st.hc
             if not inside.all():  # (tanh, sigmoid and softsign leave only as NaN)
                 dz = np.where(inside, dz, zero)
         dacc = np.where(st.m_acc, dz, zero) if st.m_acc is not None else dz
