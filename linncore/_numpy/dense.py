@@ -200,32 +200,31 @@ def _forward(spec, theta, X, quant=None, step=0, bn_state=None, net=None):
     net = _Net(spec, theta) if net is None else net
     L = net.L
     stv = _bn_state_views(spec, bn_state, net.table) if bn_state is not None else None
-    on = (lambda l, f: False) if quant is None else (lambda l, f: bool(quant.on[l][f]))
 
     def q(l, f, x):
-        return qat_quantize(
-            x, quant.fmts[l][f], qat_seed(int(quant.seed), step, L, l, f, 0), quant.near_rail, True
-        )[:2]
+        """(x through field f's format, its straight-through mask), or (x, None) where the
+        field is float (or x is None)."""
+        if x is None or not quant.on[l][f]:
+            return x, None
+        seed = qat_seed(int(quant.seed), step, L, l, f, 0)
+        return qat_quantize(x, quant.fmts[l][f], seed, quant.near_rail, True)[:2]
 
     layers, a = [], X
     for l, (W, b) in enumerate(net.params):
         st = _Layer()
         if quant is not None:
-            if on(l, INPUT):
-                a, st.m_in = q(l, INPUT, a)
-            if on(l, WEIGHT):
-                W, st.m_w = q(l, WEIGHT, W)
-            if b is not None and on(l, BIAS):
-                b, st.m_b = q(l, BIAS, b)
+            a, st.m_in = q(l, INPUT, a)
+            W, st.m_w = q(l, WEIGHT, W)
+            b, st.m_b = q(l, BIAS, b)
         z = a @ W
-        if quant is not None and on(l, ACC):
+        if quant is not None:
             z, st.m_acc = q(l, ACC, z)
         if b is not None:
             z += b  # z is this layer's own array (the product or its quantized copy)
         h = net.acts[l].forward(z)
         out = h.clip(-1, 1) if net.clip else h  # h is never written to: no copy needed
         st.x, st.W, st.z, st.h, st.hc = a, W, z, h, out
-        if quant is not None and on(l, ACT):
+        if quant is not None:
             out, st.m_act = q(l, ACT, out)
         if net.bn[l] is not None:
             gamma, beta = net.bn[l]
