@@ -110,4 +110,16 @@ int lc_train_check(const lc_train *t);
 LC_DECLARE_DENSE(float, f32)
 LC_DECLARE_DENSE(double, f64)
 
+/* loss(net(X), Y) over N samples in inference mode (batch normalisation with the moving
+ * statistics bn_state, NULL only without it), without a gradient: the value lc_net_forward and
+ * then lc_loss_grad give (a validation loss in one call).  LC_ERR_ARGS for an unknown loss code.
+ * Allocates the predictions and workspace. */
+#define LC_DECLARE_NET_LOSS(REAL, SFX)                                                             \
+    int lc_net_loss_##SFX(const lc_net *net, const REAL *theta, const REAL *bn_state,              \
+                          const REAL *X, const REAL *Y, int64_t N, int32_t loss,                   \
+                          double *loss_out);
+
+LC_DECLARE_NET_LOSS(float, f32)
+LC_DECLARE_NET_LOSS(double, f64)
+
 #endif

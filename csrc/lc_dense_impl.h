@@ -1015,6 +1015,22 @@ int FN(lc_train_apply)(const lc_train *t, REAL *theta, const REAL *delta, int64_
     return s;
 }
 
+/* The loss of net(X) against Y over N samples in inference mode, without a gradient: the
+ * predictions of lc_net_forward, then lc_loss_grad over all of them, so the value has the bits
+ * those two calls give.  Allocates the N x n_out predictions (lc_net_forward its workspace). */
+int FN(lc_net_loss)(const lc_net *net, const REAL *theta, const REAL *bn_state, const REAL *X,
+                    const REAL *Y, int64_t N, int32_t loss, double *loss_out)
+{
+    const int64_t n_out = net->sizes[net->n_layers];
+    if (loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE && loss != LC_LOSS_MAE) return LC_ERR_ARGS;
+    REAL *F = (REAL *)malloc((size_t)(N * n_out > 0 ? N * n_out : 1) * sizeof(REAL));
+    if (!F) return LC_ERR_NOMEM;
+    const int status = FN(lc_net_forward)(net, theta, bn_state, X, N, F);
+    if (status == LC_OK) *loss_out = FN(lc_loss_grad)(loss, F, Y, N, n_out, NULL);
+    free(F);
+    return status;
+}
+
 #undef FN
 #undef LC_CAT
 #undef LC_CAT_

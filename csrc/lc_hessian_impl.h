@@ -146,6 +146,14 @@ LC_HOT static void FN(prep_derivs)(int32_t act, int32_t clip, REAL *D1, REAL *D2
         }
         return;
     }
+    if (FN(hess_d2_is_zero)(act) && !clip) { /* hess_d2 is 0: the general loop's values */
+        for (int64_t q = 0; q < n; q++) {
+            const REAL d = D1[q];
+            D2[q] = (REAL)0 * da[q];
+            DZ[q] = da[q] * d;
+        }
+        return;
+    }
     for (int64_t q = 0; q < n; q++) {
         const REAL zq = DZ[q], hq = h[q], d = D1[q];
         REAL d2 = FN(hess_d2)(act, zq, hq) * da[q], dz = da[q] * d;
@@ -362,6 +370,43 @@ LC_HOT static void FN(hess_matmul)(const REAL *restrict A, int64_t ars, int64_t 
     if (N < 4 && N >= 1 && ars == 1 && rows >= JB) {
         const REAL *At = A; /* At (K, acs): A[i][k] = At[k * acs + i] */
         int64_t i = 0;
+        /* one or two columns: four vectors of rows at once, so that eight independent sums
+         * hide the latency of the additions (one vector's sums wait on each other) */
+        for (; N <= 2 && i + 4 * JB <= rows; i += 4 * JB) {
+            vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
+            vec a0, a1, a2, a3;
+            for (int64_t k = 0; k < K; k++) {
+                const REAL *ak = At + k * acs + i;
+                memcpy(&a0, ak, sizeof a0);
+                memcpy(&a1, ak + JB, sizeof a1);
+                memcpy(&a2, ak + 2 * JB, sizeof a2);
+                memcpy(&a3, ak + 3 * JB, sizeof a3);
+                const REAL m0 = M[k * N];
+                c0 += a0 * m0;
+                c1 += a1 * m0;
+                c2 += a2 * m0;
+                c3 += a3 * m0;
+                if (N > 1) {
+                    const REAL m1 = M[k * N + 1];
+                    e0 += a0 * m1;
+                    e1 += a1 * m1;
+                    e2 += a2 * m1;
+                    e3 += a3 * m1;
+                }
+            }
+            for (int t = 0; t < JB; t++) {
+                C[(i + t) * N] = c0[t];
+                C[(i + JB + t) * N] = c1[t];
+                C[(i + 2 * JB + t) * N] = c2[t];
+                C[(i + 3 * JB + t) * N] = c3[t];
+                if (N > 1) {
+                    C[(i + t) * N + 1] = e0[t];
+                    C[(i + JB + t) * N + 1] = e1[t];
+                    C[(i + 2 * JB + t) * N + 1] = e2[t];
+                    C[(i + 3 * JB + t) * N + 1] = e3[t];
+                }
+            }
+        }
         for (; i + JB <= rows; i += JB) {
             vec c0 = {0}, c1 = {0}, c2 = {0}, a;
             for (int64_t k = 0; k < K; k++) {

@@ -20,20 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from ._util import validate as _v
 from ._util.atomic import atomic_write, check_writable, save_figure, write_text_atomic
-from ._util.untrusted import (
-    clip,
-    config_bool,
-    config_float,
-    config_int,
-    config_list,
-    config_str,
-    kind,
-    read_csv,
-    read_npy,
-    read_toml,
-    short,
-)
+from ._util.untrusted import clip, kind, read_csv, read_npy, read_toml, short
 from ._version import __version__
 from .vendor.linn_document import (
     INSTRUMENT_ACTIVATIONS,
@@ -64,6 +53,11 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_BAD_FILE) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _usage(message: str) -> CliError:
+    """A usage error (exit code 2): the error factory of the checks of command-line options."""
+    return CliError(message, EXIT_USAGE)
 
 
 # -- data files -----------------------------------------------------------------------------
@@ -302,14 +296,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     lm = LinnModel()
     lm.set_training_data(x.reshape(-1, 1), y.reshape(-1, 1))
-    if args.seed < 0:
-        raise CliError(
-            f"--seed: expected a non-negative integer, got {short(args.seed)}", EXIT_USAGE
-        )
-    if args.epochs < 0:
-        raise CliError(
-            f"--epochs: expected a non-negative integer, got {short(args.epochs)}", EXIT_USAGE
-        )
+    _v.non_negative_int(args.seed, "--seed", error=_usage)
+    _v.non_negative_int(args.epochs, "--epochs", error=_usage)
     check_writable(out, "--out")
     check_writable(out.with_suffix(".png"), "--out (its .png)")
     lm.construct_model([(32, "relu"), (32, "relu"), (32, "tanh"), (1, "linear")], seed=args.seed)
@@ -442,29 +430,31 @@ class _Section:
         return key in self.table
 
     def bool(self, key: str, default: bool) -> bool:
-        return config_bool(self.table.get(key, default), self.where(key), error=self.error)
+        return _v.flag(self.table.get(key, default), self.where(key), error=self.error)
 
     def int(self, key: str, default: Any, lo: int | None = None, hi: int | None = None) -> Any:
         v = self.table.get(key, default)
-        return None if v is None else config_int(v, self.where(key), lo=lo, hi=hi, error=self.error)
+        return None if v is None else _v.integer(v, self.where(key), lo=lo, hi=hi, error=self.error)
 
     def float(
         self, key: str, default: float, lo: float | None = None, hi: float | None = None
     ) -> float:
-        return config_float(
+        return _v.finite_float(
             self.table.get(key, default), self.where(key), lo=lo, hi=hi, error=self.error
         )
 
     def str(self, key: str, default: Any, choices: Sequence[str] | None = None) -> Any:
         v = self.table.get(key, default)
-        return (
-            None if v is None else config_str(v, self.where(key), choices=choices, error=self.error)
-        )
+        if v is None:
+            return None
+        if choices is None:
+            return _v.string(v, self.where(key), error=self.error)
+        return _v.choice(v, choices, self.where(key), error=self.error)
 
     def columns(self, key: builtins.str) -> list | None:  # str is the method above
         if key not in self.table:
             return None
-        items = config_list(
+        items = _v.items(
             self.table[key], self.where(key), min_len=1, max_len=_MAX_COLUMNS, error=self.error
         )
         for i, c in enumerate(items):
@@ -506,7 +496,7 @@ def _columns(
 
 def _layers(model: _Section) -> list[tuple[int, str]]:
     """The typed ``[model] layers``: (width, activation) pairs, ``[w]`` meaning linear."""
-    items = config_list(
+    items = _v.items(
         model.table["layers"],
         model.where("layers"),
         min_len=1,
@@ -520,13 +510,10 @@ def _layers(model: _Section) -> list[tuple[int, str]]:
             raise model.error(
                 f'{where}: expected [width, "activation"] or [width], got {kind(entry)}'
             )
-        width = config_int(entry[0], f"{where} width", lo=1, error=model.error)
+        width = _v.integer(entry[0], f"{where} width", lo=1, error=model.error)
         act = (
-            config_str(
-                entry[1],
-                f"{where} activation",
-                choices=list(INSTRUMENT_ACTIVATIONS),
-                error=model.error,
+            _v.choice(
+                entry[1], list(INSTRUMENT_ACTIVATIONS), f"{where} activation", error=model.error
             )
             if len(entry) == 2
             else "linear"
@@ -608,7 +595,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out_ch = output.int("output_channels", 1, lo=1, hi=10**6)
     mapping = None
     if output.has("output_mapping"):
-        mapping = config_list(
+        mapping = _v.items(
             output.table["output_mapping"],
             output.where("output_mapping"),
             min_len=1,
@@ -616,7 +603,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             error=output.error,
         )
         mapping = [
-            config_int(v, f"{output.where('output_mapping')}[{i}]", lo=0, error=output.error)
+            _v.integer(v, f"{output.where('output_mapping')}[{i}]", lo=0, error=output.error)
             for i, v in enumerate(mapping)
         ]
     clip = output.bool("clip", False)
@@ -783,16 +770,8 @@ def _ablate_config(cfg_path: Path) -> tuple[list[int], dict, dict]:
             f"{cfg_path}: unknown key {short(unknown[0])}; expected {sorted(_ABLATE_KEYS)} "
             f"(see linncore ablate --help)"
         )
-    seeds = cfg.get("seeds", [0])
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        raise CliError(
-            f"{cfg_path}: seeds: expected a non-empty list of integers, got {kind(seeds)}"
-        )
-    seeds = [config_int(s, f"seeds[{i}]", lo=0, error=error) for i, s in enumerate(seeds)]
+    seeds = _v.items(cfg.get("seeds", [0]), "seeds", min_len=1, error=error)
+    seeds = [_v.non_negative_int(s, f"seeds[{i}]", error=error) for i, s in enumerate(seeds)]
     if len(set(seeds)) != len(seeds):
         twice = next(s for k, s in enumerate(seeds) if s in seeds[:k])
         raise CliError(
@@ -874,11 +853,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from .ablation.sweep import expand_grid, sweep
 
     cfg_path = Path(args.config)
-    if args.workers is not None and not 1 <= args.workers <= 1024:
-        raise CliError(
-            f"--workers: expected a positive integer (at most 1024), got {short(args.workers)}",
-            EXIT_USAGE,
-        )
+    if args.workers is not None:
+        _v.positive_int(args.workers, "--workers", hi=1024, error=_usage)
     seeds, base, grid = _ablate_config(cfg_path)
     out = Path(args.out) if args.out else cfg_path.parent / cfg_path.stem
     if out.exists() and not out.is_dir():

@@ -1,12 +1,30 @@
-"""The exact reference of the fixed-point tests: a cast of a fractions.Fraction, written from
-the definitions ("round, then overflow") without any of the kernels' shortcuts."""
+"""What the fixed-point tests share: the engines they compare (the compiled core ``C``, when
+built, and the NumPy twin ``K``) and the exact reference, a cast of a fractions.Fraction
+written from the definitions ("round, then overflow") without any of the kernels' shortcuts.
+
+The ``engine`` fixture (each available engine active in turn) comes from tests/conftest.py."""
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
 
+import pytest
+
+from linncore._numpy import kernels as K
 from linncore.fixed.formats import FixedFormat, Overflow, Rounding
+
+try:
+    import linncore._core as C
+except ImportError:  # the compiled core is not built: only the NumPy engine is tested
+    C = None
+
+__all__ = ["C", "ENGINES", "K", "needs_core", "ref_cast"]
+
+#: The engines available on this machine, by backend name.
+ENGINES = ["numpy"] + (["native"] if C is not None else [])
+#: Skips a test that compares the compiled core with its twin when the core is not built.
+needs_core = pytest.mark.skipif(C is None, reason="the compiled core linncore._core is not built")
 
 
 def _splitmix_unit53(seed: int, i: int) -> int:

@@ -557,7 +557,7 @@ for name, message in {
     "scale.toml": r"\[scaling\] scale: expected true or false, got the string 'false'",
     "shuffle.toml": r"\[training\] shuffle: expected true or false, got the string 'no'",
     "epochs.toml": r"\[training\] epochs: expected an integer in \[0, 1000000000\], got the numb",
-    "seed.toml": r"\[model\] seed: expected an integer >= 0, got -1",
+    "seed.toml": r"\[model\] seed: expected a non-negative integer, got -1",
     "wide.toml": r"\[rule: outputs per layer\] layer 0: expected 1 to 100 outputs",
     "nofolder.toml": "missing' does not exist",
     "outfolder.toml": "folder.linn: is a folder",
@@ -572,11 +572,11 @@ case("train-batch-2**62", cli("train", "P['batch.toml']", "-q"), exits(0, ""))
 for name, message in {
     "deep.toml": "TOML nested 5000 deep",
     "seeds_twice.toml": "seeds: seed 0 appears twice",
-    "seeds_negative.toml": r"seeds\[0\]: expected an integer >= 0, got -1",
+    "seeds_negative.toml": r"seeds\[0\]: expected a non-negative integer, got -1",
     "grid.toml": "grid: 1000000000000 points, more than the limit of 100000 runs",
-    "n_float.toml": "dataset.n: expected a positive integer, got 10000000000.0",
+    "n_float.toml": "dataset.n: expected a positive integer, got the number 10000000000.0",
     "n_big.toml": r"n \* \(d_in \+ d_out\) = 60000000000 values, more than the limit",
-    "use_bias.toml": "use_bias: expected True or False, got 'false'",
+    "use_bias.toml": "use_bias: expected true or false, got the string 'false'",
     "precision_fifo.toml": "fifo: is a FIFO",
 }.items():
     case(
@@ -666,7 +666,7 @@ case(
 case(
     "fit-shuffle-string",
     NET + " net.fit(x, y, shuffle='no', verbose=0)",
-    raises("TypeError", "shuffle: expected True or False"),
+    raises("TypeError", "shuffle: expected true or false, got the string 'no'"),
 )
 case(
     "fit-epochs-digits",
@@ -700,7 +700,7 @@ case(
 case(
     "linn-scale-string",
     "lm = lc.LinnModel(); lm.set_training_data(np.arange(4.0), np.arange(4.0), scale='false')",
-    raises("TypeError", "scale: expected True or False"),
+    raises("TypeError", "scale: expected true or false, got the string 'false'"),
 )
 
 # -- seeded mutations of every JSON format and of a history archive -----------------------------

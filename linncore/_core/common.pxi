@@ -1,5 +1,7 @@
 # Declarations shared by every kernel family, and the argument checks the wrappers use.
 
+cimport cython
+
 cdef extern from "lc_common.h":
     ctypedef struct lc_net:
         int64_t n_layers
@@ -56,9 +58,44 @@ def set_num_threads(int n):
     lc_set_num_threads(n)
 
 
+# The two float types of every kernel.  A wrapper checks its arrays, then calls a fused def
+# (dispatched by Cython on the dtype of its typed memoryviews) that calls a cdef inline fused
+# dispatcher per C kernel: `if real is float` picks the _f32 or _f64 kernel at compile time.
 ctypedef fused real:
     float
     double
+
+
+@cython.boundscheck(False)
+cdef inline const real *_mv_cptr(const real[::1] a) noexcept nogil:
+    """The data pointer of a checked 1-D view (NULL for None; a valid pointer when empty)."""
+    if a is None:
+        return NULL
+    return &a[0]
+
+
+@cython.boundscheck(False)
+cdef inline real *_mv_ptr(real[::1] a) noexcept nogil:
+    """The data pointer of a checked writable 1-D view (NULL for None)."""
+    if a is None:
+        return NULL
+    return &a[0]
+
+
+@cython.boundscheck(False)
+cdef inline const real *_mv2_cptr(const real[:, ::1] a) noexcept nogil:
+    """The data pointer of a checked 2-D view (NULL for None)."""
+    if a is None:
+        return NULL
+    return &a[0, 0]
+
+
+@cython.boundscheck(False)
+cdef inline real *_mv2_ptr(real[:, ::1] a) noexcept nogil:
+    """The data pointer of a checked writable 2-D view (NULL for None)."""
+    if a is None:
+        return NULL
+    return &a[0, 0]
 
 
 def constants():
@@ -112,16 +149,27 @@ cdef object _float_dtype(object a, str name):
 
 
 cdef class _Net:
-    """An lc_net view of a NetSpec; keeps the index arrays alive while C reads them."""
+    """An lc_net view of a NetSpec with its layout table, computed once; keeps the index arrays
+    alive while C reads them.  It reads like a NetSpec (``sizes``, ``acts``, ``has_bias``,
+    ``clip_out``, ``bn``, ``bn_momentum``, ``bn_epsilon``), so every wrapper takes it in place
+    of one: ``_Net(prepared)`` shares the prepared arrays and checks nothing again."""
     cdef lc_net net
-    cdef object sizes, acts, has_bias, bn, bn_momentum, bn_epsilon
-    cdef public object layout
-    cdef public int64_t n_params, n_state
+    cdef readonly object sizes, acts, has_bias, bn, bn_momentum, bn_epsilon
+    cdef readonly object layout
+    cdef readonly int64_t n_params, n_state
 
     def __cinit__(self, spec):
-        self.sizes = np.ascontiguousarray(spec.sizes, dtype=np.int64)
-        self.acts = np.ascontiguousarray(spec.acts, dtype=np.int32)
-        self.has_bias = np.ascontiguousarray(spec.has_bias, dtype=np.int32)
+        cdef _Net other
+        if isinstance(spec, _Net):  # a prepared network: its arrays are checked and read-only
+            other = <_Net>spec
+            self.net = other.net
+            self.sizes, self.acts, self.has_bias = other.sizes, other.acts, other.has_bias
+            self.bn, self.bn_momentum, self.bn_epsilon = other.bn, other.bn_momentum, other.bn_epsilon
+            self.layout, self.n_params, self.n_state = other.layout, other.n_params, other.n_state
+            return
+        self.sizes = np.array(spec.sizes, dtype=np.int64, ndmin=1)
+        self.acts = np.array(spec.acts, dtype=np.int32, ndmin=1)
+        self.has_bias = np.array(spec.has_bias, dtype=np.int32, ndmin=1)
         if self.sizes.ndim != 1 or self.sizes.shape[0] < 2:
             raise ValueError("spec.sizes: expected at least two widths")
         if np.any(self.sizes < 0):
@@ -132,11 +180,11 @@ cdef class _Net:
             raise ValueError(f"spec.acts: codes must lie in [0, {LC_N_ACTIVATIONS})")
         L = self.acts.shape[0]
         bn = getattr(spec, "bn", None)
-        self.bn = np.ascontiguousarray(np.zeros(L) if bn is None else bn, dtype=np.int32)
-        self.bn_momentum = np.ascontiguousarray(getattr(spec, "bn_momentum", None) if bn is not None else np.zeros(L),
-                                                dtype=np.float64)
-        self.bn_epsilon = np.ascontiguousarray(getattr(spec, "bn_epsilon", None) if bn is not None else np.zeros(L),
-                                               dtype=np.float64)
+        self.bn = np.array(np.zeros(L) if bn is None else bn, dtype=np.int32, ndmin=1)
+        self.bn_momentum = np.array(getattr(spec, "bn_momentum", None) if bn is not None else np.zeros(L),
+                                    dtype=np.float64, ndmin=1)
+        self.bn_epsilon = np.array(getattr(spec, "bn_epsilon", None) if bn is not None else np.zeros(L),
+                                   dtype=np.float64, ndmin=1)
         if self.bn.shape != (L,) or self.bn_momentum.shape != (L,) or self.bn_epsilon.shape != (L,):
             raise ValueError("spec: bn, bn_momentum and bn_epsilon need one entry per layer")
         cdef const int64_t[::1] s = self.sizes
@@ -159,10 +207,26 @@ cdef class _Net:
         self.layout = np.empty((self.net.n_layers, 4), dtype=np.int64)
         cdef int64_t[:, ::1] lay = self.layout
         lc_net_layout(&self.net, <lc_layer_offsets*>&lay[0, 0])
+        # C reads these arrays through the pointers above: nothing may change them now
+        for arr in (self.sizes, self.acts, self.has_bias, self.bn, self.bn_momentum,
+                    self.bn_epsilon, self.layout):
+            arr.flags.writeable = False
+
+    @property
+    def clip_out(self):
+        return self.net.clip_out != 0
 
     cdef const lc_layer_offsets *offsets(self):
         cdef const int64_t[:, ::1] lay = self.layout
         return <const lc_layer_offsets*>&lay[0, 0]
+
+
+def prepare_net(spec):
+    """A NetSpec checked once and turned into the description every kernel of this engine
+    reads, with its layout table (``.layout``, as :func:`net_layout`), ``.n_params`` and
+    ``.n_state``; the kernels take it in place of the spec and then check nothing again about
+    the network.  Its arrays are read-only copies."""
+    return spec if isinstance(spec, _Net) else _Net(spec)
 
 
 cdef lc_optim _optim(object cfg) except *:

@@ -114,6 +114,30 @@ cdef _fix_raise(int status, int64_t bad, list names, list arrays, list fmts):
     raise ValueError(f"inconsistent arguments (status {status})")
 
 
+cdef inline int _quantize_c(const lc_fixfmt *fmt, const real *x, int64_t n, int64_t *codes,
+                            double *out, uint64_t seed, lc_rail_counts *stats, double near_rail,
+                            int64_t *bad_index) noexcept nogil:
+    if real is float:
+        return lc_quantize_f32(fmt, x, n, codes, out, seed, stats, near_rail, bad_index)
+    else:
+        return lc_quantize_f64(fmt, x, n, codes, out, seed, stats, near_rail, bad_index)
+
+
+def _k_fix_quantize(const real[::1] x, fmt, uint64_t seed, codes, values, near_rail):
+    """(status, bad index, counts or None) of lc_quantize on checked arrays."""
+    cdef lc_fixfmt f = _fmt(fmt, "fmt")
+    cdef int64_t *cp = <int64_t*>_ptr(codes)
+    cdef double *vp = <double*>_ptr(values)
+    cdef lc_rail_counts st
+    cdef lc_rail_counts *stp = NULL if near_rail is None else &st
+    cdef double nr = 0.0 if near_rail is None else near_rail
+    cdef int64_t bad = -1
+    cdef int status
+    with nogil:
+        status = _quantize_c(&f, _mv_cptr(x), x.shape[0], cp, vp, seed, stp, nr, &bad)
+    return status, bad, None if near_rail is None else (st.saturated, st.near_rail, st.underflow)
+
+
 def fix_quantize(x, fmt, *, uint64_t seed=0, bint codes=True, bint values=True, near_rail=None):
     """Quantize float32/float64 ``x`` (any shape) to ``fmt``.
 
@@ -121,25 +145,10 @@ def fix_quantize(x, fmt, *, uint64_t seed=0, bint codes=True, bint values=True, 
     counts or None when ``near_rail`` is None)."""
     dt = _float_dtype(x, "x")
     _flat(x, dt, "x")
-    cdef lc_fixfmt f = _fmt(fmt, "fmt")
     c = np.empty(x.shape, dtype=np.int64) if codes else None
     v = np.empty(x.shape, dtype=np.float64) if values else None
-    cdef void *xp = _ptr(x)
-    cdef int64_t *cp = <int64_t*>_ptr(c)
-    cdef double *vp = <double*>_ptr(v)
-    cdef lc_rail_counts st
-    cdef lc_rail_counts *stp = NULL if near_rail is None else &st
-    cdef double nr = 0.0 if near_rail is None else near_rail
-    cdef int64_t n = x.size, bad = -1
-    cdef int status
-    cdef bint f32 = dt == np.float32
-    with nogil:
-        if f32:
-            status = lc_quantize_f32(&f, <float*>xp, n, cp, vp, seed, stp, nr, &bad)
-        else:
-            status = lc_quantize_f64(&f, <double*>xp, n, cp, vp, seed, stp, nr, &bad)
+    status, bad, stats = _k_fix_quantize(x.reshape(-1), fmt, seed, c, v, near_rail)
     _fix_raise(status, bad, ["x"], [x], [fmt])
-    stats = None if near_rail is None else (st.saturated, st.near_rail, st.underflow)
     return c, v, stats
 
 

@@ -598,3 +598,86 @@ def _flush(x, work: _OptimWork) -> None:
 def optim_step(opt, theta, g, m, v, t: int) -> None:
     """theta += the increment of step t (the same bits as subtracting its magnitude)."""
     theta += optim_delta(opt, g, m, v, t)
+
+
+# -- a network description prepared once, and the validation loss -------------------------------
+
+__all__ += ["prepare_net", "net_loss"]
+
+
+class PreparedNet:
+    """A NetSpec checked once, with its layout table: what :func:`prepare_net` returns.
+
+    It reads like a NetSpec (``sizes``, ``acts``, ``has_bias``, ``clip_out``, ``bn``,
+    ``bn_momentum``, ``bn_epsilon``), so every kernel takes it in place of one, and adds
+    ``layout`` (:func:`net_layout`), ``n_params`` and ``n_state``.  Its arrays are read-only.
+    """
+
+    __slots__ = (
+        "acts",
+        "bn",
+        "bn_epsilon",
+        "bn_momentum",
+        "clip_out",
+        "has_bias",
+        "layout",
+        "n_params",
+        "n_state",
+        "sizes",
+    )
+
+    def __init__(self, spec: Any) -> None:
+        sizes = np.array(spec.sizes, dtype=np.int64, ndmin=1)
+        acts = np.array(spec.acts, dtype=np.int32, ndmin=1)
+        has_bias = np.array(spec.has_bias, dtype=np.int32, ndmin=1)
+        if sizes.ndim != 1 or sizes.shape[0] < 2:
+            raise ValueError("spec.sizes: expected at least two widths")
+        if np.any(sizes < 0):
+            raise ValueError(f"spec.sizes: widths must be >= 0, got {sizes.tolist()}")
+        if acts.shape[0] != sizes.shape[0] - 1 or has_bias.shape[0] != acts.shape[0]:
+            raise ValueError("spec: acts and has_bias need one entry per layer")
+        n_act = len(codes.ACTIVATIONS)
+        if np.any(acts < 0) or np.any(acts >= n_act):
+            raise ValueError(f"spec.acts: codes must lie in [0, {n_act})")
+        L = acts.shape[0]
+        bn = getattr(spec, "bn", None)
+        self.bn = np.array(np.zeros(L) if bn is None else bn, dtype=np.int32, ndmin=1)
+        self.bn_momentum = np.array(
+            getattr(spec, "bn_momentum", None) if bn is not None else np.zeros(L),
+            dtype=np.float64,
+            ndmin=1,
+        )
+        self.bn_epsilon = np.array(
+            getattr(spec, "bn_epsilon", None) if bn is not None else np.zeros(L),
+            dtype=np.float64,
+            ndmin=1,
+        )
+        if self.bn.shape != (L,) or self.bn_momentum.shape != (L,) or self.bn_epsilon.shape != (L,):
+            raise ValueError("spec: bn, bn_momentum and bn_epsilon need one entry per layer")
+        self.sizes, self.acts, self.has_bias = sizes, acts, has_bias
+        self.clip_out = bool(spec.clip_out)
+        self.layout = net_layout(self)
+        n_out = sizes[1:]
+        self.n_params = int(
+            np.sum(sizes[:-1] * n_out + has_bias * n_out + 2 * (self.bn != 0) * n_out)
+        )
+        self.n_state = int(np.sum(2 * (self.bn != 0) * n_out))
+        for arr in (sizes, acts, has_bias, self.bn, self.bn_momentum, self.bn_epsilon, self.layout):
+            arr.flags.writeable = False
+
+
+def prepare_net(spec):
+    """A NetSpec checked once and turned into the description every kernel reads, with its
+    layout table (``.layout``), ``.n_params`` and ``.n_state``: a :class:`PreparedNet`."""
+    return spec if isinstance(spec, PreparedNet) else PreparedNet(spec)
+
+
+def net_loss(spec, theta, X, Y, *, loss: int, bn_state=None) -> float:
+    """The loss of net(X) against Y over all samples in inference mode (batch normalisation
+    with the moving statistics bn_state), without a gradient: :func:`net_forward` followed by
+    :func:`loss_grad`'s value."""
+    _check_loss(loss)
+    out = net_forward(spec, theta, X, bn_state)
+    if Y.shape != out.shape:
+        raise ValueError(f"Y: expected shape {out.shape}, got {Y.shape}")
+    return loss_grad(loss, out, Y)[0]

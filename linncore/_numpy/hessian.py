@@ -19,6 +19,7 @@ from .activations import lookup
 from .dense import _forward_all, _layers, act_deriv, dense_backward, loss_grad
 
 __all__ = [
+    "hessian_net",
     "act_deriv2",
     "hvp_state_len",
     "hvp_prepare",
@@ -37,6 +38,12 @@ def act_deriv2(act: int, z: np.ndarray, h: np.ndarray) -> np.ndarray:
 def _check_loss(loss: int) -> None:
     if loss not in (LOSSES["mse"], LOSSES["half_mse"]):
         raise ValueError(f"loss: the Hessian kernels take mse (0) or half_mse (1), got code {loss}")
+
+
+def hessian_net(spec):
+    """The network description the Hessian kernels read, built once for many calls: the twin
+    reads the spec itself, so it is ``spec`` (the compiled core checks and converts it)."""
+    return spec
 
 
 def hvp_state_len(spec, N: int) -> int:

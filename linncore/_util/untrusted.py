@@ -15,11 +15,13 @@ symlink to a device, a gigabyte of nesting.  This module reads such input with s
   that unpacks to gigabytes is refused before it is unpacked);
 - :func:`read_csv` reads a numeric CSV strictly: a typo is an error naming its line and column,
   never a header;
-- :func:`config_bool`, :func:`config_int`, :func:`config_float`, :func:`config_str` and
-  :func:`config_list` check typed configuration values (``"false"`` is not a boolean, ``1.0``
-  is not an integer, a count has a range);
-- :func:`short` and :func:`kind` quote at most a few dozen characters of an offending value, so
-  messages stay short whatever the input.
+- :func:`short` and :func:`kind` (from :mod:`linncore._util.validate`, re-exported here) quote
+  at most a few dozen characters of an offending value, so messages stay short whatever the
+  input.
+
+The typed values a file holds (``"false"`` is not a boolean, ``1.0`` is not an integer, a count
+has a range) are checked by the one validator family, :mod:`linncore._util.validate`, with
+``error`` set to the format's error type.
 
 Each format raises its own error type, given by the caller as ``error``: a callable taking the
 message (``error(message)``) and returning the exception to raise.  Messages name the file.
@@ -31,26 +33,21 @@ import array
 import io
 import json
 import math
-import numbers
 import os
 import re
 import stat
 import struct
 import zipfile
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from .validate import ErrorFactory, clip, kind, short
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "UntrustedInputError",
     "clip",
-    "config_bool",
-    "config_float",
-    "config_int",
-    "config_list",
-    "config_str",
     "decode_text",
     "json_depth",
     "kind",
@@ -70,72 +67,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_DEPTH = 64
-_QUOTE = 40
 
 
 class UntrustedInputError(ValueError):
     """A file or value refused by the untrusted-input reader (the default error type)."""
-
-
-ErrorFactory = Callable[[str], BaseException]
-
-
-def short(value: Any, limit: int = _QUOTE) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, for error messages.
-
-    Examples
-    --------
-    >>> short("x" * 1000)
-    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (1002 characters)"
-    """
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return f"an integer of {len(str(abs(value)))} digits"
-    text = repr(value) if not isinstance(value, (bytes, bytearray)) else repr(bytes(value[:limit]))
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text)} characters)"
-
-
-def clip(text: str, limit: int = 200) -> str:
-    """Message text cut to about ``limit`` characters (unquoted, unlike :func:`short`).
-
-    Examples
-    --------
-    >>> clip("abc" * 100, 9)
-    'abcabcabc... (300 characters)'
-    """
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def kind(value: Any) -> str:
-    """What ``value`` is, for "expected ..., got ..." messages: its type and a short quote.
-
-    Examples
-    --------
-    >>> kind("false"), kind(True), kind(5)
-    ("the string 'false'", 'the boolean true', 'the integer 5')
-    >>> kind([1, 2]), kind("x" * 100)
-    ('a list of 2 items', 'a string of 100 characters')
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, (bool, np.bool_)):
-        return f"the boolean {'true' if value else 'false'}"
-    if isinstance(value, numbers.Integral):
-        return f"the integer {short(int(value))}"
-    if isinstance(value, numbers.Real):
-        return f"the number {short(float(value))}"
-    if isinstance(value, str):
-        if len(value) <= _QUOTE:
-            return f"the string {value!r}"
-        return f"a string of {len(value)} characters"
-    if isinstance(value, (list, tuple)):
-        return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
-    if isinstance(value, dict):
-        if not value:
-            return "a table"
-        return f"a table of {len(value)} key{'' if len(value) == 1 else 's'}"
-    return f"a {type(value).__name__}"
 
 
 def _label(path: Any) -> str:
@@ -776,135 +711,3 @@ def read_csv(
     if not rows:
         raise error(f"{label}: no data rows")
     return np.frombuffer(values, dtype=np.float64).reshape(rows, width).copy(), names
-
-
-# -- typed configuration values --------------------------------------------------------------
-def config_bool(value: Any, where: str, *, error: ErrorFactory = UntrustedInputError) -> bool:
-    """``value`` when it is a boolean; a string such as ``"false"`` is refused.
-
-    Examples
-    --------
-    >>> config_bool(True, "scale")
-    True
-    >>> try:
-    ...     config_bool("false", "scale")
-    ... except UntrustedInputError as exc:
-    ...     print(exc)
-    scale: expected true or false, got the string 'false'
-    """
-    if not isinstance(value, (bool, np.bool_)):
-        raise error(f"{where}: expected true or false, got {kind(value)}")
-    return bool(value)
-
-
-def _interval(lo: Any, hi: Any) -> str:
-    if lo is not None and hi is not None:
-        return f" in [{lo}, {hi}]"
-    if lo is not None:
-        return f" >= {lo}"
-    if hi is not None:
-        return f" <= {hi}"
-    return ""
-
-
-def config_int(
-    value: Any,
-    where: str,
-    *,
-    lo: int | None = None,
-    hi: int | None = None,
-    error: ErrorFactory = UntrustedInputError,
-) -> int:
-    """``value`` when it is an integer (not a boolean, not a float) in ``[lo, hi]``.
-
-    Examples
-    --------
-    >>> config_int(3, "epochs", lo=0)
-    3
-    >>> try:
-    ...     config_int(1e10, "n", lo=1)
-    ... except UntrustedInputError as exc:
-    ...     print(exc)
-    n: expected an integer >= 1, got the number 10000000000.0
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise error(f"{where}: expected an integer{_interval(lo, hi)}, got {kind(value)}")
-    v = int(value)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise error(f"{where}: expected an integer{_interval(lo, hi)}, got {short(v)}")
-    return v
-
-
-def config_float(
-    value: Any,
-    where: str,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    error: ErrorFactory = UntrustedInputError,
-) -> float:
-    """``value`` as a finite float in ``[lo, hi]``; integers are taken, booleans are not.
-
-    Examples
-    --------
-    >>> config_float(1, "noise", lo=0.0)
-    1.0
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise error(f"{where}: expected a number{_interval(lo, hi)}, got {kind(value)}")
-    try:
-        v = float(value)
-    except OverflowError:
-        v = math.inf
-    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise error(f"{where}: expected a finite number{_interval(lo, hi)}, got {short(value)}")
-    return v
-
-
-def config_str(
-    value: Any,
-    where: str,
-    *,
-    choices: Sequence[str] | None = None,
-    error: ErrorFactory = UntrustedInputError,
-) -> str:
-    """``value`` when it is a string (one of ``choices``, when given, case-insensitively).
-
-    Examples
-    --------
-    >>> config_str("ADAM", "optimizer", choices=["adam", "sgd"])
-    'adam'
-    """
-    if not isinstance(value, str):
-        raise error(f"{where}: expected a string, got {kind(value)}")
-    if choices is not None:
-        if value.lower() not in [c.lower() for c in choices]:
-            raise error(
-                f"{where}: expected one of {', '.join(repr(c) for c in choices)}, got "
-                f"{short(value)}"
-            )
-        return value.lower()
-    return value
-
-
-def config_list(
-    value: Any,
-    where: str,
-    *,
-    min_len: int = 0,
-    max_len: int | None = None,
-    error: ErrorFactory = UntrustedInputError,
-) -> list:
-    """``value`` when it is a list of ``min_len`` to ``max_len`` items.
-
-    Examples
-    --------
-    >>> config_list([1, 2], "seeds", min_len=1)
-    [1, 2]
-    """
-    if not isinstance(value, (list, tuple)):
-        raise error(f"{where}: expected a list, got {kind(value)}")
-    if len(value) < min_len or (max_len is not None and len(value) > max_len):
-        span = f"{min_len} to {max_len}" if max_len is not None else f"at least {min_len}"
-        raise error(f"{where}: expected a list of {span} items, got {len(value)}")
-    return list(value)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._util import untrusted as _untrusted
 from .._util.atomic import atomic_write, save_figure
+from .._util.validate import positive_int
 
 __all__ = ["FitHistory", "HistoryFileError", "MAX_FILE_BYTES"]
 
@@ -247,11 +248,7 @@ class FitHistory(Mapping):
             raise bad(
                 f"__meta__.format: expected {_FORMAT!r}, got {_untrusted.kind(meta.get('format'))}"
             )
-        version = meta.get("version")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise bad(
-                f"__meta__.version: expected a positive integer, got {_untrusted.kind(version)}"
-            )
+        version = positive_int(meta.get("version"), "__meta__.version", error=bad)
         if version > _VERSION:
             raise bad(
                 f"written by a newer linncore (FitHistory format {version}, this reads up to "

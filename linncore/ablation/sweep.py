@@ -32,7 +32,7 @@ import numpy as np
 from .._util.atomic import atomic_write
 from .._util.progress import Progress, metric, per_unit, seconds
 from .._util.untrusted import short as _short
-from .._util.validate import non_negative_int
+from .._util.validate import non_negative_int, positive_int
 from .fit_history import FitHistory
 
 __all__ = ["sweep", "SweepResult", "run_config", "check_config", "expand_grid", "DEFAULT_CONFIG"]
@@ -118,10 +118,7 @@ def _check_sizes(cfg: Mapping[str, Any]) -> None:
     ds, model = cfg["dataset"], cfg["model"]
     dims = {}
     for key in ("n", "d_in", "d_out"):
-        v = ds.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"dataset.{key}: expected a positive integer, got {_short(v)}")
-        dims[key] = int(v)
+        dims[key] = positive_int(ds.get(key), f"dataset.{key}")
     values = dims["n"] * (dims["d_in"] + dims["d_out"])
     if values > MAX_DATASET_VALUES:
         raise ValueError(
@@ -133,9 +130,7 @@ def _check_sizes(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"model.num_hidden: expected a list of layer widths, got {_short(hidden)}")
     widths = [dims["d_in"]]
     for i, w in enumerate(hidden):
-        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
-            raise ValueError(f"model.num_hidden[{i}]: expected a positive integer, got {_short(w)}")
-        widths.append(int(w))
+        widths.append(positive_int(w, f"model.num_hidden[{i}]"))
     widths.append(dims["d_out"])
     params = sum(a * b + b for a, b in itertools.pairwise(widths))
     if params > MAX_PARAMS:
@@ -311,7 +306,11 @@ class SweepResult:
 
 
 def _one_thread() -> None:
-    """Initializer of the sweep's own worker processes."""
+    """Initializer of the sweep's own worker processes: one kernel thread each (the default is
+    one per CPU), so that the workers together run no more threads than there are CPUs.
+
+    Test hook: ``tests/ablation/test_sweep.py`` starts a process pool with it, since what a
+    worker process sets is not visible in the sweep's results."""
     from .._backend import set_num_threads
 
     set_num_threads(1)
@@ -374,11 +373,12 @@ def sweep(
     """
     points = expand_grid(grid)
     try:
-        seeds = [_seed(s) for s in itertools.islice(seeds, MAX_RUNS + 1)]
+        given = list(itertools.islice(seeds, MAX_RUNS + 1))
     except TypeError:
         raise TypeError(
             f"seeds: expected an iterable of ints, got {type(seeds).__name__}"
         ) from None
+    seeds = [non_negative_int(s, f"seeds[{i}]") for i, s in enumerate(given)]
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
     if len(set(seeds)) != len(seeds):
@@ -484,12 +484,6 @@ def _run_text(row: Mapping[str, Any]) -> str:
         f for f, k in (("DIVERGED", "diverged"), ("SILENT-DEATH", "silent_death")) if row.get(k)
     ]
     return f"{row['run']} - final_loss: {metric(row['final_loss'])} - {' '.join(flags) or 'ok'}"
-
-
-def _seed(s: Any) -> int:
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-        raise ValueError(f"seeds: expected non-negative integers, got {_short(s)}")
-    return int(s)
 
 
 def _label(point: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ __all__ = [
     "layer_blocks",
     "lambda_max",
     "lambda_min",
+    "hessian_extremes",
     "top_eigenvalues",
     "hutchinson_trace",
     "stability_metrics",
@@ -87,12 +89,69 @@ def _check_net(net: Any) -> Network:
     return net
 
 
+def _samples(value: Any, width: int, name: str) -> np.ndarray:
+    """``as_samples(value, width, name)`` in float64, with the same errors.  A float64,
+    C-contiguous ``(n, width)`` ndarray (n >= 1) whose sum is finite is returned as it is,
+    which is what ``as_samples`` returns for it: a sum is finite only when every term is, so
+    one sum checks it (a sum that overflows takes the full check)."""
+    if (
+        type(value) is np.ndarray
+        and value.dtype == np.float64
+        and value.ndim == 2
+        and value.shape[1] == width
+        and value.shape[0] > 0
+        and value.flags.c_contiguous
+        and math.isfinite(value.sum())
+    ):
+        return value
+    return as_samples(value, width, name, dtype=np.float64)
+
+
 def _data(net: Network, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = as_samples(X, net.input_size, "X", dtype=np.float64)
-    y = as_samples(Y, net.output_size, "Y", dtype=np.float64)
+    x = _samples(X, net.input_size, "X")
+    y = _samples(Y, net.output_size, "Y")
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"Y: expected {x.shape[0]} samples (as many as X), got {y.shape[0]}")
     return x, y
+
+
+def _directions(v: Any, P: int) -> np.ndarray:
+    """``v`` as a float64 array of shape ``(P,)`` or ``(P, k)``, finite."""
+    if (
+        type(v) is np.ndarray
+        and v.dtype == np.float64
+        and v.ndim in (1, 2)
+        and v.shape[0] == P
+        and math.isfinite(v.sum())
+    ):
+        return v
+    arr = as_float_array(v, "v")
+    if arr.ndim not in (1, 2) or arr.shape[0] != P:
+        raise ValueError(f"v: expected shape ({P},) or ({P}, k), got {arr.shape}")
+    check_finite(arr, "v")
+    return arr
+
+
+#: The kernels' description of recently used networks, by the identity of their NetSpec (a
+#: network's spec is made once, with the network, and never changes): building it checks
+#: and converts the spec, which costs as much as the whole Python side of a product.
+_KERNEL_NETS: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+_KERNEL_NETS_MAX = 16
+_KERNEL_NETS_LOCK = threading.Lock()
+
+
+def _kernel_net(kernels: Any, spec: Any) -> Any:
+    """``kernels.hessian_net(spec)``, made once per spec and engine."""
+    key = (id(kernels), id(spec))
+    hit = _KERNEL_NETS.get(key)
+    if hit is not None and hit[0] is spec and hit[1] is kernels:
+        return hit[2]
+    hnet = kernels.hessian_net(spec)
+    with _KERNEL_NETS_LOCK:
+        if len(_KERNEL_NETS) >= _KERNEL_NETS_MAX:
+            _KERNEL_NETS.pop(next(iter(_KERNEL_NETS)))
+        _KERNEL_NETS[key] = (spec, kernels, hnet)  # keeps spec alive: its id is not reused
+    return hnet
 
 
 class _Curvature:
@@ -103,35 +162,53 @@ class _Curvature:
         self.loss = _loss_name(loss)
         self.code = _losses.code(self.loss)
         self.x, self.y = _data(net, X, Y)
+        self.N = self.x.shape[0]
         self.theta = np.array(net.theta, dtype=np.float64)
         self.P = self.theta.shape[0]
         self.kernels = _backend.kernels()
+        self.hnet = _kernel_net(self.kernels, net.spec)
         self.state, self.value, self.grad = self.kernels.hvp_prepare(
-            net.spec, self.theta, self.x, self.y, self.code
+            self.hnet, self.theta, self.x, self.y, self.code
         )
 
     def apply(self, V: np.ndarray, gauss_newton: bool = False) -> np.ndarray:
-        """H V for V of shape (P, k)."""
-        V = np.ascontiguousarray(V, dtype=np.float64)
+        """H V for V of shape (P, k), float64 and C-contiguous (as every caller makes it)."""
         return self.kernels.hvp_apply(
-            self.net.spec, self.theta, self.state, self.x.shape[0], self.code, V, bool(gauss_newton)
+            self.hnet, self.theta, self.state, self.N, self.code, V, gauss_newton
         )
 
     def dense(self, gauss_newton: bool = False) -> np.ndarray:
         """The whole (P, P) matrix, assembled from per-sample second derivatives (exactly
         symmetric)."""
         return self.kernels.hvp_dense(
-            self.net.spec, self.theta, self.state, self.x.shape[0], self.code, bool(gauss_newton)
+            self.hnet, self.theta, self.state, self.N, self.code, bool(gauss_newton)
+        )
+
+    def lanczos(self, which: str, tol: float, seed: int) -> tuple[float, int, bool]:
+        """(value, steps, converged) of the kernel's Lanczos run (see _lanczos_extreme)."""
+        return self.kernels.hvp_lanczos(
+            self.hnet,
+            self.theta,
+            self.state,
+            self.N,
+            self.code,
+            _start_vector(seed, self.P),
+            which,
+            tol,
+            min(self.P, LANCZOS_MAX_STEPS),
         )
 
     def operator(self, gauss_newton: bool = False):
         from scipy.sparse.linalg import LinearOperator
 
+        def matmat(V: np.ndarray) -> np.ndarray:
+            return self.apply(np.ascontiguousarray(V, dtype=np.float64), gauss_newton)
+
         return LinearOperator(
             (self.P, self.P),
             dtype=np.float64,
-            matvec=lambda v: self.apply(np.reshape(v, (self.P, 1)), gauss_newton)[:, 0],
-            matmat=lambda V: self.apply(V, gauss_newton),
+            matvec=lambda v: matmat(np.reshape(v, (self.P, 1)))[:, 0],
+            matmat=matmat,
         )
 
 
@@ -187,14 +264,9 @@ class HessianOperator:
 
     def matvec(self, v: Any) -> np.ndarray:
         """``H v`` for ``v`` of shape ``(P,)``, or ``H V`` for ``V`` of shape ``(P, k)``."""
-        P = self.shape[0]
-        arr = np.asarray(v, dtype=np.float64) if not isinstance(v, np.ndarray) else v
-        if arr.ndim not in (1, 2) or arr.shape[0] != P:
-            raise ValueError(f"v: expected shape ({P},) or ({P}, k), got {arr.shape}")
-        arr = np.ascontiguousarray(arr, dtype=np.float64).reshape(P, -1)
-        if not np.isfinite(arr).all():
-            raise ValueError("v: expected finite values, got NaN or infinity")
-        return self._cur.apply(arr, self.gauss_newton).reshape(np.shape(v))
+        arr = _directions(v, self.shape[0])
+        V = np.ascontiguousarray(arr.reshape(self.shape[0], -1))
+        return self._cur.apply(V, self.gauss_newton).reshape(arr.shape)
 
     def __matmul__(self, v: Any) -> np.ndarray:
         return self.matvec(v)
@@ -347,18 +419,13 @@ def hvp(
     _check_net(net)
     code = _losses.code(_loss_name(loss))
     x, y = _data(net, X, Y)
-    P = net.n_params
-    arr = as_float_array(v, "v")
-    if arr.ndim not in (1, 2) or arr.shape[0] != P:
-        raise ValueError(f"v: expected shape ({P},) or ({P}, k), got {arr.shape}")
-    check_finite(arr, "v")
+    arr = _directions(v, net.n_params)
     # one fused kernel call: each chunk of samples is prepared just before its products, so no
     # state of the whole batch is stored; the same bits as HessianOperator's products
+    K = _backend.kernels()
     theta = np.array(net.theta, dtype=np.float64)
-    V = np.ascontiguousarray(arr.reshape(P, -1), dtype=np.float64)
-    out = _backend.kernels().net_hvp(
-        net.spec, theta, x, y, code, V, bool(gauss_newton), with_grad=False
-    )[2]
+    V = np.ascontiguousarray(arr.reshape(arr.shape[0], -1))
+    out = K.net_hvp(_kernel_net(K, net.spec), theta, x, y, code, V, bool(gauss_newton), False)[2]
     return out.reshape(arr.shape)
 
 
@@ -420,10 +487,11 @@ def layer_blocks(net: Network, H: Any) -> list[np.ndarray]:
     P = net.n_params
     if Hm.shape != (P, P):
         raise ValueError(f"H: expected shape ({P}, {P}), got {Hm.shape}")
-    out, p = [], 0
-    for layer in net.layers:
-        out.append(Hm[p : p + layer.n_params, p : p + layer.n_params].copy())
-        p += layer.n_params
+    # the kernels' layout table: per layer the offsets of its kernel and its bias (-1: none)
+    out = []
+    for (w, b, _, _), layer in zip(_backend.kernels().net_layout(net.spec), net.layers):
+        end = b + layer.size_out if b >= 0 else w + layer.size_in * layer.size_out
+        out.append(Hm[w:end, w:end].copy())
     return out
 
 
@@ -467,15 +535,7 @@ def _spectrum(
                     f"k: Lanczos finds at most {P - 2} eigenvalues of a {P}-parameter Hessian; "
                     f"use method='dense'"
                 )
-            from scipy.sparse.linalg import eigsh
-
-            v0 = np.random.default_rng(seed).standard_normal(P)
-            # a short Lanczos basis (ARPACK's default is 20): on the spectra of small networks
-            # it converges in about half the products, to the same tolerance
-            ncv = min(P - 1, max(2 * k + 2, 10))
-            ev = eigsh(
-                cur.operator(), k=k, which=which, tol=tol, ncv=ncv, v0=v0, return_eigenvectors=False
-            )
+            ev = _arpack_end(cur, which, tol, seed, k=k)
     ev = np.sort(np.asarray(ev, dtype=np.float64))
     return ev[::-1][:k].copy() if which == "LA" else ev[:k].copy()
 
@@ -496,33 +556,45 @@ def _lanczos_extreme(cur: _Curvature, which: str, tol: float, seed: int) -> floa
     ``r <= tol |theta|``, which asks the eigenvalue for ``tol^2``.  Returns None if it has not
     converged after ``LANCZOS_MAX_STEPS`` steps (the caller then uses ARPACK).
     """
-    steps = min(cur.P, LANCZOS_MAX_STEPS)
-    value, _, converged = cur.kernels.hvp_lanczos(
-        cur.net.spec,
-        cur.theta,
-        cur.state,
-        cur.x.shape[0],
-        cur.code,
-        _start_vector(seed, cur.P),
-        which,
-        tol,
-        steps,
-    )
+    value, _, converged = cur.lanczos(which, tol, seed)
     return value if converged else None
 
 
-def hessian_extremes(
-    net: Network, X: Any, Y: Any, loss: str, seed: int, tol: float = 1e-10
-) -> tuple[float, float]:
-    """(lambda_min, lambda_max) of the loss Hessian at one pass over the data.
+def _arpack_end(cur: _Curvature, which: str, tol: float, seed: int, *, k: int = 1) -> np.ndarray:
+    """The ``k`` eigenvalues at one end ("LA" largest, "SA" smallest) by ARPACK's ``eigsh``
+    on the prepared products, relative tolerance ``tol``, from ``default_rng(seed)`` normals
+    (unsorted).  The fallback of every Lanczos path here (``k <= P - 2``)."""
+    from scipy.sparse.linalg import eigsh
 
-    The values of :func:`lambda_min` and :func:`lambda_max` with ``method="auto"``, computed
-    together: the closed form's small ``eigvalsh`` once, one dense ``eigvalsh`` up to
-    ``DENSE_MAX_PARAMS`` parameters (below ``tol=LANCZOS_AUTO_TOL``), or one prepared pass for
-    the two Lanczos runs (the dense ``eigvalsh``, or ARPACK's ``eigsh`` above
-    ``DENSE_MAX_PARAMS``, for an end that does not converge).  The instrumented training loop
-    calls it at every step it measures.
+    v0 = np.random.default_rng(seed).standard_normal(cur.P)
+    # a short Lanczos basis (ARPACK's default is 20): on the spectra of small networks it
+    # converges in about half the products, to the same tolerance
+    ncv = min(cur.P - 1, max(2 * k + 2, 10))
+    ev = eigsh(cur.operator(), k=k, which=which, tol=tol, ncv=ncv, v0=v0, return_eigenvectors=False)
+    return np.asarray(ev, dtype=np.float64)
+
+
+def hessian_extremes(
+    net: Network, X: Any, Y: Any, loss: str = "half_mse", seed: int = 0, tol: float = 1e-10
+) -> tuple[float, float]:
+    """``(lambda_min, lambda_max)`` of the loss Hessian, from one pass over the data.
+
+    The values :func:`lambda_min` and :func:`lambda_max` return with ``method="auto"`` (the
+    same bits), computed together: the closed form's small ``eigvalsh`` once, one dense
+    ``eigvalsh`` up to ``DENSE_MAX_PARAMS`` parameters (below ``tol=LANCZOS_AUTO_TOL``), or one
+    prepared pass for the two Lanczos runs (the dense ``eigvalsh``, or ARPACK's ``eigsh``
+    above ``DENSE_MAX_PARAMS``, for an end that does not converge).  The instrumented training
+    loop calls it at every step it measures.
+
+    Examples
+    --------
+    >>> from linncore import Dense, Network
+    >>> net = Network([Dense((2, 1), has_bias=False)], clip=False)
+    >>> hessian_extremes(net, [[2.0, 0.0], [0.0, 1.0]], [[0.0], [0.0]])
+    (0.5, 2.0)
     """
+    _check_net(net)
+    tol = finite_float(tol, "tol", lo=0.0)
     name = _loss_name(loss)
     x, y = _data(net, X, Y)
     if _closed_form_applies(net, x):
@@ -540,19 +612,7 @@ def hessian_extremes(
             dense = np.linalg.eigvalsh(cur.dense()) if dense is None else dense
             value = float(dense[0] if which == "SA" else dense[-1])
         elif value is None:
-            from scipy.sparse.linalg import eigsh
-
-            v0 = np.random.default_rng(seed).standard_normal(cur.P)
-            ev = eigsh(
-                cur.operator(),
-                k=1,
-                which=which,
-                tol=tol,
-                ncv=min(cur.P - 1, 20),
-                v0=v0,
-                return_eigenvectors=False,
-            )
-            value = float(ev[0])
+            value = float(_arpack_end(cur, which, tol, seed)[0])
         ends.append(value)
     return ends[0], ends[1]
 

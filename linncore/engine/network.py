@@ -39,7 +39,7 @@ from .._util.validate import (
 )
 from . import losses as _losses
 from . import optimizers as _optimizers
-from .callbacks import History, ProgressLogger
+from .callbacks import Callback, History, ProgressLogger
 from .layers import BatchNormalization, Dense
 
 __all__ = ["Network", "NetSpec", "TrainingDivergedWarning"]
@@ -184,34 +184,6 @@ class Network:
         self._bn_state = np.zeros(
             sum(2 * layer.size_out for layer, bn in zip(owned, bns) if bn), dtype=self._dtype
         )
-        p = q = 0
-        for i, (layer, bn) in enumerate(zip(owned, bns)):
-            n_in, n_out = layer.shape
-            w = self._theta[p : p + n_in * n_out].reshape(n_in, n_out)
-            p += n_in * n_out
-            b = None
-            if layer.has_bias:
-                b = self._theta[p : p + n_out]
-                p += n_out
-            layer._bind(w, b, self)
-            if layer.name is None:
-                layer.name = f"dense{i}"
-            if bn is not None:
-                bn._bind(
-                    self._theta[p : p + n_out],
-                    self._theta[p + n_out : p + 2 * n_out],
-                    self._bn_state[q : q + n_out],
-                    self._bn_state[q + n_out : q + 2 * n_out],
-                )
-                if bn.name is None:
-                    bn.name = f"batchnorm{i}"
-                p += 2 * n_out
-                q += 2 * n_out
-        names = [layer.name for layer in owned]
-        if len(set(names)) != len(names):
-            raise ValueError(f"layers: layer names must be unique, got {names}")
-        self._layers = tuple(owned)
-        self._norms = tuple(bns)
         has_bn = any(bn is not None for bn in bns)
         self._spec = NetSpec(
             sizes=np.array(
@@ -224,6 +196,33 @@ class Network:
             bn_momentum=np.array([bn.momentum if bn else 0.0 for bn in bns]) if has_bn else None,
             bn_epsilon=np.array([bn.epsilon if bn else 0.0 for bn in bns]) if has_bn else None,
         )
+        # Where each layer's parameters and state sit: the kernels' layout table, the one owner
+        # of that fact (per layer the offsets of the kernel, the bias, gamma with beta after it,
+        # and the moving mean with the variance after it; -1 where absent).
+        self._layout = _backend.kernels().net_layout(self._spec)
+        self._layout.flags.writeable = False
+        for i, (layer, bn) in enumerate(zip(owned, bns)):
+            n_in, n_out = layer.shape
+            w_at, b_at, g_at, s_at = (int(o) for o in self._layout[i])
+            w = self._theta[w_at : w_at + n_in * n_out].reshape(n_in, n_out)
+            b = self._theta[b_at : b_at + n_out] if layer.has_bias else None
+            layer._bind(w, b, self)
+            if layer.name is None:
+                layer.name = f"dense{i}"
+            if bn is not None:
+                bn._bind(
+                    self._theta[g_at : g_at + n_out],
+                    self._theta[g_at + n_out : g_at + 2 * n_out],
+                    self._bn_state[s_at : s_at + n_out],
+                    self._bn_state[s_at + n_out : s_at + 2 * n_out],
+                )
+                if bn.name is None:
+                    bn.name = f"batchnorm{i}"
+        names = [layer.name for layer in owned]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layers: layer names must be unique, got {names}")
+        self._layers = tuple(owned)
+        self._norms = tuple(bns)
 
     # -- structure -----------------------------------------------------------------------
     @property
@@ -491,11 +490,20 @@ class Network:
         """
         x, y = self._samples(X, Y)
         value, flat = self._loss_grad_flat(x, y, _losses.get(loss))
-        grads, p = [], 0
-        for _, target in self._weight_slots():
-            grads.append(flat[p : p + target.size].reshape(target.shape))
-            p += target.size
-        return value, grads
+        blocks = self._blocks()
+        return value, [flat[at : at + math.prod(shape)].reshape(shape) for at, shape in blocks]
+
+    def _blocks(self) -> list[tuple[int, tuple[int, ...]]]:
+        """(offset in theta, shape) of every trainable array in get_weights order, from the
+        layout table."""
+        blocks: list[tuple[int, tuple[int, ...]]] = []
+        for (w_at, b_at, g_at, _), layer in zip(self._layout.tolist(), self._layers):
+            blocks.append((w_at, layer.shape))
+            if b_at >= 0:
+                blocks.append((b_at, (layer.size_out,)))
+            if g_at >= 0:
+                blocks += [(g_at, (layer.size_out,)), (g_at + layer.size_out, (layer.size_out,))]
+        return blocks
 
     # -- training ------------------------------------------------------------------------
     def fit(
@@ -634,33 +642,48 @@ class Network:
         qat = self._qat_arrays(precision) if precision is not None else None
         m, v = opt._state(self.n_params, self._dtype)
         kernels = _backend.kernels()
+        # Everything an epoch needs that does not change between epochs is made here, once: the
+        # network description the kernels read (checked once, its layout table computed once),
+        # the undo buffers, the permutation buffer, the limits and the callbacks' hooks.
+        desc = kernels.prepare_net(self._spec)
+        state = self._state()
         rails: list[np.ndarray] = []
         quant = (
             None if qat is None else QuantConfig(*qat, seed=_side_seed(rng), near_rail=NEAR_RAIL)
         )
         loss_code = _losses.code(loss)
+        steps = math.ceil(n / batch_size)
+        ceiling = float(np.finfo(self._dtype).max)
+        undo = (
+            np.empty_like(self._theta),
+            None if m is None else np.empty_like(m),
+            None if v is None else np.empty_like(v),
+            np.empty_like(self._bn_state) if self.has_batchnorm else None,
+        )
+        # rng.permutation(n) is rng.shuffle of arange(n): the same draws, into one buffer
+        order = np.arange(n, dtype=np.int64)
+        perm = np.empty(n, dtype=np.int64) if shuffle else None
         self.stop_training = False
         self._call(cbs, "set_model", self if callback_model is None else callback_model)
         self._call(cbs, "on_train_begin", {})
+        epoch_begin = self._hooks(cbs, "on_epoch_begin")
+        epoch_end = self._hooks(cbs, "on_epoch_end")
         for epoch in range(epochs):
-            self._call(cbs, "on_epoch_begin", epoch, {})
+            if epoch_begin:
+                begin_logs: dict[str, float] = {}
+                for hook in epoch_begin:
+                    hook(epoch, begin_logs)
             # An epoch is applied wholly or not at all: an interrupt (Ctrl-C) before its results
             # are committed restores the parameters, the optimizer (moments and step count),
             # the batch-norm state and the shuffling generator as they were before it.
-            saved = (
-                self._theta.copy(),
-                m.copy() if m is not None else None,
-                v.copy() if v is not None else None,
-                opt.iterations,
-                self._bn_state.copy() if self.has_batchnorm else None,
-                rng.bit_generator.state,
-            )
+            saved = self._save_epoch(undo, m, v, opt, rng)
             try:
-                perm = rng.permutation(n).astype(np.int64) if shuffle else None
-                steps = math.ceil(n / batch_size)
+                if perm is not None:
+                    np.copyto(perm, order)
+                    rng.shuffle(perm)
                 rail = None if quant is None else np.full((steps, len(RAIL_NAMES)), np.nan)
                 result = kernels.train_epoch(
-                    self._spec,
+                    desc,
                     self._theta,
                     x,
                     y,
@@ -672,7 +695,7 @@ class Network:
                     v=v,
                     step=opt.iterations,
                     clip_params=self.clip,
-                    bn_state=self._state(),
+                    bn_state=state,
                     quant=quant,
                     rail=rail,
                 )
@@ -684,7 +707,6 @@ class Network:
                 rails.append(rail[: math.ceil(n_done / batch_size)])
             # Unclipped and quantized training can grow a loss that no float32 holds while every
             # step stays finite (saturated gradients): that epoch counts as diverged and is undone.
-            ceiling = float(np.finfo(self._dtype).max)
             overflow = status == STATUS_OK and n_done > 0 and not loss_sum / n_done <= ceiling
             if overflow:
                 self._restore_epoch(saved, m, v, opt, rng)
@@ -716,10 +738,12 @@ class Network:
                 )
                 break
             logs: dict[str, float] = {"loss": loss_sum / n_done}
-            if x_val is not None:
-                out = kernels.net_forward(self._spec, self._theta, x_val, self._state())
-                logs["val_loss"] = kernels.loss_grad(loss_code, out, y_val)[0]
-            self._call(cbs, "on_epoch_end", epoch, logs)
+            if x_val is not None:  # in the compiled core: one call, no gradient
+                logs["val_loss"] = kernels.net_loss(
+                    desc, self._theta, x_val, y_val, loss=loss_code, bn_state=state
+                )
+            for hook in epoch_end:
+                hook(epoch, logs)
             if self.stop_training:
                 history.stop_reason = f"stopped by a callback after epoch {epoch + 1}"
                 break
@@ -729,6 +753,19 @@ class Network:
             table = np.concatenate(rails) if rails else np.zeros((0, len(RAIL_NAMES)))
             history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
+
+    def _save_epoch(self, undo: tuple, m: Any, v: Any, opt: Any, rng: np.random.Generator) -> tuple:
+        """What :meth:`_restore_epoch` needs to undo the coming epoch, copied into the buffers
+        ``undo`` (theta, m, v, batch-norm state; None where absent) made once per fit."""
+        theta0, m0, v0, bn0 = undo
+        np.copyto(theta0, self._theta)
+        if m0 is not None:
+            np.copyto(m0, m)
+        if v0 is not None:
+            np.copyto(v0, v)
+        if bn0 is not None:
+            np.copyto(bn0, self._bn_state)
+        return (theta0, m0, v0, opt.iterations, bn0, rng.bit_generator.state)
 
     def _restore_epoch(
         self, saved: tuple, m: Any, v: Any, opt: Any, rng: np.random.Generator
@@ -775,6 +812,14 @@ class Network:
                     fmts[l, f] = fmt.as_tuple()
                     on[l, f] = 1
         return fmts, on
+
+    @staticmethod
+    def _hooks(cbs: list[Any], hook: str) -> list[Callable[..., Any]]:
+        """The callbacks' ``hook`` methods in order, without those that do nothing (absent, or
+        :class:`Callback`'s own empty hook): what runs every epoch, looked up once per fit."""
+        empty = getattr(Callback, hook)
+        found = (getattr(cb, hook, None) for cb in cbs)
+        return [fn for fn in found if fn is not None and getattr(fn, "__func__", None) is not empty]
 
     @staticmethod
     def _call(cbs: list[Any], hook: str, *args: Any) -> None:

@@ -27,6 +27,8 @@ class Optimizer:
     def __init__(self, learning_rate: float) -> None:
         self.learning_rate = finite_float(learning_rate, "learning_rate", lo=0.0, lo_open=True)
         self.iterations = 0
+        # The state vectors (Adam's moments; SGD's momentum in _m), made on first use.  Test
+        # hook: tests/engine/test_interrupts.py compares them bit for bit after an interrupt.
         self._m: np.ndarray | None = None
         self._v: np.ndarray | None = None
 

@@ -617,9 +617,7 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
         raise bad(f"expected a JSON object, got {_untrusted.kind(doc)}")
     if doc.get("format") != _REPORT_FORMAT:
         raise bad(f"format: expected {_REPORT_FORMAT!r}, got {_untrusted.kind(doc.get('format'))}")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise bad(f"format_version: expected a positive integer, got {_untrusted.kind(version)}")
+    version = positive_int(doc.get("format_version"), "format_version", error=bad)
     if version > _REPORT_VERSION:
         raise bad(
             f"format_version {version} is newer than this linncore reads ({_REPORT_VERSION}); "
@@ -651,10 +649,8 @@ def _report_from(cls: Any, doc: Any, where: str, nested: bool) -> DeviationRepor
         )
     if not np.all(np.isfinite(exp)):
         raise bad("expected: expected finite targets")
-    if combine not in ("max", "mean"):
-        raise bad(f"combine: expected 'max' or 'mean', got {_untrusted.kind(combine)}")
-    if isinstance(worst_n, bool) or not isinstance(worst_n, int) or worst_n < 0:
-        raise bad(f"worst_n: expected a non-negative integer, got {_untrusted.kind(worst_n)}")
+    choice(combine, ["max", "mean"], "combine", any_case=False, error=bad)
+    non_negative_int(worst_n, "worst_n", error=bad)
     if not isinstance(cols_doc, list):
         raise bad(
             f"columns: expected a list of per-column reports, got {_untrusted.kind(cols_doc)}"

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _backend
+from .._util import validate as _v
 from .._util.codes import NEAR_RAIL
 
 __all__ = [
@@ -103,12 +104,6 @@ def _mode(value: Any, kind: _E, name: str) -> Any:
     raise ValueError(f"{name}: expected one of {valid} (any case), got {value!r}")
 
 
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
 _FIXED_RE = re.compile(r"^\s*(?:ap_)?(u?)fixed\s*<([^>]*)>\s*$", re.IGNORECASE)
 _Q_RE = re.compile(r"^\s*(u?)q\s*(-?\d+)\s*\.\s*(-?\d+)\s*$", re.IGNORECASE)
 
@@ -152,19 +147,20 @@ class FixedFormat:
     overflow: Overflow = DEFAULT_OVERFLOW
 
     def __post_init__(self) -> None:
-        bits = _int(self.bits, "bits")
-        int_bits = _int(self.int_bits, "int_bits")
-        if not isinstance(self.signed, (bool, np.bool_)):
-            raise TypeError(f"signed: expected a bool, got {type(self.signed).__name__}")
-        signed = bool(self.signed)
+        bits = _v.integer(self.bits, "bits")
+        int_bits = _v.integer(self.int_bits, "int_bits")
+        signed = _v.flag(self.signed, "signed")
         low, high = (2, MAX_BITS) if signed else (1, MAX_BITS_UNSIGNED)
         if not low <= bits <= high:
             kind = "signed" if signed else "unsigned"
             why = "" if signed or bits <= high else " (codes are int64)"
-            raise ValueError(f"bits: expected {low}..{high} for a {kind} format{why}, got {bits}")
+            raise ValueError(
+                f"bits: expected an integer in [{low}, {high}] for a {kind} format{why}, got {bits}"
+            )
         if not -MAX_ABS_INT_BITS <= int_bits <= MAX_ABS_INT_BITS:
             raise ValueError(
-                f"int_bits: expected -{MAX_ABS_INT_BITS}..{MAX_ABS_INT_BITS}, got {int_bits}"
+                f"int_bits: expected an integer in [-{MAX_ABS_INT_BITS}, {MAX_ABS_INT_BITS}], "
+                f"got {int_bits}"
             )
         if bits - int_bits > MAX_FRAC_BITS:
             raise ValueError(
@@ -371,10 +367,7 @@ def _fmt(f: Any, name: str) -> FixedFormat:
 
 
 def _seed(seed: Any) -> int:
-    s = _int(seed, "seed")
-    if not 0 <= s < 1 << 64:
-        raise ValueError(f"seed: expected 0 <= seed < 2**64, got {s}")
-    return s
+    return _v.integer(seed, "seed", lo=0, hi=(1 << 64) - 1)
 
 
 def _float_input(x: ArrayLike) -> np.ndarray:
@@ -396,10 +389,7 @@ def _codes(c: ArrayLike, name: str) -> np.ndarray:
 
 
 def _near(near_rail: Any) -> float:
-    v = float(near_rail)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"near_rail: expected a fraction in [0, 1], got {near_rail!r}")
-    return v
+    return _v.finite_float(near_rail, "near_rail", lo=0, hi=1)
 
 
 def _exact_in_float32(f: FixedFormat) -> bool:

@@ -49,7 +49,7 @@ import numpy as np
 
 from .._numpy.activations import BY_NAME
 from .._util.atomic import write_text_atomic
-from .._util.validate import as_samples, choice
+from .._util.validate import as_samples, choice, flag, integer
 from ..engine.network import Network
 from ..fixed.formats import FixedFormat
 
@@ -187,15 +187,17 @@ def export_format(spec: Any, name: str = "fixed") -> FixedFormat:
         bits, frac = spec.get("bits"), spec.get("frac_bits")
         if frac is None and spec.get("int_bits") is not None and isinstance(bits, int):
             frac = bits - spec["int_bits"]
-        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 64:
-            raise ValueError(f"{name}: expected bits, an integer in [2, 64], got {bits!r}")
-        if isinstance(frac, bool) or not isinstance(frac, (int, np.integer)):
-            raise ValueError(f"{name}: expected frac_bits (or int_bits), an integer, got {frac!r}")
+        if bits is None or frac is None:
+            raise ValueError(
+                f"{name}: expected bits and frac_bits (or int_bits), got the keys {sorted(spec)}"
+            )
+        bits = integer(bits, f"{name}.bits", lo=2, hi=64)
+        frac = integer(frac, f"{name}.frac_bits (or int_bits)")
         try:
             fmt = FixedFormat(
-                int(bits),
-                int(bits) - int(frac),
-                signed=bool(spec.get("signed", True)),
+                bits,
+                bits - frac,
+                signed=flag(spec.get("signed", True), f"{name}.signed"),
                 rounding=spec.get("rounding", "RND_CONV"),
                 overflow=spec.get("overflow", "SAT"),
             )

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from .._util import untrusted as _untrusted
+from .._util import validate as _v
 from .._util.atomic import write_text_atomic
 from .._util.codes import ACTIVATIONS
 from ..engine.layers import BatchNormalization, Dense
@@ -151,25 +152,19 @@ class ModelFile:
 
 
 # -- checks of parsed values ---------------------------------------------------------------
-def _type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return f"the number {v!r}" if len(repr(v)) < 40 else "a number"
-    if isinstance(v, str):
-        return f"the string {v[:40]!r}" if len(v) <= 40 else f"a string of {len(v)} characters"
-    if isinstance(v, list):
-        return f"a list of {len(v)} items"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
+# Values are checked by the shared validators (linncore._util.validate) with a ModelFileError
+# for the place they sit at; the structure (objects, keys, names) is checked here.
+
+
+def _at(where: str) -> Callable[[str], ModelFileError]:
+    """The error factory of the shared validators for the value at ``where``."""
+    prefix = f"{where}: "
+    return lambda message: ModelFileError(where, message.removeprefix(prefix))
 
 
 def _obj(v: Any, where: str) -> dict:
     if not isinstance(v, dict):
-        raise ModelFileError(where, f"expected an object, got {_type(v)}")
+        raise ModelFileError(where, f"expected an object, got {_v.kind(v)}")
     return v
 
 
@@ -185,24 +180,10 @@ def _keys(d: dict, required: set[str], optional: set[str], where: str) -> None:
         )
 
 
-def _int(v: Any, where: str, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ModelFileError(where, f"expected an integer in [{lo}, {hi}], got {_type(v)}")
-    if not lo <= v <= hi:
-        raise ModelFileError(where, f"expected an integer in [{lo}, {hi}], got {_type(v)}")
-    return v
-
-
-def _bool(v: Any, where: str) -> bool:
-    if not isinstance(v, bool):
-        raise ModelFileError(where, f"expected true or false, got {_type(v)}")
-    return v
-
-
 def _name(v: Any, where: str) -> str:
     if not isinstance(v, str) or not v or len(v) > LIMITS["name"]:
         raise ModelFileError(
-            where, f"expected a name of 1 to {LIMITS['name']} characters, got {_type(v)}"
+            where, f"expected a name of 1 to {LIMITS['name']} characters, got {_v.kind(v)}"
         )
     if not v.isprintable():
         raise ModelFileError(where, f"expected a printable name, got {v!r}")
@@ -211,25 +192,10 @@ def _name(v: Any, where: str) -> str:
 
 def _floats(v: Any, n: int, where: str) -> list[float]:
     if not isinstance(v, list) or len(v) != n:
-        raise ModelFileError(where, f"expected a list of {n} numbers, got {_type(v)}")
-    out = []
-    for i, x in enumerate(v):
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise ModelFileError(f"{where}[{i}]", f"expected a number, got {_type(x)}")
-        try:
-            f = float(x)
-        except OverflowError:
-            f = math.inf
-        if not math.isfinite(f):
-            raise ModelFileError(f"{where}[{i}]", f"expected a finite number, got {_type(x)}")
-        out.append(f)
-    return out
-
-
-def _float(v: Any, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-        raise ModelFileError(where, f"expected a finite number, got {_type(v)}")
-    return float(v)
+        raise ModelFileError(where, f"expected a list of {n} numbers, got {_v.kind(v)}")
+    return [
+        _v.finite_float(x, f"{where}[{i}]", error=_at(f"{where}[{i}]")) for i, x in enumerate(v)
+    ]
 
 
 def _version(doc: dict, fmt: str, where: str) -> int:
@@ -237,12 +203,10 @@ def _version(doc: dict, fmt: str, where: str) -> int:
     if got != fmt:
         other = {FORMAT: "load_model / from_json", BUNDLE_FORMAT: "load_bundle / bundle_from_json"}
         hint = f" (read it with {other[got]})" if isinstance(got, str) and got in other else ""
-        raise ModelFileError(f"{where}format", f"expected {fmt!r}, got {_type(got)}{hint}")
-    v = doc.get("format_version")
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ModelFileError(
-            f"{where}format_version", f"expected a positive integer, got {_type(v)}"
-        )
+        raise ModelFileError(f"{where}format", f"expected {fmt!r}, got {_v.kind(got)}{hint}")
+    v = _v.positive_int(
+        doc.get("format_version"), f"{where}format_version", error=_at(f"{where}format_version")
+    )
     if v > FORMAT_VERSION:
         raise ModelFileError(
             f"{where}format_version",
@@ -310,7 +274,7 @@ def _settings(v: Any, where: str) -> dict | None:
         return None
     out = _plain(v, where)
     if not isinstance(out, dict):
-        raise ModelFileError(where, f"expected an object (dict), got {_type(out)}")
+        raise ModelFileError(where, f"expected an object (dict), got {_v.kind(out)}")
     return out
 
 
@@ -352,14 +316,14 @@ def _decode_array(v: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -
     _keys(d, {"shape", "data"}, set(), where)
     s = d["shape"]
     if not isinstance(s, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in s):
-        raise ModelFileError(f"{where}.shape", f"expected a list of integers, got {_type(s)}")
+        raise ModelFileError(f"{where}.shape", f"expected a list of integers, got {_v.kind(s)}")
     if tuple(s) != shape:
         got = tuple(s) if len(s) <= 8 else f"a shape of {len(s)} dimensions"
         raise ModelFileError(where, f"expected shape {shape}, got {got}")
     data = d["data"]
     n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not isinstance(data, str):
-        raise ModelFileError(f"{where}.data", f"expected a base64 string, got {_type(data)}")
+        raise ModelFileError(f"{where}.data", f"expected a base64 string, got {_v.kind(data)}")
     if len(data) != 4 * ((n_bytes + 2) // 3):
         raise ModelFileError(
             f"{where}.data",
@@ -413,11 +377,9 @@ _BN_ARRAYS = ("gamma", "beta", "moving_mean", "moving_variance")
 def _batchnorm_from(v: Any, n_out: int, dtype: np.dtype, where: str) -> BatchNormalization:
     d = _obj(v, where)
     _keys(d, {"momentum", "epsilon", *_BN_ARRAYS}, set(), where)
-    momentum, epsilon = (_float(d[k], f"{where}.{k}") for k in ("momentum", "epsilon"))
-    if not 0.0 <= momentum <= 1.0:
-        raise ModelFileError(f"{where}.momentum", f"expected a number in [0, 1], got {momentum!r}")
-    if not epsilon > 0.0:
-        raise ModelFileError(f"{where}.epsilon", f"expected a positive number, got {epsilon!r}")
+    w, e = f"{where}.momentum", f"{where}.epsilon"
+    momentum = _v.finite_float(d["momentum"], w, lo=0, hi=1, error=_at(w))
+    epsilon = _v.finite_float(d["epsilon"], e, lo=0, lo_open=True, error=_at(e))
     bn = BatchNormalization(momentum, epsilon)
     for k in _BN_ARRAYS:
         setattr(bn, k, _decode_array(d[k], (n_out,), dtype, f"{where}.{k}").astype(np.float64))
@@ -507,15 +469,15 @@ def _network_from(v: Any, where: str) -> Network:
     _keys(d, {"dtype", "clip", "layers"}, set(), where)
     if d["dtype"] not in ("float32", "float64"):
         raise ModelFileError(
-            f"{where}.dtype", f"expected 'float32' or 'float64', got {_type(d['dtype'])}"
+            f"{where}.dtype", f"expected 'float32' or 'float64', got {_v.kind(d['dtype'])}"
         )
     dtype = np.dtype(d["dtype"])
-    clip = _bool(d["clip"], f"{where}.clip")
+    clip = _v.flag(d["clip"], f"{where}.clip", error=_at(f"{where}.clip"))
     layers_doc = d["layers"]
     if not isinstance(layers_doc, list) or not 1 <= len(layers_doc) <= LIMITS["layers"]:
         raise ModelFileError(
             f"{where}.layers",
-            f"expected a list of 1 to {LIMITS['layers']} layers, got {_type(layers_doc)}",
+            f"expected a list of 1 to {LIMITS['layers']} layers, got {_v.kind(layers_doc)}",
         )
     # structure first, so that sizes are checked before any array is decoded
     heads: list[tuple[str, int, int, str, bool]] = []
@@ -536,21 +498,25 @@ def _network_from(v: Any, where: str) -> Network:
                 f"{w}.name", f"{name!r} is already the name of layers[{names[name]}]"
             )
         names[name] = i
-        n_in = _int(ld["n_in"], f"{w}.n_in", 1, LIMITS["width"])
-        n_out = _int(ld["n_out"], f"{w}.n_out", 1, LIMITS["width"])
+        n_in = _v.integer(ld["n_in"], f"{w}.n_in", lo=1, hi=LIMITS["width"], error=_at(f"{w}.n_in"))
+        n_out = _v.integer(
+            ld["n_out"], f"{w}.n_out", lo=1, hi=LIMITS["width"], error=_at(f"{w}.n_out")
+        )
         if i and n_in != heads[-1][2]:
             raise ModelFileError(
                 f"{w}.n_in", f"expected {heads[-1][2]} (the n_out of layers[{i - 1}]), got {n_in}"
             )
-        act = ld["activation"]
-        if not isinstance(act, str) or act not in ACTIVATIONS:
-            raise ModelFileError(
-                f"{w}.activation", f"expected one of {sorted(ACTIVATIONS)}, got {_type(act)}"
-            )
-        has_bias = _bool(ld["has_bias"], f"{w}.has_bias")
+        act = _v.choice(
+            ld["activation"],
+            sorted(ACTIVATIONS),
+            f"{w}.activation",
+            any_case=False,
+            error=_at(f"{w}.activation"),
+        )
+        has_bias = _v.flag(ld["has_bias"], f"{w}.has_bias", error=_at(f"{w}.has_bias"))
         if not has_bias and ld["bias"] is not None:
             raise ModelFileError(
-                f"{w}.bias", f"expected null for a layer without bias, got {_type(ld['bias'])}"
+                f"{w}.bias", f"expected null for a layer without bias, got {_v.kind(ld['bias'])}"
             )
         total += n_in * n_out + (n_out if has_bias else 0) + (4 * n_out if "batchnorm" in ld else 0)
         if total > LIMITS["params"]:

@@ -73,27 +73,6 @@ def require_h5py() -> Any:
 
 
 # -- the archive ----------------------------------------------------------------------------
-def _directory_extent(raw: bytes, label: str) -> tuple[int, int]:
-    """(members, directory bytes) a zip archive's end record declares, read before zipfile
-    builds a record per member."""
-    tail_start = max(0, len(raw) - (22 + 65535))
-    at = raw.rfind(EMPTY_ZIP_MAGIC, tail_start)
-    if at < 0 or len(raw) - at < 22:
-        raise KerasFileError(f"{label}: not a readable .keras archive (no zip end record)")
-    members, size = struct.unpack_from("<HI", raw, at + 10)
-    locator = at - 20
-    if (
-        (members == 0xFFFF or size == 0xFFFFFFFF)
-        and locator >= 0
-        and raw[locator : locator + 4] == b"PK\x06\x07"
-    ):
-        (record,) = struct.unpack_from("<Q", raw, locator + 8)
-        if record + 56 > len(raw) or raw[record : record + 4] != b"PK\x06\x06":
-            raise KerasFileError(f"{label}: not a readable .keras archive (bad zip64 end record)")
-        members, size = struct.unpack_from("<QQ", raw, record + 32)
-    return members, size
-
-
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> bytes:
     limit = MEMBER_LIMITS[info.filename]
     where = f"{label}: member {info.filename!r}"
@@ -131,7 +110,9 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> byte
 
 def read_archive(raw: bytes, label: str) -> tuple[bytes, bytes]:
     """The bytes of ``config.json`` and ``model.weights.h5`` (``metadata.json`` is checked)."""
-    members, size = _directory_extent(raw, label)
+    members, size = untrusted.zip_extent(
+        raw, label=label, what="a readable .keras archive", error=KerasFileError
+    )
     if members > MAX_MEMBERS:
         raise KerasFileError(
             f"{label}: the archive lists {members} members, more than the limit of {MAX_MEMBERS}"

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._util import untrusted
+from .._util.validate import finite_float, flag, positive_int
 from ..engine.layers import Dense, all_activations
 from ..engine.network import Network
 from .keras_archive import H5Reader, KerasFileError
@@ -54,6 +55,11 @@ class _Entry:
 
 def _fail(label: str, message: str) -> KerasFileError:
     return KerasFileError(f"{label}: {message}")
+
+
+def _failing(label: str) -> Callable[[str], KerasFileError]:
+    """The error factory of the shared validators for the file ``label``."""
+    return lambda message: _fail(label, message)
 
 
 def _obj(value: Any, label: str, where: str) -> dict:
@@ -372,18 +378,13 @@ def _constraint(value: Any, label: str, where: str) -> float | None:
     extra = sorted(set(conf) - {"name", "clip_value"})
     if extra:
         raise _fail(label, f"{where}: unexpected WeightClip setting(s) {extra}")
-    clip = conf.get("clip_value", 1.0)
-    if (
-        isinstance(clip, bool)
-        or not isinstance(clip, (int, float))
-        or not 0.0 < float(clip) < float("inf")
-    ):
-        raise _fail(
-            label,
-            f"{where}: WeightClip clip_value: expected a positive number, got "
-            f"{untrusted.short(clip)}",
-        )
-    return float(clip)
+    return finite_float(
+        conf.get("clip_value", 1.0),
+        f"{where}: WeightClip clip_value",
+        lo=0,
+        lo_open=True,
+        error=_failing(label),
+    )
 
 
 def _stages(flow: list[_Entry], label: str) -> tuple[int | None, list[_Stage], set[str]]:
@@ -413,16 +414,9 @@ def _stages(flow: list[_Entry], label: str) -> tuple[int | None, list[_Stage], s
             for key in ("lora_rank", "quantization_config"):
                 if c.get(key) is not None:
                     raise _fail(label, f"{e}: {key} {untrusted.short(c[key])} is not supported")
-            units = c.get("units")
-            if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-                raise _fail(
-                    label, f"{e}: units: expected a positive integer, got {untrusted.short(units)}"
-                )
-            use_bias = c.get("use_bias", True)
-            if not isinstance(use_bias, bool):
-                raise _fail(
-                    label, f"{e}: use_bias: expected true or false, got {untrusted.short(use_bias)}"
-                )
+            refuse = _failing(label)
+            units = positive_int(c.get("units"), f"{e}: units", error=refuse)
+            use_bias = flag(c.get("use_bias", True), f"{e}: use_bias", error=refuse)
             if not stages and width is None:
                 for key in ("batch_input_shape", "batch_shape"):
                     if c.get(key) is not None:

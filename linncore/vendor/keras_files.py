@@ -165,18 +165,24 @@ def load_keras(path: str | os.PathLike) -> LinnModel:
     return LinnModel.from_network(net)
 
 
+def warn_scaling_left_out(stacklevel: int) -> None:
+    """Warn that a LinnModel's training scaling is not written; ``stacklevel`` counts from the
+    caller of this function, as ``warnings.warn`` counts from its own caller."""
+    warnings.warn(
+        "model: the training scaling is not part of a Keras file; Keras will compute in "
+        "the instrument's [-1, 1] units (LinnModel.predict scales, Keras's predict does "
+        "not)",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 def _network_of(model: Any) -> Network:
     if isinstance(model, LinnModel):
         if model.network is None:
             raise ValueError("model: this LinnModel has no network yet; call construct_model first")
         if model.scaling() is not None:
-            warnings.warn(
-                "model: the training scaling is not part of a Keras file; Keras will compute in "
-                "the instrument's [-1, 1] units (LinnModel.predict scales, Keras's predict does "
-                "not)",
-                UserWarning,
-                stacklevel=3,
-            )
+            warn_scaling_left_out(stacklevel=3)
         return model.network
     if isinstance(model, KerasModelView):
         return model.network

@@ -2,20 +2,23 @@
 
 The vendor's tutorials use ``linn_model.model`` as the Keras model it is there:
 ``model.layers[i].get_weights()`` / ``set_weights(...)``, ``model.summary()``,
-``model.predict(x)``, ``model.input_shape``.  :class:`KerasModelView` offers that surface on
-NumPy arrays.  Its layer list is the one Keras builds for a ``LinnModel``: an input layer at
-index 0, then for each dense layer the ``Dense`` followed by its output-clip layer.  The
-views hold no data of their own: reading and writing go to the network's parameters.
+``model.predict(x)``, ``model.input_shape``, ``model.save("model.keras")``.
+:class:`KerasModelView` offers that surface on NumPy arrays.  Its layer list is the one
+Keras builds for a ``LinnModel``: an input layer at index 0, then for each dense layer the
+``Dense`` followed by its output-clip layer.  The views hold no data of their own: reading
+and writing go to the network's parameters.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._util.validate import as_float_array, check_finite
+from .._util.validate import as_float_array, check_finite, flag
 from ..engine.layers import Dense
 
 __all__ = ["KerasModelView", "InputLayerView", "DenseView", "OutputClipView"]
@@ -184,6 +187,47 @@ class KerasModelView:
         return self.network.predict(x)
 
     __call__ = predict
+
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+        """Write the model as a Keras file, as Keras's ``model.save(filepath)`` does.
+
+        ``filepath`` ends in ``.keras`` (Keras 3's format) or ``.h5`` (legacy); the file is
+        :func:`~linncore.save_keras`'s, which plain Keras loads without custom objects.  As
+        with Keras, the training scaling is not part of it (a warning says so when the
+        owner's data was scaled).  With ``overwrite=False`` an existing file is an error
+        (Keras would ask on the terminal).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from linncore import LinnModel, load_keras
+        >>> lm = LinnModel()
+        >>> lm.set_training_data(np.zeros((4, 2)), np.zeros((4, 1)), scale=False)
+        >>> lm.construct_model([(3, "relu"), (1, "linear")], seed=0)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.keras"
+        >>> lm.model.save(path)
+        >>> load_keras(path).get_weights()[0].shape
+        (2, 3)
+        """
+        from . import keras_files  # it builds on this module
+
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise TypeError(
+                f"filepath: expected a path ending in .keras or .h5, got {type(filepath).__name__}"
+            )
+        suffix = Path(filepath).suffix
+        if suffix not in (".keras", ".h5"):
+            raise ValueError(
+                "filepath: expected a name ending in '.keras' (Keras 3's format) or '.h5' "
+                f"(legacy), got {os.fspath(filepath)!r:.80}"
+            )
+        if not flag(overwrite, "overwrite") and Path(filepath).exists():
+            raise FileExistsError(
+                f"filepath: {os.fspath(filepath)!r:.80} exists and overwrite=False"
+            )
+        keras_files.save_keras(self.network, filepath)
+        if self._owner is not None and self._owner.scaling() is not None:
+            keras_files.warn_scaling_left_out(stacklevel=2)
 
     def summary(self, *args: Any, **kwargs: Any) -> None:
         """Print the owner's summary or the network's.

@@ -17,7 +17,6 @@ and whose message gives the layer and the numbers.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 
 from .._numpy.activations import INSTRUMENT
 from .._util.untrusted import short as _short
+from .._util.validate import integer
 
 __all__ = [
     "LinnError",
@@ -241,9 +241,8 @@ def _check_mapping(mapping: Any, n_out: int, last: int) -> list[int]:
         )
     out = []
     for k, v in enumerate(items):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-            raise LinnError("output mapping", f"entry {k}: expected an integer, got {_short(v)}")
-        if not 0 <= int(v) < n_out:
+        v = integer(v, f"entry {k}", error=lambda m: LinnError("output mapping", m))
+        if not 0 <= v < n_out:
             raise LinnError(
                 "output mapping",
                 f"entry {k}: expected an index in [0, {n_out}) (outputs of layer {last}), got "
@@ -255,9 +254,7 @@ def _check_mapping(mapping: Any, n_out: int, last: int) -> list[int]:
 
 def _check_channels(channels: Any, width: int, which: str, where: str) -> int:
     rule = f"{which} channels"
-    if isinstance(channels, (bool, np.bool_)) or not isinstance(channels, numbers.Integral):
-        raise LinnError(rule, f"num_{which}_channels: expected an integer, got {_short(channels)}")
-    channels = int(channels)
+    channels = integer(channels, f"num_{which}_channels", error=lambda m: LinnError(rule, m))
     if width > MAX_PARALLEL_CHANNELS:
         if channels != 1:
             raise LinnError(
@@ -425,9 +422,7 @@ def parse_document(
             "version", f"version: expected {_short(LINN_VERSION)}, got {_short(doc['version'])}"
         )
     for key in ("num_input_channels", "num_output_channels"):
-        v = doc[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _structure(f"{key}: expected an integer, got {type(v).__name__} {v!r:.40}")
+        integer(doc[key], key, error=_structure)
     raw_layers = doc["layers"]
     if not isinstance(raw_layers, list):
         raise _structure(

@@ -10,6 +10,12 @@ import pytest
 from linncore import Dense, FitHistory, LinearTeacherDataset, Network, train_instrumented
 
 
+def suptitle(fig):
+    """The figure's title, through the public list of figure texts (it holds only the title)."""
+    (title,) = fig.texts
+    return title.get_text()
+
+
 def history(quantized: bool) -> FitHistory:
     ds = LinearTeacherDataset(64, 4, 2, seed=0)
     net = Network([Dense((4, 2), has_bias=False, seed=0)], clip=False, dtype="float64")
@@ -64,7 +70,7 @@ def test_plot_results_names_the_run_labels_axes_and_keeps_legends_off_the_data()
     h = history(True)
     fig = h.plot_results(run="run007_seed0")
     try:
-        title = fig._suptitle.get_text()
+        title = suptitle(fig)
         assert title.startswith("run007_seed0: Network(4 -> 2 linear") and "quantized" in title
         assert "seed 0" in title and "controller off" in title
         for ax in fig.axes:
@@ -73,7 +79,7 @@ def test_plot_results_names_the_run_labels_axes_and_keeps_legends_off_the_data()
             if legend is not None:  # anchored right of the axes, outside the data area
                 assert legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1
         assert fig.axes[-1].get_xlabel() == "optimizer step"
-        assert h.plot_results(title="mine")._suptitle.get_text() == "mine"
+        assert suptitle(h.plot_results(title="mine")) == "mine"
     finally:
         plt.close("all")
 

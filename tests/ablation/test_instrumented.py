@@ -350,7 +350,6 @@ def test_precision_dict_with_a_missing_layer_or_field_fails_before_training(engi
 def test_both_hessian_ends_of_a_deep_net_are_the_librarys(engine):
     """The loop's per-step extremes are lambda_min and lambda_max bit for bit (one Lanczos)."""
     from linncore import hessian as hs
-    from linncore.curvature import hessian as curvature_hessian
 
     ds = LinearTeacherDataset(96, 4, 2, seed=0)
     net = Network(
@@ -358,10 +357,10 @@ def test_both_hessian_ends_of_a_deep_net_are_the_librarys(engine):
         clip=False,
         dtype="float64",
     )
-    assert net.n_params > curvature_hessian.DENSE_MAX_PARAMS  # the Lanczos branch
+    assert net.n_params > hs.DENSE_MAX_PARAMS  # the Lanczos branch
     for s in range(0, 96, 32):
         x, y = ds.X[s : s + 32], ds.Y[s : s + 32]
-        lo, hi = curvature_hessian.hessian_extremes(net, x, y, "half_mse", s)
+        lo, hi = hs.hessian_extremes(net, x, y, "half_mse", s)
         assert lo == hs.lambda_min(net, x, y, seed=s)
         assert hi == hs.lambda_max(net, x, y, seed=s)
         ev = np.linalg.eigvalsh(hs.full_hessian(net, x, y))

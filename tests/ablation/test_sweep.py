@@ -114,14 +114,14 @@ def test_grid_and_sizes_are_checked_before_anything_runs():
     ):
         sweep(huge, seeds=[0], base=BASE)
     with pytest.raises(
-        ValueError, match=r"dataset.n: expected a positive integer, got 10000000000.0"
+        TypeError, match=r"dataset.n: expected a positive integer, got the number 10000000000.0"
     ):
         sweep({"train.learning_rate": [0.1]}, seeds=[0], base={"dataset": {"n": 1e10}})
     with pytest.raises(ValueError, match=r"dataset: n \* \(d_in \+ d_out\) = 60000000000 values"):
         sweep({"train.learning_rate": [0.1]}, seeds=[0], base={"dataset": {"n": 10**10}})
     with pytest.raises(ValueError, match=r"model: [0-9]+ parameters, more than the limit"):
         sweep({"model.num_hidden": [[2_000_000, 2_000_000]]}, seeds=[0], base=BASE)
-    with pytest.raises(ValueError, match="seeds: expected non-negative integers, got -1"):
+    with pytest.raises(ValueError, match=r"seeds\[0\]: expected a non-negative integer, got -1"):
         sweep({"train.learning_rate": [0.1]}, seeds=[-1], base=BASE)
 
 
@@ -242,7 +242,9 @@ def test_bad_grids_are_refused_naming_the_key(grid, match):
 def test_bad_seeds_base_and_executor_are_named():
     with pytest.raises(ValueError, match="seeds: expected at least one seed"):
         sweep({"train.learning_rate": [0.1]}, seeds=[], base=BASE)
-    with pytest.raises(ValueError, match="seeds: expected non-negative integers"):
+    with pytest.raises(
+        TypeError, match=r"seeds\[0\]: expected a non-negative integer, got the number 0.5"
+    ):
         sweep({"train.learning_rate": [0.1]}, seeds=[0.5], base=BASE)
     with pytest.raises(TypeError, match="base: expected a mapping"):
         sweep({"train.learning_rate": [0.1]}, seeds=[0], base=[1])

@@ -135,8 +135,9 @@ epochs = 1
             r"grid.train: a nested table; write dotted keys quoted",
         ),
         ('seeds = [0]\n[grid]\n"optim.lr" = [0.1]\n', r"'optim.lr'"),
-        ("seeds = 0\n", r"seeds: expected a non-empty list of integers"),
-        ("seeds = [0.5]\n", r"seeds: expected a non-empty list of integers"),
+        ("seeds = 0\n", r"seeds: expected a list, got the integer 0"),
+        ("seeds = []\n", r"seeds: expected a non-empty list, got an empty list"),
+        ("seeds = [0.5]\n", r"seeds\[0\]: expected a non-negative integer, got the number 0.5"),
         ("seed = [0]\n", r"unknown key 'seed'"),
         ("[base.optimizer]\nname = 'adam'\n", r"base.optimizer: unknown section"),
         ("[base.dataset]\nsize = 3\n", r"dataset.size: unknown key"),
@@ -175,7 +176,10 @@ def test_missing_config_file_exits_1(tmp_path, capsys):
     [
         (["ablate"], "the following arguments are required: config"),
         (["ablate", "x.toml", "--workers", "two"], "--workers: invalid int value"),
-        (["ablate", "x.toml", "--workers", "0"], "--workers: expected a positive integer"),
+        (
+            ["ablate", "x.toml", "--workers", "0"],
+            "--workers: expected an integer in [1, 1024], got 0",
+        ),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv, match):

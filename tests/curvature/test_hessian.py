@@ -880,9 +880,7 @@ def test_lambda_max_at_a_loose_tolerance_runs_lanczos_and_stays_within_it(engine
         [Dense((4, 16), "tanh", seed=0), Dense((16, 2), seed=1)], clip=False, dtype="float64"
     )
     X, Y = rng.normal(size=(200, 4)), rng.normal(size=(200, 2))
-    from linncore.curvature.hessian import DENSE_MAX_PARAMS, hessian_extremes
-
-    assert net.n_params <= DENSE_MAX_PARAMS
+    assert net.n_params <= hs.DENSE_MAX_PARAMS
     ev = np.linalg.eigvalsh(hs.full_hessian(net, X, Y))
     loose = hs.lambda_max(net, X, Y, tol=1e-6)
     assert loose == hs.lambda_max(net, X, Y, tol=1e-6, method="lanczos")
@@ -890,4 +888,56 @@ def test_lambda_max_at_a_loose_tolerance_runs_lanczos_and_stays_within_it(engine
     assert hs.lambda_max(net, X, Y) == hs.lambda_max(net, X, Y, method="dense")
     low = hs.lambda_min(net, X, Y, tol=1e-6)
     assert low == hs.lambda_min(net, X, Y, tol=1e-6, method="lanczos")
-    assert hessian_extremes(net, X, Y, "half_mse", 0, tol=1e-6) == (low, loose)
+    assert hs.hessian_extremes(net, X, Y, "half_mse", 0, tol=1e-6) == (low, loose)
+    assert hs.hessian_extremes(net, X, Y) == (
+        hs.lambda_min(net, X, Y, method="dense"),
+        hs.lambda_max(net, X, Y, method="dense"),
+    )
+
+
+def test_kernels_take_a_network_description_built_once_in_place_of_the_spec(engine):
+    rng = np.random.default_rng(6)
+    net = Network(
+        [Dense((3, 6), "tanh", seed=0), Dense((6, 2), "sigmoid", seed=1)],
+        clip=True,
+        dtype="float64",
+    )
+    X, Y = rng.uniform(-1, 1, size=(90, 3)), rng.normal(size=(90, 2))
+    theta = np.array(net.theta)
+    V = rng.normal(size=(net.n_params, 2))
+    v0 = V[:, 0] / np.linalg.norm(V[:, 0])
+    K = engine  # the engine the fixture made active
+    hnet = K.hessian_net(net.spec)
+    assert K.hvp_state_len(hnet, 90) == K.hvp_state_len(net.spec, 90)
+    runs = []
+    for desc in (net.spec, hnet):
+        state, value, grad = K.hvp_prepare(desc, theta, X, Y, 0)
+        runs.append(
+            [
+                state,
+                value,
+                grad,
+                K.hvp_apply(desc, theta, state, 90, 0, V, True),
+                K.hvp_dense(desc, theta, state, 90, 0),
+                *K.hvp_lanczos(desc, theta, state, 90, 0, v0, "SA", 1e-8, 20),
+                *K.net_hvp(desc, theta, X, Y, 0, V),
+            ]
+        )
+    for a, b in zip(*runs):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="loss"):
+        K.net_hvp(hnet, theta, X, Y, 2, V)
+
+
+def test_layer_blocks_follow_the_kernels_layout_table(engine):
+    net = Network(
+        [Dense((2, 3), "tanh", seed=0), Dense((3, 2), has_bias=False, seed=1), Dense((2, 1))],
+        clip=False,
+    )
+    H = np.arange(float(net.n_params**2)).reshape(net.n_params, net.n_params)
+    layout = engine.net_layout(net.spec)
+    blocks = hs.layer_blocks(net, H)
+    ends = [6 + 3, 9 + 6, 15 + 2 + 1]
+    assert [int(w) for w in layout[:, 0]] == [0, 9, 15]
+    for (w, _, _, _), end, block in zip(layout, ends, blocks):
+        np.testing.assert_array_equal(block, H[w:end, w:end])

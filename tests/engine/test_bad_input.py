@@ -48,7 +48,7 @@ def test_fit_rejects_bad_data(net, x, y, match):
         ),
         ({"loss": "huber"}, "loss: expected one of .*got 'huber'"),
         ({"batch_size": 0}, "batch_size: expected a positive integer, got 0"),
-        ({"epochs": -1}, "epochs: expected a non-negative integer, got -1"),
+        ({"epochs": -1}, r"epochs: expected an integer in \[0, 2\*\*63 - 1\], got -1"),
         (
             {"validation_split": 1.0},
             r"validation_split: expected a number in \[0.0, 1.0\), got 1.0",

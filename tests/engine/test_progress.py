@@ -86,7 +86,7 @@ def test_a_callback_that_stops_training_is_reported(capsys):
 
 
 def test_built_in_bar_on_a_terminal_shows_elapsed_eta_and_rate(monkeypatch):
-    monkeypatch.setattr(progress_mod, "_tqdm_class", lambda: None)
+    monkeypatch.setenv("LINNCORE_NO_TQDM", "1")  # the built-in bar, tqdm or not
     term = FakeTerminal()
     monkeypatch.setattr(sys, "stdout", term)
     _net().fit(*_data(), epochs=30, verbose=1, seed=0)
@@ -101,7 +101,7 @@ def test_built_in_bar_on_a_terminal_shows_elapsed_eta_and_rate(monkeypatch):
 
 
 def test_built_in_bar_after_early_stopping_draws_the_last_epoch(monkeypatch):
-    monkeypatch.setattr(progress_mod, "_tqdm_class", lambda: None)
+    monkeypatch.setenv("LINNCORE_NO_TQDM", "1")  # the built-in bar, tqdm or not
     monkeypatch.setattr(progress_mod, "BAR_SECONDS", 1e9)  # only the forced draws
     term = FakeTerminal()
     monkeypatch.setattr(sys, "stdout", term)

@@ -33,6 +33,12 @@ class Fixed:
         return self.pred
 
 
+def suptitle(fig):
+    """The figure's title, through the public list of figure texts (it holds only the title)."""
+    (title,) = fig.texts
+    return title.get_text()
+
+
 def report_of(pred, target=10.0, **kw):
     pred = np.atleast_1d(np.asarray(pred, dtype=np.float64))
     return DeviationReport.from_predictions(pred, np.full(pred.shape, target), floor=1.0, **kw)
@@ -348,12 +354,12 @@ def test_plots_carry_titles_units_and_legends_outside_the_data():
     net = Network([Dense((1, 2), seed=0)])
     x = np.linspace(-1, 1, 9)[:, None]
     fig = plot_predictions(net, x, np.hstack([x, -x]))
-    assert "9 samples" in fig._suptitle.get_text() and "Network(1 -> 2" in fig._suptitle.get_text()
+    assert "9 samples" in suptitle(fig) and "Network(1 -> 2" in suptitle(fig)
     assert all("(units of Y)" in a.get_xlabel() and a.get_legend() is None for a in fig.axes)
     assert [a.get_title().split(":")[0] for a in fig.axes] == ["output 0", "output 1"]
     h = net.fit(x, x**2 * np.ones((1, 2)), epochs=3, verbose=0, seed=0, validation_split=0.3)
     fig = plot_history(h)
-    assert fig._suptitle.get_text().startswith("training history, 3 epoch(s): Network(1 -> 2")
+    assert suptitle(fig).startswith("training history, 3 epoch(s): Network(1 -> 2")
     ax = fig.axes[0]
     assert "loss" in ax.get_ylabel()
     assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1

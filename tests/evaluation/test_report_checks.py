@@ -25,7 +25,7 @@ def test_deviations_survive_a_target_range_beyond_the_largest_float():
             r"deviations\[0\]: expected a finite number, got an integer of 401",
         ),
         ({"deviations": "first", "value": -50.0}, "deviations: expected non-negative"),
-        ({"combine": "bogus"}, "combine: expected 'max' or 'mean'"),
+        ({"combine": "bogus"}, "combine: expected one of 'max', 'mean', got 'bogus'"),
         ({"column": "x"}, "column: expected null or a column index"),
         ({"score": 3.0}, "score: stored 3.0"),
     ],

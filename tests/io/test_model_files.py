@@ -200,7 +200,7 @@ def test_a_newer_format_version_is_refused_as_such():
         ),
         (
             lambda d: d["network"].update(clip=1),
-            r"^network\.clip: expected true or false, got the number 1",
+            r"^network\.clip: expected true or false, got the integer 1",
         ),
         (
             lambda d: d["network"].update(layers=[]),

@@ -13,11 +13,6 @@ import pytest
 from linncore._util.untrusted import (
     UntrustedInputError,
     clip,
-    config_bool,
-    config_float,
-    config_int,
-    config_list,
-    config_str,
     json_depth,
     kind,
     loads_json,
@@ -191,26 +186,10 @@ def test_strict_csv(tmp_path, text, header, expect):
         assert names == expect[0] and arr.tolist() == expect[1]
 
 
-def test_typed_config_values():
-    assert config_bool(False, "k") is False
-    assert config_int(3, "k", lo=0, hi=5) == 3 and config_float(2, "k") == 2.0
-    assert config_str("SGD", "k", choices=["adam", "sgd"]) == "sgd"
-    assert config_list((1, 2), "k", min_len=1) == [1, 2]
-    for call, message in [
-        (lambda: config_bool("false", "scale"), "scale: expected true or false, got the string"),
-        (lambda: config_bool(1, "scale"), "got the integer 1"),
-        (lambda: config_int(True, "n"), "n: expected an integer, got the boolean true"),
-        (lambda: config_int(1.0, "n", lo=1), "n: expected an integer >= 1, got the number 1.0"),
-        (lambda: config_int(-1, "seed", lo=0), "seed: expected an integer >= 0, got -1"),
-        (lambda: config_int(10**4000, "n", hi=10), "got an integer of 4001 digits"),
-        (lambda: config_float(float("nan"), "x"), "x: expected a finite number"),
-        (lambda: config_float(10**400, "x"), "x: expected a finite number"),
-        (lambda: config_str(5, "file"), "file: expected a string, got the integer 5"),
-        (lambda: config_list("ab", "k"), "k: expected a list, got the string 'ab'"),
-        (lambda: config_list([], "k", min_len=1), "k: expected a list of at least 1 items, got 0"),
-    ]:
-        with pytest.raises(UntrustedInputError, match=message):
-            call()
+def test_kind_short_and_clip_are_the_validators_own():
+    from linncore._util import validate
+
+    assert (kind, short, clip) == (validate.kind, validate.short, validate.clip)
 
 
 def test_kind_and_clip_keep_messages_short():

@@ -549,6 +549,12 @@ def test_not_hdf5_weights_and_not_a_keras_file_are_refused(tmp_path):
     (tmp_path / "t.keras").write_bytes(b"PK\x03\x04" + b"\x00" * 50)
     with pytest.raises(KerasFileError, match=r"not a readable .keras archive"):
         load_keras(tmp_path / "t.keras")
+    # a zip64 end record that points nowhere: refused by the shared end-record check
+    locator = b"PK\x06\x07" + bytes(4) + (4).to_bytes(8, "little") + (1).to_bytes(4, "little")
+    end = b"PK\x05\x06" + bytes(6) + b"\xff\xff" + b"\xff" * 8 + bytes(2)
+    (tmp_path / "z64.keras").write_bytes(b"PK\x03\x04" + bytes(50) + locator + end)
+    with pytest.raises(KerasFileError, match=r"not a readable .keras archive \(a bad zip64"):
+        load_keras(tmp_path / "z64.keras")
 
 
 def test_non_regular_files_are_refused_without_blocking(tmp_path):

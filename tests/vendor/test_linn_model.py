@@ -126,7 +126,7 @@ def test_a_refused_scale_flag_leaves_data_and_scaling_as_they_were():
     lm.set_weights([np.ones((1, 1)), np.zeros(1)])
     inputs, scaling = lm.training_inputs.copy(), lm.scaling()
     for bad in (0, "no"):
-        with pytest.raises(TypeError, match="scale: expected True or False"):
+        with pytest.raises(TypeError, match="scale: expected true or false"):
             lm.set_training_data(x / 20.0, x / 20.0, scale=bad)
         np.testing.assert_array_equal(lm.training_inputs, inputs)
         assert lm.scaling() == scaling

@@ -119,8 +119,8 @@ def test_rule_column_depth(monkeypatch):
         ([0, 1, 2, 0], r"layer 0: 4 entries for 3 outputs; expected at most 3"),
         ([3], r"entry 0: expected an index in \[0, 3\) \(outputs of layer 0\), got 3"),
         ([-1], r"entry 0: expected an index in \[0, 3\) \(outputs of layer 0\), got -1"),
-        ([1.0], "entry 0: expected an integer, got 1.0"),
-        ([True], "entry 0: expected an integer, got True"),
+        ([1.0], "entry 0: expected an integer, got the number 1.0"),
+        ([True], "entry 0: expected an integer, got the boolean true"),
         ("0", "expected a list of integers, got str"),
     ],
 )
@@ -177,7 +177,7 @@ def test_rule_output_channels_after_output_mapping():
 def test_rule_channels_must_be_integers():
     rule_error(
         "input channels",
-        r"num_input_channels: expected an integer, got 1.0",
+        r"num_input_channels: expected an integer, got the number 1.0",
         get_linn,
         net_of(1, 1),
         1.0,
@@ -396,11 +396,11 @@ def test_duplicate_keys_are_refused(tmp_path):
     [
         (
             lambda d: d.update(num_input_channels="1"),
-            r"num_input_channels: expected an integer, got str '1'",
+            r"num_input_channels: expected an integer, got the string '1'",
         ),
         (
             lambda d: d.update(num_output_channels=True),
-            r"num_output_channels: expected an integer, got bool True",
+            r"num_output_channels: expected an integer, got the boolean true",
         ),
         (
             lambda d: d.update(layers={"a": 1}),
