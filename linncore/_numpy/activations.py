@@ -21,6 +21,7 @@ from .._util.codes import ACTIVATIONS, LEAKY_SLOPE
 __all__ = ["Activation", "TABLE", "BY_NAME", "INSTRUMENT", "lookup"]
 
 Fn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Chain = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Activation:
         The C statement that applies it to a double ``s`` in an exported header ("" for none).
     instrument : bool
         Whether the Moku Neural Network instrument implements it.
+    fast_chain : callable or None
+        ``fast_chain(z, h, da)``: the bits of ``da * deriv(z, h)`` by a cheaper way, where the
+        row has one (see :meth:`chain`).
     """
 
     name: str
@@ -49,6 +53,16 @@ class Activation:
     deriv2: Fn
     c_code: str
     instrument: bool
+    fast_chain: Chain | None = None
+
+    def chain(self, z: np.ndarray, h: np.ndarray, da: np.ndarray) -> np.ndarray:
+        """``da * deriv(z, h)``, the chain rule through the activation (the backward pass).
+
+        The result may be ``da`` itself (the linear row): callers do not write to it.
+        """
+        if self.fast_chain is not None:
+            return self.fast_chain(z, h, da)
+        return da * self.deriv(z, h)
 
 
 def _one(z: np.ndarray) -> np.generic:
@@ -74,18 +88,32 @@ def _softplus_d2(z: np.ndarray, h: np.ndarray) -> np.ndarray:
     return s * (_one(z) - s)
 
 
-def _row(name: str, forward, deriv, deriv2, c_code: str, instrument: bool) -> Activation:
-    return Activation(name, ACTIVATIONS[name], forward, deriv, deriv2, c_code, instrument)
+def _relu(z: np.ndarray) -> np.ndarray:
+    # z > 0 ? z : 0 (NaN and -0 give +0), by two cheap ufuncs: fmax(z, 0) is z where z > 0,
+    # 0 where z < 0 or z is NaN, and +-0 at +-0; adding +0 leaves z > 0 as it is and turns
+    # -0 into +0.
+    h = np.fmax(z, _zero(z))
+    h += _zero(z)
+    return h
+
+
+def _row(
+    name: str, forward, deriv, deriv2, c_code: str, instrument: bool, fast_chain=None
+) -> Activation:
+    return Activation(
+        name, ACTIVATIONS[name], forward, deriv, deriv2, c_code, instrument, fast_chain
+    )
 
 
 _ROWS = [
     _row(
         "relu",
-        lambda z: np.where(z > 0, z, _zero(z)),
-        lambda z, h: np.where(z > 0, _one(z), _zero(z)),  # 0 at z = 0, as Keras
+        _relu,
+        lambda z, h: (z > 0).astype(z.dtype),  # 0 at z = 0, as Keras
         lambda z, h: np.zeros_like(z),
         "s = s > 0.0 ? s : 0.0;",
         True,
+        lambda z, h, da: da * (z > 0),  # da times 1.0 or 0.0, as with the float derivative
     ),
     _row(
         "tanh",
@@ -118,6 +146,7 @@ _ROWS = [
         lambda z, h: np.zeros_like(z),
         "",
         True,
+        lambda z, h, da: da,  # da * 1 is da, bit for bit
     ),
     _row(
         "leaky_relu",

@@ -6,6 +6,7 @@ the dtype of its inputs and returns what the compiled wrapper returns.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -80,7 +81,7 @@ def loss_grad(loss: int, f, y):
     The value is accumulated in float64."""
     B, m = f.shape
     r = f - y
-    r64 = r.astype(np.float64)
+    r64 = r.astype(np.float64, copy=False)
     dt = f.dtype.type
     if loss == LOSSES["mae"]:
         return float(np.abs(r64).sum() / (B * m)), dt(1.0 / (B * m)) * np.sign(r)
@@ -117,29 +118,30 @@ def net_layout(spec) -> np.ndarray:
     return out
 
 
-def _layers(spec, theta):
-    """(W, b) views of every layer in theta's layout (b None without a bias)."""
+def _layers(spec, theta, table=None):
+    """(W, b) views of every layer in theta's layout (b None without a bias); table is
+    net_layout(spec) when the caller already has it."""
     out = []
-    for l, (w, b, _, _) in enumerate(net_layout(spec)):
+    for l, (w, b, _, _) in enumerate(net_layout(spec) if table is None else table):
         n_in, n_out = int(spec.sizes[l]), int(spec.sizes[l + 1])
         W = theta[w : w + n_in * n_out].reshape(n_in, n_out)
         out.append((W, theta[b : b + n_out] if b >= 0 else None))
     return out
 
 
-def _bn_params(spec, theta):
+def _bn_params(spec, theta, table=None):
     """Per layer (gamma, beta) views into theta, or None without batch normalisation."""
     out = []
-    for l, (_, _, g, _) in enumerate(net_layout(spec)):
+    for l, (_, _, g, _) in enumerate(net_layout(spec) if table is None else table):
         n_out = int(spec.sizes[l + 1])
         out.append((theta[g : g + n_out], theta[g + n_out : g + 2 * n_out]) if g >= 0 else None)
     return out
 
 
-def _bn_state_views(spec, state):
+def _bn_state_views(spec, state, table=None):
     """Per layer (moving mean, moving variance) views into the state vector, or None."""
     out = []
-    for l, (_, _, _, s) in enumerate(net_layout(spec)):
+    for l, (_, _, _, s) in enumerate(net_layout(spec) if table is None else table):
         n_out = int(spec.sizes[l + 1])
         out.append((state[s : s + n_out], state[s + n_out : s + 2 * n_out]) if s >= 0 else None)
     return out
@@ -152,14 +154,34 @@ def _bn_state_views(spec, state):
 # construction.  The compiled twin is csrc/lc_dense_impl.h.
 
 
+class _Net:
+    """What a pass needs of the network, read once per call (once per epoch in training): the
+    layout table, each layer's activation row, its (W, b) and (gamma, beta) views into theta
+    and, with grad, a gradient vector in theta's layout with the same views.  theta must then
+    change only in place, so that the views stay its own."""
+
+    def __init__(self, spec, theta, grad: bool = False) -> None:
+        self.L = len(spec.acts)
+        self.clip = bool(spec.clip_out)
+        self.table = net_layout(spec)
+        self.acts = [lookup(int(a)) for a in spec.acts]
+        self.params = _layers(spec, theta, self.table)
+        self.bn = _bn_params(spec, theta, self.table)
+        if grad:
+            self.grad = np.empty_like(theta)
+            self.gparams = _layers(spec, self.grad, self.table)
+            self.gbn = _bn_params(spec, self.grad, self.table)
+
+
 class _Layer:
     """What the backward pass needs of one layer's forward pass."""
 
-    __slots__ = ("W", "bn", "h", "m_acc", "m_act", "m_b", "m_in", "m_w", "x", "z")
+    __slots__ = ("W", "bn", "h", "hc", "m_acc", "m_act", "m_b", "m_in", "m_w", "x", "z")
     x: np.ndarray
     W: np.ndarray
     z: np.ndarray
     h: np.ndarray
+    hc: np.ndarray  # clip(h, -1, 1), or h without clipping
     bn: Any
     m_in: Any
     m_w: Any
@@ -171,42 +193,41 @@ class _Layer:
         self.bn = self.m_in = self.m_w = self.m_b = self.m_acc = self.m_act = None
 
 
-def _forward(spec, theta, X, quant=None, step=0, bn_state=None):
+def _forward(spec, theta, X, quant=None, step=0, bn_state=None, net=None):
     """(per-layer state, output) of the forward pass.  bn_state None: training (batch
     statistics); else inference.  Quantized: z = q_acc(q_in(x) q_w(W)) + q_b(b),
-    a = q_act(clip(act(z)))."""
-    L = len(spec.acts)
-    clip = bool(spec.clip_out)
-    bnp = _bn_params(spec, theta)
-    stv = _bn_state_views(spec, bn_state) if bn_state is not None else None
-    on = (lambda l, f: False) if quant is None else (lambda l, f: bool(quant.on[l][f]))
+    a = q_act(clip(act(z))).  net: theta's _Net, when the caller keeps one."""
+    net = _Net(spec, theta) if net is None else net
+    L = net.L
+    stv = _bn_state_views(spec, bn_state, net.table) if bn_state is not None else None
 
     def q(l, f, x):
-        return qat_quantize(
-            x, quant.fmts[l][f], qat_seed(int(quant.seed), step, L, l, f, 0), quant.near_rail, True
-        )[:2]
+        """(x through field f's format, its straight-through mask), or (x, None) where the
+        field is float (or x is None)."""
+        if x is None or not quant.on[l][f]:
+            return x, None
+        seed = qat_seed(int(quant.seed), step, L, l, f, 0)
+        return qat_quantize(x, quant.fmts[l][f], seed, quant.near_rail, True)[:2]
 
     layers, a = [], X
-    for l, (W, b) in enumerate(_layers(spec, theta)):
+    for l, (W, b) in enumerate(net.params):
         st = _Layer()
-        if on(l, INPUT):
+        if quant is not None:
             a, st.m_in = q(l, INPUT, a)
-        if on(l, WEIGHT):
             W, st.m_w = q(l, WEIGHT, W)
-        if b is not None and on(l, BIAS):
             b, st.m_b = q(l, BIAS, b)
         z = a @ W
-        if on(l, ACC):
+        if quant is not None:
             z, st.m_acc = q(l, ACC, z)
         if b is not None:
-            z = z + b
-        h = act_forward(int(spec.acts[l]), z)
-        out = np.clip(h, -1, 1) if clip else h.copy()
-        if on(l, ACT):
+            z += b  # z is this layer's own array (the product or its quantized copy)
+        h = net.acts[l].forward(z)
+        out = h.clip(-1, 1) if net.clip else h  # h is never written to: no copy needed
+        st.x, st.W, st.z, st.h, st.hc = a, W, z, h, out
+        if quant is not None:
             out, st.m_act = q(l, ACT, out)
-        st.x, st.W, st.z, st.h = a, W, z, h
-        if bnp[l] is not None:
-            gamma, beta = bnp[l]
+        if net.bn[l] is not None:
+            gamma, beta = net.bn[l]
             if stv is None:  # y = gamma (a - mean) / sqrt(var + eps) + beta, biased variance
                 mean = out.mean(axis=0)
                 var = ((out - mean) ** 2).mean(axis=0)
@@ -243,15 +264,15 @@ def _bn_update(spec, caches, bn_state) -> None:
                 moving[...] = moving * mom + batch * (T(1) - mom)
 
 
-def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0):
+def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0, net=None):
     """(grad in theta's layout, dL/dX or None, gradient rail statistics or None) from
     da = dL/d(output): straight-through gates where a field is quantized, then the gradients
-    quantized with the gradient formats."""
-    L = len(spec.acts)
-    clip = bool(spec.clip_out)
-    grad = np.empty_like(theta)
-    gl = _layers(spec, grad)
-    bnp, gbn = _bn_params(spec, theta), _bn_params(spec, grad)
+    quantized with the gradient formats.  net: theta's _Net with a gradient vector, which
+    receives the result (the caller's to keep or reuse), when the caller keeps one."""
+    net = _Net(spec, theta, grad=True) if net is None else net
+    L, clip = net.L, net.clip
+    grad, gl = net.grad, net.gparams
+    bnp, gbn = net.bn, net.gbn
     zero = theta.dtype.type(0)
     B = da.shape[0]
     dx = None
@@ -269,15 +290,22 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0):
             da = inv / T(B) * (T(B) * dh - dh.sum(axis=0) - hat * (dh * hat).sum(axis=0))
         if st.m_act is not None:
             da = np.where(st.m_act, da, zero)
-        dz = da * act_deriv(int(spec.acts[l]), st.z, st.h)
-        if clip:
-            dz = np.where((st.h >= -1) & (st.h <= 1), dz, zero)
+        dz = net.acts[l].chain(st.z, st.h, da)  # da * act'(z)
+        if clip:  # h == clip(h) exactly where -1 <= h <= 1 (so never where h is NaN)
+            inside = st.h == st.hc
+            if not inside.all():  # (tanh, sigmoid and softsign leave only as NaN)
+                dz = np.where(inside, dz, zero)
         dacc = np.where(st.m_acc, dz, zero) if st.m_acc is not None else dz
-        gW = st.x.T @ dacc
-        gl[l][0][...] = np.where(st.m_w, gW, zero) if st.m_w is not None else gW
-        if gl[l][1] is not None:
-            gb = dz.sum(axis=0)
-            gl[l][1][...] = np.where(st.m_b, gb, zero) if st.m_b is not None else gb
+        gW, gb = gl[l]
+        if st.m_w is None:
+            np.matmul(st.x.T, dacc, out=gW)
+        else:
+            gW[...] = np.where(st.m_w, st.x.T @ dacc, zero)
+        if gb is not None:
+            if st.m_b is None:
+                np.add.reduce(dz, axis=0, out=gb)
+            else:
+                gb[...] = np.where(st.m_b, dz.sum(axis=0), zero)
         if l > 0 or need_dx:
             dx = dacc @ st.W.T
             if st.m_in is not None:
@@ -285,22 +313,30 @@ def _backward(spec, theta, layers, da, need_dx=False, quant=None, step=0):
         da = dx
     rail_g = None
     if quant is not None:
-        r, any_g = np.zeros(2), False
-        for l in range(L):
-            if not quant.on[l][GRAD]:
-                continue
-            for part, arr in enumerate(gl[l]):
-                if arr is None:
-                    continue
-                seed = qat_seed(int(quant.seed), step, L, l, GRAD, part)
-                qv, _, (sat, near, _u) = qat_quantize(
-                    arr, quant.fmts[l][GRAD], seed, quant.near_rail, False
-                )
-                arr[...] = qv
-                any_g = True
-                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
-        rail_g = r if any_g else np.full(2, np.nan)
+        parts = ((l, GRAD, part, arr) for l in range(L) for part, arr in enumerate(gl[l]))
+        rail_g = _quantize_fields(quant, step, L, parts, _NEAR)
     return grad, (dx if need_dx else None), rail_g
+
+
+_SAT, _NEAR, _UNDER = range(3)  # the counts qat_quantize returns, in its order
+
+
+def _quantize_fields(quant, step, L, parts, second):
+    """Quantize in place every (layer, field, part, array) of parts whose field has a format,
+    each with its own stream (qat_seed); arrays that are None or whose field is float stay.
+    Returns the rail statistics (2,): the largest saturated fraction and the largest fraction
+    of the count ``second`` (_NEAR or _UNDER) over the arrays quantized, NaN when none was."""
+    r, any_q = np.zeros(2), False
+    for l, field, part, arr in parts:
+        if arr is None or not quant.on[l][field]:
+            continue
+        seed = qat_seed(int(quant.seed), step, L, l, field, part)
+        qv, _, counts = qat_quantize(arr, quant.fmts[l][field], seed, quant.near_rail, False)
+        arr[...] = qv
+        any_q = True
+        r[0] = max(r[0], counts[_SAT] / arr.size)
+        r[1] = max(r[1], counts[second] / arr.size)
+    return r if any_q else np.full(2, np.nan)
 
 
 def _check_loss(loss: int) -> None:
@@ -327,57 +363,44 @@ def net_loss_grad(spec, theta, X, Y, loss: int, need_dx: bool = False, bn_state=
     return value, grad, dx
 
 
-def _step_grad(spec, theta, X, Y, loss, quant, step):
-    """(status, loss, grad, gradient rail, layers) of the gradient half of one step."""
-    layers, out = _forward(spec, theta, X, quant, step)
+def _step_grad(spec, theta, X, Y, loss, quant, step, net):
+    """(status, loss, grad, gradient rail, layers) of the gradient half of one step; grad is
+    net's gradient vector."""
+    layers, out = _forward(spec, theta, X, quant, step, net=net)
     value, da = loss_grad(loss, out, Y)
-    if not np.isfinite(value):
+    if not math.isfinite(value):  # value is a Python float
         return STATUS_NONFINITE_LOSS, value, None, None, layers
-    grad, _, rail_g = _backward(spec, theta, layers, da, False, quant, step)
+    grad, _, rail_g = _backward(spec, theta, layers, da, False, quant, step, net=net)
     return 0, value, grad, rail_g, layers
 
 
-def _step_apply(spec, theta, delta, clip_params, quant, step):
+def _step_apply(spec, theta, delta, clip_params, quant, step, own_delta=False):
     """(status, next parameters or None, weight rail, update rail) of the update half:
-    update quantization, next = clip(theta + delta) when finite, storage quantization."""
+    update quantization, next = clip(theta + delta) when finite, storage quantization.
+    own_delta: delta is the caller's scratch, which may become the result."""
     L = len(spec.acts)
+    table = net_layout(spec) if quant is not None else None
     rail_w = rail_u = None
     if quant is not None:
-        delta = delta.copy()
-        r, any_u = np.zeros(2), False
-        for l, arrs in enumerate(_layers(spec, delta)):
-            if not quant.on[l][UPDATE]:
-                continue
-            for part, arr in enumerate(arrs):
-                if arr is None:
-                    continue
-                seed = qat_seed(int(quant.seed), step, L, l, UPDATE, part)
-                qv, _, (sat, _n, under) = qat_quantize(
-                    arr, quant.fmts[l][UPDATE], seed, quant.near_rail, False
-                )
-                arr[...] = qv
-                any_u = True
-                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], under / arr.size)
-        rail_u = r if any_u else np.full(2, np.nan)
-    nxt = theta + delta
+        delta = delta if own_delta else delta.copy()
+        parts = (
+            (l, UPDATE, part, arr)
+            for l, arrs in enumerate(_layers(spec, delta, table))
+            for part, arr in enumerate(arrs)
+        )
+        rail_u = _quantize_fields(quant, step, L, parts, _UNDER)
+    nxt = np.add(theta, delta, out=delta) if own_delta else theta + delta
     if clip_params:
-        np.clip(nxt, -1, 1, out=nxt)
-    if not np.all(np.isfinite(nxt)):
+        nxt.clip(-1, 1, out=nxt)
+    if not np.isfinite(nxt).all():
         return STATUS_NONFINITE_PARAMS, None, None, None
-    if quant is not None:
-        r, any_w = np.zeros(2), False
-        for l, (W, b) in enumerate(_layers(spec, nxt)):
-            for field, arr in ((WEIGHT, W), (BIAS, b)):
-                if arr is None or not quant.on[l][field]:
-                    continue
-                seed = qat_seed(int(quant.seed), step, L, l, field, 1)
-                qv, _, (sat, near, _u) = qat_quantize(
-                    arr, quant.fmts[l][field], seed, quant.near_rail, False
-                )
-                arr[...] = qv
-                any_w = True
-                r[0], r[1] = max(r[0], sat / arr.size), max(r[1], near / arr.size)
-        rail_w = r if any_w else np.full(2, np.nan)
+    if quant is not None:  # storage: part 1 of the kernel's and the bias's streams
+        parts = (
+            (l, field, 1, arr)
+            for l, (W, b) in enumerate(_layers(spec, nxt, table))
+            for field, arr in ((WEIGHT, W), (BIAS, b))
+        )
+        rail_w = _quantize_fields(quant, step, L, parts, _NEAR)
     return 0, nxt, rail_w, rail_u
 
 
@@ -434,29 +457,33 @@ def train_epoch(
             f"perm: expected indices in [0, {N}), got values in [{perm.min()}, {perm.max()}]"
         )
     order = np.arange(N) if perm is None else perm
+    # Once per epoch: the views of theta and of one gradient vector that every step reuses,
+    # and the optimizer's scratch.  theta changes only in place below.
+    net = _Net(spec, theta, grad=True)
+    work = _OptimWork(theta)
     loss_sum, n_done = 0.0, 0
-    for row, s in enumerate(range(0, N, batch_size)):
-        idx = order[s : s + batch_size]
-        batch_state = None if bn_state is None else bn_state.copy()
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by status
+        for row, s in enumerate(range(0, N, batch_size)):
+            idx = order[s : s + batch_size]
             status, value, grad, rail_g, layers = _step_grad(
-                spec, theta, X[idx], Y[idx], loss, quant, step
+                spec, theta, X[idx], Y[idx], loss, quant, step, net
             )
             if status:
                 return status, loss_sum, n_done, step
-            delta = optim_delta(optimizer, grad, m, v, step + 1)
-            status, nxt, rail_w, rail_u = _step_apply(spec, theta, delta, clip_params, quant, step)
-        if status:
-            return status, loss_sum, n_done, step
-        theta[...] = nxt
-        if bn_state is not None:  # the moving statistics move only with a completed step
-            _bn_update(spec, [st.bn for st in layers], batch_state)
-            bn_state[...] = batch_state
-        if rail is not None and quant is not None:
-            rail[row] = np.concatenate([rail_w, rail_g, rail_u])
-        step += 1
-        loss_sum += value * len(idx)
-        n_done += len(idx)
+            delta = _optim_delta(optimizer, grad, m, v, step + 1, work)
+            status, nxt, rail_w, rail_u = _step_apply(
+                spec, theta, delta, clip_params, quant, step, own_delta=True
+            )
+            if status:
+                return status, loss_sum, n_done, step
+            theta[...] = nxt
+            if bn_state is not None:  # the moving statistics move only with a completed step
+                _bn_update(spec, [st.bn for st in layers], bn_state)
+            if rail is not None and quant is not None:
+                rail[row] = np.concatenate([rail_w, rail_g, rail_u])
+            step += 1
+            loss_sum += value * len(idx)
+            n_done += len(idx)
     return 0, loss_sum, n_done, step
 
 
@@ -466,7 +493,8 @@ def qat_loss_grad(spec, theta, X, Y, *, loss: int, quant, step: int, rail):
     _refuse_bn(spec)
     _check_step_args(spec, quant, None, loss)
     with np.errstate(over="ignore", invalid="ignore"):
-        status, value, grad, rail_g, _ = _step_grad(spec, theta, X, Y, loss, quant, step)
+        net = _Net(spec, theta, grad=True)
+        status, value, grad, rail_g, _ = _step_grad(spec, theta, X, Y, loss, quant, step, net)
     if not status:
         rail[2:4] = rail_g if quant is not None else np.nan
     return status, value, grad
@@ -495,6 +523,25 @@ def optim_delta(opt, g, m, v, t: int):
     increment -m alpha / (sqrt(v) + eps).  SGD: -lr g; with momentum mu: m = mu m - lr g,
     increment m (Nesterov: mu m - lr g).  Moments below the smallest normal number are
     stored as zero (see _flush)."""
+    return _optim_delta(opt, g, m, v, t, _OptimWork(g))
+
+
+class _OptimWork:
+    """Scratch of _optim_delta in the shape and dtype of the parameters: the increment it
+    returns, two temporaries and a mask (allocated once per epoch in training), and the
+    smallest normal number of the dtype."""
+
+    def __init__(self, like: np.ndarray) -> None:
+        self.tiny = np.finfo(like.dtype).tiny
+        self.delta = np.empty_like(like)
+        self.tmp = np.empty_like(like)
+        self.tmp2 = np.empty_like(like)
+        self.mask = np.empty(like.shape, dtype=bool)
+
+
+def _optim_delta(opt, g, m, v, t: int, work: _OptimWork):
+    """optim_delta with in-place arithmetic on work: the same operations in the same order,
+    so the same bits; returns work.delta."""
     kind, lr, b1, b2, eps, mu, nesterov = (
         opt.kind,
         opt.learning_rate,
@@ -506,23 +553,46 @@ def optim_delta(opt, g, m, v, t: int):
     )
     T = g.dtype.type
     lr = T(lr)
+    d, tmp = work.delta, work.tmp
     if kind == OPT_ADAM:
         b1, b2, eps, tt = T(b1), T(b2), T(eps), T(t)
         alpha = lr * np.sqrt(T(1) - b2**tt) / (T(1) - b1**tt)
-        m[...] = _flush(m + (g - m) * (T(1) - b1))
-        v[...] = _flush(v + (g * g - v) * (T(1) - b2))
-        return -((m * alpha) / (np.sqrt(v) + eps))
+        np.subtract(g, m, out=tmp)  # m := m + (g - m)(1 - b1)
+        tmp *= T(1) - b1
+        m += tmp
+        _flush(m, work)
+        np.multiply(g, g, out=tmp)  # v := v + (g g - v)(1 - b2)
+        tmp -= v
+        tmp *= T(1) - b2
+        v += tmp
+        _flush(v, work)
+        np.multiply(m, alpha, out=d)  # -(m alpha) / (sqrt(v) + eps)
+        np.sqrt(v, out=tmp)
+        tmp += eps
+        d /= tmp
+        return np.negative(d, out=d)
     if mu == 0.0:
-        return -(g * lr)
-    m[...] = _flush(-g * lr + m * T(mu))
-    return (-g * lr + m * T(mu)) if nesterov else m.copy()
+        np.multiply(g, lr, out=d)  # -(g lr)
+        return np.negative(d, out=d)
+    np.negative(g, out=tmp)  # m := -g lr + m mu
+    tmp *= lr
+    np.multiply(m, T(mu), out=d)
+    np.add(tmp, d, out=m)
+    _flush(m, work)
+    if nesterov:  # -g lr + m mu with the new m
+        np.multiply(m, T(mu), out=d)
+        return np.add(tmp, d, out=d)
+    np.copyto(d, m)
+    return d
 
 
-def _flush(x):
-    """x with every value below the smallest normal number replaced by zero: a moment that
-    would otherwise decay into the subnormal range and stay there (a dead relu unit's), where
-    each later step computes on subnormal numbers.  NaN stays NaN."""
-    return np.where(np.abs(x) < np.finfo(x.dtype).tiny, x.dtype.type(0), x)
+def _flush(x, work: _OptimWork) -> None:
+    """Replace in x every value below the smallest normal number by zero: a moment that would
+    otherwise decay into the subnormal range and stay there (a dead relu unit's), where each
+    later step computes on subnormal numbers.  NaN stays NaN."""
+    np.abs(x, out=work.tmp2)
+    np.less(work.tmp2, work.tiny, out=work.mask)
+    np.copyto(x, x.dtype.type(0), where=work.mask)
 
 
 def optim_step(opt, theta, g, m, v, t: int) -> None:

@@ -48,3 +48,37 @@ def test_an_unknown_code_is_refused_by_both_engines(engine):
         lookup(len(TABLE))
     with pytest.raises(ValueError, match="act"):
         engine.act_forward(len(TABLE), np.zeros(3))
+
+
+def _awkward(dtype):
+    """Every kind of value a pre-activation or an upstream gradient can hold."""
+    tiny = np.finfo(dtype).tiny
+    big = np.finfo(dtype).max
+    special = [0.0, -0.0, tiny, -tiny, tiny / 8, -tiny / 8, big, -big, np.inf, -np.inf, np.nan]
+    return np.concatenate([special, Z, -Z]).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_is_z_where_positive_else_plus_zero_bit_for_bit(dtype):
+    z = _awkward(dtype)
+    want = np.where(z > 0, z, dtype(0))  # NaN, -0 and every z <= 0 give +0
+    got = BY_NAME["relu"].forward(z)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    d = BY_NAME["relu"].deriv(z, got)
+    np.testing.assert_array_equal(d, np.where(z > 0, dtype(1), dtype(0)))
+    assert d.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_chain_is_upstream_times_the_derivative_bit_for_bit(dtype, name):
+    row = BY_NAME[name]
+    z = _awkward(dtype)
+    with np.errstate(all="ignore"):
+        h = row.forward(z)
+        for da in (np.roll(z, 3), np.full_like(z, -0.0), np.full_like(z, 0.5)):
+            got, want = row.chain(z, h, da), da * row.deriv(z, h)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+            assert got.dtype == dtype
