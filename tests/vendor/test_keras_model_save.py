@@ -65,7 +65,7 @@ def test_model_save_refuses_other_names_and_an_existing_file_without_overwrite(t
     with pytest.raises(FileExistsError, match="overwrite=False"):
         lm.model.save(target, overwrite=False)
     assert target.read_bytes() == b"earlier"
-    with pytest.raises(TypeError, match="overwrite: expected True or False"):
+    with pytest.raises(TypeError, match="overwrite: expected true or false"):
         lm.model.save(target, overwrite="no")
     lm.model.save(target)  # overwrite=True, Keras's default
     assert load_keras(target).network.n_params == lm.network.n_params
