@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._util.validate import non_negative_int, positive_int
 from ..engine.callbacks import EarlyStopping
 from ..engine.layers import Dense, all_activations
 from ..engine.network import Network
@@ -298,13 +299,7 @@ class LinnRegressor:
             raise ValueError(
                 f"hidden_layer_sizes: expected a tuple of positive widths, got {sizes!r:.60}"
             )
-        widths: list[int] = []
-        for i, w in enumerate(sizes):
-            if isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1:
-                raise ValueError(
-                    f"hidden_layer_sizes[{i}]: expected a positive integer, got {w!r:.40}"
-                )
-            widths.append(int(w))
+        widths = [positive_int(w, f"hidden_layer_sizes[{i}]") for i, w in enumerate(sizes)]
         acts = self.activation
         if isinstance(acts, str):
             acts = [acts] * len(widths)
@@ -343,12 +338,7 @@ class LinnRegressor:
         t2 = t[:, None] if t.ndim == 1 else t
         self.n_features_in_ = x.shape[1]
         self.n_outputs_ = t2.shape[1]
-        if not isinstance(self.patience, (type(None), numbers.Integral)) or isinstance(
-            self.patience, bool
-        ):
-            raise ValueError(
-                f"patience: expected a non-negative integer or None, got {self.patience!r:.40}"
-            )
+        patience = None if self.patience is None else non_negative_int(self.patience, "patience")
         if self.scale:
             self._input_scaling = _scaling_for(x, None, "X", "input_data_boundary", "zero")
             self._output_scaling = _scaling_for(t2, None, "y", "output_data_boundary", "zero")
@@ -362,12 +352,10 @@ class LinnRegressor:
             self._layers(x.shape[1], t2.shape[1], init_rng), clip=bool(self.clip), dtype=self.dtype
         )
         callbacks: list[Any] = []
-        if self.patience is not None:
+        if patience is not None:
             monitor = "val_loss" if self.validation_split else "loss"
             callbacks.append(
-                EarlyStopping(
-                    monitor=monitor, patience=int(self.patience), restore_best_weights=True
-                )
+                EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
             )
         history = net.fit(
             x,

@@ -27,7 +27,6 @@ Examples
 from __future__ import annotations
 
 import json
-import numbers
 import os
 import warnings
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from .._util.validate import (
     choice,
     finite_float,
     flag,
+    non_negative_int,
     positive_int,
     seed_value,
 )
@@ -569,12 +569,7 @@ class LinnModel:
                 "es_config['monitor']: expected 'loss' or 'val_loss', got "
                 f"{_untrusted.short(monitor)}"
             )
-        patience = es_config.get("patience", 5)
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-            raise ValueError(
-                "es_config['patience']: expected a non-negative integer, got "
-                f"{_untrusted.short(patience)}"
-            )
+        patience = non_negative_int(es_config.get("patience", 5), "es_config['patience']")
         return EarlyStopping(
             monitor=monitor, patience=int(patience), restore_best_weights=bool(restore)
         )
