@@ -19,7 +19,7 @@ HARNESS = r"""
 #include <stdio.h>
 #include "lc_parallel.h"
 
-typedef struct { double out[LC_MAX_PARTS]; int64_t len; } job;
+typedef struct { double out[64]; int64_t len; } job;
 
 static void work(void *arg, int64_t part)
 {
@@ -33,7 +33,7 @@ static int same(const job *a, int64_t n_parts)
 {
     job b = {{0}, a->len};
     for (int64_t p = 0; p < n_parts; p++) work(&b, p);
-    for (int64_t p = 0; p < LC_MAX_PARTS; p++)
+    for (int64_t p = 0; p < 64; p++)
         if (a->out[p] != b.out[p]) return 0;
     return 1;
 }
@@ -53,6 +53,12 @@ int main(void)
         const int64_t n = 1 + it % LC_MAX_PARTS;
         lc_team_run(team, n, work, &j);
         if (!same(&j, n)) { puts("team mismatch"); return 1; }
+    }
+    for (int it = 0; it < 3000; it++) { /* more parts than one generation's claimed set */
+        job j = {{0}, 5 + it % 13};
+        const int64_t n = 1 + it % 64;
+        lc_team_run(team, n, work, &j);
+        if (!same(&j, n)) { puts("long run mismatch"); return 1; }
     }
     lc_team_end(team);
     puts("ok");
