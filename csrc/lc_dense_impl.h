@@ -981,9 +981,11 @@ static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * 
  * with.  After one barrier, the parameter gradient gW = a^T dz, a sum over the batch's rows,
  * is cut by its output instead: parameter parts are contiguous ranges of theta cut at kernel
  * rows and biases, and each sums over all rows in row order exactly as the whole product
- * does.  The optimizer (elementwise) runs on the same range.  The calling thread sums the
- * loss in the serial order between the two, and transposes the kernels before the first.  The part counts come from the network and the batch size, never from the
- * thread count: every count of threads gives the same bits as the serial step.
+ * does.  The optimizer (elementwise) runs on the same range, and then the part transposes its
+ * rows of the next kernels for the next step's dx products (the first step of an epoch has
+ * them transposed by the calling thread).  The calling thread sums the loss in the serial
+ * order between the two.  The part counts come from the network and the batch size, never
+ * from the thread count: every count of threads gives the same bits as the serial step.
  *
  * Serial: batch-normalised networks (batch statistics), input, accumulator or activation
  * quantization with stochastic rounding (its draws are indexed from the start of the whole
