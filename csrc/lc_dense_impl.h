@@ -153,8 +153,30 @@ LC_HOT static int64_t FN(matmul_narrow)(const REAL *restrict A, int64_t acs, con
             memcpy(t + 3 * JB, &c3, sizeof c3);
             for (int r = 0; r < 4 * JB; r++) C[(i + r) * N + j] = t[r];
         }
-    for (; i + JB <= rows; i += JB)
-        for (int64_t j = 0; j < N; j++) {
+    for (; i + JB <= rows; i += JB) { /* one row vector: four columns at a time, so that four
+                                        * independent sums hide the latency of the additions
+                                        * (8 rows by 64 by 4, the 4-output layer's share of a
+                                        * row part: 0.35 TSC cycles a multiply-add on Zen 3
+                                        * one column at a time) */
+        int64_t j = 0;
+        for (; j + 4 <= N; j += 4) {
+            vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, a0;
+            for (int64_t k = 0; k < K; k++) {
+                const REAL *mk = M + k * N + j;
+                memcpy(&a0, A + k * acs + i, sizeof a0);
+                c0 += a0 * mk[0];
+                c1 += a0 * mk[1];
+                c2 += a0 * mk[2];
+                c3 += a0 * mk[3];
+            }
+            memcpy(t, &c0, sizeof c0);
+            memcpy(t + JB, &c1, sizeof c1);
+            memcpy(t + 2 * JB, &c2, sizeof c2);
+            memcpy(t + 3 * JB, &c3, sizeof c3);
+            for (int r = 0; r < JB; r++)
+                for (int q = 0; q < 4; q++) C[(i + r) * N + j + q] = t[q * JB + r];
+        }
+        for (; j < N; j++) {
             vec c0 = {0}, a0;
             for (int64_t k = 0; k < K; k++) {
                 memcpy(&a0, A + k * acs + i, sizeof a0);
@@ -163,6 +185,7 @@ LC_HOT static int64_t FN(matmul_narrow)(const REAL *restrict A, int64_t acs, con
             memcpy(t, &c0, sizeof c0);
             for (int r = 0; r < JB; r++) C[(i + r) * N + j] = t[r];
         }
+    }
     return i;
 }
 #endif

@@ -110,6 +110,7 @@ SHAPES = [
     (6, 10, 5),
     (5, 9, 3),
     (7, 33, 4),
+    (8, 64, 4),  # a row part of the 4-output layer (8 rows)
 ]
 
 
