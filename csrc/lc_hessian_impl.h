@@ -331,17 +331,28 @@ LC_HOT static void FN(hess_add_rows)(REAL *restrict y, const REAL *restrict X, i
         for (int64_t j = 0; j < n; j++) y[j] += X[i * n + j];
 }
 
-/* Y := (T + b) (+ Y when acc) for T, Y (rows, n), b (n). */
-LC_HOT static void FN(hess_add_bias)(REAL *restrict Y, const REAL *restrict T,
-                                     const REAL *restrict b, int64_t rows, int64_t n, int acc)
+/* Y := (T + b) (+ Y when acc), then R := D * Y, for T, Y, D, R (rows, n), b (n): the same
+ * operations on each element as the sum then the product, in one pass (the two passes took
+ * 10 us of a fused 121 us product on the 4-16-2 case; one pass, 118 us). */
+LC_HOT static void FN(hess_add_bias_mul)(REAL *restrict Y, REAL *restrict R, const REAL *restrict D,
+                                         const REAL *restrict T, const REAL *restrict b,
+                                         int64_t rows, int64_t n, int acc)
 {
     for (int64_t i = 0; i < rows; i++) {
-        REAL *restrict y = Y + i * n;
-        const REAL *restrict t = T + i * n;
+        REAL *restrict y = Y + i * n, *restrict r = R + i * n;
+        const REAL *restrict t = T + i * n, *restrict d = D + i * n;
         if (acc)
-            for (int64_t j = 0; j < n; j++) y[j] = (t[j] + b[j]) + y[j];
+            for (int64_t j = 0; j < n; j++) {
+                const REAL v = (t[j] + b[j]) + y[j];
+                y[j] = v;
+                r[j] = d[j] * v;
+            }
         else
-            for (int64_t j = 0; j < n; j++) y[j] = t[j] + b[j];
+            for (int64_t j = 0; j < n; j++) {
+                const REAL v = t[j] + b[j];
+                y[j] = v;
+                r[j] = d[j] * v;
+            }
     }
 }
 
@@ -567,8 +578,7 @@ static const REAL *FN(hvp_chunk_pass)(const FN(hvp_plan) * x, int64_t part, int6
            .w_off = x->w_off,
            .b_off = x->b_off,
            .no_grad = grad == NULL};
-    memcpy(st, ctx.X, (size_t)(B * n0) * sizeof(REAL));
-    FN(prep_forward_part)(&ctx, 0);
+    FN(prep_forward_part)(&ctx, 0); /* reads X in place: the state's X block is left unset */
     x->loss_parts[part] += FN(hess_dloss)(x->loss, st + FN(hess_layer_base)(net, B, L - 1),
                                           x->Y + s * m, B, m, x->N, dloss);
     FN(prep_backward_part)(&ctx, 0);
@@ -612,8 +622,9 @@ static void FN(hvp_part)(void *arg, int64_t part)
 
     for (int64_t s = s0; s < s1; s += C) {
         const int64_t B = s1 - s < C ? s1 - s : C;
-        /* the chunk's rows of the state: st, read as a state of N rows from row so */
-        const REAL *st = state;
+        /* the chunk's rows of the state: st, read as a state of N rows from row so; its
+         * input rows X0 (fused: read from X itself) */
+        const REAL *st = state, *X0 = state ? state + s * net->sizes[0] : x->X + s * net->sizes[0];
         int64_t N = x->N, so = s;
         if (!state) {
             st = FN(hvp_chunk_pass)(x, part, s, B);
@@ -625,7 +636,7 @@ static void FN(hvp_part)(void *arg, int64_t part)
         for (int64_t l = first; l < L; l++) {
             const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
             const REAL *base = st + FN(hess_layer_base)(net, N, l);
-            const REAL *Ain = (l == 0 ? st : st + FN(hess_layer_base)(net, N, l - 1)) + so * n_in;
+            const REAL *Ain = l == 0 ? X0 : st + FN(hess_layer_base)(net, N, l - 1) + so * n_in;
             const REAL *D1 = base + N * n_out + so * n_out;
             if (l > first)
                 FN(hess_matmul)(Ra[l - 1], n_in, 1, theta + w_off[l], Rz[l], k * B, n_in, n_out);
@@ -633,12 +644,13 @@ static void FN(hvp_part)(void *arg, int64_t part)
                 const int64_t vs = 2 * n_in * n_out + n_out;
                 for (int64_t c = 0; c < k; c++) {
                     const REAL *vc = Vl[l] + c * vs, *vb = vc + 2 * n_in * n_out;
-                    REAL *rz = Rz[l] + c * n;
                     FN(hess_matmul_sparse_rows)(Ain, vc, tmp, B, n_in, n_out, nzrow);
-                    FN(hess_add_bias)(rz, tmp, vb, B, n_out, l > first);
+                    FN(hess_add_bias_mul)(Rz[l] + c * n, Ra[l] + c * n, D1, tmp, vb, B, n_out,
+                                          l > first);
                 }
+            } else {
+                for (int64_t c = 0; c < k; c++) FN(hess_mul)(Ra[l] + c * n, D1, Rz[l] + c * n, n);
             }
-            for (int64_t c = 0; c < k; c++) FN(hess_mul)(Ra[l] + c * n, D1, Rz[l] + c * n, n);
         }
 
         /* backward: Rda_{L-1} = 2 s Ra_{L-1};  Rdz = d1 Rda + d2 Rz;
@@ -651,7 +663,7 @@ static void FN(hvp_part)(void *arg, int64_t part)
         for (int64_t l = L - 1; l >= 0; l--) {
             const int64_t n_in = net->sizes[l], n_out = net->sizes[l + 1], n = B * n_out;
             const REAL *base = st + FN(hess_layer_base)(net, N, l);
-            const REAL *Ain = (l == 0 ? st : st + FN(hess_layer_base)(net, N, l - 1)) + so * n_in;
+            const REAL *Ain = l == 0 ? X0 : st + FN(hess_layer_base)(net, N, l - 1) + so * n_in;
             const REAL *D1 = base + N * n_out + so * n_out;
             const REAL *D2 = base + 2 * N * n_out + so * n_out;
             const REAL *DZ = base + 3 * N * n_out + so * n_out;
