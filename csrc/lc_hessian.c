@@ -15,6 +15,14 @@ int64_t lc_hvp_state_len(const lc_net *net, int64_t N)
     return N * w;
 }
 
+/* The team a kernel keeps for its runs of n_parts parts (lc_team_run, in the kernel's own
+ * call): none for one part, whose runs need no thread, nor when no team can be made (lc_team_run
+ * then runs each loop by lc_parallel_for: the same parts, so the same bits). */
+static lc_team *lc_hess_team(int64_t n_parts)
+{
+    return n_parts > 1 ? lc_team_start(n_parts) : NULL;
+}
+
 /* The lanes of lc_v4d: four with vector types, one in the portable build (lc_vmath.h). */
 #define LC_HESS_LANES ((int64_t)(sizeof(lc_v4d) / sizeof(double)))
 
@@ -218,18 +226,17 @@ int lc_hvp_lanczos_f64(const lc_net *net, const double *theta, int64_t N, int32_
     int status =
         hvp_plan_init_f64(&plan, net, theta, N, loss, gauss_newton, state, 1, NULL, NULL, 0);
     if (status != LC_OK) return status;
-    lc_team *team = lc_team_start(plan.n_parts);
     double *Q = (double *)malloc((size_t)((K + 1) * P) * sizeof(double));
     double *w = (double *)malloc((size_t)P * sizeof(double));
     double *h = (double *)malloc((size_t)(6 * K + 1) * sizeof(double));
-    if (!Q || !w || !h || !team) {
+    if (!Q || !w || !h) {
         free(Q);
         free(w);
         free(h);
-        lc_team_end(team);
         hvp_plan_free_f64(&plan);
         return LC_ERR_NOMEM;
     }
+    lc_team *team = lc_hess_team(plan.n_parts);
     double *alpha = h, *beta = h + K, *d = h + 2 * K, *e = h + 3 * K, *z = h + 4 * K,
            *c = h + 5 * K;
     memcpy(Q, v0, (size_t)P * sizeof(double));

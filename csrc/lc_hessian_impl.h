@@ -91,6 +91,7 @@ LC_HOT static void FN(hess_matmul)(const REAL *restrict A, int64_t ars, int64_t 
                                    int64_t K, int64_t N);
 static inline int64_t FN(hess_part_start)(int64_t N, int64_t n_parts, int64_t p);
 LC_HOT static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n);
+static void FN(hess_add_parts)(REAL *y, const REAL *x, int64_t count, int64_t stride, int64_t n);
 LC_HOT static void FN(hess_add_bias)(REAL *restrict Z, const REAL *restrict b, int64_t rows,
                                      int64_t n);
 
@@ -274,7 +275,7 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
     /* forward, writing every layer's output a straight into the state; the loss over all
      * samples; backward, recording d1, d2 and dz of every layer and each part's gradient */
     memcpy(state, X, (size_t)(N * net->sizes[0]) * sizeof(REAL));
-    lc_team *team = n_parts > 1 ? lc_team_start(n_parts) : NULL; /* one team for both passes */
+    lc_team *team = lc_hess_team(n_parts); /* one team for both passes */
     lc_team_run(team, n_parts, FN(prep_forward_part), &ctx);
     const REAL *out = state + FN(hess_layer_base)(net, N, L - 1);
     *loss_out = FN(hess_loss_value)(loss, FN(hess_dloss)(loss, out, Y, N, m, N, dloss), N, m);
@@ -282,7 +283,7 @@ int FN(lc_hvp_prepare)(const lc_net *net, const REAL *theta, const REAL *X, cons
     lc_team_run(team, n_parts, FN(prep_backward_part), &ctx);
     lc_team_end(team);
     memcpy(grad, grad_parts, (size_t)P * sizeof(REAL));
-    for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(grad, grad_parts + q * P, P);
+    FN(hess_add_parts)(grad, grad_parts + P, n_parts - 1, P, P);
     free(buf);
     free(WT);
     free(off);
@@ -317,6 +318,14 @@ LC_HOT static void FN(hess_mul)(REAL *restrict Y, const REAL *restrict D, const 
 LC_HOT static void FN(hess_add)(REAL *restrict y, const REAL *restrict x, int64_t n)
 {
     for (int64_t q = 0; q < n; q++) y[q] += x[q];
+}
+
+/* y (n) += the blocks x, x + stride, ... (count of them, n values each), in that order: the
+ * sums of a kernel's later parts added into the first's in part order, the one order that
+ * makes a result the same for any thread count. */
+static void FN(hess_add_parts)(REAL *y, const REAL *x, int64_t count, int64_t stride, int64_t n)
+{
+    for (int64_t q = 0; q < count; q++) FN(hess_add)(y, x + q * stride, n);
 }
 
 /* y (n) += the sum of the rows of X (rows, n), in row order. */
@@ -918,7 +927,7 @@ static void FN(hvp_plan_run)(FN(hvp_plan) * x, lc_team *team)
 {
     const int64_t kP = x->k * x->P;
     lc_team_run(team, x->n_parts, FN(hvp_part), x);
-    for (int64_t q = 1; q < x->n_parts; q++) FN(hess_add)(x->hv_parts, x->hv_parts + q * kP, kP);
+    FN(hess_add_parts)(x->hv_parts, x->hv_parts + kP, x->n_parts - 1, kP, kP);
 }
 
 int FN(lc_hvp_apply)(const lc_net *net, const REAL *theta, int64_t N, int32_t loss,
@@ -1218,7 +1227,7 @@ int FN(lc_hvp_dense)(const lc_net *net, const REAL *theta, int64_t N, int32_t lo
            .b_off = ib + L,
            .g_off = ib + 2 * L};
     lc_parallel_for(n_parts, FN(dense_part), &ctx);
-    for (int64_t q = 1; q < n_parts; q++) FN(hess_add)(H, ctx.H_parts + (q - 1) * P * P, P * P);
+    FN(hess_add_parts)(H, ctx.H_parts, n_parts - 1, P * P, P * P);
     const int64_t *w_off = ib;
     /* the blocks above the diagonal blocks are the transposes of those below */
     for (int64_t l = 0; l < L; l++) {
@@ -1286,8 +1295,7 @@ int FN(lc_net_hvp)(const lc_net *net, const REAL *theta, const REAL *X, const RE
     if (loss_out) *loss_out = FN(hess_loss_value)(loss, total, N, net->sizes[L]);
     if (grad) {
         memcpy(grad, plan.grad_parts, (size_t)P * sizeof(REAL));
-        for (int64_t p = 1; p < plan.n_parts; p++)
-            FN(hess_add)(grad, plan.grad_parts + 2 * p * P, P);
+        FN(hess_add_parts)(grad, plan.grad_parts + 2 * P, plan.n_parts - 1, 2 * P, P);
     }
     FN(hvp_plan_free)(&plan);
     return LC_OK;
