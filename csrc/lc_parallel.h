@@ -22,9 +22,9 @@ int lc_get_num_threads(void);
 /* Sets it; values below 1 mean 1. */
 void lc_set_num_threads(int n);
 /* Runs fn(ctx, part) for every part in [0, n_parts) on up to min(n_parts, threads) threads,
- * the calling thread included; returns when every part has run.  Each thread claims the parts
- * of its own block of consecutive parts first, then any part left, so a helper that starts
- * late costs nothing; if no helper can be made, the caller runs every part. */
+ * the calling thread included; returns when every part has run.  Each thread claims the next
+ * part until none is left, so a helper that starts late costs nothing; if no helper can be
+ * made, the caller runs every part. */
 void lc_parallel_for(int64_t n_parts, lc_part_fn fn, void *ctx);
 
 /* A team of threads kept for a run of many short parallel loops (a Lanczos run: one product
@@ -37,9 +37,7 @@ typedef struct lc_team lc_team;
 /* A team of up to n threads (the caller included; n is capped by lc_get_num_threads() and
  * LC_MAX_PARTS); NULL only when out of memory. */
 lc_team *lc_team_start(int64_t n);
-/* Like lc_parallel_for, on the team (team NULL: lc_parallel_for itself).  Runs of the same
- * number of parts give each thread the same block of parts, so a part's data tends to stay in
- * the cache of one core from run to run. */
+/* Like lc_parallel_for, on the team (team NULL: lc_parallel_for itself). */
 void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx);
 /* Stops and frees the team (NULL is fine). */
 void lc_team_end(lc_team *team);
