@@ -17,12 +17,13 @@ whatever runs next.  The parent only starts the processes one after another and 
   never calls the BLAS, so this takes nothing from it; it is also what the core meets in a
   user's program, where the BLAS pool sleeps because nothing calls it.  It runs at its thread
   count (printed; by default the CPUs the process may use) and, when that is above one, on one
-  thread, the two settings taken in turn ``--repeat`` times.  This process runs before and
-  after the peers of each case, and the fastest fit of all is kept, so a busy moment of the
-  shared machine does not decide a ratio.
+  thread: a warm-up epoch, then the two settings taken in turn ``--repeat`` times.  This
+  process runs before and after the peers of each case, and the fastest fit of all is kept, so
+  a busy moment of the shared machine does not decide a ratio.
 - linncore's NumPy engine and the hand-written NumPy loop: together in one process with the
-  BLAS at all cores, as a user gets it (their products are small enough that OpenBLAS runs
-  most of them on one thread anyway), taken in turn ``--repeat`` times.
+  BLAS at all cores, as a user gets it, taken in turn ``--repeat`` times after a warm-up epoch.
+  Their batch products are below OpenBLAS's threshold for threads (m n k <= 262,144), so they
+  run on one thread either way; the BLAS threads serve their larger whole-data products.
 - Peers at their best setting, each in its own process with the libraries' default threads:
   PyTorch eager at its best thread count (every count from 1 to the cores tried in turn, after
   a warm-up epoch), JAX with the whole epoch compiled (``jax.jit`` of a ``lax.scan`` over the
@@ -182,6 +183,7 @@ def linncore_worker(case: Case, epochs: int, repeat: int, threads: int | None) -
     n = lc.get_num_threads()
     X, Y = data(case)
     run = linncore_fit(case, X, Y, epochs, "native")
+    linncore_fit(case, X, Y, 1, "native")()  # warm-up of a fresh process, not timed
     core = one = float("inf")
     for _ in range(repeat):
         core = min(core, hn.best_of(run, 1) / epochs)
@@ -205,6 +207,8 @@ def numpy_worker(case: Case, epochs: int, repeat: int) -> dict[str, Any]:
     """Seconds per epoch of linncore's NumPy engine and of the hand-written loop, in turn."""
     X, Y = data(case)
     engine_fit = linncore_fit(case, X, Y, epochs, "numpy")
+    linncore_fit(case, X, Y, 1, "numpy")()  # warm-up of a fresh process, not timed
+    numpy_loop(case, X, Y, 1)
     engine = loop = float("inf")
     for _ in range(repeat):
         engine = min(engine, hn.best_of(engine_fit, 1) / epochs)
