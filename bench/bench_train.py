@@ -23,7 +23,7 @@ whatever runs next.  The parent only starts the processes one after another and 
 - linncore's NumPy engine and the hand-written NumPy loop: together in one process with the
   BLAS at all cores, as a user gets it, taken in turn ``--repeat`` times after a warm-up epoch.
   Their batch products are below OpenBLAS's threshold for threads (m n k <= 262,144), so they
-  run on one thread either way; the BLAS threads serve their larger whole-data products.
+  run on one thread either way; only a larger product would use the BLAS's other threads.
 - Peers at their best setting, each in its own process with the libraries' default threads:
   PyTorch eager at its best thread count (every count from 1 to the cores tried in turn, after
   a warm-up epoch), JAX with the whole epoch compiled (``jax.jit`` of a ``lax.scan`` over the
