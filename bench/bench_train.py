@@ -18,8 +18,8 @@ whatever runs next.  The parent only starts the processes one after another and 
   user's program, where the BLAS pool sleeps because nothing calls it.  It runs at its thread
   count (printed; by default the CPUs the process may use) and, when that is above one, on one
   thread: a warm-up epoch, then the two settings taken in turn ``--repeat`` times.  This
-  process runs before and after the peers of each case, and the fastest fit of all is kept, so
-  a busy moment of the shared machine does not decide a ratio.
+  process runs before and after the other rows of each case, and the fastest fit of all is
+  kept, so a busy moment of the shared machine does not decide a ratio.
 - linncore's NumPy engine and the hand-written NumPy loop: together in one process with the
   BLAS at all cores, as a user gets it, taken in turn ``--repeat`` times after a warm-up epoch.
   Their batch products are below OpenBLAS's threshold for threads (m n k <= 262,144), so they
@@ -466,8 +466,8 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
             out[peer] = hn.run_worker(
                 SCRIPT, [peer, *common, "--epochs", str(peer_epochs[peer])], blas_threads=None
             )
-        hn.progress(f"{name}: linncore's compiled core again")
-        out["linncore"].append(hn.run_worker(SCRIPT, lc_args, blas_threads=1))
+    hn.progress(f"{name}: linncore's compiled core again")
+    out["linncore"].append(hn.run_worker(SCRIPT, lc_args, blas_threads=1))
     return out
 
 
