@@ -266,7 +266,8 @@ def numpy_loop(case: Case, X, Y, epochs: int) -> None:
 # -- PyTorch eager, at its best thread count --------------------------------------------------
 def torch_worker(case: Case, epochs: int, repeat: int) -> dict[str, Any]:
     """Seconds per epoch at each thread count from 1 to the cores, taken in turn ``repeat``
-    times after a warm-up epoch; the best count is the one reported."""
+    times after a warm-up epoch (a count over twice the best after a round is not run again);
+    the best count is the one reported."""
     import torch
 
     X, Y = data(case)
@@ -302,8 +303,10 @@ def torch_worker(case: Case, epochs: int, repeat: int) -> dict[str, Any]:
     best = dict.fromkeys(counts, float("inf"))
     torch.set_num_threads(max(counts))
     fit(1)  # warm-up, not timed
-    for _ in range(repeat):
+    for round_ in range(repeat):
         for k in counts:
+            if round_ and best[k] > 2 * min(best.values()):
+                continue  # clearly not the best count: not worth repeating on a busy machine
             torch.set_num_threads(k)
             best[k] = min(best[k], hn.best_of(lambda: fit(epochs), 1) / epochs)
     k_best = min(best, key=lambda k: best[k])
