@@ -104,6 +104,24 @@ def cpu_name() -> str:
         return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
 
 
+def nominal_peak() -> tuple[float, str] | None:
+    """float32 GFLOP/s of all cores from the clock the kernel reports: two FMA pipes of 8 lanes
+    (AVX2) or 16 (AVX-512) make 32 or 64 flops per cycle and core.  A measured peak far below
+    this means other work held the cores (boost clocks can take it somewhat above)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            text = fh.read()
+        mhz = float(
+            next(line for line in text.splitlines() if line.startswith("cpu MHz")).split(":")[1]
+        )
+    except (OSError, StopIteration, ValueError):
+        return None
+    if " fma " not in text or "avx2" not in text:
+        return None
+    per_cycle = 64 if "avx512f" in text else 32
+    return cores() * mhz * per_cycle / 1e3, f"{cores()} x {mhz:.0f} MHz x {per_cycle} flops"
+
+
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
