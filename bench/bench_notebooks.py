@@ -2,7 +2,7 @@
 
 Run: python bench/bench_notebooks.py [PATH] [--notebooks a,b] [--repeat R] [--timeout S]
                                      [--vendor] [--extra] [--keep DIR] [--json FILE]
-                                     [--profile [PY_SPY]]
+                                     [--profile [PY_SPY]] [--threads N]
 
 PATH is a checkout (or an extract) of the vendor's public repository
 ``liquidinstruments/moku-examples``, or its ``neural-network`` folder; without it the
@@ -292,10 +292,16 @@ class Run:
     split: dict[str, float] = field(default_factory=dict)  # own-time samples per category
 
 
+#: LINNCORE_NUM_THREADS for the runs (--threads); None leaves the environment as it is.
+THREADS: int | None = None
+
+
 def child_env(library: str, keep: Path, work: Path | None = None) -> dict[str, str]:
     """The environment of a run: Agg backend, the source tree first on the path, and a
     bytecode cache (as an installed package has) even where PYTHONDONTWRITEBYTECODE is set."""
     env = dict(os.environ)
+    if THREADS is not None:
+        env["LINNCORE_NUM_THREADS"] = str(THREADS)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         MPLBACKEND="Agg",
@@ -579,7 +585,17 @@ def main() -> int:
         help="also split each notebook's own time by running it once more under py-spy "
         "(the executable, default py-spy on PATH; pip install py-spy, outside linncore)",
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="LINNCORE_NUM_THREADS of the runs (default: as set, else the CPUs available)",
+    )
     args = ap.parse_args()
+    global THREADS
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads: expected a positive number, got {args.threads}")
+        THREADS = args.threads
     py_spy = None
     if args.profile:
         py_spy = shutil.which(args.profile)
@@ -603,6 +619,9 @@ def main() -> int:
 
     print(f"CPU: {cpu_name()}")
     print(f"notebooks: {folder}; best of {args.repeat} run(s); timeout {args.timeout:g} s")
+    threads = THREADS if THREADS is not None else os.environ.get("LINNCORE_NUM_THREADS")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"linncore threads: {threads or f'default ({cpus})'}")
     results: dict[str, dict[str, Run]] = {}
     notes: dict[str, list[str]] = {}
     for library, python in paths:
