@@ -56,7 +56,10 @@ code (with the NumPy and SciPy it calls) and the rest.
 Times are the best of ``--repeat`` runs: wall-clock seconds of the whole subprocess, and its
 CPU time (user + system), which a machine busy with other work inflates less.  The library
 is imported once before the runs so that its bytecode is cached, as an installed package's
-is (``PYTHONDONTWRITEBYTECODE`` would otherwise make every run compile linncore's sources).
+is (``PYTHONDONTWRITEBYTECODE`` would otherwise make every run compile linncore's sources),
+and the runs read the installed packages' own bytecode caches (``PYTHONPYCACHEPREFIX`` is
+unset: with it, every run would compile SciPy, tqdm and the parts of matplotlib the warm-up
+does not import, seconds that no user of an installed environment pays).
 The vendor path (``--vendor``, off by default: about nine minutes on an idle machine) runs
 in the interpreter given by ``--vendor-python`` (default: the peers' virtual environment),
 which must have ``moku[neuralnetwork]`` and TensorFlow.  The machine's CPU is printed first.
@@ -296,28 +299,29 @@ class Run:
 THREADS: int | None = None
 
 
-def child_env(library: str, keep: Path, work: Path | None = None) -> dict[str, str]:
-    """The environment of a run: Agg backend, the source tree first on the path, and a
-    bytecode cache (as an installed package has) even where PYTHONDONTWRITEBYTECODE is set."""
+def child_env(library: str, work: Path | None = None) -> dict[str, str]:
+    """The environment of a run: Agg backend, the source tree first on the path, and the
+    bytecode caches beside the sources (as in an installed environment) even where
+    PYTHONDONTWRITEBYTECODE or PYTHONPYCACHEPREFIX is set."""
     env = dict(os.environ)
     if THREADS is not None:
         env["LINNCORE_NUM_THREADS"] = str(THREADS)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PYTHONPYCACHEPREFIX", None)
     env.update(
         MPLBACKEND="Agg",
         NBBENCH_LIBRARY=library,
         PYTHONPATH=os.pathsep.join([str(ROOT)] + ([str(work)] if work else [])),
-        PYTHONPYCACHEPREFIX=str(keep / "pycache"),
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     return env
 
 
-def warm_up(python: str, library: str, keep: Path) -> None:
+def warm_up(python: str, library: str) -> None:
     """Import the library once, untimed, so that its bytecode is cached for the runs."""
     subprocess.run(
         [python, "-c", f"import numpy, matplotlib.pyplot, {library}"],
-        env=child_env(library, keep),
+        env=child_env(library),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         check=False,
@@ -346,7 +350,7 @@ def run_script(
     )
     (work / f"{name}.py").write_text(script.code, encoding="utf-8")
     out = work / "nbbench.json"
-    env = child_env(library, keep, work)
+    env = child_env(library, work)
     env["NBBENCH_OUT"] = str(out)
     log = work / "output.log"
     samples = work / "py-spy.txt"
@@ -625,7 +629,7 @@ def main() -> int:
     results: dict[str, dict[str, Run]] = {}
     notes: dict[str, list[str]] = {}
     for library, python in paths:
-        warm_up(python, library, keep_root)
+        warm_up(python, library)
     for name in names:
         results[name] = {}
         for library, python in paths:
