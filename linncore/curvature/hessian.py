@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import _backend
+from .._util.codes import LOSSES as _LOSS_CODES
 from .._util.validate import (
     as_float_array,
     as_samples,
@@ -91,9 +92,10 @@ def _check_net(net: Any) -> Network:
 
 def _samples(value: Any, width: int, name: str) -> np.ndarray:
     """``as_samples(value, width, name)`` in float64, with the same errors.  A float64,
-    C-contiguous ``(n, width)`` ndarray (n >= 1) whose sum is finite is returned as it is,
-    which is what ``as_samples`` returns for it: a sum is finite only when every term is, so
-    one sum checks it (a sum that overflows takes the full check)."""
+    C-contiguous ``(n, width)`` ndarray (n >= 1) whose sum of squares is finite is returned as
+    it is, which is what ``as_samples`` returns for it: the sum is finite only when every term
+    is, so one dot product checks it (half the time of ``sum``, which NumPy reduces pairwise;
+    a sum that overflows takes the full check)."""
     if (
         type(value) is np.ndarray
         and value.dtype == np.float64
@@ -101,7 +103,7 @@ def _samples(value: Any, width: int, name: str) -> np.ndarray:
         and value.shape[1] == width
         and value.shape[0] > 0
         and value.flags.c_contiguous
-        and math.isfinite(value.sum())
+        and math.isfinite((flat := value.ravel()).dot(flat))
     ):
         return value
     return as_samples(value, width, name, dtype=np.float64)
@@ -116,13 +118,15 @@ def _data(net: Network, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _directions(v: Any, P: int) -> np.ndarray:
-    """``v`` as a float64 array of shape ``(P,)`` or ``(P, k)``, finite."""
+    """``v`` as a float64 array of shape ``(P,)`` or ``(P, k)``, finite (checked as in
+    ``_samples``)."""
     if (
         type(v) is np.ndarray
         and v.dtype == np.float64
         and v.ndim in (1, 2)
         and v.shape[0] == P
-        and math.isfinite(v.sum())
+        and v.flags.c_contiguous
+        and math.isfinite((flat := v.ravel()).dot(flat))
     ):
         return v
     arr = as_float_array(v, "v")
@@ -417,7 +421,7 @@ def hvp(
     [0.5, 0.0]
     """
     _check_net(net)
-    code = _losses.code(_loss_name(loss))
+    code = _LOSS_CODES[_loss_name(loss)]  # _losses.code would check the name again
     x, y = _data(net, X, Y)
     arr = _directions(v, net.n_params)
     # one fused kernel call: each chunk of samples is prepared just before its products, so no
