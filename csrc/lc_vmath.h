@@ -20,6 +20,11 @@
 
 #define LC_HAVE_VMATH 1
 
+/* Every function below is inlined into its caller, always: the hot loops are compiled once per
+ * instruction set (LC_HOT), and a vector passed to an out-of-line copy compiled for another
+ * would not be where that copy looks for it. */
+#define LC_VM_INLINE LC_ALWAYS_INLINE
+
 #if LC_HAVE_VECTOR_EXT
 /* The functions below are static inline: no vector crosses a call boundary between separately
  * compiled code, so the note of GCC and Clang on the ABI of 32-byte vector arguments does not
@@ -27,12 +32,14 @@
 #pragma GCC diagnostic ignored "-Wpsabi" /* Clang reads it too */
 LC_VECTOR_TYPEDEF(lc_v4d, double, 32);
 LC_VECTOR_TYPEDEF(lc_v4u, uint64_t, 32); /* the lanes' bits */
+LC_VECTOR_TYPEDEF(lc_v4i, int64_t, 32);
 LC_VECTOR_TYPEDEF(lc_v4f, float, 16);
 #define LC_V4D(c) ((lc_v4d){(c), (c), (c), (c)})
 #define LC_V4U(c) ((lc_v4u){(c), (c), (c), (c)})
+#define LC_V4I(c) ((lc_v4i){(c), (c), (c), (c)})
 /* mask ? a : b per lane; a vector comparison gives lanes of all ones or zero. */
 #define LC_V4D_SELECT(mask, a, b) lc_v4d_select_bits((lc_v4u)(mask), (a), (b))
-static inline lc_v4d lc_v4d_select_bits(lc_v4u mask, lc_v4d a, lc_v4d b)
+LC_VM_INLINE lc_v4d lc_v4d_select_bits(lc_v4u mask, lc_v4d a, lc_v4d b)
 {
     lc_v4u ia, ib;
     memcpy(&ia, &a, sizeof ia);
@@ -52,7 +59,7 @@ typedef uint64_t lc_v4u;
 
 /* exp(y) for |y| <= 700: y = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor polynomial to
  * degree 12 (error below 1e-15 relative), 2^n written into the exponent bits. */
-static inline lc_v4d lc_v4d_exp(lc_v4d y)
+LC_VM_INLINE lc_v4d lc_v4d_exp(lc_v4d y)
 {
     const lc_v4d shifter = LC_V4D(0x1.8p52); /* adding it rounds to an integer */
     const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
@@ -83,7 +90,7 @@ static inline lc_v4d lc_v4d_exp(lc_v4d y)
 /* tanh: the odd series x (1 - x^2/3 + 2x^4/15 - 17x^6/315 + 62x^8/2835) below |x| = 1/16
  * (keeps -0), 1 - 2 / (exp(2|x|) + 1) with the sign of x above (|x| capped at 20, where
  * tanh rounds to 1). */
-static inline lc_v4d lc_v4d_tanh(lc_v4d x)
+LC_VM_INLINE lc_v4d lc_v4d_tanh(lc_v4d x)
 {
     const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
     lc_v4u xb;
@@ -109,7 +116,7 @@ static inline lc_v4d lc_v4d_tanh(lc_v4d x)
 }
 
 /* 1 / (1 + exp(-x)), exp's argument capped to [-700, 700]. */
-static inline lc_v4d lc_v4d_sigmoid(lc_v4d x)
+LC_VM_INLINE lc_v4d lc_v4d_sigmoid(lc_v4d x)
 {
     lc_v4d y = -x;
     y = LC_V4D_SELECT(y < LC_V4D(700.0), y, LC_V4D(700.0));
@@ -118,35 +125,176 @@ static inline lc_v4d lc_v4d_sigmoid(lc_v4d x)
     return LC_V4D_SELECT(x == x, s, x);
 }
 
-/* h[i] := f(z[i]) for float arrays.  With vector types four lanes at a time, the tail through
- * a zero-padded vector; without, one element at a time: every element is computed the same
- * way. */
+/* ---- float32 at throughput: a short evaluation, checked, the above where it could differ ----
+ *
+ * The functions above define the float32 bits; their exp is a Horner chain of 12 dependent
+ * multiply-adds, about 100 cycles from input to result, so a loop of them runs at the rate the
+ * out-of-order window can hide that latency, not at the rate of its arithmetic.  With vector
+ * types the loops below evaluate the same formula with a shorter exp instead: one-step range
+ * reduction and the Taylor polynomial to degree 11 by Estrin's scheme (depth 4 instead of 12).
+ * Its double result is within a few hundred double ulps of the defining one (truncation below
+ * 7e-15 relative, amplified at most 8 times by tanh at |x| = 1/16), far less than
+ * LC_VM_NEAR (4096 ulps).  A float is the double rounded once, so the two round to the same
+ * float unless a rounding midpoint of float lies between them: a lane whose short result is
+ * within LC_VM_NEAR of a midpoint (or below float's normal range, where the rounding point
+ * moves) is "near", and a vector with a near lane is computed again by the defining function.
+ * That happens for about 2^-16 of the lanes.  The result is the defining function's bits for
+ * every input; bench/check_vmath.c checks all 2^32 float inputs. */
 #if LC_HAVE_VECTOR_EXT
-#define LC_V4F_APPLY(FUNC, z, h, n)                                                                \
+#define LC_VM_NEAR 4096 /* double ulps around a float midpoint where the short result is not used */
+
+/* exp(y) for |y| <= 700 to about 1e-14 relative: y = n ln2 + r, |r| <= ln2/2 (to rounding),
+ * exp(r) = sum r^k / k! for k <= 11 by Estrin's scheme. */
+LC_VM_INLINE lc_v4d lc_v4d_exp_short(lc_v4d y)
+{
+    const lc_v4d shifter = LC_V4D(0x1.8p52);
+    const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
+    const lc_v4d n = k - shifter;
+    const lc_v4d r = y - n * LC_V4D(6.93147180559945286227e-01);
+    const lc_v4d r2 = r * r;
+    const lc_v4d r4 = r2 * r2;
+    const lc_v4d r8 = r4 * r4;
+    const lc_v4d q0 = LC_V4D(1.0) + r;
+    const lc_v4d q1 = LC_V4D(0.5) + r * LC_V4D(1.0 / 6.0);
+    const lc_v4d q2 = LC_V4D(1.0 / 24.0) + r * LC_V4D(1.0 / 120.0);
+    const lc_v4d q3 = LC_V4D(1.0 / 720.0) + r * LC_V4D(1.0 / 5040.0);
+    const lc_v4d q4 = LC_V4D(1.0 / 40320.0) + r * LC_V4D(1.0 / 362880.0);
+    const lc_v4d q5 = LC_V4D(1.0 / 3628800.0) + r * LC_V4D(1.0 / 39916800.0);
+    const lc_v4d s0 = q0 + q1 * r2;
+    const lc_v4d s1 = q2 + q3 * r2;
+    const lc_v4d s2 = q4 + q5 * r2;
+    const lc_v4d p = (s0 + s1 * r4) + s2 * r8;
+    lc_v4u bits;
+    memcpy(&bits, &k, sizeof bits);
+    bits = (bits + LC_V4U(1023)) << 52;
+    lc_v4d scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* Lanes of v (>= 0) whose rounding to float is within LC_VM_NEAR double ulps of a midpoint:
+ * all ones there, zero elsewhere.  A double in float's normal range rounds to float by the low
+ * 29 bits of its significand, whose midpoint is 2^28: the sum below puts the window around it
+ * at [0, 2 LC_VM_NEAR) modulo 2^29. */
+LC_VM_INLINE lc_v4i lc_v4d_near_float_midpoint(lc_v4d v)
+{
+    lc_v4i bits;
+    memcpy(&bits, &v, sizeof bits);
+    const lc_v4i off = (bits + LC_V4I(0x10000000 + LC_VM_NEAR)) & LC_V4I(0x1FFFFFFF);
+    return (lc_v4i)(off < LC_V4I(2 * LC_VM_NEAR));
+}
+
+LC_VM_INLINE int lc_v4i_any(lc_v4i m)
+{
+    return (m[0] | m[1] | m[2] | m[3]) != 0;
+}
+
+/* lc_v4d_tanh's formula with lc_v4d_exp_short; *near |= the lanes where it may round
+ * differently (the series lanes are lc_v4d_tanh's own operations, never near). */
+LC_VM_INLINE lc_v4d lc_v4d_tanh_short(lc_v4d x, lc_v4i *near)
+{
+    const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
+    lc_v4u xb;
+    memcpy(&xb, &x, sizeof xb);
+    const lc_v4u ab = xb & ~sign_bit;
+    lc_v4d a;
+    memcpy(&a, &ab, sizeof a);
+    const lc_v4d a2 = a * a;
+    const lc_v4d series =
+        x * (LC_V4D(1.0) + a2 * (LC_V4D(-1.0 / 3.0) +
+                                 a2 * (LC_V4D(2.0 / 15.0) +
+                                       a2 * (LC_V4D(-17.0 / 315.0) + a2 * LC_V4D(62.0 / 2835.0)))));
+    const lc_v4d capped = LC_V4D_SELECT(a < LC_V4D(20.0), a, LC_V4D(20.0));
+    const lc_v4d e = lc_v4d_exp_short(capped + capped);
+    const lc_v4d far = LC_V4D(1.0) - LC_V4D(2.0) / (e + LC_V4D(1.0));
+    const lc_v4i small = (lc_v4i)(a < LC_V4D(0.0625));
+    *near |= lc_v4d_near_float_midpoint(far) & ~small;
+    lc_v4u fb;
+    memcpy(&fb, &far, sizeof fb);
+    fb |= xb & sign_bit;
+    lc_v4d signed_far;
+    memcpy(&signed_far, &fb, sizeof signed_far);
+    const lc_v4d t = LC_V4D_SELECT(small, series, signed_far);
+    return LC_V4D_SELECT(x == x, t, x);
+}
+
+/* lc_v4d_sigmoid's formula with lc_v4d_exp_short; *near as for tanh, and every lane below
+ * float's normal range (where the rounding point moves). */
+LC_VM_INLINE lc_v4d lc_v4d_sigmoid_short(lc_v4d x, lc_v4i *near)
+{
+    lc_v4d y = -x;
+    y = LC_V4D_SELECT(y < LC_V4D(700.0), y, LC_V4D(700.0));
+    y = LC_V4D_SELECT(y > LC_V4D(-700.0), y, LC_V4D(-700.0));
+    const lc_v4d s = LC_V4D(1.0) / (LC_V4D(1.0) + lc_v4d_exp_short(y));
+    *near |= lc_v4d_near_float_midpoint(s) | (lc_v4i)(s < LC_V4D(0x1p-126));
+    return LC_V4D_SELECT(x == x, s, x);
+}
+
+/* The defining function over k floats (k a multiple of 4) in place, out of line: the rare
+ * near lanes stay off the loops' hot path. */
+#define LC_V4F_EXACT(NAME)                                                                         \
+    LC_NOINLINE LC_MAYBE_UNUSED static void lc_v4f_##NAME##_exact(float *v, int64_t k)             \
+    {                                                                                              \
+        for (int64_t i = 0; i < k; i += 4) {                                                       \
+            lc_v4f f;                                                                              \
+            memcpy(&f, v + i, sizeof f);                                                           \
+            f = __builtin_convertvector(lc_v4d_##NAME(__builtin_convertvector(f, lc_v4d)),         \
+                                        lc_v4f);                                                   \
+            memcpy(v + i, &f, sizeof f);                                                           \
+        }                                                                                          \
+    }
+LC_V4F_EXACT(tanh)
+LC_V4F_EXACT(sigmoid)
+#undef LC_V4F_EXACT
+
+/* h[0..k) := NAME(z[0..k)) for k floats, k a multiple of 4 up to LC_VM_GROUP: the short form
+ * for all, then the defining one for all if any lane is near.  z is copied first, so h may be
+ * z. */
+#define LC_VM_GROUP 32
+#define LC_V4F_GROUP(NAME, zp, hp, k)                                                              \
+    do {                                                                                           \
+        float in_[LC_VM_GROUP];                                                                    \
+        memcpy(in_, (zp), (size_t)(k) * sizeof(float));                                            \
+        lc_v4i near_ = LC_V4I(0);                                                                  \
+        for (int64_t j_ = 0; j_ < (k); j_ += 4) {                                                  \
+            lc_v4f f_;                                                                             \
+            memcpy(&f_, in_ + j_, sizeof f_);                                                      \
+            const lc_v4d d_ = lc_v4d_##NAME##_short(__builtin_convertvector(f_, lc_v4d), &near_);  \
+            f_ = __builtin_convertvector(d_, lc_v4f);                                              \
+            memcpy((hp) + j_, &f_, sizeof f_);                                                     \
+        }                                                                                          \
+        if (lc_v4i_any(near_)) {                                                                   \
+            lc_v4f_##NAME##_exact(in_, (k));                                                       \
+            memcpy((hp), in_, (size_t)(k) * sizeof(float));                                        \
+        }                                                                                          \
+    } while (0)
+
+/* h[i] := NAME(z[i]) for float arrays (NAME tanh or sigmoid): groups of LC_VM_GROUP, then
+ * vectors of four, the tail through a zero-padded vector, so every element is computed the
+ * same way. */
+#define LC_V4F_APPLY(NAME, z, h, n)                                                                \
     do {                                                                                           \
         int64_t i_ = 0;                                                                            \
-        for (; i_ + 4 <= (n); i_ += 4) {                                                           \
-            lc_v4f f_;                                                                             \
-            memcpy(&f_, (z) + i_, sizeof f_);                                                      \
-            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                                 \
-            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                       \
-            memcpy((h) + i_, &r_, sizeof r_);                                                      \
-        }                                                                                          \
+        for (; i_ + LC_VM_GROUP <= (n); i_ += LC_VM_GROUP)                                         \
+            LC_V4F_GROUP(NAME, (z) + i_, (h) + i_, LC_VM_GROUP);                                   \
+        for (; i_ + 4 <= (n); i_ += 4) LC_V4F_GROUP(NAME, (z) + i_, (h) + i_, 4);                  \
         if (i_ < (n)) {                                                                            \
             float buf_[4] = {0, 0, 0, 0};                                                          \
             memcpy(buf_, (z) + i_, (size_t)((n) - i_) * sizeof(float));                            \
-            lc_v4f f_;                                                                             \
-            memcpy(&f_, buf_, sizeof f_);                                                          \
-            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                                 \
-            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                       \
-            memcpy(buf_, &r_, sizeof r_);                                                          \
+            LC_V4F_GROUP(NAME, buf_, buf_, 4);                                                     \
             memcpy((h) + i_, buf_, (size_t)((n) - i_) * sizeof(float));                            \
         }                                                                                          \
     } while (0)
 #else
-#define LC_V4F_APPLY(FUNC, z, h, n)                                                                \
+/* One lane: the defining functions themselves.  A NaN is returned as z + z, quiet with its
+ * payload, as the vector form's two conversions return it (the compiler may drop the pair of
+ * conversions of a NaN, which would keep a signaling one signaling). */
+#define LC_V4F_APPLY(NAME, z, h, n)                                                                \
     do {                                                                                           \
-        for (int64_t i_ = 0; i_ < (n); i_++) (h)[i_] = (float)FUNC((double)(z)[i_]);               \
+        for (int64_t i_ = 0; i_ < (n); i_++) {                                                     \
+            const float z_ = (z)[i_];                                                              \
+            (h)[i_] = z_ == z_ ? (float)lc_v4d_##NAME((double)z_) : z_ + z_;                       \
+        }                                                                                          \
     } while (0)
 #endif
 
