@@ -471,28 +471,41 @@ double FN(lc_loss_grad)(int32_t loss, const REAL *f, const REAL *y, int64_t B, i
  * float arithmetic; where a field is on, it calls lc_qat_quantize (forward) and lc_qat_gate
  * (the straight-through estimator, backward) at the points lc_qat.h names.  Float training is
  * therefore QAT with every field float by construction.  Every offset comes from the layout
- * table handed in; nothing in a batch loop walks the layers to find one. */
+ * table handed in; nothing in a batch loop walks the layers to find one.
+ *
+ * The step has one body, written for a range of a batch's rows and a range of theta:
+ * FN(rows_forward) and FN(rows_backward) run rows [r0, r0 + nb) through the forward pass and
+ * the backward chain (dz, dx), FN(params_grad) sums the kernel and bias gradients of a range
+ * of theta over all the batch's rows.  The serial step is the whole batch as one row range
+ * and theta as one parameter range; the parts of FN(par_step) are the same functions on
+ * their ranges (see "Both cores" below). */
 
 /* Workspace of the step for batches of up to B samples.  Per layer: z, h, a (a is h itself
  * when there is no output clipping and no activation quantization), the layer's output out
- * (a, or the batch-normalised y), batch-normalisation intermediates, and for quantized fields
- * the quantized operands and their straight-through masks.  Shared: two upstream gradients,
- * dz, the gated dz, the batch-normalisation gradient, a transposed kernel; for training the
- * gradient, the increment, the next parameters and a gathered batch. */
+ * (a, or the batch-normalised y), batch-normalisation intermediates, for quantized fields the
+ * quantized operands and their straight-through masks, and the input, kernel and bias as the
+ * product saw them.  With a backward pass, per layer also dz, the gated dz (dz itself without
+ * accumulator quantization) and the transposed kernel, and shared: two upstream gradients
+ * and the batch-normalisation gradient.  For training: the gradient, the increment, the next
+ * parameters and a gathered batch. */
 typedef struct {
     REAL *block;
     uint8_t *mblock;
     double *scratch;
     void **ptrs;
     REAL **z, **h, **a, **out, **qin, **wq, **bq;
-    const REAL **in_used, **w_used; /* each layer's input and kernel as the product saw them */
+    const REAL **in_used, **w_used, **b_used; /* as the product saw them (b_used NULL: none) */
     REAL **bn_hat, **bn_inv, **bn_mean, **bn_var;
     uint8_t **m_in, **m_w, **m_b, **m_acc, **m_act;
-    REAL *da0, *da1, *dz, *dacc, *dbn, *wt, *grad, *delta, *next, *Xb, *Yb;
+    REAL **dz, **dacc, **wt; /* backward: dz, the gated dz, W^T as the product saw W */
+    REAL *da0, *da1, *dbn, *grad, *delta, *next, *Xb, *Yb;
 } FN(ws);
 
 enum {
-    FN(WS_PTR_ARRAYS) = 21
+    FN(WS_PTR_ARRAYS) = 22,
+    FN(WS_FORWARD) = 0,  /* the forward pass only */
+    FN(WS_BACKWARD) = 1, /* and the backward pass */
+    FN(WS_TRAIN) = 2     /* and a training step: gradient, increment, next, gathered batch */
 };
 
 static void FN(ws_free)(FN(ws) * w)
@@ -516,16 +529,20 @@ static inline int FN(own_a)(const lc_net *net, const lc_qat *q, int64_t l)
     return net->clip_out || FN(q_on)(q, l, LC_QF_ACTIVATION);
 }
 
-static int FN(ws_alloc)(FN(ws) * w, const lc_net *net, const lc_qat *q, int64_t B, int train)
+/* The workspace w for batches of up to B samples; mode FN(WS_FORWARD), FN(WS_BACKWARD) or
+ * FN(WS_TRAIN) says which passes it serves.  LC_ERR_NOMEM when out of memory. */
+static int FN(ws_alloc)(FN(ws) * w, const lc_net *net, const lc_qat *q, int64_t B, int mode)
 {
     const int64_t L = net->n_layers, maxw = lc_net_max_width(net);
+    const int train = mode == FN(WS_TRAIN), back = mode != FN(WS_FORWARD);
     const int64_t P = train ? lc_net_n_params(net) : 0;
-    int64_t nr = 5 * B * maxw + maxw * maxw + 3 * P;
+    int64_t nr = 3 * back * B * maxw + 3 * P;
     int64_t nm = 0;
     if (train) nr += B * (net->sizes[0] + net->sizes[L]);
     for (int64_t l = 0; l < L; l++) {
         const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
         nr += (2 + FN(own_a)(net, q, l)) * B * no;
+        if (back) nr += (1 + FN(q_on)(q, l, LC_QF_ACCUMULATOR)) * B * no + ni * no;
         if (lc_net_bn(net, l)) nr += 2 * B * no + 3 * no;
         if (FN(q_on)(q, l, LC_QF_INPUT)) {
             nr += B * ni;
@@ -567,6 +584,7 @@ static int FN(ws_alloc)(FN(ws) * w, const lc_net *net, const lc_qat *q, int64_t 
     LC_WS_ARRAY(bq, REAL **);
     LC_WS_ARRAY(in_used, const REAL **);
     LC_WS_ARRAY(w_used, const REAL **);
+    LC_WS_ARRAY(b_used, const REAL **);
     LC_WS_ARRAY(bn_hat, REAL **);
     LC_WS_ARRAY(bn_inv, REAL **);
     LC_WS_ARRAY(bn_mean, REAL **);
@@ -576,6 +594,9 @@ static int FN(ws_alloc)(FN(ws) * w, const lc_net *net, const lc_qat *q, int64_t 
     LC_WS_ARRAY(m_b, uint8_t **);
     LC_WS_ARRAY(m_acc, uint8_t **);
     LC_WS_ARRAY(m_act, uint8_t **);
+    LC_WS_ARRAY(dz, REAL **);
+    LC_WS_ARRAY(dacc, REAL **);
+    LC_WS_ARRAY(wt, REAL **);
 #undef LC_WS_ARRAY
     REAL *p = w->block;
     uint8_t *mp = w->mblock;
@@ -629,19 +650,20 @@ static int FN(ws_alloc)(FN(ws) * w, const lc_net *net, const lc_qat *q, int64_t 
             w->m_act[l] = mp;
             mp += s;
         }
+        if (back) { /* dz, the gated dz (dz itself unless the accumulator is quantized), W^T */
+            const int gated = FN(q_on)(q, l, LC_QF_ACCUMULATOR);
+            w->dz[l] = p;
+            w->dacc[l] = p + gated * s;
+            w->wt[l] = p + (1 + gated) * s;
+            p += (1 + gated) * s + ni * no;
+        }
     }
-    w->da0 = p;
-    p += B * maxw;
-    w->da1 = p;
-    p += B * maxw;
-    w->dz = p;
-    p += B * maxw;
-    w->dacc = p;
-    p += B * maxw;
-    w->dbn = p;
-    p += B * maxw;
-    w->wt = p;
-    p += maxw * maxw;
+    if (back) { /* two upstream gradients, the batch-normalisation gradient */
+        w->da0 = p;
+        w->da1 = p + B * maxw;
+        w->dbn = p + 2 * B * maxw;
+        p += 3 * B * maxw;
+    }
     if (train) {
         w->grad = p;
         p += P;
@@ -692,75 +714,120 @@ static void FN(bn_forward)(const REAL *a, int64_t B, int64_t n, const REAL *gamm
 
 #define QSEED(l, field, part) lc_qat_seed(q->seed, step, L, (l), (field), (part))
 
-/* Forward of B samples through every layer, keeping each layer's state in w.  bn_state NULL:
- * training (batch statistics); else inference with the moving statistics.  Quantized fields
- * (q not NULL): z = q_acc(q_in(x) q_w(W)) + q_b(b); a = q_act(clip(act(z))). */
-static int FN(step_forward)(const lc_net *net, const lc_layer_offsets *lay, const lc_qat *q,
-                            int64_t step, const REAL *theta, const REAL *X, int64_t B, FN(ws) * w,
-                            const REAL *bn_state)
+/* A batch of B rows as the step's one body sees it.  The serial step fills one for the whole
+ * batch; the parts of FN(par_step) share one (FN(par)). */
+typedef struct {
+    const lc_train *t;    /* net, layout, loss and the quantization hook */
+    FN(ws) * w;           /* the workspace, B rows or more */
+    const REAL *theta;    /* parameters of the step */
+    int64_t step;         /* the iteration, for the seeds of stochastic rounding */
+    int64_t B;            /* rows of the batch */
+    const REAL *X;        /* the batch's inputs, B rows */
+    const REAL *bn_state; /* inference: the moving statistics; NULL: the batch's */
+    REAL *grad;           /* the gradient (theta's layout); NULL without a backward pass */
+    REAL *dX;             /* dL/dX, B rows, or NULL */
+    int prepare;          /* 1: FN(rows_forward) prepares each layer (FN(layer_prepare)) */
+} FN(batch);
+
+/* Layer l's kernel and bias as the products see them (quantized where asked) and its input
+ * (the quantized one where asked), into c->w's w_used, b_used and in_used; with a backward
+ * pass the transposed kernel for dx = dz W^T (layer 0 only when dL/dX is asked).  A
+ * quantization error: its status. */
+static int FN(layer_prepare)(const FN(batch) * c, int64_t l)
 {
-    const int64_t L = net->n_layers;
+    const lc_net *net = c->t->net;
+    const lc_layer_offsets *lay = c->t->layout;
+    const lc_qat *q = c->t->quant;
+    FN(ws) *w = c->w;
+    const int64_t L = net->n_layers, step = c->step;
+    const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
+    const lc_fixfmt *F = q ? q->fmts + l * LC_QF_N : NULL;
     const double nr = q ? q->near_rail : 0.0;
-    const REAL *in = X;
+    const REAL *W = c->theta + lay[l].w;
+    const REAL *b = lay[l].b >= 0 ? c->theta + lay[l].b : NULL;
+    int s;
+    if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
+        s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no, QSEED(l, LC_QF_WEIGHT, 0), nr,
+                  NULL, w->scratch);
+        if (s) return s;
+        W = w->wq[l];
+    }
+    if (b && FN(q_on)(q, l, LC_QF_BIAS)) {
+        s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0), nr, NULL,
+                  w->scratch);
+        if (s) return s;
+        b = w->bq[l];
+    }
+    w->w_used[l] = W;
+    w->b_used[l] = b;
+    w->in_used[l] = FN(q_on)(q, l, LC_QF_INPUT) ? w->qin[l] : (l ? w->out[l - 1] : c->X);
+    if (c->grad && (l > 0 || c->dX)) FN(lc_transpose)(W, w->wt[l], ni, no);
+    return LC_OK;
+}
+
+/* Forward of rows [r0, r0 + nb) of the batch through every layer, their state into c->w (at
+ * those rows); scratch: nb x max width doubles for the quantizations of rows.  With
+ * c->prepare each layer is prepared on the way, after its input's quantization (the serial
+ * order of the quantizations, so the first failing one is the serial one); else
+ * FN(layer_prepare) has run for every layer.  Quantized fields (q not NULL):
+ * z = q_acc(q_in(x) q_w(W)) + q_b(b); a = q_act(clip(act(z))).  Batch normalisation uses the
+ * rows' own statistics (c->bn_state NULL) or the moving ones: the former only with every row
+ * (r0 = 0, nb = B).  A quantization error: its status. */
+static int FN(rows_forward)(const FN(batch) * c, int64_t r0, int64_t nb, double *scratch)
+{
+    const lc_net *net = c->t->net;
+    const lc_layer_offsets *lay = c->t->layout;
+    const lc_qat *q = c->t->quant;
+    FN(ws) *w = c->w;
+    const int64_t L = net->n_layers, step = c->step;
+    const double nr = q ? q->near_rail : 0.0;
+    const REAL *in = c->X + r0 * net->sizes[0];
     int s;
     for (int64_t l = 0; l < L; l++) {
         const lc_fixfmt *F = q ? q->fmts + l * LC_QF_N : NULL;
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = B * no;
-        const REAL *W = theta + lay[l].w;
-        const REAL *b = lay[l].b >= 0 ? theta + lay[l].b : NULL;
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = nb * no;
         if (FN(q_on)(q, l, LC_QF_INPUT)) {
-            s = QAT_Q(F + LC_QF_INPUT, in, w->qin[l], w->m_in[l], B * ni, QSEED(l, LC_QF_INPUT, 0),
-                      nr, NULL, w->scratch);
+            REAL *qi = w->qin[l] + r0 * ni;
+            s = QAT_Q(F + LC_QF_INPUT, in, qi, w->m_in[l] + r0 * ni, nb * ni,
+                      QSEED(l, LC_QF_INPUT, 0), nr, NULL, scratch);
             if (s) return s;
-            in = w->qin[l];
+            in = qi;
         }
-        w->in_used[l] = in;
-        if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
-            s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no, QSEED(l, LC_QF_WEIGHT, 0),
-                      nr, NULL, w->scratch);
-            if (s) return s;
-            W = w->wq[l];
-        }
-        w->w_used[l] = W;
-        if (b && FN(q_on)(q, l, LC_QF_BIAS)) {
-            s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0), nr, NULL,
-                      w->scratch);
-            if (s) return s;
-            b = w->bq[l];
-        }
-        REAL *z = w->z[l], *h = w->h[l], *a = w->a[l];
-        FN(matmul)(in, W, z, B, ni, no);
+        if (c->prepare && (s = FN(layer_prepare)(c, l)) != LC_OK) return s;
+        const REAL *b = w->b_used[l];
+        REAL *z = w->z[l] + r0 * no, *h = w->h[l] + r0 * no, *a = w->a[l] + r0 * no;
+        FN(matmul)(in, w->w_used[l], z, nb, ni, no);
         if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
-            s = QAT_Q(F + LC_QF_ACCUMULATOR, z, z, w->m_acc[l], n, QSEED(l, LC_QF_ACCUMULATOR, 0),
-                      nr, NULL, w->scratch);
+            s = QAT_Q(F + LC_QF_ACCUMULATOR, z, z, w->m_acc[l] + r0 * no, n,
+                      QSEED(l, LC_QF_ACCUMULATOR, 0), nr, NULL, scratch);
             if (s) return s;
         }
         if (b)
-            for (int64_t i = 0; i < B; i++) {
+            for (int64_t i = 0; i < nb; i++) {
                 REAL *restrict zi = z + i * no;
                 for (int64_t j = 0; j < no; j++) zi[j] += b[j];
             }
         FN(lc_act_forward)(net->acts[l], z, h, n);
         if (net->clip_out) {
             for (int64_t i = 0; i < n; i++) {
-                const REAL t = h[i];
-                a[i] = t < (REAL)-1 ? (REAL)-1 : (t > (REAL)1 ? (REAL)1 : t);
+                const REAL u = h[i];
+                a[i] = u < (REAL)-1 ? (REAL)-1 : (u > (REAL)1 ? (REAL)1 : u);
             }
         } else if (a != h) {
             memcpy(a, h, (size_t)n * sizeof(REAL));
         }
         if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
-            s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l], n, QSEED(l, LC_QF_ACTIVATION, 0), nr,
-                      NULL, w->scratch);
+            s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l] + r0 * no, n,
+                      QSEED(l, LC_QF_ACTIVATION, 0), nr, NULL, scratch);
             if (s) return s;
         }
         if (lc_net_bn(net, l)) {
-            const REAL *g = theta + lay[l].bn;
-            const REAL *st = bn_state ? bn_state + lay[l].bn_state : NULL;
-            FN(bn_forward)(a, B, no, g, g + no, (REAL)net->bn_epsilon[l], st, w->bn_mean[l],
-                           w->bn_var[l], w->bn_inv[l], w->bn_hat[l], w->out[l]);
+            const REAL *g = c->theta + lay[l].bn;
+            const REAL *st = c->bn_state ? c->bn_state + lay[l].bn_state : NULL;
+            FN(bn_forward)(a, nb, no, g, g + no, (REAL)net->bn_epsilon[l], st, w->bn_mean[l],
+                           w->bn_var[l], w->bn_inv[l], w->bn_hat[l] + r0 * no, w->out[l] + r0 * no);
         }
-        in = w->out[l];
+        in = w->out[l] + r0 * no;
     }
     return LC_OK;
 }
@@ -812,28 +879,30 @@ static int FN(grad_quant)(const lc_net *net, const lc_layer_offsets *lay, const 
     return LC_OK;
 }
 
-/* Backward of the B samples whose forward state is in w, from dL/d(output) in w->da0:
- * gradient into grad (theta's layout), dL/dX into dX when not NULL.  Where a field is
- * quantized the gradient passes its straight-through gate; then gradients are quantized with
- * the gradient formats, their rail statistics into r[LC_RAIL_GRAD_*] (any[1] set). */
-static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, const lc_qat *q,
-                             int64_t step, const REAL *theta, int64_t B, FN(ws) * w, REAL *grad,
-                             REAL *dX, double *r, int *any)
+/* Backward chain of rows [r0, r0 + nb) whose forward state is in c->w, from dL/d(output) of
+ * those rows in da: per layer dz and the gated dz into c->w (at those rows), and dL/dx into
+ * the other of da, da_prev (nb x max width each, swapped layer by layer) for the layer below;
+ * dL/dX into c->dX when not NULL.  Where a field is quantized the gradient passes its
+ * straight-through gate.  Batch normalisation (only with every row, r0 = 0 and nb = B): its
+ * dgamma and dbeta into c->grad and dL/da of the layer through it. */
+static void FN(rows_backward)(const FN(batch) * c, int64_t r0, int64_t nb, REAL *da, REAL *da_prev)
 {
-    const int64_t L = net->n_layers;
-    REAL *da = w->da0, *da_prev = w->da1;
-    for (int64_t l = L - 1; l >= 0; l--) {
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = B * no;
+    const lc_net *net = c->t->net;
+    const lc_layer_offsets *lay = c->t->layout;
+    const lc_qat *q = c->t->quant;
+    FN(ws) *w = c->w;
+    for (int64_t l = net->n_layers - 1; l >= 0; l--) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = nb * no;
         REAL *dlayer = da; /* dL/da of this layer */
         if (lc_net_bn(net, l)) {
             /* dgamma = sum da hat; dbeta = sum da; with dh = da gamma,
              * da_pre = inv / B (B dh - sum dh - hat sum dh hat) */
             const int64_t go = lay[l].bn;
-            const REAL *g = theta + go, *hat = w->bn_hat[l], *inv = w->bn_inv[l];
-            REAL *dg = grad + go, *db = grad + go + no, *o = w->dbn;
+            const REAL *g = c->theta + go, *hat = w->bn_hat[l], *inv = w->bn_inv[l];
+            REAL *dg = c->grad + go, *db = c->grad + go + no, *o = w->dbn;
             for (int64_t j = 0; j < no; j++) {
                 REAL sd = 0, sdh = 0, sg = 0;
-                for (int64_t i = 0; i < B; i++) {
+                for (int64_t i = 0; i < nb; i++) {
                     const REAL d = da[i * no + j];
                     sg += d * hat[i * no + j];
                     sd += d;
@@ -842,58 +911,87 @@ static int FN(step_backward)(const lc_net *net, const lc_layer_offsets *lay, con
                 db[j] = sd;
                 sd *= g[j];
                 sdh = sg * g[j];
-                for (int64_t i = 0; i < B; i++) {
+                for (int64_t i = 0; i < nb; i++) {
                     const REAL dh = da[i * no + j] * g[j];
-                    o[i * no + j] = inv[j] / (REAL)B * ((REAL)B * dh - sd - hat[i * no + j] * sdh);
+                    o[i * no + j] =
+                        inv[j] / (REAL)nb * ((REAL)nb * dh - sd - hat[i * no + j] * sdh);
                 }
             }
             dlayer = o;
         }
-        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) QAT_GATE(dlayer, w->m_act[l], n);
-        FN(lc_act_backward)(net->acts[l], net->clip_out, w->z[l], w->h[l], dlayer, w->dz, n);
-        const REAL *dacc = w->dz;
+        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) QAT_GATE(dlayer, w->m_act[l] + r0 * no, n);
+        REAL *dz = w->dz[l] + r0 * no;
+        FN(lc_act_backward)(net->acts[l], net->clip_out, w->z[l] + r0 * no, w->h[l] + r0 * no,
+                            dlayer, dz, n);
+        const REAL *dacc = dz;
         if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
-            memcpy(w->dacc, w->dz, (size_t)n * sizeof(REAL));
-            QAT_GATE(w->dacc, w->m_acc[l], n);
-            dacc = w->dacc;
+            REAL *gated = w->dacc[l] + r0 * no;
+            memcpy(gated, dz, (size_t)n * sizeof(REAL));
+            QAT_GATE(gated, w->m_acc[l] + r0 * no, n);
+            dacc = gated;
         }
-        REAL *gW = grad + lay[l].w;
-        FN(lc_matmul)(w->in_used[l], 1, ni, dacc, gW, ni, B, no); /* gW := x^T dacc */
-        if (FN(q_on)(q, l, LC_QF_WEIGHT)) QAT_GATE(gW, w->m_w[l], ni * no);
-        if (lay[l].b >= 0) { /* gb := sum over samples of dz, in sample order */
-            REAL *gb = grad + lay[l].b;
+        REAL *dx = l > 0 ? da_prev : (c->dX ? c->dX + r0 * ni : NULL);
+        if (dx) { /* dx := dacc W^T */
+            FN(matmul)(dacc, w->wt[l], dx, nb, no, ni);
+            if (FN(q_on)(q, l, LC_QF_INPUT)) QAT_GATE(dx, w->m_in[l] + r0 * ni, nb * ni);
+        }
+        REAL *u = da;
+        da = da_prev;
+        da_prev = u;
+    }
+}
+
+/* The kernel and bias gradients in the range [p0, p1) of theta (cut at kernel rows and
+ * biases) into c->grad, from the backward chain of all the batch's rows: each summed over the
+ * rows in order, as the whole product does, and gated where the kernel or bias is quantized.
+ * The serial step's range is [0, P). */
+static void FN(params_grad)(const FN(batch) * c, int64_t p0, int64_t p1)
+{
+    const lc_net *net = c->t->net;
+    const lc_layer_offsets *lay = c->t->layout;
+    const lc_qat *q = c->t->quant;
+    const FN(ws) *w = c->w;
+    const int64_t B = c->B;
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], wo = lay[l].w;
+        const int64_t lo = p0 > wo ? (p0 - wo) / no : 0;
+        const int64_t hi = p1 < wo + ni * no ? (p1 - wo) / no : ni;
+        if (lo < hi) { /* gW rows [lo, hi) := (x^T dacc) rows */
+            REAL *gW = c->grad + wo + lo * no;
+            FN(lc_matmul)(w->in_used[l] + lo, 1, ni, w->dacc[l], gW, hi - lo, B, no);
+            if (FN(q_on)(q, l, LC_QF_WEIGHT)) QAT_GATE(gW, w->m_w[l] + lo * no, (hi - lo) * no);
+        }
+        const int64_t bo = lay[l].b;
+        if (bo >= p0 && bo < p1) { /* gb := sum over samples of dz, in sample order */
+            REAL *gb = c->grad + bo;
+            const REAL *dz = w->dz[l];
             for (int64_t j = 0; j < no; j++) gb[j] = 0;
             for (int64_t i = 0; i < B; i++) {
-                const REAL *restrict dzi = w->dz + i * no;
+                const REAL *restrict dzi = dz + i * no;
                 for (int64_t j = 0; j < no; j++) gb[j] += dzi[j];
             }
             if (FN(q_on)(q, l, LC_QF_BIAS)) QAT_GATE(gb, w->m_b[l], no);
         }
-        REAL *dx = l > 0 ? da_prev : dX;
-        if (dx) { /* dx := dacc W^T */
-            FN(lc_transpose)(w->w_used[l], w->wt, ni, no);
-            FN(matmul)(dacc, w->wt, dx, B, no, ni);
-            if (FN(q_on)(q, l, LC_QF_INPUT)) QAT_GATE(dx, w->m_in[l], B * ni);
-        }
-        REAL *t = da;
-        da = da_prev;
-        da_prev = t;
     }
-    return FN(grad_quant)(net, lay, q, step, grad, w->scratch, r, any);
 }
 
-/* The gradient half of a step on the B samples X, Y at theta: forward, loss (*value), and, when
- * the loss is finite, backward into w->grad.  LC_ERR_NONFINITE_LOSS for a non-finite loss. */
+/* The gradient half of a step on the B samples X, Y at theta, as one row range and one
+ * parameter range: forward, loss (*value), and, when the loss is finite, backward into
+ * w->grad, then the gradient quantization (rail statistics into r, any[1]).
+ * LC_ERR_NONFINITE_LOSS for a non-finite loss. */
 static int FN(step_grad)(const lc_train *t, const REAL *theta, const REAL *X, const REAL *Y,
                          int64_t B, int64_t step, FN(ws) * w, double *value, double *r, int *any)
 {
     const lc_net *net = t->net;
     const int64_t L = net->n_layers;
-    int s = FN(step_forward)(net, t->layout, t->quant, step, theta, X, B, w, NULL);
+    const FN(batch) c = {t, w, theta, step, B, X, NULL, w->grad, NULL, 1}; /* all rows */
+    int s = FN(rows_forward)(&c, 0, B, w->scratch);
     if (s) return s;
     *value = FN(lc_loss_grad)(t->loss, w->out[L - 1], Y, B, net->sizes[L], w->da0);
     if (!isfinite(*value)) return LC_ERR_NONFINITE_LOSS;
-    return FN(step_backward)(net, t->layout, t->quant, step, theta, B, w, w->grad, NULL, r, any);
+    FN(rows_backward)(&c, 0, B, w->da0, w->da1);
+    FN(params_grad)(&c, 0, lc_net_n_params(net));
+    return FN(grad_quant)(net, t->layout, t->quant, step, w->grad, w->scratch, r, any);
 }
 
 static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * w, double *r,
@@ -970,15 +1068,19 @@ static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * 
  *
  * Everything of a step up to the parameter gradient is per sample row: the forward products
  * z = a W (+ b), the activations, the loss gradient, dz through the activation derivative and
- * dx = dz W^T.  A batch's rows are therefore cut into row parts (FN(par_rows)) and each part
- * runs its rows through the whole forward and backward chain with no synchronisation between
- * layers; lc_matmul gives every row of a product the same bits whichever rows it is called
- * with.  After one barrier, the parameter gradient gW = a^T dz, a sum over the batch's rows,
- * is cut by its output instead: parameter parts are contiguous ranges of theta cut at kernel
- * rows and biases, and each sums over all rows in row order exactly as the whole product
- * does.  The optimizer (elementwise) runs on the same range.  The calling thread sums the
- * loss in the serial order between the two, and transposes the kernels before the first.  The part counts come from the network and the batch size, never from the
- * thread count: every count of threads gives the same bits as the serial step.
+ * dx = dz W^T.  A batch's rows are therefore cut into row parts (FN(par_rows_part)), and each
+ * part runs the step's row body (FN(rows_forward), FN(rows_backward)) on its rows through
+ * every layer with no synchronisation between layers; lc_matmul gives every row of a product
+ * the same bits whichever rows it is called with.  After one barrier, the parameter gradient
+ * gW = a^T dz, a sum over the batch's rows, is cut by its output instead: parameter parts
+ * (FN(par_params_part)) run the step's parameter body (FN(params_grad)) on contiguous ranges
+ * of theta cut at kernel rows and biases, each summing over all rows in row order exactly as
+ * the whole product does.  The optimizer (elementwise) runs on the same range.  The calling
+ * thread prepares the layers (FN(layer_prepare): the kernels' and biases' quantization and
+ * the transposes) before the first, and sums the loss in the serial order between the two.
+ * The part counts come from the network and the batch size, never from the thread count:
+ * every count of threads gives the same bits as the serial step, which is the same bodies on
+ * one row range and one parameter range.
  *
  * Serial: batch-normalised networks (batch statistics), input, accumulator or activation
  * quantization with stochastic rounding (its draws are indexed from the start of the whole
@@ -1006,36 +1108,28 @@ static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * 
 #define LC_TRAIN_PART_PARAMS 1024
 
 typedef struct {
-    const lc_train *t;
-    FN(ws) * w;              /* the step's workspace, B_max rows */
-    int64_t B, rows;         /* rows of the batch; rows of a row part */
-    const REAL *Xb, *Yb;     /* the batch (perm NULL), else gathered by the parts into w */
-    const REAL *X, *Y;       /* the epoch's arrays, for the gather */
-    const int64_t *perm;     /* the batch's indices (already offset), or NULL */
-    const REAL *cur;         /* parameters of the step */
-    REAL *next, *m, *v;      /* the optimizer's outputs (fused) */
-    int64_t step;            /* the optimizer's iteration, from 0 */
-    int fused;               /* the optimizer in the parameter parts */
-    REAL **dz, **dacc, **wt; /* per layer: dz, the gated dz, W^T as the product saw W */
-    const REAL **b_used;     /* per layer: the bias as the product saw it, or NULL */
-    REAL *pda;               /* per row part: two upstream gradients, rows x max width */
-    double *pscratch;        /* per row part: quantization scratch, rows x max width */
+    FN(batch) bt;        /* the batch: workspace (B_max rows), rows, parameters, iteration */
+    int64_t rows;        /* rows of a row part */
+    const REAL *Yb;      /* the batch's targets (perm NULL), else gathered by the parts into w */
+    const REAL *X, *Y;   /* the epoch's arrays, for the gather (into w's Xb, Yb) */
+    const int64_t *perm; /* the batch's indices (already offset), or NULL */
+    REAL *next, *m, *v;  /* the optimizer's outputs (fused) */
+    int fused;           /* the optimizer in the parameter parts */
+    REAL *pda;           /* per row part: two upstream gradients, rows x max width */
+    double *pscratch;    /* per row part: quantization scratch, rows x max width */
     int64_t n_qparts, qb[LC_MAX_PARTS + 1]; /* parameter parts [qb[k], qb[k + 1]) */
     int pstatus[LC_MAX_PARTS];              /* per row part: status */
     int qbad[LC_MAX_PARTS];                 /* per parameter part: a non-finite next */
     REAL *block;
     double *dblock;
-    void **ptrs;
 } FN(par);
 
 static void FN(par_free)(FN(par) * c)
 {
     free(c->block);
     free(c->dblock);
-    free(c->ptrs);
     c->block = NULL;
     c->dblock = NULL;
-    c->ptrs = NULL;
 }
 
 /* 1 when field f of some layer is quantized with stochastic rounding. */
@@ -1065,8 +1159,9 @@ static int FN(par_plan)(FN(par) * c, const lc_train *t, FN(ws) * w, int64_t B_ma
     int64_t Q = P / LC_TRAIN_PART_PARAMS;
     Q = Q < 1 ? 1 : (Q > LC_MAX_PARTS ? LC_MAX_PARTS : Q);
     if ((B_max + rows - 1) / rows < 2 && Q < 2) return 0;
-    c->t = t;
-    c->w = w;
+    c->bt.t = t;
+    c->bt.w = w;
+    c->bt.grad = w->grad;
     c->rows = rows;
     c->fused = !FN(any_field)(q, L, LC_QF_GRADIENT) && !FN(any_field)(q, L, LC_QF_UPDATE) &&
                !FN(any_field)(q, L, LC_QF_WEIGHT) && !FN(any_field)(q, L, LC_QF_BIAS);
@@ -1084,36 +1179,14 @@ static int FN(par_plan)(FN(par) * c, const lc_train *t, FN(ws) * w, int64_t B_ma
     }
     c->qb[k] = P;
     c->n_qparts = k;
-    int64_t nr = 2 * LC_MAX_PARTS * rows * maxw, nd = q ? LC_MAX_PARTS * rows * maxw : 1;
-    for (int64_t l = 0; l < L; l++) {
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
-        nr += B_max * no * (1 + FN(q_on)(q, l, LC_QF_ACCUMULATOR)) + ni * no;
-    }
+    const int64_t nr = 2 * LC_MAX_PARTS * rows * maxw, nd = q ? LC_MAX_PARTS * rows * maxw : 1;
     c->block = (REAL *)malloc((size_t)nr * sizeof(REAL));
     c->dblock = (double *)malloc((size_t)nd * sizeof(double));
-    c->ptrs = (void **)calloc((size_t)(4 * L), sizeof(void *));
-    if (!c->block || !c->dblock || !c->ptrs) {
+    if (!c->block || !c->dblock) {
         FN(par_free)(c);
         return -1;
     }
-    c->dz = (REAL **)(void *)c->ptrs;
-    c->dacc = (REAL **)(void *)(c->ptrs + L);
-    c->wt = (REAL **)(void *)(c->ptrs + 2 * L);
-    c->b_used = (const REAL **)(void *)(c->ptrs + 3 * L);
-    REAL *b = c->block;
-    for (int64_t l = 0; l < L; l++) {
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
-        c->dz[l] = b;
-        b += B_max * no;
-        c->dacc[l] = c->dz[l];
-        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
-            c->dacc[l] = b;
-            b += B_max * no;
-        }
-        c->wt[l] = b;
-        b += ni * no;
-    }
-    c->pda = b;
+    c->pda = c->block;
     c->pscratch = c->dblock;
     return 1;
 }
@@ -1136,20 +1209,16 @@ static void FN(dloss_rows)(int32_t loss, const REAL *f, const REAL *y, int64_t B
     for (int64_t i = 0; i < k; i++) d[i] = s * (f[i] - y[i]);
 }
 
-/* Row part p: gather, forward, loss gradient and the backward chain of its rows. */
+/* Row part p: gather its rows, then the step's row body on them (forward, loss gradient,
+ * backward chain). */
 static void FN(par_rows_part)(void *ctx, int64_t p)
 {
     FN(par) *c = (FN(par) *)ctx;
-    const lc_train *t = c->t;
-    const lc_net *net = t->net;
-    const lc_qat *q = t->quant;
-    FN(ws) *w = c->w;
-    const int64_t L = net->n_layers, maxw = lc_net_max_width(net), step = c->step;
+    const lc_net *net = c->bt.t->net;
+    FN(ws) *w = c->bt.w;
+    const int64_t L = net->n_layers, maxw = lc_net_max_width(net), B = c->bt.B;
     const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
-    const int64_t r0 = p * c->rows, nb = c->B - r0 < c->rows ? c->B - r0 : c->rows;
-    const double nr = q ? q->near_rail : 0.0;
-    double *scratch = c->pscratch + p * c->rows * maxw;
-    int s = LC_OK;
+    const int64_t r0 = p * c->rows, nb = B - r0 < c->rows ? B - r0 : c->rows;
     if (c->perm) {
         for (int64_t i = r0; i < r0 + nb; i++) {
             const int64_t r = c->perm[i];
@@ -1157,145 +1226,38 @@ static void FN(par_rows_part)(void *ctx, int64_t p)
             memcpy(w->Yb + i * n_out, c->Y + r * n_out, (size_t)n_out * sizeof(REAL));
         }
     }
-    const REAL *in = c->Xb + r0 * n_in;
-    for (int64_t l = 0; l < L; l++) {
-        const lc_fixfmt *F = q ? q->fmts + l * LC_QF_N : NULL;
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = nb * no;
-        if (FN(q_on)(q, l, LC_QF_INPUT)) {
-            REAL *qi = w->qin[l] + r0 * ni;
-            s = QAT_Q(F + LC_QF_INPUT, in, qi, w->m_in[l] + r0 * ni, nb * ni,
-                      QSEED(l, LC_QF_INPUT, 0), nr, NULL, scratch);
-            if (s) goto done;
-            in = qi;
-        }
-        const REAL *b = c->b_used[l];
-        REAL *z = w->z[l] + r0 * no, *h = w->h[l] + r0 * no, *a = w->a[l] + r0 * no;
-        FN(matmul)(in, w->w_used[l], z, nb, ni, no);
-        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
-            s = QAT_Q(F + LC_QF_ACCUMULATOR, z, z, w->m_acc[l] + r0 * no, n,
-                      QSEED(l, LC_QF_ACCUMULATOR, 0), nr, NULL, scratch);
-            if (s) goto done;
-        }
-        if (b)
-            for (int64_t i = 0; i < nb; i++) {
-                REAL *restrict zi = z + i * no;
-                for (int64_t j = 0; j < no; j++) zi[j] += b[j];
-            }
-        FN(lc_act_forward)(net->acts[l], z, h, n);
-        if (net->clip_out) {
-            for (int64_t i = 0; i < n; i++) {
-                const REAL u = h[i];
-                a[i] = u < (REAL)-1 ? (REAL)-1 : (u > (REAL)1 ? (REAL)1 : u);
-            }
-        } else if (a != h) {
-            memcpy(a, h, (size_t)n * sizeof(REAL));
-        }
-        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
-            s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l] + r0 * no, n,
-                      QSEED(l, LC_QF_ACTIVATION, 0), nr, NULL, scratch);
-            if (s) goto done;
-        }
-        in = w->out[l] + r0 * no;
+    const int s = FN(rows_forward)(&c->bt, r0, nb, c->pscratch + p * c->rows * maxw);
+    if (s == LC_OK) {
+        REAL *da = c->pda + 2 * p * c->rows * maxw;
+        FN(dloss_rows)(c->bt.t->loss, w->out[L - 1] + r0 * n_out, c->Yb + r0 * n_out, B, n_out, nb,
+                       da);
+        FN(rows_backward)(&c->bt, r0, nb, da, da + c->rows * maxw);
     }
-    REAL *da = c->pda + 2 * p * c->rows * maxw, *da_prev = da + c->rows * maxw;
-    FN(dloss_rows)(t->loss, w->out[L - 1] + r0 * n_out, c->Yb + r0 * n_out, c->B, n_out, nb, da);
-    for (int64_t l = L - 1; l >= 0; l--) {
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], n = nb * no;
-        if (FN(q_on)(q, l, LC_QF_ACTIVATION)) QAT_GATE(da, w->m_act[l] + r0 * no, n);
-        REAL *dz = c->dz[l] + r0 * no;
-        FN(lc_act_backward)(net->acts[l], net->clip_out, w->z[l] + r0 * no, w->h[l] + r0 * no, da,
-                            dz, n);
-        const REAL *dacc = dz;
-        if (FN(q_on)(q, l, LC_QF_ACCUMULATOR)) {
-            REAL *g = c->dacc[l] + r0 * no;
-            memcpy(g, dz, (size_t)n * sizeof(REAL));
-            QAT_GATE(g, w->m_acc[l] + r0 * no, n);
-            dacc = g;
-        }
-        if (l > 0) { /* dx := dacc W^T */
-            FN(matmul)(dacc, c->wt[l], da_prev, nb, no, ni);
-            if (FN(q_on)(q, l, LC_QF_INPUT)) QAT_GATE(da_prev, w->m_in[l] + r0 * ni, nb * ni);
-        }
-        REAL *u = da;
-        da = da_prev;
-        da_prev = u;
-    }
-done:
     c->pstatus[p] = s;
 }
 
-/* Parameter part k: the gradient of the range [qb[k], qb[k + 1]) of theta, summed over all
- * the batch's rows in order; when fused, the optimizer on the range. */
+/* Parameter part k: the step's parameter body on the range [qb[k], qb[k + 1]) of theta; when
+ * fused, the optimizer on the range. */
 static void FN(par_params_part)(void *ctx, int64_t k)
 {
     FN(par) *c = (FN(par) *)ctx;
-    const lc_train *t = c->t;
-    const lc_net *net = t->net;
-    const lc_layer_offsets *lay = t->layout;
-    const lc_qat *q = t->quant;
-    FN(ws) *w = c->w;
-    const int64_t L = net->n_layers, p0 = c->qb[k], p1 = c->qb[k + 1], B = c->B;
-    REAL *grad = w->grad;
-    for (int64_t l = 0; l < L; l++) {
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1], wo = lay[l].w;
-        const int64_t lo = p0 > wo ? (p0 - wo) / no : 0;
-        const int64_t hi = p1 < wo + ni * no ? (p1 - wo) / no : ni;
-        if (lo < hi) { /* gW rows [lo, hi) := (x^T dacc) rows */
-            REAL *gW = grad + wo + lo * no;
-            FN(lc_matmul)(w->in_used[l] + lo, 1, ni, c->dacc[l], gW, hi - lo, B, no);
-            if (FN(q_on)(q, l, LC_QF_WEIGHT)) QAT_GATE(gW, w->m_w[l] + lo * no, (hi - lo) * no);
-        }
-        const int64_t bo = lay[l].b;
-        if (bo >= p0 && bo < p1) { /* gb := sum over samples of dz, in sample order */
-            REAL *gb = grad + bo;
-            const REAL *dz = c->dz[l];
-            for (int64_t j = 0; j < no; j++) gb[j] = 0;
-            for (int64_t i = 0; i < B; i++) {
-                const REAL *restrict dzi = dz + i * no;
-                for (int64_t j = 0; j < no; j++) gb[j] += dzi[j];
-            }
-            if (FN(q_on)(q, l, LC_QF_BIAS)) QAT_GATE(gb, w->m_b[l], no);
-        }
-    }
+    const lc_train *t = c->bt.t;
+    const int64_t p0 = c->qb[k], p1 = c->qb[k + 1];
+    FN(params_grad)(&c->bt, p0, p1);
     if (!c->fused) return;
-    c->qbad[k] = !FN(lc_optim_next)(t->opt, c->cur + p0, grad + p0, c->m + p0, c->v + p0, p1 - p0,
-                                    c->step + 1, t->clip_params, c->next + p0);
+    c->qbad[k] = !FN(lc_optim_next)(t->opt, c->bt.theta + p0, c->bt.grad + p0, c->m + p0, c->v + p0,
+                                    p1 - p0, c->bt.step + 1, t->clip_params, c->next + p0);
 }
 
-/* The kernels and biases of the step as the products see them (quantized where asked) and
- * their transposes, on the calling thread (the transposes measured faster there than written
- * by the parameter parts, which cannot use lc_transpose's register tiles).  A quantization
- * error: its status. */
+/* Every layer prepared (FN(layer_prepare)) on the calling thread before the row parts: the
+ * kernels and biases as the products see them (quantized where asked) and their transposes
+ * (the transposes measured faster there than written by the parameter parts, which cannot use
+ * lc_transpose's register tiles).  A quantization error: its status. */
 static int FN(par_prepare)(FN(par) * c)
 {
-    const lc_train *t = c->t;
-    const lc_net *net = t->net;
-    const lc_layer_offsets *lay = t->layout;
-    const lc_qat *q = t->quant;
-    FN(ws) *w = c->w;
-    const int64_t L = net->n_layers, step = c->step;
-    const double nr = q ? q->near_rail : 0.0;
-    for (int64_t l = 0; l < L; l++) {
-        const lc_fixfmt *F = q ? q->fmts + l * LC_QF_N : NULL;
-        const int64_t ni = net->sizes[l], no = net->sizes[l + 1];
-        const REAL *W = c->cur + lay[l].w;
-        const REAL *b = lay[l].b >= 0 ? c->cur + lay[l].b : NULL;
-        if (FN(q_on)(q, l, LC_QF_WEIGHT)) {
-            const int s = QAT_Q(F + LC_QF_WEIGHT, W, w->wq[l], w->m_w[l], ni * no,
-                                QSEED(l, LC_QF_WEIGHT, 0), nr, NULL, w->scratch);
-            if (s) return s;
-            W = w->wq[l];
-        }
-        if (b && FN(q_on)(q, l, LC_QF_BIAS)) {
-            const int s = QAT_Q(F + LC_QF_BIAS, b, w->bq[l], w->m_b[l], no, QSEED(l, LC_QF_BIAS, 0),
-                                nr, NULL, w->scratch);
-            if (s) return s;
-            b = w->bq[l];
-        }
-        w->w_used[l] = W;
-        c->b_used[l] = b;
-        w->in_used[l] = FN(q_on)(q, l, LC_QF_INPUT) ? w->qin[l] : (l ? w->out[l - 1] : c->Xb);
-        if (l > 0) FN(lc_transpose)(W, c->wt[l], ni, no); /* for dx = dz W^T */
+    for (int64_t l = 0; l < c->bt.t->net->n_layers; l++) {
+        const int s = FN(layer_prepare)(&c->bt, l);
+        if (s) return s;
     }
     return LC_OK;
 }
@@ -1318,8 +1280,7 @@ static void FN(rail_finish)(const double *r, const int *any, const int *cols, do
 /* The forward pass of lc_net_forward in parts: part p runs the chunks [p per, (p + 1) per) of
  * rows with its own workspace.  Rows are independent, so the parts change no bit. */
 typedef struct {
-    const lc_net *net;
-    const lc_layer_offsets *lay;
+    lc_train t; /* the network and its layout */
     const REAL *theta, *bn_state, *X;
     REAL *Y;
     int64_t N, chunk, per;
@@ -1329,12 +1290,14 @@ typedef struct {
 static void FN(fwd_part)(void *ctx, int64_t p)
 {
     const FN(fwd) *f = (const FN(fwd) *)ctx;
-    const int64_t L = f->net->n_layers, n_in = f->net->sizes[0], n_out = f->net->sizes[L];
+    const lc_net *net = f->t.net;
+    const int64_t L = net->n_layers, n_in = net->sizes[0], n_out = net->sizes[L];
     const int64_t end = (p + 1) * f->per * f->chunk < f->N ? (p + 1) * f->per * f->chunk : f->N;
     for (int64_t s = p * f->per * f->chunk; s < end; s += f->chunk) {
         const int64_t B = end - s < f->chunk ? end - s : f->chunk;
-        FN(step_forward)(f->net, f->lay, NULL, 0, f->theta, f->X + s * n_in, B, f->ws + p,
-                         f->bn_state);
+        const REAL *Xs = f->X + s * n_in;
+        const FN(batch) c = {&f->t, f->ws + p, f->theta, 0, B, Xs, f->bn_state, NULL, NULL, 1};
+        FN(rows_forward)(&c, 0, B, NULL); /* no quantization: no scratch */
         memcpy(f->Y + s * n_out, f->ws[p].out[L - 1], (size_t)(B * n_out) * sizeof(REAL));
     }
 }
@@ -1349,17 +1312,19 @@ int FN(lc_net_forward)(const lc_net *net, const REAL *theta, const REAL *bn_stat
     /* parts of whole chunks, from the problem's size: one unless the pass is worth a team */
     int64_t parts = N * lc_net_n_params(net) >= 4 * LC_TRAIN_PAR_MIN_WORK ? n_chunks : 1;
     parts = parts > LC_MAX_PARTS ? LC_MAX_PARTS : (parts < 1 ? 1 : parts);
-    FN(fwd) f = {net, NULL, theta, bn_state, X, Y, N, chunk, (n_chunks + parts - 1) / parts, NULL};
+    FN(fwd) f = {{net, NULL, 0, NULL, 0, NULL}, theta, bn_state, X, Y, N, chunk, 0, NULL};
+    f.per = (n_chunks + parts - 1) / parts;
     parts = (n_chunks + f.per - 1) / f.per;
     lc_layer_offsets *lay = (lc_layer_offsets *)malloc((size_t)L * sizeof *lay);
     FN(ws) *ws = (FN(ws) *)calloc((size_t)(parts > 0 ? parts : 1), sizeof *ws);
     int status = lay && ws ? LC_OK : LC_ERR_NOMEM;
     int64_t made = 0;
     for (; status == LC_OK && made < parts; made++)
-        if (FN(ws_alloc)(ws + made, net, NULL, chunk, 0) != LC_OK) status = LC_ERR_NOMEM;
+        if (FN(ws_alloc)(ws + made, net, NULL, chunk, FN(WS_FORWARD)) != LC_OK)
+            status = LC_ERR_NOMEM;
     if (status == LC_OK) {
         lc_net_layout(net, lay);
-        f.lay = lay;
+        f.t.layout = lay;
         f.ws = ws;
         if (parts > 1) {
             lc_team *team = lc_team_start(parts);
@@ -1383,14 +1348,17 @@ int FN(lc_net_loss_grad)(const lc_net *net, const REAL *theta, const REAL *X, co
     if (loss != LC_LOSS_MSE && loss != LC_LOSS_HALF_MSE && loss != LC_LOSS_MAE) return LC_ERR_ARGS;
     lc_layer_offsets *lay = (lc_layer_offsets *)malloc((size_t)L * sizeof *lay);
     FN(ws) w;
-    if (!lay || FN(ws_alloc)(&w, net, NULL, N, 0) != LC_OK) {
+    if (!lay || FN(ws_alloc)(&w, net, NULL, N, FN(WS_BACKWARD)) != LC_OK) {
         free(lay);
         return LC_ERR_NOMEM;
     }
     lc_net_layout(net, lay);
-    FN(step_forward)(net, lay, NULL, 0, theta, X, N, &w, NULL);
+    const lc_train t = {net, lay, loss, NULL, 0, NULL};
+    const FN(batch) c = {&t, &w, theta, 0, N, X, NULL, grad, dX, 1}; /* all rows */
+    FN(rows_forward)(&c, 0, N, w.scratch);
     *loss_out = FN(lc_loss_grad)(loss, w.out[L - 1], Y, N, net->sizes[L], w.da0);
-    FN(step_backward)(net, lay, NULL, 0, theta, N, &w, grad, dX, NULL, NULL);
+    FN(rows_backward)(&c, 0, N, w.da0, w.da1);
+    FN(params_grad)(&c, 0, lc_net_n_params(net)); /* one parameter range */
     if (bn_state) FN(bn_update_state)(net, lay, &w, bn_state);
     FN(ws_free)(&w);
     free(lay);
@@ -1418,22 +1386,22 @@ static int FN(step_update)(const lc_train *t, const REAL *cur, REAL *next, REAL 
  * quantization error: the caller then runs the step serially, for the serial status. */
 static int FN(par_step)(FN(par) * c, lc_team *team, double *value, double *r, int *any)
 {
-    const lc_train *t = c->t;
+    const lc_train *t = c->bt.t;
     const lc_net *net = t->net;
-    FN(ws) *w = c->w;
-    const int64_t L = net->n_layers, R = (c->B + c->rows - 1) / c->rows;
+    FN(ws) *w = c->bt.w;
+    const int64_t L = net->n_layers, B = c->bt.B, R = (B + c->rows - 1) / c->rows;
     int s = FN(par_prepare)(c);
     if (s != LC_OK) return LC_PAR_SERIAL;
     lc_team_run(team, R, FN(par_rows_part), c);
     for (int64_t p = 0; p < R; p++)
         if (c->pstatus[p] != LC_OK) return LC_PAR_SERIAL;
-    *value = FN(lc_loss_grad)(t->loss, w->out[L - 1], c->Yb, c->B, net->sizes[L], NULL);
+    *value = FN(lc_loss_grad)(t->loss, w->out[L - 1], c->Yb, B, net->sizes[L], NULL);
     if (!isfinite(*value)) return LC_ERR_NONFINITE_LOSS;
     lc_team_run(team, c->n_qparts, FN(par_params_part), c);
     if (!c->fused) {
-        s = FN(grad_quant)(net, t->layout, t->quant, c->step, w->grad, w->scratch, r, any);
+        s = FN(grad_quant)(net, t->layout, t->quant, c->bt.step, w->grad, w->scratch, r, any);
         if (s != LC_OK) return s;
-        return FN(step_update)(t, c->cur, c->next, c->m, c->v, c->step, w, r, any);
+        return FN(step_update)(t, c->bt.theta, c->next, c->m, c->v, c->bt.step, w, r, any);
     }
     for (int64_t k = 0; k < c->n_qparts; k++)
         if (c->qbad[k]) return LC_ERR_NONFINITE_PARAMS;
@@ -1456,7 +1424,7 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
     if (batch_size <= 0 || (lc_net_has_bn(net) && !bn_state)) return LC_ERR_ARGS;
     if (N == 0) return LC_OK;
     FN(ws) w;
-    if (FN(ws_alloc)(&w, net, t->quant, B_max, 1) != LC_OK) return LC_ERR_NOMEM;
+    if (FN(ws_alloc)(&w, net, t->quant, B_max, FN(WS_TRAIN)) != LC_OK) return LC_ERR_NOMEM;
     FN(par) c;
     const int par = FN(par_plan)(&c, t, &w, B_max);
     lc_team *team = NULL;
@@ -1478,17 +1446,17 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
         int any[3] = {0, 0, 0}; /* weight, gradient, update */
         status = LC_PAR_SERIAL; /* the serial step unless the parts ran it */
         if (par > 0) {
-            c.B = B;
+            c.bt.B = B;
+            c.bt.X = perm ? w.Xb : X + s * n_in;
+            c.bt.theta = cur;
+            c.bt.step = *step;
             c.X = X;
             c.Y = Y;
             c.perm = perm ? perm + s : NULL;
-            c.Xb = perm ? w.Xb : X + s * n_in;
             c.Yb = perm ? w.Yb : Y + s * n_out;
-            c.cur = cur;
             c.next = next;
             c.m = m;
             c.v = v;
-            c.step = *step;
             status = FN(par_step)(&c, team, &value, r, any);
         }
         if (status == LC_PAR_SERIAL) {
@@ -1529,7 +1497,7 @@ int FN(lc_train_loss_grad)(const lc_train *t, const REAL *theta, const REAL *X, 
     if (s != LC_OK) return s;
     if (lc_net_has_bn(t->net) || B <= 0) return LC_ERR_ARGS;
     FN(ws) w;
-    if (FN(ws_alloc)(&w, t->net, t->quant, B, 1) != LC_OK) return LC_ERR_NOMEM;
+    if (FN(ws_alloc)(&w, t->net, t->quant, B, FN(WS_TRAIN)) != LC_OK) return LC_ERR_NOMEM;
     double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0};
     int any[3] = {0, 0, 0};
     static const int cols[3] = {0, 1, 0};
@@ -1550,7 +1518,7 @@ int FN(lc_train_apply)(const lc_train *t, REAL *theta, const REAL *delta, int64_
     if (lc_net_has_bn(t->net)) return LC_ERR_ARGS;
     const int64_t P = lc_net_n_params(t->net);
     FN(ws) w;
-    if (FN(ws_alloc)(&w, t->net, t->quant, 1, 1) != LC_OK) return LC_ERR_NOMEM;
+    if (FN(ws_alloc)(&w, t->net, t->quant, 1, FN(WS_TRAIN)) != LC_OK) return LC_ERR_NOMEM;
     memcpy(w.delta, delta, (size_t)P * sizeof(REAL));
     double r[LC_RAIL_N] = {0, 0, 0, 0, 0, 0};
     int any[3] = {0, 0, 0};
