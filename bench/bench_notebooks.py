@@ -2,6 +2,7 @@
 
 Run: python bench/bench_notebooks.py [PATH] [--notebooks a,b] [--repeat R] [--timeout S]
                                      [--vendor] [--extra] [--keep DIR] [--json FILE]
+                                     [--profile [PY_SPY]] [--threads N]
 
 PATH is a checkout (or an extract) of the vendor's public repository
 ``liquidinstruments/moku-examples``, or its ``neural-network`` folder; without it the
@@ -43,10 +44,22 @@ drawn afresh on every run (with the vendor's Keras as with linncore), and Signal
 draws its data from Python's unseeded ``random``, so epoch counts, and times, vary from run
 to run.
 
+The report gives, per notebook and in all, the wall time and the CPU time with linncore's
+share (its import and calls) and the rest, the notebook's own ("own": its code, imports,
+plotting and the interpreter's start), then the floor: what the notebooks' own code takes
+without any linncore time, and each notebook whose own code alone exceeds the 15 s target
+of issue 14.  With ``--profile`` each notebook runs once more under the sampling profiler
+py-spy (installed apart from linncore: ``pip install py-spy``), and its own CPU time is split
+in the proportions of the samples between imports, matplotlib's drawing, the notebook's
+code (with the NumPy and SciPy it calls) and the rest.
+
 Times are the best of ``--repeat`` runs: wall-clock seconds of the whole subprocess, and its
 CPU time (user + system), which a machine busy with other work inflates less.  The library
 is imported once before the runs so that its bytecode is cached, as an installed package's
-is (``PYTHONDONTWRITEBYTECODE`` would otherwise make every run compile linncore's sources).
+is (``PYTHONDONTWRITEBYTECODE`` would otherwise make every run compile linncore's sources),
+and the runs read the installed packages' own bytecode caches (``PYTHONPYCACHEPREFIX`` is
+unset: with it, every run would compile SciPy, tqdm and the parts of matplotlib the warm-up
+does not import, seconds that no user of an installed environment pays).
 The vendor path (``--vendor``, off by default: about nine minutes on an idle machine) runs
 in the interpreter given by ``--vendor-python`` (default: the peers' virtual environment),
 which must have ``moku[neuralnetwork]`` and TensorFlow.  The machine's CPU is printed first.
@@ -140,8 +153,11 @@ def _nb_cell(index):
         _NB["cells"].append([_nb_cell_t[0], now - _nb_cell_t[1]])
     _nb_cell_t[0], _nb_cell_t[1] = index, now
 def _nb_write():
+    import resource as _nb_resource
     _nb_cell(None)
     _NB["total"] = _nb_time.perf_counter() - _nb_t0
+    _nb_use = _nb_resource.getrusage(_nb_resource.RUSAGE_SELF)
+    _NB["cpu_self"] = _nb_use.ru_utime + _nb_use.ru_stime
     with open(_nb_os.environ["NBBENCH_OUT"], "w") as fh:
         _nb_json.dump(_NB, fh)
 _nb_atexit.register(_nb_write)
@@ -275,28 +291,37 @@ class Run:
     epochs: list[int] = field(default_factory=list)
     cells: list[list] = field(default_factory=list)
     tail: str = ""
+    cpu_self: float = 0.0  # the interpreter's own CPU time, as it measured it at exit
+    split: dict[str, float] = field(default_factory=dict)  # own-time samples per category
 
 
-def child_env(library: str, keep: Path, work: Path | None = None) -> dict[str, str]:
-    """The environment of a run: Agg backend, the source tree first on the path, and a
-    bytecode cache (as an installed package has) even where PYTHONDONTWRITEBYTECODE is set."""
+#: LINNCORE_NUM_THREADS for the runs (--threads); None leaves the environment as it is.
+THREADS: int | None = None
+
+
+def child_env(library: str, work: Path | None = None) -> dict[str, str]:
+    """The environment of a run: Agg backend, the source tree first on the path, and the
+    bytecode caches beside the sources (as in an installed environment) even where
+    PYTHONDONTWRITEBYTECODE or PYTHONPYCACHEPREFIX is set."""
     env = dict(os.environ)
+    if THREADS is not None:
+        env["LINNCORE_NUM_THREADS"] = str(THREADS)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PYTHONPYCACHEPREFIX", None)
     env.update(
         MPLBACKEND="Agg",
         NBBENCH_LIBRARY=library,
         PYTHONPATH=os.pathsep.join([str(ROOT)] + ([str(work)] if work else [])),
-        PYTHONPYCACHEPREFIX=str(keep / "pycache"),
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     return env
 
 
-def warm_up(python: str, library: str, keep: Path) -> None:
+def warm_up(python: str, library: str) -> None:
     """Import the library once, untimed, so that its bytecode is cached for the runs."""
     subprocess.run(
         [python, "-c", f"import numpy, matplotlib.pyplot, {library}"],
-        env=child_env(library, keep),
+        env=child_env(library),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         check=False,
@@ -304,9 +329,18 @@ def warm_up(python: str, library: str, keep: Path) -> None:
 
 
 def run_script(
-    script: Script, folder: Path, name: str, python: str, library: str, timeout: float, keep: Path
+    script: Script,
+    folder: Path,
+    name: str,
+    python: str,
+    library: str,
+    timeout: float,
+    keep: Path,
+    py_spy: str | None = None,
 ) -> Run:
-    """Run the script in a fresh interpreter in a copy of ``folder``; time it."""
+    """Run the script in a fresh interpreter in a copy of ``folder``; time it.  With
+    ``py_spy``, the interpreter runs under that sampling profiler and the run's ``split``
+    says where the notebook's own time went (see :func:`own_split`)."""
     work = Path(tempfile.mkdtemp(prefix=f"nb-{name}-", dir=keep))
     shutil.copytree(
         folder,
@@ -316,14 +350,19 @@ def run_script(
     )
     (work / f"{name}.py").write_text(script.code, encoding="utf-8")
     out = work / "nbbench.json"
-    env = child_env(library, keep, work)
+    env = child_env(library, work)
     env["NBBENCH_OUT"] = str(out)
     log = work / "output.log"
+    samples = work / "py-spy.txt"
+    command = [python, f"{name}.py"]
+    if py_spy:
+        command = [py_spy, "record", "--nonblocking", "--rate", str(SAMPLE_RATE)]
+        command += ["--format", "raw", "--output", str(samples), "--", python, f"{name}.py"]
     t = time.perf_counter()
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [python, f"{name}.py"],
+            command,
             cwd=work,
             env=env,
             stdout=fh,
@@ -345,9 +384,56 @@ def run_script(
         data = json.loads(out.read_text())
         run.phases, run.phase_cpu = data["phases"], data["cpu"]
         run.epochs, run.cells = data["epochs"], data["cells"]
+        run.cpu_self = data.get("cpu_self", 0.0)
+    if py_spy and samples.is_file():
+        local = {p.name for p in work.glob("*.py")}
+        run.split = own_split(samples.read_text(errors="replace"), f"{name}.py", local)
     if status != "ok":
         run.tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
     return run
+
+
+SAMPLE_RATE = 100  # py-spy samples per second with --profile
+#: Where a notebook's own time goes, as --profile splits it.
+OWN_PARTS = ("imports", "matplotlib", "notebook code", "other")
+_PLOTTING = ("matplotlib/", "mpl_toolkits/", "PIL/", "kiwisolver", "fontTools/", "contourpy/")
+_FRAME = re.compile(r"^(?P<fn>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+SHIM_LINES = SHIM.count("\n")
+
+
+def classify(stack: str, script: str, local: set[str]) -> str | None:
+    """The part of one sampled stack (py-spy's raw format, outermost frame first): None inside
+    linncore (the shim times that itself), ``imports`` while any module is being imported,
+    else the innermost frame's owner: ``matplotlib`` (plotting), ``notebook code`` (the
+    notebook's cells and the modules beside it, NumPy/SciPy/tqdm called from them
+    included), or ``other`` (the timing shim, the interpreter's exit)."""
+    frames = [m.group("file", "line") for m in map(_FRAME.match, stack.split(";")) if m]
+    files = [f for f, _ in frames]
+    if any(f.startswith("linncore/") for f in files):
+        return None
+    if any(f.startswith("<frozen importlib") for f in files):
+        return "imports"
+    for f, line in reversed(frames):
+        if f.startswith(_PLOTTING):
+            return "matplotlib"
+        if f == script and int(line or 0) <= SHIM_LINES:
+            return "other"
+        if f in local:  # the script, emitter_simulator.py, ...
+            return "notebook code"
+    return "other"
+
+
+def own_split(raw: str, script: str, local: set[str]) -> dict[str, float]:
+    """Samples per part of the notebook's own time (:func:`classify`), from py-spy's raw
+    output (one ``stack count`` line per distinct stack)."""
+    split = dict.fromkeys(OWN_PARTS, 0.0)
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            part = classify(stack, script, local)
+            if part is not None:
+                split[part] += int(count)
+    return split
 
 
 def best_of(runs: list[Run]) -> Run:
@@ -360,33 +446,52 @@ def fmt_epochs(epochs: list[int]) -> str:
     return "+".join(map(str, epochs)) if epochs else "-"
 
 
+TARGET = 15.0  # seconds for the nine notebooks through linncore (issue 14)
+
+
+def linncore_time(run: Run) -> tuple[float, float]:
+    """(wall, CPU) seconds of a run inside linncore: its import and its timed calls."""
+    return sum(run.phases.values()), sum(run.phase_cpu.values())
+
+
 def report(
-    names: list[str], counted: list[str], results: dict[str, dict[str, Run]], vendor: bool
+    names: list[str],
+    counted: list[str],
+    results: dict[str, dict[str, Run]],
+    vendor: bool,
+    profiled: dict[str, Run] | None = None,
 ) -> bool:
     """Print the tables; whether any run failed."""
     print(
-        "\nlinncore path, seconds. CPU is user + system time of the whole process (less "
-        "sensitive than wall time\nto a busy machine); 'fit' is fit_model, 'other calls' "
-        "every other linncore call and its import, 'own'\nthe notebook's own code with the "
-        "interpreter's start; fit/epoch is fit_model's CPU time per epoch"
+        "\nlinncore path, seconds. 'wall' is the whole process, interpreter start included; "
+        "'linncore' is its\nimport and every call of LinnModel and save_linn, 'own' the rest "
+        "(the notebook's code, its imports,\nplotting, the interpreter's start). CPU is user "
+        "+ system time of all threads (less sensitive than\nwall time to a busy machine); "
+        "'fit CPU' is fit_model's, fit/epoch that per epoch"
     )
-    cols = ["wall", "CPU", "fit CPU", "other calls", "own CPU", "fit/epoch"]
+    cols = ["wall", "linncore", "own", "CPU", "linncore", "fit CPU", "own"]
+    print(f"{'':<25}" + f"{'--- wall ---':^36}{'--- CPU ---':^48}")
     head = f"{'notebook':<16}{'epochs':>9}" + "".join(f"{c:>12}" for c in cols)
+    head += f"{'share':>8}{'fit/epoch':>11}"
     if vendor:
         head += f"{'vendor wall':>12}{'v. epochs':>10}{'ratio':>8}"
     print(head)
-    total = dict.fromkeys(cols[:-1] + ["vendor"], 0.0)
+    total = [0.0] * len(cols)
+    vendor_total = 0.0
     failed = False
+    rows: dict[str, list[float]] = {}
     for name in names:
         run = results[name]["linncore"]
         failed |= run.status != "ok"
+        lib_wall, lib_cpu = linncore_time(run)
         fit = run.phase_cpu.get("fit_model", 0.0)
-        other = sum(run.phase_cpu.values()) - fit
-        values = [run.wall, run.cpu, fit, other, run.cpu - fit - other]
+        values = [run.wall, lib_wall, run.wall - lib_wall, run.cpu, lib_cpu, fit, run.cpu - lib_cpu]
+        rows[name] = values
         n_epochs = sum(run.epochs)
         per = f"{fit / n_epochs * 1e3:.1f} ms" if n_epochs else "-"
+        share = f"{100 * lib_wall / run.wall:.0f}%" if run.wall else "-"
         row = f"{name:<16}{fmt_epochs(run.epochs):>9}" + "".join(f"{v:12.2f}" for v in values)
-        row += f"{per:>12}"
+        row += f"{share:>8}{per:>11}"
         if vendor:
             v = results[name]["moku.nn"]
             failed |= v.status != "ok"
@@ -395,20 +500,69 @@ def report(
             row += f"  {run.status}"
         print(row)
         if name in counted:
-            for key, value in zip(cols, values):
-                total[key] += value
+            total = [t + v for t, v in zip(total, values)]
             if vendor:
-                total["vendor"] += results[name]["moku.nn"].wall
+                vendor_total += results[name]["moku.nn"].wall
     line = f"{'total (' + str(len(counted)) + ')':<16}{'':>9}"
-    line += "".join(f"{total[c]:12.2f}" for c in cols[:-1]) + f"{'':>12}"
+    line += "".join(f"{t:12.2f}" for t in total)
+    line += f"{100 * total[1] / total[0]:7.0f}%" if total[0] else f"{'-':>8}"
     if vendor:
-        line += f"{total['vendor']:12.1f}{'':>10}{total['vendor'] / total['wall']:7.1f}x"
+        line += f"{'':>11}{vendor_total:12.1f}{'':>10}{vendor_total / total[0]:7.1f}x"
     print(line)
+
     print("\nlinncore calls, wall seconds")
     print(f"{'notebook':<16}" + "".join(f"{p:>18}" for p in PHASES))
     for name in names:
         run = results[name]["linncore"]
         print(f"{name:<16}" + "".join(f"{run.phases.get(p, 0.0):18.3f}" for p in PHASES))
+
+    if profiled:
+        print(
+            "\nthe notebooks' own CPU seconds (the 'own' CPU column), split in the proportions "
+            f"of py-spy's samples\n({SAMPLE_RATE} per second) of one more run of each under the "
+            "profiler: 'imports' (numpy, matplotlib,\nscipy, tqdm...), 'matplotlib' (drawing), "
+            "'notebook code' (its cells and the modules beside it,\nwith the NumPy/SciPy they "
+            "call), 'other' (the timing shim, the interpreter's exit; the interpreter's\n"
+            "start before any Python runs is not sampled and counts pro rata)"
+        )
+        print(f"{'notebook':<16}{'own CPU':>12}" + "".join(f"{p:>15}" for p in OWN_PARTS))
+        sums = dict.fromkeys(OWN_PARTS, 0.0)
+        for name in names:
+            prof = profiled.get(name)
+            own = rows[name][6]
+            n = sum(prof.split.values()) if prof else 0
+            if not prof or not n:
+                print(f"{name:<16}{own:12.2f}  no samples")
+                continue
+            parts = {p: own * prof.split[p] / n for p in OWN_PARTS}
+            if name in counted:
+                sums = {p: sums[p] + parts[p] for p in OWN_PARTS}
+            print(f"{name:<16}{own:12.2f}" + "".join(f"{parts[p]:15.2f}" for p in OWN_PARTS))
+        print(
+            f"{'total':<16}{sum(sums.values()):12.2f}"
+            + "".join(f"{sums[p]:15.2f}" for p in OWN_PARTS)
+        )
+
+    print(
+        f"\ntarget (issue 14): the nine tutorial notebooks <= {TARGET:g} s in all through linncore"
+    )
+    if total[0]:
+        print(
+            f"measured: {total[0]:.2f} s wall in all, of which linncore {total[1]:.2f} s "
+            f"({100 * total[1] / total[0]:.0f}%); CPU {total[3]:.2f} s, of which linncore "
+            f"{total[4]:.2f} s"
+        )
+        floor = "above the target by itself" if total[2] > TARGET else "within the target"
+        print(
+            f"floor: the notebooks' own code alone (everything but linncore) takes "
+            f"{total[2]:.2f} s wall, {total[6]:.2f} s CPU: {floor}"
+        )
+        for name in counted:
+            if rows[name][2] > TARGET:
+                print(
+                    f"  {name}'s own code alone takes {rows[name][2]:.2f} s wall "
+                    f"({rows[name][6]:.2f} s CPU), more than the target for all nine"
+                )
     return failed
 
 
@@ -427,7 +581,30 @@ def main() -> int:
     ap.add_argument("--cells", action="store_true", help="print the slowest cells of each run")
     ap.add_argument("--keep", help="keep each run's folder (script, output.log) under this one")
     ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument(
+        "--profile",
+        nargs="?",
+        const="py-spy",
+        metavar="PY_SPY",
+        help="also split each notebook's own time by running it once more under py-spy "
+        "(the executable, default py-spy on PATH; pip install py-spy, outside linncore)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="LINNCORE_NUM_THREADS of the runs (default: as set, else the CPUs available)",
+    )
     args = ap.parse_args()
+    global THREADS
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads: expected a positive number, got {args.threads}")
+        THREADS = args.threads
+    py_spy = None
+    if args.profile:
+        py_spy = shutil.which(args.profile)
+        if py_spy is None:
+            raise SystemExit(f"--profile: py-spy not found at {args.profile!r}")
 
     folder = notebook_folder(args.path)
     names = args.notebooks.split(",") if args.notebooks else list(NOTEBOOKS)
@@ -446,10 +623,13 @@ def main() -> int:
 
     print(f"CPU: {cpu_name()}")
     print(f"notebooks: {folder}; best of {args.repeat} run(s); timeout {args.timeout:g} s")
+    threads = THREADS if THREADS is not None else os.environ.get("LINNCORE_NUM_THREADS")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"linncore threads: {threads or f'default ({cpus})'}")
     results: dict[str, dict[str, Run]] = {}
     notes: dict[str, list[str]] = {}
     for library, python in paths:
-        warm_up(python, library, keep_root)
+        warm_up(python, library)
     for name in names:
         results[name] = {}
         for library, python in paths:
@@ -472,9 +652,20 @@ def main() -> int:
                 slow = sorted(run.cells, key=lambda c: -c[1])[:4]
                 print("    slowest cells: " + ", ".join(f"#{i} {s:.2f} s" for i, s in slow))
 
+    profiled: dict[str, Run] = {}
+    if py_spy:
+        print(f"one more run of each under {py_spy} (--profile)", flush=True)
+        for name in names:
+            script = to_script(folder / f"{name}.ipynb", "linncore")
+            run = run_script(
+                script, folder, name, args.python, "linncore", args.timeout, keep_root, py_spy
+            )
+            profiled[name] = run
+            if run.status != "ok":
+                print(f"  {name}: {run.status}")
+
     counted = [n for n in names if n not in EXTRA or args.notebooks]
-    failed = report(names, counted, results, args.vendor)
-    print("target (issue 14): the nine tutorial notebooks <= 15 s in all through linncore")
+    failed = report(names, counted, results, args.vendor, profiled)
     changed = {n: v for n, v in notes.items() if v}
     if changed:
         print(
@@ -493,6 +684,7 @@ def main() -> int:
                     "runs": {
                         n: {lib: r.__dict__ for lib, r in per.items()} for n, per in results.items()
                     },
+                    "profiled": {n: r.__dict__ for n, r in profiled.items()},
                     "notes": notes,
                 },
                 indent=1,

@@ -136,7 +136,7 @@ int64_t lc_net_max_width(const lc_net *net)
 #define QAT_Q lc_qat_quantize_f64
 #define QAT_GATE lc_qat_gate_f64
 #define EXP exp
-#define TANH tanh
+#define TANH lc_tanh_f64 /* lc_vmath.h: the same bits on every machine, unlike libm's */
 #define LOG1P log1p
 #define FABS fabs
 #define SQRT sqrt

@@ -14,9 +14,10 @@
  * LC_INT128_PORTABLE), as on a compiler without them, so that path can be built and tested on
  * any machine.
  *
- * Spellings that differ between compilers: LC_RESTRICT, LC_INLINE, LC_NOINLINE, LC_ALIGNED(n),
- * LC_EXTENSION.  MSVC's C mode before /std:c11 knows restrict and inline only as __restrict
- * and __inline, so for it the plain keywords the kernels use are defined to those. */
+ * Spellings that differ between compilers: LC_RESTRICT, LC_INLINE, LC_NOINLINE,
+ * LC_ALWAYS_INLINE, LC_MAYBE_UNUSED, LC_ALIGNED(n), LC_EXTENSION.  MSVC's C mode before
+ * /std:c11 knows restrict and inline only as __restrict and __inline, so for it the plain
+ * keywords the kernels use are defined to those. */
 #ifndef LC_PORTABLE_H
 #define LC_PORTABLE_H
 
@@ -61,6 +62,20 @@
 #define LC_NOINLINE __declspec(noinline)
 #else
 #define LC_NOINLINE
+#endif
+
+/* Functions inlined into every caller, even where the compiler would not (lc_vmath.h: a vector
+ * must not cross a call into a copy compiled for another instruction set), and functions a
+ * translation unit may leave unused. */
+#if LC_GNU_C
+#define LC_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define LC_MAYBE_UNUSED __attribute__((unused))
+#elif defined(_MSC_VER)
+#define LC_ALWAYS_INLINE static __forceinline
+#define LC_MAYBE_UNUSED
+#else
+#define LC_ALWAYS_INLINE static inline
+#define LC_MAYBE_UNUSED
 #endif
 
 /* A variable or type aligned to n bytes (n a power of two): written before the declaration. */

@@ -20,6 +20,11 @@
 
 #define LC_HAVE_VMATH 1
 
+/* Every function below is inlined into its caller, always: the hot loops are compiled once per
+ * instruction set (LC_HOT), and a vector passed to an out-of-line copy compiled for another
+ * would not be where that copy looks for it. */
+#define LC_VM_INLINE LC_ALWAYS_INLINE
+
 #if LC_HAVE_VECTOR_EXT
 /* The functions below are static inline: no vector crosses a call boundary between separately
  * compiled code, so the note of GCC and Clang on the ABI of 32-byte vector arguments does not
@@ -27,12 +32,14 @@
 #pragma GCC diagnostic ignored "-Wpsabi" /* Clang reads it too */
 LC_VECTOR_TYPEDEF(lc_v4d, double, 32);
 LC_VECTOR_TYPEDEF(lc_v4u, uint64_t, 32); /* the lanes' bits */
+LC_VECTOR_TYPEDEF(lc_v4i, int64_t, 32);
 LC_VECTOR_TYPEDEF(lc_v4f, float, 16);
 #define LC_V4D(c) ((lc_v4d){(c), (c), (c), (c)})
 #define LC_V4U(c) ((lc_v4u){(c), (c), (c), (c)})
+#define LC_V4I(c) ((lc_v4i){(c), (c), (c), (c)})
 /* mask ? a : b per lane; a vector comparison gives lanes of all ones or zero. */
 #define LC_V4D_SELECT(mask, a, b) lc_v4d_select_bits((lc_v4u)(mask), (a), (b))
-static inline lc_v4d lc_v4d_select_bits(lc_v4u mask, lc_v4d a, lc_v4d b)
+LC_VM_INLINE lc_v4d lc_v4d_select_bits(lc_v4u mask, lc_v4d a, lc_v4d b)
 {
     lc_v4u ia, ib;
     memcpy(&ia, &a, sizeof ia);
@@ -52,7 +59,7 @@ typedef uint64_t lc_v4u;
 
 /* exp(y) for |y| <= 700: y = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor polynomial to
  * degree 12 (error below 1e-15 relative), 2^n written into the exponent bits. */
-static inline lc_v4d lc_v4d_exp(lc_v4d y)
+LC_VM_INLINE lc_v4d lc_v4d_exp(lc_v4d y)
 {
     const lc_v4d shifter = LC_V4D(0x1.8p52); /* adding it rounds to an integer */
     const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
@@ -83,7 +90,7 @@ static inline lc_v4d lc_v4d_exp(lc_v4d y)
 /* tanh: the odd series x (1 - x^2/3 + 2x^4/15 - 17x^6/315 + 62x^8/2835) below |x| = 1/16
  * (keeps -0), 1 - 2 / (exp(2|x|) + 1) with the sign of x above (|x| capped at 20, where
  * tanh rounds to 1). */
-static inline lc_v4d lc_v4d_tanh(lc_v4d x)
+LC_VM_INLINE lc_v4d lc_v4d_tanh(lc_v4d x)
 {
     const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
     lc_v4u xb;
@@ -109,7 +116,7 @@ static inline lc_v4d lc_v4d_tanh(lc_v4d x)
 }
 
 /* 1 / (1 + exp(-x)), exp's argument capped to [-700, 700]. */
-static inline lc_v4d lc_v4d_sigmoid(lc_v4d x)
+LC_VM_INLINE lc_v4d lc_v4d_sigmoid(lc_v4d x)
 {
     lc_v4d y = -x;
     y = LC_V4D_SELECT(y < LC_V4D(700.0), y, LC_V4D(700.0));
@@ -118,35 +125,315 @@ static inline lc_v4d lc_v4d_sigmoid(lc_v4d x)
     return LC_V4D_SELECT(x == x, s, x);
 }
 
-/* h[i] := f(z[i]) for float arrays.  With vector types four lanes at a time, the tail through
- * a zero-padded vector; without, one element at a time: every element is computed the same
- * way. */
+/* ---- float32 at throughput: a short evaluation, checked, the above where it could differ ----
+ *
+ * The functions above define the float32 bits; their exp is a Horner chain of 12 dependent
+ * multiply-adds, about 100 cycles from input to result, so a loop of them runs at the rate the
+ * out-of-order window can hide that latency, not at the rate of its arithmetic.  With vector
+ * types the loops below evaluate the same formula with a shorter exp instead: one-step range
+ * reduction and the Taylor polynomial to degree 11 by Estrin's scheme (depth 4 instead of 12).
+ * Its double result is within a few hundred double ulps of the defining one (truncation below
+ * 7e-15 relative, amplified at most 8 times by tanh at |x| = 1/16), far less than
+ * LC_VM_NEAR (4096 ulps).  A float is the double rounded once, so the two round to the same
+ * float unless a rounding midpoint of float lies between them: a lane whose short result is
+ * within LC_VM_NEAR of a midpoint (or below float's normal range, where the rounding point
+ * moves) is "near", and a vector with a near lane is computed again by the defining function.
+ * That happens for about 2^-16 of the lanes.  The result is the defining function's bits for
+ * every input; bench/check_vmath.c checks all 2^32 float inputs. */
 #if LC_HAVE_VECTOR_EXT
-#define LC_V4F_APPLY(FUNC, z, h, n)                                                                \
+#define LC_VM_NEAR 4096 /* double ulps around a float midpoint where the short result is not used */
+
+/* exp(y) for |y| <= 700 to about 1e-14 relative: y = n ln2 + r, |r| <= ln2/2 (to rounding),
+ * exp(r) = sum r^k / k! for k <= 11 by Estrin's scheme. */
+LC_VM_INLINE lc_v4d lc_v4d_exp_short(lc_v4d y)
+{
+    const lc_v4d shifter = LC_V4D(0x1.8p52);
+    const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
+    const lc_v4d n = k - shifter;
+    const lc_v4d r = y - n * LC_V4D(6.93147180559945286227e-01);
+    const lc_v4d r2 = r * r;
+    const lc_v4d r4 = r2 * r2;
+    const lc_v4d r8 = r4 * r4;
+    const lc_v4d q0 = LC_V4D(1.0) + r;
+    const lc_v4d q1 = LC_V4D(0.5) + r * LC_V4D(1.0 / 6.0);
+    const lc_v4d q2 = LC_V4D(1.0 / 24.0) + r * LC_V4D(1.0 / 120.0);
+    const lc_v4d q3 = LC_V4D(1.0 / 720.0) + r * LC_V4D(1.0 / 5040.0);
+    const lc_v4d q4 = LC_V4D(1.0 / 40320.0) + r * LC_V4D(1.0 / 362880.0);
+    const lc_v4d q5 = LC_V4D(1.0 / 3628800.0) + r * LC_V4D(1.0 / 39916800.0);
+    const lc_v4d s0 = q0 + q1 * r2;
+    const lc_v4d s1 = q2 + q3 * r2;
+    const lc_v4d s2 = q4 + q5 * r2;
+    const lc_v4d p = (s0 + s1 * r4) + s2 * r8;
+    lc_v4u bits;
+    memcpy(&bits, &k, sizeof bits);
+    bits = (bits + LC_V4U(1023)) << 52;
+    lc_v4d scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* Lanes of v (>= 0) whose rounding to float is within LC_VM_NEAR double ulps of a midpoint:
+ * all ones there, zero elsewhere.  A double in float's normal range rounds to float by the low
+ * 29 bits of its significand, whose midpoint is 2^28: the sum below puts the window around it
+ * at [0, 2 LC_VM_NEAR) modulo 2^29. */
+LC_VM_INLINE lc_v4i lc_v4d_near_float_midpoint(lc_v4d v)
+{
+    lc_v4i bits;
+    memcpy(&bits, &v, sizeof bits);
+    const lc_v4i off = (bits + LC_V4I(0x10000000 + LC_VM_NEAR)) & LC_V4I(0x1FFFFFFF);
+    return (lc_v4i)(off < LC_V4I(2 * LC_VM_NEAR));
+}
+
+LC_VM_INLINE int lc_v4i_any(lc_v4i m)
+{
+    return (m[0] | m[1] | m[2] | m[3]) != 0;
+}
+
+/* lc_v4d_tanh's formula with lc_v4d_exp_short; *near |= the lanes where it may round
+ * differently (the series lanes are lc_v4d_tanh's own operations, never near). */
+LC_VM_INLINE lc_v4d lc_v4d_tanh_short(lc_v4d x, lc_v4i *near)
+{
+    const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
+    lc_v4u xb;
+    memcpy(&xb, &x, sizeof xb);
+    const lc_v4u ab = xb & ~sign_bit;
+    lc_v4d a;
+    memcpy(&a, &ab, sizeof a);
+    const lc_v4d a2 = a * a;
+    const lc_v4d series =
+        x * (LC_V4D(1.0) + a2 * (LC_V4D(-1.0 / 3.0) +
+                                 a2 * (LC_V4D(2.0 / 15.0) +
+                                       a2 * (LC_V4D(-17.0 / 315.0) + a2 * LC_V4D(62.0 / 2835.0)))));
+    const lc_v4d capped = LC_V4D_SELECT(a < LC_V4D(20.0), a, LC_V4D(20.0));
+    const lc_v4d e = lc_v4d_exp_short(capped + capped);
+    const lc_v4d far = LC_V4D(1.0) - LC_V4D(2.0) / (e + LC_V4D(1.0));
+    const lc_v4i small = (lc_v4i)(a < LC_V4D(0.0625));
+    *near |= lc_v4d_near_float_midpoint(far) & ~small;
+    lc_v4u fb;
+    memcpy(&fb, &far, sizeof fb);
+    fb |= xb & sign_bit;
+    lc_v4d signed_far;
+    memcpy(&signed_far, &fb, sizeof signed_far);
+    const lc_v4d t = LC_V4D_SELECT(small, series, signed_far);
+    return LC_V4D_SELECT(x == x, t, x);
+}
+
+/* lc_v4d_sigmoid's formula with lc_v4d_exp_short; *near as for tanh, and every lane below
+ * float's normal range (where the rounding point moves). */
+LC_VM_INLINE lc_v4d lc_v4d_sigmoid_short(lc_v4d x, lc_v4i *near)
+{
+    lc_v4d y = -x;
+    y = LC_V4D_SELECT(y < LC_V4D(700.0), y, LC_V4D(700.0));
+    y = LC_V4D_SELECT(y > LC_V4D(-700.0), y, LC_V4D(-700.0));
+    const lc_v4d s = LC_V4D(1.0) / (LC_V4D(1.0) + lc_v4d_exp_short(y));
+    *near |= lc_v4d_near_float_midpoint(s) | (lc_v4i)(s < LC_V4D(0x1p-126));
+    return LC_V4D_SELECT(x == x, s, x);
+}
+
+/* The defining function over k floats (k a multiple of 4) in place, out of line: the rare
+ * near lanes stay off the loops' hot path. */
+#define LC_V4F_EXACT(NAME)                                                                         \
+    LC_NOINLINE LC_MAYBE_UNUSED static void lc_v4f_##NAME##_exact(float *v, int64_t k)             \
+    {                                                                                              \
+        for (int64_t i = 0; i < k; i += 4) {                                                       \
+            lc_v4f f;                                                                              \
+            memcpy(&f, v + i, sizeof f);                                                           \
+            f = __builtin_convertvector(lc_v4d_##NAME(__builtin_convertvector(f, lc_v4d)),         \
+                                        lc_v4f);                                                   \
+            memcpy(v + i, &f, sizeof f);                                                           \
+        }                                                                                          \
+    }
+LC_V4F_EXACT(tanh)
+LC_V4F_EXACT(sigmoid)
+#undef LC_V4F_EXACT
+
+/* h[0..k) := NAME(z[0..k)) for k floats, k a multiple of 4 up to LC_VM_GROUP: the short form
+ * for all, then the defining one for all if any lane is near.  z is copied first, so h may be
+ * z. */
+#define LC_VM_GROUP 32
+#define LC_V4F_GROUP(NAME, zp, hp, k)                                                              \
+    do {                                                                                           \
+        float in_[LC_VM_GROUP];                                                                    \
+        memcpy(in_, (zp), (size_t)(k) * sizeof(float));                                            \
+        lc_v4i near_ = LC_V4I(0);                                                                  \
+        for (int64_t j_ = 0; j_ < (k); j_ += 4) {                                                  \
+            lc_v4f f_;                                                                             \
+            memcpy(&f_, in_ + j_, sizeof f_);                                                      \
+            const lc_v4d d_ = lc_v4d_##NAME##_short(__builtin_convertvector(f_, lc_v4d), &near_);  \
+            f_ = __builtin_convertvector(d_, lc_v4f);                                              \
+            memcpy((hp) + j_, &f_, sizeof f_);                                                     \
+        }                                                                                          \
+        if (lc_v4i_any(near_)) {                                                                   \
+            lc_v4f_##NAME##_exact(in_, (k));                                                       \
+            memcpy((hp), in_, (size_t)(k) * sizeof(float));                                        \
+        }                                                                                          \
+    } while (0)
+
+/* h[i] := NAME(z[i]) for float arrays (NAME tanh or sigmoid): groups of LC_VM_GROUP, then
+ * vectors of four, the tail through a zero-padded vector, so every element is computed the
+ * same way. */
+#define LC_V4F_APPLY(NAME, z, h, n)                                                                \
     do {                                                                                           \
         int64_t i_ = 0;                                                                            \
-        for (; i_ + 4 <= (n); i_ += 4) {                                                           \
-            lc_v4f f_;                                                                             \
-            memcpy(&f_, (z) + i_, sizeof f_);                                                      \
-            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                                 \
-            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                       \
-            memcpy((h) + i_, &r_, sizeof r_);                                                      \
-        }                                                                                          \
+        for (; i_ + LC_VM_GROUP <= (n); i_ += LC_VM_GROUP)                                         \
+            LC_V4F_GROUP(NAME, (z) + i_, (h) + i_, LC_VM_GROUP);                                   \
+        for (; i_ + 4 <= (n); i_ += 4) LC_V4F_GROUP(NAME, (z) + i_, (h) + i_, 4);                  \
         if (i_ < (n)) {                                                                            \
             float buf_[4] = {0, 0, 0, 0};                                                          \
             memcpy(buf_, (z) + i_, (size_t)((n) - i_) * sizeof(float));                            \
-            lc_v4f f_;                                                                             \
-            memcpy(&f_, buf_, sizeof f_);                                                          \
-            lc_v4d d_ = FUNC(__builtin_convertvector(f_, lc_v4d));                                 \
-            lc_v4f r_ = __builtin_convertvector(d_, lc_v4f);                                       \
-            memcpy(buf_, &r_, sizeof r_);                                                          \
+            LC_V4F_GROUP(NAME, buf_, buf_, 4);                                                     \
             memcpy((h) + i_, buf_, (size_t)((n) - i_) * sizeof(float));                            \
         }                                                                                          \
     } while (0)
 #else
-#define LC_V4F_APPLY(FUNC, z, h, n)                                                                \
+/* One lane: the defining functions themselves.  A NaN is returned as z + z, quiet with its
+ * payload, as the vector form's two conversions return it (the compiler may drop the pair of
+ * conversions of a NaN, which would keep a signaling one signaling). */
+#define LC_V4F_APPLY(NAME, z, h, n)                                                                \
     do {                                                                                           \
-        for (int64_t i_ = 0; i_ < (n); i_++) (h)[i_] = (float)FUNC((double)(z)[i_]);               \
+        for (int64_t i_ = 0; i_ < (n); i_++) {                                                     \
+            const float z_ = (z)[i_];                                                              \
+            (h)[i_] = z_ == z_ ? (float)lc_v4d_##NAME((double)z_) : z_ + z_;                       \
+        }                                                                                          \
+    } while (0)
+#endif
+
+/* ---- float64 tanh: the project's own, the same bits on every machine ----
+ *
+ * tanh(x) for double x to within 0.7 ulp (bench/check_vmath.c measures it against quadruple
+ * precision; the C library's is within 2.2), by IEEE additions, multiplications and one
+ * division in a fixed order, so every machine, compiler and vector width gives the same bits
+ * (the C library's tanh is neither the same everywhere nor vectorised).  With a = |x| and the
+ * sign of x put back at the end (so -0 stays -0):
+ *   a < 0.4: a + a (u P(u)) with u = a^2 and P the degree-9 polynomial closest (Chebyshev fit)
+ *     to (tanh(a)/a - 1)/u on [0, 0.16], by Estrin's scheme: relative error below 6e-17 (the
+ *     coefficients' rounding), in a term at most a twentieth of the result;
+ *   a >= 0.4 (a capped at 22, where tanh rounds to 1): 1 - 2 / (e + 1) with e = exp(2a) carried
+ *     as a sum of two doubles: 2a = n ln2 + r (ln2 in two parts, the reduction's rounding kept),
+ *     exp(r) = 1 + r + r^2 Q(r) with Q the Taylor polynomial to r^11 / 13! (truncation below
+ *     5e-18), the sums' rounding errors kept (Fast2Sum); the quotient 2 / (e + 1) corrected by
+ *     its exact residual (Dekker's product, no FMA) and the result's subtraction by its
+ *     rounding error, so only the last rounding and a small part of exp's error remain.
+ * NaN stays NaN; +-inf gives +-1. */
+
+/* a = hi + lo with hi holding the upper 26 bits (Veltkamp's split), for Dekker's product. */
+LC_VM_INLINE void lc_v4d_split(lc_v4d a, lc_v4d *hi, lc_v4d *lo)
+{
+    const lc_v4d g = a * LC_V4D(134217729.0); /* 2^27 + 1 */
+    *hi = g - (g - a);
+    *lo = a - *hi;
+}
+
+LC_VM_INLINE lc_v4d lc_v4d_tanh_f64(lc_v4d x)
+{
+    const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
+    lc_v4u xb;
+    memcpy(&xb, &x, sizeof xb);
+    const lc_v4u ab = xb & ~sign_bit;
+    lc_v4d a;
+    memcpy(&a, &ab, sizeof a);
+    /* a < 0.4 */
+    const lc_v4d u = a * a;
+    const lc_v4d u2 = u * u;
+    const lc_v4d u4 = u2 * u2;
+    const lc_v4d u8 = u4 * u4;
+    const lc_v4d p01 = LC_V4D(-0x1.5555555555555p-2) + u * LC_V4D(0x1.11111111110f6p-3);
+    const lc_v4d p23 = LC_V4D(-0x1.ba1ba1ba162d4p-5) + u * LC_V4D(0x1.664f487f55925p-6);
+    const lc_v4d p45 = LC_V4D(-0x1.226e344730396p-7) + u * LC_V4D(0x1.d6d36a518be92p-9);
+    const lc_v4d p67 = LC_V4D(-0x1.7d97e1bd66a18p-10) + u * LC_V4D(0x1.348a25b80da8fp-11);
+    const lc_v4d p89 = LC_V4D(-0x1.e3dc6067a7b91p-13) + u * LC_V4D(0x1.282cbc2bb8cd1p-14);
+    const lc_v4d poly = ((p01 + p23 * u2) + (p45 + p67 * u2) * u4) + p89 * u8;
+    const lc_v4d near = a + a * (u * poly);
+    /* a >= 0.4: y = 2a = n ln2 + r + cr */
+    const lc_v4d c = LC_V4D_SELECT(a > LC_V4D(22.0), LC_V4D(22.0), a); /* NaN is kept */
+    const lc_v4d y = c + c;
+    const lc_v4d shifter = LC_V4D(0x1.8p52);
+    const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
+    const lc_v4d n = k - shifter;
+    const lc_v4d r_hi = y - n * LC_V4D(6.93147180369123816490e-01); /* exact */
+    const lc_v4d n_lo = n * LC_V4D(1.90821492927058770002e-10);
+    const lc_v4d r = r_hi - n_lo;
+    const lc_v4d cr = (r_hi - r) - n_lo;
+    /* exp(r) = 1 + r + r^2 Q(r), Q(r) = sum r^i / (i + 2)! for i <= 11 by Estrin's scheme */
+    const lc_v4d r2 = r * r;
+    const lc_v4d r4 = r2 * r2;
+    const lc_v4d r8 = r4 * r4;
+    const lc_v4d q01 = LC_V4D(1.0 / 2.0) + r * LC_V4D(1.0 / 6.0);
+    const lc_v4d q23 = LC_V4D(1.0 / 24.0) + r * LC_V4D(1.0 / 120.0);
+    const lc_v4d q45 = LC_V4D(1.0 / 720.0) + r * LC_V4D(1.0 / 5040.0);
+    const lc_v4d q67 = LC_V4D(1.0 / 40320.0) + r * LC_V4D(1.0 / 362880.0);
+    const lc_v4d q89 = LC_V4D(1.0 / 3628800.0) + r * LC_V4D(1.0 / 39916800.0);
+    const lc_v4d qab = LC_V4D(1.0 / 479001600.0) + r * LC_V4D(1.0 / 6227020800.0);
+    const lc_v4d q = ((q01 + q23 * r2) + (q45 + q67 * r2) * r4) + (q89 + qab * r2) * r8;
+    const lc_v4d t = r2 * q;
+    const lc_v4d p = r + t;                            /* exp(r) - 1 */
+    const lc_v4d p_lo = ((r - p) + t) + (cr + cr * p); /* and its remainder */
+    const lc_v4d s = LC_V4D(1.0) + p;                  /* exp(r) = s + s_lo */
+    const lc_v4d s_lo = ((LC_V4D(1.0) - s) + p) + p_lo;
+    lc_v4u bits;
+    memcpy(&bits, &k, sizeof bits); /* the low bits of k hold 2^51 + n */
+    bits = (bits + LC_V4U(1023)) << 52;
+    lc_v4d scale;
+    memcpy(&scale, &bits, sizeof scale);
+    const lc_v4d e = s * scale; /* exp(y) = e + e_lo, both exact scalings */
+    const lc_v4d e_lo = s_lo * scale;
+    const lc_v4d d = e + LC_V4D(1.0); /* e + 1 = d + d_lo */
+    const lc_v4d d_lo = ((e - d) + LC_V4D(1.0)) + e_lo;
+    const lc_v4d qt = LC_V4D(2.0) / d;
+    lc_v4d qt_hi, qt_lo, d_hi, d_lo2;
+    lc_v4d_split(qt, &qt_hi, &qt_lo);
+    lc_v4d_split(d, &d_hi, &d_lo2);
+    const lc_v4d prod = qt * d; /* qt d = prod + prod_err exactly (Dekker) */
+    const lc_v4d prod_err = ((qt_hi * d_hi - prod) + qt_hi * d_lo2 + qt_lo * d_hi) + qt_lo * d_lo2;
+    const lc_v4d resid = (LC_V4D(2.0) - prod) - prod_err;            /* 2 - qt d */
+    const lc_v4d qt_corr = (resid - qt * d_lo) * (qt * LC_V4D(0.5)); /* 2/(d+d_lo) - qt */
+    const lc_v4d w = LC_V4D(1.0) - qt;
+    const lc_v4d w_lo = (LC_V4D(1.0) - w) - qt;
+    const lc_v4d far = w + (w_lo - qt_corr);
+    lc_v4d m = LC_V4D_SELECT(a < LC_V4D(0.4), near, far);
+    lc_v4u mb;
+    memcpy(&mb, &m, sizeof mb);
+    mb |= xb & sign_bit;
+    memcpy(&m, &mb, sizeof m);
+    return LC_V4D_SELECT(x == x, m, x);
+}
+
+/* One double: lc_v4d_tanh_f64 in lane 0. */
+LC_VM_INLINE double lc_tanh_f64(double x)
+{
+#if LC_HAVE_VECTOR_EXT
+    return lc_v4d_tanh_f64(LC_V4D(x))[0];
+#else
+    return lc_v4d_tanh_f64(x);
+#endif
+}
+
+/* h[i] := FUNC(z[i]) for double arrays: with vector types four lanes at a time, the tail
+ * through a zero-padded vector; without, one element at a time. */
+#if LC_HAVE_VECTOR_EXT
+#define LC_V4D_APPLY(FUNC, z, h, n)                                                                \
+    do {                                                                                           \
+        int64_t i_ = 0;                                                                            \
+        for (; i_ + 4 <= (n); i_ += 4) {                                                           \
+            lc_v4d d_;                                                                             \
+            memcpy(&d_, (z) + i_, sizeof d_);                                                      \
+            d_ = FUNC(d_);                                                                         \
+            memcpy((h) + i_, &d_, sizeof d_);                                                      \
+        }                                                                                          \
+        if (i_ < (n)) {                                                                            \
+            double buf_[4] = {0, 0, 0, 0};                                                         \
+            memcpy(buf_, (z) + i_, (size_t)((n) - i_) * sizeof(double));                           \
+            lc_v4d d_;                                                                             \
+            memcpy(&d_, buf_, sizeof d_);                                                          \
+            d_ = FUNC(d_);                                                                         \
+            memcpy(buf_, &d_, sizeof d_);                                                          \
+            memcpy((h) + i_, buf_, (size_t)((n) - i_) * sizeof(double));                           \
+        }                                                                                          \
+    } while (0)
+#else
+#define LC_V4D_APPLY(FUNC, z, h, n)                                                                \
+    do {                                                                                           \
+        for (int64_t i_ = 0; i_ < (n); i_++) (h)[i_] = FUNC((z)[i_]);                              \
     } while (0)
 #endif
 

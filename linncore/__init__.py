@@ -4,19 +4,13 @@ Keras-compatible training on a compiled core, fixed-point arithmetic, exact Hess
 ``.linn`` export for the Moku Neural Network instrument.
 """
 
-from . import hessian
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._backend import backend, get_num_threads, set_num_threads
 from ._version import __version__
-from .ablation import (
-    BaseDataset,
-    FitHistory,
-    LinearBlockModel,
-    LinearTeacherDataset,
-    SweepResult,
-    sweep,
-    train_instrumented,
-)
-from .ablation.fit_history import HistoryFileError
 from .engine import (
     SGD,
     Adam,
@@ -30,9 +24,6 @@ from .engine import (
     TrainingDivergedWarning,
     all_activations,
 )
-from .estimators import LinnRegressor
-from .evaluation import DeviationReport, EvaluationCallback, evaluate
-from .evaluation.report import ReportFileError
 from .fixed import (
     INSTRUMENT_ASSUMPTIONS,
     FixedFormat,
@@ -73,6 +64,66 @@ from .vendor import (
     save_keras,
     save_linn,
 )
+
+# Imported on first use, so that ``from linncore import LinnModel`` (the vendor's one-import
+# migration) does not load them: the curvature, the ablation loop with its process pool, the
+# scikit-learn estimator and the deviation reports are about half of the import's time.  The
+# modules above are imported eagerly because they register what the layers below them read
+# (the precision reader, the LinnModel type, the .linn reader).  Each public name maps to its
+# module (a subpackage maps to itself, so ``linncore.ablation`` still works after a bare
+# ``import linncore``); the block under TYPE_CHECKING says the same to type checkers.
+_LAZY = {
+    "ablation": ".ablation",
+    "curvature": ".curvature",
+    "estimators": ".estimators",
+    "evaluation": ".evaluation",
+    "hessian": ".hessian",
+    "BaseDataset": ".ablation",
+    "FitHistory": ".ablation",
+    "LinearBlockModel": ".ablation",
+    "LinearTeacherDataset": ".ablation",
+    "SweepResult": ".ablation",
+    "sweep": ".ablation",
+    "train_instrumented": ".ablation",
+    "HistoryFileError": ".ablation.fit_history",
+    "LinnRegressor": ".estimators",
+    "DeviationReport": ".evaluation",
+    "EvaluationCallback": ".evaluation",
+    "evaluate": ".evaluation",
+    "ReportFileError": ".evaluation.report",
+}
+
+if TYPE_CHECKING:
+    from . import hessian
+    from .ablation import (
+        BaseDataset,
+        FitHistory,
+        LinearBlockModel,
+        LinearTeacherDataset,
+        SweepResult,
+        train_instrumented,
+    )
+    from .ablation.fit_history import HistoryFileError
+    from .ablation.sweep import sweep
+    from .estimators import LinnRegressor
+    from .evaluation import DeviationReport, EvaluationCallback, evaluate
+    from .evaluation.report import ReportFileError
+
+
+def __getattr__(name: str) -> Any:
+    """A public name of a module imported on first use (see ``_LAZY``)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linncore' has no attribute {name!r}")
+    loaded = importlib.import_module(module, __name__)
+    value = loaded if module == "." + name else getattr(loaded, name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "backend",

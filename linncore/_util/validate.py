@@ -151,23 +151,25 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
         raise ValueError(
             f"{name}: expected a numeric array, got {type(value).__name__} ({exc})"
         ) from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    kind = arr.dtype.kind  # b, i, u, f: bool and real numbers; c: complex; others not numbers
+    if kind not in "biuf":
+        if kind == "c":
+            raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
         raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
     return arr.astype(np.float64, copy=False)
 
 
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise when ``arr`` holds NaN or inf, naming the first bad position."""
+    if np.isfinite(arr).all():  # the common case in one pass; the details only on failure
+        return
     bad = ~np.isfinite(arr)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name}: expected finite values, got {arr[where]} at index "
-            f"{where if len(where) > 1 else where[0]}"
-            f" ({int(bad.sum())} non-finite value(s) in all)"
-        )
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(
+        f"{name}: expected finite values, got {arr[where]} at index "
+        f"{where if len(where) > 1 else where[0]}"
+        f" ({int(bad.sum())} non-finite value(s) in all)"
+    )
 
 
 def as_samples(value: Any, width: int, name: str, *, dtype: Any = np.float64) -> np.ndarray:

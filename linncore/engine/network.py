@@ -201,6 +201,9 @@ class Network:
         # and the moving mean with the variance after it; -1 where absent).
         self._layout = _backend.kernels().net_layout(self._spec)
         self._layout.flags.writeable = False
+        # The description the kernels read, checked and built once per engine (see _prepared).
+        self._prepared_for: Any = None
+        self._prepared_net: Any = None
         for i, (layer, bn) in enumerate(zip(owned, bns)):
             n_in, n_out = layer.shape
             w_at, b_at, g_at, s_at = (int(o) for o in self._layout[i])
@@ -420,6 +423,15 @@ class Network:
         self._theta[...] = arr
 
     # -- evaluation ----------------------------------------------------------------------
+    def _prepared(self, kernels: Any) -> Any:
+        """The network description ``kernels`` read (``kernels.prepare_net`` of the spec),
+        made once per engine: the spec never changes, and preparing it costs more than a
+        forward pass of a few samples."""
+        if self._prepared_for is not kernels:
+            self._prepared_net = kernels.prepare_net(self._spec)
+            self._prepared_for = kernels
+        return self._prepared_net
+
     def _state(self) -> np.ndarray | None:
         """The batch-normalisation state the kernels take (None without batch normalisation)."""
         return self._bn_state if self.has_batchnorm else None
@@ -441,15 +453,16 @@ class Network:
         A 1-D ``X`` is read as ``n`` samples when the network has one input, else as one sample.
         """
         x, _ = self._samples(X, None)
-        bad = ~np.isfinite(self._theta)
-        if bad.any():
+        if not np.isfinite(self._theta).all():  # one pass; the details only on failure
+            bad = ~np.isfinite(self._theta)
             raise ValueError(
                 f"predict: the network's parameters are not finite ({int(bad.sum())} of "
                 f"{self._theta.size}, the first theta[{int(np.argmax(bad))}]); reload or retrain it"
             )
-        out = _backend.kernels().net_forward(self._spec, self._theta, x, self._state())
-        bad = ~np.isfinite(out)
-        if bad.any():
+        kernels = _backend.kernels()
+        out = kernels.net_forward(self._prepared(kernels), self._theta, x, self._state())
+        if not np.isfinite(out).all():
+            bad = ~np.isfinite(out)
             i, j = (int(k) for k in np.argwhere(bad)[0])
             raise ValueError(
                 f"predict: non-finite output {out[i, j]} for sample {i}, output {j} "
@@ -465,8 +478,9 @@ class Network:
         return self.loss_and_grad(X, Y, loss)[0]
 
     def _loss_grad_flat(self, x: np.ndarray, y: np.ndarray, loss: str) -> tuple[float, np.ndarray]:
-        value, grad, _ = _backend.kernels().net_loss_grad(
-            self._spec, self._theta, x, y, _losses.code(loss)
+        kernels = _backend.kernels()
+        value, grad, _ = kernels.net_loss_grad(
+            self._prepared(kernels), self._theta, x, y, _losses.code(loss)
         )
         return value, grad
 
@@ -645,7 +659,7 @@ class Network:
         # Everything an epoch needs that does not change between epochs is made here, once: the
         # network description the kernels read (checked once, its layout table computed once),
         # the undo buffers, the permutation buffer, the limits and the callbacks' hooks.
-        desc = kernels.prepare_net(self._spec)
+        desc = self._prepared(kernels)
         state = self._state()
         rails: list[np.ndarray] = []
         quant = (

@@ -39,6 +39,7 @@ from .._util import untrusted as _untrusted
 from .._util.atomic import atomic_write
 from .._util.validate import (
     as_float_array,
+    as_samples,
     check_finite,
     choice,
     finite_float,
@@ -111,11 +112,12 @@ class _Scaling:
 
     def forward(self, v: np.ndarray) -> np.ndarray:
         out = 2.0 * (v - self.lo) / self.span - 1.0
-        return np.where(self.constant, 0.0, out)
+        # without constant columns np.where would only copy: skipped (predict runs per sample)
+        return np.where(self.constant, 0.0, out) if self.constant.any() else out
 
     def inverse(self, s: np.ndarray) -> np.ndarray:
         out = (s + 1.0) / 2.0 * self.span + self.lo
-        return np.where(self.constant, self.lo, out)
+        return np.where(self.constant, self.lo, out) if self.constant.any() else out
 
 
 def _as_rows(value: Any, name: str) -> tuple[np.ndarray, bool]:
@@ -640,8 +642,6 @@ class LinnModel:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data: expected a pair (inputs, outputs)")
-            from .._util.validate import as_samples
-
             vx = as_samples(validation_data[0], net.input_size, "validation_data[0]")
             vy = as_samples(validation_data[1], net.output_size, "validation_data[1]")
             if vx.shape[0] != vy.shape[0]:
@@ -704,8 +704,6 @@ class LinnModel:
             raise TypeError(f"predict: unexpected keyword argument(s) {unknown}")
         scale = self._scaled if scale is None else bool(scale)
         unscale_output = self._scaled if unscale_output is None else bool(unscale_output)
-        from .._util.validate import as_samples
-
         x = as_samples(inputs, net.input_size, "inputs")
         if scale:
             x = self._transform(x, True)

@@ -82,3 +82,50 @@ def test_chain_is_upstream_times_the_derivative_bit_for_bit(dtype, name):
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
             assert got.dtype == dtype
+
+
+def _ulps_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How many float64 values lie between a and b (same sign, both finite)."""
+    ia, ib = a.view(np.int64), b.view(np.int64)
+    return np.abs(ia - ib)
+
+
+def test_float64_tanh_of_the_core_is_within_two_ulps_of_the_twin(core, twin, rng):
+    # The core's float64 tanh is its own (csrc/lc_vmath.h: within 0.7 ulp of the exact value,
+    # the same bits on every machine); the twin keeps np.tanh (within about 2 ulps).  Two
+    # ulps apart is the sum of what each may be off by, rounded down: measured, 1 at most.
+    z = np.concatenate(
+        [
+            rng.standard_normal(200_000) * 3.0,
+            np.linspace(0.0, 0.8, 100_001),  # the polynomial, the switch at 0.4, the exponential
+            np.geomspace(1e-300, 20.0, 20_001),
+            rng.uniform(18.0, 23.0, 1_000),  # where tanh reaches 1
+        ]
+    )
+    z = np.concatenate([z, -z])
+    code = BY_NAME["tanh"].code
+    got, want = core.act_forward(code, z), twin.act_forward(code, z)
+    assert np.all(np.signbit(got) == np.signbit(z))
+    assert _ulps_apart(got, want).max() <= 2
+
+
+def test_float64_tanh_of_the_core_on_special_values(core):
+    tiny = np.finfo(np.float64).tiny
+    z = np.array([0.0, -0.0, 5e-324, -5e-324, tiny, -tiny, 1e-200, 22.0, 1e300, np.inf, -np.inf])
+    got = core.act_forward(BY_NAME["tanh"].code, z)
+    want = np.array([0.0, -0.0, 5e-324, -5e-324, tiny, -tiny, 1e-200, 1.0, 1.0, 1.0, -1.0])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    assert np.isnan(core.act_forward(BY_NAME["tanh"].code, np.array([np.nan, -np.nan]))).all()
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_float32_tanh_and_sigmoid_of_the_core_are_the_double_values_rounded(core, name, rng):
+    # Each float32 value is the double computation rounded once: so within half a float ulp
+    # (plus the double's own error, far below) of float64 NumPy's value rounded.
+    z = (rng.standard_normal(100_000) * 4.0).astype(np.float32)
+    code = BY_NAME[name].code
+    got = core.act_forward(code, z)
+    exact = BY_NAME[name].forward(z.astype(np.float64))
+    spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(got.astype(np.float64) - exact) <= 0.5 * spacing + 1e-15 * np.abs(exact))
