@@ -762,10 +762,10 @@ typedef struct {
 } FN(batch);
 
 /* Layer l's kernel and bias as the products see them (quantized where asked) and its input
- * (the quantized one where asked), into c->w's w_used, b_used and in_used; with a backward
- * pass the transposed kernel for dx = dz W^T (layer 0 only when dL/dX is asked).  A
+ * (the quantized one where asked), into c->w's w_used, b_used and in_used; when transpose is
+ * set, the transposed kernel for dx = dz W^T (layer 0 only when dL/dX is asked).  A
  * quantization error: its status. */
-static int FN(layer_prepare)(const FN(batch) * c, int64_t l)
+static int FN(layer_prepare)(const FN(batch) * c, int64_t l, int transpose)
 {
     const lc_net *net = c->t->net;
     const lc_layer_offsets *lay = c->t->layout;
@@ -793,7 +793,7 @@ static int FN(layer_prepare)(const FN(batch) * c, int64_t l)
     w->w_used[l] = W;
     w->b_used[l] = b;
     w->in_used[l] = FN(q_on)(q, l, LC_QF_INPUT) ? w->qin[l] : (l ? w->out[l - 1] : c->X);
-    if (c->grad && (l > 0 || c->dX)) FN(lc_transpose)(W, w->wt[l], ni, no);
+    if (transpose && (l > 0 || c->dX)) FN(lc_transpose)(W, w->wt[l], ni, no);
     return LC_OK;
 }
 
@@ -825,7 +825,7 @@ static int FN(rows_forward)(const FN(batch) * c, int64_t r0, int64_t nb, double 
             if (s) return s;
             in = qi;
         }
-        if (c->prepare && (s = FN(layer_prepare)(c, l)) != LC_OK) return s;
+        if (c->prepare && (s = FN(layer_prepare)(c, l, c->grad != NULL)) != LC_OK) return s;
         const REAL *b = w->b_used[l];
         REAL *z = w->z[l] + r0 * no, *h = w->h[l] + r0 * no, *a = w->a[l] + r0 * no;
         FN(matmul)(in, w->w_used[l], z, nb, ni, no);
@@ -1311,15 +1311,14 @@ static void FN(par_params_run)(void *ctx, int64_t k)
 
 /* Every layer prepared (FN(layer_prepare)) on the calling thread before the row parts: the
  * kernels and biases as the products see them (quantized where asked) and their transposes,
- * unless the previous step's parameter parts wrote those (FN(par_params_run)): then the
- * layers are prepared without a gradient, which is what leaves the transposes out.  A
+ * unless the previous step's parameter parts wrote those (FN(par_params_run)).  A
  * quantization error: its status. */
 static int FN(par_prepare)(FN(par) * c)
 {
-    FN(batch) bt = c->bt;
-    if (c->wt_of != NULL && c->wt_of == bt.theta && c->wt_step == bt.step) bt.grad = NULL;
-    for (int64_t l = 0; l < c->bt.t->net->n_layers; l++) {
-        const int s = FN(layer_prepare)(&bt, l);
+    const FN(batch) *bt = &c->bt;
+    const int fresh = c->wt_of != NULL && c->wt_of == bt->theta && c->wt_step == bt->step;
+    for (int64_t l = 0; l < bt->t->net->n_layers; l++) {
+        const int s = FN(layer_prepare)(bt, l, !fresh);
         if (s) return s;
     }
     c->wt_of = NULL; /* until this step's parameter parts write the next ones */
