@@ -87,32 +87,52 @@ LC_VM_INLINE lc_v4d lc_v4d_exp(lc_v4d y)
     return p * scale;
 }
 
-/* tanh: the odd series x (1 - x^2/3 + 2x^4/15 - 17x^6/315 + 62x^8/2835) below |x| = 1/16
- * (keeps -0), 1 - 2 / (exp(2|x|) + 1) with the sign of x above (|x| capped at 20, where
- * tanh rounds to 1). */
-LC_VM_INLINE lc_v4d lc_v4d_tanh(lc_v4d x)
+/* |x|: x with its sign bit cleared (-0 gives +0, a NaN stays a NaN). */
+LC_VM_INLINE lc_v4d lc_v4d_abs(lc_v4d x)
 {
-    const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
-    lc_v4u xb;
-    memcpy(&xb, &x, sizeof xb);
-    const lc_v4u ab = xb & ~sign_bit;
+    lc_v4u b;
+    memcpy(&b, &x, sizeof b);
+    b &= ~LC_V4U(UINT64_C(1) << 63);
     lc_v4d a;
-    memcpy(&a, &ab, sizeof a);
+    memcpy(&a, &b, sizeof a);
+    return a;
+}
+
+/* m (sign bit clear) with the sign bit of x set where x has it: an odd function's value at x
+ * from its value at |x|, so -0 stays -0. */
+LC_VM_INLINE lc_v4d lc_v4d_sign_of(lc_v4d m, lc_v4d x)
+{
+    lc_v4u mb, xb;
+    memcpy(&mb, &m, sizeof mb);
+    memcpy(&xb, &x, sizeof xb);
+    mb |= xb & LC_V4U(UINT64_C(1) << 63);
+    lc_v4d out;
+    memcpy(&out, &mb, sizeof out);
+    return out;
+}
+
+/* lc_v4d_tanh from far = 1 - 2 / (exp(2 min(|x|, 20)) + 1) at a = |x|: the series below
+ * |x| = 1/16, far with the sign of x above, NaN kept. */
+LC_VM_INLINE lc_v4d lc_v4d_tanh_join(lc_v4d x, lc_v4d a, lc_v4d far)
+{
     const lc_v4d a2 = a * a;
     const lc_v4d series =
         x * (LC_V4D(1.0) + a2 * (LC_V4D(-1.0 / 3.0) +
                                  a2 * (LC_V4D(2.0 / 15.0) +
                                        a2 * (LC_V4D(-17.0 / 315.0) + a2 * LC_V4D(62.0 / 2835.0)))));
+    const lc_v4d t = LC_V4D_SELECT(a < LC_V4D(0.0625), series, lc_v4d_sign_of(far, x));
+    return LC_V4D_SELECT(x == x, t, x); /* NaN stays NaN */
+}
+
+/* tanh: the odd series x (1 - x^2/3 + 2x^4/15 - 17x^6/315 + 62x^8/2835) below |x| = 1/16
+ * (keeps -0), 1 - 2 / (exp(2|x|) + 1) with the sign of x above (|x| capped at 20, where
+ * tanh rounds to 1). */
+LC_VM_INLINE lc_v4d lc_v4d_tanh(lc_v4d x)
+{
+    const lc_v4d a = lc_v4d_abs(x);
     const lc_v4d capped = LC_V4D_SELECT(a < LC_V4D(20.0), a, LC_V4D(20.0));
     const lc_v4d e = lc_v4d_exp(capped + capped);
-    const lc_v4d far = LC_V4D(1.0) - LC_V4D(2.0) / (e + LC_V4D(1.0));
-    lc_v4u fb;
-    memcpy(&fb, &far, sizeof fb);
-    fb |= xb & sign_bit;
-    lc_v4d signed_far;
-    memcpy(&signed_far, &fb, sizeof signed_far);
-    const lc_v4d t = LC_V4D_SELECT(a < LC_V4D(0.0625), series, signed_far);
-    return LC_V4D_SELECT(x == x, t, x); /* NaN stays NaN */
+    return lc_v4d_tanh_join(x, a, LC_V4D(1.0) - LC_V4D(2.0) / (e + LC_V4D(1.0)));
 }
 
 /* 1 / (1 + exp(-x)), exp's argument capped to [-700, 700]. */
@@ -193,29 +213,12 @@ LC_VM_INLINE int lc_v4i_any(lc_v4i m)
  * differently (the series lanes are lc_v4d_tanh's own operations, never near). */
 LC_VM_INLINE lc_v4d lc_v4d_tanh_short(lc_v4d x, lc_v4i *near)
 {
-    const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
-    lc_v4u xb;
-    memcpy(&xb, &x, sizeof xb);
-    const lc_v4u ab = xb & ~sign_bit;
-    lc_v4d a;
-    memcpy(&a, &ab, sizeof a);
-    const lc_v4d a2 = a * a;
-    const lc_v4d series =
-        x * (LC_V4D(1.0) + a2 * (LC_V4D(-1.0 / 3.0) +
-                                 a2 * (LC_V4D(2.0 / 15.0) +
-                                       a2 * (LC_V4D(-17.0 / 315.0) + a2 * LC_V4D(62.0 / 2835.0)))));
+    const lc_v4d a = lc_v4d_abs(x);
     const lc_v4d capped = LC_V4D_SELECT(a < LC_V4D(20.0), a, LC_V4D(20.0));
     const lc_v4d e = lc_v4d_exp_short(capped + capped);
     const lc_v4d far = LC_V4D(1.0) - LC_V4D(2.0) / (e + LC_V4D(1.0));
-    const lc_v4i small = (lc_v4i)(a < LC_V4D(0.0625));
-    *near |= lc_v4d_near_float_midpoint(far) & ~small;
-    lc_v4u fb;
-    memcpy(&fb, &far, sizeof fb);
-    fb |= xb & sign_bit;
-    lc_v4d signed_far;
-    memcpy(&signed_far, &fb, sizeof signed_far);
-    const lc_v4d t = LC_V4D_SELECT(small, series, signed_far);
-    return LC_V4D_SELECT(x == x, t, x);
+    *near |= lc_v4d_near_float_midpoint(far) & ~(lc_v4i)(a < LC_V4D(0.0625));
+    return lc_v4d_tanh_join(x, a, far);
 }
 
 /* lc_v4d_sigmoid's formula with lc_v4d_exp_short; *near as for tanh, and every lane below
@@ -326,12 +329,7 @@ LC_VM_INLINE void lc_v4d_split(lc_v4d a, lc_v4d *hi, lc_v4d *lo)
 
 LC_VM_INLINE lc_v4d lc_v4d_tanh_f64(lc_v4d x)
 {
-    const lc_v4u sign_bit = LC_V4U(UINT64_C(1) << 63);
-    lc_v4u xb;
-    memcpy(&xb, &x, sizeof xb);
-    const lc_v4u ab = xb & ~sign_bit;
-    lc_v4d a;
-    memcpy(&a, &ab, sizeof a);
+    const lc_v4d a = lc_v4d_abs(x);
     /* a < 0.4 */
     const lc_v4d u = a * a;
     const lc_v4d u2 = u * u;
@@ -390,11 +388,7 @@ LC_VM_INLINE lc_v4d lc_v4d_tanh_f64(lc_v4d x)
     const lc_v4d w = LC_V4D(1.0) - qt;
     const lc_v4d w_lo = (LC_V4D(1.0) - w) - qt;
     const lc_v4d far = w + (w_lo - qt_corr);
-    lc_v4d m = LC_V4D_SELECT(a < LC_V4D(0.4), near, far);
-    lc_v4u mb;
-    memcpy(&mb, &m, sizeof mb);
-    mb |= xb & sign_bit;
-    memcpy(&m, &mb, sizeof m);
+    const lc_v4d m = lc_v4d_sign_of(LC_V4D_SELECT(a < LC_V4D(0.4), near, far), x);
     return LC_V4D_SELECT(x == x, m, x);
 }
 
