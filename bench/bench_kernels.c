@@ -20,15 +20,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "lc_dense.h"
 #include "lc_optim.h"
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 /* CPU time of the calling thread (POSIX), for runs long enough to be preempted. */
 static double cpu_ns(void)
@@ -36,25 +30,6 @@ static double cpu_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* Core cycles per ns: 10^6 dependent one-cycle additions, fastest of 50 runs. */
-static double cycles_per_ns(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    double best = 1e30;
-    for (int r = 0; r < 50; r++) {
-        uint64_t x = 0;
-        const double t = now_ns();
-        for (int i = 0; i < 10000; i++)
-            __asm__ volatile(".rept 100\n\taddq $1, %0\n\t.endr" : "+r"(x));
-        const double dt = now_ns() - t;
-        if (dt < best) best = dt;
-    }
-    return 1e6 / best;
-#else
-    return 0;
-#endif
 }
 
 static uint64_t checksum = 1469598103934665603ULL;
