@@ -9,15 +9,11 @@ float64 network.  Outputs are compared byte for byte.  Skipped without a C compi
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
 
-CSRC = Path(__file__).resolve().parents[2] / "csrc"
-SOURCES = ["lc_dense.c", "lc_fixed.c", "lc_optim.c", "lc_parallel.c", "lc_qat.c"]
 # The build's options for GCC and Clang (setup.py), at -O2: the bits must not depend on it.
 FLAGS = ["-O2", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
 
@@ -67,33 +63,9 @@ class Train(ctypes.Structure):
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     """The default and the portable library, as ctypes handles."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("no C compiler on PATH")
-    if not all((CSRC / name).exists() for name in SOURCES):
-        pytest.skip("csrc/ is not beside the tests (installed package without sources)")
-    out = tmp_path_factory.mktemp("portable")
-    libs = {}
-    for mode, extra in (("default", []), ("portable", ["-DLC_PORTABLE=1"])):
-        path = out / f"liblc_{mode}.so"
-        build = subprocess.run(
-            [
-                cc,
-                *FLAGS,
-                *extra,
-                f"-I{CSRC}",
-                *(str(CSRC / s) for s in SOURCES),
-                "-o",
-                str(path),
-                "-lm",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if build.returncode != 0:
-            pytest.skip(f"cannot build a shared library here: {build.stderr.strip()[:200]}")
-        libs[mode] = ctypes.CDLL(str(path))
-    return libs
+    modes = {"default": [], "portable": ["-DLC_PORTABLE=1"]}
+    sources = [CSRC / s for s in KERNEL_SOURCES]
+    return build_libraries(tmp_path_factory.mktemp("portable"), sources, modes, FLAGS, "lc")
 
 
 def _ptr(a: np.ndarray):

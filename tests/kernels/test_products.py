@@ -14,15 +14,11 @@ a rounded sum, k in increasing order).  Skipped without a C compiler."""
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
 
-CSRC = Path(__file__).resolve().parents[2] / "csrc"
-SOURCES = ["lc_dense.c", "lc_fixed.c", "lc_optim.c", "lc_parallel.c", "lc_qat.c"]
 # The build's options for GCC and Clang (setup.py).
 FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
 MODES = {
@@ -35,23 +31,8 @@ N_ACTIVATIONS = 7
 
 @pytest.fixture(scope="module")
 def libs(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("no C compiler on PATH")
-    if not all((CSRC / name).exists() for name in SOURCES):
-        pytest.skip("csrc/ is not beside the tests (installed package without sources)")
-    out = tmp_path_factory.mktemp("products")
-    handles = {}
-    for mode, extra in MODES.items():
-        path = out / f"liblc_{mode}.so"
-        cmd = [cc, *FLAGS, *extra, f"-I{CSRC}", *(str(CSRC / s) for s in SOURCES)]
-        build = subprocess.run(
-            [*cmd, "-o", str(path), "-lm"], capture_output=True, text=True, check=False
-        )
-        if build.returncode != 0:
-            pytest.skip(f"cannot build a shared library here: {build.stderr.strip()[:200]}")
-        handles[mode] = ctypes.CDLL(str(path))
-    return handles
+    sources = [CSRC / s for s in KERNEL_SOURCES]
+    return build_libraries(tmp_path_factory.mktemp("products"), sources, MODES, FLAGS, "lc")
 
 
 def _ptr(a: np.ndarray):

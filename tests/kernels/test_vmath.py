@@ -10,14 +10,11 @@ and on float64 tanh.  Skipped without a C compiler."""
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _cbuild import CSRC, build_libraries
 
-CSRC = Path(__file__).resolve().parents[2] / "csrc"
 FLAGS = ["-O2", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-Wno-psabi", "-fPIC"]
 SHIM = r"""
 #include <stdint.h>
@@ -33,26 +30,13 @@ LC_HOT void vm_tanh_f64(const double *z, double *h, int64_t n)
 
 @pytest.fixture(scope="module")
 def shims(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("no C compiler on PATH")
     if not (CSRC / "lc_vmath.h").exists():
         pytest.skip("csrc/ is not beside the tests (installed package without sources)")
     out = tmp_path_factory.mktemp("vmath")
     source = out / "shim.c"
     source.write_text(SHIM)
-    libs = {}
-    for mode, extra in (("vector", []), ("portable", ["-DLC_PORTABLE=1"])):
-        path = out / f"libvm_{mode}.so"
-        build = subprocess.run(
-            [cc, *FLAGS, *extra, "-shared", f"-I{CSRC}", str(source), "-o", str(path), "-lm"],
-            capture_output=True,
-            text=True,
-        )
-        if build.returncode != 0:
-            pytest.skip(f"cannot build a shared library here: {build.stderr.strip()[:200]}")
-        libs[mode] = ctypes.CDLL(str(path))
-    return libs
+    modes = {"vector": [], "portable": ["-DLC_PORTABLE=1"]}
+    return build_libraries(out, [source], modes, [*FLAGS, "-shared"], "vm")
 
 
 def _run(lib, name: str, z: np.ndarray) -> np.ndarray:
