@@ -37,14 +37,16 @@ LC_VECTOR_TYPEDEF(lc_v4f, float, 16);
 #define LC_V4D(c) ((lc_v4d){(c), (c), (c), (c)})
 #define LC_V4U(c) ((lc_v4u){(c), (c), (c), (c)})
 #define LC_V4I(c) ((lc_v4i){(c), (c), (c), (c)})
-/* mask ? a : b per lane; a vector comparison gives lanes of all ones or zero. */
-#define LC_V4D_SELECT(mask, a, b) lc_v4d_select_bits((lc_v4u)(mask), (a), (b))
-LC_VM_INLINE lc_v4d lc_v4d_select_bits(lc_v4u mask, lc_v4d a, lc_v4d b)
+/* mask ? a : b per lane; a vector comparison gives lanes of all ones or zero.  The mask is
+ * kept signed, the type a comparison gives: GCC then makes the select one blend instruction
+ * (through an unsigned mask, three). */
+#define LC_V4D_SELECT(mask, a, b) lc_v4d_select_bits((lc_v4i)(mask), (a), (b))
+LC_VM_INLINE lc_v4d lc_v4d_select_bits(lc_v4i mask, lc_v4d a, lc_v4d b)
 {
-    lc_v4u ia, ib;
+    lc_v4i ia, ib;
     memcpy(&ia, &a, sizeof ia);
     memcpy(&ib, &b, sizeof ib);
-    const lc_v4u r = (ia & mask) | (ib & ~mask);
+    const lc_v4i r = (ia & mask) | (ib & ~mask);
     lc_v4d out;
     memcpy(&out, &r, sizeof out);
     return out;
@@ -157,39 +159,71 @@ LC_VM_INLINE lc_v4d lc_v4d_sigmoid(lc_v4d x)
  * LC_VM_NEAR (4096 ulps).  A float is the double rounded once, so the two round to the same
  * float unless a rounding midpoint of float lies between them: a lane whose short result is
  * within LC_VM_NEAR of a midpoint (or below float's normal range, where the rounding point
- * moves) is "near", and a vector with a near lane is computed again by the defining function.
+ * moves) is "near", and a group with a near lane is computed again by the defining function.
  * That happens for about 2^-16 of the lanes.  The result is the defining function's bits for
- * every input; bench/check_vmath.c checks all 2^32 float inputs. */
+ * every input; bench/check_vmath.c checks all 2^32 float inputs.
+ *
+ * Even the short form is bound by latency (exp, then the division) when one vector is
+ * evaluated at a time, so it takes LC_VM_WAYS vectors at once, each statement written for all
+ * of them in turn (LC_VM_EACH, a loop the compiler unrolls): the pipeline then overlaps their
+ * chains.  Each lane does the same operations as alone. */
 #if LC_HAVE_VECTOR_EXT
 #define LC_VM_NEAR 4096 /* double ulps around a float midpoint where the short result is not used */
+#define LC_VM_WAYS 4    /* vectors the short forms evaluate at once */
+#define LC_VM_EACH(g) for (int g = 0; g < LC_VM_WAYS; g++)
 
-/* exp(y) for |y| <= 700 to about 1e-14 relative: y = n ln2 + r, |r| <= ln2/2 (to rounding),
- * exp(r) = sum r^k / k! for k <= 11 by Estrin's scheme. */
-LC_VM_INLINE lc_v4d lc_v4d_exp_short(lc_v4d y)
+/* Four floats from p, in double (exact); a double vector rounded to four floats at p. */
+LC_VM_INLINE lc_v4d lc_v4d_load_floats(const float *p)
+{
+    return (lc_v4d){p[0], p[1], p[2], p[3]}; /* one conversion (not __builtin_convertvector,
+                                                which GCC 12 splits in halves) */
+}
+LC_VM_INLINE void lc_v4d_store_floats(lc_v4d d, float *p)
+{
+    const lc_v4f f = __builtin_convertvector(d, lc_v4f);
+    memcpy(p, &f, sizeof f);
+}
+
+/* e[g] := exp(y[g]) for the LC_VM_WAYS vectors y[g], |y| <= 700, to about 1e-14 relative:
+ * y = n ln2 + r, |r| <= ln2/2 (to rounding), exp(r) = sum r^k / k! for k <= 11 by Estrin's
+ * scheme. */
+LC_VM_INLINE void lc_v4d_exp_short(const lc_v4d *y, lc_v4d *e)
 {
     const lc_v4d shifter = LC_V4D(0x1.8p52);
-    const lc_v4d k = y * LC_V4D(1.4426950408889634) + shifter;
-    const lc_v4d n = k - shifter;
-    const lc_v4d r = y - n * LC_V4D(6.93147180559945286227e-01);
-    const lc_v4d r2 = r * r;
-    const lc_v4d r4 = r2 * r2;
-    const lc_v4d r8 = r4 * r4;
-    const lc_v4d q0 = LC_V4D(1.0) + r;
-    const lc_v4d q1 = LC_V4D(0.5) + r * LC_V4D(1.0 / 6.0);
-    const lc_v4d q2 = LC_V4D(1.0 / 24.0) + r * LC_V4D(1.0 / 120.0);
-    const lc_v4d q3 = LC_V4D(1.0 / 720.0) + r * LC_V4D(1.0 / 5040.0);
-    const lc_v4d q4 = LC_V4D(1.0 / 40320.0) + r * LC_V4D(1.0 / 362880.0);
-    const lc_v4d q5 = LC_V4D(1.0 / 3628800.0) + r * LC_V4D(1.0 / 39916800.0);
-    const lc_v4d s0 = q0 + q1 * r2;
-    const lc_v4d s1 = q2 + q3 * r2;
-    const lc_v4d s2 = q4 + q5 * r2;
-    const lc_v4d p = (s0 + s1 * r4) + s2 * r8;
-    lc_v4u bits;
-    memcpy(&bits, &k, sizeof bits);
-    bits = (bits + LC_V4U(1023)) << 52;
-    lc_v4d scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    lc_v4d k[LC_VM_WAYS], r[LC_VM_WAYS], r2[LC_VM_WAYS], r4[LC_VM_WAYS], r8[LC_VM_WAYS];
+    lc_v4d s0[LC_VM_WAYS], s1[LC_VM_WAYS], s2[LC_VM_WAYS];
+    LC_VM_EACH(g) k[g] = y[g] * LC_V4D(1.4426950408889634) + shifter;
+    LC_VM_EACH(g) r[g] = y[g] - (k[g] - shifter) * LC_V4D(6.93147180559945286227e-01);
+    LC_VM_EACH(g) r2[g] = r[g] * r[g];
+    LC_VM_EACH(g) r4[g] = r2[g] * r2[g];
+    LC_VM_EACH(g) r8[g] = r4[g] * r4[g];
+    LC_VM_EACH(g)
+    {
+        const lc_v4d q0 = LC_V4D(1.0) + r[g];
+        const lc_v4d q1 = LC_V4D(0.5) + r[g] * LC_V4D(1.0 / 6.0);
+        s0[g] = q0 + q1 * r2[g];
+    }
+    LC_VM_EACH(g)
+    {
+        const lc_v4d q2 = LC_V4D(1.0 / 24.0) + r[g] * LC_V4D(1.0 / 120.0);
+        const lc_v4d q3 = LC_V4D(1.0 / 720.0) + r[g] * LC_V4D(1.0 / 5040.0);
+        s1[g] = q2 + q3 * r2[g];
+    }
+    LC_VM_EACH(g)
+    {
+        const lc_v4d q4 = LC_V4D(1.0 / 40320.0) + r[g] * LC_V4D(1.0 / 362880.0);
+        const lc_v4d q5 = LC_V4D(1.0 / 3628800.0) + r[g] * LC_V4D(1.0 / 39916800.0);
+        s2[g] = q4 + q5 * r2[g];
+    }
+    LC_VM_EACH(g)
+    {
+        lc_v4u bits;
+        memcpy(&bits, &k[g], sizeof bits);
+        bits = (bits + LC_V4U(1023)) << 52;
+        lc_v4d scale;
+        memcpy(&scale, &bits, sizeof scale);
+        e[g] = ((s0[g] + s1[g] * r4[g]) + s2[g] * r8[g]) * scale;
+    }
 }
 
 /* Lanes of v (>= 0) whose rounding to float is within LC_VM_NEAR double ulps of a midpoint:
@@ -209,28 +243,45 @@ LC_VM_INLINE int lc_v4i_any(lc_v4i m)
     return (m[0] | m[1] | m[2] | m[3]) != 0;
 }
 
-/* lc_v4d_tanh's formula with lc_v4d_exp_short; *near |= the lanes where it may round
- * differently (the series lanes are lc_v4d_tanh's own operations, never near). */
-LC_VM_INLINE lc_v4d lc_v4d_tanh_short(lc_v4d x, lc_v4i *near)
+/* t[g] := lc_v4d_tanh's formula at x[g] with lc_v4d_exp_short, for the LC_VM_WAYS vectors;
+ * *near |= the lanes where it may round differently (the series lanes are lc_v4d_tanh's own
+ * operations, never near). */
+LC_VM_INLINE void lc_v4d_tanh_short(const lc_v4d *x, lc_v4d *t, lc_v4i *near)
 {
-    const lc_v4d a = lc_v4d_abs(x);
-    const lc_v4d capped = LC_V4D_SELECT(a < LC_V4D(20.0), a, LC_V4D(20.0));
-    const lc_v4d e = lc_v4d_exp_short(capped + capped);
-    const lc_v4d far = LC_V4D(1.0) - LC_V4D(2.0) / (e + LC_V4D(1.0));
-    *near |= lc_v4d_near_float_midpoint(far) & ~(lc_v4i)(a < LC_V4D(0.0625));
-    return lc_v4d_tanh_join(x, a, far);
+    lc_v4d a[LC_VM_WAYS], y[LC_VM_WAYS], e[LC_VM_WAYS];
+    LC_VM_EACH(g) a[g] = lc_v4d_abs(x[g]);
+    LC_VM_EACH(g)
+    {
+        const lc_v4d capped = LC_V4D_SELECT(a[g] < LC_V4D(20.0), a[g], LC_V4D(20.0));
+        y[g] = capped + capped;
+    }
+    lc_v4d_exp_short(y, e);
+    LC_VM_EACH(g)
+    {
+        const lc_v4d far = LC_V4D(1.0) - LC_V4D(2.0) / (e[g] + LC_V4D(1.0));
+        *near |= lc_v4d_near_float_midpoint(far) & ~(lc_v4i)(a[g] < LC_V4D(0.0625));
+        t[g] = lc_v4d_tanh_join(x[g], a[g], far);
+    }
 }
 
-/* lc_v4d_sigmoid's formula with lc_v4d_exp_short; *near as for tanh, and every lane below
- * float's normal range (where the rounding point moves). */
-LC_VM_INLINE lc_v4d lc_v4d_sigmoid_short(lc_v4d x, lc_v4i *near)
+/* s[g] := lc_v4d_sigmoid's formula at x[g] with lc_v4d_exp_short; *near as for tanh, and every
+ * lane below float's normal range (where the rounding point moves). */
+LC_VM_INLINE void lc_v4d_sigmoid_short(const lc_v4d *x, lc_v4d *s, lc_v4i *near)
 {
-    lc_v4d y = -x;
-    y = LC_V4D_SELECT(y < LC_V4D(700.0), y, LC_V4D(700.0));
-    y = LC_V4D_SELECT(y > LC_V4D(-700.0), y, LC_V4D(-700.0));
-    const lc_v4d s = LC_V4D(1.0) / (LC_V4D(1.0) + lc_v4d_exp_short(y));
-    *near |= lc_v4d_near_float_midpoint(s) | (lc_v4i)(s < LC_V4D(0x1p-126));
-    return LC_V4D_SELECT(x == x, s, x);
+    lc_v4d y[LC_VM_WAYS], e[LC_VM_WAYS];
+    LC_VM_EACH(g)
+    {
+        y[g] = -x[g];
+        y[g] = LC_V4D_SELECT(y[g] < LC_V4D(700.0), y[g], LC_V4D(700.0));
+        y[g] = LC_V4D_SELECT(y[g] > LC_V4D(-700.0), y[g], LC_V4D(-700.0));
+    }
+    lc_v4d_exp_short(y, e);
+    LC_VM_EACH(g)
+    {
+        const lc_v4d v = LC_V4D(1.0) / (LC_V4D(1.0) + e[g]);
+        *near |= lc_v4d_near_float_midpoint(v) | (lc_v4i)(v < LC_V4D(0x1p-126));
+        s[g] = LC_V4D_SELECT(x[g] == x[g], v, x[g]);
+    }
 }
 
 /* The defining function over k floats (k a multiple of 4) in place, out of line: the rare
@@ -238,55 +289,51 @@ LC_VM_INLINE lc_v4d lc_v4d_sigmoid_short(lc_v4d x, lc_v4i *near)
 #define LC_V4F_EXACT(NAME)                                                                         \
     LC_NOINLINE LC_MAYBE_UNUSED static void lc_v4f_##NAME##_exact(float *v, int64_t k)             \
     {                                                                                              \
-        for (int64_t i = 0; i < k; i += 4) {                                                       \
-            lc_v4f f;                                                                              \
-            memcpy(&f, v + i, sizeof f);                                                           \
-            f = __builtin_convertvector(lc_v4d_##NAME(__builtin_convertvector(f, lc_v4d)),         \
-                                        lc_v4f);                                                   \
-            memcpy(v + i, &f, sizeof f);                                                           \
-        }                                                                                          \
+        for (int64_t i = 0; i < k; i += 4)                                                         \
+            lc_v4d_store_floats(lc_v4d_##NAME(lc_v4d_load_floats(v + i)), v + i);                  \
     }
 LC_V4F_EXACT(tanh)
 LC_V4F_EXACT(sigmoid)
 #undef LC_V4F_EXACT
 
-/* h[0..k) := NAME(z[0..k)) for k floats, k a multiple of 4 up to LC_VM_GROUP: the short form
- * for all, then the defining one for all if any lane is near.  z is copied first, so h may be
- * z. */
-#define LC_VM_GROUP 32
-#define LC_V4F_GROUP(NAME, zp, hp, k)                                                              \
-    do {                                                                                           \
-        float in_[LC_VM_GROUP];                                                                    \
-        memcpy(in_, (zp), (size_t)(k) * sizeof(float));                                            \
-        lc_v4i near_ = LC_V4I(0);                                                                  \
-        for (int64_t j_ = 0; j_ < (k); j_ += 4) {                                                  \
-            lc_v4f f_;                                                                             \
-            memcpy(&f_, in_ + j_, sizeof f_);                                                      \
-            const lc_v4d d_ = lc_v4d_##NAME##_short(__builtin_convertvector(f_, lc_v4d), &near_);  \
-            f_ = __builtin_convertvector(d_, lc_v4f);                                              \
-            memcpy((hp) + j_, &f_, sizeof f_);                                                     \
+/* h[0..k) := NAME(z[0..k)) for 0 < k <= LC_VM_GROUP floats: the short form for all, in steps
+ * of LC_VM_STEP floats (a partial step zero-padded), then the defining one for all if any lane
+ * is near.  z is copied first, so h may be z. */
+#define LC_VM_STEP (4 * LC_VM_WAYS)
+#define LC_VM_GROUP (2 * LC_VM_STEP)
+#define LC_V4F_GROUP(NAME)                                                                         \
+    LC_VM_INLINE void lc_v4f_##NAME##_group(const float *z, float *h, int64_t k)                   \
+    {                                                                                              \
+        float in[LC_VM_GROUP], out[LC_VM_GROUP];                                                   \
+        const int64_t padded = (k + LC_VM_STEP - 1) / LC_VM_STEP * LC_VM_STEP;                     \
+        memcpy(in, z, (size_t)k * sizeof(float));                                                  \
+        memset(in + k, 0, (size_t)(padded - k) * sizeof(float));                                   \
+        float *dst = padded == k ? h : out;                                                        \
+        lc_v4i near = LC_V4I(0);                                                                   \
+        for (int64_t j = 0; j < padded; j += LC_VM_STEP) {                                         \
+            lc_v4d x[LC_VM_WAYS], t[LC_VM_WAYS];                                                   \
+            LC_VM_EACH(g) x[g] = lc_v4d_load_floats(in + j + 4 * g);                               \
+            lc_v4d_##NAME##_short(x, t, &near);                                                    \
+            LC_VM_EACH(g) lc_v4d_store_floats(t[g], dst + j + 4 * g);                              \
         }                                                                                          \
-        if (lc_v4i_any(near_)) {                                                                   \
-            lc_v4f_##NAME##_exact(in_, (k));                                                       \
-            memcpy((hp), in_, (size_t)(k) * sizeof(float));                                        \
+        if (lc_v4i_any(near)) {                                                                    \
+            lc_v4f_##NAME##_exact(in, padded);                                                     \
+            dst = in;                                                                              \
         }                                                                                          \
-    } while (0)
+        if (dst != h) memcpy(h, dst, (size_t)k * sizeof(float));                                   \
+    }
+LC_V4F_GROUP(tanh)
+LC_V4F_GROUP(sigmoid)
+#undef LC_V4F_GROUP
 
-/* h[i] := NAME(z[i]) for float arrays (NAME tanh or sigmoid): groups of LC_VM_GROUP, then
- * vectors of four, the tail through a zero-padded vector, so every element is computed the
- * same way. */
+/* h[i] := NAME(z[i]) for float arrays (NAME tanh or sigmoid): groups of LC_VM_GROUP, the last
+ * one partial, so every element is computed the same way. */
 #define LC_V4F_APPLY(NAME, z, h, n)                                                                \
     do {                                                                                           \
         int64_t i_ = 0;                                                                            \
         for (; i_ + LC_VM_GROUP <= (n); i_ += LC_VM_GROUP)                                         \
-            LC_V4F_GROUP(NAME, (z) + i_, (h) + i_, LC_VM_GROUP);                                   \
-        for (; i_ + 4 <= (n); i_ += 4) LC_V4F_GROUP(NAME, (z) + i_, (h) + i_, 4);                  \
-        if (i_ < (n)) {                                                                            \
-            float buf_[4] = {0, 0, 0, 0};                                                          \
-            memcpy(buf_, (z) + i_, (size_t)((n) - i_) * sizeof(float));                            \
-            LC_V4F_GROUP(NAME, buf_, buf_, 4);                                                     \
-            memcpy((h) + i_, buf_, (size_t)((n) - i_) * sizeof(float));                            \
-        }                                                                                          \
+            lc_v4f_##NAME##_group((z) + i_, (h) + i_, LC_VM_GROUP);                                \
+        if (i_ < (n)) lc_v4f_##NAME##_group((z) + i_, (h) + i_, (n) - i_);                         \
     } while (0)
 #else
 /* One lane: the defining functions themselves.  A NaN is returned as z + z, quiet with its
