@@ -797,6 +797,95 @@ static int FN(layer_prepare)(const FN(batch) * c, int64_t l, int transpose)
     return LC_OK;
 }
 
+/* ---- The step's elementwise passes, compiled for AVX2 too (LC_HOT) ----
+ *
+ * Only LC_HOT functions get an AVX2 copy; a loop written in the step's own functions runs at
+ * the baseline's four float lanes.  So the step's elementwise loops live here, each value
+ * computed by the same IEEE operations in the same order as the separate loops they replace
+ * (the same bits whichever copy runs). */
+
+/* clip(u) to [-1, 1]; NaN stays NaN (neither comparison holds). */
+#define LC_CLIP_UNIT(u) ((u) < -(REAL)1 ? -(REAL)1 : ((u) > (REAL)1 ? (REAL)1 : (u)))
+
+/* The fused epilogue of FN(dense_epilogue) for relu (relu 1) or linear (relu 0), with a bias
+ * or not and out 0 (a is h, passed as NULL), 1 (a := clip(h)) or 2 (a := h, a copy): one pass
+ * over each row.  Inlined with constant flags, so each combination is a loop of its own.  A
+ * relu value is +0 or above and never NaN, so its clip's comparison with -1 never holds and
+ * only the one with 1 is made: the same values. */
+LC_ALWAYS_INLINE void FN(epilogue_rows)(int relu, int bias, int out, const REAL *restrict b,
+                                        REAL *restrict z, REAL *restrict h, REAL *restrict a,
+                                        int64_t nb, int64_t no)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        REAL *restrict zi = z + i * no, *restrict hi = h + i * no;
+        REAL *restrict ai = out ? a + i * no : NULL;
+        for (int64_t j = 0; j < no; j++) {
+            REAL v = zi[j];
+            if (bias) {
+                v = v + b[j];
+                zi[j] = v;
+            }
+            const REAL u = relu ? (v > 0 ? v : (REAL)0) : v;
+            hi[j] = u;
+            if (out == 1) ai[j] = relu ? (u > (REAL)1 ? (REAL)1 : u) : LC_CLIP_UNIT(u);
+            if (out == 2) ai[j] = u;
+        }
+    }
+}
+
+#define LC_EPILOGUE_CASES(relu)                                                                    \
+    do {                                                                                           \
+        if (b) {                                                                                   \
+            if (clip)                                                                              \
+                FN(epilogue_rows)(relu, 1, 1, b, z, h, a, nb, no);                                 \
+            else if (a != h)                                                                       \
+                FN(epilogue_rows)(relu, 1, 2, b, z, h, a, nb, no);                                 \
+            else                                                                                   \
+                FN(epilogue_rows)(relu, 1, 0, b, z, h, NULL, nb, no);                              \
+        } else {                                                                                   \
+            if (clip)                                                                              \
+                FN(epilogue_rows)(relu, 0, 1, b, z, h, a, nb, no);                                 \
+            else if (a != h)                                                                       \
+                FN(epilogue_rows)(relu, 0, 2, b, z, h, a, nb, no);                                 \
+            else                                                                                   \
+                FN(epilogue_rows)(relu, 0, 0, b, z, h, NULL, nb, no);                              \
+        }                                                                                          \
+    } while (0)
+
+/* A layer's forward after its product z (nb rows of no, contiguous) and the accumulator's
+ * quantization: z := z + b, each bias added once to the finished ordered sum (b NULL: no
+ * bias); h := act(z) (lc_act_forward's values); a := clip(h) to [-1, 1] with clip (then a is
+ * its own buffer), else a copy of h where a is not h.  relu and linear run in one pass (z, h
+ * and a written together), the other activations in three: the bias, lc_act_forward, the
+ * clip or copy. */
+LC_HOT static void FN(dense_epilogue)(int32_t act, int32_t clip, const REAL *restrict b, REAL *z,
+                                      REAL *h, REAL *a, int64_t nb, int64_t no)
+{
+    if (act == LC_ACT_RELU) {
+        LC_EPILOGUE_CASES(1);
+        return;
+    }
+    if (act == LC_ACT_LINEAR) {
+        LC_EPILOGUE_CASES(0);
+        return;
+    }
+    const int64_t n = nb * no;
+    if (b)
+        for (int64_t i = 0; i < nb; i++) {
+            REAL *restrict zi = z + i * no;
+            for (int64_t j = 0; j < no; j++) zi[j] += b[j];
+        }
+    FN(lc_act_forward)(act, z, h, n);
+    if (clip) {
+        const REAL *restrict hr = h;
+        REAL *restrict ar = a;
+        for (int64_t i = 0; i < n; i++) ar[i] = LC_CLIP_UNIT(hr[i]);
+    } else if (a != h) {
+        memcpy(a, h, (size_t)n * sizeof(REAL));
+    }
+}
+#undef LC_EPILOGUE_CASES
+
 /* Forward of rows [r0, r0 + nb) of the batch through every layer, their state into c->w (at
  * those rows); scratch: nb x max width doubles for the quantizations of rows.  With
  * c->prepare each layer is prepared on the way, after its input's quantization (the serial
@@ -834,20 +923,7 @@ static int FN(rows_forward)(const FN(batch) * c, int64_t r0, int64_t nb, double 
                       QSEED(l, LC_QF_ACCUMULATOR, 0), nr, NULL, scratch);
             if (s) return s;
         }
-        if (b)
-            for (int64_t i = 0; i < nb; i++) {
-                REAL *restrict zi = z + i * no;
-                for (int64_t j = 0; j < no; j++) zi[j] += b[j];
-            }
-        FN(lc_act_forward)(net->acts[l], z, h, n);
-        if (net->clip_out) {
-            for (int64_t i = 0; i < n; i++) {
-                const REAL u = h[i];
-                a[i] = u < (REAL)-1 ? (REAL)-1 : (u > (REAL)1 ? (REAL)1 : u);
-            }
-        } else if (a != h) {
-            memcpy(a, h, (size_t)n * sizeof(REAL));
-        }
+        FN(dense_epilogue)(net->acts[l], net->clip_out, b, z, h, a, nb, no);
         if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
             s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l] + r0 * no, n,
                       QSEED(l, LC_QF_ACTIVATION, 0), nr, NULL, scratch);
