@@ -110,9 +110,9 @@ def threads(core):
     core.set_num_threads(before)
 
 
-# (input width, output width): the gather's one-element, inline and library-call paths;
+# (input width, output width): the gather's inline loops (1-8 elements) and memcpy;
 # the 100- and 300-input networks are large enough to run their steps in parts
-@pytest.mark.parametrize("n_in,n_out", [(1, 1), (3, 2), (9, 5), (100, 1), (300, 3)])
+@pytest.mark.parametrize("n_in,n_out", [(1, 1), (3, 2), (9, 5), (8, 7), (100, 1), (300, 3)])
 @pytest.mark.parametrize("dt", DTYPES)
 def test_epoch_over_a_permutation_is_the_epoch_over_the_rows_in_that_order(
     core, threads, n_in, n_out, dt
