@@ -429,7 +429,7 @@ cdef class TrainRun:
         if self.p_state != NULL:
             memcpy(self.p_state, self.p_undo[3], <size_t>self.n_state * self.item)
 
-    def epoch(self, optimizer, int64_t step, rail=None):
+    def epoch(self, optimizer, int64_t step, *, rail=None):
         """One epoch, as train_epoch with this run's arrays: in the order perm holds when the
         run has a generator (see shuffle), else in the samples' order.  Returns (status,
         loss_sum, n_done, step)."""
@@ -480,7 +480,7 @@ cdef class TrainRun:
 def prepare_train(spec, theta, X, Y, *, int64_t batch_size, int loss, m, v, bint clip_params,
                   bn_state=None, quant=None, X_val=None, Y_val=None, rng=None):
     """The epochs of one fit over fixed arrays, every argument checked here once: a TrainRun
-    whose ``epoch(optimizer, step, rail=None)`` is train_epoch on these arrays (in the order
+    whose ``epoch(optimizer, step, *, rail=None)`` is train_epoch on these arrays (in the order
     ``perm`` that ``shuffle()`` draws from rng, when rng is given), ``val_loss()``
     net_loss of (X_val, Y_val), and ``save()`` / ``restore()`` the undo copy of theta, m, v and
     bn_state.  The run keeps the arrays and reads and writes them in place."""

@@ -80,7 +80,7 @@ class TrainRun:
             np.copyto(live, kept)
 
     def epoch(
-        self, optimizer: Any, step: int, rail: np.ndarray | None = None
+        self, optimizer: Any, step: int, *, rail: np.ndarray | None = None
     ) -> tuple[int, float, int, int]:
         """One epoch, :func:`train_epoch` on this run's arrays, in the order ``perm`` holds when
         the run has a generator; returns (status, loss_sum, n_done, step)."""
@@ -134,7 +134,7 @@ def prepare_train(
     rng: np.random.Generator | None = None,
 ) -> TrainRun:
     """The epochs of one fit over fixed arrays, checked once: a :class:`TrainRun` whose
-    ``epoch(optimizer, step, rail=None)`` is :func:`train_epoch` on them (in the order ``perm``
+    ``epoch(optimizer, step, *, rail=None)`` is :func:`train_epoch` on them (in the order ``perm``
     that ``shuffle()`` draws from rng, when rng is given), ``val_loss()`` :func:`net_loss` of
     (X_val, Y_val), and ``save()`` / ``restore()`` the undo copy of theta, m, v and bn_state."""
     return TrainRun(

@@ -704,7 +704,7 @@ class Network:
                     run.shuffle()  # the values and draws of rng.shuffle(arange(n))
                 rail = None if quant is None else np.full((steps, len(RAIL_NAMES)), np.nan)
                 status, loss_sum, n_done, opt.iterations = run.epoch(
-                    opt._config(), opt.iterations, rail
+                    opt._config(), opt.iterations, rail=rail
                 )
             except BaseException:
                 self._restore_epoch(run, saved, opt, rng)
