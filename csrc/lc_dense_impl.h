@@ -100,8 +100,9 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * sum over k in increasing order of A[i][k] M[k][j], starting from zero, whichever path
  * computes it: so the result is the same bit for bit for any vector width and any path.
  * Register blocking (GCC/Clang vector extensions; a vector operation is the same IEEE
- * operation on each lane): 4 rows by 64, then 32, then 16 bytes of columns of C stay in
- * registers across the whole k loop, the last 1-3 columns as scalars.  Narrow products (fewer
+ * operation on each lane): tiles of 5 or 4 rows by 64, then 32, then 16 bytes of columns of C
+ * stay in registers across the whole k loop, the last 1-3 columns as scalars, in blocks of
+ * rows that keep A and a tile's columns of M in L1 (see lc_matmul).  Narrow products (fewer
  * columns than one 32-byte vector holds, e.g. a 1- or 4-output layer) put vectors over rows
  * instead (matmul_narrow), reading A as it is when its rows are contiguous (x^T dz) and
  * otherwise from a transposed copy on the stack (x W, up to FN(MATMUL_PACK) elements of A).
@@ -113,8 +114,8 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * without it.  The cost is small where it matters here: Zen 3 issues vector multiplies and adds
  * to separate pipes, two of each per cycle, the same peak as two FMAs (16 float32
  * multiply-adds a cycle).  Measured by bench/bench_kernels.c on one Zen 3 core (batch 32,
- * shared machine, best of many runs): 0.07-0.09 cycles per multiply-add (75-92 GFLOP/s) for
- * widths 32-100, x^T dz 0.08-0.1; 1- and 4-column products 0.15-0.4 (they took 0.7-1.3 before
+ * shared machine, best of many runs): 0.07-0.08 cycles per multiply-add (80-92 GFLOP/s) for
+ * widths 32-100, x^T dz the same; 1- and 4-column products 0.15-0.4 (they took 0.7-1.3 before
  * the narrow path).  An AVX-512 version would have to be a compiler-generated clone of this
  * same source (same bits: no contraction, the order of the sum fixed above); none is built,
  * as no machine it could be tested on is at hand. */
@@ -201,25 +202,87 @@ enum {
     FN(MATMUL_PACK) = 2048
 };
 
+#if LC_HAVE_VECTOR_EXT
+/* One tile of C: R rows (R <= 5) at row i by V vectors (V <= 2) of type VT at column j, the
+ * whole k loop in registers: R x V independent ordered sums from zero.  Called with constant
+ * R and V, so the loops unroll and c stays in registers (5 x 2: ten accumulators, two rows of
+ * M, a broadcast of A and a product, 14 of AVX2's 16 registers). */
+#define LC_MM_TILE(NAME, VT)                                                                       \
+    LC_ALWAYS_INLINE void NAME(const REAL *restrict A, int64_t ars, int64_t acs,                   \
+                               const REAL *restrict M, REAL *restrict C, int64_t K, int64_t N,     \
+                               int64_t i, int64_t j, const int R, const int V)                     \
+    {                                                                                              \
+        enum {                                                                                     \
+            W = (int)(sizeof(VT) / sizeof(REAL))                                                   \
+        };                                                                                         \
+        VT c[5][2], m[2];                                                                          \
+        for (int r = 0; r < R; r++)                                                                \
+            for (int v = 0; v < V; v++) c[r][v] = (VT){0};                                         \
+        const REAL *a = A + i * ars;                                                               \
+        for (int64_t k = 0; k < K; k++) {                                                          \
+            for (int v = 0; v < V; v++) memcpy(&m[v], M + k * N + j + v * W, sizeof m[v]);         \
+            for (int r = 0; r < R; r++) {                                                          \
+                const REAL x = a[r * ars + k * acs];                                               \
+                for (int v = 0; v < V; v++) c[r][v] += x * m[v];                                   \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < R; r++)                                                                \
+            for (int v = 0; v < V; v++) {                                                          \
+                const VT t = c[r][v]; /* c itself not addressed: it stays in registers */          \
+                memcpy(C + (i + r) * N + j + v * W, &t, sizeof t);                                 \
+            }                                                                                      \
+    }
+LC_MM_TILE(FN(mm_tile), FN(lc_vec))
+LC_MM_TILE(FN(mm_tile_half), FN(lc_hvec))
+#undef LC_MM_TILE
+
+/* The tile of C at row i (R rows) and column j of one kind: 0 two vectors, 1 one, 2 half a
+ * vector, 3 one column as R scalar sums. */
+LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int64_t acs,
+                                       const REAL *restrict M, REAL *restrict C, int64_t K,
+                                       int64_t N, int64_t i, int64_t j, const int R, int kind)
+{
+    switch (kind) {
+    case 0:
+        FN(mm_tile)(A, ars, acs, M, C, K, N, i, j, R, 2);
+        break;
+    case 1:
+        FN(mm_tile)(A, ars, acs, M, C, K, N, i, j, R, 1);
+        break;
+    case 2:
+        FN(mm_tile_half)(A, ars, acs, M, C, K, N, i, j, R, 1);
+        break;
+    default: {
+        REAL s[5];
+        for (int r = 0; r < R; r++) s[r] = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const REAL mk = M[k * N + j];
+            for (int r = 0; r < R; r++) s[r] += A[(i + r) * ars + k * acs] * mk;
+        }
+        for (int r = 0; r < R; r++) C[(i + r) * N + j] = s[r];
+    }
+    }
+}
+#endif
+
 LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
                           REAL *restrict C, int64_t rows, int64_t K, int64_t N)
 {
     int64_t i = 0;
 #if LC_HAVE_VECTOR_EXT
-    typedef FN(lc_vec) vec;
-    typedef FN(lc_hvec) hvec;
     enum {
-        JB = (int)(sizeof(vec) / sizeof(REAL)),
-        HB = (int)(sizeof(hvec) / sizeof(REAL))
+        JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL))
     };
 #if LC_X86_AVX2
     /* Not in the baseline clone, which runs only without AVX2: there GCC lowers the 32-byte
-     * vectors of matmul_narrow through memory, and the scalar columns below are faster. */
-    const int narrow_ok = lc_cpu_has_avx2();
+     * vectors through pairs of 16-byte registers (or memory), so matmul_narrow's and the
+     * six-row tiles' accumulators do not fit, and the scalar columns and four-row tiles are
+     * faster. */
+    const int avx2 = lc_cpu_has_avx2();
 #else
-    const int narrow_ok = 1;
+    const int avx2 = 1;
 #endif
-    if (narrow_ok && N < JB && rows >= JB && K > 0) { /* vectors over rows (matmul_narrow) */
+    if (avx2 && N < JB && rows >= JB && K > 0) { /* vectors over rows (matmul_narrow) */
         if (ars == 1) {
             i = FN(matmul_narrow)(A, acs, M, C, rows, K, N);
         } else if (acs == 1 && ars == K && rows * K <= FN(MATMUL_PACK)) {
@@ -228,78 +291,56 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
             i = FN(matmul_narrow)(packed, rows, M, C, rows, K, N);
         }
     }
-    for (; i + 4 <= rows; i += 4) {
-        const REAL *a0 = A + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
-        int64_t j = 0;
-        for (; j + 2 * JB <= N; j += 2 * JB) { /* 4 rows by 2 vectors: 8 independent chains */
-            vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
-            vec m, n;
-            for (int64_t k = 0; k < K; k++) {
-                memcpy(&m, M + k * N + j, sizeof m);
-                memcpy(&n, M + k * N + j + JB, sizeof n);
-                const REAL x0 = a0[k * acs], x1 = a1[k * acs], x2 = a2[k * acs], x3 = a3[k * acs];
-                c0 += x0 * m;
-                e0 += x0 * n;
-                c1 += x1 * m;
-                e1 += x1 * n;
-                c2 += x2 * m;
-                e2 += x2 * n;
-                c3 += x3 * m;
-                e3 += x3 * n;
+    /* Blocks of MC rows; in each, for one column tile after another, the tiles of all its
+     * strips, so the tile's columns of M (K x 16 floats) and the block's rows of A stay in L1
+     * from strip to strip (a 100 x 80 kernel is 32 KiB, the whole L1 of a Zen 3 core: read
+     * strip by strip it came from L2 for every strip, 0.089 cycles a multiply-add against
+     * 0.072 for the 64 x 64 one).  Strips of five rows where AVX2 holds their ten
+     * accumulators, and four: a row of A is a broadcast per k, which takes a vector pipe, so
+     * more rows per row of M pay (5 x 16 floats: 0.069 cycles a multiply-add on one Zen 3
+     * core, 4 x 16 0.078; 6 x 16 needs all 16 registers and GCC spilled one accumulator).  In
+     * a block, left = 5 a + 4 b with b the fewest fours, (4 left) mod 5: 32 rows are
+     * 5 5 5 5 4 4 4, eight 4 4.  Without AVX2 fours, as before; 1-3 rows where nothing else
+     * is left. */
+    enum {
+        MC = 40 * 4 / (int)sizeof(REAL), /* A's block: 40 float rows of up to 100, 16 KB */
+        HB = (int)(sizeof(FN(lc_hvec)) / sizeof(REAL))
+    };
+    for (int64_t i0 = i; i0 < rows; i0 += MC) {
+        const int64_t i1 = rows - i0 < MC ? rows : i0 + MC;
+        for (int64_t j = 0; j < N;) {
+            const int kind = j + 2 * JB <= N ? 0 : (j + JB <= N ? 1 : (j + HB <= N ? 2 : 3));
+            for (int64_t ii = i0; ii < i1;) {
+                const int64_t left = i1 - ii, b = (4 * left) % 5;
+                int R;
+                if (!avx2)
+                    R = left >= 4 ? 4 : (int)left;
+                else if (left >= 4 * b)
+                    R = left > 4 * b ? 5 : 4;
+                else
+                    R = left > 5 ? 4 : (int)left;
+                switch (R) {
+                case 5:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 5, kind);
+                    break;
+                case 4:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 4, kind);
+                    break;
+                case 3:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 3, kind);
+                    break;
+                case 2:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 2, kind);
+                    break;
+                default:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 1, kind);
+                }
+                ii += R;
             }
-            memcpy(C + i * N + j, &c0, sizeof m);
-            memcpy(C + (i + 1) * N + j, &c1, sizeof m);
-            memcpy(C + (i + 2) * N + j, &c2, sizeof m);
-            memcpy(C + (i + 3) * N + j, &c3, sizeof m);
-            memcpy(C + i * N + j + JB, &e0, sizeof m);
-            memcpy(C + (i + 1) * N + j + JB, &e1, sizeof m);
-            memcpy(C + (i + 2) * N + j + JB, &e2, sizeof m);
-            memcpy(C + (i + 3) * N + j + JB, &e3, sizeof m);
-        }
-        for (; j + JB <= N; j += JB) {
-            vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
-            for (int64_t k = 0; k < K; k++) {
-                memcpy(&m, M + k * N + j, sizeof m);
-                c0 += a0[k * acs] * m;
-                c1 += a1[k * acs] * m;
-                c2 += a2[k * acs] * m;
-                c3 += a3[k * acs] * m;
-            }
-            memcpy(C + i * N + j, &c0, sizeof m);
-            memcpy(C + (i + 1) * N + j, &c1, sizeof m);
-            memcpy(C + (i + 2) * N + j, &c2, sizeof m);
-            memcpy(C + (i + 3) * N + j, &c3, sizeof m);
-        }
-        for (; j + HB <= N; j += HB) {
-            hvec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, m;
-            for (int64_t k = 0; k < K; k++) {
-                memcpy(&m, M + k * N + j, sizeof m);
-                c0 += a0[k * acs] * m;
-                c1 += a1[k * acs] * m;
-                c2 += a2[k * acs] * m;
-                c3 += a3[k * acs] * m;
-            }
-            memcpy(C + i * N + j, &c0, sizeof m);
-            memcpy(C + (i + 1) * N + j, &c1, sizeof m);
-            memcpy(C + (i + 2) * N + j, &c2, sizeof m);
-            memcpy(C + (i + 3) * N + j, &c3, sizeof m);
-        }
-        for (; j < N; j++) { /* leftover columns: four independent ordered sums */
-            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int64_t k = 0; k < K; k++) {
-                const REAL mk = M[k * N + j];
-                s0 += a0[k * acs] * mk;
-                s1 += a1[k * acs] * mk;
-                s2 += a2[k * acs] * mk;
-                s3 += a3[k * acs] * mk;
-            }
-            C[i * N + j] = s0;
-            C[(i + 1) * N + j] = s1;
-            C[(i + 2) * N + j] = s2;
-            C[(i + 3) * N + j] = s3;
+            j += kind == 0 ? 2 * JB : (kind == 1 ? JB : (kind == 2 ? HB : 1));
         }
     }
-#endif
+#else
     for (; i < rows; i++) {
         REAL *restrict c = C + i * N;
         for (int64_t j = 0; j < N; j++) c[j] = 0;
@@ -309,6 +350,7 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
             for (int64_t j = 0; j < N; j++) c[j] += a * m[j];
         }
     }
+#endif
 }
 
 /* C := A M for row-major A (rows, K), M (K, N). */

@@ -59,9 +59,9 @@ def _ordered_product(A: np.ndarray, M: np.ndarray) -> np.ndarray:
 
 
 # Widths 1..100 around the block sizes (half a vector: 4 floats or 2 doubles; a vector: 8 or
-# 4; two vectors: 16 or 8; four rows; the narrow path's 4 vectors of rows: 32 or 16), the
-# shapes of the networks trained in bench/ (batch 32), and sizes past the 2,048-element
-# packing buffer of the narrow path.
+# 4; two vectors: 16 or 8; strips of five and four rows; blocks of 40 float or 20 double
+# rows; the narrow path's 4 vectors of rows: 32 or 16), the shapes of the networks trained in
+# bench/ (batch 32), and sizes past the 2,048-element packing buffer of the narrow path.
 SHAPES = [
     (1, 1, 1),
     (3, 5, 7),
@@ -92,6 +92,10 @@ SHAPES = [
     (5, 9, 3),
     (7, 33, 4),
     (8, 64, 4),  # a row part of the 4-output layer (8 rows)
+    (41, 9, 17),  # one row past a block of 40 float rows (20 double ones)
+    (44, 5, 24),  # a block of 40 as 5 x 8, then 4; 20 + 20 + 4 in float64
+    (81, 3, 20),  # 40 + 40 + 1: a one-row strip after two blocks
+    (11, 6, 9),  # 4 + 4 + 3: too few rows for fives
 ]
 
 
