@@ -839,6 +839,156 @@ static int FN(layer_prepare)(const FN(batch) * c, int64_t l, int transpose)
     return LC_OK;
 }
 
+/* ---- The step's elementwise passes, compiled for AVX2 too (LC_HOT) ----
+ *
+ * Only LC_HOT functions get an AVX2 copy; a loop written in the step's own functions runs at
+ * the baseline's four float lanes.  So the step's elementwise loops live here, each value
+ * computed by the same IEEE operations in the same order as the separate loops they replace
+ * (the same bits whichever copy runs). */
+
+/* clip(u) to [-1, 1]; NaN stays NaN (neither comparison holds). */
+#define LC_CLIP_UNIT(u) ((u) < -(REAL)1 ? -(REAL)1 : ((u) > (REAL)1 ? (REAL)1 : (u)))
+
+/* The fused epilogue of FN(dense_epilogue) for relu (relu 1) or linear (relu 0), with a bias
+ * or not and out 0 (a is h, passed as NULL), 1 (a := clip(h)) or 2 (a := h, a copy): one pass
+ * over each row.  Inlined with constant flags, so each combination is a loop of its own.  A
+ * relu value is +0 or above and never NaN, so its clip's comparison with -1 never holds and
+ * only the one with 1 is made: the same values. */
+LC_ALWAYS_INLINE void FN(epilogue_rows)(int relu, int bias, int out, const REAL *restrict b,
+                                        REAL *restrict z, REAL *restrict h, REAL *restrict a,
+                                        int64_t nb, int64_t no)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        REAL *restrict zi = z + i * no, *restrict hi = h + i * no;
+        REAL *restrict ai = out ? a + i * no : NULL;
+        for (int64_t j = 0; j < no; j++) {
+            REAL v = zi[j];
+            if (bias) {
+                v = v + b[j];
+                zi[j] = v;
+            }
+            const REAL u = relu ? (v > 0 ? v : (REAL)0) : v;
+            hi[j] = u;
+            if (out == 1) ai[j] = relu ? (u > (REAL)1 ? (REAL)1 : u) : LC_CLIP_UNIT(u);
+            if (out == 2) ai[j] = u;
+        }
+    }
+}
+
+#define LC_EPILOGUE_CASES(relu)                                                                    \
+    do {                                                                                           \
+        if (b) {                                                                                   \
+            if (clip)                                                                              \
+                FN(epilogue_rows)(relu, 1, 1, b, z, h, a, nb, no);                                 \
+            else if (a != h)                                                                       \
+                FN(epilogue_rows)(relu, 1, 2, b, z, h, a, nb, no);                                 \
+            else                                                                                   \
+                FN(epilogue_rows)(relu, 1, 0, b, z, h, NULL, nb, no);                              \
+        } else {                                                                                   \
+            if (clip)                                                                              \
+                FN(epilogue_rows)(relu, 0, 1, b, z, h, a, nb, no);                                 \
+            else if (a != h)                                                                       \
+                FN(epilogue_rows)(relu, 0, 2, b, z, h, a, nb, no);                                 \
+            else                                                                                   \
+                FN(epilogue_rows)(relu, 0, 0, b, z, h, NULL, nb, no);                              \
+        }                                                                                          \
+    } while (0)
+
+/* A layer's forward after its product z (nb rows of no, contiguous) and the accumulator's
+ * quantization: z := z + b, each bias added once to the finished ordered sum (b NULL: no
+ * bias); h := act(z) (lc_act_forward's values); a := clip(h) to [-1, 1] with clip (then a is
+ * its own buffer), else a copy of h where a is not h.  relu and linear run in one pass (z, h
+ * and a written together), the other activations in three: the bias, lc_act_forward, the
+ * clip or copy. */
+LC_HOT static void FN(dense_epilogue)(int32_t act, int32_t clip, const REAL *restrict b, REAL *z,
+                                      REAL *h, REAL *a, int64_t nb, int64_t no)
+{
+    if (act == LC_ACT_RELU) {
+        LC_EPILOGUE_CASES(1);
+        return;
+    }
+    if (act == LC_ACT_LINEAR) {
+        LC_EPILOGUE_CASES(0);
+        return;
+    }
+    const int64_t n = nb * no;
+    if (b)
+        for (int64_t i = 0; i < nb; i++) {
+            REAL *restrict zi = z + i * no;
+            for (int64_t j = 0; j < no; j++) zi[j] += b[j];
+        }
+    FN(lc_act_forward)(act, z, h, n);
+    if (clip) {
+        const REAL *restrict hr = h;
+        REAL *restrict ar = a;
+        for (int64_t i = 0; i < n; i++) ar[i] = LC_CLIP_UNIT(hr[i]);
+    } else if (a != h) {
+        memcpy(a, h, (size_t)n * sizeof(REAL));
+    }
+}
+#undef LC_EPILOGUE_CASES
+
+/* Columns of the sums in FN(col_sums) held in registers at a time. */
+#define LC_COL_BLOCK (64 / (int)sizeof(REAL))
+
+/* s[j] := the sum over rows i in [0, B) of x[i][j] for x (B, n) row-major, each column summed
+ * from zero in row order: the bias gradient's sum over samples.  LC_COL_BLOCK columns at a
+ * time (16 float32 or 8 float64) stay in registers across the rows. */
+LC_HOT static void FN(col_sums)(const REAL *restrict x, int64_t B, int64_t n, REAL *restrict s)
+{
+    int64_t j = 0;
+    for (; j + 2 * LC_COL_BLOCK <= n; j += 2 * LC_COL_BLOCK) {
+        REAL acc[2 * LC_COL_BLOCK] = {0};
+        for (int64_t i = 0; i < B; i++)
+            for (int k = 0; k < 2 * LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
+        for (int k = 0; k < 2 * LC_COL_BLOCK; k++) s[j + k] = acc[k];
+    }
+    for (; j + LC_COL_BLOCK <= n; j += LC_COL_BLOCK) {
+        REAL acc[LC_COL_BLOCK] = {0};
+        for (int64_t i = 0; i < B; i++)
+            for (int k = 0; k < LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
+        for (int k = 0; k < LC_COL_BLOCK; k++) s[j + k] = acc[k];
+    }
+    if (j < n) { /* the last n - j < LC_COL_BLOCK columns */
+        for (int64_t k = j; k < n; k++) s[k] = 0;
+        for (int64_t i = 0; i < B; i++)
+            for (int64_t k = j; k < n; k++) s[k] += x[i * n + k];
+    }
+}
+#undef LC_COL_BLOCK
+
+/* ---- The batch's gather ---- */
+
+/* dst := the rows idx[0..n) of src, each of width elements, one after another: a shuffled
+ * batch's inputs or targets.  Data movement only (the same bits).  Rows of 1-8 elements (the
+ * networks' 1-4 inputs or outputs) are copied by a loop of its own per width, each copy of a
+ * constant size the compiler expands inline: no C library call per row.  A wider row (100
+ * inputs) is one memcpy, whose call costs little beside its copy (callgrind: fewer
+ * instructions than inline copies). */
+#define LC_GATHER_CASE(W)                                                                          \
+    case W:                                                                                        \
+        for (int64_t i = 0; i < n; i++) memcpy(dst + i * W, src + idx[i] * W, W * sizeof(REAL));   \
+        return
+
+LC_HOT static void FN(gather_rows)(const REAL *restrict src, int64_t width,
+                                   const int64_t *restrict idx, int64_t n, REAL *restrict dst)
+{
+    switch (width) {
+        LC_GATHER_CASE(1);
+        LC_GATHER_CASE(2);
+        LC_GATHER_CASE(3);
+        LC_GATHER_CASE(4);
+        LC_GATHER_CASE(5);
+        LC_GATHER_CASE(6);
+        LC_GATHER_CASE(7);
+        LC_GATHER_CASE(8);
+    default:
+        for (int64_t i = 0; i < n; i++)
+            memcpy(dst + i * width, src + idx[i] * width, (size_t)width * sizeof(REAL));
+    }
+}
+#undef LC_GATHER_CASE
+
 /* Forward of rows [r0, r0 + nb) of the batch through every layer, their state into c->w (at
  * those rows); scratch: nb x max width doubles for the quantizations of rows.  With
  * c->prepare each layer is prepared on the way, after its input's quantization (the serial
@@ -876,20 +1026,7 @@ static int FN(rows_forward)(const FN(batch) * c, int64_t r0, int64_t nb, double 
                       QSEED(l, LC_QF_ACCUMULATOR, 0), nr, NULL, scratch);
             if (s) return s;
         }
-        if (b)
-            for (int64_t i = 0; i < nb; i++) {
-                REAL *restrict zi = z + i * no;
-                for (int64_t j = 0; j < no; j++) zi[j] += b[j];
-            }
-        FN(lc_act_forward)(net->acts[l], z, h, n);
-        if (net->clip_out) {
-            for (int64_t i = 0; i < n; i++) {
-                const REAL u = h[i];
-                a[i] = u < (REAL)-1 ? (REAL)-1 : (u > (REAL)1 ? (REAL)1 : u);
-            }
-        } else if (a != h) {
-            memcpy(a, h, (size_t)n * sizeof(REAL));
-        }
+        FN(dense_epilogue)(net->acts[l], net->clip_out, b, z, h, a, nb, no);
         if (FN(q_on)(q, l, LC_QF_ACTIVATION)) {
             s = QAT_Q(F + LC_QF_ACTIVATION, a, a, w->m_act[l] + r0 * no, n,
                       QSEED(l, LC_QF_ACTIVATION, 0), nr, NULL, scratch);
@@ -1038,12 +1175,7 @@ static void FN(params_grad)(const FN(batch) * c, int64_t p0, int64_t p1)
         const int64_t bo = lay[l].b;
         if (bo >= p0 && bo < p1) { /* gb := sum over samples of dz, in sample order */
             REAL *gb = c->grad + bo;
-            const REAL *dz = w->dz[l];
-            for (int64_t j = 0; j < no; j++) gb[j] = 0;
-            for (int64_t i = 0; i < B; i++) {
-                const REAL *restrict dzi = dz + i * no;
-                for (int64_t j = 0; j < no; j++) gb[j] += dzi[j];
-            }
+            FN(col_sums)(w->dz[l], B, no, gb);
             if (FN(q_on)(q, l, LC_QF_BIAS)) QAT_GATE(gb, w->m_b[l], no);
         }
     }
@@ -1299,12 +1431,9 @@ static void FN(par_rows_part)(void *ctx, int64_t p)
     const int64_t L = net->n_layers, maxw = lc_net_max_width(net), B = c->bt.B;
     const int64_t n_in = net->sizes[0], n_out = net->sizes[L];
     const int64_t r0 = p * c->rows, nb = B - r0 < c->rows ? B - r0 : c->rows;
-    if (c->perm) {
-        for (int64_t i = r0; i < r0 + nb; i++) {
-            const int64_t r = c->perm[i];
-            memcpy(w->Xb + i * n_in, c->X + r * n_in, (size_t)n_in * sizeof(REAL));
-            memcpy(w->Yb + i * n_out, c->Y + r * n_out, (size_t)n_out * sizeof(REAL));
-        }
+    if (c->perm) { /* this part's rows */
+        FN(gather_rows)(c->X, n_in, c->perm + r0, nb, w->Xb + r0 * n_in);
+        FN(gather_rows)(c->Y, n_out, c->perm + r0, nb, w->Yb + r0 * n_out);
     }
     const int s = FN(rows_forward)(&c->bt, r0, nb, c->pscratch + p * c->rows * maxw);
     if (s == LC_OK) {
@@ -1569,11 +1698,8 @@ int FN(lc_train_epoch)(const lc_train *t, REAL *theta, REAL *m, REAL *v, REAL *b
         if (status == LC_PAR_SERIAL) {
             const REAL *Xb = X + s * n_in, *Yb = Y + s * n_out;
             if (perm) {
-                for (int64_t i = 0; i < B; i++) {
-                    const int64_t k = perm[s + i];
-                    memcpy(w.Xb + i * n_in, X + k * n_in, (size_t)n_in * sizeof(REAL));
-                    memcpy(w.Yb + i * n_out, Y + k * n_out, (size_t)n_out * sizeof(REAL));
-                }
+                FN(gather_rows)(X, n_in, perm + s, B, w.Xb);
+                FN(gather_rows)(Y, n_out, perm + s, B, w.Yb);
                 Xb = w.Xb;
                 Yb = w.Yb;
             }

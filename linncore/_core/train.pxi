@@ -254,3 +254,235 @@ def _k_qat_apply(_Net n, real[::1] theta, const real[::1] delta, _Quant qz, int6
         status = _train_apply_c(&t, tc, dc, step, rc)
     _step_status(status, "qat_apply")
     return status
+
+
+# -- a fit's epochs: everything checked once per fit --------------------------------------------
+# train_epoch and net_loss check every argument at every call; a fit calls them once per epoch
+# with the same arrays.  prepare_train checks those arrays once and keeps them (so their
+# buffers stay alive) with their pointers; each epoch then costs one method call and the kernel.
+# The arrays' dtype is fixed when the run is made, so each method picks the float or double
+# specialisation of the fused dispatchers above once, by casting its pointers (f64 below).
+
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy
+
+cdef extern from "numpy/random/bitgen.h":
+    ctypedef struct bitgen_t:
+        void *state
+        uint64_t (*next_uint64)(void *st) nogil
+        uint32_t (*next_uint32)(void *st) nogil
+        double (*next_double)(void *st) nogil
+        uint64_t (*next_raw)(void *st) nogil
+
+
+cdef inline uint64_t _draw_upto(bitgen_t *g, uint64_t hi) noexcept nogil:
+    """A uniform draw in [0, hi], drawn as NumPy's Generator.shuffle draws its indices: values
+    under the smallest all-ones mask covering hi, redrawn while above hi, from 32-bit outputs of
+    the bit generator while hi fits in 32 bits and from 64-bit outputs beyond."""
+    cdef uint64_t mask = hi, value
+    if hi == 0:
+        return 0
+    mask |= mask >> 1
+    mask |= mask >> 2
+    mask |= mask >> 4
+    mask |= mask >> 8
+    mask |= mask >> 16
+    mask |= mask >> 32
+    if hi <= 0xFFFFFFFFUL:
+        value = g.next_uint32(g.state) & mask
+        while value > hi:
+            value = g.next_uint32(g.state) & mask
+        return value
+    value = g.next_uint64(g.state) & mask
+    while value > hi:
+        value = g.next_uint64(g.state) & mask
+    return value
+
+
+cdef void _permute(bitgen_t *g, int64_t *perm, int64_t n) noexcept nogil:
+    """perm := a permutation of 0 .. n-1 with the values and draws of
+    ``perm[:] = arange(n); rng.shuffle(perm)``: from the last slot down to the second, slot i
+    swaps with a slot drawn in [0, i]."""
+    cdef int64_t i, j, held
+    for i in range(n):
+        perm[i] = i
+    for i in range(n - 1, 0, -1):
+        j = <int64_t>_draw_upto(g, <uint64_t>i)
+        held = perm[i]
+        perm[i] = perm[j]
+        perm[j] = held
+
+
+cdef class TrainRun:
+    """The epochs of one fit, with every array checked once (see prepare_train)."""
+    cdef _Net n
+    cdef _Quant qz
+    cdef lc_train t
+    cdef bint f64
+    cdef int64_t N, N_val, batch_size, n_state
+    cdef size_t item
+    cdef object theta, m, v, bn_state, X, Y, X_val, Y_val, undo
+    cdef object order
+    cdef object rng_bits, rng_lock
+    cdef bitgen_t *bitgen
+    cdef void *p_theta
+    cdef void *p_m
+    cdef void *p_v
+    cdef void *p_state
+    cdef const void *p_X
+    cdef const void *p_Y
+    cdef const void *p_Xv
+    cdef const void *p_Yv
+    cdef void *p_undo[4]
+    cdef int64_t *p_perm
+
+    def __cinit__(self, spec, theta, X, Y, int64_t batch_size, int loss, m, v, bint clip_params,
+                  bn_state, quant, X_val, Y_val, rng):
+        self.n = _Net(spec)
+        dt = _float_dtype(theta, "theta")
+        _arr(theta, dt, (self.n.n_params,), "theta")
+        _arr(m, dt, (self.n.n_params,), "m")
+        _arr(v, dt, (self.n.n_params,), "v")
+        _arr(X, dt, (-1, spec.sizes[0]), "X")
+        self.N = X.shape[0]
+        _arr(Y, dt, (self.N, spec.sizes[len(spec.sizes) - 1]), "Y")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+        _check_loss(loss)
+        _bn_state(self.n, bn_state, dt)
+        if quant is not None:
+            if self.n.n_state:
+                raise ValueError(_NO_QUANT_BN)
+            self.qz = _Quant(quant, self.n.net.n_layers)
+        if (X_val is None) != (Y_val is None):
+            raise ValueError("X_val, Y_val: expected both or neither")
+        if X_val is not None:
+            _arr(X_val, dt, (-1, spec.sizes[0]), "X_val")
+            self.N_val = X_val.shape[0]
+            _arr(Y_val, dt, (self.N_val, spec.sizes[len(spec.sizes) - 1]), "Y_val")
+        if rng is not None:
+            if not isinstance(rng, np.random.Generator):
+                raise TypeError(f"rng: expected a numpy.random.Generator or None, got "
+                                f"{type(rng).__name__}")
+            self.rng_bits = rng.bit_generator
+            capsule = self.rng_bits.capsule
+            if not PyCapsule_IsValid(capsule, "BitGenerator"):
+                raise TypeError("rng: its bit generator exposes no BitGenerator capsule")
+            self.bitgen = <bitgen_t*>PyCapsule_GetPointer(capsule, "BitGenerator")
+            self.rng_lock = self.rng_bits.lock
+            # the samples' order until the first shuffle; private, so only shuffle writes it
+            # and every index C reads lies in [0, N)
+            self.order = np.arange(self.N, dtype=np.int64)
+            self.p_perm = <int64_t*>_ptr(self.order)
+        self.f64 = dt == np.float64
+        self.item = dt.itemsize
+        self.batch_size = batch_size
+        self.n_state = self.n.n_state
+        self.theta, self.m, self.v, self.bn_state = theta, m, v, bn_state
+        self.X, self.Y, self.X_val, self.Y_val = X, Y, X_val, Y_val
+        self.p_theta, self.p_m, self.p_v = _ptr(theta), _ptr(m), _ptr(v)
+        self.p_state = _ptr(bn_state) if bn_state is not None else NULL
+        self.p_X, self.p_Y = _ptr(X), _ptr(Y)
+        self.p_Xv = _ptr(X_val) if X_val is not None else NULL
+        self.p_Yv = _ptr(Y_val) if Y_val is not None else NULL
+        self.undo = [np.empty_like(theta), np.empty_like(m), np.empty_like(v),
+                     np.empty(self.n_state, dtype=dt)]
+        for i in range(4):
+            self.p_undo[i] = _ptr(self.undo[i])
+        self.t.net = &self.n.net
+        self.t.layout = self.n.offsets()
+        self.t.loss = loss
+        self.t.opt = NULL
+        self.t.clip_params = clip_params
+        self.t.quant = &self.qz.q if self.qz is not None else NULL
+
+    @property
+    def perm(self):
+        """A copy of the epoch's order (None without rng)."""
+        return None if self.order is None else self.order.copy()
+
+    def shuffle(self):
+        """perm := the epoch's order, drawn from rng as ``perm[:] = arange(N); rng.shuffle(perm)``
+        draws it (the same values, the generator left in the same state)."""
+        if self.bitgen == NULL:
+            raise ValueError("shuffle: this run was prepared without a generator (rng=None)")
+        with self.rng_lock:
+            with nogil:
+                _permute(self.bitgen, self.p_perm, self.N)
+
+    def save(self):
+        """Copy theta, m, v and the batch-norm state aside (what restore puts back)."""
+        cdef size_t P = <size_t>self.n.n_params * self.item
+        memcpy(self.p_undo[0], self.p_theta, P)
+        memcpy(self.p_undo[1], self.p_m, P)
+        memcpy(self.p_undo[2], self.p_v, P)
+        if self.p_state != NULL:
+            memcpy(self.p_undo[3], self.p_state, <size_t>self.n_state * self.item)
+
+    def restore(self):
+        """Put back theta, m, v and the batch-norm state as the last save found them."""
+        cdef size_t P = <size_t>self.n.n_params * self.item
+        memcpy(self.p_theta, self.p_undo[0], P)
+        memcpy(self.p_m, self.p_undo[1], P)
+        memcpy(self.p_v, self.p_undo[2], P)
+        if self.p_state != NULL:
+            memcpy(self.p_state, self.p_undo[3], <size_t>self.n_state * self.item)
+
+    def epoch(self, optimizer, int64_t step, *, rail=None):
+        """One epoch, as train_epoch with this run's arrays: in the order perm holds when the
+        run has a generator (see shuffle), else in the samples' order.  Returns (status,
+        loss_sum, n_done, step)."""
+        cdef lc_optim o = _optim(optimizer)
+        if rail is not None:
+            _arr(rail, np.float64, ((self.N + self.batch_size - 1) // self.batch_size, LC_RAIL_N),
+                 "rail")
+        cdef const int64_t *pc = self.p_perm
+        cdef double *rc = <double*>_ptr(rail) if rail is not None else NULL
+        cdef lc_train t = self.t
+        t.opt = &o
+        cdef double loss_sum = 0.0
+        cdef int64_t n_done = 0
+        cdef int status
+        with nogil:
+            if self.f64:
+                status = _train_epoch_c(&t, <double*>self.p_theta, <double*>self.p_m,
+                                        <double*>self.p_v, <double*>self.p_state,
+                                        <const double*>self.p_X, <const double*>self.p_Y, self.N,
+                                        pc, self.batch_size, &step, rc, &loss_sum, &n_done)
+            else:
+                status = _train_epoch_c(&t, <float*>self.p_theta, <float*>self.p_m,
+                                        <float*>self.p_v, <float*>self.p_state,
+                                        <const float*>self.p_X, <const float*>self.p_Y, self.N,
+                                        pc, self.batch_size, &step, rc, &loss_sum, &n_done)
+        _step_status(status, "train_epoch")
+        return status, loss_sum, n_done, step
+
+    def val_loss(self):
+        """net_loss of (X_val, Y_val) at the current parameters and batch-norm state."""
+        if self.p_Xv == NULL:
+            raise ValueError("val_loss: this run was prepared without validation data")
+        cdef double value = 0.0
+        cdef int status
+        with nogil:
+            if self.f64:
+                status = _net_loss_c(&self.n.net, <const double*>self.p_theta,
+                                     <const double*>self.p_state, <const double*>self.p_Xv,
+                                     <const double*>self.p_Yv, self.N_val, self.t.loss, &value)
+            else:
+                status = _net_loss_c(&self.n.net, <const float*>self.p_theta,
+                                     <const float*>self.p_state, <const float*>self.p_Xv,
+                                     <const float*>self.p_Yv, self.N_val, self.t.loss, &value)
+        _raise_status(status, "net_loss")
+        return value
+
+
+def prepare_train(spec, theta, X, Y, *, int64_t batch_size, int loss, m, v, bint clip_params,
+                  bn_state=None, quant=None, X_val=None, Y_val=None, rng=None):
+    """The epochs of one fit over fixed arrays, every argument checked here once: a TrainRun
+    whose ``epoch(optimizer, step, *, rail=None)`` is train_epoch on these arrays (in the order
+    ``perm`` that ``shuffle()`` draws from rng, when rng is given), ``val_loss()``
+    net_loss of (X_val, Y_val), and ``save()`` / ``restore()`` the undo copy of theta, m, v and
+    bn_state.  The run keeps the arrays and reads and writes them in place."""
+    return TrainRun(spec, theta, X, Y, batch_size, loss, m, v, clip_params, bn_state, quant,
+                    X_val, Y_val, rng)

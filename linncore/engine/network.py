@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -658,25 +658,32 @@ class Network:
         kernels = _backend.kernels()
         # Everything an epoch needs that does not change between epochs is made here, once: the
         # network description the kernels read (checked once, its layout table computed once),
-        # the undo buffers, the permutation buffer, the limits and the callbacks' hooks.
-        desc = self._prepared(kernels)
-        state = self._state()
+        # the run over this fit's arrays (checked once; it holds the undo buffers and the
+        # permutation buffer), the limits and the callbacks' hooks.
         rails: list[np.ndarray] = []
         quant = (
             None if qat is None else QuantConfig(*qat, seed=_side_seed(rng), near_rail=NEAR_RAIL)
         )
         loss_code = _losses.code(loss)
+        run = kernels.prepare_train(
+            self._prepared(kernels),
+            self._theta,
+            x,
+            y,
+            batch_size=batch_size,
+            loss=loss_code,
+            m=m,
+            v=v,
+            clip_params=self.clip,
+            bn_state=self._state(),
+            quant=quant,
+            X_val=x_val,
+            Y_val=y_val,
+            rng=rng if shuffle else None,
+        )
         steps = math.ceil(n / batch_size)
         ceiling = float(np.finfo(self._dtype).max)
-        undo = (
-            np.empty_like(self._theta),
-            None if m is None else np.empty_like(m),
-            None if v is None else np.empty_like(v),
-            np.empty_like(self._bn_state) if self.has_batchnorm else None,
-        )
-        # rng.permutation(n) is rng.shuffle of arange(n): the same draws, into one buffer
-        order = np.arange(n, dtype=np.int64)
-        perm = np.empty(n, dtype=np.int64) if shuffle else None
+        has_val = x_val is not None
         self.stop_training = False
         self._call(cbs, "set_model", self if callback_model is None else callback_model)
         self._call(cbs, "on_train_begin", {})
@@ -690,32 +697,17 @@ class Network:
             # An epoch is applied wholly or not at all: an interrupt (Ctrl-C) before its results
             # are committed restores the parameters, the optimizer (moments and step count),
             # the batch-norm state and the shuffling generator as they were before it.
-            saved = self._save_epoch(undo, m, v, opt, rng)
+            run.save()
+            saved = (opt.iterations, rng.bit_generator.state if shuffle else None)
             try:
-                if perm is not None:
-                    np.copyto(perm, order)
-                    rng.shuffle(perm)
+                if shuffle:
+                    run.shuffle()  # the values and draws of rng.shuffle(arange(n))
                 rail = None if quant is None else np.full((steps, len(RAIL_NAMES)), np.nan)
-                result = kernels.train_epoch(
-                    desc,
-                    self._theta,
-                    x,
-                    y,
-                    perm=perm,
-                    batch_size=batch_size,
-                    loss=loss_code,
-                    optimizer=opt._config(),
-                    m=m,
-                    v=v,
-                    step=opt.iterations,
-                    clip_params=self.clip,
-                    bn_state=state,
-                    quant=quant,
-                    rail=rail,
+                status, loss_sum, n_done, opt.iterations = run.epoch(
+                    opt._config(), opt.iterations, rail=rail
                 )
-                status, loss_sum, n_done, opt.iterations = result
             except BaseException:
-                self._restore_epoch(saved, m, v, opt, rng)
+                self._restore_epoch(run, saved, opt, rng)
                 raise
             if rail is not None:
                 rails.append(rail[: math.ceil(n_done / batch_size)])
@@ -723,7 +715,7 @@ class Network:
             # step stays finite (saturated gradients): that epoch counts as diverged and is undone.
             overflow = status == STATUS_OK and n_done > 0 and not loss_sum / n_done <= ceiling
             if overflow:
-                self._restore_epoch(saved, m, v, opt, rng)
+                self._restore_epoch(run, saved, opt, rng)
                 history.diverged = True
                 history.stop_reason = (
                     f"the mean loss of epoch {epoch + 1} ({loss_sum / n_done:.3g}) exceeds the "
@@ -752,10 +744,8 @@ class Network:
                 )
                 break
             logs: dict[str, float] = {"loss": loss_sum / n_done}
-            if x_val is not None:  # in the compiled core: one call, no gradient
-                logs["val_loss"] = kernels.net_loss(
-                    desc, self._theta, x_val, y_val, loss=loss_code, bn_state=state
-                )
+            if has_val:  # in the compiled core: one call, no gradient
+                logs["val_loss"] = run.val_loss()
             for hook in epoch_end:
                 hook(epoch, logs)
             if self.stop_training:
@@ -768,33 +758,20 @@ class Network:
             history.rail = {name: table[:, i].copy() for i, name in enumerate(RAIL_NAMES)}
         return history
 
-    def _save_epoch(self, undo: tuple, m: Any, v: Any, opt: Any, rng: np.random.Generator) -> tuple:
-        """What :meth:`_restore_epoch` needs to undo the coming epoch, copied into the buffers
-        ``undo`` (theta, m, v, batch-norm state; None where absent) made once per fit."""
-        theta0, m0, v0, bn0 = undo
-        np.copyto(theta0, self._theta)
-        if m0 is not None:
-            np.copyto(m0, m)
-        if v0 is not None:
-            np.copyto(v0, v)
-        if bn0 is not None:
-            np.copyto(bn0, self._bn_state)
-        return (theta0, m0, v0, opt.iterations, bn0, rng.bit_generator.state)
-
     def _restore_epoch(
-        self, saved: tuple, m: Any, v: Any, opt: Any, rng: np.random.Generator
+        self,
+        run: Any,
+        saved: tuple[int, Mapping[str, Any] | None],
+        opt: Any,
+        rng: np.random.Generator,
     ) -> None:
-        """Undo a partly applied epoch (see :meth:`fit`)."""
-        theta, m0, v0, iterations, bn, rng_state = saved
-        self._theta[...] = theta
-        if m0 is not None:
-            m[...] = m0
-        if v0 is not None:
-            v[...] = v0
-        opt.iterations = iterations
-        if bn is not None:
-            self._bn_state[...] = bn
-        rng.bit_generator.state = rng_state
+        """Undo a partly applied epoch (see :meth:`fit`): the parameters, moments and batch-norm
+        state from ``run``'s last save, the step count and the generator's state (None when the
+        epoch drew nothing from it) from ``saved``."""
+        run.restore()
+        opt.iterations, rng_state = saved
+        if rng_state is not None:
+            rng.bit_generator.state = rng_state
 
     def _qat_arrays(self, precision: Any) -> tuple[np.ndarray, np.ndarray]:
         """(fmts (L, fields, 5) int32, on (L, fields) int32) of a precision config."""

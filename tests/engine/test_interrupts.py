@@ -101,20 +101,30 @@ def test_ctrl_c_inside_an_epoch_undoes_it_and_resuming_gives_the_same_bits(
     make = OPTIMIZERS[opt_name]
     x, y = _data()
     net, opt, rng = _net(), make(), np.random.default_rng(11)
-    real = engine.train_epoch
+    real = engine.prepare_train
     calls = []
 
-    def interrupted(*args, **kwargs):
-        out = real(*args, **kwargs)  # the kernel has changed the weights and moments in place
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # ... but its results are not yet committed
-        return out
+    class Interrupted:
+        """The fit's run, with Ctrl-C arriving as its third epoch's kernel call returns."""
 
-    monkeypatch.setattr(engine, "train_epoch", interrupted)
+        def __init__(self, run):
+            self.run = run
+
+        def __getattr__(self, name):
+            return getattr(self.run, name)
+
+        def epoch(self, *args, **kwargs):
+            out = self.run.epoch(*args, **kwargs)  # the kernel has changed the weights in place
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt  # ... but its results are not yet committed
+            return out
+
+    monkeypatch.setattr(engine, "prepare_train", lambda *a, **kw: Interrupted(real(*a, **kw)))
     with pytest.raises(KeyboardInterrupt):
         net.fit(x, y, epochs=EPOCHS, batch_size=8, optimizer=opt, seed=rng, verbose=0)
-    monkeypatch.setattr(engine, "train_epoch", real)
+    monkeypatch.setattr(engine, "prepare_train", real)
+    assert len(calls) == 3
     assert opt.iterations == 2 * int(np.ceil(50 / 8))  # the third epoch is wholly undone
     assert _same(_bits(net, opt), _bits(*_uninterrupted(make, 2)))
     net.fit(x, y, epochs=EPOCHS - 2, batch_size=8, optimizer=opt, seed=rng, verbose=0)
