@@ -473,24 +473,130 @@ LC_HOT void FN(lc_act_backward)(int32_t act, int32_t clip, const REAL *restrict 
 }
 #undef LC_BACK_LOOP
 
+/* ---- A layer's elementwise passes, compiled for AVX2 too (LC_HOT) ----
+ *
+ * Only LC_HOT functions get an AVX2 copy; a loop written in the step's own functions runs at
+ * the baseline's four float lanes.  So the elementwise loops of a layer's forward and of its
+ * bias gradient live here, used by the one-layer kernels below and by the training step, each
+ * value computed by the same IEEE operations in the same order as the separate loops they
+ * replaced (the same bits whichever copy runs). */
+
+/* clip(u) to [-1, 1]; NaN stays NaN (neither comparison holds). */
+#define LC_CLIP_UNIT(u) ((u) < -(REAL)1 ? -(REAL)1 : ((u) > (REAL)1 ? (REAL)1 : (u)))
+
+/* The fused epilogue of FN(dense_epilogue) for relu (relu 1) or linear (relu 0), with a bias
+ * or not and out 0 (a is h, passed as NULL), 1 (a := clip(h)) or 2 (a := h, a copy): one pass
+ * over each row.  Inlined with constant flags, so each combination is a loop of its own.  A
+ * relu value is +0 or above and never NaN, so its clip's comparison with -1 never holds and
+ * only the one with 1 is made: the same values. */
+LC_ALWAYS_INLINE void FN(epilogue_rows)(int relu, int bias, int out, const REAL *restrict b,
+                                        REAL *restrict z, REAL *restrict h, REAL *restrict a,
+                                        int64_t nb, int64_t no)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        REAL *restrict zi = z + i * no, *restrict hi = h + i * no;
+        REAL *restrict ai = out ? a + i * no : NULL;
+        for (int64_t j = 0; j < no; j++) {
+            REAL v = zi[j];
+            if (bias) {
+                v = v + b[j];
+                zi[j] = v;
+            }
+            const REAL u = relu ? (v > 0 ? v : (REAL)0) : v;
+            hi[j] = u;
+            if (out == 1) ai[j] = relu ? (u > (REAL)1 ? (REAL)1 : u) : LC_CLIP_UNIT(u);
+            if (out == 2) ai[j] = u;
+        }
+    }
+}
+
+#define LC_EPILOGUE_CASES(relu)                                                                    \
+    do {                                                                                           \
+        if (b) {                                                                                   \
+            if (clip)                                                                              \
+                FN(epilogue_rows)(relu, 1, 1, b, z, h, a, nb, no);                                 \
+            else if (a != h)                                                                       \
+                FN(epilogue_rows)(relu, 1, 2, b, z, h, a, nb, no);                                 \
+            else                                                                                   \
+                FN(epilogue_rows)(relu, 1, 0, b, z, h, NULL, nb, no);                              \
+        } else {                                                                                   \
+            if (clip)                                                                              \
+                FN(epilogue_rows)(relu, 0, 1, b, z, h, a, nb, no);                                 \
+            else if (a != h)                                                                       \
+                FN(epilogue_rows)(relu, 0, 2, b, z, h, a, nb, no);                                 \
+            else                                                                                   \
+                FN(epilogue_rows)(relu, 0, 0, b, z, h, NULL, nb, no);                              \
+        }                                                                                          \
+    } while (0)
+
+/* A layer's forward after its product z (nb rows of no, contiguous) and the accumulator's
+ * quantization: z := z + b, each bias added once to the finished ordered sum (b NULL: no
+ * bias); h := act(z) (lc_act_forward's values); a := clip(h) to [-1, 1] with clip (then a is
+ * its own buffer), else a copy of h where a is not h.  relu and linear run in one pass (z, h
+ * and a written together), the other activations in three: the bias, lc_act_forward, the
+ * clip or copy. */
+LC_HOT static void FN(dense_epilogue)(int32_t act, int32_t clip, const REAL *restrict b, REAL *z,
+                                      REAL *h, REAL *a, int64_t nb, int64_t no)
+{
+    if (act == LC_ACT_RELU) {
+        LC_EPILOGUE_CASES(1);
+        return;
+    }
+    if (act == LC_ACT_LINEAR) {
+        LC_EPILOGUE_CASES(0);
+        return;
+    }
+    const int64_t n = nb * no;
+    if (b)
+        for (int64_t i = 0; i < nb; i++) {
+            REAL *restrict zi = z + i * no;
+            for (int64_t j = 0; j < no; j++) zi[j] += b[j];
+        }
+    FN(lc_act_forward)(act, z, h, n);
+    if (clip) {
+        const REAL *restrict hr = h;
+        REAL *restrict ar = a;
+        for (int64_t i = 0; i < n; i++) ar[i] = LC_CLIP_UNIT(hr[i]);
+    } else if (a != h) {
+        memcpy(a, h, (size_t)n * sizeof(REAL));
+    }
+}
+#undef LC_EPILOGUE_CASES
+
+/* Columns of the sums in FN(col_sums) held in registers at a time. */
+#define LC_COL_BLOCK (64 / (int)sizeof(REAL))
+
+/* s[j] := the sum over rows i in [0, B) of x[i][j] for x (B, n) row-major, each column summed
+ * from zero in row order: the bias gradient's sum over samples.  LC_COL_BLOCK columns at a
+ * time (16 float32 or 8 float64) stay in registers across the rows. */
+LC_HOT static void FN(col_sums)(const REAL *restrict x, int64_t B, int64_t n, REAL *restrict s)
+{
+    int64_t j = 0;
+    for (; j + 2 * LC_COL_BLOCK <= n; j += 2 * LC_COL_BLOCK) {
+        REAL acc[2 * LC_COL_BLOCK] = {0};
+        for (int64_t i = 0; i < B; i++)
+            for (int k = 0; k < 2 * LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
+        for (int k = 0; k < 2 * LC_COL_BLOCK; k++) s[j + k] = acc[k];
+    }
+    for (; j + LC_COL_BLOCK <= n; j += LC_COL_BLOCK) {
+        REAL acc[LC_COL_BLOCK] = {0};
+        for (int64_t i = 0; i < B; i++)
+            for (int k = 0; k < LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
+        for (int k = 0; k < LC_COL_BLOCK; k++) s[j + k] = acc[k];
+    }
+    if (j < n) { /* the last n - j < LC_COL_BLOCK columns */
+        for (int64_t k = j; k < n; k++) s[k] = 0;
+        for (int64_t i = 0; i < B; i++)
+            for (int64_t k = j; k < n; k++) s[k] += x[i * n + k];
+    }
+}
+#undef LC_COL_BLOCK
+
 void FN(lc_dense_forward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out, const REAL *W,
                           const REAL *b, int32_t act, int32_t clip, REAL *z, REAL *h, REAL *a)
 {
     FN(matmul)(x, W, z, B, n_in, n_out);
-    if (b)
-        for (int64_t i = 0; i < B; i++) {
-            REAL *restrict zi = z + i * n_out;
-            for (int64_t j = 0; j < n_out; j++) zi[j] += b[j];
-        }
-    FN(lc_act_forward)(act, z, h, B * n_out);
-    if (clip) {
-        for (int64_t i = 0; i < B * n_out; i++) {
-            REAL v = h[i];
-            a[i] = v < (REAL)-1 ? (REAL)-1 : (v > (REAL)1 ? (REAL)1 : v);
-        }
-    } else if (a != h) {
-        for (int64_t i = 0; i < B * n_out; i++) a[i] = h[i];
-    }
+    FN(dense_epilogue)(act, clip, b, z, h, a, B, n_out);
 }
 
 void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out, const REAL *W,
@@ -501,14 +607,8 @@ void FN(lc_dense_backward)(const REAL *x, int64_t B, int64_t n_in, int64_t n_out
     FN(lc_act_backward)(act, clip, z, h, da, dz, B * n_out);
     /* gW := x^T dz (summing over samples in order), reading x transposed in place */
     FN(lc_matmul)(x, 1, n_in, dz, gW, n_in, B, n_out);
-    if (gb) {
-        for (int64_t j = 0; j < n_out; j++) gb[j] = 0;
-        for (int64_t i = 0; i < B; i++) {
-            const REAL *restrict dzi = dz + i * n_out;
-            for (int64_t j = 0; j < n_out; j++) gb[j] += dzi[j];
-        }
-    }
-    if (dx) { /* dx := dz W^T */
+    if (gb) FN(col_sums)(dz, B, n_out, gb); /* gb := sum over samples of dz, in order */
+    if (dx) {                               /* dx := dz W^T */
         FN(lc_transpose)(W, wt, n_in, n_out);
         FN(matmul)(dz, wt, dx, B, n_out, n_in);
     }
@@ -838,124 +938,6 @@ static int FN(layer_prepare)(const FN(batch) * c, int64_t l, int transpose)
     if (transpose && (l > 0 || c->dX)) FN(lc_transpose)(W, w->wt[l], ni, no);
     return LC_OK;
 }
-
-/* ---- The step's elementwise passes, compiled for AVX2 too (LC_HOT) ----
- *
- * Only LC_HOT functions get an AVX2 copy; a loop written in the step's own functions runs at
- * the baseline's four float lanes.  So the step's elementwise loops live here, each value
- * computed by the same IEEE operations in the same order as the separate loops they replace
- * (the same bits whichever copy runs). */
-
-/* clip(u) to [-1, 1]; NaN stays NaN (neither comparison holds). */
-#define LC_CLIP_UNIT(u) ((u) < -(REAL)1 ? -(REAL)1 : ((u) > (REAL)1 ? (REAL)1 : (u)))
-
-/* The fused epilogue of FN(dense_epilogue) for relu (relu 1) or linear (relu 0), with a bias
- * or not and out 0 (a is h, passed as NULL), 1 (a := clip(h)) or 2 (a := h, a copy): one pass
- * over each row.  Inlined with constant flags, so each combination is a loop of its own.  A
- * relu value is +0 or above and never NaN, so its clip's comparison with -1 never holds and
- * only the one with 1 is made: the same values. */
-LC_ALWAYS_INLINE void FN(epilogue_rows)(int relu, int bias, int out, const REAL *restrict b,
-                                        REAL *restrict z, REAL *restrict h, REAL *restrict a,
-                                        int64_t nb, int64_t no)
-{
-    for (int64_t i = 0; i < nb; i++) {
-        REAL *restrict zi = z + i * no, *restrict hi = h + i * no;
-        REAL *restrict ai = out ? a + i * no : NULL;
-        for (int64_t j = 0; j < no; j++) {
-            REAL v = zi[j];
-            if (bias) {
-                v = v + b[j];
-                zi[j] = v;
-            }
-            const REAL u = relu ? (v > 0 ? v : (REAL)0) : v;
-            hi[j] = u;
-            if (out == 1) ai[j] = relu ? (u > (REAL)1 ? (REAL)1 : u) : LC_CLIP_UNIT(u);
-            if (out == 2) ai[j] = u;
-        }
-    }
-}
-
-#define LC_EPILOGUE_CASES(relu)                                                                    \
-    do {                                                                                           \
-        if (b) {                                                                                   \
-            if (clip)                                                                              \
-                FN(epilogue_rows)(relu, 1, 1, b, z, h, a, nb, no);                                 \
-            else if (a != h)                                                                       \
-                FN(epilogue_rows)(relu, 1, 2, b, z, h, a, nb, no);                                 \
-            else                                                                                   \
-                FN(epilogue_rows)(relu, 1, 0, b, z, h, NULL, nb, no);                              \
-        } else {                                                                                   \
-            if (clip)                                                                              \
-                FN(epilogue_rows)(relu, 0, 1, b, z, h, a, nb, no);                                 \
-            else if (a != h)                                                                       \
-                FN(epilogue_rows)(relu, 0, 2, b, z, h, a, nb, no);                                 \
-            else                                                                                   \
-                FN(epilogue_rows)(relu, 0, 0, b, z, h, NULL, nb, no);                              \
-        }                                                                                          \
-    } while (0)
-
-/* A layer's forward after its product z (nb rows of no, contiguous) and the accumulator's
- * quantization: z := z + b, each bias added once to the finished ordered sum (b NULL: no
- * bias); h := act(z) (lc_act_forward's values); a := clip(h) to [-1, 1] with clip (then a is
- * its own buffer), else a copy of h where a is not h.  relu and linear run in one pass (z, h
- * and a written together), the other activations in three: the bias, lc_act_forward, the
- * clip or copy. */
-LC_HOT static void FN(dense_epilogue)(int32_t act, int32_t clip, const REAL *restrict b, REAL *z,
-                                      REAL *h, REAL *a, int64_t nb, int64_t no)
-{
-    if (act == LC_ACT_RELU) {
-        LC_EPILOGUE_CASES(1);
-        return;
-    }
-    if (act == LC_ACT_LINEAR) {
-        LC_EPILOGUE_CASES(0);
-        return;
-    }
-    const int64_t n = nb * no;
-    if (b)
-        for (int64_t i = 0; i < nb; i++) {
-            REAL *restrict zi = z + i * no;
-            for (int64_t j = 0; j < no; j++) zi[j] += b[j];
-        }
-    FN(lc_act_forward)(act, z, h, n);
-    if (clip) {
-        const REAL *restrict hr = h;
-        REAL *restrict ar = a;
-        for (int64_t i = 0; i < n; i++) ar[i] = LC_CLIP_UNIT(hr[i]);
-    } else if (a != h) {
-        memcpy(a, h, (size_t)n * sizeof(REAL));
-    }
-}
-#undef LC_EPILOGUE_CASES
-
-/* Columns of the sums in FN(col_sums) held in registers at a time. */
-#define LC_COL_BLOCK (64 / (int)sizeof(REAL))
-
-/* s[j] := the sum over rows i in [0, B) of x[i][j] for x (B, n) row-major, each column summed
- * from zero in row order: the bias gradient's sum over samples.  LC_COL_BLOCK columns at a
- * time (16 float32 or 8 float64) stay in registers across the rows. */
-LC_HOT static void FN(col_sums)(const REAL *restrict x, int64_t B, int64_t n, REAL *restrict s)
-{
-    int64_t j = 0;
-    for (; j + 2 * LC_COL_BLOCK <= n; j += 2 * LC_COL_BLOCK) {
-        REAL acc[2 * LC_COL_BLOCK] = {0};
-        for (int64_t i = 0; i < B; i++)
-            for (int k = 0; k < 2 * LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
-        for (int k = 0; k < 2 * LC_COL_BLOCK; k++) s[j + k] = acc[k];
-    }
-    for (; j + LC_COL_BLOCK <= n; j += LC_COL_BLOCK) {
-        REAL acc[LC_COL_BLOCK] = {0};
-        for (int64_t i = 0; i < B; i++)
-            for (int k = 0; k < LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
-        for (int k = 0; k < LC_COL_BLOCK; k++) s[j + k] = acc[k];
-    }
-    if (j < n) { /* the last n - j < LC_COL_BLOCK columns */
-        for (int64_t k = j; k < n; k++) s[k] = 0;
-        for (int64_t i = 0; i < B; i++)
-            for (int64_t k = j; k < n; k++) s[k] += x[i * n + k];
-    }
-}
-#undef LC_COL_BLOCK
 
 /* ---- The batch's gather ---- */
 
