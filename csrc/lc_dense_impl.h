@@ -60,15 +60,15 @@ LC_HOT void FN(lc_act_forward)(int32_t act, const REAL *z, REAL *h, int64_t n)
         for (i = 0; i < n; i++) h[i] = z[i] > 0 ? z[i] : (REAL)0;
         break;
 #if defined(LC_VMATH_FLOAT)
-    case LC_ACT_TANH: /* float32: in double, rounded once, four lanes at a time (lc_vmath.h) */
+    case LC_ACT_TANH: /* float32: in double, rounded once, 4 x 4 lanes at a time (lc_vmath.h) */
         LC_V4F_APPLY(tanh, z, h, n);
         break;
     case LC_ACT_SIGMOID:
         LC_V4F_APPLY(sigmoid, z, h, n);
         break;
 #else
-    case LC_ACT_TANH: /* float64: the project's tanh, four lanes at a time (lc_vmath.h) */
-        LC_V4D_APPLY(lc_v4d_tanh_f64, z, h, n);
+    case LC_ACT_TANH: /* float64: the project's tanh, 4 x 4 lanes at a time (lc_vmath.h) */
+        LC_V4D_APPLY(lc_tanh_f64_ways, z, h, n);
         break;
 #endif
     default:

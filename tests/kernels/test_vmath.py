@@ -23,7 +23,7 @@ LC_HOT void vm_tanh_f32(const float *z, float *h, int64_t n) { LC_V4F_APPLY(tanh
 LC_HOT void vm_sigmoid_f32(const float *z, float *h, int64_t n) { LC_V4F_APPLY(sigmoid, z, h, n); }
 LC_HOT void vm_tanh_f64(const double *z, double *h, int64_t n)
 {
-    LC_V4D_APPLY(lc_v4d_tanh_f64, z, h, n);
+    LC_V4D_APPLY(lc_tanh_f64_ways, z, h, n);
 }
 """
 
