@@ -1,7 +1,9 @@
 """Build csrc/ (or a test's own C file against csrc/'s headers) into shared libraries, one per
 set of preprocessor options, and open them with ctypes: the kernel tests that compare build
-variants byte for byte (test_products, test_portable, test_vmath) share this.  Skips the test
-without a C compiler, without csrc/ beside the tests, or when the library cannot be built."""
+variants byte for byte (test_products, test_portable, test_vmath, test_step_elementwise) share
+this, and the ctypes mirrors of the structures the training kernels take (csrc/lc_dense.h,
+lc_optim.h).  Skips the test without a C compiler, without csrc/ beside the tests, or when the
+library cannot be built."""
 
 from __future__ import annotations
 
@@ -16,6 +18,52 @@ import pytest
 CSRC = Path(__file__).resolve().parents[1] / "csrc"
 # The kernels' translation units (csrc/*.c without the Hessian's).
 KERNEL_SOURCES = ["lc_dense.c", "lc_fixed.c", "lc_optim.c", "lc_parallel.c", "lc_qat.c"]
+
+F64P = ctypes.POINTER(ctypes.c_double)
+I64P = ctypes.POINTER(ctypes.c_int64)
+I32P = ctypes.POINTER(ctypes.c_int32)
+
+
+class Net(ctypes.Structure):
+    """lc_net (csrc/lc_dense.h)."""
+
+    _fields_ = [
+        ("n_layers", ctypes.c_int64),
+        ("sizes", I64P),
+        ("acts", I32P),
+        ("has_bias", I32P),
+        ("clip_out", ctypes.c_int32),
+        ("bn", I32P),
+        ("bn_momentum", F64P),
+        ("bn_epsilon", F64P),
+    ]
+
+
+class Optim(ctypes.Structure):
+    """lc_optim (csrc/lc_optim.h)."""
+
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("lr", ctypes.c_double),
+        ("beta_1", ctypes.c_double),
+        ("beta_2", ctypes.c_double),
+        ("epsilon", ctypes.c_double),
+        ("momentum", ctypes.c_double),
+        ("nesterov", ctypes.c_int32),
+    ]
+
+
+class Train(ctypes.Structure):
+    """lc_train (csrc/lc_dense.h)."""
+
+    _fields_ = [
+        ("net", ctypes.POINTER(Net)),
+        ("layout", I64P),
+        ("loss", ctypes.c_int32),
+        ("opt", ctypes.POINTER(Optim)),
+        ("clip_params", ctypes.c_int32),
+        ("quant", ctypes.c_void_p),
+    ]
 
 
 def build_libraries(

@@ -12,52 +12,12 @@ import ctypes
 
 import numpy as np
 import pytest
-from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
+from _cbuild import CSRC, KERNEL_SOURCES, Net, Optim, Train, build_libraries
 
 # The build's options for GCC and Clang (setup.py), at -O2: the bits must not depend on it.
 FLAGS = ["-O2", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
 
 N_ACTIVATIONS = 7
-F32P = ctypes.POINTER(ctypes.c_float)
-F64P = ctypes.POINTER(ctypes.c_double)
-I64P = ctypes.POINTER(ctypes.c_int64)
-I32P = ctypes.POINTER(ctypes.c_int32)
-
-
-class Net(ctypes.Structure):
-    _fields_ = [
-        ("n_layers", ctypes.c_int64),
-        ("sizes", I64P),
-        ("acts", I32P),
-        ("has_bias", I32P),
-        ("clip_out", ctypes.c_int32),
-        ("bn", I32P),
-        ("bn_momentum", F64P),
-        ("bn_epsilon", F64P),
-    ]
-
-
-class Optim(ctypes.Structure):
-    _fields_ = [
-        ("kind", ctypes.c_int32),
-        ("lr", ctypes.c_double),
-        ("beta_1", ctypes.c_double),
-        ("beta_2", ctypes.c_double),
-        ("epsilon", ctypes.c_double),
-        ("momentum", ctypes.c_double),
-        ("nesterov", ctypes.c_int32),
-    ]
-
-
-class Train(ctypes.Structure):
-    _fields_ = [
-        ("net", ctypes.POINTER(Net)),
-        ("layout", I64P),
-        ("loss", ctypes.c_int32),
-        ("opt", ctypes.POINTER(Optim)),
-        ("clip_params", ctypes.c_int32),
-        ("quant", ctypes.c_void_p),
-    ]
 
 
 @pytest.fixture(scope="module")

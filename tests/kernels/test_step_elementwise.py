@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 import pytest
-from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
+from _cbuild import CSRC, KERNEL_SOURCES, Net, Optim, Train, build_libraries
 
 from linncore._util.codes import ACTIVATIONS, LOSSES, OPT_ADAM
 from linncore._util.kernel_args import OptimizerConfig
@@ -146,45 +146,6 @@ def test_epoch_over_a_permutation_is_the_epoch_over_the_rows_in_that_order(
 
 # The build's options for GCC and Clang (setup.py).
 FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
-I64P = ctypes.POINTER(ctypes.c_int64)
-I32P = ctypes.POINTER(ctypes.c_int32)
-F64P = ctypes.POINTER(ctypes.c_double)
-
-
-class _Net(ctypes.Structure):
-    _fields_ = [
-        ("n_layers", ctypes.c_int64),
-        ("sizes", I64P),
-        ("acts", I32P),
-        ("has_bias", I32P),
-        ("clip_out", ctypes.c_int32),
-        ("bn", I32P),
-        ("bn_momentum", F64P),
-        ("bn_epsilon", F64P),
-    ]
-
-
-class _Optim(ctypes.Structure):
-    _fields_ = [
-        ("kind", ctypes.c_int32),
-        ("lr", ctypes.c_double),
-        ("beta_1", ctypes.c_double),
-        ("beta_2", ctypes.c_double),
-        ("epsilon", ctypes.c_double),
-        ("momentum", ctypes.c_double),
-        ("nesterov", ctypes.c_int32),
-    ]
-
-
-class _Train(ctypes.Structure):
-    _fields_ = [
-        ("net", ctypes.POINTER(_Net)),
-        ("layout", I64P),
-        ("loss", ctypes.c_int32),
-        ("opt", ctypes.POINTER(_Optim)),
-        ("clip_params", ctypes.c_int32),
-        ("quant", ctypes.c_void_p),
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +174,7 @@ class _CNet:
         self.acts = np.ascontiguousarray(spec.acts, np.int32)
         self.bias = np.ascontiguousarray(spec.has_bias, np.int32)
         L = len(self.acts)
-        self.net = _Net(L, _ptr(self.sizes), _ptr(self.acts), _ptr(self.bias))
+        self.net = Net(L, _ptr(self.sizes), _ptr(self.acts), _ptr(self.bias))
         self.net.clip_out = int(spec.clip_out)
         self.layout = np.zeros((L, 4), np.int64)
         lib.lc_net_layout(ctypes.byref(self.net), _ptr(self.layout))
@@ -268,8 +229,8 @@ def test_baseline_epoch_is_the_cores_bit_for_bit(core, threads, baseline, dt, sf
     )
     assert out[0] == 0
     c = _CNet(baseline, spec)
-    opt = _Optim(ADAM.kind, ADAM.learning_rate, ADAM.beta_1, ADAM.beta_2, ADAM.epsilon, 0.0, 0)
-    train = _Train(ctypes.pointer(c.net), _ptr(c.layout), MSE, ctypes.pointer(opt), 1, None)
+    opt = Optim(ADAM.kind, ADAM.learning_rate, ADAM.beta_1, ADAM.beta_2, ADAM.epsilon, 0.0, 0)
+    train = Train(ctypes.pointer(c.net), _ptr(c.layout), MSE, ctypes.pointer(opt), 1, None)
     got, gm, gv = theta0.copy(), np.zeros_like(theta0), np.zeros_like(theta0)
     step, loss_sum, n_done = ctypes.c_int64(0), ctypes.c_double(0), ctypes.c_int64(0)
     status = getattr(baseline, f"lc_train_epoch_{sfx}")(
