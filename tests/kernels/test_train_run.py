@@ -53,6 +53,21 @@ def _same_bits(a, b):
     return len(a) == len(b) and all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
 
 
+def _prepare(engine, net, X, Y, **change):
+    """prepare_train of net on (X, Y): batches of 8, MSE, fresh moments, clipped, net's
+    batch-norm state; ``change`` replaces or adds arguments."""
+    args = dict(
+        batch_size=8,
+        loss=LOSSES["mse"],
+        m=np.zeros_like(net.theta),
+        v=np.zeros_like(net.theta),
+        clip_params=True,
+        bn_state=_state(net),
+    )
+    args.update(change)
+    return engine.prepare_train(engine.prepare_net(net.spec), net.theta, X, Y, **args)
+
+
 @pytest.mark.parametrize("bit_generator", BIT_GENERATORS, ids=lambda g: g.__name__)
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 566, 5000])
 def test_shuffle_draws_what_generator_shuffle_draws(engine, bit_generator, n):
@@ -63,19 +78,7 @@ def test_shuffle_draws_what_generator_shuffle_draws(engine, bit_generator, n):
     for g in (ours, numpys):  # a used generator: a buffered 32-bit half, a moved state
         g.integers(0, 10, 3)
         g.random()
-    m, v = np.zeros_like(net.theta), np.zeros_like(net.theta)
-    run = engine.prepare_train(
-        engine.prepare_net(net.spec),
-        net.theta,
-        X,
-        Y,
-        batch_size=8,
-        loss=LOSSES["mse"],
-        m=m,
-        v=v,
-        clip_params=True,
-        rng=ours,
-    )
+    run = _prepare(engine, net, X, Y, rng=ours)
     np.testing.assert_array_equal(run.perm, np.arange(n))  # the samples' order until shuffled
     for _ in range(3):
         run.shuffle()
@@ -90,19 +93,7 @@ def test_perm_is_a_copy_so_the_order_cannot_be_corrupted(core):
     net = net_of()
     X = np.zeros((10, 3), np.float32)
     Y = np.zeros((10, 2), np.float32)
-    m, v = np.zeros_like(net.theta), np.zeros_like(net.theta)
-    run = core.prepare_train(
-        core.prepare_net(net.spec),
-        net.theta,
-        X,
-        Y,
-        batch_size=4,
-        loss=LOSSES["mse"],
-        m=m,
-        v=v,
-        clip_params=True,
-        rng=np.random.default_rng(0),
-    )
+    run = _prepare(core, net, X, Y, batch_size=4, rng=np.random.default_rng(0))
     run.perm[:] = 10**9  # a copy: the order the kernel reads is unchanged
     np.testing.assert_array_equal(run.perm, np.arange(10))
     assert run.epoch(ADAM, 0)[2] == 10
@@ -119,21 +110,7 @@ def test_run_epochs_are_train_epoch_and_net_loss_bit_for_bit(engine, dtype, bn, 
     m, v = np.zeros_like(net.theta), np.zeros_like(net.theta)
     m2, v2 = np.zeros_like(net.theta), np.zeros_like(net.theta)
     rng, rng2 = np.random.default_rng(8), np.random.default_rng(8)
-    run = engine.prepare_train(
-        desc,
-        net.theta,
-        X,
-        Y,
-        batch_size=8,
-        loss=LOSSES["mse"],
-        m=m,
-        v=v,
-        clip_params=True,
-        bn_state=_state(net),
-        X_val=Xv,
-        Y_val=Yv,
-        rng=rng if shuffle else None,
-    )
+    run = _prepare(engine, net, X, Y, m=m, v=v, X_val=Xv, Y_val=Yv, rng=rng if shuffle else None)
     step = step2 = 0
     for _ in range(4):
         perm = None
@@ -173,19 +150,7 @@ def test_run_epochs_are_train_epoch_and_net_loss_bit_for_bit(engine, dtype, bn, 
 def test_restore_puts_back_what_save_copied(engine, bn):
     net, X, Y, _, _ = _case("float32", bn)
     m, v = np.zeros_like(net.theta), np.zeros_like(net.theta)
-    run = engine.prepare_train(
-        engine.prepare_net(net.spec),
-        net.theta,
-        X,
-        Y,
-        batch_size=8,
-        loss=LOSSES["mse"],
-        m=m,
-        v=v,
-        clip_params=True,
-        bn_state=_state(net),
-        rng=np.random.default_rng(1),
-    )
+    run = _prepare(engine, net, X, Y, m=m, v=v, rng=np.random.default_rng(1))
     live = [net.theta, m, v] + ([net.bn_state] if bn else [])
     run.shuffle()
     run.epoch(ADAM, 0)
@@ -202,21 +167,7 @@ def test_core_run_matches_twin_run(core, twin):
     out = []
     for mod in (core, twin):
         net, X, Y, Xv, Yv = _case("float64", False)
-        m, v = np.zeros_like(net.theta), np.zeros_like(net.theta)
-        run = mod.prepare_train(
-            mod.prepare_net(net.spec),
-            net.theta,
-            X,
-            Y,
-            batch_size=8,
-            loss=LOSSES["mse"],
-            m=m,
-            v=v,
-            clip_params=True,
-            X_val=Xv,
-            Y_val=Yv,
-            rng=np.random.default_rng(4),
-        )
+        run = _prepare(mod, net, X, Y, X_val=Xv, Y_val=Yv, rng=np.random.default_rng(4))
         perms, results = [], []
         for step in range(0, 18, 6):
             run.shuffle()
@@ -230,19 +181,6 @@ def test_core_run_matches_twin_run(core, twin):
         assert a[0] == b[0] and a[2:4] == b[2:4]
         assert a[1] == pytest.approx(b[1], rel=1e-10) and a[4] == pytest.approx(b[4], rel=1e-10)
     np.testing.assert_allclose(t_core, t_twin, rtol=1e-10, atol=1e-12)  # float64 sums' order
-
-
-def _prepare(engine, net, X, Y, **change):
-    args = dict(
-        batch_size=8,
-        loss=LOSSES["mse"],
-        m=np.zeros_like(net.theta),
-        v=np.zeros_like(net.theta),
-        clip_params=True,
-        bn_state=_state(net),
-    )
-    args.update(change)
-    return engine.prepare_train(engine.prepare_net(net.spec), net.theta, X, Y, **args)
 
 
 @pytest.mark.parametrize(
