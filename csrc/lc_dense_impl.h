@@ -271,12 +271,16 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
     int64_t i = 0;
 #if LC_HAVE_VECTOR_EXT
     enum {
-        JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL))
+        JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL)),
+        HB = (int)(sizeof(FN(lc_hvec)) / sizeof(REAL)),
+        MC = 40 * 4 / (int)sizeof(REAL) /* A's block: 40 float rows of up to 100, 16 KB */
     };
+    /* the columns of a tile of each kind (FN(mm_tile_kind)) */
+    static const int64_t kind_cols[4] = {2 * JB, JB, HB, 1};
 #if LC_X86_AVX2
     /* Not in the baseline clone, which runs only without AVX2: there GCC lowers the 32-byte
      * vectors through pairs of 16-byte registers (or memory), so matmul_narrow's and the
-     * six-row tiles' accumulators do not fit, and the scalar columns and four-row tiles are
+     * five-row tiles' accumulators do not fit, and the scalar columns and four-row tiles are
      * faster. */
     const int avx2 = lc_cpu_has_avx2();
 #else
@@ -302,14 +306,11 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
      * a block, left = 5 a + 4 b with b the fewest fours, (4 left) mod 5: 32 rows are
      * 5 5 5 5 4 4 4, eight 4 4.  Without AVX2 fours, as before; 1-3 rows where nothing else
      * is left. */
-    enum {
-        MC = 40 * 4 / (int)sizeof(REAL), /* A's block: 40 float rows of up to 100, 16 KB */
-        HB = (int)(sizeof(FN(lc_hvec)) / sizeof(REAL))
-    };
     for (int64_t i0 = i; i0 < rows; i0 += MC) {
         const int64_t i1 = rows - i0 < MC ? rows : i0 + MC;
         for (int64_t j = 0; j < N;) {
-            const int kind = j + 2 * JB <= N ? 0 : (j + JB <= N ? 1 : (j + HB <= N ? 2 : 3));
+            int kind = 0;
+            while (j + kind_cols[kind] > N) kind++; /* the widest tile that fits */
             for (int64_t ii = i0; ii < i1;) {
                 const int64_t left = i1 - ii, b = (4 * left) % 5;
                 int R;
@@ -337,7 +338,7 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
                 }
                 ii += R;
             }
-            j += kind == 0 ? 2 * JB : (kind == 1 ? JB : (kind == 2 ? HB : 1));
+            j += kind_cols[kind];
         }
     }
 #else
