@@ -84,12 +84,8 @@ static inline void lc_hess_tanh_group(const double *z, double *h)
         LC_HESS_EACH(LC_HESS_T2)
     }
 #define LC_HESS_T3(g)                                                                              \
-    p##g = (p##g * r##g) * r##g + r##g; /* r + r^2 / 2 + ... + r^14 / 14! */                       \
-    lc_v4u bits##g;                                                                                \
-    memcpy(&bits##g, &kk##g, sizeof bits##g); /* the low bits of kk hold 2^51 + n */               \
-    bits##g = (bits##g + 1023) << 52;         /* the biased exponent of 2^n */                     \
-    lc_v4d scale##g;                                                                               \
-    memcpy(&scale##g, &bits##g, sizeof scale##g);                                                  \
+    p##g = (p##g * r##g) * r##g + r##g;                    /* r + r^2 / 2 + ... + r^14 / 14! */    \
+    const lc_v4d scale##g = lc_v4d_pow2_of_shifted(kk##g); /* 2^n */                               \
     const lc_v4d e##g = scale##g * p##g + (scale##g - LC_V4D(1.0));                                \
     const lc_v4d t##g = e##g / (e##g + LC_V4D(2.0));                                               \
     lc_v4u tb##g;                                                                                  \

@@ -69,6 +69,19 @@ typedef uint64_t lc_v4u;
 #define LC_V4D_SELECT(cond, a, b) ((cond) ? (a) : (b))
 #endif
 
+/* 2^n from k = n + 1.5 * 2^52 (an integer n rounded there by adding that shifter, |n| < 1023):
+ * the low bits of k hold 2^51 + n, and adding 1023 and shifting them into the exponent field
+ * gives the biased exponent of 2^n (modulo 2^64, the 2^51 shifted out). */
+LC_VM_INLINE lc_v4d lc_v4d_pow2_of_shifted(lc_v4d k)
+{
+    lc_v4u bits;
+    memcpy(&bits, &k, sizeof bits);
+    bits = (bits + LC_V4U(1023)) << 52;
+    lc_v4d scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return scale;
+}
+
 /* exp(y) for |y| <= 700: y = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor polynomial to
  * degree 12 (error below 1e-15 relative), 2^n written into the exponent bits. */
 LC_VM_INLINE lc_v4d lc_v4d_exp(lc_v4d y)
@@ -91,12 +104,7 @@ LC_VM_INLINE lc_v4d lc_v4d_exp(lc_v4d y)
     p = p * r + LC_V4D(0.5);
     p = p * r + LC_V4D(1.0);
     p = p * r + LC_V4D(1.0);
-    lc_v4u bits;
-    memcpy(&bits, &k, sizeof bits);     /* the low bits of k hold 2^51 + n */
-    bits = (bits + LC_V4U(1023)) << 52; /* the biased exponent of 2^n (modulo 2^64) */
-    lc_v4d scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return p * lc_v4d_pow2_of_shifted(k);
 }
 
 /* |x|: x with its sign bit cleared (-0 gives +0, a NaN stays a NaN). */
@@ -229,15 +237,7 @@ LC_VM_INLINE void lc_v4d_exp_short(const lc_v4d *y, lc_v4d *e)
         const lc_v4d q5 = LC_V4D(1.0 / 3628800.0) + r[g] * LC_V4D(1.0 / 39916800.0);
         s2[g] = q4 + q5 * r2[g];
     }
-    LC_VM_EACH(g)
-    {
-        lc_v4u bits;
-        memcpy(&bits, &k[g], sizeof bits);
-        bits = (bits + LC_V4U(1023)) << 52;
-        lc_v4d scale;
-        memcpy(&scale, &bits, sizeof scale);
-        e[g] = ((s0[g] + s1[g] * r4[g]) + s2[g] * r8[g]) * scale;
-    }
+    LC_VM_EACH(g) e[g] = ((s0[g] + s1[g] * r4[g]) + s2[g] * r8[g]) * lc_v4d_pow2_of_shifted(k[g]);
 }
 
 /* Lanes of v (>= 0) whose rounding to float is within LC_VM_NEAR double ulps of a midpoint:
@@ -441,11 +441,7 @@ LC_VM_INLINE void lc_v4d_tanh_f64_n(int G, const lc_v4d *x, lc_v4d *out)
     lc_v4d d[W], d_lo[W], qt[W];
     LC_VM_EACH_OF(g, G)
     {
-        lc_v4u bits;
-        memcpy(&bits, &k[g], sizeof bits); /* the low bits of k hold 2^51 + n */
-        bits = (bits + LC_V4U(1023)) << 52;
-        lc_v4d scale;
-        memcpy(&scale, &bits, sizeof scale);
+        const lc_v4d scale = lc_v4d_pow2_of_shifted(k[g]);
         const lc_v4d e = s[g] * scale; /* exp(y) = e + e_lo, both exact scalings */
         const lc_v4d e_lo = s_lo[g] * scale;
         d[g] = e + LC_V4D(1.0); /* e + 1 = d + d_lo */
