@@ -37,7 +37,10 @@ typedef struct lc_team lc_team;
 /* A team of up to n threads (the caller included; n is capped by lc_get_num_threads() and
  * LC_MAX_PARTS); NULL only when out of memory. */
 lc_team *lc_team_start(int64_t n);
-/* Like lc_parallel_for, on the team (team NULL: lc_parallel_for itself). */
+/* Like lc_parallel_for, on the team (team NULL: lc_parallel_for itself).  Each thread first
+ * claims its own contiguous run of the parts (thread t of T: [t n / T, (t + 1) n / T)), then
+ * any part left in the others' runs, so from one loop to the next a part number runs on the
+ * same core while every thread keeps up, and its data stays in that core's cache. */
 void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx);
 /* Stops and frees the team (NULL is fine). */
 void lc_team_end(lc_team *team);
