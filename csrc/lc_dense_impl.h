@@ -1275,7 +1275,9 @@ static int FN(step_store)(const lc_train *t, REAL *next, int64_t step, FN(ws) * 
  *
  * Serial: batch-normalised networks (batch statistics), input, accumulator or activation
  * quantization with stochastic rounding (its draws are indexed from the start of the whole
- * array), and steps too small to pay for a second thread (FN(par_plan)).  With gradient,
+ * array), steps too small to pay for a second thread, and every step when one thread is
+ * allowed (FN(par_plan)): the parts cost a lone core time (more passes of narrower products
+ * over each kernel) and change no bit.  With gradient,
  * update, weight or bias quantization, the quantizations of the kernels and biases and the
  * tail of the step from the gradient quantization on run on the calling thread.  A part that
  * meets a quantization error makes the step run again serially, so the status (and the first
@@ -1335,16 +1337,17 @@ static int FN(any_stoch)(const lc_qat *q, int64_t L, int f)
     return 0;
 }
 
-/* Decides whether the epoch's steps (batches of up to B_max rows) run in parts, from the
- * network and the batch size only, and prepares c: 1 when they do, 0 for the serial step,
- * -1 when out of memory. */
+/* Decides whether the epoch's steps (batches of up to B_max rows) run in parts, and
+ * prepares c: 1 when they do, 0 for the serial step, -1 when out of memory.  The parts
+ * themselves (how many, where they cut) come from the network and the batch size only. */
 static int FN(par_plan)(FN(par) * c, const lc_train *t, FN(ws) * w, int64_t B_max)
 {
     const lc_net *net = t->net;
     const lc_qat *q = t->quant;
     const int64_t L = net->n_layers, P = lc_net_n_params(net), maxw = lc_net_max_width(net);
     memset(c, 0, sizeof *c);
-    if (lc_net_has_bn(net) || B_max * P < LC_TRAIN_PAR_MIN_WORK) return 0;
+    if (lc_get_num_threads() < 2 || lc_net_has_bn(net) || B_max * P < LC_TRAIN_PAR_MIN_WORK)
+        return 0;
     if (FN(any_stoch)(q, L, LC_QF_INPUT) || FN(any_stoch)(q, L, LC_QF_ACCUMULATOR) ||
         FN(any_stoch)(q, L, LC_QF_ACTIVATION))
         return 0;
