@@ -64,7 +64,9 @@ struct lc_team {
     int64_t finished;            /* parts of the current generation finished */
     int64_t refs;                /* the caller and the helpers still holding the block */
     int64_t joined;              /* slots taken: the caller's 0, then one per helper */
-    int stop;                    /* set with the last generation: helpers exit */
+    int stop;                    /* set when the team is retired: helpers exit */
+    int parked;                  /* 1 while the team waits in the pool for its next caller */
+    int64_t spawned;             /* helpers started (size - 1 unless a start failed) */
     lc_part_fn fn;
     void *ctx;
 #endif
@@ -75,6 +77,49 @@ struct lc_team {
 static void lc_team_release(lc_team *team)
 {
     if (lc_atomic_add_i64(&team->refs, -1, LC_ACQ_REL) == 0) free(team);
+}
+
+/* The pool: the last ended team, its helpers still spinning, as a pointer in a 64-bit word (0:
+ * none), or 0.  Taking it out (a compare-and-swap to 0) gives its owner reference to whoever
+ * took it: lc_team_start to reuse it, or a helper that has waited LC_LINGER_SPINS to retire
+ * it. */
+static uint64_t lc_pool_word;
+
+/* Nanoseconds a helper of a parked team waits for a caller before it retires the team, timed
+ * every LC_LINGER_CHECK spins: the next kernel call of a loop (the next epoch of a fit, the
+ * next hvp() of a user's loop) then finds its threads running, and a process that stops
+ * calling gets its cores back soon after (on the project's KVM guest the helper retired the
+ * team 1-4 ms after it was parked, and its thread was gone 3-8 ms after).  Counted in spins,
+ * the wait would vary with the processor and the hypervisor: 20,000 pauses took 6 ms there. */
+#define LC_LINGER_NS 1000000
+#define LC_LINGER_CHECK 64
+
+/* Ends a team taken out of the pool or never put in: its helpers exit, the owner reference is
+ * let go. */
+static void lc_team_retire(lc_team *team)
+{
+    lc_atomic_store_int(&team->stop, 1, LC_RELEASE);
+    lc_team_release(team);
+}
+
+/* A forked child has only the thread that forked: the pool's helpers did not come with it, so
+ * the child forgets the pool (its block is left, not freed: nothing in the child may touch
+ * it) and its first team starts helpers of its own. */
+static void lc_pool_forget(void)
+{
+    lc_pool_word = 0;
+}
+
+static uint64_t lc_pool_hooked;
+
+static void lc_pool_hook_fork(void)
+{
+#if !defined(_WIN32)
+    uint64_t expected = 0;
+    if (lc_atomic_load_u64(&lc_pool_hooked, LC_ACQUIRE) == 0 &&
+        lc_atomic_cas_u64(&lc_pool_hooked, &expected, 1, LC_ACQ_REL, LC_ACQUIRE))
+        pthread_atfork(NULL, NULL, lc_pool_forget);
+#endif
 }
 
 /* Claims and runs parts of generation gen from slot k until it is empty or the generation
@@ -106,6 +151,7 @@ LC_THREAD_PROC(lc_team_helper, arg)
     const int64_t self = lc_atomic_add_i64(&team->joined, 1, LC_RELAXED);
     uint64_t seen = 0;
     unsigned spins = 0;
+    int64_t idle = 0, parked_at = 0; /* spins while the team was parked, and its clock */
     for (;;) {
         const uint64_t gen = lc_atomic_load_u64(&team->gen, LC_ACQUIRE);
         if (lc_atomic_load_int(&team->stop, LC_ACQUIRE)) break;
@@ -113,8 +159,22 @@ LC_THREAD_PROC(lc_team_helper, arg)
             seen = gen;
             lc_team_work(team, gen, self);
             spins = 0;
+            idle = 0;
         } else {
             LC_SPIN_WAIT(spins);
+            if (!lc_atomic_load_int(&team->parked, LC_RELAXED)) {
+                idle = 0;
+            } else if (idle++ % LC_LINGER_CHECK == 0) {
+                const int64_t t = lc_now_ns();
+                if (idle == 1) {
+                    parked_at = t;
+                } else if (t - parked_at > LC_LINGER_NS) {
+                    uint64_t expected = (uint64_t)(uintptr_t)team;
+                    if (lc_atomic_cas_u64(&lc_pool_word, &expected, 0, LC_ACQ_REL, LC_ACQUIRE))
+                        lc_team_retire(team); /* nobody took it in time */
+                    idle = 0;
+                }
+            }
         }
     }
     lc_team_release(team);
@@ -124,12 +184,27 @@ LC_THREAD_PROC(lc_team_helper, arg)
 
 lc_team *lc_team_start(int64_t n)
 {
-    lc_team *team = (lc_team *)calloc(1, sizeof(lc_team));
-    if (!team) return 0;
     if (n > lc_get_num_threads()) n = lc_get_num_threads();
     if (n > LC_MAX_PARTS) n = LC_MAX_PARTS;
-    team->size = n < 1 ? 1 : n;
+    if (n < 1) n = 1;
 #if LC_HAVE_THREADS
+    if (n > 1) { /* the pool's team, when it has this size */
+        uint64_t w = lc_atomic_load_u64(&lc_pool_word, LC_ACQUIRE);
+        if (w != 0 && lc_atomic_cas_u64(&lc_pool_word, &w, 0, LC_ACQ_REL, LC_ACQUIRE)) {
+            lc_team *pooled = (lc_team *)(uintptr_t)w;
+            if (pooled->size == n) {
+                lc_atomic_store_int(&pooled->parked, 0, LC_RELAXED);
+                return pooled;
+            }
+            lc_team_retire(pooled);
+        }
+    }
+#endif
+    lc_team *team = (lc_team *)calloc(1, sizeof(lc_team));
+    if (!team) return 0;
+    team->size = n;
+#if LC_HAVE_THREADS
+    if (n > 1) lc_pool_hook_fork();
     team->refs = 1;
     team->joined = 0; /* the caller's slot: 0 */
     if (team->size > 1) {
@@ -139,6 +214,7 @@ lc_team *lc_team_start(int64_t n)
                 lc_atomic_add_i64(&team->refs, -1, LC_RELAXED);
                 break;
             }
+            team->spawned++;
         }
     }
 #endif
@@ -178,8 +254,15 @@ void lc_team_end(lc_team *team)
 {
     if (!team) return;
 #if LC_HAVE_THREADS
-    lc_atomic_store_int(&team->stop, 1, LC_RELEASE);
-    lc_team_release(team);
+    if (team->size > 1 && team->spawned == team->size - 1) { /* into the pool, unless it holds
+                                                                 * another team */
+        lc_atomic_store_int(&team->parked, 1, LC_RELAXED);
+        uint64_t expected = 0;
+        if (lc_atomic_cas_u64(&lc_pool_word, &expected, (uint64_t)(uintptr_t)team, LC_ACQ_REL,
+                              LC_ACQUIRE))
+            return;
+    }
+    lc_team_retire(team);
 #else
     free(team);
 #endif

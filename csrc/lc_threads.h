@@ -13,7 +13,9 @@
  *   POSIX: pthread_create with the detached attribute.  Windows: _beginthreadex (which sets up
  *   the C runtime for the thread), its handle closed at once.
  * - lc_cpu_pause(): a spin-wait hint to the processor; lc_thread_yield(): gives the processor
- *   to another thread (sched_yield, SwitchToThread). */
+ *   to another thread (sched_yield, SwitchToThread).
+ * - lc_now_ns(): a monotonic clock in nanoseconds (CLOCK_MONOTONIC, QueryPerformanceCounter),
+ *   where threads exist. */
 #ifndef LC_THREADS_H
 #define LC_THREADS_H
 
@@ -136,9 +138,17 @@ static LC_INLINE void lc_cpu_pause(void)
 {
     YieldProcessor();
 }
+static LC_INLINE int64_t lc_now_ns(void)
+{
+    LARGE_INTEGER count, freq;
+    QueryPerformanceCounter(&count);
+    QueryPerformanceFrequency(&freq);
+    return (int64_t)((double)count.QuadPart * (1e9 / (double)freq.QuadPart));
+}
 #elif LC_HAVE_THREADS
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 #define LC_THREAD_PROC(name, arg) static void *name(void *arg)
 #define LC_THREAD_DONE NULL
 static LC_INLINE int lc_thread_spawn_detached(void *(*fn)(void *), void *arg)
@@ -158,6 +168,12 @@ static LC_INLINE int lc_thread_spawn_detached(void *(*fn)(void *), void *arg)
 static LC_INLINE void lc_thread_yield(void)
 {
     sched_yield();
+}
+static LC_INLINE int64_t lc_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec;
 }
 #if defined(__x86_64__) || defined(__i386__)
 static LC_INLINE void lc_cpu_pause(void)

@@ -1,4 +1,5 @@
-"""The thread machinery of csrc/lc_parallel.c, compiled on its own with ThreadSanitizer.
+"""The thread machinery of csrc/lc_parallel.c, compiled on its own with ThreadSanitizer, and a
+child forked while a team's helpers linger.
 
 Parts are claimed with a compare-and-swap on one word and helpers are detached, so the
 protocol is checked directly: thousands of parallel loops and team generations with
@@ -7,10 +8,15 @@ detector.  Skipped when there is no C compiler or it cannot build with -fsanitiz
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
+import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
@@ -109,3 +115,61 @@ def test_parallel_loops_and_teams_are_race_free_under_thread_sanitizer(tmp_path)
         run.stdout,
         run.stderr[:2000],
     )
+
+
+def _fork_fit(lc, X, Y, threads):
+    """The weights after two epochs at threads, of a network whose steps run in parts (32 rows
+    times 10,432 parameters: past LC_TRAIN_PAR_MIN_WORK)."""
+    lc.set_num_threads(threads)
+    net = lc.Network(
+        [lc.Dense((16, 128), "relu", seed=0), lc.Dense((128, 64), "tanh", seed=1)],
+        dtype="float32",
+    )
+    net.fit(X, Y, epochs=2, batch_size=32, verbose=0, seed=0)
+    return np.concatenate([w.ravel() for w in net.get_weights()])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_helpers_linger_runs_its_own_threads():
+    """A team's helpers outlive its kernel call for about a millisecond, waiting for the next
+    call.  A child forked in that time has none of them: it must start its own (exit code 3
+    when it ran alone) and give the same bits (2 when not), not wait for helpers that did not
+    come with it."""
+    import linncore as lc
+
+    if lc._backend.backend() != "native":
+        pytest.skip("the compiled core is not built")
+    before = lc.get_num_threads()
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (512, 16)).astype(np.float32)
+    Y = np.tanh(X @ rng.standard_normal((16, 64))).astype(np.float32)
+    try:
+        expected = _fork_fit(lc, X, Y, 2)
+        lc.hessian.hvp  # imported before the fork
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            _fork_fit(lc, X, Y, 2)  # its helpers linger ...
+            pid = os.fork()  # ... as the child is made
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                same = np.array_equal(_fork_fit(lc, X, Y, 2), expected)
+                # the child's own helper, lingering after its fit (Linux lists threads here)
+                tasks = Path("/proc/self/task")
+                helped = not tasks.is_dir() or len(list(tasks.iterdir())) >= 2
+                code = 0 if same and helped else (2 if not same else 3)
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 120
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung in its parallel step")
+            time.sleep(0.01)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        lc.set_num_threads(before)
