@@ -602,8 +602,11 @@ static inline int64_t FN(hess_part_start)(int64_t N, int64_t n_parts, int64_t p)
 
 /* Number of parts for work = samples x directions x multiply-adds per sample and direction:
  * a power of two, at most LC_MAX_PARTS, with at least LC_HVP_PART_WORK work and
- * LC_HVP_PART_SAMPLES samples per part.  Depends on the arguments only. */
-#define LC_HVP_PART_WORK 524288
+ * LC_HVP_PART_SAMPLES samples per part.  Depends on the arguments only.  A part of 32,768 is
+ * some 30 us of a product: worth a helper now that a call finds the pool's helpers running
+ * (lc_parallel.h).  It was 524,288 while each call started its own; the benchmark's 4-16-2
+ * network on 1,000 samples (work 114,000) then ran in one part, and now runs in two. */
+#define LC_HVP_PART_WORK 32768
 #define LC_HVP_PART_SAMPLES 32
 static int64_t FN(hess_n_parts)(int64_t N, double work)
 {
