@@ -149,6 +149,7 @@ LC_THREAD_PROC(lc_team_helper, arg)
 {
     lc_team *team = (lc_team *)arg;
     const int64_t self = lc_atomic_add_i64(&team->joined, 1, LC_RELAXED);
+    lc_thread_name_self();
     uint64_t seen = 0;
     unsigned spins = 0;
     int64_t idle = 0, parked_at = 0; /* spins while the team was parked, and its clock */

@@ -14,6 +14,7 @@
  *   the C runtime for the thread), its handle closed at once.
  * - lc_cpu_pause(): a spin-wait hint to the processor; lc_thread_yield(): gives the processor
  *   to another thread (sched_yield, SwitchToThread).
+ * - lc_thread_name_self(): names the calling thread "linncore" (Linux only).
  * - lc_now_ns(): a monotonic clock in nanoseconds (CLOCK_MONOTONIC, QueryPerformanceCounter),
  *   where threads exist. */
 #ifndef LC_THREADS_H
@@ -138,6 +139,7 @@ static LC_INLINE void lc_cpu_pause(void)
 {
     YieldProcessor();
 }
+static LC_INLINE void lc_thread_name_self(void) {}
 static LC_INLINE int64_t lc_now_ns(void)
 {
     LARGE_INTEGER count, freq;
@@ -149,6 +151,9 @@ static LC_INLINE int64_t lc_now_ns(void)
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #define LC_THREAD_PROC(name, arg) static void *name(void *arg)
 #define LC_THREAD_DONE NULL
 static LC_INLINE int lc_thread_spawn_detached(void *(*fn)(void *), void *arg)
@@ -168,6 +173,14 @@ static LC_INLINE int lc_thread_spawn_detached(void *(*fn)(void *), void *arg)
 static LC_INLINE void lc_thread_yield(void)
 {
     sched_yield();
+}
+/* Names the calling thread "linncore" where the system lists thread names (Linux: top -H,
+ * /proc/<pid>/task/<tid>/comm), so a helper can be told from the threads of other libraries. */
+static LC_INLINE void lc_thread_name_self(void)
+{
+#if defined(__linux__)
+    prctl(PR_SET_NAME, "linncore", 0, 0, 0); /* this thread's name: declared in strict C too */
+#endif
 }
 static LC_INLINE int64_t lc_now_ns(void)
 {
