@@ -25,6 +25,12 @@
  * claim are those of its generation.
  * Threads and atomics come from lc_threads.h (POSIX threads or Win32); without them every part
  * runs on the caller. */
+/* POSIX.1-2008 (clock_gettime, pthread_atfork), which strict C (-std=c11) leaves out of the
+ * system headers unless asked; defined before any of them is included. */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include "lc_parallel.h"
 
 #include <stdlib.h>
