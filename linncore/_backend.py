@@ -130,10 +130,17 @@ def set_num_threads(n: int) -> None:
     forward and backward passes, then the parameters for their gradient and the optimizer;
     steps too small to gain from a second thread (the tutorial's 1-32-32-32-1 network at
     batch 32), batch-normalised networks and quantization-aware training with stochastic
-    rounding of inputs, accumulators or activations run on one thread.  At most 8 threads
-    work on one call.  The default is the number of CPUs this process may run on, or the
-    environment variable ``LINNCORE_NUM_THREADS``.  Set ``n = 1`` when running many
-    processes side by side (a sweep on a process pool).  The NumPy engine ignores it.
+    rounding of inputs, accumulators or activations run on one thread, and with ``n = 1``
+    every step runs unsplit (the same bits).  At most 8 threads work on one call.  The
+    default is the number of CPUs this process may run on, or the environment variable
+    ``LINNCORE_NUM_THREADS``.  Set ``n = 1`` when running many processes side by side (a
+    sweep on a process pool).  The NumPy engine ignores it.
+
+    The helper threads of a call wait, spinning, for about a millisecond after it returns, so
+    that the next call (a fit's next epoch, the next ``hvp`` of a loop) finds them running;
+    then they exit.  On Linux they are named ``linncore`` (``top -H``).  A process forked in
+    that millisecond is safe: the child starts helpers of its own (Python 3.12 and later
+    warn about forking while threads run).
 
     Parameters
     ----------
