@@ -85,10 +85,10 @@ static void lc_team_release(lc_team *team)
     if (lc_atomic_add_i64(&team->refs, -1, LC_ACQ_REL) == 0) free(team);
 }
 
-/* The pool: the last ended team, its helpers still spinning, as a pointer in a 64-bit word (0:
- * none), or 0.  Taking it out (a compare-and-swap to 0) gives its owner reference to whoever
- * took it: lc_team_start to reuse it, or a helper that has waited LC_LINGER_SPINS to retire
- * it. */
+/* The pool: the last ended team, its helpers still spinning, as a pointer held in a 64-bit
+ * word, or 0 for none.  Taking it out (a compare-and-swap to 0) gives its owner reference to
+ * whoever took it: lc_team_start to reuse it, or a helper that has waited LC_LINGER_NS to
+ * retire it. */
 static uint64_t lc_pool_word;
 
 /* Nanoseconds a helper of a parked team waits for a caller before it retires the team, timed

@@ -2,7 +2,8 @@
 
 lc_train_epoch splits each batch into row parts and the parameter gradient and optimizer into
 parameter ranges, both fixed by the problem's size; these tests run the same epochs at 1, 2, 3
-and 8 threads and compare every output bit for bit, and compare the parallel epoch with the
+and 8 threads and compare every output bit for bit (at 1 thread the epoch runs the serial step,
+so these compare it with the parts too), and compare the parallel epoch with the
 step composed from the serial kernels (lc_train_loss_grad, the optimizer increment,
 lc_train_apply), which is the step of the epoch as it was before it had parts."""
 
