@@ -1,9 +1,9 @@
 """Build csrc/ (or a test's own C file against csrc/'s headers) into shared libraries, one per
 set of preprocessor options, and open them with ctypes: the kernel tests that compare build
 variants byte for byte (test_products, test_portable, test_vmath, test_step_elementwise) share
-this, and the ctypes mirrors of the structures the training kernels take (csrc/lc_dense.h,
-lc_optim.h).  Skips the test without a C compiler, without csrc/ beside the tests, or when the
-library cannot be built."""
+this, a typed pointer to an array's data (ptr), and the ctypes mirrors of the structures the
+training kernels take (csrc/lc_dense.h, lc_optim.h).  Skips the test without a C compiler,
+without csrc/ beside the tests, or when the library cannot be built."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CSRC = Path(__file__).resolve().parents[1] / "csrc"
@@ -22,6 +23,17 @@ KERNEL_SOURCES = ["lc_dense.c", "lc_fixed.c", "lc_optim.c", "lc_parallel.c", "lc
 F64P = ctypes.POINTER(ctypes.c_double)
 I64P = ctypes.POINTER(ctypes.c_int64)
 I32P = ctypes.POINTER(ctypes.c_int32)
+_CTYPES = {
+    np.float32: ctypes.c_float,
+    np.float64: ctypes.c_double,
+    np.int64: ctypes.c_int64,
+    np.int32: ctypes.c_int32,
+}
+
+
+def ptr(a: np.ndarray):
+    """A ctypes pointer to a's data, typed by its dtype (float32, float64, int64, int32)."""
+    return a.ctypes.data_as(ctypes.POINTER(_CTYPES[a.dtype.type]))
 
 
 class Net(ctypes.Structure):

@@ -13,6 +13,7 @@ import ctypes
 import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, Net, Optim, Train, build_libraries
+from _cbuild import ptr as _ptr
 
 # The build's options for GCC and Clang (setup.py), at -O2: the bits must not depend on it.
 FLAGS = ["-O2", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
@@ -26,16 +27,6 @@ def builds(tmp_path_factory):
     modes = {"default": [], "portable": ["-DLC_PORTABLE=1"]}
     sources = [CSRC / s for s in KERNEL_SOURCES]
     return build_libraries(tmp_path_factory.mktemp("portable"), sources, modes, FLAGS, "lc")
-
-
-def _ptr(a: np.ndarray):
-    ctype = {
-        np.float32: ctypes.c_float,
-        np.float64: ctypes.c_double,
-        np.int64: ctypes.c_int64,
-        np.int32: ctypes.c_int32,
-    }[a.dtype.type]
-    return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
 def _special_and_sweep(dtype) -> np.ndarray:

@@ -18,6 +18,7 @@ import ctypes
 import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
+from _cbuild import ptr as _ptr
 
 # The build's options for GCC and Clang (setup.py).
 FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
@@ -33,11 +34,6 @@ N_ACTIVATIONS = 7
 def libs(tmp_path_factory):
     sources = [CSRC / s for s in KERNEL_SOURCES]
     return build_libraries(tmp_path_factory.mktemp("products"), sources, MODES, FLAGS, "lc")
-
-
-def _ptr(a: np.ndarray):
-    ctype = ctypes.c_float if a.dtype == np.float32 else ctypes.c_double
-    return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
 def _matmul(lib, sfx, A, ars, acs, M, rows, K, N, dtype):

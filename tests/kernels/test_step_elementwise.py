@@ -23,6 +23,7 @@ import itertools
 import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, Net, Optim, Train, build_libraries
+from _cbuild import ptr as _ptr
 
 from linncore._util.codes import ACTIVATIONS, LOSSES, OPT_ADAM
 from linncore._util.kernel_args import OptimizerConfig
@@ -154,16 +155,6 @@ def baseline(tmp_path_factory):
     sources = [CSRC / s for s in KERNEL_SOURCES]
     modes = {"baseline": ["-DLC_BASELINE_ONLY=1"]}
     return build_libraries(tmp_path_factory.mktemp("step"), sources, modes, FLAGS, "lc")["baseline"]
-
-
-def _ptr(a: np.ndarray):
-    ctype = {
-        np.float32: ctypes.c_float,
-        np.float64: ctypes.c_double,
-        np.int64: ctypes.c_int64,
-        np.int32: ctypes.c_int32,
-    }[a.dtype.type]
-    return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
 class _CNet:
