@@ -511,23 +511,22 @@ LC_ALWAYS_INLINE void FN(epilogue_rows)(int relu, int bias, int out, const REAL 
     }
 }
 
+/* FN(epilogue_rows) with constant relu and bias flags, for the output that clip and a ask for. */
+#define LC_EPILOGUE_OUT(relu, bias)                                                                \
+    do {                                                                                           \
+        if (clip)                                                                                  \
+            FN(epilogue_rows)(relu, bias, 1, b, z, h, a, nb, no);                                  \
+        else if (a != h)                                                                           \
+            FN(epilogue_rows)(relu, bias, 2, b, z, h, a, nb, no);                                  \
+        else                                                                                       \
+            FN(epilogue_rows)(relu, bias, 0, b, z, h, NULL, nb, no);                               \
+    } while (0)
 #define LC_EPILOGUE_CASES(relu)                                                                    \
     do {                                                                                           \
-        if (b) {                                                                                   \
-            if (clip)                                                                              \
-                FN(epilogue_rows)(relu, 1, 1, b, z, h, a, nb, no);                                 \
-            else if (a != h)                                                                       \
-                FN(epilogue_rows)(relu, 1, 2, b, z, h, a, nb, no);                                 \
-            else                                                                                   \
-                FN(epilogue_rows)(relu, 1, 0, b, z, h, NULL, nb, no);                              \
-        } else {                                                                                   \
-            if (clip)                                                                              \
-                FN(epilogue_rows)(relu, 0, 1, b, z, h, a, nb, no);                                 \
-            else if (a != h)                                                                       \
-                FN(epilogue_rows)(relu, 0, 2, b, z, h, a, nb, no);                                 \
-            else                                                                                   \
-                FN(epilogue_rows)(relu, 0, 0, b, z, h, NULL, nb, no);                              \
-        }                                                                                          \
+        if (b)                                                                                     \
+            LC_EPILOGUE_OUT(relu, 1);                                                              \
+        else                                                                                       \
+            LC_EPILOGUE_OUT(relu, 0);                                                              \
     } while (0)
 
 /* A layer's forward after its product z (nb rows of no, contiguous) and the accumulator's
@@ -563,6 +562,7 @@ LC_HOT static void FN(dense_epilogue)(int32_t act, int32_t clip, const REAL *res
     }
 }
 #undef LC_EPILOGUE_CASES
+#undef LC_EPILOGUE_OUT
 
 /* Columns of the sums in FN(col_sums) held in registers at a time. */
 #define LC_COL_BLOCK (64 / (int)sizeof(REAL))
