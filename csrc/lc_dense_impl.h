@@ -570,21 +570,24 @@ LC_HOT static void FN(dense_epilogue)(int32_t act, int32_t clip, const REAL *res
 /* s[j] := the sum over rows i in [0, B) of x[i][j] for x (B, n) row-major, each column summed
  * from zero in row order: the bias gradient's sum over samples.  LC_COL_BLOCK columns at a
  * time (16 float32 or 8 float64) stay in registers across the rows. */
+/* s[j .. j + W) as FN(col_sums) defines them, W (a constant where inlined, at most
+ * 2 LC_COL_BLOCK) sums in registers across the rows. */
+LC_ALWAYS_INLINE void FN(col_sums_block)(const REAL *restrict x, int64_t B, int64_t n, int64_t j,
+                                         const int W, REAL *restrict s)
+{
+    REAL acc[2 * LC_COL_BLOCK] = {0};
+    for (int64_t i = 0; i < B; i++)
+        for (int k = 0; k < W; k++) acc[k] += x[i * n + j + k];
+    for (int k = 0; k < W; k++) s[j + k] = acc[k];
+}
+
 LC_HOT static void FN(col_sums)(const REAL *restrict x, int64_t B, int64_t n, REAL *restrict s)
 {
     int64_t j = 0;
-    for (; j + 2 * LC_COL_BLOCK <= n; j += 2 * LC_COL_BLOCK) {
-        REAL acc[2 * LC_COL_BLOCK] = {0};
-        for (int64_t i = 0; i < B; i++)
-            for (int k = 0; k < 2 * LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
-        for (int k = 0; k < 2 * LC_COL_BLOCK; k++) s[j + k] = acc[k];
-    }
-    for (; j + LC_COL_BLOCK <= n; j += LC_COL_BLOCK) {
-        REAL acc[LC_COL_BLOCK] = {0};
-        for (int64_t i = 0; i < B; i++)
-            for (int k = 0; k < LC_COL_BLOCK; k++) acc[k] += x[i * n + j + k];
-        for (int k = 0; k < LC_COL_BLOCK; k++) s[j + k] = acc[k];
-    }
+    for (; j + 2 * LC_COL_BLOCK <= n; j += 2 * LC_COL_BLOCK)
+        FN(col_sums_block)(x, B, n, j, 2 * LC_COL_BLOCK, s);
+    for (; j + LC_COL_BLOCK <= n; j += LC_COL_BLOCK)
+        FN(col_sums_block)(x, B, n, j, LC_COL_BLOCK, s);
     if (j < n) { /* the last n - j < LC_COL_BLOCK columns */
         for (int64_t k = j; k < n; k++) s[k] = 0;
         for (int64_t i = 0; i < B; i++)
