@@ -78,6 +78,22 @@ class Train(ctypes.Structure):
     ]
 
 
+class CNet:
+    """A network as lc_net with its layout table from lib's lc_net_layout, the arrays it points
+    into kept alive: widths, activation codes and bias flags per layer (no batch
+    normalisation)."""
+
+    def __init__(self, lib, sizes, acts, has_bias, clip_out: bool = False):
+        self.sizes = np.ascontiguousarray(sizes, np.int64)
+        self.acts = np.ascontiguousarray(acts, np.int32)
+        self.bias = np.ascontiguousarray(has_bias, np.int32)
+        L = len(self.acts)
+        self.net = Net(L, ptr(self.sizes), ptr(self.acts), ptr(self.bias))
+        self.net.clip_out = int(clip_out)
+        self.layout = np.zeros((L, 4), np.int64)
+        lib.lc_net_layout(ctypes.byref(self.net), ptr(self.layout))
+
+
 def build_libraries(
     out: Path,
     sources: Sequence[Path],

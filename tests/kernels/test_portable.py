@@ -12,7 +12,7 @@ import ctypes
 
 import numpy as np
 import pytest
-from _cbuild import CSRC, KERNEL_SOURCES, Net, Optim, Train, build_libraries
+from _cbuild import CSRC, KERNEL_SOURCES, CNet, Optim, Train, build_libraries
 from _cbuild import ptr as _ptr
 
 # The build's options for GCC and Clang (setup.py), at -O2: the bits must not depend on it.
@@ -106,9 +106,7 @@ def test_products_of_awkward_shapes_give_the_same_bits_in_the_portable_build(bui
 
 def _train(lib, sfx, dtype, acts, kind):
     sizes = np.array([3, 13, 9, 2], np.int64)
-    acts = np.array(acts, np.int32)
-    has_bias = np.ones(3, np.int32)
-    net = Net(3, _ptr(sizes), _ptr(acts), _ptr(has_bias), 0, None, None, None)
+    c = CNet(lib, sizes, acts, np.ones(3, np.int32))
     n_params = int(sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(3)))
     rng = np.random.default_rng(5)
     theta = (rng.standard_normal(n_params) * 0.5).astype(dtype)
@@ -119,9 +117,7 @@ def _train(lib, sfx, dtype, acts, kind):
     v = np.zeros(n_params, dtype)
     step = ctypes.c_int64(0)
     losses = []
-    layout = np.zeros((3, 4), np.int64)
-    lib.lc_net_layout(ctypes.byref(net), _ptr(layout))
-    train = Train(ctypes.pointer(net), _ptr(layout), 0, ctypes.pointer(opt), 0, None)
+    train = Train(ctypes.pointer(c.net), _ptr(c.layout), 0, ctypes.pointer(opt), 0, None)
     for _ in range(30):
         perm = rng.permutation(101).astype(np.int64)
         loss_sum, n_done = ctypes.c_double(0), ctypes.c_int64(0)

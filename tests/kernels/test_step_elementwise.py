@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 import pytest
-from _cbuild import CSRC, KERNEL_SOURCES, Net, Optim, Train, build_libraries
+from _cbuild import CSRC, KERNEL_SOURCES, CNet, Optim, Train, build_libraries
 from _cbuild import ptr as _ptr
 
 from linncore._util.codes import ACTIVATIONS, LOSSES, OPT_ADAM
@@ -157,18 +157,8 @@ def baseline(tmp_path_factory):
     return build_libraries(tmp_path_factory.mktemp("step"), sources, modes, FLAGS, "lc")["baseline"]
 
 
-class _CNet:
-    """A network as lc_net with its layout, the arrays kept alive."""
-
-    def __init__(self, lib, spec: NetSpec):
-        self.sizes = np.ascontiguousarray(spec.sizes, np.int64)
-        self.acts = np.ascontiguousarray(spec.acts, np.int32)
-        self.bias = np.ascontiguousarray(spec.has_bias, np.int32)
-        L = len(self.acts)
-        self.net = Net(L, _ptr(self.sizes), _ptr(self.acts), _ptr(self.bias))
-        self.net.clip_out = int(spec.clip_out)
-        self.layout = np.zeros((L, 4), np.int64)
-        lib.lc_net_layout(ctypes.byref(self.net), _ptr(self.layout))
+def _cnet(lib, spec: NetSpec) -> CNet:
+    return CNet(lib, spec.sizes, spec.acts, spec.has_bias, spec.clip_out)
 
 
 @pytest.mark.parametrize("dt,sfx", [(np.float32, "f32"), (np.float64, "f64")])
@@ -181,7 +171,7 @@ def test_baseline_forward_is_the_cores_bit_for_bit(core, baseline, dt, sfx, clip
             spec = _spec([3, n_out], [act], [1], clip)
             with np.errstate(all="ignore"):
                 want = core.net_forward(spec, theta, X)
-            c = _CNet(baseline, spec)
+            c = _cnet(baseline, spec)
             got = np.full_like(want, 7.0)
             status = getattr(baseline, f"lc_net_forward_{sfx}")(
                 ctypes.byref(c.net), _ptr(theta), None, _ptr(X), ctypes.c_int64(37), _ptr(got)
@@ -219,7 +209,7 @@ def test_baseline_epoch_is_the_cores_bit_for_bit(core, threads, baseline, dt, sf
         clip_params=True,
     )
     assert out[0] == 0
-    c = _CNet(baseline, spec)
+    c = _cnet(baseline, spec)
     opt = Optim(ADAM.kind, ADAM.learning_rate, ADAM.beta_1, ADAM.beta_2, ADAM.epsilon, 0.0, 0)
     train = Train(ctypes.pointer(c.net), _ptr(c.layout), MSE, ctypes.pointer(opt), 1, None)
     got, gm, gv = theta0.copy(), np.zeros_like(theta0), np.zeros_like(theta0)
