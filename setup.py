@@ -7,6 +7,8 @@ The C kernels are plain C (C99, C11 where the compiler has it) and know nothing 
   NumPy engine); the build then needs neither Cython nor NumPy (see ``_build_backend.py``).
 - ``LINNCORE_BASELINE_ONLY=1``: compile the hot loops for the baseline instruction set only
   (no AVX2 clones), to test that path on an AVX2 machine.
+- ``LINNCORE_TEST_WIDE=1``: compile the products' AVX-512 path for the build's own instruction
+  set and take it on every CPU, to test its logic and bits on a machine without AVX-512.
 - ``LINNCORE_PORTABLE=1``: compile without any compiler extension (no vector types, no
   function clones), as a compiler without them would (``csrc/lc_portable.h``); same bits.
 
@@ -96,6 +98,8 @@ def extensions():
         macros.append(("LC_BASELINE_ONLY", "1"))
     if _flag("LINNCORE_PORTABLE"):
         macros.append(("LC_PORTABLE", "1"))
+    if _flag("LINNCORE_TEST_WIDE"):
+        macros.append(("LC_TEST_WIDE", "1"))
     return [
         Extension(
             "linncore._core._kernels",

@@ -22,6 +22,31 @@ static int lc_cpu_has_avx2(void)
 #define LC_X86_AVX2 0
 #endif
 
+/* The products' AVX-512 path (lc_dense_impl.h, matmul_wide): the same source as the AVX2 tiles
+ * with vectors twice as wide, compiled for AVX-512F with GCC or Clang on x86-64 and taken at
+ * run time where the CPU and the operating system have it (__builtin_cpu_supports checks
+ * both).  LC_TEST_WIDE=1 compiles that path for the build's own instruction set instead and
+ * takes it on every CPU: GCC and Clang lower its 64-byte vectors to pairs of narrower
+ * operations with the same lane-wise results, so the path's logic and bits can be tested on a
+ * machine without AVX-512 (tests/kernels/test_products.py, test_portable.py). */
+#if defined(LC_TEST_WIDE) && LC_TEST_WIDE && LC_HAVE_VECTOR_EXT
+#define LC_WIDE 1
+#define LC_WIDE_TARGET
+static int lc_cpu_has_wide(void)
+{
+    return 1;
+}
+#elif LC_X86_AVX2 && LC_HAVE_VECTOR_EXT
+#define LC_WIDE 1
+#define LC_WIDE_TARGET __attribute__((target("avx512f")))
+static int lc_cpu_has_wide(void)
+{
+    return __builtin_cpu_supports("avx512f");
+}
+#else
+#define LC_WIDE 0
+#endif
+
 int lc_net_bn(const lc_net *net, int64_t l)
 {
     return net->bn != NULL && net->bn[l] != 0;

@@ -102,7 +102,7 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * Register blocking (GCC/Clang vector extensions; a vector operation is the same IEEE
  * operation on each lane): tiles of 5 or 4 rows by 64, then 32, then 16 bytes of columns of C
  * stay in registers across the whole k loop, the last 1-3 columns as scalars, in blocks of
- * rows that keep A and a tile's columns of M in L1 (see lc_matmul).  Narrow products (fewer
+ * rows that keep A and a tile's columns of M in L1 (see mm_blocks).  Narrow products (fewer
  * columns than one 32-byte vector holds, e.g. a 1- or 4-output layer) put vectors over rows
  * instead (matmul_narrow), reading A as it is when its rows are contiguous (x^T dz) and
  * otherwise from a transposed copy on the stack (x W, up to FN(MATMUL_PACK) elements of A).
@@ -116,9 +116,13 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * multiply-adds a cycle).  Measured by bench/bench_kernels.c on one Zen 3 core (batch 32,
  * shared machine, best of many runs): 0.07-0.08 cycles per multiply-add (80-92 GFLOP/s) for
  * widths 32-100, x^T dz the same; 1- and 4-column products 0.15-0.4 (they took 0.7-1.3 before
- * the narrow path).  An AVX-512 version would have to be a compiler-generated clone of this
- * same source (same bits: no contraction, the order of the sum fixed above); none is built,
- * as no machine it could be tested on is at hand. */
+ * the narrow path).  On Intel cores multiplies and adds share the FMA units' ports, so there
+ * this choice halves the products' peak: the price of the same bits everywhere.
+ *
+ * AVX-512 (FN(matmul_wide)): products of at least 16 float (8 double) columns take the same
+ * tiles with 64-byte vectors where the CPU has AVX-512F, so the same bits again.  The machine
+ * this was written on (AMD Zen 3) has no AVX-512: the path's source is tested there compiled
+ * for AVX2 (LC_TEST_WIDE), and its speed has not been measured. */
 #if LC_HAVE_VECTOR_EXT
 LC_VECTOR_TYPEDEF(FN(lc_vec), REAL, 32);
 LC_VECTOR_TYPEDEF(FN(lc_hvec), REAL, 16); /* half a vector: leftover columns */
@@ -234,14 +238,36 @@ enum {
     }
 LC_MM_TILE(FN(mm_tile), FN(lc_vec))
 LC_MM_TILE(FN(mm_tile_half), FN(lc_hvec))
+#if LC_WIDE
+LC_VECTOR_TYPEDEF(FN(lc_zvec), REAL, 64); /* one AVX-512 register */
+LC_MM_TILE(FN(mm_tile_wide), FN(lc_zvec))
+#endif
 #undef LC_MM_TILE
 
-/* The tile of C at row i (R rows) and column j of one kind: 0 two vectors, 1 one, 2 half a
- * vector, 3 one column as R scalar sums. */
+/* The tile of C at row i (R rows) and column j of one kind.  AVX2's kinds (wide = 0): 0 two
+ * vectors, 1 one, 2 half a vector, 3 one column as R scalar sums.  AVX-512's (wide = 1): 0 two
+ * 64-byte vectors, 1 one, then AVX2's 1, 2 and 3 (a 32-byte vector, a 16-byte one, a
+ * column).  Each tile is the same ordered sums, so a product may mix them freely. */
 LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int64_t acs,
                                        const REAL *restrict M, REAL *restrict C, int64_t K,
-                                       int64_t N, int64_t i, int64_t j, const int R, int kind)
+                                       int64_t N, int64_t i, int64_t j, const int R, int kind,
+                                       const int wide)
 {
+#if LC_WIDE
+    if (wide) {
+        if (kind == 0) {
+            FN(mm_tile_wide)(A, ars, acs, M, C, K, N, i, j, R, 2);
+            return;
+        }
+        if (kind == 1) {
+            FN(mm_tile_wide)(A, ars, acs, M, C, K, N, i, j, R, 1);
+            return;
+        }
+        kind--;
+    }
+#else
+    (void)wide;
+#endif
     switch (kind) {
     case 0:
         FN(mm_tile)(A, ars, acs, M, C, K, N, i, j, R, 2);
@@ -265,18 +291,97 @@ LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int6
 }
 #endif
 
+#if LC_HAVE_VECTOR_EXT
+/* The rows [i, rows) of C by register tiles (FN(mm_tile_kind)), wide or not (a constant where
+ * it is inlined), with the row strips AVX2 holds (avx2) or four rows (the baseline clone).
+ * Blocks of MC rows; in each, for one column tile after another, the tiles of all its strips,
+ * so the tile's columns of M (K x 16 floats) and the block's rows of A stay in L1 from strip to
+ * strip (a 100 x 80 kernel is 32 KiB, the whole L1 of a Zen 3 core: read strip by strip it
+ * came from L2 for every strip, 0.089 cycles a multiply-add against 0.072 for the 64 x 64
+ * one).  Strips of five rows where AVX2 holds their ten accumulators, and four: a row of A is a
+ * broadcast per k, which takes a vector pipe, so more rows per row of M pay (5 x 16 floats:
+ * 0.069 cycles a multiply-add on one Zen 3 core, 4 x 16 0.078; 6 x 16 needs all 16 registers
+ * and GCC spilled one accumulator).  In a block, left = 5 a + 4 b with b the fewest fours,
+ * (4 left) mod 5: 32 rows are 5 5 5 5 4 4 4, eight 4 4.  Without AVX2 fours, as before; 1-3
+ * rows where nothing else is left.  The AVX-512 path keeps these strips: its 32 registers
+ * would hold more rows, but no machine to measure that on was at hand. */
+LC_ALWAYS_INLINE void FN(mm_blocks)(const REAL *restrict A, int64_t ars, int64_t acs,
+                                    const REAL *restrict M, REAL *restrict C, int64_t i,
+                                    int64_t rows, int64_t K, int64_t N, int avx2, const int wide)
+{
+    enum {
+        JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL)),
+        HB = (int)(sizeof(FN(lc_hvec)) / sizeof(REAL)),
+        MC = 40 * 4 / (int)sizeof(REAL) /* A's block: 40 float rows of up to 100, 16 KB */
+    };
+    /* the columns of a tile of each kind (FN(mm_tile_kind)), AVX2's and AVX-512's */
+    static const int64_t kind_cols[2][5] = {{2 * JB, JB, HB, 1, 1}, {4 * JB, 2 * JB, JB, HB, 1}};
+    const int64_t *cols = kind_cols[wide != 0];
+    for (int64_t i0 = i; i0 < rows; i0 += MC) {
+        const int64_t i1 = rows - i0 < MC ? rows : i0 + MC;
+        for (int64_t j = 0; j < N;) {
+            int kind = 0;
+            while (j + cols[kind] > N) kind++; /* the widest tile that fits */
+            for (int64_t ii = i0; ii < i1;) {
+                const int64_t left = i1 - ii, b = (4 * left) % 5;
+                int R;
+                if (!avx2)
+                    R = left >= 4 ? 4 : (int)left;
+                else if (left >= 4 * b)
+                    R = left > 4 * b ? 5 : 4;
+                else
+                    R = left > 5 ? 4 : (int)left;
+                switch (R) {
+                case 5:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 5, kind, wide);
+                    break;
+                case 4:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 4, kind, wide);
+                    break;
+                case 3:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 3, kind, wide);
+                    break;
+                case 2:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 2, kind, wide);
+                    break;
+                default:
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 1, kind, wide);
+                }
+                ii += R;
+            }
+            j += cols[kind];
+        }
+    }
+}
+
+#if LC_WIDE
+/* The products of at least one 64-byte vector of columns on AVX-512 (lc_dense.c, LC_WIDE): the
+ * AVX2 tiles' source with two 64-byte vectors of columns instead of two 32-byte ones, so the
+ * same ordered sums and the same bits.  Not an LC_HOT clone: a clone's preprocessor pass is
+ * shared, so its vectors cannot be wider than the others'. */
+LC_WIDE_TARGET __attribute__((noinline)) static void
+FN(matmul_wide)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
+                REAL *restrict C, int64_t rows, int64_t K, int64_t N)
+{
+    FN(mm_blocks)(A, ars, acs, M, C, 0, rows, K, N, 1, 1);
+}
+#endif
+#endif
+
 LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
                           REAL *restrict C, int64_t rows, int64_t K, int64_t N)
 {
     int64_t i = 0;
 #if LC_HAVE_VECTOR_EXT
     enum {
-        JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL)),
-        HB = (int)(sizeof(FN(lc_hvec)) / sizeof(REAL)),
-        MC = 40 * 4 / (int)sizeof(REAL) /* A's block: 40 float rows of up to 100, 16 KB */
+        JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL))
     };
-    /* the columns of a tile of each kind (FN(mm_tile_kind)) */
-    static const int64_t kind_cols[4] = {2 * JB, JB, HB, 1};
+#if LC_WIDE
+    if (N >= 2 * JB && lc_cpu_has_wide()) {
+        FN(matmul_wide)(A, ars, acs, M, C, rows, K, N);
+        return;
+    }
+#endif
 #if LC_X86_AVX2
     /* Not in the baseline clone, which runs only without AVX2: there GCC lowers the 32-byte
      * vectors through pairs of 16-byte registers (or memory), so matmul_narrow's and the
@@ -295,52 +400,7 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
             i = FN(matmul_narrow)(packed, rows, M, C, rows, K, N);
         }
     }
-    /* Blocks of MC rows; in each, for one column tile after another, the tiles of all its
-     * strips, so the tile's columns of M (K x 16 floats) and the block's rows of A stay in L1
-     * from strip to strip (a 100 x 80 kernel is 32 KiB, the whole L1 of a Zen 3 core: read
-     * strip by strip it came from L2 for every strip, 0.089 cycles a multiply-add against
-     * 0.072 for the 64 x 64 one).  Strips of five rows where AVX2 holds their ten
-     * accumulators, and four: a row of A is a broadcast per k, which takes a vector pipe, so
-     * more rows per row of M pay (5 x 16 floats: 0.069 cycles a multiply-add on one Zen 3
-     * core, 4 x 16 0.078; 6 x 16 needs all 16 registers and GCC spilled one accumulator).  In
-     * a block, left = 5 a + 4 b with b the fewest fours, (4 left) mod 5: 32 rows are
-     * 5 5 5 5 4 4 4, eight 4 4.  Without AVX2 fours, as before; 1-3 rows where nothing else
-     * is left. */
-    for (int64_t i0 = i; i0 < rows; i0 += MC) {
-        const int64_t i1 = rows - i0 < MC ? rows : i0 + MC;
-        for (int64_t j = 0; j < N;) {
-            int kind = 0;
-            while (j + kind_cols[kind] > N) kind++; /* the widest tile that fits */
-            for (int64_t ii = i0; ii < i1;) {
-                const int64_t left = i1 - ii, b = (4 * left) % 5;
-                int R;
-                if (!avx2)
-                    R = left >= 4 ? 4 : (int)left;
-                else if (left >= 4 * b)
-                    R = left > 4 * b ? 5 : 4;
-                else
-                    R = left > 5 ? 4 : (int)left;
-                switch (R) {
-                case 5:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 5, kind);
-                    break;
-                case 4:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 4, kind);
-                    break;
-                case 3:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 3, kind);
-                    break;
-                case 2:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 2, kind);
-                    break;
-                default:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 1, kind);
-                }
-                ii += R;
-            }
-            j += kind_cols[kind];
-        }
-    }
+    FN(mm_blocks)(A, ars, acs, M, C, i, rows, K, N, avx2, 0);
 #else
     for (; i < rows; i++) {
         REAL *restrict c = C + i * N;

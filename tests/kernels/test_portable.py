@@ -1,10 +1,12 @@
 """The portable build of csrc/ (LC_PORTABLE=1: no vector types, no function clones, as on a
-compiler without them) gives the same bits as the default build.
+compiler without them) and the build that takes the products' AVX-512 path on any CPU
+(LC_TEST_WIDE=1) give the same bits as the default build.
 
-The dense kernels are compiled twice into shared libraries, with and without LC_PORTABLE,
-and called through ctypes on the same inputs: every activation on special values and a dense
-sweep of floats, products of awkward shapes, and whole training epochs of a float32 and a
-float64 network.  Outputs are compared byte for byte.  Skipped without a C compiler."""
+The dense kernels are compiled three times into shared libraries and called through ctypes on
+the same inputs: every activation on special values and a dense sweep of floats, products of
+awkward shapes, and whole training epochs of float32 and float64 networks, narrow and as wide
+as the vendor's examples.  Outputs are compared byte for byte.  Skipped without a C
+compiler."""
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ N_ACTIVATIONS = 7
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
-    """The default and the portable library, as ctypes handles."""
-    modes = {"default": [], "portable": ["-DLC_PORTABLE=1"]}
+    """The default, the portable and the wide-path library, as ctypes handles."""
+    modes = {"default": [], "portable": ["-DLC_PORTABLE=1"], "wide": ["-DLC_TEST_WIDE=1"]}
     sources = [CSRC / s for s in KERNEL_SOURCES]
     return build_libraries(tmp_path_factory.mktemp("portable"), sources, modes, FLAGS, "lc")
 
@@ -62,12 +64,16 @@ def _special_and_sweep(dtype) -> np.ndarray:
     return np.concatenate([special, sweep, fine]).astype(dtype)
 
 
+OTHER_BUILDS = ["portable", "wide"]
+
+
+@pytest.mark.parametrize("build", OTHER_BUILDS)
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
-def test_every_activation_gives_the_same_bits_in_the_portable_build(builds, sfx, dtype):
+def test_every_activation_gives_the_same_bits_in_every_build(builds, build, sfx, dtype):
     z = _special_and_sweep(dtype)
     for act in range(N_ACTIVATIONS):
         outs = []
-        for lib in (builds["default"], builds["portable"]):
+        for lib in (builds["default"], builds[build]):
             h = np.zeros_like(z)
             d = np.zeros_like(z)
             getattr(lib, f"lc_act_forward_{sfx}")(
@@ -81,14 +87,16 @@ def test_every_activation_gives_the_same_bits_in_the_portable_build(builds, sfx,
             assert got.tobytes() == want.tobytes(), f"activation {act} differs"
 
 
+@pytest.mark.parametrize("build", OTHER_BUILDS)
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
-def test_products_of_awkward_shapes_give_the_same_bits_in_the_portable_build(builds, sfx, dtype):
+def test_products_of_awkward_shapes_give_the_same_bits_in_every_build(builds, build, sfx, dtype):
     rng = np.random.default_rng(11)
-    for rows, K, N in [(1, 1, 1), (3, 5, 7), (4, 9, 16), (9, 3, 33), (17, 31, 5), (8, 64, 40)]:
+    shapes = [(1, 1, 1), (3, 5, 7), (4, 9, 16), (9, 3, 33), (17, 31, 5), (8, 64, 40), (33, 40, 100)]
+    for rows, K, N in shapes:
         A = rng.standard_normal((rows, K)).astype(dtype)
         M = rng.standard_normal((K, N)).astype(dtype)
         outs = []
-        for lib in (builds["default"], builds["portable"]):
+        for lib in (builds["default"], builds[build]):
             C = np.zeros((rows, N), dtype)
             getattr(lib, f"lc_matmul_{sfx}")(
                 _ptr(A),
@@ -104,13 +112,13 @@ def test_products_of_awkward_shapes_give_the_same_bits_in_the_portable_build(bui
         assert outs[1].tobytes() == outs[0].tobytes(), (rows, K, N)
 
 
-def _train(lib, sfx, dtype, acts, kind):
-    sizes = np.array([3, 13, 9, 2], np.int64)
+def _train(lib, sfx, dtype, acts, kind, sizes):
+    sizes = np.array(sizes, np.int64)
     c = CNet(lib, sizes, acts, np.ones(3, np.int32))
     n_params = int(sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(3)))
     rng = np.random.default_rng(5)
-    theta = (rng.standard_normal(n_params) * 0.5).astype(dtype)
-    X = rng.uniform(-2, 2, (101, 3)).astype(dtype)
+    theta = (rng.standard_normal(n_params) * np.sqrt(1.0 / sizes[:-1].max())).astype(dtype)
+    X = rng.uniform(-2, 2, (101, sizes[0])).astype(dtype)
     Y = np.stack([np.sin(X[:, 0]) * X[:, 1], np.tanh(X[:, 2])], axis=1).astype(dtype)
     opt = Optim(kind, 0.01, 0.9, 0.999, 1e-7, 0.9, 1)
     m = np.zeros(n_params, dtype)
@@ -142,11 +150,15 @@ def _train(lib, sfx, dtype, acts, kind):
     return theta, m, v, np.array(losses)
 
 
+@pytest.mark.parametrize("build", OTHER_BUILDS)
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
 @pytest.mark.parametrize("acts,kind", [([2, 3, 0], 1), ([6, 4, 0], 0), ([1, 5, 2], 1)])
-def test_training_epochs_give_the_same_bits_in_the_portable_build(builds, sfx, dtype, acts, kind):
-    default = _train(builds["default"], sfx, dtype, acts, kind)
-    portable = _train(builds["portable"], sfx, dtype, acts, kind)
+@pytest.mark.parametrize("sizes", [[3, 13, 9, 2], [5, 70, 40, 2]])
+def test_training_epochs_give_the_same_bits_in_every_build(
+    builds, build, sfx, dtype, acts, kind, sizes
+):
+    default = _train(builds["default"], sfx, dtype, acts, kind, sizes)
+    other = _train(builds[build], sfx, dtype, acts, kind, sizes)
     assert default[3][-1] < default[3][0]  # it trained
-    for got, want in zip(portable, default):
+    for got, want in zip(other, default):
         assert got.tobytes() == want.tobytes()

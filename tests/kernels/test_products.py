@@ -1,15 +1,18 @@
 """The product and activation-backward kernels give the same bits on every path.
 
-lc_matmul chooses among register-blocked vector paths by shape (4 rows by two, one or half a
-vector of columns; narrow products with vectors over rows, packing a row-major A first) and,
-on x86-64 with GCC, between an AVX2 and a baseline clone at load time; the portable build
-(LC_PORTABLE=1) has the plain loops only.  Each path must compute every C[i][j] as the same
-ordered sum over k from zero, and lc_act_backward the same elements with and without its
-vectorized clip select.  csrc/ is compiled three times into shared libraries (default: the
-AVX2 clone on a machine that has AVX2; LC_BASELINE_ONLY: the baseline clone alone;
-LC_PORTABLE: plain loops) and called through ctypes; each result is compared byte for byte
-with the others and with a NumPy reference of the same arithmetic (a rounded product added to
-a rounded sum, k in increasing order).  Skipped without a C compiler."""
+lc_matmul chooses among register-blocked vector paths by shape (5 or 4 rows by two, one or
+half a vector of columns; narrow products with vectors over rows, packing a row-major A
+first), on x86-64 with GCC between an AVX2 and a baseline clone at load time, and an AVX-512
+path for products of 16 float (8 double) columns or more where the CPU has AVX-512F; the
+portable build (LC_PORTABLE=1) has the plain loops only.  Each path must compute every C[i][j]
+as the same ordered sum over k from zero, and lc_act_backward the same elements with and
+without its vectorized clip select.  csrc/ is compiled four times into shared libraries
+(default: the AVX2 clone on a machine that has AVX2, and the AVX-512 path on one that has
+that; LC_BASELINE_ONLY: the baseline clone alone; LC_PORTABLE: plain loops; LC_TEST_WIDE: the
+AVX-512 path's source on any CPU, its 64-byte vectors lowered to narrower operations) and
+called through ctypes; each result is compared byte for byte with the others and with a NumPy
+reference of the same arithmetic (a rounded product added to a rounded sum, k in increasing
+order).  Skipped without a C compiler."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ MODES = {
     "default": [],
     "baseline": ["-DLC_BASELINE_ONLY=1"],
     "portable": ["-DLC_PORTABLE=1"],
+    "wide": ["-DLC_TEST_WIDE=1"],
 }
 N_ACTIVATIONS = 7
 
@@ -55,7 +59,8 @@ def _ordered_product(A: np.ndarray, M: np.ndarray) -> np.ndarray:
 
 
 # Widths 1..100 around the block sizes (half a vector: 4 floats or 2 doubles; a vector: 8 or
-# 4; two vectors: 16 or 8; strips of five and four rows; blocks of 40 float or 20 double
+# 4; two vectors, one AVX-512 vector: 16 or 8; two AVX-512 vectors: 32 or 16; strips of five
+# and four rows; blocks of 40 float or 20 double
 # rows; the narrow path's 4 vectors of rows: 32 or 16), the shapes of the networks trained in
 # bench/ (batch 32), and sizes past the 2,048-element packing buffer of the narrow path.
 SHAPES = [
@@ -92,6 +97,10 @@ SHAPES = [
     (44, 5, 24),  # a block of 40 as 5 x 8, then 4; 20 + 20 + 4 in float64
     (81, 3, 20),  # 40 + 40 + 1: a one-row strip after two blocks
     (11, 6, 9),  # 4 + 4 + 3: too few rows for fives
+    (32, 64, 64),  # two AVX-512 vectors of floats, twice
+    (8, 80, 64),  # a row part of the 100-80-64 layers
+    (33, 40, 100),  # 3 x 32 + 4 float columns: one of each wide kind, then 16 bytes
+    (12, 20, 47),  # 32 + 8 + 4 + 3 float columns, 16 + 16 + 8 + 4 + 3 double ones
 ]
 
 
