@@ -61,6 +61,16 @@ def blas_env(threads: int | None) -> dict[str, str]:
     return env
 
 
+def products_path() -> str:
+    """Which matrix products linncore's compiled core runs in this process (its build and this
+    CPU: "AVX-512", "AVX2", ...), or why none."""
+    try:
+        from linncore._core import _kernels
+    except ImportError:
+        return "no compiled core"
+    return _kernels.products_path()
+
+
 def blas_info() -> str:
     """The BLAS libraries loaded in this process and their thread counts (threadpoolctl, when
     installed)."""

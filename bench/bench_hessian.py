@@ -190,6 +190,7 @@ def linncore_worker(path: str, threads: int) -> dict[str, Any]:
         lambda: hs.lambda_max(net, X, Y, tol=1e-6, method="lanczos"), reps=20
     )
     out["blas"] = hn.blas_info()
+    out["products"] = hn.products_path()
     return out
 
 
@@ -472,8 +473,8 @@ def orchestrate() -> None:
         return
     first = good[0][0]
     print(
-        f"linncore {first['version']}: each run in a process that imports no peer, NumPy's "
-        f"BLAS there: {first['blas']}"
+        f"linncore {first['version']} (products: {first['products']}): each run in a process "
+        f"that imports no peer, NumPy's BLAS there: {first['blas']}"
     )
     for lc_n, tr in good:
         torch_sections(lc_n, tr, prob)

@@ -201,6 +201,7 @@ def linncore_worker(case: Case, epochs: int, repeat: int, threads: int | None) -
         "threads": n,
         "version": lc.__version__,
         "engine": lc.backend(),
+        "products": hn.products_path(),
         "blas": hn.blas_info(),
     }
 
@@ -599,8 +600,9 @@ def orchestrate(args: argparse.Namespace) -> None:
     if lc_runs:
         r = lc_runs[0]
         print(
-            f"linncore {r['version']}, engine {r['engine']}, {r['threads']} thread(s); its "
-            f"process imports no peer, NumPy's BLAS there: {r['blas']}"
+            f"linncore {r['version']}, engine {r['engine']} (products: {r['products']}), "
+            f"{r['threads']} thread(s); its process imports no peer, NumPy's BLAS there: "
+            f"{r['blas']}"
         )
     print(
         "float32 GEMM peak, NumPy 1024^2, fastest of 7 products, before each case and at the end:"

@@ -47,6 +47,21 @@ static int lc_cpu_has_wide(void)
 #define LC_WIDE 0
 #endif
 
+int lc_products_path(void)
+{
+#if defined(LC_TEST_WIDE) && LC_TEST_WIDE && LC_WIDE
+    return LC_PRODUCTS_WIDE_TEST;
+#else
+#if LC_WIDE
+    if (lc_cpu_has_wide()) return LC_PRODUCTS_AVX512;
+#endif
+#if LC_X86_AVX2 && LC_HAVE_VECTOR_EXT
+    if (lc_cpu_has_avx2()) return LC_PRODUCTS_AVX2;
+#endif
+    return LC_HAVE_VECTOR_EXT ? LC_PRODUCTS_VECTOR : LC_PRODUCTS_PLAIN;
+#endif
+}
+
 int lc_net_bn(const lc_net *net, int64_t l)
 {
     return net->bn != NULL && net->bn[l] != 0;

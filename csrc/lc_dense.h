@@ -35,6 +35,21 @@ typedef struct {
  * (no quantization of batch-normalised networks yet); else LC_ERR_ARGS or LC_FIX_ERR_FORMAT. */
 int lc_train_check(const lc_train *t);
 
+/* Which products lc_matmul runs on this CPU in this build: LC_PRODUCTS_PLAIN (the plain loops:
+ * the portable build, or a compiler without vector types), LC_PRODUCTS_VECTOR (register tiles
+ * for the build's baseline instruction set), LC_PRODUCTS_AVX2, LC_PRODUCTS_AVX512 (AVX2 tiles,
+ * and the AVX-512 tiles for products of 16 float or 8 double columns and more), or
+ * LC_PRODUCTS_WIDE_TEST (a LC_TEST_WIDE build: the AVX-512 tiles' source compiled for the
+ * build's instruction set).  The bits are the same on every path. */
+enum {
+    LC_PRODUCTS_PLAIN = 0,
+    LC_PRODUCTS_VECTOR = 1,
+    LC_PRODUCTS_AVX2 = 2,
+    LC_PRODUCTS_AVX512 = 3,
+    LC_PRODUCTS_WIDE_TEST = 4
+};
+int lc_products_path(void);
+
 /* Scratch values lc_dense_backward needs for B samples of a layer (n_in, n_out). */
 #define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * (n_out))
 

@@ -40,6 +40,9 @@ cdef extern from "lc_dense.h":
     ctypedef struct lc_layer_offsets:
         int64_t w, b, bn, bn_state
     void lc_net_layout(const lc_net *net, lc_layer_offsets *layout)
+    int lc_products_path()
+    int LC_PRODUCTS_PLAIN, LC_PRODUCTS_VECTOR, LC_PRODUCTS_AVX2, LC_PRODUCTS_AVX512
+    int LC_PRODUCTS_WIDE_TEST
 
 cdef extern from "lc_parallel.h":
     int lc_get_num_threads()
@@ -49,6 +52,22 @@ cdef extern from "lc_parallel.h":
 def get_num_threads():
     """Threads the parallel kernels may use."""
     return lc_get_num_threads()
+
+
+def products_path():
+    """The matrix products this build runs on this CPU, as text (the bits are the same on every
+    path): "AVX-512", "AVX2", "vector tiles, baseline instruction set", "plain loops", or
+    "AVX-512 tiles' source, compiled for the build's instruction set" (a test build)."""
+    code = lc_products_path()
+    if code == LC_PRODUCTS_AVX512:
+        return "AVX-512"
+    if code == LC_PRODUCTS_AVX2:
+        return "AVX2"
+    if code == LC_PRODUCTS_VECTOR:
+        return "vector tiles, baseline instruction set"
+    if code == LC_PRODUCTS_WIDE_TEST:
+        return "AVX-512 tiles' source, compiled for the build's instruction set"
+    return "plain loops"
 
 
 def set_num_threads(int n):

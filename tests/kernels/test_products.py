@@ -17,6 +17,7 @@ order).  Skipped without a C compiler."""
 from __future__ import annotations
 
 import ctypes
+import platform
 
 import numpy as np
 import pytest
@@ -176,3 +177,40 @@ def test_activation_backward_with_and_without_clip_matches_on_every_path(libs, s
                         i32(act), i32(clip), _ptr(z), _ptr(h), _ptr(da), _ptr(dz), i64(n)
                     )
                     assert dz.tobytes() == want[:n].tobytes(), (mode, act, clip, n)
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (Linux), or None."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_each_build_reports_the_products_it_runs(libs):
+    got = {mode: lib.lc_products_path() for mode, lib in libs.items()}
+    # LC_PRODUCTS_PLAIN, _VECTOR, _AVX2, _AVX512, _WIDE_TEST (csrc/lc_dense.h)
+    assert got["portable"] == 0
+    assert got["baseline"] == 1
+    assert got["wide"] == 4
+    flags = _cpu_flags()
+    if platform.machine() == "x86_64" and flags is not None:
+        assert got["default"] == (3 if "avx512f" in flags else 2 if "avx2" in flags else 1)
+    else:
+        assert got["default"] in (1, 2, 3)
+
+
+def test_the_compiled_core_names_its_products():
+    kernels = pytest.importorskip("linncore._core._kernels")
+    names = {
+        "AVX-512",
+        "AVX2",
+        "vector tiles, baseline instruction set",
+        "plain loops",
+        "AVX-512 tiles' source, compiled for the build's instruction set",
+    }
+    assert kernels.products_path() in names
