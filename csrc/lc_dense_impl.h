@@ -292,19 +292,19 @@ LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int6
 #endif
 
 #if LC_HAVE_VECTOR_EXT
-/* The rows [i, rows) of C by register tiles (FN(mm_tile_kind)), wide or not (a constant where
- * it is inlined), with the row strips AVX2 holds (avx2) or four rows (the baseline clone).
- * Blocks of MC rows; in each, for one column tile after another, the tiles of all its strips,
- * so the tile's columns of M (K x 16 floats) and the block's rows of A stay in L1 from strip to
- * strip (a 100 x 80 kernel is 32 KiB, the whole L1 of a Zen 3 core: read strip by strip it
- * came from L2 for every strip, 0.089 cycles a multiply-add against 0.072 for the 64 x 64
- * one).  Strips of five rows where AVX2 holds their ten accumulators, and four: a row of A is a
- * broadcast per k, which takes a vector pipe, so more rows per row of M pay (5 x 16 floats:
- * 0.069 cycles a multiply-add on one Zen 3 core, 4 x 16 0.078; 6 x 16 needs all 16 registers
- * and GCC spilled one accumulator).  In a block, left = 5 a + 4 b with b the fewest fours,
- * (4 left) mod 5: 32 rows are 5 5 5 5 4 4 4, eight 4 4.  Without AVX2 fours, as before; 1-3
- * rows where nothing else is left.  The AVX-512 path keeps these strips: its 32 registers
- * would hold more rows, but no machine to measure that on was at hand. */
+/* The rows [i, rows) of C by register tiles (FN(mm_tile_kind)), wide or not (a constant where it is
+ * inlined), with the row strips AVX2 holds (avx2) or four rows (the baseline clone).  Blocks of MC
+ * rows; in each, for one column tile after another, the tiles of all its strips, so the tile's
+ * columns of M (K x 16 floats, 32 on the AVX-512 path) and the block's rows of A stay in L1 from
+ * strip to strip (a 100 x 80 kernel is 32 KiB, the whole L1 of a Zen 3 core: read strip by strip it
+ * came from L2 for every strip, 0.089 cycles a multiply-add against 0.072 for the 64 x 64 one).
+ * Strips of five rows where AVX2 holds their ten accumulators, and four: a row of A is a broadcast
+ * per k, which takes a vector pipe, so more rows per row of M pay (5 x 16 floats: 0.069 cycles a
+ * multiply-add on one Zen 3 core, 4 x 16 0.078; 6 x 16 needs all 16 registers and GCC spilled one
+ * accumulator).  In a block, left = 5 a + 4 b with b the fewest fours, (4 left) mod 5: 32 rows are
+ * 5 5 5 5 4 4 4, eight 4 4.  Without AVX2 fours, as before; 1-3 rows where nothing else is left.
+ * The AVX-512 path keeps these strips: its 32 registers would hold more rows, but no machine to
+ * measure that on was at hand. */
 LC_ALWAYS_INLINE void FN(mm_blocks)(const REAL *restrict A, int64_t ars, int64_t acs,
                                     const REAL *restrict M, REAL *restrict C, int64_t i,
                                     int64_t rows, int64_t K, int64_t N, int avx2, const int wide)
