@@ -4,10 +4,11 @@
  * Results never depend on the number of threads: a kernel chooses its number of parts from
  * its arguments alone, each part writes only its own output, and the kernel combines the
  * parts' outputs in part order afterwards.  Threads are detached helpers; one that outlives a
- * call touches only its team's shared block, never the caller's data.  The last team ended waits in a pool of one
- * for the next kernel call, its helpers spinning for a millisecond or a few before they retire
- * it: on the project's Zen 3 VM, starting helpers for each call cost more than the parts
- * saved (four parts of 15 us: 71-88 us a call on two threads, 57 on one; from the pool, 30).
+ * call touches only its team's shared block, never the caller's data.  The last team ended
+ * waits in a pool of one for the next kernel call, its helpers spinning for a millisecond or a
+ * few before they retire it: on the project's Zen 3 VM, starting helpers for each call cost
+ * more than the parts saved (four parts of 15 us: 71-88 us a call on two threads, 57 on one;
+ * from the pool, 30).
  * A forked child forgets the pool (pthread_atfork), whose helpers it does not have, and
  * starts its own; a caller never waits for a part nobody claimed, so no call can hang on a
  * missing helper. */
