@@ -32,6 +32,7 @@ static int lc_cpu_has_avx2(void)
 #if defined(LC_TEST_WIDE) && LC_TEST_WIDE && LC_HAVE_VECTOR_EXT
 #define LC_WIDE 1
 #define LC_WIDE_TARGET
+#define LC_WIDE_PATH LC_PRODUCTS_WIDE_TEST
 static int lc_cpu_has_wide(void)
 {
     return 1;
@@ -39,6 +40,7 @@ static int lc_cpu_has_wide(void)
 #elif LC_X86_AVX2 && LC_HAVE_VECTOR_EXT
 #define LC_WIDE 1
 #define LC_WIDE_TARGET __attribute__((target("avx512f")))
+#define LC_WIDE_PATH LC_PRODUCTS_AVX512
 static int lc_cpu_has_wide(void)
 {
     return __builtin_cpu_supports("avx512f");
@@ -47,19 +49,16 @@ static int lc_cpu_has_wide(void)
 #define LC_WIDE 0
 #endif
 
+/* The same tests as lc_matmul's dispatch, in its order. */
 int lc_products_path(void)
 {
-#if defined(LC_TEST_WIDE) && LC_TEST_WIDE && LC_WIDE
-    return LC_PRODUCTS_WIDE_TEST;
-#else
 #if LC_WIDE
-    if (lc_cpu_has_wide()) return LC_PRODUCTS_AVX512;
+    if (lc_cpu_has_wide()) return LC_WIDE_PATH;
 #endif
 #if LC_X86_AVX2 && LC_HAVE_VECTOR_EXT
     if (lc_cpu_has_avx2()) return LC_PRODUCTS_AVX2;
 #endif
     return LC_HAVE_VECTOR_EXT ? LC_PRODUCTS_VECTOR : LC_PRODUCTS_PLAIN;
-#endif
 }
 
 int lc_net_bn(const lc_net *net, int64_t l)
