@@ -118,6 +118,9 @@ static void lc_pool_forget(void)
 
 static uint64_t lc_pool_hooked;
 
+/* Helpers this process has started, for lc_helpers_started. */
+static int64_t lc_helpers_count;
+
 static void lc_pool_hook_fork(void)
 {
 #if !defined(_WIN32)
@@ -189,6 +192,15 @@ LC_THREAD_PROC(lc_team_helper, arg)
 }
 #endif
 
+int64_t lc_helpers_started(void)
+{
+#if LC_HAVE_THREADS
+    return lc_atomic_load_i64(&lc_helpers_count, LC_RELAXED);
+#else
+    return 0;
+#endif
+}
+
 lc_team *lc_team_start(int64_t n)
 {
     if (n > lc_get_num_threads()) n = lc_get_num_threads();
@@ -222,6 +234,7 @@ lc_team *lc_team_start(int64_t n)
                 break;
             }
             team->spawned++;
+            lc_atomic_add_i64(&lc_helpers_count, 1, LC_RELAXED);
         }
     }
 #endif

@@ -51,5 +51,9 @@ void lc_team_run(lc_team *team, int64_t n_parts, lc_part_fn fn, void *ctx);
 /* Ends the team (NULL is fine): into the pool when it has every helper it asked for and the
  * pool is empty, else its helpers exit and it is freed. */
 void lc_team_end(lc_team *team);
+/* Helper threads this process has started so far (0 without threads).  A forked child starts
+ * from its parent's count, so compare two readings: a child that trains on two threads must
+ * raise it, since its parent's helpers did not come with it. */
+int64_t lc_helpers_started(void);
 
 #endif

@@ -47,11 +47,18 @@ cdef extern from "lc_dense.h":
 cdef extern from "lc_parallel.h":
     int lc_get_num_threads()
     void lc_set_num_threads(int n)
+    int64_t lc_helpers_started()
 
 
 def get_num_threads():
     """Threads the parallel kernels may use."""
     return lc_get_num_threads()
+
+
+def helpers_started():
+    """Helper threads the compiled core has started in this process so far (a forked child
+    starts from its parent's count: compare two readings)."""
+    return lc_helpers_started()
 
 
 def products_path():
