@@ -100,10 +100,17 @@ def build_libraries(
     modes: Mapping[str, Sequence[str]],
     flags: Sequence[str],
     prefix: str,
+    compiler: str | None = None,
 ) -> dict[str, ctypes.CDLL]:
     """``{mode: library}``: ``sources`` compiled with ``flags`` and each mode's options into
-    ``out/lib{prefix}_{mode}.so`` (``-I csrc``, linked with ``-lm``)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    ``out/lib{prefix}_{mode}.so`` (``-I csrc``, linked with ``-lm``), by ``compiler`` (a
+    command on PATH; skips without it) or the system's C compiler."""
+    if compiler is not None:
+        cc = shutil.which(compiler)
+        if cc is None:
+            pytest.skip(f"no {compiler} on PATH")
+    else:
+        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         pytest.skip("no C compiler on PATH")
     if not all(Path(s).exists() for s in sources):

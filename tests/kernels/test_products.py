@@ -23,9 +23,8 @@ import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
 from _cbuild import ptr as _ptr
+from _products import FLAGS, SHAPES, WIDTHS, ordered_product
 
-# The build's options for GCC and Clang (setup.py).
-FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
 MODES = {
     "default": [],
     "baseline": ["-DLC_BASELINE_ONLY=1"],
@@ -50,61 +49,6 @@ def _matmul(lib, sfx, A, ars, acs, M, rows, K, N, dtype):
     return C
 
 
-def _ordered_product(A: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """C = A M with each C[i][j] = ((0 + A[i,0] M[0,j]) + A[i,1] M[1,j]) + ..., rounded at
-    every product and every sum in A's precision."""
-    C = np.zeros((A.shape[0], M.shape[1]), A.dtype)
-    for k in range(A.shape[1]):
-        C = C + A[:, k : k + 1] * M[k : k + 1, :]
-    return C
-
-
-# Widths 1..100 around the block sizes (half a vector: 4 floats or 2 doubles; a vector: 8 or
-# 4; two vectors, one AVX-512 vector: 16 or 8; two AVX-512 vectors: 32 or 16; strips of five
-# and four rows; blocks of 40 float or 20 double
-# rows; the narrow path's 4 vectors of rows: 32 or 16), the shapes of the networks trained in
-# bench/ (batch 32), and sizes past the 2,048-element packing buffer of the narrow path.
-SHAPES = [
-    (1, 1, 1),
-    (3, 5, 7),
-    (4, 9, 16),
-    (9, 3, 33),
-    (17, 31, 5),
-    (8, 64, 40),
-    (32, 32, 1),
-    (32, 64, 4),
-    (32, 16, 1),
-    (33, 7, 3),
-    (31, 100, 6),
-    (65, 17, 2),
-    (100, 32, 1),
-    (64, 32, 4),
-    (16, 32, 7),
-    (40, 80, 3),
-    (100, 21, 5),
-    (32, 100, 80),
-    (32, 80, 100),
-    (100, 32, 80),
-    (32, 1, 32),
-    (5, 47, 63),
-    (7, 15, 12),
-    (13, 2, 100),
-    (47, 63, 99),
-    (6, 10, 5),
-    (5, 9, 3),
-    (7, 33, 4),
-    (8, 64, 4),  # a row part of the 4-output layer (8 rows)
-    (41, 9, 17),  # one row past a block of 40 float rows (20 double ones)
-    (44, 5, 24),  # a block of 40 as 5 x 8, then 4; 20 + 20 + 4 in float64
-    (81, 3, 20),  # 40 + 40 + 1: a one-row strip after two blocks
-    (11, 6, 9),  # 4 + 4 + 3: too few rows for fives
-    (32, 64, 64),  # two AVX-512 vectors of floats, twice
-    (8, 80, 64),  # a row part of the 100-80-64 layers
-    (33, 40, 100),  # 3 x 32 + 4 float columns: one of each wide kind, then 16 bytes
-    (12, 20, 47),  # 32 + 8 + 4 + 3 float columns, 16 + 16 + 8 + 4 + 3 double ones
-]
-
-
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
 @pytest.mark.parametrize("rows,K,N", SHAPES)
 def test_every_product_path_gives_the_ordered_sum(libs, sfx, dtype, rows, K, N):
@@ -114,7 +58,7 @@ def test_every_product_path_gives_the_ordered_sum(libs, sfx, dtype, rows, K, N):
     Apad = np.zeros((rows, K + 3), dtype)  # row stride above K: no packing
     Apad[:, :K] = A
     M = rng.standard_normal((K, N)).astype(dtype)
-    want = _ordered_product(A, M)
+    want = ordered_product(A, M)
     for mode, lib in libs.items():
         for label, src, ars, acs in (
             ("row-major", A, K, 1),
@@ -128,11 +72,10 @@ def test_every_product_path_gives_the_ordered_sum(libs, sfx, dtype, rows, K, N):
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
 def test_every_product_width_from_1_to_100_matches(libs, sfx, dtype):
     rng = np.random.default_rng(3)
-    for N in range(1, 101):
-        rows, K = 1 + (7 * N) % 67, 1 + (13 * N) % 45
+    for rows, K, N in WIDTHS:
         A = rng.standard_normal((rows, K)).astype(dtype)
         M = rng.standard_normal((K, N)).astype(dtype)
-        want = _ordered_product(A, M)
+        want = ordered_product(A, M)
         for mode, lib in libs.items():
             got = _matmul(lib, sfx, A, K, 1, M, rows, K, N, dtype)
             assert got.tobytes() == want.tobytes(), (mode, rows, K, N)
