@@ -1,0 +1,145 @@
+"""The AVX-512 products, run as AVX-512 code on an emulated CPU that has it.
+
+The project's machine has no AVX-512, so test_products can only run the wide tiles' source
+compiled for AVX2 (LC_TEST_WIDE).  Here csrc/ is built as the extension is (the default build,
+whose matmul_wide is compiled for AVX-512F) and its functions are called on BochsCPU's emulated
+x86-64 CPU, which executes the EVEX instructions themselves (tests/_x86emu.py):
+
+- the dispatch: the C runtime's CPU detection, run on the emulated CPU, finds AVX-512F, and
+  lc_products_path names the AVX-512 products only where the emulated operating system enables
+  the AVX-512 registers (XCR0);
+- the products: lc_matmul, through the clone its resolver picks on that CPU, gives the ordered
+  sum byte for byte on every shape and width of test_products, A in three layouts, built by
+  GCC and by Clang;
+- the tiles are AVX-512 code: without the AVX-512 state they fault at their first instruction.
+
+Needs ``bochscpu-python`` (an x86-64 Linux wheel; CI installs it); skipped without it, or
+without a C compiler.  LINNCORE_REQUIRE_EMULATOR=1 turns the skip into a failure, so that CI
+cannot pass without running these."""
+
+from __future__ import annotations
+
+import os
+import platform
+import struct
+
+import numpy as np
+import pytest
+from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
+from _products import FLAGS, SHAPES, WIDTHS, ordered_product
+from _x86emu import UD_FAULT, XCR0_AVX, XCR0_AVX512, EmulationFault, Machine, load_bochscpu
+
+# LC_PRODUCTS_AVX2, LC_PRODUCTS_AVX512 (csrc/lc_dense.h)
+PRODUCTS_AVX2, PRODUCTS_AVX512 = 2, 3
+
+
+def _require_or_skip(reason: str):
+    if os.environ.get("LINNCORE_REQUIRE_EMULATOR") == "1":
+        pytest.fail(f"LINNCORE_REQUIRE_EMULATOR=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module", params=["gcc", "clang"])
+def machine(request, tmp_path_factory):
+    """The default build by GCC, then by Clang, loaded on the emulated CPU."""
+    if platform.machine() != "x86_64" or platform.system() != "Linux":
+        _require_or_skip("the emulator runs x86-64 Linux builds of the core")
+    try:
+        load_bochscpu()
+    except ImportError as exc:
+        _require_or_skip(f"bochscpu-python is not usable: {exc}")
+    libs = build_libraries(
+        tmp_path_factory.mktemp("emulated"),
+        [CSRC / s for s in KERNEL_SOURCES],
+        {"default": []},
+        FLAGS,
+        "lc",
+        compiler=request.param,
+    )
+    path = libs["default"]._name
+    m = Machine(path, XCR0_AVX512)
+    yield m
+    m.close()
+
+
+def _emulated_matmul(
+    m: Machine,
+    sfx: str,
+    A: np.ndarray,
+    ars: int,
+    acs: int,
+    M: np.ndarray,
+    rows: int,
+    K: int,
+    N: int,
+) -> np.ndarray:
+    dtype = M.dtype
+    a, w, c = m.DATA, m.DATA + (2 << 20), m.DATA + (4 << 20)
+    m.write(a, A.tobytes())
+    m.write(w, M.tobytes())
+    m.write(c, np.full((rows, N), np.nan, dtype).tobytes())
+    m.call(f"lc_matmul_{sfx}", a, ars, acs, w, c, rows, K, N)
+    return np.frombuffer(m.read(c, rows * N * dtype.itemsize), dtype).reshape(rows, N)
+
+
+def test_the_dispatch_takes_avx512_only_where_the_system_enables_it(machine):
+    machine.reset(XCR0_AVX)
+    assert machine.call("lc_products_path") == PRODUCTS_AVX2
+    machine.reset(XCR0_AVX512)
+    assert machine.call("lc_products_path") == PRODUCTS_AVX512
+    if machine.has_symbol("lc_matmul_f32.avx2"):
+        # GCC's target_clones: on this CPU the resolver picks the AVX2 clone, which takes the
+        # wide tiles
+        assert machine.resolve("lc_matmul_f32") == machine.address("lc_matmul_f32.avx2")
+
+
+def test_the_wide_tiles_are_avx512_code(machine):
+    """Without the AVX-512 state (XCR0) the wide tiles' first EVEX instruction is undefined:
+    so the products above ran AVX-512 instructions, not narrower ones."""
+    machine.reset(XCR0_AVX)
+    try:
+        A = np.ones((8, 4), np.float32)
+        M = np.ones((4, 16), np.float32)
+        a, w, c = machine.DATA, machine.DATA + 4096, machine.DATA + 8192
+        machine.write(a, A.tobytes())
+        machine.write(w, M.tobytes())
+        for sfx in ("f32", "f64"):
+            with pytest.raises(EmulationFault, match=rf"fault \({UD_FAULT}, 0\)"):
+                machine.call(f"matmul_wide_{sfx}", a, 4, 1, w, c, 8, 4, 16 if sfx == "f32" else 8)
+    finally:
+        machine.reset(XCR0_AVX512)
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+def test_products_on_an_avx512_cpu_give_the_ordered_sum(machine, sfx, dtype):
+    machine.reset(XCR0_AVX512)
+    for rows, K, N in SHAPES + WIDTHS:
+        rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
+        A = rng.standard_normal((rows, K)).astype(dtype)
+        M = rng.standard_normal((K, N)).astype(dtype)
+        want = ordered_product(A, M).tobytes()
+        Apad = np.zeros((rows, K + 3), dtype)  # row stride above K: no packing
+        Apad[:, :K] = A
+        for label, src, ars, acs in (
+            ("row-major", A, K, 1),
+            ("transposed", np.ascontiguousarray(A.T), 1, rows),
+            ("row stride K + 3", Apad, K + 3, 1),
+        ):
+            got = _emulated_matmul(machine, sfx, src, ars, acs, M, rows, K, N)
+            assert got.tobytes() == want, (label, rows, K, N)
+
+
+def test_the_emulator_returns_what_the_function_computes(machine):
+    """A check of the harness itself: lc_net_n_params of a small network, whose structure is
+    written into the emulated memory, is its parameter count."""
+    sizes = np.array([3, 5, 2], np.int64)
+    acts = np.zeros(2, np.int32)
+    bias = np.ones(2, np.int32)
+    base = machine.DATA
+    machine.write(base + 256, sizes.tobytes())
+    machine.write(base + 512, acts.tobytes())
+    machine.write(base + 768, bias.tobytes())
+    # lc_net: n_layers, sizes, acts, has_bias, clip_out (and padding), bn, bn_momentum, bn_epsilon
+    net = struct.pack("<qQQQiiQQQ", 2, base + 256, base + 512, base + 768, 0, 0, 0, 0, 0)
+    machine.write(base, net)
+    assert machine.call("lc_net_n_params", base) == 3 * 5 + 5 + 5 * 2 + 2
