@@ -1,5 +1,5 @@
 """What the product tests share: the build's compiler options, the shapes every product path
-is checked on, and the ordered sum each path must compute (test_products, test_avx512_emulated)."""
+is checked on, and the ordered sum each path must compute (test_products, test_emulated_cpus)."""
 
 from __future__ import annotations
 

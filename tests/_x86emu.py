@@ -29,6 +29,7 @@ from types import ModuleType
 PAGE = 4096
 XCR0_AVX512 = 0xE7  # x87, SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM
 XCR0_AVX = 0x07  # x87, SSE, AVX: an operating system that does not save the AVX-512 state
+XCR0_SSE = 0x03  # x87, SSE: one that saves no AVX state either (AVX and AVX2 unusable)
 GP_FAULT, UD_FAULT = 13, 6
 
 # The wheels of bochscpu-python 0.4.0 are tagged manylinux_2_28 but call glibc 2.38's C23

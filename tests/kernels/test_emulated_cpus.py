@@ -1,4 +1,5 @@
-"""The AVX-512 products, run as AVX-512 code on an emulated CPU that has it.
+"""The products on emulated CPUs: as AVX-512 code on one that has it, and through the dispatch
+on systems that enable only AVX2 or only SSE.
 
 The project's machine has no AVX-512, so test_products can only run the wide tiles' source
 compiled for AVX2 (LC_TEST_WIDE).  Here csrc/ is built as the extension is (the default build,
@@ -7,10 +8,11 @@ x86-64 CPU, which executes the EVEX instructions themselves (tests/_x86emu.py):
 
 - the dispatch: the C runtime's CPU detection, run on the emulated CPU, finds AVX-512F, and
   lc_products_path names the AVX-512 products only where the emulated operating system enables
-  the AVX-512 registers (XCR0);
-- the products: lc_matmul, through the clone its resolver picks on that CPU, gives the ordered
-  sum byte for byte on every shape and width of test_products, A in three layouts, built by
-  GCC and by Clang;
+  the AVX-512 registers (XCR0), the AVX2 ones where it enables AVX, and the baseline tiles
+  where it enables SSE alone (as on a processor without AVX);
+- the products: lc_matmul, through the clone its resolver picks on each of these, gives the
+  ordered sum byte for byte on every shape and width of test_products, A in three layouts,
+  built by GCC and by Clang;
 - the tiles are AVX-512 code: without the AVX-512 state they fault at their first instruction.
 
 Needs ``bochscpu-python`` (an x86-64 Linux wheel; CI installs it); skipped without it, or
@@ -27,10 +29,26 @@ import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
 from _products import FLAGS, SHAPES, WIDTHS, ordered_product
-from _x86emu import UD_FAULT, XCR0_AVX, XCR0_AVX512, EmulationFault, Machine, load_bochscpu
+from _x86emu import (
+    UD_FAULT,
+    XCR0_AVX,
+    XCR0_AVX512,
+    XCR0_SSE,
+    EmulationFault,
+    Machine,
+    load_bochscpu,
+)
 
-# LC_PRODUCTS_AVX2, LC_PRODUCTS_AVX512 (csrc/lc_dense.h)
-PRODUCTS_AVX2, PRODUCTS_AVX512 = 2, 3
+# LC_PRODUCTS_VECTOR, LC_PRODUCTS_AVX2, LC_PRODUCTS_AVX512 (csrc/lc_dense.h)
+PRODUCTS_VECTOR, PRODUCTS_AVX2, PRODUCTS_AVX512 = 1, 2, 3
+# What the emulated operating system enables (XCR0), the products lc_matmul then takes, and
+# the target_clones copy GCC's resolver picks: the same CPU, seen as an AVX-512 machine, an
+# AVX2 one, and one with SSE2 alone (an old processor, or a system that saves no AVX state).
+SYSTEMS = {
+    "avx512": (XCR0_AVX512, PRODUCTS_AVX512, "avx2"),
+    "avx2": (XCR0_AVX, PRODUCTS_AVX2, "avx2"),
+    "sse2": (XCR0_SSE, PRODUCTS_VECTOR, "default"),
+}
 
 
 def _require_or_skip(reason: str):
@@ -82,15 +100,15 @@ def _emulated_matmul(
     return np.frombuffer(m.read(c, rows * N * dtype.itemsize), dtype).reshape(rows, N)
 
 
-def test_the_dispatch_takes_avx512_only_where_the_system_enables_it(machine):
-    machine.reset(XCR0_AVX)
-    assert machine.call("lc_products_path") == PRODUCTS_AVX2
-    machine.reset(XCR0_AVX512)
-    assert machine.call("lc_products_path") == PRODUCTS_AVX512
-    if machine.has_symbol("lc_matmul_f32.avx2"):
-        # GCC's target_clones: on this CPU the resolver picks the AVX2 clone, which takes the
-        # wide tiles
-        assert machine.resolve("lc_matmul_f32") == machine.address("lc_matmul_f32.avx2")
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_dispatch_takes_what_the_system_enables(machine, system):
+    """AVX-512 products only where XCR0 enables the AVX-512 state, AVX2 where it enables AVX,
+    the baseline vector tiles with SSE alone."""
+    xcr0, path, clone = SYSTEMS[system]
+    machine.reset(xcr0)
+    assert machine.call("lc_products_path") == path
+    if machine.has_symbol(f"lc_matmul_f32.{clone}"):  # GCC's target_clones
+        assert machine.resolve("lc_matmul_f32") == machine.address(f"lc_matmul_f32.{clone}")
 
 
 def test_the_wide_tiles_are_avx512_code(machine):
@@ -110,9 +128,10 @@ def test_the_wide_tiles_are_avx512_code(machine):
         machine.reset(XCR0_AVX512)
 
 
+@pytest.mark.parametrize("system", SYSTEMS)
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
-def test_products_on_an_avx512_cpu_give_the_ordered_sum(machine, sfx, dtype):
-    machine.reset(XCR0_AVX512)
+def test_products_give_the_ordered_sum_on_each_system(machine, sfx, dtype, system):
+    machine.reset(SYSTEMS[system][0])
     for rows, K, N in SHAPES + WIDTHS:
         rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
         A = rng.standard_normal((rows, K)).astype(dtype)
