@@ -165,7 +165,7 @@ class Machine:
         A shared library built for x86-64 (``-fPIC -shared``).
     xcr0 : int
         The extended-state register the emulated operating system sets (``XCR0_AVX512``: AVX-512
-        enabled; ``XCR0_AVX``: only up to AVX2).
+        enabled; ``XCR0_AVX``: up to AVX2; ``XCR0_SSE``: SSE alone).
     """
 
     BASE = 0x0040_0000  # the library
