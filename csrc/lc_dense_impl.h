@@ -111,13 +111,15 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * addition, as in the NumPy twin's elementwise steps and in the plain loop, so a result is the
  * same on every x86-64 machine whatever instruction set the load-time dispatch picks.  FMA
  * would round once per term instead of twice: other bits, differing between machines with and
- * without it.  The cost is small where it matters here: Zen 3 issues vector multiplies and adds
- * to separate pipes, two of each per cycle, the same peak as two FMAs (16 float32
- * multiply-adds a cycle).  Measured by bench/bench_kernels.c on one Zen 3 core (batch 32,
- * shared machine, best of many runs): 0.07-0.08 cycles per multiply-add (80-92 GFLOP/s) for
- * widths 32-100, x^T dz the same; 1- and 4-column products 0.15-0.4 (they took 0.7-1.3 before
- * the narrow path).  On Intel cores multiplies and adds share the FMA units' ports, so there
- * this choice halves the products' peak: the price of the same bits everywhere.
+ * without it.  Zen 3 issues vector multiplies and adds to separate pipes, two of each per
+ * cycle, the same peak as two FMAs (16 float32 multiply-adds a cycle).  Measured by
+ * bench/bench_kernels.c on one Zen 3 core (batch 32, shared machine, best of many runs):
+ * 0.07-0.08 cycles per multiply-add (80-92 GFLOP/s) for widths 32-100, x^T dz the same; 1- and
+ * 4-column products 0.15-0.4 (they took 0.7-1.3 before the narrow path).  Yet the peak is not
+ * the whole cost: a scratch build with FMA contraction ran the medium networks' products
+ * 1.15-1.19x faster on that core (best of six alternating runs), with half the instructions
+ * to issue.  On Intel cores multiplies and adds share the FMA units' ports, so there this
+ * choice halves the products' peak: the price of the same bits everywhere.
  *
  * AVX-512 (FN(matmul_wide)): products of at least 16 float (8 double) columns take the same
  * tiles with 64-byte vectors where the CPU has AVX-512F, so the same bits again.  The machine
