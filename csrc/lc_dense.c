@@ -49,6 +49,53 @@ static int lc_cpu_has_wide(void)
 #define LC_WIDE 0
 #endif
 
+/* Opt-in FMA products (lc_set_fma): the same tiles compiled with fused multiply-adds, each
+ * term one rounding instead of two.  GCC on x86-64 alone: its optimize attribute contracts the
+ * tiles' a * m + c where the products' functions are compiled for AVX2 and FMA (Clang has no
+ * such attribute, and its pragma would have to sit in the tiles' source).  LC_TEST_WIDE builds
+ * keep them to AVX2 (their wide path is compiled for the build's own instruction set). */
+#if LC_X86_AVX2 && LC_HAVE_VECTOR_EXT && defined(__GNUC__) && !defined(__clang__)
+#define LC_FMA 1
+#define LC_FMA_TARGET __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
+#if LC_WIDE && !(defined(LC_TEST_WIDE) && LC_TEST_WIDE)
+#define LC_FMA_WIDE 1
+#define LC_FMA_WIDE_TARGET __attribute__((target("avx512f,fma"), optimize("fp-contract=fast")))
+#else
+#define LC_FMA_WIDE 0
+#endif
+static int lc_fma_on; /* set by lc_set_fma only where lc_fma_available() */
+#else
+#define LC_FMA 0
+#define LC_FMA_WIDE 0
+#endif
+
+int lc_fma_available(void)
+{
+#if LC_FMA
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+int lc_set_fma(int on)
+{
+    if (on && !lc_fma_available()) return LC_ERR_ARGS;
+#if LC_FMA
+    __atomic_store_n(&lc_fma_on, on ? 1 : 0, __ATOMIC_RELAXED);
+#endif
+    return LC_OK;
+}
+
+int lc_get_fma(void)
+{
+#if LC_FMA
+    return __atomic_load_n(&lc_fma_on, __ATOMIC_RELAXED);
+#else
+    return 0;
+#endif
+}
+
 /* The same tests as lc_matmul's dispatch, in its order. */
 int lc_products_path(void)
 {
@@ -145,6 +192,7 @@ int64_t lc_net_max_width(const lc_net *net)
 
 #define REAL float
 #define SFX f32
+#define LC_FMA_REAL __builtin_fmaf
 #define LC_REAL_IS_FLOAT 1
 #define QAT_Q lc_qat_quantize_f32
 #define QAT_GATE lc_qat_gate_f32
@@ -168,9 +216,11 @@ int64_t lc_net_max_width(const lc_net *net)
 #undef QAT_Q
 #undef QAT_GATE
 #undef LC_REAL_IS_FLOAT
+#undef LC_FMA_REAL
 
 #define REAL double
 #define SFX f64
+#define LC_FMA_REAL __builtin_fma
 #define LC_REAL_IS_FLOAT 0
 #define QAT_Q lc_qat_quantize_f64
 #define QAT_GATE lc_qat_gate_f64

@@ -50,6 +50,16 @@ enum {
 };
 int lc_products_path(void);
 
+/* Opt-in FMA products: lc_set_fma(1) makes every lc_matmul a sum of fused multiply-adds
+ * (one rounding per term instead of two: other bits than the default products, the NumPy
+ * engine and machines without FMA, still the same for any thread count on one machine).
+ * Accepted (LC_OK) where lc_fma_available(): a GCC build on x86-64 running on a CPU with AVX2
+ * and FMA; elsewhere lc_set_fma(1) returns LC_ERR_ARGS and changes nothing.  Process-wide,
+ * read at each product: set it before training, not during. */
+int lc_fma_available(void);
+int lc_set_fma(int on);
+int lc_get_fma(void);
+
 /* Scratch values lc_dense_backward needs for B samples of a layer (n_in, n_out). */
 #define LC_BACKWARD_WORK(B, n_in, n_out) ((B) * (n_out) + (n_in) * (n_out))
 

@@ -253,7 +253,7 @@ LC_MM_TILE(FN(mm_tile_wide), FN(lc_zvec))
 LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int64_t acs,
                                        const REAL *restrict M, REAL *restrict C, int64_t K,
                                        int64_t N, int64_t i, int64_t j, const int R, int kind,
-                                       const int wide)
+                                       const int wide, const int fused)
 {
 #if LC_WIDE
     if (wide) {
@@ -270,7 +270,7 @@ LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int6
 #else
     (void)wide;
 #endif
-    switch (kind) {
+    switch (kind) { /* the vector tiles' c += x * m are fused where the caller contracts */
     case 0:
         FN(mm_tile)(A, ars, acs, M, C, K, N, i, j, R, 2);
         break;
@@ -285,7 +285,10 @@ LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int6
         for (int r = 0; r < R; r++) s[r] = 0;
         for (int64_t k = 0; k < K; k++) {
             const REAL mk = M[k * N + j];
-            for (int r = 0; r < R; r++) s[r] += A[(i + r) * ars + k * acs] * mk;
+            for (int r = 0; r < R; r++) {
+                const REAL a = A[(i + r) * ars + k * acs];
+                s[r] = fused ? LC_FMA_REAL(a, mk, s[r]) : s[r] + a * mk;
+            }
         }
         for (int r = 0; r < R; r++) C[(i + r) * N + j] = s[r];
     }
@@ -309,7 +312,8 @@ LC_ALWAYS_INLINE void FN(mm_tile_kind)(const REAL *restrict A, int64_t ars, int6
  * measure that on was at hand. */
 LC_ALWAYS_INLINE void FN(mm_blocks)(const REAL *restrict A, int64_t ars, int64_t acs,
                                     const REAL *restrict M, REAL *restrict C, int64_t i,
-                                    int64_t rows, int64_t K, int64_t N, int avx2, const int wide)
+                                    int64_t rows, int64_t K, int64_t N, int avx2, const int wide,
+                                    const int fused)
 {
     enum {
         JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL)),
@@ -335,19 +339,19 @@ LC_ALWAYS_INLINE void FN(mm_blocks)(const REAL *restrict A, int64_t ars, int64_t
                     R = left > 5 ? 4 : (int)left;
                 switch (R) {
                 case 5:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 5, kind, wide);
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 5, kind, wide, fused);
                     break;
                 case 4:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 4, kind, wide);
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 4, kind, wide, fused);
                     break;
                 case 3:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 3, kind, wide);
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 3, kind, wide, fused);
                     break;
                 case 2:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 2, kind, wide);
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 2, kind, wide, fused);
                     break;
                 default:
-                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 1, kind, wide);
+                    FN(mm_tile_kind)(A, ars, acs, M, C, K, N, ii, j, 1, kind, wide, fused);
                 }
                 ii += R;
             }
@@ -365,9 +369,30 @@ LC_WIDE_TARGET __attribute__((noinline)) static void
 FN(matmul_wide)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
                 REAL *restrict C, int64_t rows, int64_t K, int64_t N)
 {
-    FN(mm_blocks)(A, ars, acs, M, C, 0, rows, K, N, 1, 1);
+    FN(mm_blocks)(A, ars, acs, M, C, 0, rows, K, N, 1, 1, 0);
 }
 #endif
+#endif
+
+#if LC_FMA
+/* The opt-in FMA products (lc_dense.c, lc_set_fma): AVX2's tiles and strips, every shape
+ * through them (no narrow path: its sums would not be fused), each term a fused multiply-add,
+ * C[i][j] = fma(A[i][K-1], M[K-1][j], ... fma(A[i][0], M[0][j], 0)). */
+LC_FMA_TARGET __attribute__((noinline)) static void
+FN(matmul_fma)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
+               REAL *restrict C, int64_t rows, int64_t K, int64_t N)
+{
+    FN(mm_blocks)(A, ars, acs, M, C, 0, rows, K, N, 1, 0, 1);
+}
+#endif
+#if LC_FMA_WIDE
+/* The same with AVX-512's tiles for at least one 64-byte vector of columns. */
+LC_FMA_WIDE_TARGET __attribute__((noinline)) static void
+FN(matmul_wide_fma)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
+                    REAL *restrict C, int64_t rows, int64_t K, int64_t N)
+{
+    FN(mm_blocks)(A, ars, acs, M, C, 0, rows, K, N, 1, 1, 1);
+}
 #endif
 
 LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, const REAL *restrict M,
@@ -378,6 +403,18 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
     enum {
         JB = (int)(sizeof(FN(lc_vec)) / sizeof(REAL))
     };
+#if LC_FMA
+    if (__atomic_load_n(&lc_fma_on, __ATOMIC_RELAXED)) { /* only ever set where the CPU has it */
+#if LC_FMA_WIDE
+        if (N >= 2 * JB && lc_cpu_has_wide()) {
+            FN(matmul_wide_fma)(A, ars, acs, M, C, rows, K, N);
+            return;
+        }
+#endif
+        FN(matmul_fma)(A, ars, acs, M, C, rows, K, N);
+        return;
+    }
+#endif
 #if LC_WIDE
     if (N >= 2 * JB && lc_cpu_has_wide()) {
         FN(matmul_wide)(A, ars, acs, M, C, rows, K, N);
@@ -402,7 +439,7 @@ LC_HOT void FN(lc_matmul)(const REAL *restrict A, int64_t ars, int64_t acs, cons
             i = FN(matmul_narrow)(packed, rows, M, C, rows, K, N);
         }
     }
-    FN(mm_blocks)(A, ars, acs, M, C, i, rows, K, N, avx2, 0);
+    FN(mm_blocks)(A, ars, acs, M, C, i, rows, K, N, avx2, 0, 0);
 #else
     for (; i < rows; i++) {
         REAL *restrict c = C + i * N;

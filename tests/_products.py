@@ -1,5 +1,6 @@
 """What the product tests share: the build's compiler options, the shapes every product path
-is checked on, and the ordered sum each path must compute (test_products, test_emulated_cpus)."""
+is checked on, the ordered sum each path must compute, and the C reference of the opt-in FMA
+products (test_products, test_products_fma, test_emulated_cpus)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,32 @@ def ordered_product(A: np.ndarray, M: np.ndarray) -> np.ndarray:
     for k in range(A.shape[1]):
         C = C + A[:, k : k + 1] * M[k : k + 1, :]
     return C
+
+
+# The FMA products' reference: the same ordered sums with each term one call of the C library's
+# fmaf / fma (correctly rounded), compiled without vector code or contraction.
+FMA_REFERENCE = r"""
+#include <math.h>
+#include <stdint.h>
+#define REF(NAME, REAL, FMA)                                                                   \
+    void NAME(const REAL *A, int64_t ars, int64_t acs, const REAL *M, REAL *C, int64_t rows,  \
+              int64_t K, int64_t N)                                                            \
+    {                                                                                          \
+        for (int64_t i = 0; i < rows; i++)                                                     \
+            for (int64_t j = 0; j < N; j++) {                                                  \
+                REAL c = 0;                                                                    \
+                for (int64_t k = 0; k < K; k++) c = FMA(A[i * ars + k * acs], M[k * N + j], c); \
+                C[i * N + j] = c;                                                              \
+            }                                                                                  \
+    }
+REF(ref_fma_f32, float, fmaf)
+REF(ref_fma_f64, double, fma)
+"""
+REFERENCE_FLAGS = [
+    "-O1",
+    "-std=c11",
+    "-ffp-contract=off",
+    "-fno-tree-vectorize",
+    "-fPIC",
+    "-shared",
+]

@@ -13,7 +13,9 @@ x86-64 CPU, which executes the EVEX instructions themselves (tests/_x86emu.py):
 - the products: lc_matmul, through the clone its resolver picks on each of these, gives the
   ordered sum byte for byte on every shape and width of test_products, A in three layouts,
   built by GCC and by Clang;
-- the tiles are AVX-512 code: without the AVX-512 state they fault at their first instruction.
+- the tiles are AVX-512 code: without the AVX-512 state they fault at their first instruction;
+- the opt-in FMA products give the fused ordered sum on the AVX-512 and AVX2 systems, and are
+  refused on the SSE one.
 
 Needs ``bochscpu-python`` (an x86-64 Linux wheel; CI installs it); skipped without it, or
 without a C compiler.  LINNCORE_REQUIRE_EMULATOR=1 turns the skip into a failure, so that CI
@@ -21,6 +23,7 @@ cannot pass without running these."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import struct
@@ -28,7 +31,7 @@ import struct
 import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
-from _products import FLAGS, SHAPES, WIDTHS, ordered_product
+from _products import FLAGS, FMA_REFERENCE, REFERENCE_FLAGS, SHAPES, WIDTHS, ordered_product
 from _x86emu import (
     UD_FAULT,
     XCR0_AVX,
@@ -162,3 +165,43 @@ def test_the_emulator_returns_what_the_function_computes(machine):
     net = struct.pack("<qQQQiiQQQ", 2, base + 256, base + 512, base + 768, 0, 0, 0, 0, 0)
     machine.write(base, net)
     assert machine.call("lc_net_n_params", base) == 3 * 5 + 5 + 5 * 2 + 2
+
+
+@pytest.fixture(scope="module")
+def fma_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fma_reference")
+    (out / "ref.c").write_text(FMA_REFERENCE)
+    return build_libraries(out, [out / "ref.c"], {"fma": []}, REFERENCE_FLAGS, "ref")["fma"]
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+def test_fma_products_on_each_system(machine, fma_reference, sfx, dtype):
+    """The opt-in FMA products (lc_set_fma): AVX-512's fused tiles on the AVX-512 system,
+    AVX2's on the AVX2 one, each the C library's fused ordered sum byte for byte; refused on the
+    SSE one (and by a Clang build everywhere: GCC's attribute makes them)."""
+    reference = getattr(fma_reference, f"ref_fma_{sfx}")
+    for system, (xcr0, _, _) in SYSTEMS.items():
+        machine.reset(xcr0)
+        available = machine.call("lc_fma_available")
+        if system == "sse2" or not machine.has_symbol(f"matmul_fma_{sfx}"):
+            assert available == 0, system
+            assert machine.call("lc_set_fma", 1) == 4  # LC_ERR_ARGS
+            assert machine.call("lc_get_fma") == 0
+            continue
+        assert available == 1, system
+        assert machine.call("lc_set_fma", 1) == 0 and machine.call("lc_get_fma") == 1
+        for rows, K, N in SHAPES[::3] + WIDTHS[::7]:
+            rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
+            A = rng.standard_normal((rows, K)).astype(dtype)
+            M = rng.standard_normal((K, N)).astype(dtype)
+            want = np.empty((rows, N), dtype)
+            i64 = ctypes.c_int64
+            reference(
+                A.ctypes.data_as(ctypes.c_void_p), i64(K), i64(1),
+                M.ctypes.data_as(ctypes.c_void_p), want.ctypes.data_as(ctypes.c_void_p),
+                i64(rows), i64(K), i64(N),
+            )  # fmt: skip
+            got = _emulated_matmul(machine, sfx, A, K, 1, M, rows, K, N)
+            assert got.tobytes() == want.tobytes(), (system, rows, K, N)
+    machine.reset(XCR0_AVX512)  # fresh data: FMA off again
+    assert machine.call("lc_get_fma") == 0
