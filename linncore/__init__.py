@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._backend import backend, get_num_threads, set_num_threads
+from ._backend import backend, fma_available, get_fma, get_num_threads, set_fma, set_num_threads
 from ._version import __version__
 from .engine import (
     SGD,
@@ -129,6 +129,9 @@ __all__ = [
     "backend",
     "get_num_threads",
     "set_num_threads",
+    "fma_available",
+    "get_fma",
+    "set_fma",
     # the engine
     "Dense",
     "BatchNormalization",

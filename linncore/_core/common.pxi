@@ -41,6 +41,9 @@ cdef extern from "lc_dense.h":
         int64_t w, b, bn, bn_state
     void lc_net_layout(const lc_net *net, lc_layer_offsets *layout)
     int lc_products_path()
+    int lc_fma_available()
+    int lc_set_fma(int on)
+    int lc_get_fma()
     int LC_PRODUCTS_PLAIN, LC_PRODUCTS_VECTOR, LC_PRODUCTS_AVX2, LC_PRODUCTS_AVX512
     int LC_PRODUCTS_WIDE_TEST
 
@@ -64,8 +67,11 @@ def helpers_started():
 def products_path():
     """The matrix products this build runs on this CPU, as text (the bits are the same on every
     path): "AVX-512", "AVX2", "vector tiles, baseline instruction set", "plain loops", or
-    "AVX-512 tiles' source, compiled for the build's instruction set" (a test build)."""
+    "AVX-512 tiles' source, compiled for the build's instruction set" (a test build); with the
+    opt-in FMA products (set_fma, other bits), "AVX-512 with FMA" or "AVX2 with FMA"."""
     code = lc_products_path()
+    if lc_get_fma():
+        return ("AVX-512" if code == LC_PRODUCTS_AVX512 else "AVX2") + " with FMA"
     if code == LC_PRODUCTS_AVX512:
         return "AVX-512"
     if code == LC_PRODUCTS_AVX2:
@@ -75,6 +81,23 @@ def products_path():
     if code == LC_PRODUCTS_WIDE_TEST:
         return "AVX-512 tiles' source, compiled for the build's instruction set"
     return "plain loops"
+
+
+def fma_available():
+    """Whether this build and CPU have the opt-in FMA products."""
+    return bool(lc_fma_available())
+
+
+def set_fma(bint on):
+    """Turn the FMA products on or off; ValueError where they are not available."""
+    if lc_set_fma(on) != 0:
+        raise ValueError("on: the FMA products need a GCC build on x86-64 and a CPU with AVX2 "
+                         "and FMA; this build or CPU has none")
+
+
+def get_fma():
+    """Whether the products are the FMA ones."""
+    return bool(lc_get_fma())
 
 
 def set_num_threads(int n):
