@@ -1,7 +1,7 @@
 """Per-epoch training time: linncore against its peers on the networks its users train.
 
 Run: python bench/bench_train.py [--epochs N] [--repeat R] [--cases a,b] [--skip-peers]
-     [--threads T]
+     [--threads T] [--fma]
 
 Every figure comes from this run on this machine; the report (CPU, date and time in UTC, the
 machine's load, the version of every peer) is printed at the end, progress on stderr.
@@ -19,7 +19,9 @@ whatever runs next.  The parent only starts the processes one after another and 
   count (printed; by default the CPUs the process may use) and, when that is above one, on one
   thread: a warm-up epoch, then the two settings taken in turn ``--repeat`` times.  This
   process runs before and after the other rows of each case, and the fastest fit of all is
-  kept, so a busy moment of the shared machine does not decide a ratio.
+  kept, so a busy moment of the shared machine does not decide a ratio.  With ``--fma`` it
+  runs the core's opt-in fused multiply-add products (``linncore.set_fma``: other bits than
+  the default, the same for any thread count), named "with FMA" in the report.
 - linncore's NumPy engine and the hand-written NumPy loop: together in one process with the
   BLAS at all cores, as a user gets it, taken in turn ``--repeat`` times after a warm-up epoch.
   Their batch products are below OpenBLAS's threshold for threads (m n k <= 262,144), so they
@@ -176,12 +178,16 @@ def linncore_fit(case: Case, X, Y, epochs: int, engine: str) -> Callable[[], Non
     return run
 
 
-def linncore_worker(case: Case, epochs: int, repeat: int, threads: int | None) -> dict[str, Any]:
+def linncore_worker(
+    case: Case, epochs: int, repeat: int, threads: int | None, fma: bool = False
+) -> dict[str, Any]:
     """Seconds per epoch of the compiled core at its thread count and on one thread, the two
-    taken in turn ``repeat`` times, the fastest of each kept."""
+    taken in turn ``repeat`` times, the fastest of each kept (with the FMA products if fma)."""
     lc = import_linncore()
     if threads is not None:
         lc.set_num_threads(threads)
+    if fma:
+        lc.set_fma(True)
     n = lc.get_num_threads()
     X, Y = data(case)
     run = linncore_fit(case, X, Y, epochs, "native")
@@ -458,6 +464,8 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     lc_args = ["linncore", *common, "--epochs", str(many)]
     if args.threads is not None:
         lc_args += ["--threads", str(args.threads)]
+    if args.fma:
+        lc_args.append("--fma")
     out: dict[str, Any] = {"linncore": []}
     hn.progress(f"{name}: linncore's compiled core")
     out["linncore"].append(hn.run_worker(SCRIPT, lc_args, blas_threads=1))
@@ -632,7 +640,7 @@ def work(args: argparse.Namespace) -> dict[str, Any]:
         return hn.gemm_peak()
     case = CASES[args.case]
     if args.worker == "linncore":
-        return linncore_worker(case, args.epochs, args.repeat, args.threads)
+        return linncore_worker(case, args.epochs, args.repeat, args.threads, args.fma)
     return WORKERS[args.worker](case, args.epochs, args.repeat)
 
 
@@ -649,6 +657,11 @@ def main() -> None:
         type=int,
         default=None,
         help="threads of the compiled core (default: linncore's, the CPUs this process may use)",
+    )
+    ap.add_argument(
+        "--fma",
+        action="store_true",
+        help="the compiled core's opt-in FMA products (linncore.set_fma: other bits)",
     )
     # a child process's part of the run (see the module docstring)
     ap.add_argument("--worker", choices=["peak", "linncore", *WORKERS], help=argparse.SUPPRESS)
