@@ -1,6 +1,6 @@
 """What the product tests share: the build's compiler options, the shapes every product path
 is checked on, the ordered sum each path must compute, and the C reference of the opt-in FMA
-products (test_products, test_products_fma, test_emulated_cpus)."""
+products (test_products, test_emulated_cpus)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Training with them gives other bits than the default products (one rounding per term instead
 of two), the same bits for 1, 2 and 3 threads and from run to run, and weights close to the
 default ones; turned off, the default bits come back.  The kernels' own test
-(tests/kernels/test_products_fma.py) pins the products to the C library's fused sums."""
+(tests/kernels/test_products.py) pins the products to the C library's fused sums."""
 
 from __future__ import annotations
 

@@ -135,7 +135,9 @@ def test_the_wide_tiles_are_avx512_code(machine):
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
 def test_products_give_the_ordered_sum_on_each_system(machine, sfx, dtype, system):
     machine.reset(SYSTEMS[system][0])
-    for rows, K, N in SHAPES + WIDTHS:
+    # every width on the AVX-512 system; a third of them on the others (the host's own build
+    # runs every width through these clones in test_products)
+    for rows, K, N in SHAPES + (WIDTHS if system == "avx512" else WIDTHS[::3]):
         rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
         A = rng.standard_normal((rows, K)).astype(dtype)
         M = rng.standard_normal((K, N)).astype(dtype)

@@ -12,7 +12,9 @@ that; LC_BASELINE_ONLY: the baseline clone alone; LC_PORTABLE: plain loops; LC_T
 AVX-512 path's source on any CPU, its 64-byte vectors lowered to narrower operations) and
 called through ctypes; each result is compared byte for byte with the others and with a NumPy
 reference of the same arithmetic (a rounded product added to a rounded sum, k in increasing
-order).  Skipped without a C compiler."""
+order).  The opt-in FMA products (lc_set_fma) are compared with the C library's fused sums in
+the same order, and the builds that have none must refuse them.  Skipped without a C
+compiler."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
 from _cbuild import ptr as _ptr
-from _products import FLAGS, SHAPES, WIDTHS, ordered_product
+from _products import FLAGS, FMA_REFERENCE, REFERENCE_FLAGS, SHAPES, WIDTHS, ordered_product
 
 MODES = {
     "default": [],
@@ -157,3 +159,71 @@ def test_the_compiled_core_names_its_products():
         "AVX-512 tiles' source, compiled for the build's instruction set",
     }
     assert kernels.products_path() in names
+
+
+LC_OK, LC_ERR_ARGS = 0, 4
+
+
+@pytest.fixture(scope="module")
+def fma_reference(tmp_path_factory):
+    """The C library's fused ordered sums (tests/_products.py)."""
+    out = tmp_path_factory.mktemp("fma_reference")
+    (out / "ref.c").write_text(FMA_REFERENCE)
+    return build_libraries(out, [out / "ref.c"], {"fma": []}, REFERENCE_FLAGS, "ref")["fma"]
+
+
+def _call(fn, A, ars, acs, M, rows, K, N, dtype):
+    C = np.full((rows, N), np.nan, dtype)
+    i64 = ctypes.c_int64
+    fn(_ptr(A), i64(ars), i64(acs), _ptr(M), _ptr(C), i64(rows), i64(K), i64(N))
+    return C
+
+
+def _cases(dtype):
+    for rows, K, N in SHAPES + WIDTHS:
+        rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
+        A = rng.standard_normal((rows, K)).astype(dtype)
+        M = rng.standard_normal((K, N)).astype(dtype)
+        Apad = np.zeros((rows, K + 3), dtype)
+        Apad[:, :K] = A
+        layouts = (
+            ("row-major", A, K, 1),
+            ("transposed", np.ascontiguousarray(A.T), 1, rows),
+            ("row stride K + 3", Apad, K + 3, 1),
+        )
+        yield (rows, K, N), A, M, layouts
+
+
+@pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
+def test_fma_products_give_the_fused_ordered_sum(libs, fma_reference, sfx, dtype):
+    """With lc_set_fma(1), lc_matmul computes each C[i][j] as fma(A[i][K-1], M[K-1][j], ...
+    fma(A[i][0], M[0][j], 0)): one rounding per term, the C library's fmaf / fma in the same
+    order; turned off, the default products come back."""
+    lib, ref = libs["default"], fma_reference
+    if not lib.lc_fma_available():
+        pytest.skip("no FMA products in this build or on this CPU")
+    matmul, reference = getattr(lib, f"lc_matmul_{sfx}"), getattr(ref, f"ref_fma_{sfx}")
+    differ = 0
+    try:
+        assert lib.lc_set_fma(1) == LC_OK and lib.lc_get_fma() == 1
+        for shape, A, M, layouts in _cases(dtype):
+            want = _call(reference, A, shape[1], 1, M, *shape, dtype).tobytes()
+            differ += want != ordered_product(A, M).tobytes()
+            for label, src, ars, acs in layouts:
+                got = _call(matmul, src, ars, acs, M, *shape, dtype)
+                assert got.tobytes() == want, (label, shape)
+    finally:
+        lib.lc_set_fma(0)
+    assert differ > len(SHAPES)  # the fused sums are other bits on most shapes
+    assert lib.lc_get_fma() == 0
+    for shape, A, M, _ in _cases(dtype):  # off again: the default products
+        got = _call(matmul, A, shape[1], 1, M, *shape, dtype)
+        assert got.tobytes() == ordered_product(A, M).tobytes(), shape
+
+
+def test_builds_without_fma_products_refuse_them(libs):
+    for mode in ("portable", "baseline"):
+        lib = libs[mode]
+        assert lib.lc_fma_available() == 0, mode
+        assert lib.lc_set_fma(1) == LC_ERR_ARGS and lib.lc_get_fma() == 0, mode
+        assert lib.lc_set_fma(0) == LC_OK, mode
