@@ -242,8 +242,11 @@ def set_fma(on: bool) -> None:
     >>> linncore.get_fma()
     False
     """
-    if isinstance(on, (float, complex, str, bytes)) or on not in (True, False):
-        raise TypeError(f"on: expected True or False, got {type(on).__name__} {on!r:.40}")
+    kind = type(on)
+    if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):
+        on = bool(on)  # a NumPy boolean scalar
+    elif not isinstance(on, bool) and (not isinstance(on, int) or on not in (0, 1)):
+        raise TypeError(f"on: expected True or False, got {kind.__name__} {repr(on)[:40]}")
     on = bool(on)
     core = _native()
     if core is None:

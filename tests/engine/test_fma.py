@@ -57,11 +57,12 @@ def test_fused_training_is_the_same_for_any_thread_count(fma, dtype):
 
 
 def test_set_fma_checks_its_argument(core):
-    for bad in ("yes", 0.5, None, 2):
+    for bad in ("yes", 0.5, None, 2, np.array([1, 0]), [True]):
         with pytest.raises(TypeError, match="on: expected True or False"):
             lc.set_fma(bad)
     assert lc.get_fma() is False
-    lc.set_fma(False)
+    lc.set_fma(np.False_)
+    lc.set_fma(0)
     assert lc.get_fma() is False
 
 
