@@ -72,7 +72,7 @@ static int lc_fma_on; /* set by lc_set_fma only where lc_fma_available() */
 int lc_fma_available(void)
 {
 #if LC_FMA
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return lc_cpu_has_avx2() && __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif

@@ -107,11 +107,11 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  * instead (matmul_narrow), reading A as it is when its rows are contiguous (x^T dz) and
  * otherwise from a transposed copy on the stack (x W, up to FN(MATMUL_PACK) elements of A).
  *
- * No fused multiply-add, by decision: each term is a rounded product added with one rounded
- * addition, as in the NumPy twin's elementwise steps and in the plain loop, so a result is the
- * same on every x86-64 machine whatever instruction set the load-time dispatch picks.  FMA
- * would round once per term instead of twice: other bits, differing between machines with and
- * without it.  Zen 3 issues vector multiplies and adds to separate pipes, two of each per
+ * No fused multiply-add by default, by decision (lc_set_fma opts in: FN(matmul_fma) below):
+ * each term is a rounded product added with one rounded addition, as in the NumPy twin's
+ * elementwise steps and in the plain loop, so a result is the same on every x86-64 machine
+ * whatever instruction set the load-time dispatch picks.  FMA would round once per term
+ * instead of twice: other bits, differing between machines with and without it.  Zen 3 issues vector multiplies and adds to separate pipes, two of each per
  * cycle, the same peak as two FMAs (16 float32 multiply-adds a cycle).  Measured by
  * bench/bench_kernels.c on one Zen 3 core (batch 32, shared machine, best of many runs):
  * 0.07-0.08 cycles per multiply-add (80-92 GFLOP/s) for widths 32-100, x^T dz the same; 1- and
@@ -123,8 +123,9 @@ LC_HOT void FN(lc_act_deriv)(int32_t act, const REAL *restrict z, const REAL *re
  *
  * AVX-512 (FN(matmul_wide)): products of at least 16 float (8 double) columns take the same
  * tiles with 64-byte vectors where the CPU has AVX-512F, so the same bits again.  The machine
- * this was written on (AMD Zen 3) has no AVX-512: the path's source is tested there compiled
- * for AVX2 (LC_TEST_WIDE), and its speed has not been measured. */
+ * this was written on (AMD Zen 3) has no AVX-512: the path runs there on an emulated AVX-512
+ * CPU (tests/kernels/test_emulated_cpus.py) and its source compiled for AVX2 (LC_TEST_WIDE);
+ * its speed has not been measured. */
 #if LC_HAVE_VECTOR_EXT
 LC_VECTOR_TYPEDEF(FN(lc_vec), REAL, 32);
 LC_VECTOR_TYPEDEF(FN(lc_hvec), REAL, 16); /* half a vector: leftover columns */
