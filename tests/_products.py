@@ -1,10 +1,14 @@
 """What the product tests share: the build's compiler options, the shapes every product path
-is checked on, the ordered sum each path must compute, and the C reference of the opt-in FMA
-products (test_products, test_emulated_cpus)."""
+is checked on and their operands, the layouts A is read in, the ordered sum each path must
+compute, and the C reference of the opt-in FMA products (test_products, test_emulated_cpus)."""
 
 from __future__ import annotations
 
+import ctypes
+from pathlib import Path
+
 import numpy as np
+from _cbuild import build_libraries, ptr
 
 # The build's options for GCC and Clang (setup.py).
 FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
@@ -65,6 +69,40 @@ def ordered_product(A: np.ndarray, M: np.ndarray) -> np.ndarray:
     for k in range(A.shape[1]):
         C = C + A[:, k : k + 1] * M[k : k + 1, :]
     return C
+
+
+def operands(rows: int, K: int, N: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A (rows, K) and M (K, N) of standard normal values, from a seed fixed by the shape."""
+    rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
+    return rng.standard_normal((rows, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+
+
+def layouts(A: np.ndarray) -> tuple[tuple[str, np.ndarray, int, int], ...]:
+    """The same A stored three ways, as (label, array, row stride, column stride): row-major,
+    transposed (x^T dz reads x this way), and with a row stride above K (no packing)."""
+    rows, K = A.shape
+    padded = np.zeros((rows, K + 3), A.dtype)
+    padded[:, :K] = A
+    return (
+        ("row-major", A, K, 1),
+        ("transposed", np.ascontiguousarray(A.T), 1, rows),
+        ("row stride K + 3", padded, K + 3, 1),
+    )
+
+
+def product(fn, A: np.ndarray, ars: int, acs: int, M: np.ndarray, rows: int, K: int, N: int):
+    """C from fn(A, ars, acs, M, C, rows, K, N) (lc_matmul's signature) through ctypes, C
+    filled with NaN first."""
+    C = np.full((rows, N), np.nan, M.dtype)
+    i64 = ctypes.c_int64
+    fn(ptr(A), i64(ars), i64(acs), ptr(M), ptr(C), i64(rows), i64(K), i64(N))
+    return C
+
+
+def fma_reference(out: Path):
+    """The library of FMA_REFERENCE (ref_fma_f32, ref_fma_f64), built in out."""
+    (out / "ref.c").write_text(FMA_REFERENCE)
+    return build_libraries(out, [out / "ref.c"], {"fma": []}, REFERENCE_FLAGS, "ref")["fma"]
 
 
 # The FMA products' reference: the same ordered sums with each term one call of the C library's

@@ -23,7 +23,6 @@ cannot pass without running these."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 import struct
@@ -31,7 +30,16 @@ import struct
 import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
-from _products import FLAGS, FMA_REFERENCE, REFERENCE_FLAGS, SHAPES, WIDTHS, ordered_product
+from _products import (
+    FLAGS,
+    SHAPES,
+    WIDTHS,
+    fma_reference,
+    layouts,
+    operands,
+    ordered_product,
+    product,
+)
 from _x86emu import (
     UD_FAULT,
     XCR0_AVX,
@@ -138,17 +146,9 @@ def test_products_give_the_ordered_sum_on_each_system(machine, sfx, dtype, syste
     # every width on the AVX-512 system; a third of them on the others (the host's own build
     # runs every width through these clones in test_products)
     for rows, K, N in SHAPES + (WIDTHS if system == "avx512" else WIDTHS[::3]):
-        rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
-        A = rng.standard_normal((rows, K)).astype(dtype)
-        M = rng.standard_normal((K, N)).astype(dtype)
+        A, M = operands(rows, K, N, dtype)
         want = ordered_product(A, M).tobytes()
-        Apad = np.zeros((rows, K + 3), dtype)  # row stride above K: no packing
-        Apad[:, :K] = A
-        for label, src, ars, acs in (
-            ("row-major", A, K, 1),
-            ("transposed", np.ascontiguousarray(A.T), 1, rows),
-            ("row stride K + 3", Apad, K + 3, 1),
-        ):
+        for label, src, ars, acs in layouts(A):
             got = _emulated_matmul(machine, sfx, src, ars, acs, M, rows, K, N)
             assert got.tobytes() == want, (label, rows, K, N)
 
@@ -170,18 +170,17 @@ def test_the_emulator_returns_what_the_function_computes(machine):
 
 
 @pytest.fixture(scope="module")
-def fma_reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fma_reference")
-    (out / "ref.c").write_text(FMA_REFERENCE)
-    return build_libraries(out, [out / "ref.c"], {"fma": []}, REFERENCE_FLAGS, "ref")["fma"]
+def fma_ref(tmp_path_factory):
+    """The C library's fused ordered sums (tests/_products.py), on the host."""
+    return fma_reference(tmp_path_factory.mktemp("fma_reference"))
 
 
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
-def test_fma_products_on_each_system(machine, fma_reference, sfx, dtype):
+def test_fma_products_on_each_system(machine, fma_ref, sfx, dtype):
     """The opt-in FMA products (lc_set_fma): AVX-512's fused tiles on the AVX-512 system,
     AVX2's on the AVX2 one, each the C library's fused ordered sum byte for byte; refused on the
     SSE one (and by a Clang build everywhere: GCC's attribute makes them)."""
-    reference = getattr(fma_reference, f"ref_fma_{sfx}")
+    reference = getattr(fma_ref, f"ref_fma_{sfx}")
     for system, (xcr0, _, _) in SYSTEMS.items():
         machine.reset(xcr0)
         available = machine.call("lc_fma_available")
@@ -193,16 +192,8 @@ def test_fma_products_on_each_system(machine, fma_reference, sfx, dtype):
         assert available == 1, system
         assert machine.call("lc_set_fma", 1) == 0 and machine.call("lc_get_fma") == 1
         for rows, K, N in SHAPES[::3] + WIDTHS[::7]:
-            rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
-            A = rng.standard_normal((rows, K)).astype(dtype)
-            M = rng.standard_normal((K, N)).astype(dtype)
-            want = np.empty((rows, N), dtype)
-            i64 = ctypes.c_int64
-            reference(
-                A.ctypes.data_as(ctypes.c_void_p), i64(K), i64(1),
-                M.ctypes.data_as(ctypes.c_void_p), want.ctypes.data_as(ctypes.c_void_p),
-                i64(rows), i64(K), i64(N),
-            )  # fmt: skip
+            A, M = operands(rows, K, N, dtype)
+            want = product(reference, A, K, 1, M, rows, K, N)
             got = _emulated_matmul(machine, sfx, A, K, 1, M, rows, K, N)
             assert got.tobytes() == want.tobytes(), (system, rows, K, N)
     machine.reset(XCR0_AVX512)  # fresh data: FMA off again

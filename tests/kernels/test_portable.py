@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, CNet, Optim, Train, build_libraries
 from _cbuild import ptr as _ptr
+from _products import product
 
 # The build's options for GCC and Clang (setup.py), at -O2: the bits must not depend on it.
 FLAGS = ["-O2", "-std=c11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-fPIC", "-shared"]
@@ -95,20 +96,10 @@ def test_products_of_awkward_shapes_give_the_same_bits_in_every_build(builds, bu
     for rows, K, N in shapes:
         A = rng.standard_normal((rows, K)).astype(dtype)
         M = rng.standard_normal((K, N)).astype(dtype)
-        outs = []
-        for lib in (builds["default"], builds[build]):
-            C = np.zeros((rows, N), dtype)
-            getattr(lib, f"lc_matmul_{sfx}")(
-                _ptr(A),
-                ctypes.c_int64(K),
-                ctypes.c_int64(1),
-                _ptr(M),
-                _ptr(C),
-                ctypes.c_int64(rows),
-                ctypes.c_int64(K),
-                ctypes.c_int64(N),
-            )
-            outs.append(C)
+        outs = [
+            product(getattr(lib, f"lc_matmul_{sfx}"), A, K, 1, M, rows, K, N)
+            for lib in (builds["default"], builds[build])
+        ]
         assert outs[1].tobytes() == outs[0].tobytes(), (rows, K, N)
 
 

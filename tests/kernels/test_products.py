@@ -25,7 +25,16 @@ import numpy as np
 import pytest
 from _cbuild import CSRC, KERNEL_SOURCES, build_libraries
 from _cbuild import ptr as _ptr
-from _products import FLAGS, FMA_REFERENCE, REFERENCE_FLAGS, SHAPES, WIDTHS, ordered_product
+from _products import (
+    FLAGS,
+    SHAPES,
+    WIDTHS,
+    fma_reference,
+    layouts,
+    operands,
+    ordered_product,
+    product,
+)
 
 MODES = {
     "default": [],
@@ -42,32 +51,18 @@ def libs(tmp_path_factory):
     return build_libraries(tmp_path_factory.mktemp("products"), sources, MODES, FLAGS, "lc")
 
 
-def _matmul(lib, sfx, A, ars, acs, M, rows, K, N, dtype):
-    C = np.full((rows, N), np.nan, dtype)
-    i64 = ctypes.c_int64
-    getattr(lib, f"lc_matmul_{sfx}")(
-        _ptr(A), i64(ars), i64(acs), _ptr(M), _ptr(C), i64(rows), i64(K), i64(N)
-    )
-    return C
+def _matmul(lib, sfx, A, ars, acs, M, rows, K, N):
+    return product(getattr(lib, f"lc_matmul_{sfx}"), A, ars, acs, M, rows, K, N)
 
 
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
 @pytest.mark.parametrize("rows,K,N", SHAPES)
 def test_every_product_path_gives_the_ordered_sum(libs, sfx, dtype, rows, K, N):
-    rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
-    A = rng.standard_normal((rows, K)).astype(dtype)
-    At = np.ascontiguousarray(A.T)  # the same A, stored transposed (x^T dz reads x this way)
-    Apad = np.zeros((rows, K + 3), dtype)  # row stride above K: no packing
-    Apad[:, :K] = A
-    M = rng.standard_normal((K, N)).astype(dtype)
+    A, M = operands(rows, K, N, dtype)
     want = ordered_product(A, M)
     for mode, lib in libs.items():
-        for label, src, ars, acs in (
-            ("row-major", A, K, 1),
-            ("transposed", At, 1, rows),
-            ("row stride K + 3", Apad, K + 3, 1),
-        ):
-            got = _matmul(lib, sfx, src, ars, acs, M, rows, K, N, dtype)
+        for label, src, ars, acs in layouts(A):
+            got = _matmul(lib, sfx, src, ars, acs, M, rows, K, N)
             assert got.tobytes() == want.tobytes(), (mode, label)
 
 
@@ -79,9 +74,9 @@ def test_every_product_width_from_1_to_100_matches(libs, sfx, dtype):
         M = rng.standard_normal((K, N)).astype(dtype)
         want = ordered_product(A, M)
         for mode, lib in libs.items():
-            got = _matmul(lib, sfx, A, K, 1, M, rows, K, N, dtype)
+            got = _matmul(lib, sfx, A, K, 1, M, rows, K, N)
             assert got.tobytes() == want.tobytes(), (mode, rows, K, N)
-            got = _matmul(lib, sfx, np.ascontiguousarray(A.T), 1, rows, M, rows, K, N, dtype)
+            got = _matmul(lib, sfx, np.ascontiguousarray(A.T), 1, rows, M, rows, K, N)
             assert got.tobytes() == want.tobytes(), (mode, "transposed", rows, K, N)
 
 
@@ -165,59 +160,37 @@ LC_OK, LC_ERR_ARGS = 0, 4
 
 
 @pytest.fixture(scope="module")
-def fma_reference(tmp_path_factory):
+def fma_ref(tmp_path_factory):
     """The C library's fused ordered sums (tests/_products.py)."""
-    out = tmp_path_factory.mktemp("fma_reference")
-    (out / "ref.c").write_text(FMA_REFERENCE)
-    return build_libraries(out, [out / "ref.c"], {"fma": []}, REFERENCE_FLAGS, "ref")["fma"]
-
-
-def _call(fn, A, ars, acs, M, rows, K, N, dtype):
-    C = np.full((rows, N), np.nan, dtype)
-    i64 = ctypes.c_int64
-    fn(_ptr(A), i64(ars), i64(acs), _ptr(M), _ptr(C), i64(rows), i64(K), i64(N))
-    return C
-
-
-def _cases(dtype):
-    for rows, K, N in SHAPES + WIDTHS:
-        rng = np.random.default_rng(rows * 10_000 + K * 100 + N)
-        A = rng.standard_normal((rows, K)).astype(dtype)
-        M = rng.standard_normal((K, N)).astype(dtype)
-        Apad = np.zeros((rows, K + 3), dtype)
-        Apad[:, :K] = A
-        layouts = (
-            ("row-major", A, K, 1),
-            ("transposed", np.ascontiguousarray(A.T), 1, rows),
-            ("row stride K + 3", Apad, K + 3, 1),
-        )
-        yield (rows, K, N), A, M, layouts
+    return fma_reference(tmp_path_factory.mktemp("fma_reference"))
 
 
 @pytest.mark.parametrize("sfx,dtype", [("f32", np.float32), ("f64", np.float64)])
-def test_fma_products_give_the_fused_ordered_sum(libs, fma_reference, sfx, dtype):
+def test_fma_products_give_the_fused_ordered_sum(libs, fma_ref, sfx, dtype):
     """With lc_set_fma(1), lc_matmul computes each C[i][j] as fma(A[i][K-1], M[K-1][j], ...
     fma(A[i][0], M[0][j], 0)): one rounding per term, the C library's fmaf / fma in the same
     order; turned off, the default products come back."""
-    lib, ref = libs["default"], fma_reference
+    lib, ref = libs["default"], fma_ref
     if not lib.lc_fma_available():
         pytest.skip("no FMA products in this build or on this CPU")
     matmul, reference = getattr(lib, f"lc_matmul_{sfx}"), getattr(ref, f"ref_fma_{sfx}")
     differ = 0
     try:
         assert lib.lc_set_fma(1) == LC_OK and lib.lc_get_fma() == 1
-        for shape, A, M, layouts in _cases(dtype):
-            want = _call(reference, A, shape[1], 1, M, *shape, dtype).tobytes()
+        for shape in SHAPES + WIDTHS:
+            A, M = operands(*shape, dtype)
+            want = product(reference, A, shape[1], 1, M, *shape).tobytes()
             differ += want != ordered_product(A, M).tobytes()
-            for label, src, ars, acs in layouts:
-                got = _call(matmul, src, ars, acs, M, *shape, dtype)
+            for label, src, ars, acs in layouts(A):
+                got = product(matmul, src, ars, acs, M, *shape)
                 assert got.tobytes() == want, (label, shape)
     finally:
         lib.lc_set_fma(0)
     assert differ > len(SHAPES)  # the fused sums are other bits on most shapes
     assert lib.lc_get_fma() == 0
-    for shape, A, M, _ in _cases(dtype):  # off again: the default products
-        got = _call(matmul, A, shape[1], 1, M, *shape, dtype)
+    for shape in SHAPES + WIDTHS:  # off again: the default products
+        A, M = operands(*shape, dtype)
+        got = product(matmul, A, shape[1], 1, M, *shape)
         assert got.tobytes() == ordered_product(A, M).tobytes(), shape
 
 
